@@ -1,0 +1,3 @@
+fn main() {
+    let _ = drflow_steps::registry();
+}
