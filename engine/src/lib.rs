@@ -9,10 +9,15 @@
 
 mod duration;
 mod event;
+mod state;
 mod step;
 
 pub use duration::{format_duration, parse_duration};
 pub use event::{Fanout, Recorder, RunEvent, RunSink, RunStatus, SinkError, Timestamp, now};
+pub use state::{
+    Attempt, AttemptOutcome, ResumePoint, RunState, StepState, StepStatus, TransitionError,
+    TransitionErrorKind, event_name,
+};
 pub use step::{
     OutputSpec, Outputs, ParamSpec, Registry, StepContext, StepError, StepFuture, StepSpec,
     StepType, ValueType,
