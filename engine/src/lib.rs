@@ -9,11 +9,17 @@
 
 mod duration;
 mod event;
+mod journal;
 mod state;
 mod step;
 
 pub use duration::{format_duration, parse_duration};
 pub use event::{Fanout, Recorder, RunEvent, RunSink, RunStatus, SinkError, Timestamp, now};
+pub use journal::{
+    APPLICATION_ID, DEFAULT_STATE_DIR, Durability, JOURNAL_FILE, Journal, JournalError, MIGRATIONS,
+    RunSummary, SCHEMA_VERSION, STATE_DIR_ENV, format_timestamp, new_run_id, parse_status,
+    resolve_state_dir,
+};
 pub use state::{
     Attempt, AttemptOutcome, ResumePoint, RunState, StepState, StepStatus, TransitionError,
     TransitionErrorKind, event_name,

@@ -1,0 +1,1076 @@
+//! The journal: every run's events, written ahead to an embedded SQLite database.
+//!
+//! # Where
+//!
+//! `<state dir>/journal.db`; the state dir is `--state-dir`, else `$DRFLOW_STATE_DIR`, else
+//! `.drflow` in the working directory ([`resolve_state_dir`]).
+//!
+//! # Never overwrite what is not ours
+//!
+//! Before SQLite touches an existing file, its header is checked: a file that is not SQLite, or
+//! is SQLite with another application's `application_id` (or tables but no id), is refused with
+//! [`JournalError::NotAJournal`] / [`JournalError::Foreign`] and left byte-for-byte unchanged. A
+//! file that SQLite reports as corrupt gives [`JournalError::Corrupt`]. Only an absent or empty
+//! file, or an empty SQLite database, becomes a new journal.
+//!
+//! # Schema
+//!
+//! `PRAGMA application_id` is [`APPLICATION_ID`] (`DRFL`); `PRAGMA user_version` is the schema
+//! version, [`SCHEMA_VERSION`]. Opening applies the missing [`MIGRATIONS`] in one `IMMEDIATE`
+//! transaction (so two processes opening a fresh journal at once do not both migrate) and records
+//! each in the `migrations` table. A journal from a newer drflow is refused, not downgraded.
+//!
+//! # Durability: why one commit per scheduler wave is write-ahead
+//!
+//! The engine promises that every state change is durable *before* the engine acts on it. A
+//! commit per event would give that trivially, but costs a commit (and, with
+//! `synchronous=FULL`, an fsync) per event: far over the 100 µs/step budget for a 10k-step run.
+//!
+//! Instead [`Journal`] (a [`RunSink`]) opens a transaction at the first event, appends every
+//! event to it, and commits at [`RunSink::flush`]. The scheduler calls `flush` after it recorded
+//! a wave of events (the results it collected and the `step_started` of every step it is about to
+//! start) and *before* it starts those steps, hands results on, or exits. Nothing outside the
+//! process can have seen the effect of an event until it is committed, so no external action
+//! happens on an unwritten state change: if the process dies before the commit, the wave is lost
+//! as a whole, and the run resumes from the previous wave, which is exactly the state the world
+//! was in as far as drflow's own actions go (a step's side effect may have happened if the step
+//! finished but its `step_succeeded` did not commit: that is the "started, never finished" case
+//! the idempotency contract covers). `run_finished` commits immediately, as does dropping the
+//! journal.
+//!
+//! The database runs in WAL mode with `synchronous=NORMAL`: a commit is a sequential append to
+//! the WAL with no fsync. That survives a crash or `SIGKILL` of drflow (the WAL is in the OS page
+//! cache); a power loss or kernel crash may lose the last commits, which resume then treats as
+//! "not started" / "started, never finished" (re-run, safe under idempotency). Set
+//! `DRFLOW_JOURNAL_SYNC=full` for an fsync per commit when the host itself may die mid-run
+//! ([`Durability::Full`]).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::event::{RunEvent, RunSink, RunStatus, SinkError, Timestamp};
+use crate::state::event_name;
+
+/// The `PRAGMA application_id` of a drflow journal: `DRFL` in ASCII.
+pub const APPLICATION_ID: i32 = 0x4452_464C;
+
+/// The schema version this build writes (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The journal's file name inside the state dir.
+pub const JOURNAL_FILE: &str = "journal.db";
+
+/// The state dir used when neither `--state-dir` nor `DRFLOW_STATE_DIR` is given.
+pub const DEFAULT_STATE_DIR: &str = ".drflow";
+
+/// The environment variable that moves the state dir.
+pub const STATE_DIR_ENV: &str = "DRFLOW_STATE_DIR";
+
+/// Every schema migration: (version it produces, name, SQL). Applied in order, never edited once
+/// released: a change to the schema is a new entry.
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[(
+    1,
+    "runs, events and lock leases",
+    "CREATE TABLE runs (
+        id            TEXT PRIMARY KEY,
+        runbook       TEXT NOT NULL,
+        path          TEXT NOT NULL,
+        content_hash  TEXT NOT NULL,
+        params        TEXT NOT NULL,
+        status        TEXT NOT NULL,
+        started_at    REAL NOT NULL,
+        finished_at   REAL
+    );
+    CREATE INDEX runs_by_start ON runs (started_at);
+    CREATE TABLE events (
+        run_id  TEXT NOT NULL REFERENCES runs (id),
+        seq     INTEGER NOT NULL,
+        kind    TEXT NOT NULL,
+        step    TEXT,
+        at      REAL NOT NULL,
+        body    TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE leases (
+        key          TEXT PRIMARY KEY,
+        run_id       TEXT NOT NULL,
+        pid          INTEGER NOT NULL,
+        proc_start   TEXT,
+        hostname     TEXT NOT NULL,
+        acquired_at  REAL NOT NULL,
+        heartbeat_at REAL NOT NULL,
+        expires_at   REAL NOT NULL
+    );",
+)];
+
+/// How long a connection waits for another process's write transaction before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Something went wrong with the journal.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The file exists and is not a SQLite database.
+    #[error(
+        "{path} is not a drflow journal (it is not a SQLite database); it was left untouched. \
+         Move it away, or point --state-dir / DRFLOW_STATE_DIR at another directory"
+    )]
+    NotAJournal {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file is a SQLite database that belongs to something else.
+    #[error(
+        "{path} is a SQLite database of another application (application_id {application_id:#x}, \
+         expected {expected:#x}); it was left untouched. Point --state-dir / DRFLOW_STATE_DIR at \
+         another directory",
+        expected = APPLICATION_ID
+    )]
+    Foreign {
+        /// The file.
+        path: PathBuf,
+        /// The id found in its header.
+        application_id: i32,
+    },
+    /// SQLite says the file is damaged.
+    #[error(
+        "the journal {path} is corrupt ({detail}); nothing was written to it. Keep a copy for \
+         inspection, then move it away to start a fresh journal"
+    )]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What SQLite said.
+        detail: String,
+    },
+    /// A newer drflow wrote this journal.
+    #[error(
+        "the journal {path} has schema version {found}, newer than this drflow understands \
+         ({supported}); upgrade drflow, or use another --state-dir"
+    )]
+    TooNew {
+        /// The file.
+        path: PathBuf,
+        /// Its `user_version`.
+        found: u32,
+        /// [`SCHEMA_VERSION`].
+        supported: u32,
+    },
+    /// The file or its directory could not be read or created.
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Another process holds the journal's write lock for too long.
+    #[error(
+        "the journal {path} stayed locked by another drflow process for {secs} s while {context}; \
+         try again, or check for a hung drflow process",
+        secs = BUSY_TIMEOUT.as_secs()
+    )]
+    Busy {
+        /// The file.
+        path: PathBuf,
+        /// What was being done.
+        context: &'static str,
+    },
+    /// Any other SQLite error.
+    #[error("journal {path}: {context}: {source}")]
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+        /// What was being done.
+        context: &'static str,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// No run has this id (or id prefix).
+    #[error("no run {id} in the journal {path}; `drflow runs` lists the runs")]
+    UnknownRun {
+        /// The id asked for.
+        id: String,
+        /// The journal.
+        path: PathBuf,
+    },
+    /// An id prefix matches several runs.
+    #[error("run id prefix {prefix} matches several runs ({}); give more characters", matches.join(", "))]
+    AmbiguousRun {
+        /// The prefix asked for.
+        prefix: String,
+        /// Run ids that match.
+        matches: Vec<String>,
+    },
+    /// A stored event is not valid JSON for a [`RunEvent`].
+    #[error(
+        "event #{seq} of run {run_id} in {path} cannot be read ({source}); the journal was \
+         edited or written by an incompatible drflow"
+    )]
+    BadEvent {
+        /// The run.
+        run_id: String,
+        /// The event's position.
+        seq: i64,
+        /// The journal.
+        path: PathBuf,
+        /// The decoding error.
+        source: serde_json::Error,
+    },
+    /// An event was recorded before `run_started` told the journal which run it belongs to.
+    #[error(
+        "the journal got a {event} event before run_started or attach(); this is a bug in drflow"
+    )]
+    NoRun {
+        /// The event's name.
+        event: &'static str,
+    },
+}
+
+/// How hard each commit tries to reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// WAL with `synchronous=NORMAL`: survives a crash of drflow, may lose the last commits on
+    /// power loss (the default; see the module docs).
+    Normal,
+    /// WAL with `synchronous=FULL`: an fsync per commit.
+    Full,
+}
+
+impl Durability {
+    /// `Full` when `DRFLOW_JOURNAL_SYNC=full`, else `Normal`.
+    pub fn from_env() -> Durability {
+        match std::env::var("DRFLOW_JOURNAL_SYNC") {
+            Ok(v) if v.eq_ignore_ascii_case("full") => Durability::Full,
+            _ => Durability::Normal,
+        }
+    }
+}
+
+/// One row of `drflow runs`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSummary {
+    /// The run's id.
+    pub id: String,
+    /// The runbook's name.
+    pub runbook: String,
+    /// The runbook file.
+    pub path: String,
+    /// SHA-256 of the runbook file when the run started.
+    pub content_hash: String,
+    /// Resolved parameters, secrets redacted.
+    pub params: Value,
+    /// The run's last known status (`running` also for a run whose process died).
+    pub status: String,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// When it last finished.
+    pub finished_at: Option<Timestamp>,
+}
+
+/// The state dir: `cli` if given, else `$DRFLOW_STATE_DIR` if set and not empty, else `.drflow`.
+pub fn resolve_state_dir(cli: Option<&Path>) -> PathBuf {
+    if let Some(dir) = cli {
+        return dir.to_owned();
+    }
+    match std::env::var_os(STATE_DIR_ENV) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(DEFAULT_STATE_DIR),
+    }
+}
+
+/// A new run id: the UTC start time and 6 random hex digits, e.g. `20261122T015910-3fa2c1`.
+/// Ids sort by start time, and a prefix is enough to name a run on the command line.
+pub fn new_run_id() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (y, mo, d, h, mi, s) = civil_from_unix(secs);
+    let suffix: u32 = rand::random::<u32>() & 0x00ff_ffff;
+    format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}-{suffix:06x}")
+}
+
+/// Unix seconds to (year, month, day, hour, minute, second) in UTC (Howard Hinnant's algorithm).
+fn civil_from_unix(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (
+        y,
+        m,
+        d,
+        (rem / 3600) as u32,
+        ((rem % 3600) / 60) as u32,
+        (rem % 60) as u32,
+    )
+}
+
+/// Formats a timestamp as `YYYY-MM-DD HH:MM:SS` UTC, for reports.
+pub fn format_timestamp(at: Timestamp) -> String {
+    let (y, mo, d, h, mi, s) = civil_from_unix(at.max(0.0) as u64);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
+}
+
+/// The durable journal of runs. Implements [`RunSink`] for the run it is recording.
+pub struct Journal {
+    conn: Connection,
+    path: PathBuf,
+    /// The run being recorded and the next event's `seq`.
+    run: Option<(String, i64)>,
+    in_tx: bool,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal")
+            .field("path", &self.path)
+            .field("run", &self.run)
+            .finish()
+    }
+}
+
+impl Journal {
+    /// Opens (or creates) `<state_dir>/journal.db`, creating the directory if needed.
+    pub fn open_in(state_dir: &Path) -> Result<Journal, JournalError> {
+        std::fs::create_dir_all(state_dir).map_err(|source| JournalError::Io {
+            action: "create the state directory",
+            path: state_dir.to_owned(),
+            source,
+        })?;
+        Journal::open(&state_dir.join(JOURNAL_FILE))
+    }
+
+    /// Opens (or creates) the journal at `path`, with [`Durability::from_env`].
+    pub fn open(path: &Path) -> Result<Journal, JournalError> {
+        Journal::open_with(path, Durability::from_env())
+    }
+
+    /// Opens (or creates) the journal at `path`. See the module docs for what is refused.
+    pub fn open_with(path: &Path, durability: Durability) -> Result<Journal, JournalError> {
+        check_header(path)?;
+        let conn = Connection::open(path).map_err(sql(path, "opening the journal"))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(sql(path, "setting the busy timeout"))?;
+        // Probe before any write: these reads change nothing in the file.
+        let (app_id, tables) = probe(&conn, path)?;
+        if app_id != APPLICATION_ID && !(app_id == 0 && tables == 0) {
+            return Err(JournalError::Foreign {
+                path: path.to_owned(),
+                application_id: app_id,
+            });
+        }
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+            .map_err(sql(path, "switching to WAL mode"))?;
+        let sync = match durability {
+            Durability::Normal => "NORMAL",
+            Durability::Full => "FULL",
+        };
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;"
+        ))
+        .map_err(sql(path, "setting pragmas"))?;
+        let journal = Journal {
+            conn,
+            path: path.to_owned(),
+            run: None,
+            in_tx: false,
+        };
+        journal.migrate()?;
+        Ok(journal)
+    }
+
+    fn migrate(&self) -> Result<(), JournalError> {
+        let path = &self.path;
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(sql(path, "locking the journal to check its schema"))?;
+        let result = (|| {
+            // Re-read under the write lock: another process may have created it meanwhile.
+            let (app_id, tables) = probe(&self.conn, path)?;
+            if app_id == 0 && tables == 0 {
+                self.conn
+                    .execute_batch(&format!(
+                        "PRAGMA application_id = {APPLICATION_ID};
+                         CREATE TABLE migrations (
+                             version    INTEGER PRIMARY KEY,
+                             name       TEXT NOT NULL,
+                             applied_at REAL NOT NULL
+                         );"
+                    ))
+                    .map_err(sql(path, "initialising a new journal"))?;
+            } else if app_id != APPLICATION_ID {
+                return Err(JournalError::Foreign {
+                    path: path.clone(),
+                    application_id: app_id,
+                });
+            }
+            let version: u32 = self
+                .conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(sql(path, "reading the schema version"))?;
+            if version > SCHEMA_VERSION {
+                return Err(JournalError::TooNew {
+                    path: path.clone(),
+                    found: version,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            for (v, name, ddl) in MIGRATIONS.iter().filter(|(v, _, _)| *v > version) {
+                self.conn
+                    .execute_batch(ddl)
+                    .map_err(sql(path, "migrating the journal schema"))?;
+                self.conn
+                    .execute(
+                        "INSERT INTO migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+                        params![v, name, crate::event::now()],
+                    )
+                    .map_err(sql(path, "recording a schema migration"))?;
+                self.conn
+                    .execute_batch(&format!("PRAGMA user_version = {v}"))
+                    .map_err(sql(path, "recording the schema version"))?;
+            }
+            Ok(())
+        })();
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        let ended = self
+            .conn
+            .execute_batch(end)
+            .map_err(sql(path, "committing the schema migration"));
+        result.and(ended)
+    }
+
+    /// The journal's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Records the next events into an existing run (resume, rollback), after its last event.
+    pub fn attach(&mut self, run_id: &str) -> Result<(), JournalError> {
+        self.commit()?;
+        let last: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT MAX(seq) FROM events WHERE run_id = ?1",
+                [run_id],
+                |r| r.get(0),
+            )
+            .map_err(sql(&self.path, "finding the run's last event"))?;
+        let Some(last) = last else {
+            return Err(JournalError::UnknownRun {
+                id: run_id.to_owned(),
+                path: self.path.clone(),
+            });
+        };
+        self.run = Some((run_id.to_owned(), last + 1));
+        Ok(())
+    }
+
+    /// Appends one event to the open transaction (opening one if needed).
+    pub fn append(&mut self, event: &RunEvent) -> Result<(), JournalError> {
+        let path = self.path.clone();
+        if let RunEvent::RunStarted { run_id, .. } = event {
+            self.run = Some((run_id.clone(), 1));
+        }
+        let Some((run_id, seq)) = self.run.clone() else {
+            return Err(JournalError::NoRun {
+                event: event_name(event),
+            });
+        };
+        if !self.in_tx {
+            self.conn
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(sql(&path, "starting a journal transaction"))?;
+            self.in_tx = true;
+        }
+        match event {
+            RunEvent::RunStarted {
+                runbook,
+                path: file,
+                content_hash,
+                params,
+                at,
+                ..
+            } => {
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO runs (id, runbook, path, content_hash, params, status, started_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6)",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![run_id, runbook, file, content_hash, params.to_string(), at])
+                    })
+                    .map_err(sql(&path, "recording a new run"))?;
+            }
+            RunEvent::RunResumed { .. } => {
+                self.conn
+                    .execute(
+                        "UPDATE runs SET status = 'running', finished_at = NULL WHERE id = ?1",
+                        [&run_id],
+                    )
+                    .map_err(sql(&path, "marking the run resumed"))?;
+            }
+            RunEvent::RunFinished { status, at, .. } => {
+                self.conn
+                    .execute(
+                        "UPDATE runs SET status = ?2, finished_at = ?3 WHERE id = ?1",
+                        params![run_id, status.name(), at],
+                    )
+                    .map_err(sql(&path, "marking the run finished"))?;
+            }
+            _ => {}
+        }
+        let body = serde_json::to_string(event).map_err(|e| JournalError::BadEvent {
+            run_id: run_id.clone(),
+            seq,
+            path: path.clone(),
+            source: e,
+        })?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO events (run_id, seq, kind, step, at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    run_id,
+                    seq,
+                    event_name(event),
+                    event.step(),
+                    event_at(event),
+                    body
+                ])
+            })
+            .map_err(sql(&path, "writing an event"))?;
+        if let Some((_, next)) = self.run.as_mut() {
+            *next = seq + 1;
+        }
+        Ok(())
+    }
+
+    /// Commits the open transaction, if any: every event appended so far is durable afterwards.
+    pub fn commit(&mut self) -> Result<(), JournalError> {
+        if self.in_tx {
+            self.conn
+                .execute_batch("COMMIT")
+                .map_err(sql(&self.path, "committing journal events"))?;
+            self.in_tx = false;
+        }
+        Ok(())
+    }
+
+    /// Every run, newest first.
+    pub fn list_runs(&self) -> Result<Vec<RunSummary>, JournalError> {
+        self.query_runs("ORDER BY started_at DESC, id DESC", [])
+    }
+
+    /// One run's summary.
+    pub fn run(&self, run_id: &str) -> Result<RunSummary, JournalError> {
+        self.query_runs("WHERE id = ?1", [run_id])?
+            .pop()
+            .ok_or_else(|| JournalError::UnknownRun {
+                id: run_id.to_owned(),
+                path: self.path.clone(),
+            })
+    }
+
+    /// The id of the most recently started run, if any.
+    pub fn latest_run_id(&self) -> Result<Option<String>, JournalError> {
+        self.conn
+            .query_row(
+                "SELECT id FROM runs ORDER BY started_at DESC, id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql(&self.path, "finding the latest run"))
+    }
+
+    /// Resolves what a user typed: a full run id, a unique prefix of one, or `latest`.
+    pub fn find_run(&self, id_or_prefix: &str) -> Result<String, JournalError> {
+        let unknown = || JournalError::UnknownRun {
+            id: id_or_prefix.to_owned(),
+            path: self.path.clone(),
+        };
+        if id_or_prefix == "latest" {
+            return self.latest_run_id()?.ok_or_else(unknown);
+        }
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id FROM runs WHERE id = ?1 OR substr(id, 1, length(?1)) = ?1 ORDER BY id",
+            )
+            .map_err(sql(&self.path, "looking up a run"))?;
+        let ids: Vec<String> = stmt
+            .query_map([id_or_prefix], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(sql(&self.path, "looking up a run"))?;
+        if ids.iter().any(|id| id == id_or_prefix) {
+            return Ok(id_or_prefix.to_owned());
+        }
+        match ids.len() {
+            0 => Err(unknown()),
+            1 => Ok(ids.into_iter().next().unwrap_or_default()),
+            _ => Err(JournalError::AmbiguousRun {
+                prefix: id_or_prefix.to_owned(),
+                matches: ids,
+            }),
+        }
+    }
+
+    /// A run's events, oldest first.
+    pub fn events(&self, run_id: &str) -> Result<Vec<RunEvent>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, body FROM events WHERE run_id = ?1 ORDER BY seq")
+            .map_err(sql(&self.path, "reading a run's events"))?;
+        let rows: Vec<(i64, String)> = stmt
+            .query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(sql(&self.path, "reading a run's events"))?;
+        if rows.is_empty() {
+            return Err(JournalError::UnknownRun {
+                id: run_id.to_owned(),
+                path: self.path.clone(),
+            });
+        }
+        rows.into_iter()
+            .map(|(seq, body)| {
+                serde_json::from_str(&body).map_err(|source| JournalError::BadEvent {
+                    run_id: run_id.to_owned(),
+                    seq,
+                    path: self.path.clone(),
+                    source,
+                })
+            })
+            .collect()
+    }
+
+    /// How many events a run has (cheap; tests poll it).
+    pub fn event_count(&self, run_id: &str) -> Result<i64, JournalError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM events WHERE run_id = ?1",
+                [run_id],
+                |r| r.get(0),
+            )
+            .map_err(sql(&self.path, "counting a run's events"))
+    }
+
+    fn query_runs<P: rusqlite::Params>(
+        &self,
+        filter: &str,
+        params: P,
+    ) -> Result<Vec<RunSummary>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT id, runbook, path, content_hash, params, status, started_at, finished_at
+                 FROM runs {filter}"
+            ))
+            .map_err(sql(&self.path, "listing runs"))?;
+        stmt.query_map(params, |r| {
+            let params: String = r.get(4)?;
+            Ok(RunSummary {
+                id: r.get(0)?,
+                runbook: r.get(1)?,
+                path: r.get(2)?,
+                content_hash: r.get(3)?,
+                params: serde_json::from_str(&params).unwrap_or(Value::Null),
+                status: r.get(5)?,
+                started_at: r.get(6)?,
+                finished_at: r.get(7)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(sql(&self.path, "listing runs"))
+    }
+}
+
+impl RunSink for Journal {
+    fn record(&mut self, event: &RunEvent) -> Result<(), SinkError> {
+        self.append(event).map_err(|e| SinkError(e.to_string()))?;
+        if matches!(event, RunEvent::RunFinished { .. }) {
+            self.commit().map_err(|e| SinkError(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        self.commit().map_err(|e| SinkError(e.to_string()))
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        // The recorded events are facts about the run: keep them even if the caller forgot to
+        // flush (an error path, a panic unwinding).
+        if let Err(e) = self.commit() {
+            tracing::error!(error = %e, "Could not commit the last journal events");
+        }
+    }
+}
+
+fn event_at(event: &RunEvent) -> Timestamp {
+    match event {
+        RunEvent::RunStarted { at, .. }
+        | RunEvent::RunResumed { at }
+        | RunEvent::StepStarted { at, .. }
+        | RunEvent::AttemptFailed { at, .. }
+        | RunEvent::StepSucceeded { at, .. }
+        | RunEvent::StepFailed { at, .. }
+        | RunEvent::StepSkipped { at, .. }
+        | RunEvent::StepInterrupted { at, .. }
+        | RunEvent::UndoStarted { at, .. }
+        | RunEvent::UndoSucceeded { at, .. }
+        | RunEvent::UndoFailed { at, .. }
+        | RunEvent::RunFinished { at, .. } => *at,
+    }
+}
+
+/// Parses a status as stored in the `runs` table.
+pub fn parse_status(name: &str) -> Option<RunStatus> {
+    [
+        RunStatus::Running,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Interrupted,
+        RunStatus::RolledBack,
+        RunStatus::RollbackFailed,
+    ]
+    .into_iter()
+    .find(|s| s.name() == name)
+}
+
+/// Refuses a non-empty file that is not SQLite, without opening it with SQLite.
+fn check_header(path: &Path) -> Result<(), JournalError> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(JournalError::Io {
+                action: "open the journal",
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let mut header = [0u8; 100];
+    let mut read = 0;
+    while read < header.len() {
+        match file.read(&mut header[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(source) => {
+                return Err(JournalError::Io {
+                    action: "read the journal",
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        }
+    }
+    if read == 0 {
+        return Ok(()); // an empty file: SQLite treats it as a new database
+    }
+    if read < header.len() || &header[..16] != b"SQLite format 3\0" {
+        return Err(JournalError::NotAJournal {
+            path: path.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Reads the application id and the number of schema objects, mapping corruption to an error.
+fn probe(conn: &Connection, path: &Path) -> Result<(i32, i64), JournalError> {
+    let app_id: i32 = conn
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(sql(path, "reading the journal header"))?;
+    let tables: i64 = conn
+        .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
+        .map_err(sql(path, "reading the journal schema"))?;
+    Ok((app_id, tables))
+}
+
+/// Maps a SQLite error to a [`JournalError`], recognising corruption and lock timeouts.
+pub(crate) fn sql<'a>(
+    path: &'a Path,
+    context: &'static str,
+) -> impl FnOnce(rusqlite::Error) -> JournalError + 'a {
+    move |source| match source.sqlite_error_code() {
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => JournalError::Corrupt {
+            path: path.to_owned(),
+            detail: source.to_string(),
+        },
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => JournalError::Busy {
+            path: path.to_owned(),
+            context,
+        },
+        _ => JournalError::Sqlite {
+            path: path.to_owned(),
+            context,
+            source,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::step::{Outputs, StepError};
+    use serde_json::json;
+
+    fn started(run_id: &str) -> RunEvent {
+        RunEvent::RunStarted {
+            run_id: run_id.into(),
+            runbook: "rb".into(),
+            path: "rb.yaml".into(),
+            content_hash: "h".into(),
+            params: json!({"token": "***"}),
+            at: 1.0,
+        }
+    }
+
+    fn step_events(step: &str) -> [RunEvent; 2] {
+        [
+            RunEvent::StepStarted {
+                step: step.into(),
+                attempt: 1,
+                at: 2.0,
+            },
+            RunEvent::StepSucceeded {
+                step: step.into(),
+                attempt: 1,
+                outputs: Outputs::new(),
+                at: 3.0,
+            },
+        ]
+    }
+
+    #[test]
+    fn records_and_reads_back_a_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open_in(dir.path()).unwrap();
+        j.record(&started("r1")).unwrap();
+        for e in step_events("a") {
+            j.record(&e).unwrap();
+        }
+        j.flush().unwrap();
+        let failed = RunEvent::AttemptFailed {
+            step: "b".into(),
+            attempt: 1,
+            error: StepError::retryable("throttled", "slow down"),
+            will_retry: true,
+            at: 4.0,
+        };
+        j.record(&failed).unwrap();
+        j.record(&RunEvent::RunFinished {
+            status: RunStatus::Failed,
+            outputs: Outputs::new(),
+            at: 5.0,
+        })
+        .unwrap();
+        drop(j);
+
+        let j = Journal::open_in(dir.path()).unwrap();
+        let events = j.events("r1").unwrap();
+        assert_eq!(events.len(), 5);
+        assert_eq!(events[3], failed);
+        let runs = j.list_runs().unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].status, "failed");
+        assert_eq!(runs[0].finished_at, Some(5.0));
+        assert_eq!(runs[0].params, json!({"token": "***"}));
+        assert_eq!(j.latest_run_id().unwrap().as_deref(), Some("r1"));
+        assert_eq!(j.find_run("r").unwrap(), "r1");
+        assert_eq!(j.find_run("latest").unwrap(), "r1");
+        assert!(matches!(
+            j.find_run("x"),
+            Err(JournalError::UnknownRun { .. })
+        ));
+    }
+
+    #[test]
+    fn schema_is_versioned_and_branded() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open_in(dir.path()).unwrap();
+        let (app, ver, mode): (i32, u32, String) = j
+            .conn
+            .query_row(
+                "SELECT (SELECT application_id FROM pragma_application_id),
+                        (SELECT user_version FROM pragma_user_version),
+                        (SELECT journal_mode FROM pragma_journal_mode)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(app, APPLICATION_ID);
+        assert_eq!(ver, SCHEMA_VERSION);
+        assert_eq!(mode, "wal");
+        let migrations: i64 = j
+            .conn
+            .query_row("SELECT COUNT(*) FROM migrations", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(migrations, MIGRATIONS.len() as i64);
+        drop(j);
+        // Opening again migrates nothing.
+        let j = Journal::open_in(dir.path()).unwrap();
+        let migrations: i64 = j
+            .conn
+            .query_row("SELECT COUNT(*) FROM migrations", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(migrations, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn attach_continues_after_the_last_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open_in(dir.path()).unwrap();
+        j.record(&started("r1")).unwrap();
+        j.flush().unwrap();
+        drop(j);
+        let mut j = Journal::open_in(dir.path()).unwrap();
+        assert!(matches!(
+            j.record(&RunEvent::RunResumed { at: 9.0 }),
+            Err(SinkError(_))
+        ));
+        j.attach("r1").unwrap();
+        j.record(&RunEvent::RunResumed { at: 9.0 }).unwrap();
+        j.flush().unwrap();
+        assert_eq!(j.events("r1").unwrap().len(), 2);
+        assert!(matches!(
+            j.attach("nope"),
+            Err(JournalError::UnknownRun { .. })
+        ));
+    }
+
+    #[test]
+    fn unflushed_events_are_invisible_to_other_readers_until_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open_in(dir.path()).unwrap();
+        j.record(&started("r1")).unwrap();
+        j.flush().unwrap();
+        let reader = Journal::open_in(dir.path()).unwrap();
+        for e in step_events("a") {
+            j.record(&e).unwrap();
+        }
+        assert_eq!(reader.event_count("r1").unwrap(), 1);
+        j.flush().unwrap();
+        assert_eq!(reader.event_count("r1").unwrap(), 3);
+    }
+
+    #[test]
+    fn a_file_that_is_not_sqlite_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let garbage = b"this is my shopping list, not a database\n".repeat(10);
+        std::fs::write(&path, &garbage).unwrap();
+        let err = Journal::open(&path).unwrap_err();
+        assert!(matches!(err, JournalError::NotAJournal { .. }), "{err}");
+        assert!(err.to_string().contains("left untouched"));
+        assert_eq!(std::fs::read(&path).unwrap(), garbage);
+        // A truncated header too.
+        std::fs::write(&path, b"SQLite format 3\0").unwrap();
+        assert!(matches!(
+            Journal::open(&path),
+            Err(JournalError::NotAJournal { .. })
+        ));
+    }
+
+    #[test]
+    fn another_applications_database_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('hi');")
+                .unwrap();
+        }
+        let before = std::fs::read(&path).unwrap();
+        let err = Journal::open(&path).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                JournalError::Foreign {
+                    application_id: 0,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+
+        let path2 = dir.path().join("other.db");
+        {
+            let c = Connection::open(&path2).unwrap();
+            c.execute_batch("PRAGMA application_id = 42;").unwrap();
+        }
+        let before = std::fs::read(&path2).unwrap();
+        let err = Journal::open(&path2).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                JournalError::Foreign {
+                    application_id: 42,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&path2).unwrap(), before);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open_in(dir.path()).unwrap();
+        j.conn.execute_batch("PRAGMA user_version = 99").unwrap();
+        drop(j);
+        let err = Journal::open_in(dir.path()).unwrap_err();
+        assert!(
+            matches!(err, JournalError::TooNew { found: 99, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_empty_file_becomes_a_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        std::fs::write(&path, b"").unwrap();
+        Journal::open(&path).unwrap();
+    }
+
+    #[test]
+    fn run_ids_sort_by_time_and_parse_dates() {
+        let id = new_run_id();
+        assert_eq!(id.len(), "20261122T015910-3fa2c1".len(), "{id}");
+        assert_eq!(civil_from_unix(0), (1970, 1, 1, 0, 0, 0));
+        assert_eq!(civil_from_unix(1_700_000_000), (2023, 11, 14, 22, 13, 20));
+        assert_eq!(format_timestamp(951_782_400.5), "2000-02-29 00:00:00");
+    }
+
+    #[test]
+    fn state_dir_precedence() {
+        assert_eq!(
+            resolve_state_dir(Some(Path::new("/x"))),
+            PathBuf::from("/x")
+        );
+    }
+}
