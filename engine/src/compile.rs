@@ -112,7 +112,7 @@ pub struct Step {
     /// Its type.
     pub step_type: Arc<dyn StepType>,
     /// Its input: every given parameter, then the defaults of those left out.
-    pub with: Vec<(String, Template)>,
+    pub with: Arc<[(String, Template)]>,
     /// The input, evaluated once at compile time when it holds no expression.
     pub literal_input: Option<Outputs>,
     /// Indices of the steps it needs.
@@ -520,7 +520,7 @@ impl Compiler {
                     id: s.id,
                     uses: s.uses,
                     step_type: s.spec.expect("checked: no errors"),
-                    with: s.with,
+                    with: s.with.into(),
                     literal_input,
                     needs,
                     condition: s.condition,

@@ -33,11 +33,12 @@ pub use event::{Fanout, Recorder, RunEvent, RunSink, RunStatus, SinkError, Times
 pub use expr::{Template, truthy};
 pub use params::{redacted, resolve as resolve_params};
 pub use scheduler::{
-    Prior, RunError, RunOptions, RunReport, StepReport, StepStatus, Stop, backoff, run,
+    Prior, RunError, RunOptions, RunReport, StepReport, StepStatus, Stop, backoff, evaluate_input,
+    run,
 };
 pub use scope::{Scope, iso8601};
 pub use step::{
-    OutputSpec, Outputs, ParamSpec, Registry, StepContext, StepError, StepFuture, StepSpec,
-    StepType, ValueType,
+    OutputSpec, Outputs, ParamSpec, Reevaluate, Registry, StepContext, StepError, StepFuture,
+    StepSpec, StepType, ValueType,
 };
 pub use yaml::{MAX_ALIAS_NODES, MAX_DEPTH, Node, NodeKind, parse as parse_yaml};

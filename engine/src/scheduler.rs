@@ -19,7 +19,7 @@ use crate::compile::{Condition, Runbook, Step};
 use crate::event::{RunEvent, RunSink, RunStatus, SinkError, now};
 use crate::expr::truthy;
 use crate::scope::Scope;
-use crate::step::{Outputs, StepContext, StepError, StepType};
+use crate::step::{Outputs, Reevaluate, StepContext, StepError, StepType};
 
 /// How a run is asked to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -299,6 +299,8 @@ pub async fn run(
                         i,
                         &run_id,
                         &runbook_name,
+                        &scope,
+                        clock,
                     )?;
                     running += 1;
                 }
@@ -332,7 +334,7 @@ pub async fn run(
                             continue;
                         }
                         running += 1;
-                        start_attempt(sink, &mut tasks, &runbook.steps[idx], &mut slots[idx], idx, &run_id, &runbook_name)?;
+                        start_attempt(sink, &mut tasks, &runbook.steps[idx], &mut slots[idx], idx, &run_id, &runbook_name, &scope, clock)?;
                     }
                     Msg::Done { idx, result } => {
                         running -= 1;
@@ -528,23 +530,10 @@ fn decide(step: &Step, slot: &Slot, scope: &Scope, clock: Instant) -> Decision {
     }
     let input = match &step.literal_input {
         Some(input) => input.clone(),
-        None => {
-            let ctx = ctx();
-            let mut input = Outputs::new();
-            for (name, t) in &step.with {
-                match t.eval(&ctx) {
-                    Ok(v) => {
-                        input.insert(name.clone(), v);
-                    }
-                    Err(e) => {
-                        return Decision::Fail(StepError::invalid_input(format!(
-                            "parameter `{name}` could not be evaluated: {e}"
-                        )));
-                    }
-                }
-            }
-            input
-        }
+        None => match evaluate_input(&step.with, scope, clock) {
+            Ok(input) => input,
+            Err(e) => return Decision::Fail(e),
+        },
     };
     let spec = step.step_type.spec();
     if !spec.outputs_from_input {
@@ -569,6 +558,30 @@ fn decide(step: &Step, slot: &Slot, scope: &Scope, clock: Instant) -> Decision {
     Decision::Run(input)
 }
 
+/// Evaluates a step's `with:` block in the run's current scope.
+pub fn evaluate_input(
+    with: &[(String, crate::expr::Template)],
+    scope: &Scope,
+    clock: Instant,
+) -> Result<Outputs, StepError> {
+    let ctx = scope.context(clock.elapsed().as_secs_f64());
+    let mut input = Outputs::new();
+    for (name, t) in with {
+        match t.eval(&ctx) {
+            Ok(v) => {
+                input.insert(name.clone(), v);
+            }
+            Err(e) => {
+                return Err(StepError::invalid_input(format!(
+                    "parameter `{name}` could not be evaluated: {e}"
+                )));
+            }
+        }
+    }
+    Ok(input)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn start_attempt(
     sink: &mut dyn RunSink,
     tasks: &mut JoinSet<Msg>,
@@ -577,6 +590,8 @@ fn start_attempt(
     idx: usize,
     run_id: &Arc<str>,
     runbook: &Arc<str>,
+    scope: &Scope,
+    clock: Instant,
 ) -> Result<(), SinkError> {
     slot.attempts += 1;
     let attempt = slot.attempts_base + slot.attempts;
@@ -594,6 +609,11 @@ fn start_attempt(
         step_id: step.id.clone(),
         attempt,
         previous_outputs: None,
+        reevaluate: (step.literal_input.is_none()).then(|| {
+            let with = step.with.clone();
+            let scope = scope.clone();
+            Reevaluate(Arc::new(move || evaluate_input(&with, &scope, clock)))
+        }),
     };
     let timeout = step.timeout;
     tasks.spawn(async move {
