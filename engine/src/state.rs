@@ -44,7 +44,7 @@ use crate::step::{Outputs, StepError};
 /// Where one step stands after replaying a run's events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum StepStatus {
+pub enum StepPhase {
     /// No event about it yet.
     Pending,
     /// An attempt started and has not ended.
@@ -69,21 +69,21 @@ pub enum StepStatus {
     UndoFailed,
 }
 
-impl StepStatus {
+impl StepPhase {
     /// The lowercase name used in reports.
     pub fn name(self) -> &'static str {
         match self {
-            StepStatus::Pending => "pending",
-            StepStatus::Running => "running",
-            StepStatus::RetryWaiting => "retry_waiting",
-            StepStatus::Failing => "failing",
-            StepStatus::Succeeded => "succeeded",
-            StepStatus::Failed => "failed",
-            StepStatus::Skipped => "skipped",
-            StepStatus::Interrupted => "interrupted",
-            StepStatus::Undoing => "undoing",
-            StepStatus::Undone => "undone",
-            StepStatus::UndoFailed => "undo_failed",
+            StepPhase::Pending => "pending",
+            StepPhase::Running => "running",
+            StepPhase::RetryWaiting => "retry_waiting",
+            StepPhase::Failing => "failing",
+            StepPhase::Succeeded => "succeeded",
+            StepPhase::Failed => "failed",
+            StepPhase::Skipped => "skipped",
+            StepPhase::Interrupted => "interrupted",
+            StepPhase::Undoing => "undoing",
+            StepPhase::Undone => "undone",
+            StepPhase::UndoFailed => "undo_failed",
         }
     }
 }
@@ -127,7 +127,7 @@ pub struct Attempt {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StepState {
     /// Where it stands.
-    pub status: StepStatus,
+    pub status: StepPhase,
     /// The highest attempt number started so far (0 if it never started).
     pub attempts: u32,
     /// Its outputs, once it succeeded.
@@ -154,7 +154,7 @@ pub struct StepState {
 impl StepState {
     fn new() -> StepState {
         StepState {
-            status: StepStatus::Pending,
+            status: StepPhase::Pending,
             attempts: 0,
             outputs: None,
             last_error: None,
@@ -238,7 +238,7 @@ pub struct RunState {
 
 /// The phase of a run, the first half of the transition table's key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+enum RunPhase {
     Running,
     Finished(RunStatus),
 }
@@ -415,10 +415,10 @@ impl RunState {
         Ok(state)
     }
 
-    fn phase(&self) -> Phase {
+    fn phase(&self) -> RunPhase {
         match self.status {
-            RunStatus::Running => Phase::Running,
-            done => Phase::Finished(done),
+            RunStatus::Running => RunPhase::Running,
+            done => RunPhase::Finished(done),
         }
     }
 
@@ -431,9 +431,9 @@ impl RunState {
         self.steps.get(id)
     }
 
-    /// The status of a step, [`StepStatus::Pending`] if the journal never mentioned it.
-    pub fn step_status(&self, id: &str) -> StepStatus {
-        self.steps.get(id).map_or(StepStatus::Pending, |s| s.status)
+    /// The status of a step, [`StepPhase::Pending`] if the journal never mentioned it.
+    pub fn step_status(&self, id: &str) -> StepPhase {
+        self.steps.get(id).map_or(StepPhase::Pending, |s| s.status)
     }
 
     /// Whether a rollback has begun (some step is undoing, undone or failed to undo).
@@ -441,7 +441,7 @@ impl RunState {
         self.steps.values().any(|s| {
             matches!(
                 s.status,
-                StepStatus::Undoing | StepStatus::Undone | StepStatus::UndoFailed
+                StepPhase::Undoing | StepPhase::Undone | StepPhase::UndoFailed
             )
         })
     }
@@ -452,33 +452,31 @@ impl RunState {
             return ResumePoint::NotStarted;
         };
         match step.status {
-            StepStatus::Pending | StepStatus::Skipped => ResumePoint::NotStarted,
-            StepStatus::Succeeded => ResumePoint::Done {
+            StepPhase::Pending | StepPhase::Skipped => ResumePoint::NotStarted,
+            StepPhase::Succeeded => ResumePoint::Done {
                 outputs: step.outputs.clone().unwrap_or_default(),
             },
-            StepStatus::Running | StepStatus::RetryWaiting | StepStatus::Interrupted => {
+            StepPhase::Running | StepPhase::RetryWaiting | StepPhase::Interrupted => {
                 ResumePoint::Rerun {
                     attempts_used: step.attempts,
                 }
             }
-            StepStatus::Failing | StepStatus::Failed => ResumePoint::Retry {
+            StepPhase::Failing | StepPhase::Failed => ResumePoint::Retry {
                 attempts_used: step.attempts,
                 last_error: step.last_error.clone(),
             },
             // A rollback touched it: only a rollback may go on from here; a resume of the run
             // treats the undone work as done (`drflow resume` refuses rolled-back runs anyway).
-            StepStatus::Undoing | StepStatus::Undone | StepStatus::UndoFailed => {
-                ResumePoint::Done {
-                    outputs: step.outputs.clone().unwrap_or_default(),
-                }
-            }
+            StepPhase::Undoing | StepPhase::Undone | StepPhase::UndoFailed => ResumePoint::Done {
+                outputs: step.outputs.clone().unwrap_or_default(),
+            },
         }
     }
 
     /// Applies one event: the run's transition table (see the module docs).
     pub fn apply(&mut self, event: &RunEvent) -> Result<(), TransitionError> {
         use RunEvent as E;
-        use StepStatus as S;
+        use StepPhase as S;
 
         let seq = self.events + 1;
         let phase = self.phase();
@@ -501,7 +499,7 @@ impl RunState {
             (_, _, E::RunStarted { .. }) => {
                 Err(self.error(TransitionErrorKind::RunAlreadyStarted, seq, event))
             }
-            (Phase::Running | Phase::Finished(_), None, E::RunResumed { at }) => {
+            (RunPhase::Running | RunPhase::Finished(_), None, E::RunResumed { at }) => {
                 // Whatever was running when the process died is lost; a resume runs it again.
                 for step in self.steps.values_mut() {
                     step.close_attempt(*at, AttemptOutcome::Lost);
@@ -511,7 +509,7 @@ impl RunState {
                 Ok(())
             }
             (
-                Phase::Running,
+                RunPhase::Running,
                 None,
                 E::RunFinished {
                     status: RunStatus::Running,
@@ -519,7 +517,7 @@ impl RunState {
                 },
             ) => Err(self.error(TransitionErrorKind::InvalidFinalStatus, seq, event)),
             (
-                Phase::Running,
+                RunPhase::Running,
                 None,
                 E::RunFinished {
                     status,
@@ -532,16 +530,16 @@ impl RunState {
                 self.finished_at = Some(*at);
                 Ok(())
             }
-            (Phase::Finished(_), None, E::RunFinished { .. }) => {
+            (RunPhase::Finished(_), None, E::RunFinished { .. }) => {
                 Err(self.error(TransitionErrorKind::AlreadyFinished, seq, event))
             }
-            (Phase::Finished(_), Some(_), _) => {
+            (RunPhase::Finished(_), Some(_), _) => {
                 Err(self.error(TransitionErrorKind::EventAfterFinish, seq, event))
             }
 
             // ---- a step attempt ----
-            (Phase::Running, Some(S::Pending), E::StepStarted { step, attempt, at })
-            | (Phase::Running, Some(S::RetryWaiting), E::StepStarted { step, attempt, at }) => {
+            (RunPhase::Running, Some(S::Pending), E::StepStarted { step, attempt, at })
+            | (RunPhase::Running, Some(S::RetryWaiting), E::StepStarted { step, attempt, at }) => {
                 if *attempt <= attempts {
                     return Err(self.attempt_error(format!("> {attempts}"), *attempt, seq, event));
                 }
@@ -549,7 +547,7 @@ impl RunState {
                 Ok(())
             }
             (
-                Phase::Running,
+                RunPhase::Running,
                 Some(S::Running | S::Failing | S::Failed | S::Interrupted | S::Skipped),
                 E::StepStarted { step, attempt, at },
             ) if resumed => {
@@ -560,7 +558,7 @@ impl RunState {
                 Ok(())
             }
             (
-                Phase::Running,
+                RunPhase::Running,
                 Some(S::Running),
                 E::AttemptFailed {
                     step,
@@ -590,7 +588,7 @@ impl RunState {
                 Ok(())
             }
             (
-                Phase::Running,
+                RunPhase::Running,
                 Some(S::Running),
                 E::StepSucceeded {
                     step,
@@ -610,7 +608,7 @@ impl RunState {
                 Ok(())
             }
             (
-                Phase::Running,
+                RunPhase::Running,
                 Some(S::Pending | S::Running | S::Failing | S::RetryWaiting),
                 E::StepFailed { step, error, at },
             ) => {
@@ -627,12 +625,12 @@ impl RunState {
                 s.finished_at = Some(*at);
                 Ok(())
             }
-            (Phase::Running, Some(S::Pending), E::StepSkipped { step, reason, at }) => {
+            (RunPhase::Running, Some(S::Pending), E::StepSkipped { step, reason, at }) => {
                 self.skip(step, reason, *at);
                 Ok(())
             }
             (
-                Phase::Running,
+                RunPhase::Running,
                 Some(S::Failed | S::Interrupted | S::Skipped),
                 E::StepSkipped { step, reason, at },
             ) if resumed => {
@@ -640,7 +638,7 @@ impl RunState {
                 Ok(())
             }
             (
-                Phase::Running,
+                RunPhase::Running,
                 Some(S::Running | S::RetryWaiting),
                 E::StepInterrupted { step, at },
             ) => {
@@ -652,23 +650,23 @@ impl RunState {
             }
 
             // ---- rollback ----
-            (Phase::Running, Some(S::Succeeded), E::UndoStarted { step, at }) => {
+            (RunPhase::Running, Some(S::Succeeded), E::UndoStarted { step, at }) => {
                 self.start_undo(step, *at);
                 Ok(())
             }
-            (Phase::Running, Some(S::Undoing | S::UndoFailed), E::UndoStarted { step, at })
+            (RunPhase::Running, Some(S::Undoing | S::UndoFailed), E::UndoStarted { step, at })
                 if resumed =>
             {
                 self.start_undo(step, *at);
                 Ok(())
             }
-            (Phase::Running, Some(S::Undoing), E::UndoSucceeded { step, at }) => {
+            (RunPhase::Running, Some(S::Undoing), E::UndoSucceeded { step, at }) => {
                 let s = self.touch(step);
                 s.status = S::Undone;
                 s.undo_finished_at = Some(*at);
                 Ok(())
             }
-            (Phase::Running, Some(S::Undoing), E::UndoFailed { step, error, at }) => {
+            (RunPhase::Running, Some(S::Undoing), E::UndoFailed { step, error, at }) => {
                 let s = self.touch(step);
                 s.status = S::UndoFailed;
                 s.last_error = Some(error.clone());
@@ -677,7 +675,7 @@ impl RunState {
             }
 
             // ---- everything else ----
-            (Phase::Running, Some(_), _) | (_, None, _) => {
+            (RunPhase::Running, Some(_), _) | (_, None, _) => {
                 Err(self.error(TransitionErrorKind::IllegalStepTransition, seq, event))
             }
         }
@@ -699,7 +697,7 @@ impl RunState {
 
     fn start_attempt(&mut self, id: &str, attempt: u32, at: Timestamp) {
         let s = self.touch(id);
-        s.status = StepStatus::Running;
+        s.status = StepPhase::Running;
         s.attempts = attempt;
         s.first_started_at.get_or_insert(at);
         s.finished_at = None;
@@ -714,22 +712,22 @@ impl RunState {
 
     fn skip(&mut self, id: &str, reason: &str, at: Timestamp) {
         let s = self.touch(id);
-        s.status = StepStatus::Skipped;
+        s.status = StepPhase::Skipped;
         s.skip_reason = Some(reason.to_owned());
         s.finished_at = Some(at);
     }
 
     fn start_undo(&mut self, id: &str, at: Timestamp) {
         let s = self.touch(id);
-        s.status = StepStatus::Undoing;
+        s.status = StepPhase::Undoing;
         s.undo_started_at = Some(at);
         s.undo_finished_at = None;
     }
 
     fn error(&self, kind: TransitionErrorKind, seq: usize, event: &RunEvent) -> TransitionError {
         let phase = match self.phase() {
-            Phase::Running => "running".to_owned(),
-            Phase::Finished(status) => format!("finished ({})", status.name()),
+            RunPhase::Running => "running".to_owned(),
+            RunPhase::Finished(status) => format!("finished ({})", status.name()),
         };
         let state = match event.step() {
             Some(id) => format!("run {phase}, step {}", self.step_status(id).name()),
@@ -918,10 +916,10 @@ mod tests {
     #[test]
     fn pending_to_running_to_succeeded() {
         let s = History::new().start("a", 1).ok();
-        assert_eq!(s.step_status("a"), StepStatus::Running);
+        assert_eq!(s.step_status("a"), StepPhase::Running);
         let s = History::new().start("a", 1).succeed("a", 1).ok();
         let a = &s.steps["a"];
-        assert_eq!(a.status, StepStatus::Succeeded);
+        assert_eq!(a.status, StepPhase::Succeeded);
         assert_eq!(a.attempts, 1);
         assert_eq!(a.outputs.as_ref().map(|o| o["n"].clone()), Some(json!(1)));
         assert_eq!(a.first_started_at, Some(2.0));
@@ -939,7 +937,7 @@ mod tests {
             .succeed("a", 2)
             .ok();
         let a = &s.steps["a"];
-        assert_eq!(a.status, StepStatus::Succeeded);
+        assert_eq!(a.status, StepPhase::Succeeded);
         assert_eq!(a.attempts, 2);
         assert_eq!(a.history.len(), 2);
         assert!(matches!(
@@ -954,16 +952,16 @@ mod tests {
     #[test]
     fn retry_waiting_after_a_retryable_failure() {
         let s = History::new().start("a", 1).fail_attempt("a", 1, true).ok();
-        assert_eq!(s.step_status("a"), StepStatus::RetryWaiting);
+        assert_eq!(s.step_status("a"), StepPhase::RetryWaiting);
         assert_eq!(s.steps["a"].last_error, Some(err("slow down")));
     }
 
     #[test]
     fn last_attempt_failing_then_failed() {
         let h = History::new().start("a", 1).fail_attempt("a", 1, false);
-        assert_eq!(h.ok().step_status("a"), StepStatus::Failing);
+        assert_eq!(h.ok().step_status("a"), StepPhase::Failing);
         let s = h.fail("a").ok();
-        assert_eq!(s.step_status("a"), StepStatus::Failed);
+        assert_eq!(s.step_status("a"), StepPhase::Failed);
         // The attempt keeps the error of attempt_failed; step_failed does not add an attempt.
         assert_eq!(s.steps["a"].history.len(), 1);
     }
@@ -971,21 +969,21 @@ mod tests {
     #[test]
     fn step_failed_straight_from_running_pending_and_retry_waiting() {
         let s = History::new().start("a", 1).fail("a").ok();
-        assert_eq!(s.step_status("a"), StepStatus::Failed);
+        assert_eq!(s.step_status("a"), StepPhase::Failed);
         let s = History::new().fail("a").ok();
-        assert_eq!(s.step_status("a"), StepStatus::Failed);
+        assert_eq!(s.step_status("a"), StepPhase::Failed);
         let s = History::new()
             .start("a", 1)
             .fail_attempt("a", 1, true)
             .fail("a")
             .ok();
-        assert_eq!(s.step_status("a"), StepStatus::Failed);
+        assert_eq!(s.step_status("a"), StepPhase::Failed);
     }
 
     #[test]
     fn pending_to_skipped() {
         let s = History::new().skip("a").ok();
-        assert_eq!(s.step_status("a"), StepStatus::Skipped);
+        assert_eq!(s.step_status("a"), StepPhase::Skipped);
         assert_eq!(
             s.steps["a"].skip_reason.as_deref(),
             Some("condition is false")
@@ -995,14 +993,14 @@ mod tests {
     #[test]
     fn interrupted_while_running_and_while_waiting() {
         let s = History::new().start("a", 1).interrupt("a").ok();
-        assert_eq!(s.step_status("a"), StepStatus::Interrupted);
+        assert_eq!(s.step_status("a"), StepPhase::Interrupted);
         assert_eq!(s.steps["a"].history[0].outcome, AttemptOutcome::Interrupted);
         let s = History::new()
             .start("a", 1)
             .fail_attempt("a", 1, true)
             .interrupt("a")
             .ok();
-        assert_eq!(s.step_status("a"), StepStatus::Interrupted);
+        assert_eq!(s.step_status("a"), StepPhase::Interrupted);
     }
 
     #[test]
@@ -1033,7 +1031,7 @@ mod tests {
             .succeed("a", 2)
             .ok();
         let a = &s.steps["a"];
-        assert_eq!(a.status, StepStatus::Succeeded);
+        assert_eq!(a.status, StepPhase::Succeeded);
         assert_eq!(a.history[0].outcome, AttemptOutcome::Lost);
         assert_eq!(a.history[0].ended_at, Some(3.0));
         assert_eq!(a.history[1].outcome, AttemptOutcome::Succeeded);
@@ -1060,7 +1058,7 @@ mod tests {
             .start("g", 2)
             .ok();
         for id in ["f", "i", "s", "w", "g"] {
-            assert_eq!(s.step_status(id), StepStatus::Running, "{id}");
+            assert_eq!(s.step_status(id), StepPhase::Running, "{id}");
         }
     }
 
@@ -1073,7 +1071,7 @@ mod tests {
             .resume()
             .skip("d")
             .ok();
-        assert_eq!(s.step_status("d"), StepStatus::Skipped);
+        assert_eq!(s.step_status("d"), StepPhase::Skipped);
     }
 
     #[test]
@@ -1084,17 +1082,17 @@ mod tests {
             .start("b", 1)
             .fail("b");
         let s = base.clone_h().undo_start("a").ok();
-        assert_eq!(s.step_status("a"), StepStatus::Undoing);
+        assert_eq!(s.step_status("a"), StepPhase::Undoing);
         assert!(s.rollback_started());
         let s = base.clone_h().undo_start("a").undo_ok("a").ok();
-        assert_eq!(s.step_status("a"), StepStatus::Undone);
+        assert_eq!(s.step_status("a"), StepPhase::Undone);
         let s = base
             .clone_h()
             .undo_start("a")
             .undo_fail("a")
             .finish(RunStatus::RollbackFailed)
             .ok();
-        assert_eq!(s.step_status("a"), StepStatus::UndoFailed);
+        assert_eq!(s.step_status("a"), StepPhase::UndoFailed);
         assert_eq!(s.status, RunStatus::RollbackFailed);
         // A second rollback retries a failed undo, and one that crashed half-way.
         let s = base
@@ -1107,7 +1105,7 @@ mod tests {
             .undo_ok("a")
             .finish(RunStatus::RolledBack)
             .ok();
-        assert_eq!(s.step_status("a"), StepStatus::Undone);
+        assert_eq!(s.step_status("a"), StepPhase::Undone);
         let s = base
             .clone_h()
             .undo_start("a")
@@ -1115,7 +1113,7 @@ mod tests {
             .undo_start("a")
             .undo_ok("a")
             .ok();
-        assert_eq!(s.step_status("a"), StepStatus::Undone);
+        assert_eq!(s.step_status("a"), StepPhase::Undone);
     }
 
     impl History {

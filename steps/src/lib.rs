@@ -1,8 +1,14 @@
-//! The drflow step library.
+//! The drflow step library: the built-in `core.*` steps and, in later modules, the cloud steps
+//! and the backends they call.
 
+mod core;
+
+pub use crate::core::duration_param;
 use drflow_engine::Registry;
 
 /// Every built-in step type.
 pub fn registry() -> Registry {
-    Registry::new()
+    let mut registry = Registry::new();
+    core::register(&mut registry);
+    registry
 }
