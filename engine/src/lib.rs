@@ -18,6 +18,7 @@ mod duration;
 mod event;
 mod expr;
 mod journal;
+mod lock;
 mod params;
 mod scheduler;
 mod scope;
@@ -37,6 +38,7 @@ pub use journal::{
     APPLICATION_ID, DEFAULT_STATE_DIR, Durability, JOURNAL_FILE, Journal, JournalError, MIGRATIONS,
     RunSummary, SCHEMA_VERSION, STATE_DIR_ENV, parse_status, resolve_state_dir,
 };
+pub use lock::{Holder, Lease, LeaseOptions, LockError, hostname, lock_holder};
 pub use params::{redacted, resolve as resolve_params};
 pub use scheduler::{
     Prior, RunError, RunOptions, RunReport, StepReport, StepStatus, Stop, backoff, evaluate_input,
