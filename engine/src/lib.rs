@@ -20,6 +20,7 @@ mod expr;
 mod journal;
 mod lock;
 mod params;
+mod rollback;
 mod scheduler;
 mod scope;
 mod state;
@@ -40,6 +41,7 @@ pub use journal::{
 };
 pub use lock::{Holder, Lease, LeaseOptions, LockError, hostname, lock_holder};
 pub use params::{redacted, resolve as resolve_params};
+pub use rollback::{RollbackPlan, RollbackReport, plan_rollback, rollback};
 pub use scheduler::{
     Prior, RunError, RunOptions, RunReport, StepReport, StepStatus, Stop, backoff, evaluate_input,
     run,
