@@ -23,6 +23,7 @@ mod params;
 mod rollback;
 mod scheduler;
 mod scope;
+mod secrets;
 mod state;
 mod step;
 mod yaml;
@@ -47,6 +48,7 @@ pub use scheduler::{
     run,
 };
 pub use scope::{Scope, iso8601};
+pub use secrets::{MIN_SCRUB_LEN, REDACTED, Redacting, Secrets, redact};
 pub use state::{
     Attempt, AttemptOutcome, ResumePoint, RunState, StepPhase, StepState, TransitionError,
     TransitionErrorKind, event_name,
