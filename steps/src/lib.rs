@@ -2,6 +2,7 @@
 //! and the backends they call.
 
 mod core;
+mod testing;
 
 pub use crate::core::duration_param;
 use drflow_engine::Registry;
@@ -10,5 +11,6 @@ use drflow_engine::Registry;
 pub fn registry() -> Registry {
     let mut registry = Registry::new();
     core::register(&mut registry);
+    testing::register(&mut registry);
     registry
 }
