@@ -328,7 +328,7 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
         .map(|s| (s.id.clone(), s.uses.clone()))
         .collect();
     let terminal = std::io::stderr().is_terminal() && args.output == OutputFormat::Text;
-    let mut progress = progress::Progress::new(uses, terminal, false);
+    let mut progress = progress::Progress::new(uses, terminal);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

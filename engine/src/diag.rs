@@ -152,7 +152,7 @@ pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 }
 
 /// "did you mean `x`?" when there is a near name, else a list of what is allowed.
-pub fn suggest<'a>(name: &str, candidates: &[&'a str]) -> String {
+pub fn suggest(name: &str, candidates: &[&str]) -> String {
     match nearest(name, candidates.iter().copied()) {
         Some(near) => format!("did you mean `{near}`?"),
         None if candidates.len() <= 12 => format!(
