@@ -225,7 +225,7 @@ fn load(path: &std::path::Path, registry: &Registry) -> Result<(Runbook, String)
     let name = path.display().to_string();
     compile(&name, &source, registry)
         .map(|rb| (rb, source.clone()))
-        .map_err(|d: Diagnostics| Failure::invalid(d.render(Some(&source))))
+        .map_err(|d: Diagnostics| Failure::invalid(d.render(&[(name.as_str(), source.as_str())])))
 }
 
 fn cmd_validate(files: &[PathBuf]) -> Result<u8, Failure> {
@@ -303,8 +303,12 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
         &flags,
     )
     .map_err(|d| {
-        let source = params_source.as_ref().map(|(_, s)| s.as_str());
-        Failure::invalid(d.render(source))
+        let runbook_source = read(&args.file).unwrap_or_default();
+        let mut sources = vec![(&*rb.file, runbook_source.as_str())];
+        if let Some((path, text)) = &params_source {
+            sources.push((path.as_str(), text.as_str()));
+        }
+        Failure::invalid(d.render(&sources))
     })?;
     let run_id = new_run_id();
     eprintln!(
@@ -324,7 +328,7 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
         .map(|s| (s.id.clone(), s.uses.clone()))
         .collect();
     let terminal = std::io::stderr().is_terminal() && args.output == OutputFormat::Text;
-    let mut progress = progress::Progress::new(uses, terminal, false);
+    let mut progress = progress::Progress::new(uses, terminal);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

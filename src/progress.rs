@@ -13,7 +13,6 @@ pub struct Progress {
     uses: HashMap<String, String>,
     start: Instant,
     live: Option<Live>,
-    quiet: bool,
 }
 
 struct Live {
@@ -23,9 +22,8 @@ struct Live {
 }
 
 impl Progress {
-    /// `uses` maps step ids to step types; `terminal` selects live lines; `quiet` prints only
-    /// failures.
-    pub fn new(uses: HashMap<String, String>, terminal: bool, quiet: bool) -> Progress {
+    /// `uses` maps step ids to step types; `terminal` selects live lines.
+    pub fn new(uses: HashMap<String, String>, terminal: bool) -> Progress {
         let live = terminal.then(|| Live {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
             bars: HashMap::new(),
@@ -36,7 +34,6 @@ impl Progress {
             uses,
             start: Instant::now(),
             live,
-            quiet,
         }
     }
 
@@ -90,15 +87,12 @@ impl RunSink for Progress {
                         bar.enable_steady_tick(Duration::from_millis(120));
                         live.bars.insert(step.clone(), bar);
                     }
-                    None if !self.quiet => self.line(format!("start    {label}{attempt_note}")),
-                    None => {}
+                    None => self.line(format!("start    {label}{attempt_note}")),
                 }
             }
             RunEvent::StepSucceeded { step, .. } => {
                 self.finish_bar(step);
-                if !self.quiet {
-                    self.line(format!("ok       {}", self.label(step)));
-                }
+                self.line(format!("ok       {}", self.label(step)));
             }
             RunEvent::AttemptFailed {
                 step,
@@ -118,15 +112,13 @@ impl RunSink for Progress {
                 self.line(format!("FAILED   {}: {error}", self.label(step)));
             }
             RunEvent::StepSkipped { step, reason, .. } => {
-                if !self.quiet {
-                    self.line(format!("skipped  {}: {reason}", self.label(step)));
-                }
+                self.line(format!("skipped  {}: {reason}", self.label(step)));
             }
             RunEvent::StepInterrupted { step, .. } => {
                 self.finish_bar(step);
                 self.line(format!("stopped  {}: interrupted", self.label(step)));
             }
-            RunEvent::UndoStarted { step, .. } if !self.quiet => {
+            RunEvent::UndoStarted { step, .. } => {
                 self.line(format!("undo     {}", self.label(step)));
             }
             RunEvent::UndoFailed { step, error, .. } => {

@@ -1073,7 +1073,7 @@ fn is_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-fn article(ty: ValueType) -> &'static str {
+pub(crate) fn article(ty: ValueType) -> &'static str {
     match ty {
         ValueType::Int | ValueType::Any => "an",
         _ => "a",

@@ -52,19 +52,39 @@ impl Diagnostic {
     }
 
     /// Renders the problem for a terminal: the `FILE:LINE:COL: message` line, the source line
-    /// with a caret under the column, and the hint.
-    pub fn render(&self, source: Option<&str>) -> String {
+    /// with a caret under the column, and the hint. `sources` maps file names to their text.
+    pub fn render(&self, sources: &[(&str, &str)]) -> String {
         let mut out = format!("{self}\n");
-        if let Some(line) = source.and_then(|s| s.lines().nth(self.pos.line.saturating_sub(1))) {
+        let source = sources
+            .iter()
+            .find(|(name, _)| *name == &*self.file)
+            .map(|(_, text)| *text);
+        if self.pos.line > 0
+            && let Some(line) = source.and_then(|s| s.lines().nth(self.pos.line - 1))
+        {
             let number = self.pos.line.to_string();
             let pad = " ".repeat(number.len());
-            let caret_pad: String = line
+            let chars: Vec<char> = line.chars().collect();
+            // Long lines are shown as a window around the column.
+            let col = self.pos.col.saturating_sub(1).min(chars.len());
+            let start = col.saturating_sub(60);
+            let end = (col + 60).min(chars.len());
+            let mut shown: String = chars[start..end].iter().collect();
+            let mut caret_at = col - start;
+            if start > 0 {
+                shown.insert(0, '…');
+                caret_at += 1;
+            }
+            if end < chars.len() {
+                shown.push('…');
+            }
+            let caret_pad: String = shown
                 .chars()
-                .take(self.pos.col.saturating_sub(1))
+                .take(caret_at)
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
             out.push_str(&format!(
-                "{pad} |\n{number} | {line}\n{pad} | {caret_pad}^\n"
+                "{pad} |\n{number} | {shown}\n{pad} | {caret_pad}^\n"
             ));
         }
         if let Some(hint) = &self.hint {
@@ -76,6 +96,10 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.pos.line == 0 {
+            // Not in a file (a command-line flag): no line or column to give.
+            return write!(f, "{}: {}", self.file, self.message);
+        }
         write!(
             f,
             "{}:{}:{}: {}",
@@ -90,11 +114,11 @@ pub struct Diagnostics(pub Vec<Diagnostic>);
 
 impl Diagnostics {
     /// Renders every problem, then a count.
-    pub fn render(&self, source: Option<&str>) -> String {
+    pub fn render(&self, sources: &[(&str, &str)]) -> String {
         let mut out = String::new();
         for d in &self.0 {
             out.push_str("error: ");
-            out.push_str(&d.render(source));
+            out.push_str(&d.render(sources));
             out.push('\n');
         }
         let n = self.0.len();
@@ -128,7 +152,7 @@ pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 }
 
 /// "did you mean `x`?" when there is a near name, else a list of what is allowed.
-pub fn suggest<'a>(name: &str, candidates: &[&'a str]) -> String {
+pub fn suggest(name: &str, candidates: &[&str]) -> String {
     match nearest(name, candidates.iter().copied()) {
         Some(near) => format!("did you mean `{near}`?"),
         None if candidates.len() <= 12 => format!(
@@ -151,7 +175,7 @@ mod tests {
     fn renders_location_caret_and_hint() {
         let d = Diagnostic::new(Arc::from("rb.yaml"), Pos::new(2, 5), "unknown field `neds`")
             .with_hint("did you mean `needs`?");
-        let out = d.render(Some("steps:\n  - neds: [a]\n"));
+        let out = d.render(&[("rb.yaml", "steps:\n  - neds: [a]\n")]);
         assert_eq!(
             out,
             "rb.yaml:2:5: unknown field `neds`\n  |\n2 |   - neds: [a]\n  |     ^\n  hint: did you mean `needs`?\n"

@@ -344,10 +344,11 @@ fn compile_str(
     if !rest.is_empty() {
         parts.push(Part::Text(rest.to_string()));
     }
-    if parts.len() == 1 && matches!(parts[0], Part::Expr(_)) {
-        if let Some(Part::Expr(e)) = parts.pop() {
-            return Template::Expr(Box::new(e));
-        }
+    if parts.len() == 1
+        && matches!(parts[0], Part::Expr(_))
+        && let Some(Part::Expr(e)) = parts.pop()
+    {
+        return Template::Expr(Box::new(e));
     }
     Template::Interp(parts)
 }

@@ -26,8 +26,8 @@ pub fn resolve(
         }
     }
     for (i, (name, text)) in flags.iter().enumerate() {
-        let at: Arc<str> = Arc::from("<command line>");
-        let pos = Pos::new(1, i + 1);
+        let at: Arc<str> = Arc::from(format!("command line, -p flag {}", i + 1).as_str());
+        let pos = Pos::new(0, 0);
         match runbook.params.iter().find(|p| &p.name == name) {
             None => errors.push(
                 Diagnostic::new(
@@ -117,7 +117,8 @@ fn file_values(
                     path.clone(),
                     v.pos,
                     format!(
-                        "parameter `{name}` must be a {}, but this is {}",
+                        "parameter `{name}` must be {} {}, but this is {}",
+                        crate::compile::article(decl.ty),
                         decl.ty,
                         v.shape()
                     ),

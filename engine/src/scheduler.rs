@@ -547,8 +547,10 @@ fn decide(step: &Step, slot: &Slot, scope: &Scope, clock: Instant) -> Decision {
                 }
                 Some(v) if !v.is_null() && !p.ty.accepts(v) => {
                     return Decision::Fail(StepError::invalid_input(format!(
-                        "parameter `{}` must be a {}, but evaluated to {v}",
-                        p.name, p.ty
+                        "parameter `{}` must be {} {}, but evaluated to {v}",
+                        p.name,
+                        crate::compile::article(p.ty),
+                        p.ty
                     )));
                 }
                 _ => {}
