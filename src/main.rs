@@ -1,6 +1,7 @@
 //! The `drflow` command: parses arguments, calls the engine and the step library, and maps
 //! outcomes to exit codes (0 success, 1 a step failed, 2 invalid input, 130 interrupted).
 
+mod cmd_journal;
 mod progress;
 mod reference;
 mod report;
@@ -13,8 +14,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use drflow_engine::{
-    Diagnostics, GraphFormat, Outputs, Registry, RunOptions, RunSink, RunStatus, Runbook, Stop,
-    compile, parse_duration, redacted, resolve_params,
+    Diagnostics, GraphFormat, Outputs, Registry, RunOptions, RunStatus, Runbook, Stop, compile,
+    parse_duration, redacted, resolve_params,
 };
 use tokio::sync::watch;
 
@@ -99,6 +100,14 @@ enum Command {
         #[arg(long, default_value = "text")]
         format: GraphArg,
     },
+    /// Continue a run that crashed, was interrupted or failed: succeeded steps are not run again.
+    Resume(cmd_journal::ResumeArgs),
+    /// List the journaled runs, newest first.
+    Runs(cmd_journal::RunsArgs),
+    /// Show a run's timeline: every step and attempt with timestamps and errors.
+    Show(cmd_journal::ShowArgs),
+    /// Undo a run's succeeded steps in reverse dependency order.
+    Rollback(cmd_journal::RollbackArgs),
 }
 
 #[derive(Args)]
@@ -123,6 +132,8 @@ struct RunArgs {
     /// text (progress and a summary table) or json (one document on stdout).
     #[arg(long, default_value = "text")]
     output: OutputFormat,
+    #[command(flatten)]
+    durable: cmd_journal::DurableArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -193,6 +204,10 @@ fn main() -> ExitCode {
             Ok(EXIT_OK)
         }
         Command::Graph { file, format } => cmd_graph(&cli.global, &file, format),
+        Command::Resume(args) => cmd_journal::cmd_resume(&cli.global, args),
+        Command::Runs(args) => cmd_journal::cmd_runs(&cli.global, args),
+        Command::Show(args) => cmd_journal::cmd_show(&cli.global, args),
+        Command::Rollback(args) => cmd_journal::cmd_rollback(&cli.global, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -317,6 +332,7 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
         args.file.display(),
         global.target.name()
     );
+    let mut durable = cmd_journal::Durable::start(global, &rb, &params, &run_id, &args.durable)?;
     let mut options = RunOptions::new(run_id);
     options.max_parallel = args.max_parallel.map(|n| n as usize);
     options.timeout = args.timeout;
@@ -339,8 +355,9 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
     let report = runtime.block_on(async {
         let (stop_tx, stop_rx) = watch::channel(Stop::No);
         tokio::spawn(forward_signals(stop_tx));
-        let sink: &mut dyn RunSink = &mut progress;
-        drflow_engine::run(&rb, &params, options, sink, stop_rx).await
+        durable
+            .run(&rb, &params, options, &mut progress, stop_rx)
+            .await
     });
     drop(progress);
     let report = report.map_err(|e| Failure {
@@ -353,6 +370,7 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
         OutputFormat::Text => print!("{}", report::text(&report, global.target.name())),
         OutputFormat::Json => println!("{:#}", report::json(&report, global.target.name())),
     }
+    durable.print_rollback();
     Ok(match report.status {
         RunStatus::Succeeded | RunStatus::RolledBack => EXIT_OK,
         RunStatus::Interrupted => EXIT_INTERRUPTED,

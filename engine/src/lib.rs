@@ -40,7 +40,7 @@ pub use journal::{
     APPLICATION_ID, DEFAULT_STATE_DIR, Durability, JOURNAL_FILE, Journal, JournalError, MIGRATIONS,
     RunSummary, SCHEMA_VERSION, STATE_DIR_ENV, parse_status, resolve_state_dir,
 };
-pub use lock::{Holder, Lease, LeaseOptions, LockError, hostname, lock_holder};
+pub use lock::{Holder, Lease, LeaseOptions, LockError, hostname, live_holder, lock_holder};
 pub use params::{redacted, resolve as resolve_params};
 pub use rollback::{RollbackPlan, RollbackReport, plan_rollback, rollback};
 pub use scheduler::{
