@@ -23,27 +23,28 @@
 //! # Durability: what is committed when, and why that is write-ahead
 //!
 //! The engine promises that every state change is durable *before* the engine acts on it. The
-//! scheduler's only actions on the world are starting a step attempt (its side effects) and
-//! finishing the run (the exit code, the report); rollback's are starting an undo. So
-//! [`Journal`] (a [`RunSink`]) appends every event to an open transaction and commits it:
+//! scheduler's actions on the world are starting a step attempt (its side effects), handing a
+//! step's outputs to its dependants, and finishing the run (exit code, report); rollback's are
+//! starting an undo and moving on to the next. So [`Journal`] (a [`RunSink`]) appends every event
+//! to an open transaction and commits it *before `record` returns* when the event is one of
 //!
-//! - when it records `step_started`, `undo_started` or `run_finished` — the events right before
-//!   such an action — *before* `record` returns: the scheduler spawns the attempt only after
-//!   `record` returned, so the attempt, and everything recorded before it (the upstream
-//!   `step_succeeded` whose outputs feed it), is on disk before any side effect can happen;
-//! - at [`RunSink::flush`], which the scheduler calls when it goes idle waiting for steps;
-//! - when the journal is dropped.
+//! - `step_started` / `undo_started`: the scheduler spawns the attempt right after `record`
+//!   returns, so the start — and everything recorded before it — is on disk before any side
+//!   effect can happen;
+//! - `step_succeeded` / `undo_succeeded`: work that was done is never forgotten, so a resume
+//!   does not repeat a step (a database promotion, say) that finished a moment before a crash;
+//! - `run_finished`;
 //!
-//! Other events (`step_succeeded`, `attempt_failed`, `step_skipped`, …) ride along in the same
-//! transaction as the next commit: if the process dies before it, the run resumes as if the step
-//! had been started and never finished, and runs it again — which the idempotency contract makes
-//! safe (`docs/journal.md`). A chain of no-op steps costs one commit per step; a wave of steps
-//! that finish together costs one commit for all of their results.
+//! and otherwise at [`RunSink::flush`] (the scheduler calls it whenever it goes idle waiting for
+//! steps) or when the journal is dropped. The events that ride along — `attempt_failed`,
+//! `step_failed`, `step_skipped`, `step_interrupted`, `run_resumed` — are bookkeeping whose loss
+//! is harmless: a resume recomputes a skip, and runs a failed or interrupted step again, which it
+//! would do anyway.
 //!
-//! A commit per event would cost twice as much, and buffering `step_started` until `flush` would
-//! let a spawned attempt act before its own start is on disk (the scheduler spawns right after
-//! recording). Measured on the 2-core dev machine: ~2.4 µs/step for appends alone, ~19 µs/step
-//! with one commit per step, ~30 µs/step with a commit per event (see `docs/performance.md`).
+//! Cost, measured on the 2-core dev machine: appending is ~2.4 µs/step, a commit ~7-10 µs, so a
+//! no-op step (two commits) costs ~20-30 µs of journaling — well inside the 100 µs/step budget
+//! (`docs/performance.md`). Buffering until `flush` alone would be cheaper but unsafe with this
+//! scheduler, which spawns an attempt right after recording its start, before it flushes.
 //!
 //! The database runs in WAL mode with `synchronous=NORMAL`: a commit is a sequential append to
 //! the WAL with no fsync. That survives a crash or `SIGKILL` of drflow (the WAL is in the OS page
@@ -673,12 +674,14 @@ impl Journal {
 impl RunSink for Journal {
     fn record(&mut self, event: &RunEvent) -> Result<(), SinkError> {
         self.append(event).map_err(|e| SinkError(e.to_string()))?;
-        // The scheduler acts right after these (spawns the attempt or the undo, exits): they and
-        // everything before them must be on disk first. See the module docs.
+        // Work about to be done or just done: on disk, with everything before it, before the
+        // scheduler acts on it. Bookkeeping rides along with the next commit. See the module docs.
         if matches!(
             event,
             RunEvent::StepStarted { .. }
+                | RunEvent::StepSucceeded { .. }
                 | RunEvent::UndoStarted { .. }
+                | RunEvent::UndoSucceeded { .. }
                 | RunEvent::RunFinished { .. }
         ) {
             self.commit().map_err(|e| SinkError(e.to_string()))?;
@@ -935,7 +938,7 @@ mod tests {
     }
 
     #[test]
-    fn step_starts_commit_at_once_and_results_at_the_next_commit() {
+    fn work_events_commit_at_once_and_bookkeeping_at_the_next_commit() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open_in(dir.path()).unwrap();
         j.record(&started("r1")).unwrap();
@@ -946,9 +949,17 @@ mod tests {
         // A step start is on disk before `record` returns: the scheduler acts on it next.
         assert_eq!(reader.event_count("r1").unwrap(), 2);
         j.record(&done).unwrap();
-        assert_eq!(reader.event_count("r1").unwrap(), 2);
-        j.flush().unwrap();
         assert_eq!(reader.event_count("r1").unwrap(), 3);
+        // Bookkeeping rides along until the next commit.
+        j.record(&RunEvent::StepSkipped {
+            step: "b".into(),
+            reason: "condition".into(),
+            at: 4.0,
+        })
+        .unwrap();
+        assert_eq!(reader.event_count("r1").unwrap(), 3);
+        j.flush().unwrap();
+        assert_eq!(reader.event_count("r1").unwrap(), 4);
     }
 
     #[test]

@@ -337,7 +337,7 @@ steps:
 ";
         let runbook = match crate::compile::compile("rb.yaml", source, &registry) {
             Ok(rb) => rb,
-            Err(d) => panic!("{}", d.render(Some(source))),
+            Err(d) => panic!("{}", d.render(&[("rb.yaml", source)])),
         };
         Fixture {
             log,
