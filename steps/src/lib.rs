@@ -1,8 +1,42 @@
-//! The drflow step library.
+//! The drflow step library: the step types runbooks use, and the clouds they act on.
+//!
+//! In layers, bottom up:
+//!
+//! 1. [`backend`]: the seam. A generic resource API ([`CloudBackend`]: find, create, update,
+//!    delete, list, wait) over [`Kind`]s of resource with backend-neutral JSON specs. Steps never
+//!    see an SDK type.
+//! 2. [`sim`]: the embedded simulated cloud ([`SimBackend`]), a deterministic [`sim::World`]
+//!    with a virtual clock, persisted under the state directory.
+//! 3. The cloud steps (`network.vpc`, `rds.global_database`, ...): all provisioning logic
+//!    (naming, tags, find-or-create, drift repair) lives here, once, for every backend.
+//! 4. [`registry`]: every step type, cloud steps bound to the [`CloudConfig`]'s target.
+
+pub mod backend;
+mod cloud;
+pub mod sim;
+mod target;
+
+use std::sync::Arc;
 
 use drflow_engine::Registry;
 
-/// Every built-in step type.
-pub fn registry() -> Registry {
-    Registry::new()
+pub use backend::{CloudBackend, CloudError, CreateRequest, ErrorKind, Kind, Resource};
+pub use cloud::framework::{Change, MANAGED_BY, SUFFIX_TAG};
+pub use sim::SimBackend;
+pub use target::{
+    CloudConfig, DEFAULT_STATE_DIR, LazyBackend, STATE_DIR_ENV, TARGET_ENV, Target,
+    state_dir_from_env,
+};
+
+/// Every built-in step type, with the cloud steps bound to the target in `config`. The backend
+/// opens on first use, so `validate` and `steps` never touch the sim's world.
+pub fn registry(config: &CloudConfig) -> Registry {
+    registry_with_backend(Arc::new(LazyBackend::new(config.clone())))
+}
+
+/// Like [`registry`], with a backend the caller already holds (tests that inspect the sim).
+pub fn registry_with_backend(backend: Arc<LazyBackend>) -> Registry {
+    let mut reg = Registry::new();
+    cloud::register(&mut reg, &backend);
+    reg
 }
