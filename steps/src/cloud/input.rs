@@ -87,3 +87,8 @@ pub fn duration(input: &Outputs, key: &str) -> Result<std::time::Duration, StepE
         _ => Err(missing(key, "a duration such as 30s or 45m")),
     }
 }
+
+/// A number, or `default` when absent.
+pub fn f64_or(input: &Outputs, key: &str, default: f64) -> f64 {
+    input.get(key).and_then(Value::as_f64).unwrap_or(default)
+}

@@ -228,6 +228,9 @@ pub fn identity(ids: &mut IdGen, kind: Kind, region: &str, name: &str, spec: &Va
         }
         Kind::Certificate => {
             let domain = s("domain_name");
+            // ACM gives the same validation record for a domain in every region of an account,
+            // so it is derived from the domain alone.
+            let mut ids = IdGen::new(0, kind, "", &domain);
             attrs.insert(
                 "validation_record_name".into(),
                 json!(format!("_{}.{domain}.", ids.hex(32))),

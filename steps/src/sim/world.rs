@@ -315,10 +315,20 @@ impl World {
     /// Deletes a resource unless another still depends on it.
     pub fn delete(&mut self, region: &str, kind: Kind, id: &str) -> Result<(), CloudError> {
         self.get(region, kind, id)?;
+        // Names double as ids for some kinds (subnet groups, aliases), so the same id may exist
+        // in several regions: a dependency means the one in the dependent's own region if there
+        // is one there, else the one anywhere.
         let dependents: Vec<String> = self
             .all()
             .into_iter()
-            .filter(|r| r.resource.depends_on.iter().any(|d| d == id))
+            .filter(|r| {
+                r.resource.depends_on.iter().any(|d| d == id)
+                    && (r.resource.region == region
+                        || !self
+                            .regions
+                            .get(&r.resource.region)
+                            .is_some_and(|m| m.contains_key(id)))
+            })
             .map(|r| format!("{} {}", r.resource.kind, r.resource.name))
             .collect();
         if !dependents.is_empty() {
