@@ -230,6 +230,11 @@ impl Cx {
             .await?)
     }
 
+    /// Records something done outside [`Cx::ensure`] (a deletion), reported as a change.
+    pub fn note(&mut self, line: String) {
+        self.changes.push((Change::Updated, line));
+    }
+
     /// Adds the change report to a step's own outputs.
     fn finish(self, mut out: Outputs) -> Outputs {
         let all = |c: Change| self.changes.iter().all(|(x, _)| *x == c);

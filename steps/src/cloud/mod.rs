@@ -6,7 +6,9 @@ mod data;
 mod drift;
 pub(crate) mod framework;
 pub(crate) mod input;
+mod monitoring;
 mod network;
+mod ops;
 mod security;
 mod traffic;
 
@@ -23,4 +25,6 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
     compute::register(reg, backend);
     security::register(reg, backend);
     traffic::register(reg, backend);
+    monitoring::register(reg, backend);
+    ops::register(reg, backend);
 }
