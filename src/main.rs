@@ -1,3 +1,404 @@
-fn main() {
-    let _ = drflow_steps::registry();
+//! The `drflow` command: parses arguments, calls the engine and the step library, and maps
+//! outcomes to exit codes (0 success, 1 a step failed, 2 invalid input, 130 interrupted).
+
+mod progress;
+mod reference;
+mod report;
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use drflow_engine::{
+    Diagnostics, GraphFormat, Outputs, Registry, RunOptions, RunSink, RunStatus, Runbook, Stop,
+    compile, parse_duration, redacted, resolve_params,
+};
+use tokio::sync::watch;
+
+/// Exit code: every step succeeded.
+const EXIT_OK: u8 = 0;
+/// Exit code: a step failed (or the run timed out).
+const EXIT_FAILED: u8 = 1;
+/// Exit code: the runbook, its parameters or the command line were invalid; nothing ran.
+const EXIT_INVALID: u8 = 2;
+/// Exit code: Ctrl-C or SIGTERM stopped the run.
+const EXIT_INTERRUPTED: u8 = 130;
+
+#[derive(Parser)]
+#[command(
+    name = "drflow",
+    version,
+    about = "Runs YAML runbooks as a DAG of typed steps: provision, fail over and drill a two-region AWS setup.",
+    after_help = "Exit codes: 0 success, 1 a step failed, 2 invalid input (nothing ran), 130 interrupted."
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Global {
+    /// Where runs, locks and the simulated cloud are kept.
+    #[arg(
+        long,
+        global = true,
+        env = "DRFLOW_STATE_DIR",
+        default_value = ".drflow"
+    )]
+    state_dir: PathBuf,
+    /// Which cloud the steps act on: the embedded simulation, or AWS through the SDK.
+    #[arg(long, global = true, env = "DRFLOW_TARGET", default_value = "sim")]
+    target: Target,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Target {
+    /// The embedded simulated cloud (no account needed).
+    Sim,
+    /// Real AWS (or an emulator with --endpoint-url / AWS_ENDPOINT_URL).
+    Aws,
+}
+
+impl Target {
+    fn name(self) -> &'static str {
+        match self {
+            Target::Sim => "sim",
+            Target::Aws => "aws",
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compile and run a runbook.
+    Run(RunArgs),
+    /// Compile runbooks and report every problem; runs nothing.
+    Validate {
+        /// Runbook files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List every step type with its parameters and outputs.
+    Steps {
+        /// text, markdown (the docs page) or json.
+        #[arg(long, default_value = "text")]
+        format: StepsFormat,
+    },
+    /// Print a JSON Schema for runbook files (for editors and the YAML language server).
+    Schema,
+    /// Draw a runbook's DAG.
+    Graph {
+        /// The runbook.
+        file: PathBuf,
+        /// text (waves of parallel steps), dot (Graphviz) or mermaid.
+        #[arg(long, default_value = "text")]
+        format: GraphArg,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The runbook file.
+    file: PathBuf,
+    /// Set a parameter: `-p name=value` (lists and maps in YAML flow style: `-p azs=[a,b]`).
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
+    /// A YAML file of parameters (`name: value` lines); `-p` overrides it.
+    #[arg(long)]
+    params_file: Option<PathBuf>,
+    /// Run at most this many steps at once (default: no limit).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    max_parallel: Option<u32>,
+    /// Stop the whole run after this long, e.g. `10m`.
+    #[arg(long, value_parser = parse_duration_arg)]
+    timeout: Option<Duration>,
+    /// After Ctrl-C or SIGTERM, how long running steps may finish before they are cancelled.
+    #[arg(long, default_value = "10s", value_parser = parse_duration_arg)]
+    grace: Duration,
+    /// text (progress and a summary table) or json (one document on stdout).
+    #[arg(long, default_value = "text")]
+    output: OutputFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StepsFormat {
+    Text,
+    Markdown,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GraphArg {
+    Text,
+    Dot,
+    Mermaid,
+}
+
+fn parse_duration_arg(s: &str) -> Result<Duration, String> {
+    parse_duration(s)
+}
+
+/// A failure of the command itself, with the exit code it maps to.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    fn invalid(message: impl Into<String>) -> Failure {
+        Failure {
+            code: EXIT_INVALID,
+            message: message.into(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DRFLOW_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .without_time()
+        .init();
+    let result = match cli.command {
+        Command::Run(args) => cmd_run(&cli.global, args),
+        Command::Validate { files } => cmd_validate(&files),
+        Command::Steps { format } => {
+            let registry = registry(&cli.global);
+            match format {
+                StepsFormat::Text => print!("{}", reference::text(&registry)),
+                StepsFormat::Markdown => print!("{}", reference::markdown(&registry)),
+                StepsFormat::Json => println!("{:#}", reference::json(&registry)),
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Schema => {
+            println!("{:#}", reference::schema(&registry(&cli.global)));
+            Ok(EXIT_OK)
+        }
+        Command::Graph { file, format } => cmd_graph(&cli.global, &file, format),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprint!("{}", f.message);
+            if !f.message.ends_with('\n') {
+                eprintln!();
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn registry(global: &Global) -> Registry {
+    drflow_steps::registry(&drflow_steps::CloudConfig {
+        target: match global.target {
+            Target::Sim => drflow_steps::Target::Sim,
+            Target::Aws => drflow_steps::Target::Aws,
+        },
+        state_dir: global.state_dir.clone(),
+        endpoint_url: std::env::var("AWS_ENDPOINT_URL").ok().filter(|v| !v.is_empty()),
+    })
+}
+
+fn read(path: &std::path::Path) -> Result<String, Failure> {
+    std::fs::read_to_string(path).map_err(|e| {
+        Failure::invalid(format!(
+            "error: cannot read {}: {e}\n  hint: check the path; runbooks ship under runbooks/",
+            path.display()
+        ))
+    })
+}
+
+/// Reads and compiles a runbook, rendering every problem on failure.
+fn load(path: &std::path::Path, registry: &Registry) -> Result<(Runbook, String), Failure> {
+    let source = read(path)?;
+    let name = path.display().to_string();
+    compile(&name, &source, registry)
+        .map(|rb| (rb, source.clone()))
+        .map_err(|d: Diagnostics| Failure::invalid(d.render(&[(name.as_str(), source.as_str())])))
+}
+
+fn cmd_validate(files: &[PathBuf]) -> Result<u8, Failure> {
+    // Compiling never opens the backend, so the default configuration is as good as any.
+    let registry = drflow_steps::registry(&drflow_steps::CloudConfig::default());
+    let mut code = EXIT_OK;
+    for file in files {
+        match load(file, &registry) {
+            Ok((rb, _)) => println!(
+                "{}: ok ({} steps, {} params, {} outputs)",
+                file.display(),
+                rb.steps.len(),
+                rb.params.len(),
+                rb.outputs.len()
+            ),
+            Err(f) => {
+                eprint!("{}", f.message);
+                code = EXIT_INVALID;
+            }
+        }
+    }
+    Ok(code)
+}
+
+fn cmd_graph(global: &Global, file: &std::path::Path, format: GraphArg) -> Result<u8, Failure> {
+    let (rb, _) = load(file, &registry(global))?;
+    let labels: Vec<(&str, &str)> = rb
+        .steps
+        .iter()
+        .map(|s| (s.id.as_str(), s.uses.as_str()))
+        .collect();
+    let format = match format {
+        GraphArg::Text => GraphFormat::Text,
+        GraphArg::Dot => GraphFormat::Dot,
+        GraphArg::Mermaid => GraphFormat::Mermaid,
+    };
+    print!("{}", rb.dag.render(&labels, format));
+    Ok(EXIT_OK)
+}
+
+fn parse_flags(params: &[String]) -> Result<Vec<(String, String)>, Failure> {
+    params
+        .iter()
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            _ => Err(Failure::invalid(format!(
+                "error: `-p {p}` is not of the form NAME=VALUE\n  hint: write e.g. `-p env_suffix=prod`"
+            ))),
+        })
+        .collect()
+}
+
+/// A new run id: the UTC start time plus a random suffix, so ids sort by time.
+fn new_run_id() -> String {
+    let iso = drflow_engine::iso8601(drflow_engine::now());
+    let stamp: String = iso[..19]
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .collect();
+    format!("{stamp}-{:04x}", rand::random::<u16>())
+}
+
+fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
+    let registry = registry(global);
+    let (rb, _) = load(&args.file, &registry)?;
+    let flags = parse_flags(&args.params)?;
+    let params_source = match &args.params_file {
+        Some(p) => Some((p.display().to_string(), read(p)?)),
+        None => None,
+    };
+    let params: Outputs = resolve_params(
+        &rb,
+        params_source
+            .as_ref()
+            .map(|(p, s)| (p.as_str(), s.as_str())),
+        &flags,
+    )
+    .map_err(|d| {
+        let runbook_source = read(&args.file).unwrap_or_default();
+        let mut sources = vec![(&*rb.file, runbook_source.as_str())];
+        if let Some((path, text)) = &params_source {
+            sources.push((path.as_str(), text.as_str()));
+        }
+        Failure::invalid(d.render(&sources))
+    })?;
+    let run_id = new_run_id();
+    eprintln!(
+        "drflow: run {run_id} of {} ({}) on target {}",
+        rb.name,
+        args.file.display(),
+        global.target.name()
+    );
+    let mut options = RunOptions::new(run_id);
+    options.max_parallel = args.max_parallel.map(|n| n as usize);
+    options.timeout = args.timeout;
+    options.grace = args.grace;
+    options.redacted_params = redacted(&rb, &params);
+    let uses: HashMap<String, String> = rb
+        .steps
+        .iter()
+        .map(|s| (s.id.clone(), s.uses.clone()))
+        .collect();
+    let terminal = std::io::stderr().is_terminal() && args.output == OutputFormat::Text;
+    let mut progress = progress::Progress::new(uses, terminal);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure {
+            code: EXIT_FAILED,
+            message: format!("error: cannot start the async runtime: {e}"),
+        })?;
+    let report = runtime.block_on(async {
+        let (stop_tx, stop_rx) = watch::channel(Stop::No);
+        tokio::spawn(forward_signals(stop_tx));
+        let sink: &mut dyn RunSink = &mut progress;
+        drflow_engine::run(&rb, &params, options, sink, stop_rx).await
+    });
+    drop(progress);
+    let report = report.map_err(|e| Failure {
+        code: EXIT_FAILED,
+        message: format!(
+            "error: {e}\n  hint: the run stopped because its progress could not be recorded"
+        ),
+    })?;
+    match args.output {
+        OutputFormat::Text => print!("{}", report::text(&report, global.target.name())),
+        OutputFormat::Json => println!("{:#}", report::json(&report, global.target.name())),
+    }
+    Ok(match report.status {
+        RunStatus::Succeeded | RunStatus::RolledBack => EXIT_OK,
+        RunStatus::Interrupted => EXIT_INTERRUPTED,
+        _ => EXIT_FAILED,
+    })
+}
+
+/// Turns the first Ctrl-C or SIGTERM into a graceful stop and the second into an immediate one.
+async fn forward_signals(stop: watch::Sender<Stop>) {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut count = 0;
+    loop {
+        #[cfg(unix)]
+        let term_recv = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term_recv = std::future::pending::<()>();
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => if r.is_err() { return },
+            _ = term_recv => {}
+        }
+        count += 1;
+        if count == 1 {
+            eprintln!(
+                "drflow: stopping: no new steps start; running steps get the grace period (press Ctrl-C again to cancel them now)"
+            );
+            let _ = stop.send(Stop::Graceful);
+        } else {
+            eprintln!("drflow: cancelling running steps now");
+            let _ = stop.send(Stop::Now);
+            return;
+        }
+    }
 }

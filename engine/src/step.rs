@@ -263,6 +263,16 @@ impl fmt::Display for StepError {
 
 impl std::error::Error for StepError {}
 
+/// Evaluates a step's `with:` block again, for steps that poll a condition (`core.wait_until`).
+#[derive(Clone)]
+pub struct Reevaluate(pub Arc<dyn Fn() -> Result<Outputs, StepError> + Send + Sync>);
+
+impl fmt::Debug for Reevaluate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Reevaluate(..)")
+    }
+}
+
 /// What a running step may know about where it runs.
 #[derive(Debug, Clone)]
 pub struct StepContext {
@@ -276,6 +286,23 @@ pub struct StepContext {
     pub attempt: u32,
     /// The outputs this step recorded when it last succeeded (only given to `undo`).
     pub previous_outputs: Option<Outputs>,
+    /// Evaluates the step's input again with the run's current scope (time moves on, other
+    /// steps finish). `None` outside a run.
+    pub reevaluate: Option<Reevaluate>,
+}
+
+impl StepContext {
+    /// A context for calling a step outside a run (tests, tools).
+    pub fn detached(step_id: &str) -> StepContext {
+        StepContext {
+            run_id: "detached".into(),
+            runbook: "detached".into(),
+            step_id: step_id.into(),
+            attempt: 1,
+            previous_outputs: None,
+            reevaluate: None,
+        }
+    }
 }
 
 /// A step type: declared once, run many times.

@@ -7,12 +7,14 @@
 //!    see an SDK type.
 //! 2. [`sim`]: the embedded simulated cloud ([`SimBackend`]), a deterministic [`sim::World`]
 //!    with a virtual clock, persisted under the state directory.
-//! 3. The cloud steps (`network.vpc`, `rds.global_database`, ...): all provisioning logic
-//!    (naming, tags, find-or-create, drift repair) lives here, once, for every backend.
-//! 4. [`registry`]: every step type, cloud steps bound to the [`CloudConfig`]'s target.
+//! 3. The step types: the built-in `core.*` steps, and the cloud steps (`network.vpc`,
+//!    `rds.global_database`, ...) in which all provisioning logic (naming, tags,
+//!    find-or-create, drift repair) lives once, for every backend.
+//! 4. [`registry`]: every step type, the cloud steps bound to the [`CloudConfig`]'s target.
 
 pub mod backend;
 mod cloud;
+mod core;
 pub mod sim;
 mod target;
 
@@ -20,6 +22,7 @@ use std::sync::Arc;
 
 use drflow_engine::Registry;
 
+pub use crate::core::duration_param;
 pub use backend::{CloudBackend, CloudError, CreateRequest, ErrorKind, Kind, Resource};
 pub use cloud::framework::{Change, MANAGED_BY, SUFFIX_TAG};
 pub use sim::SimBackend;
@@ -29,14 +32,15 @@ pub use target::{
 };
 
 /// Every built-in step type, with the cloud steps bound to the target in `config`. The backend
-/// opens on first use, so `validate` and `steps` never touch the sim's world.
+/// opens on first use, so `validate`, `steps` and `schema` never touch the sim's world.
 pub fn registry(config: &CloudConfig) -> Registry {
     registry_with_backend(Arc::new(LazyBackend::new(config.clone())))
 }
 
 /// Like [`registry`], with a backend the caller already holds (tests that inspect the sim).
 pub fn registry_with_backend(backend: Arc<LazyBackend>) -> Registry {
-    let mut reg = Registry::new();
-    cloud::register(&mut reg, &backend);
-    reg
+    let mut registry = Registry::new();
+    core::register(&mut registry);
+    cloud::register(&mut registry, &backend);
+    registry
 }

@@ -1,0 +1,1095 @@
+//! From a runbook file to a checked [`Runbook`], reporting every problem in one pass.
+//!
+//! Two stages, as in vector's config: the YAML tree is read field by field (unknown fields are
+//! reported with the nearest known name), then the references between steps are resolved and
+//! checked (unknown `needs`, cycles, expressions naming unknown params or outputs, outputs of a
+//! step that is not upstream). Nothing is run when any problem is found.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::dag::Dag;
+use crate::diag::{Diagnostic, Diagnostics, Pos, nearest, suggest};
+use crate::duration::parse_duration;
+use crate::expr::{ROOTS, RUN_FIELDS, Ref, Template};
+use crate::step::{Outputs, Registry, StepSpec, StepType, ValueType};
+use crate::yaml::{Node, NodeKind};
+
+const TOP_FIELDS: &[&str] = &[
+    "runbook",
+    "description",
+    "params",
+    "steps",
+    "outputs",
+    "lock",
+    "on_failure",
+];
+const STEP_FIELDS: &[&str] = &[
+    "id",
+    "uses",
+    "with",
+    "needs",
+    "if",
+    "retry",
+    "timeout",
+    "continue_on_error",
+    "description",
+];
+const PARAM_FIELDS: &[&str] = &["type", "default", "description", "secret"];
+const RETRY_FIELDS: &[&str] = &["attempts", "backoff", "max_backoff", "on"];
+
+/// What to do when a step fails for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Stop starting dependants; keep what succeeded (the default).
+    Stop,
+    /// Undo the succeeded steps in reverse dependency order.
+    Rollback,
+}
+
+/// A declared runbook parameter.
+#[derive(Debug, Clone)]
+pub struct ParamDecl {
+    /// Its name, used as `params.<name>`.
+    pub name: String,
+    /// Its type.
+    pub ty: ValueType,
+    /// Its default; none means the parameter is required.
+    pub default: Option<Value>,
+    /// What it is for.
+    pub description: String,
+    /// Never written in clear to the journal, logs or reports.
+    pub secret: bool,
+    /// Where it is declared.
+    pub pos: Pos,
+}
+
+/// When a step runs.
+#[derive(Debug)]
+pub enum Condition {
+    /// When everything it needs succeeded (or was skipped by its own condition).
+    Default,
+    /// Also after something upstream failed.
+    Always,
+    /// When the expression is true and everything it needs succeeded.
+    If(Template),
+}
+
+/// How a step is retried.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first one included (1 means no retry).
+    pub attempts: u32,
+    /// The wait before the first retry; doubled for each further retry, with full jitter.
+    pub backoff: Duration,
+    /// The longest wait between attempts.
+    pub max_backoff: Duration,
+    /// Error kinds to retry even if the step did not mark them retryable.
+    pub on: Vec<String>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 1,
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+            on: Vec::new(),
+        }
+    }
+}
+
+/// A checked step.
+pub struct Step {
+    /// Its id.
+    pub id: String,
+    /// Its type's name.
+    pub uses: String,
+    /// Its type.
+    pub step_type: Arc<dyn StepType>,
+    /// Its input: every given parameter, then the defaults of those left out.
+    pub with: Arc<[(String, Template)]>,
+    /// The input, evaluated once at compile time when it holds no expression.
+    pub literal_input: Option<Outputs>,
+    /// Indices of the steps it needs.
+    pub needs: Vec<usize>,
+    /// When it runs.
+    pub condition: Condition,
+    /// How it is retried.
+    pub retry: RetryPolicy,
+    /// The longest one attempt may take.
+    pub timeout: Option<Duration>,
+    /// Whether its failure leaves its dependants free to run.
+    pub continue_on_error: bool,
+    /// Where it is declared.
+    pub pos: Pos,
+}
+
+impl std::fmt::Debug for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Step")
+            .field("id", &self.id)
+            .field("uses", &self.uses)
+            .field("needs", &self.needs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A runbook that compiled without a problem.
+#[derive(Debug)]
+pub struct Runbook {
+    /// Its name.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// The file it came from, as given.
+    pub file: Arc<str>,
+    /// SHA-256 of the file's content, hex; a resumed run checks it.
+    pub content_hash: String,
+    /// Declared parameters.
+    pub params: Vec<ParamDecl>,
+    /// Steps in file order.
+    pub steps: Vec<Step>,
+    /// Step index by id.
+    pub index: HashMap<String, usize>,
+    /// The runbook's outputs, evaluated after the last step.
+    pub outputs: Vec<(String, Template)>,
+    /// The lock key, when runs must not overlap.
+    pub lock: Option<Template>,
+    /// What to do when a step fails.
+    pub on_failure: OnFailure,
+    /// The dependency graph.
+    pub dag: Dag,
+}
+
+/// SHA-256 of a runbook's text, hex.
+pub fn content_hash(source: &str) -> String {
+    let digest = Sha256::digest(source.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Compiles a runbook's text. `file` names it in diagnostics.
+pub fn compile(file: &str, source: &str, registry: &Registry) -> Result<Runbook, Diagnostics> {
+    let file: Arc<str> = Arc::from(file);
+    let root = crate::yaml::parse(&file, source).map_err(|d| Diagnostics(vec![d]))?;
+    let mut c = Compiler {
+        file: file.clone(),
+        errors: Vec::new(),
+    };
+    let runbook = c.runbook(&root, registry, content_hash(source));
+    if c.errors.is_empty()
+        && let Some(rb) = runbook
+    {
+        return Ok(rb);
+    }
+    c.errors.sort_by_key(|d| d.pos);
+    c.errors.dedup();
+    Err(Diagnostics(c.errors))
+}
+
+struct Compiler {
+    file: Arc<str>,
+    errors: Vec<Diagnostic>,
+}
+
+/// A step as read, before its references are resolved.
+struct RawStep<'a> {
+    id: String,
+    id_pos: Pos,
+    pos: Pos,
+    spec: Option<Arc<dyn StepType>>,
+    uses: String,
+    with: Vec<(String, Template)>,
+    with_keys: HashSet<String>,
+    needs: Vec<(&'a str, Pos)>,
+    condition: Condition,
+    retry: RetryPolicy,
+    timeout: Option<Duration>,
+    continue_on_error: bool,
+}
+
+impl Compiler {
+    fn err(&mut self, pos: Pos, message: impl Into<String>) -> &mut Diagnostic {
+        self.errors
+            .push(Diagnostic::new(self.file.clone(), pos, message));
+        self.errors.last_mut().expect("just pushed")
+    }
+
+    fn hint(&mut self, pos: Pos, message: impl Into<String>, hint: impl Into<String>) {
+        self.err(pos, message).hint = Some(hint.into());
+    }
+
+    /// Checks that `node` is a map and reports keys not in `known`.
+    fn fields<'a>(
+        &mut self,
+        node: &'a Node,
+        what: &str,
+        known: &[&str],
+    ) -> Option<&'a [(Node, Node)]> {
+        let Some(entries) = node.as_map() else {
+            self.hint(
+                node.pos,
+                format!("{what} must be a map, but this is {}", node.shape()),
+                format!(
+                    "write it as `key: value` lines; allowed keys: {}",
+                    known.join(", ")
+                ),
+            );
+            return None;
+        };
+        for (key, _) in entries {
+            let name = key.as_str().unwrap_or_default();
+            if !known.contains(&name) {
+                self.hint(
+                    key.pos,
+                    format!("unknown field `{name}` in {what}"),
+                    suggest(name, known),
+                );
+            }
+        }
+        Some(entries)
+    }
+
+    fn string(&mut self, node: &Node, what: &str) -> Option<String> {
+        match &node.kind {
+            NodeKind::Scalar { text, .. } if !node.is_null() => Some(text.clone()),
+            _ => {
+                self.err(
+                    node.pos,
+                    format!("{what} must be a string, but this is {}", node.shape()),
+                );
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, node: &Node, what: &str) -> bool {
+        match node.to_value() {
+            Value::Bool(b) if matches!(node.kind, NodeKind::Scalar { plain: true, .. }) => b,
+            _ => {
+                self.hint(
+                    node.pos,
+                    format!("{what} must be true or false, but this is {}", node.shape()),
+                    "write `true` or `false` without quotes",
+                );
+                false
+            }
+        }
+    }
+
+    fn duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
+        let text = match node.to_value() {
+            Value::String(s) => s,
+            Value::Number(n) => n.to_string(),
+            _ => {
+                self.hint(
+                    node.pos,
+                    format!("{what} must be a duration, but this is {}", node.shape()),
+                    "write e.g. `30s`, `5m` or `250ms`",
+                );
+                return None;
+            }
+        };
+        match parse_duration(&text) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.err(node.pos, format!("{what}: {e}"));
+                None
+            }
+        }
+    }
+
+    fn runbook(&mut self, root: &Node, registry: &Registry, hash: String) -> Option<Runbook> {
+        if root.is_null() {
+            self.hint(
+                root.pos,
+                "the runbook is empty",
+                "start with `runbook: <name>` and a `steps:` list",
+            );
+            return None;
+        }
+        let entries = self.fields(root, "the runbook", TOP_FIELDS)?;
+        let get = |k: &str| entries.iter().find(|(key, _)| key.as_str() == Some(k));
+        let name = match get("runbook") {
+            Some((_, v)) => self.string(v, "`runbook` (the name)").unwrap_or_default(),
+            None => {
+                self.hint(
+                    root.pos,
+                    "the runbook has no `runbook:` name",
+                    "add `runbook: <name>` at the top",
+                );
+                String::new()
+            }
+        };
+        let description = get("description")
+            .and_then(|(_, v)| self.string(v, "`description`"))
+            .unwrap_or_default();
+        let params = get("params")
+            .map(|(_, v)| self.params(v))
+            .unwrap_or_default();
+        let on_failure = match get("on_failure") {
+            None => OnFailure::Stop,
+            Some((_, v)) => match v.as_str() {
+                Some("stop") => OnFailure::Stop,
+                Some("rollback") => OnFailure::Rollback,
+                _ => {
+                    self.hint(
+                        v.pos,
+                        format!("unknown `on_failure` value {}", v.to_value()),
+                        "use `stop` (the default) or `rollback`",
+                    );
+                    OnFailure::Stop
+                }
+            },
+        };
+        let lock = get("lock").and_then(|(_, v)| {
+            let text = self.string(v, "`lock`")?;
+            Some(Template::compile_text(
+                &text,
+                v.pos,
+                &self.file.clone(),
+                &mut self.errors,
+            ))
+        });
+        let raw_steps = match get("steps") {
+            Some((_, v)) => self.steps(v, registry),
+            None => {
+                self.hint(
+                    root.pos,
+                    "the runbook has no `steps:`",
+                    "add a `steps:` list with at least one step",
+                );
+                Vec::new()
+            }
+        };
+        let outputs: Vec<(String, Template, Pos)> = match get("outputs") {
+            None => Vec::new(),
+            Some((_, v)) if v.is_null() => Vec::new(),
+            Some((_, v)) => match v.as_map() {
+                Some(entries) => entries
+                    .iter()
+                    .map(|(k, val)| {
+                        (
+                            k.as_str().unwrap_or_default().to_string(),
+                            Template::compile(val, &self.file.clone(), &mut self.errors),
+                            k.pos,
+                        )
+                    })
+                    .collect(),
+                None => {
+                    self.err(
+                        v.pos,
+                        format!(
+                            "`outputs` must be a map of names to expressions, but this is {}",
+                            v.shape()
+                        ),
+                    );
+                    Vec::new()
+                }
+            },
+        };
+
+        // Resolve `needs` into indices.
+        let mut index: HashMap<String, usize> = HashMap::with_capacity(raw_steps.len());
+        for (i, s) in raw_steps.iter().enumerate() {
+            if let Some(&first) = index.get(&s.id) {
+                let first_pos: Pos = raw_steps[first].id_pos;
+                self.hint(
+                    s.id_pos,
+                    format!(
+                        "duplicate step id `{}` (first used at line {})",
+                        s.id, first_pos.line
+                    ),
+                    "give every step its own id",
+                );
+            } else if !s.id.is_empty() {
+                index.insert(s.id.clone(), i);
+            }
+        }
+        let ids: Vec<&str> = raw_steps.iter().map(|s| s.id.as_str()).collect();
+        let mut needs: Vec<Vec<usize>> = Vec::with_capacity(raw_steps.len());
+        for s in &raw_steps {
+            let mut resolved = Vec::with_capacity(s.needs.len());
+            for (name, pos) in &s.needs {
+                match index.get(*name) {
+                    Some(&j) if raw_steps[j].id == s.id => {
+                        self.err(*pos, format!("step `{}` needs itself", s.id));
+                    }
+                    Some(&j) => {
+                        if !resolved.contains(&j) {
+                            resolved.push(j);
+                        }
+                    }
+                    None => {
+                        self.hint(
+                            *pos,
+                            format!(
+                                "step `{}` needs `{name}`, but there is no step with that id",
+                                s.id
+                            ),
+                            suggest(name, &ids),
+                        );
+                    }
+                }
+            }
+            needs.push(resolved);
+        }
+        let dag = Dag::new(&needs);
+        for cycle in dag.cycles() {
+            let names: Vec<&str> = cycle.iter().map(|&i| raw_steps[i].id.as_str()).collect();
+            let first = cycle[0];
+            self.hint(
+                raw_steps[first].id_pos,
+                format!(
+                    "the steps form a cycle: {} -> {}",
+                    names.join(" -> "),
+                    names[0]
+                ),
+                "remove one of these `needs` so the steps can run in some order",
+            );
+        }
+        let acyclic = self
+            .errors
+            .iter()
+            .all(|e| !e.message.contains("form a cycle"));
+
+        // Check what expressions refer to.
+        let param_names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
+        for (i, s) in raw_steps.iter().enumerate() {
+            let mut templates: Vec<&Template> = s.with.iter().map(|(_, t)| t).collect();
+            if let Condition::If(t) = &s.condition {
+                templates.push(t);
+            }
+            let upstream = if acyclic && templates.iter().any(|t| !t.is_literal()) {
+                Some(dag.ancestors(i))
+            } else {
+                None
+            };
+            for t in templates {
+                self.check_refs(
+                    t,
+                    Some((i, upstream.as_ref())),
+                    &raw_steps,
+                    &index,
+                    &param_names,
+                );
+            }
+        }
+        for (_, t, _) in &outputs {
+            self.check_refs(t, None, &raw_steps, &index, &param_names);
+        }
+        if let Some(t) = &lock {
+            for e in t.exprs() {
+                for r in &e.refs {
+                    if !matches!(r, Ref::Param(_) | Ref::Env(_) | Ref::Run(_)) {
+                        self.hint(
+                            e.pos,
+                            format!(
+                                "`lock` may only use params, env and run, but `{}` uses more",
+                                e.source
+                            ),
+                            "the lock is taken before any step runs",
+                        );
+                    }
+                }
+            }
+            self.check_refs(t, None, &raw_steps, &index, &param_names);
+        }
+
+        if !self.errors.is_empty() {
+            return None;
+        }
+        let steps = raw_steps
+            .into_iter()
+            .zip(needs)
+            .map(|(s, needs)| {
+                let literal_input = s.with.iter().all(|(_, t)| t.is_literal()).then(|| {
+                    s.with
+                        .iter()
+                        .map(|(k, t)| match t {
+                            Template::Lit(v) => (k.clone(), v.clone()),
+                            _ => (k.clone(), Value::Null),
+                        })
+                        .collect()
+                });
+                Step {
+                    id: s.id,
+                    uses: s.uses,
+                    step_type: s.spec.expect("checked: no errors"),
+                    with: s.with.into(),
+                    literal_input,
+                    needs,
+                    condition: s.condition,
+                    retry: s.retry,
+                    timeout: s.timeout,
+                    continue_on_error: s.continue_on_error,
+                    pos: s.pos,
+                }
+            })
+            .collect();
+        Some(Runbook {
+            name,
+            description,
+            file: self.file.clone(),
+            content_hash: hash,
+            params,
+            steps,
+            index,
+            outputs: outputs.into_iter().map(|(k, t, _)| (k, t)).collect(),
+            lock,
+            on_failure,
+            dag,
+        })
+    }
+
+    fn params(&mut self, node: &Node) -> Vec<ParamDecl> {
+        if node.is_null() {
+            return Vec::new();
+        }
+        let Some(entries) = node.as_map() else {
+            self.err(
+                node.pos,
+                format!(
+                    "`params` must be a map of names to declarations, but this is {}",
+                    node.shape()
+                ),
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (key, decl) in entries {
+            let name = key.as_str().unwrap_or_default().to_string();
+            if !is_name(&name) {
+                self.hint(
+                    key.pos,
+                    format!("parameter name `{name}` is not a valid name"),
+                    "use lowercase letters, digits and `_`, starting with a letter",
+                );
+            }
+            let mut p = ParamDecl {
+                name,
+                ty: ValueType::String,
+                default: None,
+                description: String::new(),
+                secret: false,
+                pos: key.pos,
+            };
+            let what = format!("parameter `{}`", p.name);
+            if let Some(fields) = self.fields(decl, &what, PARAM_FIELDS) {
+                let mut default_node = None;
+                for (k, v) in fields {
+                    match k.as_str().unwrap_or_default() {
+                        "type" => match v.as_str().and_then(ValueType::parse) {
+                            Some(t) => p.ty = t,
+                            None => {
+                                let names: Vec<&str> =
+                                    ValueType::ALL.iter().map(|t| t.name()).collect();
+                                let given = v.as_str().unwrap_or_default();
+                                self.hint(
+                                    v.pos,
+                                    format!("unknown type `{given}` for {what}"),
+                                    suggest(given, &names),
+                                );
+                            }
+                        },
+                        "default" => default_node = Some(v),
+                        "description" => {
+                            p.description = self.string(v, "`description`").unwrap_or_default()
+                        }
+                        "secret" => p.secret = self.boolean(v, "`secret`"),
+                        _ => {}
+                    }
+                }
+                if let Some(v) = default_node {
+                    let value = v.to_value();
+                    if !value.is_null() && !p.ty.accepts(&value) {
+                        self.hint(
+                            v.pos,
+                            format!("the default of {what} is {}, not a {}", v.shape(), p.ty),
+                            "change the default or the declared `type`",
+                        );
+                    }
+                    p.default = Some(value);
+                }
+            }
+            out.push(p);
+        }
+        out
+    }
+
+    fn steps<'a>(&mut self, node: &'a Node, registry: &Registry) -> Vec<RawStep<'a>> {
+        let Some(items) = node.as_seq() else {
+            self.hint(
+                node.pos,
+                format!("`steps` must be a list, but this is {}", node.shape()),
+                "write each step as a `- id: …` item",
+            );
+            return Vec::new();
+        };
+        if items.is_empty() {
+            self.err(
+                node.pos,
+                "`steps` is empty; a runbook needs at least one step",
+            );
+        }
+        let type_names: Vec<&str> = registry.names().collect();
+        items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| self.step(i, n, registry, &type_names))
+            .collect()
+    }
+
+    fn step<'a>(
+        &mut self,
+        i: usize,
+        node: &'a Node,
+        registry: &Registry,
+        type_names: &[&str],
+    ) -> Option<RawStep<'a>> {
+        let what = format!("step {}", i + 1);
+        let entries = self.fields(node, &what, STEP_FIELDS)?;
+        let get = |k: &str| entries.iter().find(|(key, _)| key.as_str() == Some(k));
+        let (id, id_pos) = match get("id") {
+            Some((_, v)) => {
+                let id = self.string(v, "a step `id`").unwrap_or_default();
+                if !id.is_empty() && !is_name(&id) {
+                    self.hint(
+                        v.pos,
+                        format!("step id `{id}` is not a valid name"),
+                        "use lowercase letters, digits and `_`, starting with a letter, so expressions can name it (`steps.<id>.outputs`)",
+                    );
+                }
+                (id, v.pos)
+            }
+            None => {
+                self.hint(node.pos, format!("{what} has no `id`"), "add `id: <name>`");
+                (String::new(), node.pos)
+            }
+        };
+        let label = if id.is_empty() {
+            what.clone()
+        } else {
+            format!("step `{id}`")
+        };
+        let (uses, spec) = match get("uses") {
+            Some((_, v)) => {
+                let uses = self.string(v, "`uses`").unwrap_or_default();
+                match registry.get(&uses) {
+                    Some(t) => (uses, Some(t.clone())),
+                    None => {
+                        if !uses.is_empty() {
+                            self.hint(
+                                v.pos,
+                                format!("unknown step type `{uses}` in {label}"),
+                                suggest(&uses, type_names),
+                            );
+                        }
+                        (uses, None)
+                    }
+                }
+            }
+            None => {
+                self.hint(
+                    node.pos,
+                    format!("{label} has no `uses`"),
+                    "add `uses: <step type>`; `drflow steps` lists them",
+                );
+                (String::new(), None)
+            }
+        };
+        let with_node = get("with").map(|(_, v)| v);
+        let (with, with_keys) = self.with(
+            with_node,
+            node.pos,
+            &label,
+            spec.as_deref().map(|s| s.spec()),
+        );
+        let needs = match get("needs") {
+            None => Vec::new(),
+            Some((_, v)) => match &v.kind {
+                NodeKind::Scalar { text, .. } if !v.is_null() => vec![(text.as_str(), v.pos)],
+                NodeKind::Seq(items) => items
+                    .iter()
+                    .filter_map(|n| match n.as_str() {
+                        Some(s) => Some((s, n.pos)),
+                        None => {
+                            self.err(
+                                n.pos,
+                                format!("`needs` holds step ids, but this is {}", n.shape()),
+                            );
+                            None
+                        }
+                    })
+                    .collect(),
+                _ => {
+                    self.err(
+                        v.pos,
+                        format!(
+                            "`needs` must be a list of step ids, but this is {}",
+                            v.shape()
+                        ),
+                    );
+                    Vec::new()
+                }
+            },
+        };
+        let condition = match get("if") {
+            None => Condition::Default,
+            Some((_, v)) => match v.to_value() {
+                Value::String(s) if s.trim() == "always" || s.trim() == "${{ always }}" => {
+                    Condition::Always
+                }
+                Value::Bool(b) => Condition::If(Template::Lit(Value::Bool(b))),
+                Value::String(s) => {
+                    // Like GitHub Actions, a bare expression is accepted without `${{ }}`.
+                    let text = if s.contains("${{") {
+                        s
+                    } else {
+                        format!("${{{{ {s} }}}}")
+                    };
+                    Condition::If(Template::compile_text(
+                        &text,
+                        v.pos,
+                        &self.file.clone(),
+                        &mut self.errors,
+                    ))
+                }
+                _ => {
+                    self.hint(
+                        v.pos,
+                        format!("`if` in {label} must be an expression or `always`"),
+                        "write e.g. `if: ${{ params.dry_run == false }}` or `if: always`",
+                    );
+                    Condition::Default
+                }
+            },
+        };
+        let retry = get("retry")
+            .map(|(_, v)| self.retry(v, &label))
+            .unwrap_or_default();
+        let timeout = get("timeout").and_then(|(_, v)| self.duration(v, "`timeout`"));
+        if timeout == Some(Duration::ZERO) {
+            self.err(
+                get("timeout").map(|(_, v)| v.pos).unwrap_or(node.pos),
+                "`timeout` must be more than zero",
+            );
+        }
+        let continue_on_error = get("continue_on_error")
+            .map(|(_, v)| self.boolean(v, "`continue_on_error`"))
+            .unwrap_or(false);
+        Some(RawStep {
+            id,
+            id_pos,
+            pos: node.pos,
+            spec,
+            uses,
+            with,
+            with_keys,
+            needs,
+            condition,
+            retry,
+            timeout,
+            continue_on_error,
+        })
+    }
+
+    fn with(
+        &mut self,
+        node: Option<&Node>,
+        step_pos: Pos,
+        label: &str,
+        spec: Option<&StepSpec>,
+    ) -> (Vec<(String, Template)>, HashSet<String>) {
+        let mut out = Vec::new();
+        let mut keys = HashSet::new();
+        let entries: &[(Node, Node)] = match node {
+            None => &[],
+            Some(n) if n.is_null() => &[],
+            Some(n) => match n.as_map() {
+                Some(e) => e,
+                None => {
+                    self.err(
+                        n.pos,
+                        format!("`with` in {label} must be a map, but this is {}", n.shape()),
+                    );
+                    &[]
+                }
+            },
+        };
+        let file = self.file.clone();
+        for (k, v) in entries {
+            let name = k.as_str().unwrap_or_default();
+            keys.insert(name.to_string());
+            let template = Template::compile(v, &file, &mut self.errors);
+            if let Some(spec) = spec
+                && !spec.outputs_from_input
+            {
+                match spec.param(name) {
+                    None => {
+                        let names: Vec<&str> = spec.params.iter().map(|p| p.name).collect();
+                        self.hint(
+                            k.pos,
+                            format!("unknown parameter `{name}` for {} in {label}", spec.name),
+                            suggest(name, &names),
+                        );
+                    }
+                    Some(p) => self.check_type(&template, v, p.ty, name, label),
+                }
+            }
+            out.push((name.to_string(), template));
+        }
+        if let Some(spec) = spec {
+            for p in &spec.params {
+                if keys.contains(p.name) {
+                    continue;
+                }
+                if p.required {
+                    self.hint(
+                        node.map(|n| n.pos).unwrap_or(step_pos),
+                        format!(
+                            "{label} ({}) is missing required parameter `{}`",
+                            spec.name, p.name
+                        ),
+                        format!("add `{}: <{}>` under `with:` ({})", p.name, p.ty, p.doc),
+                    );
+                } else if let Some(d) = &p.default {
+                    out.push((p.name.to_string(), Template::Lit(d.clone())));
+                }
+            }
+        }
+        (out, keys)
+    }
+
+    fn check_type(&mut self, t: &Template, node: &Node, ty: ValueType, name: &str, label: &str) {
+        let ok = match t {
+            Template::Lit(v) => ty.accepts(v),
+            // Only known at run time; checked then.
+            Template::Expr(_) => true,
+            Template::Interp(_) => {
+                matches!(ty, ValueType::String | ValueType::Duration | ValueType::Any)
+            }
+            Template::List(_) => matches!(ty, ValueType::List | ValueType::Any),
+            Template::Map(_) => matches!(ty, ValueType::Map | ValueType::Any),
+        };
+        if !ok {
+            self.hint(
+                node.pos,
+                format!(
+                    "parameter `{name}` in {label} must be {} {ty}, but this is {}",
+                    article(ty),
+                    node.shape()
+                ),
+                type_hint(ty),
+            );
+        }
+    }
+
+    fn retry(&mut self, node: &Node, label: &str) -> RetryPolicy {
+        let mut r = RetryPolicy::default();
+        let what = format!("`retry` of {label}");
+        let Some(fields) = self.fields(node, &what, RETRY_FIELDS) else {
+            return r;
+        };
+        for (k, v) in fields {
+            match k.as_str().unwrap_or_default() {
+                "attempts" => match v.to_value().as_u64() {
+                    Some(n) if (1..=100).contains(&n) => r.attempts = n as u32,
+                    _ => self.hint(
+                        v.pos,
+                        format!("`attempts` in {what} must be a whole number from 1 to 100"),
+                        "attempts counts the first try too: `attempts: 3` means up to two retries",
+                    ),
+                },
+                "backoff" => {
+                    if let Some(d) = self.duration(v, "`backoff`") {
+                        r.backoff = d;
+                    }
+                }
+                "max_backoff" => {
+                    if let Some(d) = self.duration(v, "`max_backoff`") {
+                        r.max_backoff = d;
+                    }
+                }
+                "on" => match v.to_value() {
+                    Value::Array(items) if items.iter().all(Value::is_string) => {
+                        r.on = items
+                            .iter()
+                            .filter_map(|i| i.as_str().map(str::to_string))
+                            .collect();
+                    }
+                    Value::String(s) => r.on = vec![s],
+                    _ => {
+                        self.err(
+                            v.pos,
+                            format!("`on` in {what} must be a list of error kinds"),
+                        );
+                    }
+                },
+                _ => {}
+            }
+        }
+        if r.max_backoff < r.backoff {
+            self.err(
+                node.pos,
+                format!("`max_backoff` in {what} is shorter than `backoff`"),
+            );
+        }
+        r
+    }
+
+    fn check_refs(
+        &mut self,
+        t: &Template,
+        from: Option<(usize, Option<&HashSet<usize>>)>,
+        steps: &[RawStep<'_>],
+        index: &HashMap<String, usize>,
+        params: &[&str],
+    ) {
+        let step_ids: Vec<&str> = steps.iter().map(|s| s.id.as_str()).collect();
+        for e in t.exprs() {
+            for r in &e.refs {
+                let (msg, hint): (String, String) = match r {
+                    Ref::Param(p) if p.is_empty() || params.contains(&p.as_str()) => continue,
+                    Ref::Param(p) => (
+                        format!("`{}` refers to unknown parameter `params.{p}`", e.source),
+                        match nearest(p, params.iter().copied()) {
+                            Some(n) => format!("did you mean `params.{n}`?"),
+                            None => "declare it under `params:` at the top of the runbook".into(),
+                        },
+                    ),
+                    Ref::Run(f) if f.is_empty() || RUN_FIELDS.contains(&f.as_str()) => continue,
+                    Ref::Run(f) => (
+                        format!("`{}` refers to unknown field `run.{f}`", e.source),
+                        suggest(f, &RUN_FIELDS),
+                    ),
+                    Ref::Env(_) => continue,
+                    Ref::AllSteps => continue,
+                    Ref::Unknown(root) => (
+                        format!("`{}` refers to unknown name `{root}`", e.source),
+                        format!(
+                            "expressions start from {}; {}",
+                            ROOTS.join(", "),
+                            suggest(root, &ROOTS)
+                        ),
+                    ),
+                    Ref::Step(s, field) => match (index.get(s), field.as_deref()) {
+                        (None, _) => (
+                            format!("`{}` refers to unknown step `{s}`", e.source),
+                            suggest(s, &step_ids),
+                        ),
+                        (Some(_), None | Some("outputs")) => {
+                            self.check_upstream(e, s, from, index);
+                            continue;
+                        }
+                        (Some(_), Some(f)) => (
+                            format!(
+                                "`{}` uses `steps.{s}.{f}`; a step has `outputs` and `status`",
+                                e.source
+                            ),
+                            suggest(f, &["outputs", "status"]),
+                        ),
+                    },
+                    Ref::StepStatus(s) => match index.get(s) {
+                        None => (
+                            format!("`{}` refers to unknown step `{s}`", e.source),
+                            suggest(s, &step_ids),
+                        ),
+                        Some(_) => {
+                            self.check_upstream(e, s, from, index);
+                            continue;
+                        }
+                    },
+                    Ref::StepOutput(s, o) => match index.get(s) {
+                        None => (
+                            format!("`{}` refers to unknown step `{s}`", e.source),
+                            suggest(s, &step_ids),
+                        ),
+                        Some(&j) => {
+                            let target = &steps[j];
+                            if let Some(t) = &target.spec {
+                                let spec = t.spec();
+                                let known: Vec<&str> = if spec.outputs_from_input {
+                                    target.with_keys.iter().map(String::as_str).collect()
+                                } else {
+                                    spec.outputs.iter().map(|o| o.name).collect()
+                                };
+                                if !known.contains(&o.as_str()) {
+                                    self.hint(
+                                        e.pos,
+                                        format!(
+                                            "`{}` refers to `{o}`, which step `{s}` ({}) does not output",
+                                            e.source, spec.name
+                                        ),
+                                        match nearest(o, known.iter().copied()) {
+                                            Some(n) => format!("did you mean `steps.{s}.outputs.{n}`?"),
+                                            None if known.is_empty() => format!("{} has no outputs", spec.name),
+                                            None => format!("its outputs are: {}", known.join(", ")),
+                                        },
+                                    );
+                                }
+                            }
+                            self.check_upstream(e, s, from, index);
+                            continue;
+                        }
+                    },
+                };
+                self.hint(e.pos, msg, hint);
+            }
+        }
+    }
+
+    fn check_upstream(
+        &mut self,
+        e: &crate::expr::Expr,
+        target: &str,
+        from: Option<(usize, Option<&HashSet<usize>>)>,
+        index: &HashMap<String, usize>,
+    ) {
+        let Some((_, Some(upstream))) = from else {
+            return;
+        };
+        let Some(&j) = index.get(target) else { return };
+        if !upstream.contains(&j) {
+            self.hint(
+                e.pos,
+                format!(
+                    "`{}` uses step `{target}`, which is not upstream of this step, so it may not have run yet",
+                    e.source
+                ),
+                format!("add `{target}` to this step's `needs`"),
+            );
+        }
+    }
+}
+
+fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+pub(crate) fn article(ty: ValueType) -> &'static str {
+    match ty {
+        ValueType::Int | ValueType::Any => "an",
+        _ => "a",
+    }
+}
+
+/// How to write a value of a type, for hints.
+pub fn type_hint(ty: ValueType) -> String {
+    match ty {
+        ValueType::String => "write text; quote it if it looks like a number or a bool".into(),
+        ValueType::Int => "write a whole number without quotes, e.g. `3`".into(),
+        ValueType::Number => "write a number without quotes, e.g. `2.5`".into(),
+        ValueType::Bool => "write `true` or `false` without quotes".into(),
+        ValueType::Duration => "write a duration such as `30s`, `5m` or `250ms`".into(),
+        ValueType::List => "write a list, e.g. `[a, b]`".into(),
+        ValueType::Map => "write a map, e.g. `{key: value}`".into(),
+        ValueType::Any => String::new(),
+    }
+}

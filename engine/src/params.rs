@@ -1,0 +1,188 @@
+//! Resolving a runbook's parameters from defaults, a parameter file and `-p name=value`.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::compile::{ParamDecl, Runbook, type_hint};
+use crate::diag::{Diagnostic, Diagnostics, Pos, suggest};
+use crate::step::{Outputs, ValueType};
+use crate::yaml::Node;
+
+/// Resolves parameters: the file's values override defaults, flags override the file.
+pub fn resolve(
+    runbook: &Runbook,
+    file: Option<(&str, &str)>,
+    flags: &[(String, String)],
+) -> Result<Outputs, Diagnostics> {
+    let mut errors = Vec::new();
+    let mut values = Outputs::new();
+    let names: Vec<&str> = runbook.params.iter().map(|p| p.name.as_str()).collect();
+    if let Some((path, source)) = file {
+        let path: Arc<str> = Arc::from(path);
+        match crate::yaml::parse(&path, source) {
+            Err(d) => errors.push(d),
+            Ok(node) => file_values(&node, &path, runbook, &names, &mut values, &mut errors),
+        }
+    }
+    for (i, (name, text)) in flags.iter().enumerate() {
+        let at: Arc<str> = Arc::from(format!("command line, -p flag {}", i + 1).as_str());
+        let pos = Pos::new(0, 0);
+        match runbook.params.iter().find(|p| &p.name == name) {
+            None => errors.push(
+                Diagnostic::new(
+                    at,
+                    pos,
+                    format!("unknown parameter `{name}` in `-p {name}=…`"),
+                )
+                .with_hint(suggest(name, &names)),
+            ),
+            Some(p) => match from_text(p, text) {
+                Ok(v) => {
+                    values.insert(name.clone(), v);
+                }
+                Err(msg) => errors.push(
+                    Diagnostic::new(at, pos, format!("`-p {name}={text}`: {msg}"))
+                        .with_hint(type_hint(p.ty)),
+                ),
+            },
+        }
+    }
+    let mut out = Outputs::new();
+    for p in &runbook.params {
+        match values.remove(&p.name).or_else(|| p.default.clone()) {
+            Some(v) => {
+                out.insert(p.name.clone(), v);
+            }
+            None => errors.push(
+                Diagnostic::new(
+                    runbook.file.clone(),
+                    p.pos,
+                    format!("parameter `{}` is required but was not given", p.name),
+                )
+                .with_hint(format!(
+                    "pass `-p {}=<{}>` or set it in a `--params-file`",
+                    p.name, p.ty
+                )),
+            ),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(Diagnostics(errors))
+    }
+}
+
+fn file_values(
+    node: &Node,
+    path: &Arc<str>,
+    runbook: &Runbook,
+    names: &[&str],
+    values: &mut Outputs,
+    errors: &mut Vec<Diagnostic>,
+) {
+    let Some(entries) = node.as_map() else {
+        if !node.is_null() {
+            errors.push(
+                Diagnostic::new(
+                    path.clone(),
+                    node.pos,
+                    "a parameter file must be a map of names to values",
+                )
+                .with_hint("write one `name: value` per line"),
+            );
+        }
+        return;
+    };
+    for (k, v) in entries {
+        let name = k.as_str().unwrap_or_default();
+        let Some(decl) = runbook.params.iter().find(|p| p.name == name) else {
+            errors.push(
+                Diagnostic::new(
+                    path.clone(),
+                    k.pos,
+                    format!("unknown parameter `{name}` for runbook `{}`", runbook.name),
+                )
+                .with_hint(suggest(name, names)),
+            );
+            continue;
+        };
+        let value = v.to_value();
+        if decl.ty.accepts(&value) {
+            values.insert(name.to_string(), value);
+        } else {
+            errors.push(
+                Diagnostic::new(
+                    path.clone(),
+                    v.pos,
+                    format!(
+                        "parameter `{name}` must be {} {}, but this is {}",
+                        crate::compile::article(decl.ty),
+                        decl.ty,
+                        v.shape()
+                    ),
+                )
+                .with_hint(type_hint(decl.ty)),
+            );
+        }
+    }
+}
+
+/// Converts a `-p` value to the parameter's type.
+fn from_text(p: &ParamDecl, text: &str) -> Result<Value, String> {
+    let value = match p.ty {
+        ValueType::String => Value::String(text.to_string()),
+        ValueType::Duration => {
+            crate::duration::parse_duration(text)?;
+            Value::String(text.to_string())
+        }
+        ValueType::Int => text
+            .trim()
+            .parse::<i64>()
+            .map(Value::from)
+            .map_err(|_| format!("`{}` takes a whole number", p.name))?,
+        ValueType::Number => text
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number)
+            .ok_or_else(|| format!("`{}` takes a number", p.name))?,
+        ValueType::Bool => match text.trim() {
+            "true" | "yes" | "1" => Value::Bool(true),
+            "false" | "no" | "0" => Value::Bool(false),
+            _ => return Err(format!("`{}` takes true or false", p.name)),
+        },
+        ValueType::List | ValueType::Map | ValueType::Any => {
+            // Lists and maps are written in YAML flow style: `-p regions=[a, b]`.
+            let node = crate::yaml::parse(&Arc::from("<-p>"), text).map_err(|d| d.message)?;
+            node.to_value()
+        }
+    };
+    if p.ty.accepts(&value) {
+        Ok(value)
+    } else {
+        Err(format!("`{}` takes a {}", p.name, p.ty))
+    }
+}
+
+/// The parameters with every secret replaced by `"***"`, for the journal, logs and reports.
+pub fn redacted(runbook: &Runbook, params: &Outputs) -> Value {
+    Value::Object(
+        params
+            .iter()
+            .map(|(k, v)| {
+                let secret = runbook.params.iter().any(|p| &p.name == k && p.secret);
+                (
+                    k.clone(),
+                    if secret {
+                        Value::String("***".into())
+                    } else {
+                        v.clone()
+                    },
+                )
+            })
+            .collect(),
+    )
+}

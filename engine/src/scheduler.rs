@@ -1,0 +1,722 @@
+//! Runs a compiled runbook: ready steps start at once, up to a parallelism bound; failures skip
+//! their dependants; retries back off with full jitter; timeouts and interruptions stop cleanly.
+//!
+//! One coordinator owns all run state and is the only writer of events: every state change goes
+//! to the [`RunSink`] before the coordinator acts on it (starts a step, starts a retry, lets a
+//! dependant go). Step attempts run as tokio tasks and report back to the coordinator.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::compile::{Condition, Runbook, Step};
+use crate::event::{RunEvent, RunSink, RunStatus, SinkError, now};
+use crate::expr::truthy;
+use crate::scope::Scope;
+use crate::step::{Outputs, Reevaluate, StepContext, StepError, StepType};
+
+/// How a run is asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stop {
+    /// Keep going.
+    #[default]
+    No,
+    /// Start nothing new; give running steps the grace period, then cancel them.
+    Graceful,
+    /// Cancel running steps now.
+    Now,
+}
+
+/// What a resumed run already knows from its journal.
+#[derive(Debug, Clone, Default)]
+pub struct Prior {
+    /// Steps that succeeded, with their outputs: they are not run again.
+    pub succeeded: HashMap<String, Outputs>,
+    /// Attempts already made per step, so attempt numbers carry on.
+    pub attempts: HashMap<String, u32>,
+}
+
+/// Settings of one run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The run's id.
+    pub run_id: String,
+    /// At most this many steps at once; `None` is unbounded.
+    pub max_parallel: Option<usize>,
+    /// The whole run's deadline.
+    pub timeout: Option<Duration>,
+    /// How long running steps may finish after a graceful stop before they are cancelled.
+    pub grace: Duration,
+    /// Present when resuming a run.
+    pub prior: Option<Prior>,
+    /// The parameters as the journal may show them (secrets redacted).
+    pub redacted_params: Value,
+}
+
+impl RunOptions {
+    /// Defaults for a new run with this id.
+    pub fn new(run_id: impl Into<String>) -> RunOptions {
+        RunOptions {
+            run_id: run_id.into(),
+            max_parallel: None,
+            timeout: None,
+            grace: Duration::from_secs(10),
+            prior: None,
+            redacted_params: Value::Object(Default::default()),
+        }
+    }
+}
+
+/// Where a step ended up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// Never started (the run stopped first).
+    NotStarted,
+    /// Succeeded (in this run or, when resuming, before).
+    Succeeded,
+    /// Failed after its last attempt.
+    Failed,
+    /// Did not run: its condition was false, or something it needs failed.
+    Skipped,
+    /// Was running when the run was interrupted.
+    Interrupted,
+}
+
+impl StepStatus {
+    /// The name used in reports and in `steps.<id>.status`.
+    pub fn name(self) -> &'static str {
+        match self {
+            StepStatus::NotStarted => "not_started",
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+            StepStatus::Skipped => "skipped",
+            StepStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// What happened to one step.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    /// Its id.
+    pub id: String,
+    /// Its type.
+    pub uses: String,
+    /// Where it ended up.
+    pub status: StepStatus,
+    /// Attempts made in this run.
+    pub attempts: u32,
+    /// From its first start to its end, in this run.
+    pub duration_ms: Option<u64>,
+    /// The last error, when it failed.
+    pub error: Option<StepError>,
+    /// Why it was skipped, or a note (e.g. "restored from the journal").
+    pub note: Option<String>,
+    /// Its outputs, when it succeeded.
+    pub outputs: Option<Outputs>,
+}
+
+/// The result of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// The run's id.
+    pub run_id: String,
+    /// The runbook's name.
+    pub runbook: String,
+    /// How it ended.
+    pub status: RunStatus,
+    /// Every step, in file order.
+    pub steps: Vec<StepReport>,
+    /// The runbook's outputs.
+    pub outputs: Outputs,
+    /// Run-level problems (an output that could not be evaluated, why it was interrupted).
+    pub errors: Vec<String>,
+    /// Wall time of the run.
+    pub duration_ms: u64,
+}
+
+/// Why a run could not go on at all.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The journal (or another sink) refused an event, so nothing more may happen.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+enum Msg {
+    Done {
+        idx: usize,
+        result: Result<Outputs, StepError>,
+    },
+    RetryDue {
+        idx: usize,
+    },
+}
+
+struct Slot {
+    status: StepStatus,
+    remaining_needs: usize,
+    blocked_by: Option<String>,
+    attempts: u32,
+    attempts_base: u32,
+    started: Option<Instant>,
+    ended: Option<Instant>,
+    error: Option<StepError>,
+    note: Option<String>,
+    outputs: Option<Outputs>,
+    input: Option<Arc<Outputs>>,
+    in_flight: bool,
+}
+
+/// Runs a compiled runbook to the end, an interruption or the deadline.
+pub async fn run(
+    runbook: &Runbook,
+    params: &Outputs,
+    options: RunOptions,
+    sink: &mut dyn RunSink,
+    mut stop: watch::Receiver<Stop>,
+) -> Result<RunReport, RunError> {
+    let clock = Instant::now();
+    let started_at = now();
+    let resuming = options.prior.is_some();
+    if resuming {
+        sink.record(&RunEvent::RunResumed { at: started_at })?;
+    } else {
+        sink.record(&RunEvent::RunStarted {
+            run_id: options.run_id.clone(),
+            runbook: runbook.name.clone(),
+            path: runbook.file.to_string(),
+            content_hash: runbook.content_hash.clone(),
+            params: options.redacted_params.clone(),
+            at: started_at,
+        })?;
+    }
+    let prior = options.prior.clone().unwrap_or_default();
+    let scope = Scope::new(&options.run_id, started_at, params);
+    let mut slots: Vec<Slot> = runbook
+        .steps
+        .iter()
+        .map(|s| Slot {
+            status: StepStatus::NotStarted,
+            remaining_needs: s.needs.len(),
+            blocked_by: None,
+            attempts: 0,
+            attempts_base: prior.attempts.get(&s.id).copied().unwrap_or(0),
+            started: None,
+            ended: None,
+            error: None,
+            note: None,
+            outputs: None,
+            input: None,
+            in_flight: false,
+        })
+        .collect();
+    let mut ready: VecDeque<usize> = (0..slots.len())
+        .filter(|&i| slots[i].remaining_needs == 0)
+        .collect();
+    let mut tasks: JoinSet<Msg> = JoinSet::new();
+    let mut running = 0usize;
+    let mut waiting_retry = 0usize;
+    let max_parallel = options.max_parallel.unwrap_or(usize::MAX).max(1);
+    let deadline = options.timeout.map(|t| clock + t);
+    let mut stopping: Option<String> = None;
+    let mut grace_deadline: Option<Instant> = None;
+    let mut listening = true;
+    let mut run_errors = Vec::new();
+    let runbook_name: Arc<str> = Arc::from(runbook.name.as_str());
+    let run_id: Arc<str> = Arc::from(options.run_id.as_str());
+
+    loop {
+        // Start (or settle without running) every ready step we may start.
+        while stopping.is_none() && running < max_parallel {
+            let Some(i) = ready.pop_front() else { break };
+            let step = &runbook.steps[i];
+            if let Some(outputs) = prior.succeeded.get(&step.id) {
+                slots[i].note =
+                    Some("succeeded before the resume; outputs restored from the journal".into());
+                settle(
+                    runbook,
+                    &mut slots,
+                    &mut ready,
+                    &scope,
+                    i,
+                    StepStatus::Succeeded,
+                    Some(outputs.clone()),
+                );
+                continue;
+            }
+            match decide(step, &slots[i], &scope, clock) {
+                Decision::Skip(reason) => {
+                    sink.record(&RunEvent::StepSkipped {
+                        step: step.id.clone(),
+                        reason: reason.clone(),
+                        at: now(),
+                    })?;
+                    slots[i].note = Some(reason);
+                    settle(
+                        runbook,
+                        &mut slots,
+                        &mut ready,
+                        &scope,
+                        i,
+                        StepStatus::Skipped,
+                        None,
+                    );
+                }
+                Decision::Fail(error) => {
+                    sink.record(&RunEvent::StepFailed {
+                        step: step.id.clone(),
+                        error: error.clone(),
+                        at: now(),
+                    })?;
+                    slots[i].error = Some(error);
+                    settle(
+                        runbook,
+                        &mut slots,
+                        &mut ready,
+                        &scope,
+                        i,
+                        StepStatus::Failed,
+                        None,
+                    );
+                }
+                Decision::Run(input) => {
+                    let input = Arc::new(input);
+                    slots[i].input = Some(input.clone());
+                    slots[i].started = Some(Instant::now());
+                    start_attempt(
+                        sink,
+                        &mut tasks,
+                        step,
+                        &mut slots[i],
+                        i,
+                        &run_id,
+                        &runbook_name,
+                        &scope,
+                        clock,
+                    )?;
+                    running += 1;
+                }
+            }
+        }
+        if running == 0 && waiting_retry == 0 && (ready.is_empty() || stopping.is_some()) {
+            break;
+        }
+        sink.flush()?;
+        let sleep_until = match (grace_deadline, deadline, stopping.is_some()) {
+            (Some(g), _, true) => Some(g),
+            (_, Some(d), false) => Some(d),
+            _ => None,
+        };
+        tokio::select! {
+            msg = tasks.join_next() => {
+                let Some(joined) = msg else { continue };
+                let msg = match joined {
+                    Ok(m) => m,
+                    Err(e) if e.is_cancelled() => continue,
+                    Err(e) => {
+                        // A step panicked: that is a bug in the step, reported as its failure.
+                        run_errors.push(format!("a step panicked: {e}"));
+                        continue;
+                    }
+                };
+                match msg {
+                    Msg::RetryDue { idx } => {
+                        waiting_retry -= 1;
+                        if stopping.is_some() {
+                            continue;
+                        }
+                        running += 1;
+                        start_attempt(sink, &mut tasks, &runbook.steps[idx], &mut slots[idx], idx, &run_id, &runbook_name, &scope, clock)?;
+                    }
+                    Msg::Done { idx, result } => {
+                        running -= 1;
+                        slots[idx].in_flight = false;
+                        let step = &runbook.steps[idx];
+                        let attempt = slots[idx].attempts_base + slots[idx].attempts;
+                        match result {
+                            Ok(outputs) => {
+                                sink.record(&RunEvent::StepSucceeded {
+                                    step: step.id.clone(),
+                                    attempt,
+                                    outputs: outputs.clone(),
+                                    at: now(),
+                                })?;
+                                settle(runbook, &mut slots, &mut ready, &scope, idx, StepStatus::Succeeded, Some(outputs));
+                            }
+                            Err(error) => {
+                                let retryable = error.retryable || step.retry.on.contains(&error.kind);
+                                let will_retry = retryable && slots[idx].attempts < step.retry.attempts && stopping.is_none();
+                                sink.record(&RunEvent::AttemptFailed {
+                                    step: step.id.clone(),
+                                    attempt,
+                                    error: error.clone(),
+                                    will_retry,
+                                    at: now(),
+                                })?;
+                                if will_retry {
+                                    let wait = backoff(&step.retry, slots[idx].attempts);
+                                    waiting_retry += 1;
+                                    slots[idx].error = Some(error);
+                                    tasks.spawn(async move {
+                                        tokio::time::sleep(wait).await;
+                                        Msg::RetryDue { idx }
+                                    });
+                                } else {
+                                    sink.record(&RunEvent::StepFailed {
+                                        step: step.id.clone(),
+                                        error: error.clone(),
+                                        at: now(),
+                                    })?;
+                                    slots[idx].error = Some(error);
+                                    settle(runbook, &mut slots, &mut ready, &scope, idx, StepStatus::Failed, None);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            changed = stop.changed(), if listening => {
+                if changed.is_err() {
+                    // Nobody can ask us to stop any more.
+                    listening = false;
+                    continue;
+                }
+                let signal = *stop.borrow_and_update();
+                match signal {
+                    Stop::No => {}
+                    Stop::Graceful => {
+                        if stopping.is_none() {
+                            stopping = Some("interrupted".into());
+                            grace_deadline = Some(Instant::now() + options.grace);
+                        }
+                    }
+                    Stop::Now => {
+                        stopping.get_or_insert_with(|| "interrupted".into());
+                        grace_deadline = Some(Instant::now());
+                        listening = false;
+                    }
+                }
+            }
+            _ = sleep_opt(sleep_until) => {
+                if stopping.is_none() {
+                    let limit = options.timeout.unwrap_or_default();
+                    stopping = Some(format!("the run's timeout of {} was reached", crate::duration::format_duration(limit)));
+                    run_errors.push(stopping.clone().unwrap_or_default());
+                    grace_deadline = Some(Instant::now() + options.grace);
+                } else {
+                    // The grace period is over: cancel whatever still runs.
+                    tasks.abort_all();
+                    while tasks.join_next().await.is_some() {}
+                    running = 0;
+                    waiting_retry = 0;
+                }
+            }
+        }
+    }
+
+    // Whatever was running or waiting for a retry when we stopped was interrupted.
+    let interrupted = stopping.is_some();
+    for (i, slot) in slots.iter_mut().enumerate() {
+        let waiting = slot.status == StepStatus::NotStarted && slot.attempts > 0;
+        if interrupted && (slot.in_flight || waiting) {
+            sink.record(&RunEvent::StepInterrupted {
+                step: runbook.steps[i].id.clone(),
+                at: now(),
+            })?;
+            slot.status = StepStatus::Interrupted;
+            slot.ended = Some(Instant::now());
+        }
+    }
+    let failed = slots
+        .iter()
+        .zip(&runbook.steps)
+        .any(|(s, step)| s.status == StepStatus::Failed && !step.continue_on_error);
+    let timed_out = interrupted && run_errors.iter().any(|e| e.contains("timeout"));
+    let status = if interrupted && !timed_out {
+        RunStatus::Interrupted
+    } else if interrupted || failed {
+        RunStatus::Failed
+    } else {
+        RunStatus::Succeeded
+    };
+    let mut outputs = Outputs::new();
+    if !interrupted {
+        let ctx = scope.context(clock.elapsed().as_secs_f64());
+        for (name, t) in &runbook.outputs {
+            match t.eval(&ctx) {
+                Ok(v) => {
+                    outputs.insert(name.clone(), v);
+                }
+                Err(e) => {
+                    if status == RunStatus::Succeeded {
+                        run_errors.push(format!("output `{name}` could not be evaluated: {e}"));
+                    }
+                    outputs.insert(name.clone(), Value::Null);
+                }
+            }
+        }
+    }
+    sink.record(&RunEvent::RunFinished {
+        status,
+        outputs: outputs.clone(),
+        at: now(),
+    })?;
+    sink.flush()?;
+    let steps = slots
+        .into_iter()
+        .zip(&runbook.steps)
+        .map(|(s, step)| StepReport {
+            id: step.id.clone(),
+            uses: step.uses.clone(),
+            status: s.status,
+            attempts: s.attempts,
+            duration_ms: s
+                .started
+                .map(|st| (s.ended.unwrap_or_else(Instant::now) - st).as_millis() as u64),
+            error: s.error.filter(|_| s.status != StepStatus::Succeeded),
+            note: s.note,
+            outputs: s.outputs,
+        })
+        .collect();
+    Ok(RunReport {
+        run_id: options.run_id,
+        runbook: runbook.name.clone(),
+        status,
+        steps,
+        outputs,
+        errors: run_errors,
+        duration_ms: clock.elapsed().as_millis() as u64,
+    })
+}
+
+async fn sleep_opt(until: Option<Instant>) {
+    match until {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+enum Decision {
+    Run(Outputs),
+    Skip(String),
+    Fail(StepError),
+}
+
+fn decide(step: &Step, slot: &Slot, scope: &Scope, clock: Instant) -> Decision {
+    if let Some(blocker) = &slot.blocked_by
+        && !matches!(step.condition, Condition::Always)
+    {
+        return Decision::Skip(blocker.clone());
+    }
+    let ctx = || scope.context(clock.elapsed().as_secs_f64());
+    if let Condition::If(t) = &step.condition {
+        match t.eval(&ctx()) {
+            Ok(v) if truthy(&v) => {}
+            Ok(_) => return Decision::Skip("its `if` condition was false".into()),
+            Err(e) => {
+                return Decision::Fail(StepError::invalid_input(format!(
+                    "its `if` condition could not be evaluated: {e}"
+                )));
+            }
+        }
+    }
+    let input = match &step.literal_input {
+        Some(input) => input.clone(),
+        None => match evaluate_input(&step.with, scope, clock) {
+            Ok(input) => input,
+            Err(e) => return Decision::Fail(e),
+        },
+    };
+    let spec = step.step_type.spec();
+    if !spec.outputs_from_input {
+        for p in &spec.params {
+            match input.get(p.name) {
+                Some(Value::Null) | None if p.required => {
+                    return Decision::Fail(StepError::invalid_input(format!(
+                        "required parameter `{}` evaluated to nothing",
+                        p.name
+                    )));
+                }
+                Some(v) if !v.is_null() && !p.ty.accepts(v) => {
+                    return Decision::Fail(StepError::invalid_input(format!(
+                        "parameter `{}` must be {} {}, but evaluated to {v}",
+                        p.name,
+                        crate::compile::article(p.ty),
+                        p.ty
+                    )));
+                }
+                _ => {}
+            }
+        }
+    }
+    Decision::Run(input)
+}
+
+/// Evaluates a step's `with:` block in the run's current scope.
+pub fn evaluate_input(
+    with: &[(String, crate::expr::Template)],
+    scope: &Scope,
+    clock: Instant,
+) -> Result<Outputs, StepError> {
+    let ctx = scope.context(clock.elapsed().as_secs_f64());
+    let mut input = Outputs::new();
+    for (name, t) in with {
+        match t.eval(&ctx) {
+            Ok(v) => {
+                input.insert(name.clone(), v);
+            }
+            Err(e) => {
+                return Err(StepError::invalid_input(format!(
+                    "parameter `{name}` could not be evaluated: {e}"
+                )));
+            }
+        }
+    }
+    Ok(input)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start_attempt(
+    sink: &mut dyn RunSink,
+    tasks: &mut JoinSet<Msg>,
+    step: &Step,
+    slot: &mut Slot,
+    idx: usize,
+    run_id: &Arc<str>,
+    runbook: &Arc<str>,
+    scope: &Scope,
+    clock: Instant,
+) -> Result<(), SinkError> {
+    slot.attempts += 1;
+    let attempt = slot.attempts_base + slot.attempts;
+    sink.record(&RunEvent::StepStarted {
+        step: step.id.clone(),
+        attempt,
+        at: now(),
+    })?;
+    slot.in_flight = true;
+    let step_type: Arc<dyn StepType> = step.step_type.clone();
+    let input = slot.input.clone().unwrap_or_default();
+    let ctx = StepContext {
+        run_id: run_id.to_string(),
+        runbook: runbook.to_string(),
+        step_id: step.id.clone(),
+        attempt,
+        previous_outputs: None,
+        reevaluate: (step.literal_input.is_none()).then(|| {
+            let with = step.with.clone();
+            let scope = scope.clone();
+            Reevaluate(Arc::new(move || evaluate_input(&with, &scope, clock)))
+        }),
+    };
+    let timeout = step.timeout;
+    tasks.spawn(async move {
+        let fut = step_type.run(&ctx, &input);
+        let result = match timeout {
+            None => fut.await,
+            Some(limit) => match tokio::time::timeout(limit, fut).await {
+                Ok(r) => r,
+                Err(_) => Err(StepError::retryable(
+                    "timeout",
+                    format!(
+                        "the attempt took longer than its timeout of {}",
+                        crate::duration::format_duration(limit)
+                    ),
+                )),
+            },
+        };
+        Msg::Done { idx, result }
+    });
+    Ok(())
+}
+
+/// Marks step `i` as settled and releases the steps that need it.
+fn settle(
+    runbook: &Runbook,
+    slots: &mut [Slot],
+    ready: &mut VecDeque<usize>,
+    scope: &Scope,
+    i: usize,
+    status: StepStatus,
+    outputs: Option<Outputs>,
+) {
+    let step = &runbook.steps[i];
+    scope.set_step(&step.id, status.name(), outputs.as_ref());
+    let slot = &mut slots[i];
+    slot.status = status;
+    slot.ended = Some(Instant::now());
+    slot.outputs = outputs;
+    let blocks = match status {
+        StepStatus::Failed if !step.continue_on_error => {
+            Some(format!("it needs `{}`, which failed", step.id))
+        }
+        // A step skipped by its own condition lets its dependants run; one skipped because
+        // something failed passes the failure on.
+        StepStatus::Skipped if slot.blocked_by.is_some() => Some(format!(
+            "it needs `{}`, which was skipped after a failure",
+            step.id
+        )),
+        _ => None,
+    };
+    for d in runbook.dag.dependants(i) {
+        let dep = &mut slots[d];
+        if let Some(reason) = &blocks
+            && dep.blocked_by.is_none()
+        {
+            dep.blocked_by = Some(reason.clone());
+        }
+        dep.remaining_needs -= 1;
+        if dep.remaining_needs == 0 {
+            ready.push_back(d);
+        }
+    }
+}
+
+/// The wait before the next attempt: full jitter over an exponentially growing cap
+/// (`backoff × 2^(attempts-1)`, at most `max_backoff`), as in the AWS Architecture Blog's
+/// "Exponential Backoff and Jitter".
+pub fn backoff(policy: &crate::compile::RetryPolicy, attempts_made: u32) -> Duration {
+    let exp = attempts_made.saturating_sub(1).min(30);
+    let cap = policy
+        .backoff
+        .saturating_mul(1u32 << exp)
+        .min(policy.max_backoff);
+    if cap.is_zero() {
+        return cap;
+    }
+    let nanos = rand::random_range(0..=cap.as_nanos().min(u64::MAX as u128) as u64);
+    Duration::from_nanos(nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::RetryPolicy;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let p = RetryPolicy {
+            attempts: 10,
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(5),
+            on: vec![],
+        };
+        for _ in 0..200 {
+            assert!(backoff(&p, 1) <= Duration::from_secs(1));
+            assert!(backoff(&p, 2) <= Duration::from_secs(2));
+            assert!(backoff(&p, 9) <= Duration::from_secs(5));
+        }
+        // Full jitter spreads waits over the whole range rather than clustering at the cap.
+        let waits: Vec<Duration> = (0..200).map(|_| backoff(&p, 9)).collect();
+        assert!(waits.iter().any(|w| *w < Duration::from_millis(2500)));
+        assert!(waits.iter().any(|w| *w > Duration::from_millis(2500)));
+    }
+}

@@ -1,0 +1,505 @@
+//! The scheduler's behaviour, on paused tokio time: parallelism, failure propagation, `if`,
+//! `always`, `continue_on_error`, retries, timeouts and interruption; and a property test over
+//! random DAGs.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use drflow_engine::{
+    Outputs, Recorder, Registry, RunEvent, RunOptions, RunReport, RunStatus, Runbook, StepContext,
+    StepError, StepFuture, StepSpec, StepStatus, StepType, Stop, ValueType, compile,
+};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+/// A step that records when it starts and ends, waits `ms` of (virtual) time, and fails as told.
+struct Probe {
+    spec: StepSpec,
+    log: Arc<Mutex<Vec<(String, &'static str, u128)>>>,
+    running: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+    start: tokio::time::Instant,
+}
+
+impl StepType for Probe {
+    fn spec(&self) -> &StepSpec {
+        &self.spec
+    }
+
+    fn run<'a>(&'a self, ctx: &'a StepContext, input: &'a Outputs) -> StepFuture<'a> {
+        Box::pin(async move {
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.peak.fetch_max(now, Ordering::SeqCst);
+            let at = || self.start.elapsed().as_millis();
+            self.log
+                .lock()
+                .unwrap()
+                .push((ctx.step_id.clone(), "start", at()));
+            let ms = input.get("ms").and_then(Value::as_u64).unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            self.log
+                .lock()
+                .unwrap()
+                .push((ctx.step_id.clone(), "end", at()));
+            let fail_until = input.get("fail_until").and_then(Value::as_u64).unwrap_or(0);
+            if u64::from(ctx.attempt) <= fail_until {
+                let kind = input
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or("flaky")
+                    .to_string();
+                let retryable = input
+                    .get("retryable")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true);
+                return Err(StepError {
+                    kind,
+                    message: "probe failed".into(),
+                    retryable,
+                });
+            }
+            let mut out = Outputs::new();
+            out.insert("attempt".into(), ctx.attempt.into());
+            out.insert(
+                "value".into(),
+                input.get("value").cloned().unwrap_or(Value::Null),
+            );
+            Ok(out)
+        })
+    }
+}
+
+struct Harness {
+    registry: Registry,
+    log: Arc<Mutex<Vec<(String, &'static str, u128)>>>,
+    peak: Arc<AtomicUsize>,
+}
+
+fn harness() -> Harness {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let probe = Probe {
+        spec: StepSpec::new("test.probe", "records its run")
+            .optional("ms", ValueType::Int, json!(0), "how long to take")
+            .optional(
+                "fail_until",
+                ValueType::Int,
+                json!(0),
+                "fail attempts up to this one",
+            )
+            .optional("kind", ValueType::String, Value::Null, "error kind")
+            .optional("retryable", ValueType::Bool, Value::Null, "error retryable")
+            .optional(
+                "value",
+                ValueType::Any,
+                Value::Null,
+                "echoed as output `value`",
+            )
+            .output("attempt", ValueType::Int, "the attempt that succeeded")
+            .output("value", ValueType::Any, "the input `value`"),
+        log: log.clone(),
+        running: Arc::new(AtomicUsize::new(0)),
+        peak: peak.clone(),
+        start: tokio::time::Instant::now(),
+    };
+    let mut registry = Registry::new();
+    registry.register(Arc::new(probe));
+    Harness {
+        registry,
+        log,
+        peak,
+    }
+}
+
+fn compile_ok(h: &Harness, src: &str) -> Runbook {
+    match compile("test.yaml", src, &h.registry) {
+        Ok(rb) => rb,
+        Err(d) => panic!("{}", d.render(&[("test.yaml", src)])),
+    }
+}
+
+async fn run_with(
+    rb: &Runbook,
+    options: RunOptions,
+    stop: watch::Receiver<Stop>,
+) -> (RunReport, Vec<RunEvent>) {
+    let mut rec = Recorder::default();
+    let report = drflow_engine::run(rb, &Outputs::new(), options, &mut rec, stop)
+        .await
+        .unwrap();
+    (report, rec.events())
+}
+
+async fn run(rb: &Runbook) -> (RunReport, Vec<RunEvent>) {
+    let (_tx, rx) = watch::channel(Stop::No);
+    run_with(rb, RunOptions::new("test-run"), rx).await
+}
+
+fn status(r: &RunReport, id: &str) -> StepStatus {
+    r.steps.iter().find(|s| s.id == id).unwrap().status
+}
+
+#[tokio::test(start_paused = true)]
+async fn independent_steps_run_in_parallel_and_needs_wait() {
+    let h = harness();
+    let rb = compile_ok(
+        &h,
+        r#"
+runbook: t
+steps:
+  - { id: a, uses: test.probe, with: { ms: 1000 } }
+  - { id: b, uses: test.probe, with: { ms: 1000 } }
+  - { id: c, uses: test.probe, needs: [a, b], with: { ms: 10 } }
+"#,
+    );
+    let start = tokio::time::Instant::now();
+    let (report, _) = run(&rb).await;
+    assert_eq!(report.status, RunStatus::Succeeded);
+    // a and b overlap: 1 s for both, not 2 s.
+    assert!(
+        start.elapsed() < Duration::from_millis(1100),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(h.peak.load(Ordering::SeqCst), 2);
+    let log = h.log.lock().unwrap();
+    let c_start = log.iter().find(|e| e.0 == "c" && e.1 == "start").unwrap().2;
+    assert!(c_start >= 1000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_skips_dependants_but_not_always_steps_or_others() {
+    let h = harness();
+    let rb = compile_ok(
+        &h,
+        r#"
+runbook: t
+steps:
+  - { id: bad, uses: test.probe, with: { fail_until: 1, retryable: false } }
+  - { id: after, uses: test.probe, needs: [bad] }
+  - { id: after_after, uses: test.probe, needs: [after] }
+  - { id: notify, uses: test.probe, needs: [after_after], if: always }
+  - { id: other, uses: test.probe }
+  - { id: soft, uses: test.probe, continue_on_error: true, with: { fail_until: 1, retryable: false } }
+  - { id: after_soft, uses: test.probe, needs: [soft] }
+"#,
+    );
+    let (report, events) = run(&rb).await;
+    assert_eq!(report.status, RunStatus::Failed);
+    assert_eq!(status(&report, "bad"), StepStatus::Failed);
+    assert_eq!(status(&report, "after"), StepStatus::Skipped);
+    assert_eq!(status(&report, "after_after"), StepStatus::Skipped);
+    assert_eq!(status(&report, "notify"), StepStatus::Succeeded);
+    assert_eq!(status(&report, "other"), StepStatus::Succeeded);
+    assert_eq!(status(&report, "soft"), StepStatus::Failed);
+    assert_eq!(status(&report, "after_soft"), StepStatus::Succeeded);
+    let reason = events.iter().find_map(|e| match e {
+        RunEvent::StepSkipped { step, reason, .. } if step == "after" => Some(reason.clone()),
+        _ => None,
+    });
+    assert_eq!(reason.as_deref(), Some("it needs `bad`, which failed"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn continue_on_error_alone_leaves_the_run_successful() {
+    let h = harness();
+    let rb = compile_ok(
+        &h,
+        r#"
+runbook: t
+steps:
+  - { id: soft, uses: test.probe, continue_on_error: true, with: { fail_until: 1, retryable: false } }
+"#,
+    );
+    assert_eq!(run(&rb).await.0.status, RunStatus::Succeeded);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_false_condition_skips_the_step_and_lets_dependants_run() {
+    let h = harness();
+    let rb = compile_ok(
+        &h,
+        r#"
+runbook: t
+params:
+  switchover: { type: bool, default: false }
+steps:
+  - { id: check, uses: test.probe, with: { value: 42 } }
+  - id: planned
+    uses: test.probe
+    needs: [check]
+    if: ${{ params.switchover }}
+  - id: forced
+    uses: test.probe
+    needs: [check]
+    if: steps.check.outputs.value == 42 and not params.switchover
+  - { id: dns, uses: test.probe, needs: [planned, forced], with: { value: "${{ steps.planned.status }}/${{ steps.forced.status }}" } }
+outputs:
+  dns: ${{ steps.dns.outputs.value }}
+"#,
+    );
+    let mut rec = Recorder::default();
+    let (_tx, rx) = watch::channel(Stop::No);
+    let mut params = Outputs::new();
+    params.insert("switchover".into(), json!(false));
+    let report = drflow_engine::run(&rb, &params, RunOptions::new("r"), &mut rec, rx)
+        .await
+        .unwrap();
+    assert_eq!(status(&report, "planned"), StepStatus::Skipped);
+    assert_eq!(status(&report, "forced"), StepStatus::Succeeded);
+    assert_eq!(report.outputs["dns"], "skipped/succeeded");
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_only_retryable_errors_or_listed_kinds() {
+    let h = harness();
+    let rb = compile_ok(
+        &h,
+        r#"
+runbook: t
+steps:
+  - id: flaky
+    uses: test.probe
+    with: { fail_until: 2 }
+    retry: { attempts: 3, backoff: 1s, max_backoff: 4s }
+  - id: permanent
+    uses: test.probe
+    with: { fail_until: 1, retryable: false }
+    retry: { attempts: 3, backoff: 1s }
+  - id: listed
+    uses: test.probe
+    with: { fail_until: 1, retryable: false, kind: throttled }
+    retry: { attempts: 2, backoff: 1s, on: [throttled] }
+  - id: exhausted
+    uses: test.probe
+    with: { fail_until: 5 }
+    retry: { attempts: 2, backoff: 1s }
+"#,
+    );
+    let (report, events) = run(&rb).await;
+    let attempts = |id: &str| report.steps.iter().find(|s| s.id == id).unwrap().attempts;
+    assert_eq!(
+        (status(&report, "flaky"), attempts("flaky")),
+        (StepStatus::Succeeded, 3)
+    );
+    assert_eq!(
+        (status(&report, "permanent"), attempts("permanent")),
+        (StepStatus::Failed, 1)
+    );
+    assert_eq!(
+        (status(&report, "listed"), attempts("listed")),
+        (StepStatus::Succeeded, 2)
+    );
+    assert_eq!(
+        (status(&report, "exhausted"), attempts("exhausted")),
+        (StepStatus::Failed, 2)
+    );
+    assert_eq!(report.steps[0].outputs.as_ref().unwrap()["attempt"], 3);
+    let retry_flags: Vec<bool> = events
+        .iter()
+        .filter_map(|e| match e {
+            RunEvent::AttemptFailed {
+                step, will_retry, ..
+            } if step == "exhausted" => Some(*will_retry),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(retry_flags, vec![true, false]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_timeout_fails_the_attempt_and_a_run_timeout_stops_the_run() {
+    let h = harness();
+    let rb = compile_ok(
+        &h,
+        r#"
+runbook: t
+steps:
+  - { id: slow, uses: test.probe, timeout: 5s, with: { ms: 60000 } }
+"#,
+    );
+    let (report, _) = run(&rb).await;
+    assert_eq!(status(&report, "slow"), StepStatus::Failed);
+    assert_eq!(report.steps[0].error.as_ref().unwrap().kind, "timeout");
+
+    let rb = compile_ok(
+        &h,
+        r#"
+runbook: t
+steps:
+  - { id: slow, uses: test.probe, with: { ms: 60000 } }
+  - { id: after, uses: test.probe, needs: [slow] }
+"#,
+    );
+    let (_tx, rx) = watch::channel(Stop::No);
+    let mut options = RunOptions::new("r");
+    options.timeout = Some(Duration::from_secs(10));
+    options.grace = Duration::from_secs(1);
+    let start = tokio::time::Instant::now();
+    let (report, _) = run_with(&rb, options, rx).await;
+    assert!(start.elapsed() <= Duration::from_secs(12));
+    assert_eq!(report.status, RunStatus::Failed);
+    assert_eq!(status(&report, "slow"), StepStatus::Interrupted);
+    assert_eq!(status(&report, "after"), StepStatus::NotStarted);
+    assert!(report.errors[0].contains("timeout"), "{:?}", report.errors);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_graceful_stop_lets_running_steps_finish_within_the_grace_period() {
+    let h = harness();
+    let rb = compile_ok(
+        &h,
+        r#"
+runbook: t
+steps:
+  - { id: quick, uses: test.probe, with: { ms: 2000 } }
+  - { id: long, uses: test.probe, with: { ms: 60000 } }
+  - { id: next, uses: test.probe, needs: [quick] }
+"#,
+    );
+    let (tx, rx) = watch::channel(Stop::No);
+    let mut options = RunOptions::new("r");
+    options.grace = Duration::from_secs(5);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        tx.send(Stop::Graceful).unwrap();
+        std::future::pending::<()>().await;
+    });
+    let (report, events) = run_with(&rb, options, rx).await;
+    assert_eq!(report.status, RunStatus::Interrupted);
+    assert_eq!(status(&report, "quick"), StepStatus::Succeeded);
+    assert_eq!(status(&report, "long"), StepStatus::Interrupted);
+    assert_eq!(status(&report, "next"), StepStatus::NotStarted);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, RunEvent::StepInterrupted { step, .. } if step == "long"))
+    );
+    assert!(matches!(
+        events.last(),
+        Some(RunEvent::RunFinished {
+            status: RunStatus::Interrupted,
+            ..
+        })
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn outputs_keep_their_types_and_reach_dependants() {
+    let h = harness();
+    let rb = compile_ok(
+        &h,
+        r#"
+runbook: t
+steps:
+  - { id: a, uses: test.probe, with: { value: { lag_ms: 120, healthy: true } } }
+  - id: b
+    uses: test.probe
+    needs: [a]
+    with: { value: "${{ steps.a.outputs.value.lag_ms < 30000 and steps.a.outputs.value.healthy }}" }
+outputs:
+  ok: ${{ steps.b.outputs.value }}
+  lag: ${{ steps.a.outputs.value.lag_ms }}
+  text: "lag ${{ steps.a.outputs.value.lag_ms }} ms"
+"#,
+    );
+    let (report, _) = run(&rb).await;
+    assert_eq!(report.outputs["ok"], json!(true));
+    assert_eq!(report.outputs["lag"], json!(120));
+    assert_eq!(report.outputs["text"], json!("lag 120 ms"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_expression_that_fails_at_run_time_fails_its_step_clearly() {
+    let h = harness();
+    let rb = compile_ok(
+        &h,
+        r#"
+runbook: t
+steps:
+  - { id: a, uses: test.probe, with: { value: { x: 1 } } }
+  - { id: b, uses: test.probe, needs: [a], with: { ms: "${{ steps.a.outputs.value.missing }}" } }
+  - { id: c, uses: test.probe, needs: [a], with: { ms: "${{ steps.a.outputs.value }}" } }
+"#,
+    );
+    let (report, _) = run(&rb).await;
+    let err = |id: &str| {
+        report
+            .steps
+            .iter()
+            .find(|s| s.id == id)
+            .unwrap()
+            .error
+            .clone()
+            .unwrap()
+    };
+    assert_eq!(err("b").kind, "invalid_input");
+    assert!(
+        err("b").message.contains("does not exist"),
+        "{}",
+        err("b").message
+    );
+    assert!(
+        err("c").message.contains("must be an int"),
+        "{}",
+        err("c").message
+    );
+}
+
+/// A random DAG: step `i` may need any steps before it, so the graph is acyclic.
+fn dag_strategy() -> impl Strategy<Value = (Vec<Vec<usize>>, Vec<u64>, usize)> {
+    (1usize..40).prop_flat_map(|n| {
+        let needs = (0..n)
+            .map(|i| {
+                proptest::collection::vec(0..i.max(1), 0..=i.min(4))
+                    .prop_map(move |v| if i == 0 { vec![] } else { v })
+            })
+            .collect::<Vec<_>>();
+        (needs, proptest::collection::vec(0u64..50, n), 1usize..6)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    /// Every step runs exactly once, never before the steps it needs, and never more than
+    /// `--max-parallel` at once.
+    #[test]
+    fn random_dags_respect_needs_and_the_parallelism_bound((needs, ms, max_parallel) in dag_strategy()) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+        rt.block_on(async {
+            let h = harness();
+            let mut src = String::from("runbook: random\nsteps:\n");
+            for (i, ns) in needs.iter().enumerate() {
+                let mut ns: Vec<String> = ns.iter().map(|n| format!("s{n}")).collect();
+                ns.sort();
+                ns.dedup();
+                src.push_str(&format!("  - {{ id: s{i}, uses: test.probe, needs: [{}], with: {{ ms: {} }} }}\n", ns.join(", "), ms[i]));
+            }
+            let rb = compile_ok(&h, &src);
+            let (_tx, rx) = watch::channel(Stop::No);
+            let mut options = RunOptions::new("p");
+            options.max_parallel = Some(max_parallel);
+            let (report, _) = run_with(&rb, options, rx).await;
+            prop_assert_eq!(report.status, RunStatus::Succeeded);
+            let log = h.log.lock().unwrap().clone();
+            for (i, ns) in needs.iter().enumerate() {
+                let id = format!("s{i}");
+                let starts: Vec<u128> = log.iter().filter(|e| e.0 == id && e.1 == "start").map(|e| e.2).collect();
+                prop_assert_eq!(starts.len(), 1, "{} ran {} times", id, starts.len());
+                for n in ns {
+                    let dep = format!("s{n}");
+                    let end = log.iter().find(|e| e.0 == dep && e.1 == "end").map(|e| e.2).unwrap();
+                    let start_pos = log.iter().position(|e| e.0 == id && e.1 == "start").unwrap();
+                    let end_pos = log.iter().position(|e| e.0 == dep && e.1 == "end").unwrap();
+                    prop_assert!(end <= starts[0] && end_pos < start_pos, "{} started before {} ended", id, dep);
+                }
+            }
+            prop_assert!(h.peak.load(Ordering::SeqCst) <= max_parallel);
+            Ok(())
+        })?;
+    }
+}

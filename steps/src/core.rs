@@ -1,0 +1,370 @@
+//! The built-in `core.*` steps: glue for runbooks and the engine's own tests.
+//!
+//! All of them are idempotent: they touch nothing outside the run.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use drflow_engine::{
+    Outputs, Registry, StepContext, StepError, StepFuture, StepSpec, StepType, ValueType,
+    format_duration, parse_duration, truthy,
+};
+use serde_json::{Value, json};
+
+/// Adds every `core.*` step to a registry.
+pub fn register(registry: &mut Registry) {
+    registry.register(Arc::new(Log::new()));
+    registry.register(Arc::new(Sleep::new()));
+    registry.register(Arc::new(Fail::new()));
+    registry.register(Arc::new(Assert::new()));
+    registry.register(Arc::new(Set::new()));
+    registry.register(Arc::new(WaitUntil::new()));
+}
+
+/// Reads a duration parameter (`30s`, `5m`, or a number of seconds).
+pub fn duration_param(input: &Outputs, name: &str) -> Result<Duration, StepError> {
+    match input.get(name) {
+        Some(Value::String(s)) => parse_duration(s).map_err(StepError::invalid_input),
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .filter(|f| *f >= 0.0)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| StepError::invalid_input(format!("`{name}` must not be negative"))),
+        _ => Err(StepError::invalid_input(format!(
+            "`{name}` must be a duration such as 30s"
+        ))),
+    }
+}
+
+fn text(value: Option<&Value>) -> String {
+    match value {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+struct Log(StepSpec);
+
+impl Log {
+    fn new() -> Self {
+        Log(
+            StepSpec::new("core.log", "Writes a message to the run's log.")
+                .required(
+                    "message",
+                    ValueType::Any,
+                    "What to write; expressions are evaluated first.",
+                )
+                .optional(
+                    "level",
+                    ValueType::String,
+                    json!("info"),
+                    "One of `info`, `warn`, `error`.",
+                )
+                .output("message", ValueType::String, "The message as written."),
+        )
+    }
+}
+
+impl StepType for Log {
+    fn spec(&self) -> &StepSpec {
+        &self.0
+    }
+
+    fn run<'a>(&'a self, ctx: &'a StepContext, input: &'a Outputs) -> StepFuture<'a> {
+        Box::pin(async move {
+            let message = text(input.get("message"));
+            match input.get("level").and_then(Value::as_str).unwrap_or("info") {
+                "info" => tracing::info!(step = %ctx.step_id, "{message}"),
+                "warn" => tracing::warn!(step = %ctx.step_id, "{message}"),
+                "error" => tracing::error!(step = %ctx.step_id, "{message}"),
+                other => {
+                    return Err(StepError::invalid_input(format!(
+                        "unknown log level `{other}`; use info, warn or error"
+                    )));
+                }
+            }
+            let mut out = Outputs::new();
+            out.insert("message".into(), Value::String(message));
+            Ok(out)
+        })
+    }
+}
+
+struct Sleep(StepSpec);
+
+impl Sleep {
+    fn new() -> Self {
+        Sleep(StepSpec::new("core.sleep", "Waits for a while.").required(
+            "duration",
+            ValueType::Duration,
+            "How long to wait, e.g. `30s`.",
+        ))
+    }
+}
+
+impl StepType for Sleep {
+    fn spec(&self) -> &StepSpec {
+        &self.0
+    }
+
+    fn run<'a>(&'a self, _ctx: &'a StepContext, input: &'a Outputs) -> StepFuture<'a> {
+        Box::pin(async move {
+            tokio::time::sleep(duration_param(input, "duration")?).await;
+            Ok(Outputs::new())
+        })
+    }
+}
+
+struct Fail(StepSpec);
+
+impl Fail {
+    fn new() -> Self {
+        Fail(StepSpec::new(
+            "core.fail",
+            "Fails with a message; with `succeed_after: N` it fails N attempts and then succeeds, to exercise retries.",
+        )
+        .required("message", ValueType::String, "The error message.")
+        .optional("retryable", ValueType::Bool, json!(false), "Mark the error retryable.")
+        .optional("kind", ValueType::String, json!("failed"), "The error kind, matched by `retry.on`.")
+        .optional(
+            "succeed_after",
+            ValueType::Int,
+            Value::Null,
+            "Fail this many attempts, then succeed.",
+        )
+        .output("attempt", ValueType::Int, "The attempt that succeeded (with `succeed_after`)."))
+    }
+}
+
+impl StepType for Fail {
+    fn spec(&self) -> &StepSpec {
+        &self.0
+    }
+
+    fn run<'a>(&'a self, ctx: &'a StepContext, input: &'a Outputs) -> StepFuture<'a> {
+        Box::pin(async move {
+            if let Some(n) = input.get("succeed_after").and_then(Value::as_u64)
+                && u64::from(ctx.attempt) > n
+            {
+                let mut out = Outputs::new();
+                out.insert("attempt".into(), ctx.attempt.into());
+                return Ok(out);
+            }
+            let kind = input
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or("failed");
+            let message = text(input.get("message"));
+            if input
+                .get("retryable")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+            {
+                Err(StepError::retryable(kind, message))
+            } else {
+                Err(StepError::permanent(kind, message))
+            }
+        })
+    }
+}
+
+struct Assert(StepSpec);
+
+impl Assert {
+    fn new() -> Self {
+        Assert(
+            StepSpec::new("core.assert", "Fails unless a condition is true.")
+                .required(
+                    "condition",
+                    ValueType::Any,
+                    "An expression that must be true.",
+                )
+                .optional(
+                    "message",
+                    ValueType::String,
+                    json!("assertion failed"),
+                    "The error message when it is false.",
+                ),
+        )
+    }
+}
+
+impl StepType for Assert {
+    fn spec(&self) -> &StepSpec {
+        &self.0
+    }
+
+    fn run<'a>(&'a self, _ctx: &'a StepContext, input: &'a Outputs) -> StepFuture<'a> {
+        Box::pin(async move {
+            let holds = input.get("condition").is_some_and(truthy);
+            if holds {
+                Ok(Outputs::new())
+            } else {
+                Err(StepError::permanent(
+                    "assertion",
+                    text(input.get("message")),
+                ))
+            }
+        })
+    }
+}
+
+struct Set(StepSpec);
+
+impl Set {
+    fn new() -> Self {
+        Set(StepSpec::new(
+            "core.set",
+            "Outputs its `with:` map as is, to name values for later steps.",
+        )
+        .outputs_from_input())
+    }
+}
+
+impl StepType for Set {
+    fn spec(&self) -> &StepSpec {
+        &self.0
+    }
+
+    fn run<'a>(&'a self, _ctx: &'a StepContext, input: &'a Outputs) -> StepFuture<'a> {
+        Box::pin(async move { Ok(input.clone()) })
+    }
+}
+
+struct WaitUntil(StepSpec);
+
+impl WaitUntil {
+    fn new() -> Self {
+        WaitUntil(StepSpec::new(
+            "core.wait_until",
+            "Re-evaluates a condition every `interval` until it is true, or fails after `timeout`.",
+        )
+        .required("condition", ValueType::Any, "An expression, re-evaluated at each check.")
+        .optional("interval", ValueType::Duration, json!("5s"), "Time between checks.")
+        .optional("timeout", ValueType::Duration, json!("5m"), "Give up after this long.")
+        .output("checks", ValueType::Int, "How many checks it took.")
+        .output("waited_seconds", ValueType::Number, "How long it waited."))
+    }
+}
+
+impl StepType for WaitUntil {
+    fn spec(&self) -> &StepSpec {
+        &self.0
+    }
+
+    fn run<'a>(&'a self, ctx: &'a StepContext, input: &'a Outputs) -> StepFuture<'a> {
+        Box::pin(async move {
+            let interval = duration_param(input, "interval")?;
+            let timeout = duration_param(input, "timeout")?;
+            if interval.is_zero() {
+                return Err(StepError::invalid_input(
+                    "`interval` must be more than zero",
+                ));
+            }
+            let start = tokio::time::Instant::now();
+            let mut current = input.clone();
+            let mut checks = 0u64;
+            loop {
+                checks += 1;
+                if current.get("condition").is_some_and(truthy) {
+                    let mut out = Outputs::new();
+                    out.insert("checks".into(), checks.into());
+                    out.insert(
+                        "waited_seconds".into(),
+                        json!(start.elapsed().as_secs_f64()),
+                    );
+                    return Ok(out);
+                }
+                if start.elapsed() + interval > timeout {
+                    return Err(StepError::permanent(
+                        "timeout",
+                        format!(
+                            "the condition was still false after {} ({checks} checks)",
+                            format_duration(start.elapsed())
+                        ),
+                    ));
+                }
+                tokio::time::sleep(interval).await;
+                if let Some(again) = &ctx.reevaluate {
+                    current = (again.0)()?;
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(v: Value) -> Outputs {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn fail_succeeds_after_the_given_attempts() {
+        let step = Fail::new();
+        let with = input(json!({"message": "boom", "retryable": true, "succeed_after": 2}));
+        let mut ctx = StepContext::detached("f");
+        for attempt in 1..=2 {
+            ctx.attempt = attempt;
+            let err = step.run(&ctx, &with).await.unwrap_err();
+            assert!(err.retryable);
+        }
+        ctx.attempt = 3;
+        assert_eq!(step.run(&ctx, &with).await.unwrap()["attempt"], 3);
+    }
+
+    #[tokio::test]
+    async fn assert_fails_on_false_with_its_message() {
+        let step = Assert::new();
+        let ctx = StepContext::detached("a");
+        let err = step
+            .run(
+                &ctx,
+                &input(json!({"condition": false, "message": "lag too high"})),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.message, "lag too high");
+        assert!(
+            step.run(&ctx, &input(json!({"condition": true})))
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wait_until_times_out_on_a_false_condition() {
+        let step = WaitUntil::new();
+        let ctx = StepContext::detached("w");
+        let err = step
+            .run(
+                &ctx,
+                &input(json!({"condition": false, "interval": "10s", "timeout": "1m"})),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, "timeout");
+        assert!(err.message.contains("7 checks"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn core_steps_are_idempotent() {
+        // Running any core step twice with the same input gives the same result.
+        let ctx = StepContext::detached("x");
+        let set = Set::new();
+        let with = input(json!({"a": 1, "b": [true]}));
+        assert_eq!(
+            set.run(&ctx, &with).await.unwrap(),
+            set.run(&ctx, &with).await.unwrap()
+        );
+        let log = Log::new();
+        let with = input(json!({"message": "hi", "level": "info"}));
+        assert_eq!(
+            log.run(&ctx, &with).await.unwrap(),
+            log.run(&ctx, &with).await.unwrap()
+        );
+    }
+}
