@@ -66,6 +66,12 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         json!(7),
         "Days before a deleted key is gone (7 = shortest, so destroy completes).",
     )
+    .optional(
+        "extra_regions",
+        ValueType::List,
+        json!([]),
+        "More regions that need a replica (e.g. us-east-1 for Route 53 alarm notifications).",
+    )
     .output(
         "primary_key_arn",
         ValueType::String,
@@ -79,7 +85,12 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
     .output(
         "alias",
         ValueType::String,
-        "The alias name in both regions.",
+        "The alias name in every region.",
+    )
+    .output(
+        "key_arns",
+        ValueType::Map,
+        "Key ARN by region (primary, standby and extra regions).",
     );
     reg.register(CloudStep::new(kms, backend, run_kms));
 
@@ -212,68 +223,72 @@ fn run_kms<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
         let tags = cx.tags(&name, Role::Primary);
         let key = cx
             .ensure(
-                Desired::new(
-                    Kind::KmsKey,
-                    primary,
-                    &name,
-                    json!({
-                        "description": format!("drflow {name}: data at rest in both regions"),
-                        "key_spec": "SYMMETRIC_DEFAULT",
-                        "key_usage": "ENCRYPT_DECRYPT",
-                        "multi_region": true,
-                        "enable_key_rotation": true,
-                        "rotation_period_days": 365,
-                        "pending_window_in_days": window,
-                        "enabled": true,
-                    }),
-                )
+                Desired::new(Kind::KmsKey, primary, &name, json!({
+                    "description": format!("drflow {name}: data at rest in every region"),
+                    "key_spec": "SYMMETRIC_DEFAULT",
+                    "key_usage": "ENCRYPT_DECRYPT",
+                    "multi_region": true,
+                    "enable_key_rotation": true,
+                    "rotation_period_days": 365,
+                    "pending_window_in_days": window,
+                    "enabled": true,
+                    // The key policy gives the account root full control and lets these
+                    // services use the key on the account's behalf; the aws backend writes it
+                    // with the caller's account id.
+                    "service_principals": [
+                        "cloudwatch.amazonaws.com", "events.amazonaws.com", "sns.amazonaws.com",
+                        "sqs.amazonaws.com", "s3.amazonaws.com", "rds.amazonaws.com",
+                        "dynamodb.amazonaws.com", "logs.amazonaws.com"
+                    ],
+                }))
                 .immutable(&["multi_region", "key_spec"])
                 .tags(tags),
             )
             .await?;
-        let tags = cx.tags(&name, Role::Standby);
-        let replica = cx
-            .ensure(
-                Desired::new(
-                    Kind::KmsKey,
-                    standby,
-                    &name,
-                    json!({
+        let mut keys = vec![(primary.to_string(), key.clone(), Role::Primary)];
+        let mut replicas = vec![(standby.to_string(), Role::Standby)];
+        for region in input::strings(p, "extra_regions")? {
+            if region != primary && !replicas.iter().any(|(r, _)| *r == region) {
+                replicas.push((region, Role::Primary));
+            }
+        }
+        for (region, role) in replicas {
+            let tags = cx.tags(&name, role);
+            let replica = cx
+                .ensure(
+                    Desired::new(Kind::KmsKey, &region, &name, json!({
                         "description": format!("drflow {name}: replica"),
                         "multi_region": true,
                         "primary_key_arn": key.arn,
-                        // Rotation of a multi-region key is driven by its primary and covers replicas.
+                        // Rotation of a multi-region key is driven by its primary and covers
+                        // its replicas.
                         "enable_key_rotation": true,
                         "pending_window_in_days": window,
                         "enabled": true,
-                    }),
+                    }))
+                    .immutable(&["primary_key_arn"])
+                    .deps([key.id.clone()])
+                    .tags(tags),
                 )
-                .immutable(&["primary_key_arn"])
-                .deps([key.id.clone()])
-                .tags(tags),
-            )
-            .await?;
-        for (region, k, role) in [
-            (primary, &key, Role::Primary),
-            (standby, &replica, Role::Standby),
-        ] {
-            let tags = cx.tags(&alias, role);
+                .await?;
+            keys.push((region, replica, role));
+        }
+        let mut arns = serde_json::Map::new();
+        for (region, k, role) in &keys {
+            let tags = cx.tags(&alias, *role);
             cx.ensure(
-                Desired::new(
-                    Kind::KmsAlias,
-                    region,
-                    &alias,
-                    json!({"target_key_id": k.id}),
-                )
-                .deps([k.id.clone()])
-                .tags(tags),
+                Desired::new(Kind::KmsAlias, region, &alias, json!({"target_key_id": k.id}))
+                    .deps([k.id.clone()])
+                    .tags(tags),
             )
             .await?;
+            arns.insert(region.clone(), json!(k.arn));
         }
         let mut out = Outputs::new();
         out.insert("primary_key_arn".into(), json!(key.arn));
-        out.insert("standby_key_arn".into(), json!(replica.arn));
+        out.insert("standby_key_arn".into(), json!(keys[1].1.arn));
         out.insert("alias".into(), json!(alias));
+        out.insert("key_arns".into(), serde_json::Value::Object(arns));
         Ok(out)
     })
 }
