@@ -1,6 +1,7 @@
 //! The `drflow` command: parses arguments, calls the engine and the step library, and maps
 //! outcomes to exit codes (0 success, 1 a step failed, 2 invalid input, 130 interrupted).
 
+mod cmd_sim;
 mod progress;
 mod reference;
 mod report;
@@ -99,6 +100,11 @@ enum Command {
         #[arg(long, default_value = "text")]
         format: GraphArg,
     },
+    /// Look at or clear the embedded simulated cloud (under the state directory).
+    Sim {
+        #[command(subcommand)]
+        action: cmd_sim::SimAction,
+    },
 }
 
 #[derive(Args)]
@@ -193,6 +199,12 @@ fn main() -> ExitCode {
             Ok(EXIT_OK)
         }
         Command::Graph { file, format } => cmd_graph(&cli.global, &file, format),
+        Command::Sim { action } => cmd_sim::run(&cli.global.state_dir, &action)
+            .map(|()| EXIT_OK)
+            .map_err(|message| Failure {
+                code: EXIT_FAILED,
+                message,
+            }),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -213,7 +225,9 @@ fn registry(global: &Global) -> Registry {
             Target::Aws => drflow_steps::Target::Aws,
         },
         state_dir: global.state_dir.clone(),
-        endpoint_url: std::env::var("AWS_ENDPOINT_URL").ok().filter(|v| !v.is_empty()),
+        endpoint_url: std::env::var("AWS_ENDPOINT_URL")
+            .ok()
+            .filter(|v| !v.is_empty()),
     })
 }
 

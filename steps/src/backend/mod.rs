@@ -74,7 +74,8 @@ pub struct Resource {
     pub tags: Tags,
     /// Where it is in its life.
     pub state: ResourceState,
-    /// Ids of resources it depends on: the cloud refuses to delete those first.
+    /// Ids (or ARNs, where an id is ambiguous across regions) of resources it depends on: the
+    /// cloud refuses to delete those first.
     #[serde(default)]
     pub depends_on: Vec<String>,
 }

@@ -476,7 +476,7 @@ fn run_dynamodb<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
             .ensure(
                 Desired::new(Kind::DynamoTable, standby, &name, spec)
                     .immutable(&["key_schema", "replica_of"])
-                    .deps([table.id.clone()])
+                    .deps([table.arn.clone()])
                     .tags(tags),
             )
             .await?;

@@ -223,24 +223,29 @@ fn run_kms<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
         let tags = cx.tags(&name, Role::Primary);
         let key = cx
             .ensure(
-                Desired::new(Kind::KmsKey, primary, &name, json!({
-                    "description": format!("drflow {name}: data at rest in every region"),
-                    "key_spec": "SYMMETRIC_DEFAULT",
-                    "key_usage": "ENCRYPT_DECRYPT",
-                    "multi_region": true,
-                    "enable_key_rotation": true,
-                    "rotation_period_days": 365,
-                    "pending_window_in_days": window,
-                    "enabled": true,
-                    // The key policy gives the account root full control and lets these
-                    // services use the key on the account's behalf; the aws backend writes it
-                    // with the caller's account id.
-                    "service_principals": [
-                        "cloudwatch.amazonaws.com", "events.amazonaws.com", "sns.amazonaws.com",
-                        "sqs.amazonaws.com", "s3.amazonaws.com", "rds.amazonaws.com",
-                        "dynamodb.amazonaws.com", "logs.amazonaws.com"
-                    ],
-                }))
+                Desired::new(
+                    Kind::KmsKey,
+                    primary,
+                    &name,
+                    json!({
+                        "description": format!("drflow {name}: data at rest in every region"),
+                        "key_spec": "SYMMETRIC_DEFAULT",
+                        "key_usage": "ENCRYPT_DECRYPT",
+                        "multi_region": true,
+                        "enable_key_rotation": true,
+                        "rotation_period_days": 365,
+                        "pending_window_in_days": window,
+                        "enabled": true,
+                        // The key policy gives the account root full control and lets these
+                        // services use the key on the account's behalf; the aws backend writes it
+                        // with the caller's account id.
+                        "service_principals": [
+                            "cloudwatch.amazonaws.com", "events.amazonaws.com", "sns.amazonaws.com",
+                            "sqs.amazonaws.com", "s3.amazonaws.com", "rds.amazonaws.com",
+                            "dynamodb.amazonaws.com", "logs.amazonaws.com"
+                        ],
+                    }),
+                )
                 .immutable(&["multi_region", "key_spec"])
                 .tags(tags),
             )
@@ -256,16 +261,21 @@ fn run_kms<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
             let tags = cx.tags(&name, role);
             let replica = cx
                 .ensure(
-                    Desired::new(Kind::KmsKey, &region, &name, json!({
-                        "description": format!("drflow {name}: replica"),
-                        "multi_region": true,
-                        "primary_key_arn": key.arn,
-                        // Rotation of a multi-region key is driven by its primary and covers
-                        // its replicas.
-                        "enable_key_rotation": true,
-                        "pending_window_in_days": window,
-                        "enabled": true,
-                    }))
+                    Desired::new(
+                        Kind::KmsKey,
+                        &region,
+                        &name,
+                        json!({
+                            "description": format!("drflow {name}: replica"),
+                            "multi_region": true,
+                            "primary_key_arn": key.arn,
+                            // Rotation of a multi-region key is driven by its primary and covers
+                            // its replicas.
+                            "enable_key_rotation": true,
+                            "pending_window_in_days": window,
+                            "enabled": true,
+                        }),
+                    )
                     .immutable(&["primary_key_arn"])
                     .deps([key.id.clone()])
                     .tags(tags),
@@ -277,9 +287,14 @@ fn run_kms<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
         for (region, k, role) in &keys {
             let tags = cx.tags(&alias, *role);
             cx.ensure(
-                Desired::new(Kind::KmsAlias, region, &alias, json!({"target_key_id": k.id}))
-                    .deps([k.id.clone()])
-                    .tags(tags),
+                Desired::new(
+                    Kind::KmsAlias,
+                    region,
+                    &alias,
+                    json!({"target_key_id": k.id}),
+                )
+                .deps([k.id.clone()])
+                .tags(tags),
             )
             .await?;
             arns.insert(region.clone(), json!(k.arn));

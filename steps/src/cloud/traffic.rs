@@ -304,8 +304,8 @@ fn run_cert<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
         let value = cert.attr_str("validation_record_value").to_string();
         if !record.is_empty() {
             // The same record validates the domain in every region, so both regions' steps
-            // ensure one record.
-            let tags = cx.tags(&record, role);
+            // ensure one record, with the same tags from either side.
+            let tags = cx.tags(&record, Role::Primary);
             cx.ensure(
                 Desired::new(
                     Kind::DnsRecord,

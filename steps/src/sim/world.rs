@@ -194,9 +194,11 @@ impl World {
             .ok_or_else(|| not_found(region, kind, id))
     }
 
-    /// Whether a resource with this id exists anywhere.
-    fn exists(&self, id: &str) -> bool {
-        self.regions.values().any(|m| m.contains_key(id))
+    /// Whether a resource with this id or ARN exists anywhere.
+    fn exists(&self, id_or_arn: &str) -> bool {
+        self.regions
+            .values()
+            .any(|m| m.contains_key(id_or_arn) || m.values().any(|r| r.resource.arn == id_or_arn))
     }
 
     /// Resources, optionally filtered, in creation order.
@@ -314,20 +316,24 @@ impl World {
 
     /// Deletes a resource unless another still depends on it.
     pub fn delete(&mut self, region: &str, kind: Kind, id: &str) -> Result<(), CloudError> {
-        self.get(region, kind, id)?;
-        // Names double as ids for some kinds (subnet groups, aliases), so the same id may exist
-        // in several regions: a dependency means the one in the dependent's own region if there
-        // is one there, else the one anywhere.
+        let arn = self.get(region, kind, id)?.resource.arn.clone();
+        // A dependency names an ARN (unambiguous) or an id. Names double as ids for some kinds
+        // (subnet groups, tables), so the same id may exist in several regions: an id means the
+        // one in the dependent's own region if there is one there, else the one anywhere.
         let dependents: Vec<String> = self
             .all()
             .into_iter()
+            .filter(|r| !(r.resource.region == region && r.resource.id == id))
             .filter(|r| {
-                r.resource.depends_on.iter().any(|d| d == id)
-                    && (r.resource.region == region
-                        || !self
-                            .regions
-                            .get(&r.resource.region)
-                            .is_some_and(|m| m.contains_key(id)))
+                r.resource.depends_on.iter().any(|d| {
+                    (!arn.is_empty() && *d == arn)
+                        || (d == id
+                            && (r.resource.region == region
+                                || !self
+                                    .regions
+                                    .get(&r.resource.region)
+                                    .is_some_and(|m| m.contains_key(id))))
+                })
             })
             .map(|r| format!("{} {}", r.resource.kind, r.resource.name))
             .collect();
