@@ -237,13 +237,16 @@ impl Cx {
 
     /// Adds the change report to a step's own outputs.
     fn finish(self, mut out: Outputs) -> Outputs {
-        let all = |c: Change| self.changes.iter().all(|(x, _)| *x == c);
-        let change = if all(Change::Unchanged) {
-            Change::Unchanged
-        } else if all(Change::Created) {
+        // Repairs win over creations: "updated" says drift was found. A step that only
+        // created (some of) its resources reports "created", even if it shares others with a
+        // step that made them first (a validation record, the us-east-1 topic).
+        let any = |c: Change| self.changes.iter().any(|(x, _)| *x == c);
+        let change = if any(Change::Updated) {
+            Change::Updated
+        } else if any(Change::Created) {
             Change::Created
         } else {
-            Change::Updated
+            Change::Unchanged
         };
         out.insert("change".into(), json!(change.name()));
         let lines: Vec<&String> = self
