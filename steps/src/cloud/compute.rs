@@ -71,7 +71,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
     .output("launch_template_id", ValueType::String, "The lt- id.")
     .output("launch_template_name", ValueType::String, "Its name.")
     .output("latest_version", ValueType::Int, "Its latest version.");
-    reg.register(CloudStep::new(lt, backend, run_launch_template));
+    reg.register(CloudStep::boxed(lt, backend, run_launch_template));
 
     let asg = cloud_spec(
         "autoscaling.group",
@@ -96,7 +96,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
     .output("asg_arn", ValueType::String, "The group's ARN.")
     .output("target_tracking_policy_arn", ValueType::String, "The CPU target-tracking policy.")
     .output("fast_scale_out_policy_arn", ValueType::String, "The step-scaling policy (empty unless fast_scale_out).");
-    reg.register(CloudStep::new(asg, backend, run_asg));
+    reg.register(CloudStep::boxed(asg, backend, run_asg));
 }
 
 /// Standard base64 (RFC 4648), as EC2 expects user data.

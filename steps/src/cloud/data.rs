@@ -154,7 +154,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "Secrets Manager ARN of the AWS-managed master password (never the password).",
     )
     .output("port", ValueType::Int, "5432.");
-    reg.register(CloudStep::new(rds, backend, run_rds));
+    reg.register(CloudStep::boxed(rds, backend, run_rds));
 
     let ddb = cloud_spec(
         "dynamodb.global_table",
@@ -214,7 +214,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::String,
         "ARN of the standby-region replica.",
     );
-    reg.register(CloudStep::new(ddb, backend, run_dynamodb));
+    reg.register(CloudStep::boxed(ddb, backend, run_dynamodb));
 
     let s3 = cloud_spec(
         "s3.replicated_buckets",
@@ -265,7 +265,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::String,
         "The replication role.",
     );
-    reg.register(CloudStep::new(s3, backend, run_s3));
+    reg.register(CloudStep::boxed(s3, backend, run_s3));
 }
 
 fn run_rds<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {

@@ -325,7 +325,7 @@ pub(crate) struct CloudStep {
 }
 
 impl CloudStep {
-    pub fn new(spec: StepSpec, backend: &Arc<LazyBackend>, body: RunFn) -> Arc<dyn StepType> {
+    pub fn boxed(spec: StepSpec, backend: &Arc<LazyBackend>, body: RunFn) -> Arc<dyn StepType> {
         Arc::new(CloudStep {
             spec,
             backend: Arc::clone(backend),

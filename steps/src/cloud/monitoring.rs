@@ -24,7 +24,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         .optional("email", ValueType::String, json!(""), "Ops e-mail to subscribe (confirmation pending until they click).")
         .output("topic_arn", ValueType::String, "The topic.")
         .output("subscription_arn", ValueType::String, "The e-mail subscription (empty if none).");
-    reg.register(CloudStep::new(sns, backend, run_sns));
+    reg.register(CloudStep::boxed(sns, backend, run_sns));
 
     let alarms = cloud_spec(
         "cloudwatch.alarms",
@@ -114,7 +114,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "Replication lag alarm.",
     )
     .output("alarm_names", ValueType::List, "Every alarm's name.");
-    reg.register(CloudStep::new(alarms, backend, run_alarms));
+    reg.register(CloudStep::boxed(alarms, backend, run_alarms));
 
     let lambda = cloud_spec(
         "lambda.replication_monitor",
@@ -167,7 +167,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::String,
         "The 1-minute schedule.",
     );
-    reg.register(CloudStep::new(lambda, backend, run_lambda));
+    reg.register(CloudStep::boxed(lambda, backend, run_lambda));
 
     let queue = cloud_spec(
         "events.alarm_queue",
@@ -204,7 +204,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "Where unprocessable events end up.",
     )
     .output("rule_arns", ValueType::List, "Every rule.");
-    reg.register(CloudStep::new(queue, backend, run_queue));
+    reg.register(CloudStep::boxed(queue, backend, run_queue));
 
     let dash = cloud_spec(
         "cloudwatch.dashboard",
@@ -271,7 +271,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
     )
     .output("dashboard_name", ValueType::String, "The dashboard.")
     .output("dashboard_url", ValueType::String, "Its console URL.");
-    reg.register(CloudStep::new(dash, backend, run_dashboard));
+    reg.register(CloudStep::boxed(dash, backend, run_dashboard));
 }
 
 fn run_sns<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {

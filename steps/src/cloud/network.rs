@@ -80,7 +80,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "The internet gateway id.",
     )
     .output("nat_gateway_ids", ValueType::List, "NAT gateway ids.");
-    reg.register(CloudStep::new(vpc, backend, run_vpc));
+    reg.register(CloudStep::boxed(vpc, backend, run_vpc));
 
     let peering = cloud_spec(
         "network.peering",
@@ -112,7 +112,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "Its route tables that get a route back.",
     )
     .output("peering_connection_id", ValueType::String, "The pcx- id.");
-    reg.register(CloudStep::new(peering, backend, run_peering));
+    reg.register(CloudStep::boxed(peering, backend, run_peering));
 }
 
 /// A parsed IPv4 CIDR block.
@@ -310,7 +310,7 @@ fn run_vpc<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
         .await?;
 
         let mut nat_ids = Vec::new();
-        for i in 0..n_nat as usize {
+        for (i, public_subnet) in public_ids.iter().take(n_nat as usize).enumerate() {
             let eip_name = cx.name(&format!("nat-eip-{}", i + 1));
             let eip = cx
                 .ensure(
@@ -326,13 +326,13 @@ fn run_vpc<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
                         region,
                         &name,
                         json!({
-                            "subnet_id": public_ids[i],
+                            "subnet_id": public_subnet,
                             "allocation_id": eip.id,
                             "connectivity_type": "public",
                         }),
                     )
                     .immutable(&["subnet_id", "allocation_id"])
-                    .deps([public_ids[i].clone(), eip.id.clone()])
+                    .deps([public_subnet.clone(), eip.id.clone()])
                     .tags(tags(cx, &name)),
                 )
                 .await?;

@@ -29,7 +29,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::Map,
         "Each check and whether it passed.",
     );
-    reg.register(CloudStep::new(ready, backend, run_readiness));
+    reg.register(CloudStep::boxed(ready, backend, run_readiness));
 
     let mut teardown = cloud_spec(
         "cloud.teardown",
@@ -59,7 +59,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "What could not be deleted (empty on success).",
     );
     teardown.has_undo = false;
-    reg.register(CloudStep::new(teardown, backend, run_teardown));
+    reg.register(CloudStep::boxed(teardown, backend, run_teardown));
 }
 
 async fn get(cx: &Cx, region: &str, kind: Kind, ty: &str) -> Result<Option<Resource>, StepError> {

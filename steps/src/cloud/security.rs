@@ -37,7 +37,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::String,
         "The database's security group.",
     );
-    reg.register(CloudStep::new(sgs, backend, run_sgs));
+    reg.register(CloudStep::boxed(sgs, backend, run_sgs));
 
     let kms = cloud_spec(
         "kms.multi_region_key",
@@ -92,7 +92,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::Map,
         "Key ARN by region (primary, standby and extra regions).",
     );
-    reg.register(CloudStep::new(kms, backend, run_kms));
+    reg.register(CloudStep::boxed(kms, backend, run_kms));
 
     let iam = cloud_spec(
         "iam.app_roles",
@@ -133,7 +133,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::String,
         "The replication monitor's role.",
     );
-    reg.register(CloudStep::new(iam, backend, run_iam));
+    reg.register(CloudStep::boxed(iam, backend, run_iam));
 }
 
 fn ingress(port: u16, from: serde_json::Value, why: &str) -> serde_json::Value {

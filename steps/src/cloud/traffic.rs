@@ -34,7 +34,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "Name servers to delegate the domain to.",
     )
     .output("domain_name", ValueType::String, "The domain.");
-    reg.register(CloudStep::new(zone, backend, run_zone));
+    reg.register(CloudStep::boxed(zone, backend, run_zone));
 
     let cert = cloud_spec(
         "acm.certificate",
@@ -64,7 +64,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "An existing certificate to use instead (nothing is requested).",
     )
     .output("certificate_arn", ValueType::String, "The certificate.");
-    reg.register(CloudStep::new(cert, backend, run_cert));
+    reg.register(CloudStep::boxed(cert, backend, run_cert));
 
     let alb = cloud_spec(
         "elb.load_balancer",
@@ -125,7 +125,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::String,
         "https://<alb>/health/trading.",
     );
-    reg.register(CloudStep::new(alb, backend, run_alb));
+    reg.register(CloudStep::boxed(alb, backend, run_alb));
 
     let hc = cloud_spec(
         "route53.health_check",
@@ -169,7 +169,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
     )
     .output("health_check_id", ValueType::String, "The health check id.")
     .output("health_check_url", ValueType::String, "The URL it probes.");
-    reg.register(CloudStep::new(hc, backend, run_health_check));
+    reg.register(CloudStep::boxed(hc, backend, run_health_check));
 
     let dns = cloud_spec(
         "route53.failover_dns",
@@ -231,7 +231,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::String,
         "Set identifier of the standby record.",
     );
-    reg.register(CloudStep::new(dns, backend, run_dns));
+    reg.register(CloudStep::boxed(dns, backend, run_dns));
 }
 
 fn run_zone<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
