@@ -353,7 +353,10 @@ mod tests {
         let pairs: Vec<(&str, String)> = keys.iter().map(|k| (*k, "x".to_string())).collect();
         let script = user_data(&pairs);
         for k in keys {
-            assert!(!script.contains(&format!("__{k}__")), "placeholder {k} left in user data");
+            assert!(
+                !script.contains(&format!("__{k}__")),
+                "placeholder {k} left in user data"
+            );
         }
         assert!(script.contains("/health/trading"));
     }
