@@ -13,7 +13,11 @@ fn drflow(args: &[&str]) -> String {
         .env("COLUMNS", "100")
         .output()
         .expect("drflow runs");
-    assert!(out.status.success(), "drflow {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "drflow {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
@@ -32,7 +36,10 @@ fn check(page: &str, generated: String) {
 
 #[test]
 fn the_step_reference_matches_the_step_declarations() {
-    check("docs/reference/steps.md", drflow(&["steps", "--format", "markdown"]));
+    check(
+        "docs/reference/steps.md",
+        drflow(&["steps", "--format", "markdown"]),
+    );
 }
 
 #[test]
