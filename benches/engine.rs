@@ -73,7 +73,7 @@ fn peak_rss_mib() -> f64 {
 
 /// Runs one case in this process and prints `compile_ms run_ms edges peak_mib`.
 fn child(shape: &str, n: usize, repeat: usize) {
-    let registry = drflow_steps::registry();
+    let registry = drflow_steps::registry(&drflow_steps::CloudConfig::default());
     let (src, edges) = runbook(shape, n);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
