@@ -62,6 +62,22 @@ fn provision_show_rerun_destroy_in_separate_processes() {
         .filter(|s| s["outputs"]["change"] != "unchanged")
         .collect();
     assert!(changed.is_empty(), "second provision changed: {changed:?}");
+    assert_eq!(second["changes"]["created"], 0);
+    assert_eq!(second["changes"]["updated"], 0);
+    assert_eq!(first["outputs"], second["outputs"]);
+
+    // People see it said plainly.
+    let (code, text, _) = drflow(
+        state,
+        &[
+            "run",
+            "runbooks/provision.yaml",
+            "--params-file",
+            "runbooks/params/eu.yaml",
+        ],
+    );
+    assert_eq!(code, 0);
+    assert!(text.contains("no changes: "), "{text}");
 
     let (code, _, err) = drflow(
         state,
