@@ -2,6 +2,7 @@
 //! outcomes to exit codes (0 success, 1 a step failed, 2 invalid input, 130 interrupted).
 
 mod cmd_journal;
+mod cmd_sim;
 mod progress;
 mod reference;
 mod report;
@@ -108,6 +109,11 @@ enum Command {
     Show(cmd_journal::ShowArgs),
     /// Undo a run's succeeded steps in reverse dependency order.
     Rollback(cmd_journal::RollbackArgs),
+    /// Look at or clear the embedded simulated cloud (under the state directory).
+    Sim {
+        #[command(subcommand)]
+        action: cmd_sim::SimAction,
+    },
 }
 
 #[derive(Args)]
@@ -208,6 +214,12 @@ fn main() -> ExitCode {
         Command::Runs(args) => cmd_journal::cmd_runs(&cli.global, args),
         Command::Show(args) => cmd_journal::cmd_show(&cli.global, args),
         Command::Rollback(args) => cmd_journal::cmd_rollback(&cli.global, args),
+        Command::Sim { action } => cmd_sim::run(&cli.global.state_dir, &action)
+            .map(|()| EXIT_OK)
+            .map_err(|message| Failure {
+                code: EXIT_FAILED,
+                message,
+            }),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -221,8 +233,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn registry(_global: &Global) -> Registry {
-    drflow_steps::registry()
+fn registry(global: &Global) -> Registry {
+    drflow_steps::registry(&drflow_steps::CloudConfig {
+        target: match global.target {
+            Target::Sim => drflow_steps::Target::Sim,
+            Target::Aws => drflow_steps::Target::Aws,
+        },
+        state_dir: global.state_dir.clone(),
+        endpoint_url: std::env::var("AWS_ENDPOINT_URL")
+            .ok()
+            .filter(|v| !v.is_empty()),
+    })
 }
 
 fn read(path: &std::path::Path) -> Result<String, Failure> {
@@ -244,7 +265,8 @@ fn load(path: &std::path::Path, registry: &Registry) -> Result<(Runbook, String)
 }
 
 fn cmd_validate(files: &[PathBuf]) -> Result<u8, Failure> {
-    let registry = drflow_steps::registry();
+    // Compiling never opens the backend, so the default configuration is as good as any.
+    let registry = drflow_steps::registry(&drflow_steps::CloudConfig::default());
     let mut code = EXIT_OK;
     for file in files {
         match load(file, &registry) {

@@ -25,10 +25,16 @@ pub fn text(report: &RunReport, target: &str) -> String {
             .duration_ms
             .map(|ms| format_duration(std::time::Duration::from_millis(ms)))
             .unwrap_or_else(|| "-".into());
-        let note = match (&s.error, &s.note) {
-            (Some(e), _) => e.to_string(),
-            (None, Some(n)) => n.clone(),
-            (None, None) => String::new(),
+        let change = s
+            .outputs
+            .as_ref()
+            .and_then(|o| o.get("change"))
+            .and_then(Value::as_str);
+        let note = match (&s.error, &s.note, change) {
+            (Some(e), _, _) => e.to_string(),
+            (None, Some(n), _) => n.clone(),
+            (None, None, Some(c)) => c.to_string(),
+            (None, None, None) => String::new(),
         };
         let _ = writeln!(
             out,
@@ -54,6 +60,21 @@ pub fn text(report: &RunReport, target: &str) -> String {
         count(StepStatus::NotStarted),
         count(StepStatus::Interrupted),
     );
+    if let Some(c) = changes(report) {
+        if c.created + c.updated == 0 {
+            let _ = writeln!(
+                out,
+                "no changes: {} provisioning step(s) found everything as it should be",
+                c.unchanged
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "changes: {} step(s) created resources, {} repaired drift, {} unchanged",
+                c.created, c.updated, c.unchanged
+            );
+        }
+    }
     for e in &report.errors {
         let _ = writeln!(out, "error: {e}");
     }
@@ -71,6 +92,41 @@ pub fn text(report: &RunReport, target: &str) -> String {
     out
 }
 
+/// What provisioning steps (those with a `change` output) did.
+pub struct Changes {
+    /// Steps that created something.
+    pub created: usize,
+    /// Steps that repaired drift.
+    pub updated: usize,
+    /// Steps that found everything as it should be.
+    pub unchanged: usize,
+}
+
+/// Counts the `change` outputs of the run's steps; `None` when no step reports one.
+pub fn changes(report: &RunReport) -> Option<Changes> {
+    let mut c = Changes {
+        created: 0,
+        updated: 0,
+        unchanged: 0,
+    };
+    let mut any = false;
+    for s in &report.steps {
+        match s
+            .outputs
+            .as_ref()
+            .and_then(|o| o.get("change"))
+            .and_then(Value::as_str)
+        {
+            Some("created") => c.created += 1,
+            Some("updated") => c.updated += 1,
+            Some(_) => c.unchanged += 1,
+            None => continue,
+        }
+        any = true;
+    }
+    any.then_some(c)
+}
+
 /// One JSON document: run id, status, steps, outputs, errors.
 pub fn json(report: &RunReport, target: &str) -> Value {
     json!({
@@ -82,5 +138,10 @@ pub fn json(report: &RunReport, target: &str) -> Value {
         "steps": report.steps,
         "outputs": report.outputs,
         "errors": report.errors,
+        "changes": changes(report).map(|c| json!({
+            "created": c.created,
+            "updated": c.updated,
+            "unchanged": c.unchanged,
+        })),
     })
 }

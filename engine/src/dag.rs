@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::fmt::Write;
 
 use petgraph::Direction;
-use petgraph::algo::{tarjan_scc, toposort};
+use petgraph::algo::{kosaraju_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 
 /// Steps as nodes (by index into the runbook's steps), `needs` as edges.
@@ -63,7 +63,12 @@ impl Dag {
     /// back to its first element).
     pub fn cycles(&self) -> Vec<Vec<usize>> {
         let mut out = Vec::new();
-        for scc in tarjan_scc(&self.graph) {
+        // The common case, no cycle, costs one topological sort. kosaraju_scc is iterative, so a
+        // 100k-step chain cannot overflow the stack (petgraph's tarjan_scc recurses).
+        if toposort(&self.graph, None).is_ok() {
+            return out;
+        }
+        for scc in kosaraju_scc(&self.graph) {
             let self_loop = scc.len() == 1 && self.graph.contains_edge(scc[0], scc[0]);
             if scc.len() < 2 && !self_loop {
                 continue;

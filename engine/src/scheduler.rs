@@ -6,7 +6,11 @@
 //! dependant go). Step attempts run as tokio tasks and report back to the coordinator.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -160,6 +164,13 @@ enum Msg {
     },
 }
 
+/// The step attempts under way: spawned tasks, and those that finished on their first poll.
+struct Workers {
+    tasks: JoinSet<Msg>,
+    ids: HashMap<tokio::task::Id, usize>,
+    inline: VecDeque<Msg>,
+}
+
 struct Slot {
     status: StepStatus,
     remaining_needs: usize,
@@ -221,7 +232,11 @@ pub async fn run(
     let mut ready: VecDeque<usize> = (0..slots.len())
         .filter(|&i| slots[i].remaining_needs == 0)
         .collect();
-    let mut tasks: JoinSet<Msg> = JoinSet::new();
+    let mut workers = Workers {
+        tasks: JoinSet::new(),
+        ids: HashMap::new(),
+        inline: VecDeque::new(),
+    };
     let mut running = 0usize;
     let mut waiting_retry = 0usize;
     let max_parallel = options.max_parallel.unwrap_or(usize::MAX).max(1);
@@ -293,7 +308,7 @@ pub async fn run(
                     slots[i].started = Some(Instant::now());
                     start_attempt(
                         sink,
-                        &mut tasks,
+                        &mut workers,
                         step,
                         &mut slots[i],
                         i,
@@ -309,114 +324,157 @@ pub async fn run(
         if running == 0 && waiting_retry == 0 && (ready.is_empty() || stopping.is_some()) {
             break;
         }
-        sink.flush()?;
-        let sleep_until = match (grace_deadline, deadline, stopping.is_some()) {
-            (Some(g), _, true) => Some(g),
-            (_, Some(d), false) => Some(d),
-            _ => None,
-        };
-        tokio::select! {
-            msg = tasks.join_next() => {
-                let Some(joined) = msg else { continue };
-                let msg = match joined {
-                    Ok(m) => m,
-                    Err(e) if e.is_cancelled() => continue,
-                    Err(e) => {
-                        // A step panicked: that is a bug in the step, reported as its failure.
-                        run_errors.push(format!("a step panicked: {e}"));
-                        continue;
-                    }
+        let msg = match workers.inline.pop_front() {
+            Some(m) => m,
+            None => {
+                sink.flush()?;
+                let sleep_until = match (grace_deadline, deadline, stopping.is_some()) {
+                    (Some(g), _, true) => Some(g),
+                    (_, Some(d), false) => Some(d),
+                    _ => None,
                 };
-                match msg {
-                    Msg::RetryDue { idx } => {
-                        waiting_retry -= 1;
-                        if stopping.is_some() {
+                tokio::select! {
+                    joined = workers.tasks.join_next_with_id() => match joined {
+                        None => continue,
+                        Some(Ok((id, m))) => {
+                            workers.ids.remove(&id);
+                            m
+                        }
+                        Some(Err(e)) => {
+                            let Some(idx) = workers.ids.remove(&e.id()) else { continue };
+                            if e.is_cancelled() {
+                                continue;
+                            }
+                            Msg::Done {
+                                idx,
+                                result: Err(StepError::permanent(
+                                    "panic",
+                                    format!("the step panicked ({e}); this is a bug in the step type"),
+                                )),
+                            }
+                        }
+                    },
+                    changed = stop.changed(), if listening => {
+                        if changed.is_err() {
+                            // Nobody can ask us to stop any more.
+                            listening = false;
                             continue;
                         }
-                        running += 1;
-                        start_attempt(sink, &mut tasks, &runbook.steps[idx], &mut slots[idx], idx, &run_id, &runbook_name, &scope, clock)?;
-                    }
-                    Msg::Done { idx, result } => {
-                        running -= 1;
-                        slots[idx].in_flight = false;
-                        let step = &runbook.steps[idx];
-                        let attempt = slots[idx].attempts_base + slots[idx].attempts;
-                        match result {
-                            Ok(outputs) => {
-                                sink.record(&RunEvent::StepSucceeded {
-                                    step: step.id.clone(),
-                                    attempt,
-                                    outputs: outputs.clone(),
-                                    at: now(),
-                                })?;
-                                settle(runbook, &mut slots, &mut ready, &scope, idx, StepStatus::Succeeded, Some(outputs));
-                            }
-                            Err(error) => {
-                                let retryable = error.retryable || step.retry.on.contains(&error.kind);
-                                let will_retry = retryable && slots[idx].attempts < step.retry.attempts && stopping.is_none();
-                                sink.record(&RunEvent::AttemptFailed {
-                                    step: step.id.clone(),
-                                    attempt,
-                                    error: error.clone(),
-                                    will_retry,
-                                    at: now(),
-                                })?;
-                                if will_retry {
-                                    let wait = backoff(&step.retry, slots[idx].attempts);
-                                    waiting_retry += 1;
-                                    slots[idx].error = Some(error);
-                                    tasks.spawn(async move {
-                                        tokio::time::sleep(wait).await;
-                                        Msg::RetryDue { idx }
-                                    });
-                                } else {
-                                    sink.record(&RunEvent::StepFailed {
-                                        step: step.id.clone(),
-                                        error: error.clone(),
-                                        at: now(),
-                                    })?;
-                                    slots[idx].error = Some(error);
-                                    settle(runbook, &mut slots, &mut ready, &scope, idx, StepStatus::Failed, None);
+                        let signal = *stop.borrow_and_update();
+                        match signal {
+                            Stop::No => {}
+                            Stop::Graceful => {
+                                if stopping.is_none() {
+                                    stopping = Some("interrupted".into());
+                                    grace_deadline = Some(Instant::now() + options.grace);
                                 }
                             }
+                            Stop::Now => {
+                                stopping.get_or_insert_with(|| "interrupted".into());
+                                grace_deadline = Some(Instant::now());
+                                listening = false;
+                            }
                         }
+                        continue;
+                    }
+                    _ = sleep_opt(sleep_until) => {
+                        if stopping.is_none() {
+                            let limit = options.timeout.unwrap_or_default();
+                            stopping = Some(format!("the run's timeout of {} was reached", crate::duration::format_duration(limit)));
+                            run_errors.push(stopping.clone().unwrap_or_default());
+                            grace_deadline = Some(Instant::now() + options.grace);
+                        } else {
+                            // The grace period is over: cancel whatever still runs.
+                            workers.tasks.abort_all();
+                            while workers.tasks.join_next().await.is_some() {}
+                            running = 0;
+                            waiting_retry = 0;
+                        }
+                        continue;
                     }
                 }
             }
-            changed = stop.changed(), if listening => {
-                if changed.is_err() {
-                    // Nobody can ask us to stop any more.
-                    listening = false;
+        };
+        match msg {
+            Msg::RetryDue { idx } => {
+                waiting_retry -= 1;
+                if stopping.is_some() {
                     continue;
                 }
-                let signal = *stop.borrow_and_update();
-                match signal {
-                    Stop::No => {}
-                    Stop::Graceful => {
-                        if stopping.is_none() {
-                            stopping = Some("interrupted".into());
-                            grace_deadline = Some(Instant::now() + options.grace);
+                running += 1;
+                start_attempt(
+                    sink,
+                    &mut workers,
+                    &runbook.steps[idx],
+                    &mut slots[idx],
+                    idx,
+                    &run_id,
+                    &runbook_name,
+                    &scope,
+                    clock,
+                )?;
+            }
+            Msg::Done { idx, result } => {
+                running -= 1;
+                slots[idx].in_flight = false;
+                let step = &runbook.steps[idx];
+                let attempt = slots[idx].attempts_base + slots[idx].attempts;
+                match result {
+                    Ok(outputs) => {
+                        sink.record(&RunEvent::StepSucceeded {
+                            step: step.id.clone(),
+                            attempt,
+                            outputs: outputs.clone(),
+                            at: now(),
+                        })?;
+                        settle(
+                            runbook,
+                            &mut slots,
+                            &mut ready,
+                            &scope,
+                            idx,
+                            StepStatus::Succeeded,
+                            Some(outputs),
+                        );
+                    }
+                    Err(error) => {
+                        let retryable = error.retryable || step.retry.on.contains(&error.kind);
+                        let will_retry = retryable
+                            && slots[idx].attempts < step.retry.attempts
+                            && stopping.is_none();
+                        sink.record(&RunEvent::AttemptFailed {
+                            step: step.id.clone(),
+                            attempt,
+                            error: error.clone(),
+                            will_retry,
+                            at: now(),
+                        })?;
+                        if will_retry {
+                            let wait = backoff(&step.retry, slots[idx].attempts);
+                            waiting_retry += 1;
+                            slots[idx].error = Some(error);
+                            workers.tasks.spawn(async move {
+                                tokio::time::sleep(wait).await;
+                                Msg::RetryDue { idx }
+                            });
+                        } else {
+                            sink.record(&RunEvent::StepFailed {
+                                step: step.id.clone(),
+                                error: error.clone(),
+                                at: now(),
+                            })?;
+                            slots[idx].error = Some(error);
+                            settle(
+                                runbook,
+                                &mut slots,
+                                &mut ready,
+                                &scope,
+                                idx,
+                                StepStatus::Failed,
+                                None,
+                            );
                         }
                     }
-                    Stop::Now => {
-                        stopping.get_or_insert_with(|| "interrupted".into());
-                        grace_deadline = Some(Instant::now());
-                        listening = false;
-                    }
-                }
-            }
-            _ = sleep_opt(sleep_until) => {
-                if stopping.is_none() {
-                    let limit = options.timeout.unwrap_or_default();
-                    stopping = Some(format!("the run's timeout of {} was reached", crate::duration::format_duration(limit)));
-                    run_errors.push(stopping.clone().unwrap_or_default());
-                    grace_deadline = Some(Instant::now() + options.grace);
-                } else {
-                    // The grace period is over: cancel whatever still runs.
-                    tasks.abort_all();
-                    while tasks.join_next().await.is_some() {}
-                    running = 0;
-                    waiting_retry = 0;
                 }
             }
         }
@@ -586,7 +644,7 @@ pub fn evaluate_input(
 #[allow(clippy::too_many_arguments)]
 fn start_attempt(
     sink: &mut dyn RunSink,
-    tasks: &mut JoinSet<Msg>,
+    workers: &mut Workers,
     step: &Step,
     slot: &mut Slot,
     idx: usize,
@@ -618,7 +676,7 @@ fn start_attempt(
         }),
     };
     let timeout = step.timeout;
-    tasks.spawn(async move {
+    let mut attempt: Pin<Box<dyn Future<Output = Msg> + Send>> = Box::pin(async move {
         let fut = step_type.run(&ctx, &input);
         let result = match timeout {
             None => fut.await,
@@ -635,6 +693,23 @@ fn start_attempt(
         };
         Msg::Done { idx, result }
     });
+    // Most quick steps finish without ever waiting: poll once here and skip the trip through
+    // the runtime's task queue. A step that must wait is handed to the runtime as it is.
+    let mut cx = Context::from_waker(Waker::noop());
+    match std::panic::catch_unwind(AssertUnwindSafe(|| attempt.as_mut().poll(&mut cx))) {
+        Ok(Poll::Ready(msg)) => workers.inline.push_back(msg),
+        Ok(Poll::Pending) => {
+            let handle = workers.tasks.spawn(attempt);
+            workers.ids.insert(handle.id(), idx);
+        }
+        Err(_) => workers.inline.push_back(Msg::Done {
+            idx,
+            result: Err(StepError::permanent(
+                "panic",
+                "the step panicked; this is a bug in the step type",
+            )),
+        }),
+    }
     Ok(())
 }
 

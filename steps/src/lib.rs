@@ -1,19 +1,51 @@
-//! The drflow step library: the built-in `core.*` steps and, in later modules, the cloud steps
-//! and the backends they call.
+//! The drflow step library: the step types runbooks use, and the clouds they act on.
+//!
+//! In layers, bottom up:
+//!
+//! 1. [`backend`]: the seam. A generic resource API ([`CloudBackend`]: find, create, update,
+//!    delete, list, wait) over [`Kind`]s of resource with backend-neutral JSON specs. Steps never
+//!    see an SDK type.
+//! 2. [`sim`]: the embedded simulated cloud ([`SimBackend`]), a deterministic [`sim::World`]
+//!    with a virtual clock, persisted under the state directory.
+//! 3. The step types: the built-in `core.*` steps, and the cloud steps (`network.vpc`,
+//!    `rds.global_database`, ...) in which all provisioning logic (naming, tags,
+//!    find-or-create, drift repair) lives once, for every backend.
+//! 4. [`registry`]: every step type, the cloud steps bound to the [`CloudConfig`]'s target.
 
+pub mod backend;
+mod cloud;
 mod core;
+pub mod sim;
+mod target;
 mod testing;
 
-pub use crate::core::duration_param;
+use std::sync::Arc;
+
 use drflow_engine::Registry;
+
+pub use crate::core::duration_param;
+pub use backend::{CloudBackend, CloudError, CreateRequest, ErrorKind, Kind, Resource};
+pub use cloud::framework::{Change, MANAGED_BY, SUFFIX_TAG};
+pub use sim::SimBackend;
+pub use target::{
+    CloudConfig, DEFAULT_STATE_DIR, LazyBackend, STATE_DIR_ENV, TARGET_ENV, Target,
+    state_dir_from_env,
+};
 
 /// Set to `1` to add the test-only steps (`core.append_file`) to [`registry`].
 pub const TEST_STEPS_ENV: &str = "DRFLOW_TEST_STEPS";
 
-/// Every built-in step type (plus the test-only ones when `DRFLOW_TEST_STEPS=1`).
-pub fn registry() -> Registry {
+/// Every built-in step type, with the cloud steps bound to the target in `config`. The backend
+/// opens on first use, so `validate`, `steps` and `schema` never touch the sim's world.
+pub fn registry(config: &CloudConfig) -> Registry {
+    registry_with_backend(Arc::new(LazyBackend::new(config.clone())))
+}
+
+/// Like [`registry`], with a backend the caller already holds (tests that inspect the sim).
+pub fn registry_with_backend(backend: Arc<LazyBackend>) -> Registry {
     let mut registry = Registry::new();
     core::register(&mut registry);
+    cloud::register(&mut registry, &backend);
     // Test-only steps (not idempotent on purpose) are there only when asked for.
     if std::env::var_os(TEST_STEPS_ENV).is_some_and(|v| !v.is_empty() && v != "0") {
         testing::register(&mut registry);

@@ -1,0 +1,179 @@
+//! The kinds of cloud resource drflow manages, and what every backend needs to know about each.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// How a kind's resource id is formed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdStyle {
+    /// A prefix and 17 hex digits, as EC2 does (`vpc-0a1b2c3d4e5f60718`).
+    Hex(&'static str),
+    /// The resource's name is its id (RDS identifiers, DynamoDB tables, S3 buckets, alarms).
+    Name,
+    /// A prefix and upper-case alphanumerics (`Z0123ABCDEF`, `AROA...`).
+    Upper(&'static str, usize),
+    /// A UUID (health checks, scaling policies).
+    Uuid,
+    /// The ARN is the id, as for load balancers, target groups, listeners, certificates and
+    /// SNS topics and subscriptions.
+    Arn,
+}
+
+macro_rules! kinds {
+    ($( $(#[$doc:meta])* $variant:ident = $name:literal, $service:literal, $id:expr, $rank:literal, $global:literal; )*) => {
+        /// A kind of cloud resource. The `rank` orders kinds by dependency: a resource only
+        /// depends on resources of a lower or equal rank, so deleting in falling rank order
+        /// never hits a dependency.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum Kind {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl Kind {
+            /// Every kind, in dependency order.
+            pub const ALL: &'static [Kind] = &[$(Kind::$variant,)*];
+
+            /// The snake_case name used in the world file and `drflow sim show`.
+            pub fn name(self) -> &'static str {
+                match self { $(Kind::$variant => $name,)* }
+            }
+
+            /// The AWS service (the ARN's service field).
+            pub fn service(self) -> &'static str {
+                match self { $(Kind::$variant => $service,)* }
+            }
+
+            /// How ids of this kind look.
+            pub fn id_style(self) -> IdStyle {
+                match self { $(Kind::$variant => $id,)* }
+            }
+
+            /// Creation order: lower ranks are created first and deleted last.
+            pub fn rank(self) -> u32 {
+                match self { $(Kind::$variant => $rank,)* }
+            }
+
+            /// Whether the kind lives outside any region (IAM, Route 53).
+            pub fn is_global(self) -> bool {
+                match self { $(Kind::$variant => $global,)* }
+            }
+        }
+    };
+}
+
+kinds! {
+    /// A KMS key (multi-region primary or replica).
+    KmsKey = "kms_key", "kms", IdStyle::Hex("mrk-"), 10, false;
+    /// A KMS alias pointing at a key.
+    KmsAlias = "kms_alias", "kms", IdStyle::Name, 11, false;
+    /// An IAM role with its trust and inline least-privilege policies.
+    IamRole = "iam_role", "iam", IdStyle::Upper("AROA", 17), 12, true;
+    /// An IAM instance profile wrapping a role.
+    InstanceProfile = "instance_profile", "iam", IdStyle::Upper("AIPA", 17), 13, true;
+    /// A VPC.
+    Vpc = "vpc", "ec2", IdStyle::Hex("vpc-"), 20, false;
+    /// A subnet.
+    Subnet = "subnet", "ec2", IdStyle::Hex("subnet-"), 21, false;
+    /// An internet gateway attached to a VPC.
+    InternetGateway = "internet_gateway", "ec2", IdStyle::Hex("igw-"), 21, false;
+    /// An Elastic IP allocation (for a NAT gateway).
+    ElasticIp = "elastic_ip", "ec2", IdStyle::Hex("eipalloc-"), 21, false;
+    /// A NAT gateway.
+    NatGateway = "nat_gateway", "ec2", IdStyle::Hex("nat-"), 22, false;
+    /// A route table with its subnet associations.
+    RouteTable = "route_table", "ec2", IdStyle::Hex("rtb-"), 22, false;
+    /// A cross-region VPC peering connection (accepted).
+    VpcPeering = "vpc_peering", "ec2", IdStyle::Hex("pcx-"), 23, false;
+    /// One route in a route table.
+    Route = "route", "ec2", IdStyle::Hex("r-"), 24, false;
+    /// A security group with its ingress rules.
+    SecurityGroup = "security_group", "ec2", IdStyle::Hex("sg-"), 24, false;
+    /// An S3 bucket with versioning, encryption, policy and replication.
+    S3Bucket = "s3_bucket", "s3", IdStyle::Name, 30, false;
+    /// A DynamoDB table (global table replicas are part of its spec).
+    DynamoTable = "dynamodb_table", "dynamodb", IdStyle::Name, 30, false;
+    /// An RDS cluster parameter group.
+    DbClusterParameterGroup = "db_cluster_parameter_group", "rds", IdStyle::Name, 30, false;
+    /// An RDS subnet group.
+    DbSubnetGroup = "db_subnet_group", "rds", IdStyle::Name, 30, false;
+    /// An Aurora global cluster.
+    GlobalCluster = "global_cluster", "rds", IdStyle::Name, 31, true;
+    /// An Aurora DB cluster (primary or secondary of a global cluster).
+    DbCluster = "db_cluster", "rds", IdStyle::Name, 32, false;
+    /// An Aurora DB instance.
+    DbInstance = "db_instance", "rds", IdStyle::Name, 33, false;
+    /// A Route 53 hosted zone.
+    HostedZone = "hosted_zone", "route53", IdStyle::Upper("Z", 20), 40, true;
+    /// An ACM certificate.
+    Certificate = "certificate", "acm", IdStyle::Arn, 41, false;
+    /// An EC2 launch template.
+    LaunchTemplate = "launch_template", "ec2", IdStyle::Hex("lt-"), 42, false;
+    /// An application load balancer.
+    LoadBalancer = "load_balancer", "elasticloadbalancing", IdStyle::Arn, 42, false;
+    /// An ALB target group.
+    TargetGroup = "target_group", "elasticloadbalancing", IdStyle::Arn, 42, false;
+    /// An ALB listener.
+    Listener = "listener", "elasticloadbalancing", IdStyle::Arn, 43, false;
+    /// An Auto Scaling group.
+    AutoScalingGroup = "autoscaling_group", "autoscaling", IdStyle::Name, 44, false;
+    /// An Auto Scaling policy (target tracking or step).
+    ScalingPolicy = "scaling_policy", "autoscaling", IdStyle::Arn, 45, false;
+    /// A Route 53 health check.
+    HealthCheck = "health_check", "route53", IdStyle::Uuid, 46, true;
+    /// A Route 53 record set (weighted or failover alias).
+    DnsRecord = "dns_record", "route53", IdStyle::Name, 47, true;
+    /// An SNS topic.
+    SnsTopic = "sns_topic", "sns", IdStyle::Arn, 50, false;
+    /// An SNS subscription.
+    SnsSubscription = "sns_subscription", "sns", IdStyle::Arn, 51, false;
+    /// An SQS queue (the daemon's alarm-event queue).
+    SqsQueue = "sqs_queue", "sqs", IdStyle::Name, 50, false;
+    /// A Lambda function.
+    LambdaFunction = "lambda_function", "lambda", IdStyle::Name, 52, false;
+    /// An EventBridge rule with its targets.
+    EventRule = "event_rule", "events", IdStyle::Name, 53, false;
+    /// A CloudWatch metric alarm.
+    MetricAlarm = "metric_alarm", "cloudwatch", IdStyle::Name, 54, false;
+    /// A CloudWatch composite alarm.
+    CompositeAlarm = "composite_alarm", "cloudwatch", IdStyle::Name, 55, false;
+    /// A CloudWatch dashboard.
+    Dashboard = "dashboard", "cloudwatch", IdStyle::Name, 56, false;
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Kind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Kind, String> {
+        Kind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("unknown resource kind {s:?}"))
+    }
+}
+
+/// The pseudo-region that holds global resources (IAM, Route 53, global clusters).
+pub const GLOBAL: &str = "global";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_are_unique() {
+        let mut seen = std::collections::BTreeSet::new();
+        for k in Kind::ALL {
+            assert_eq!(k.name().parse::<Kind>(), Ok(*k));
+            assert!(seen.insert(k.name()), "duplicate kind name {}", k.name());
+        }
+    }
+}

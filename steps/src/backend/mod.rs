@@ -1,0 +1,162 @@
+//! The seam between the step library and a cloud: a small, generic resource API.
+//!
+//! Steps hold all provisioning logic (naming, tags, find-or-create, drift repair, ordering).
+//! A backend only stores and returns resources of a [`Kind`], described by a backend-neutral JSON
+//! `spec`. The `sim` backend keeps them in a persisted world; the `aws` backend (a later issue)
+//! maps each `(kind, verb)` to one or a few SDK calls, so it stays a thin translation.
+
+mod error;
+mod kind;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use error::{CloudError, ErrorKind};
+pub use kind::{GLOBAL, IdStyle, Kind};
+
+/// Resource tags, sorted so that comparisons and the world file are stable.
+pub type Tags = BTreeMap<String, String>;
+
+/// The future every backend call returns.
+pub type CloudFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, CloudError>> + Send + 'a>>;
+
+/// Where a resource is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceState {
+    /// Being created; usable once `available`.
+    Creating,
+    /// Ready for use.
+    Available,
+    /// Being modified (e.g. a promotion); still usable.
+    Modifying,
+    /// Broken or unreachable (fault injection in the sim).
+    Failed,
+}
+
+impl ResourceState {
+    /// The snake_case name shown by `drflow sim show`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ResourceState::Creating => "creating",
+            ResourceState::Available => "available",
+            ResourceState::Modifying => "modifying",
+            ResourceState::Failed => "failed",
+        }
+    }
+}
+
+/// One resource as a backend reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resource {
+    /// Its kind.
+    pub kind: Kind,
+    /// Its region, or [`GLOBAL`].
+    pub region: String,
+    /// Its name (`Name` tag or the service's own name field), unique per kind and region.
+    pub name: String,
+    /// The service's id (`vpc-0a1b…`, a cluster identifier, a hosted zone id).
+    pub id: String,
+    /// Its ARN.
+    pub arn: String,
+    /// The configuration drflow asked for, as last applied (backend-neutral JSON object).
+    pub spec: Value,
+    /// Values the cloud computed: DNS names, endpoints, secret ARNs, name servers.
+    #[serde(default)]
+    pub attrs: serde_json::Map<String, Value>,
+    /// Its tags.
+    #[serde(default)]
+    pub tags: Tags,
+    /// Where it is in its life.
+    pub state: ResourceState,
+    /// Ids (or ARNs, where an id is ambiguous across regions) of resources it depends on: the
+    /// cloud refuses to delete those first.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+}
+
+impl Resource {
+    /// A computed attribute as a string, or an empty string.
+    pub fn attr_str(&self, name: &str) -> &str {
+        self.attrs.get(name).and_then(Value::as_str).unwrap_or("")
+    }
+}
+
+/// What a step asks a backend to create.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateRequest {
+    /// The kind to create.
+    pub kind: Kind,
+    /// The region, or [`GLOBAL`].
+    pub region: String,
+    /// The resource's name.
+    pub name: String,
+    /// The full desired configuration.
+    pub spec: Value,
+    /// The tags to apply.
+    pub tags: Tags,
+    /// Ids of resources this one refers to.
+    pub depends_on: Vec<String>,
+}
+
+/// A cloud the step library can provision into.
+///
+/// Every method is idempotent in the sense a retry needs: `create` of a name that exists fails
+/// with [`ErrorKind::Conflict`] (steps find first), `delete` of an id that is gone fails with
+/// [`ErrorKind::NotFound`] (steps treat that as done).
+pub trait CloudBackend: Send + Sync {
+    /// `sim` or `aws`.
+    fn target(&self) -> crate::Target;
+
+    /// The availability zones of a region, in name order.
+    fn availability_zones<'a>(&'a self, region: &'a str) -> CloudFuture<'a, Vec<String>>;
+
+    /// The resource of this kind and name in the region, if any.
+    fn find<'a>(
+        &'a self,
+        region: &'a str,
+        kind: Kind,
+        name: &'a str,
+    ) -> CloudFuture<'a, Option<Resource>>;
+
+    /// Every resource, optionally only of one region and one kind.
+    fn list<'a>(
+        &'a self,
+        region: Option<&'a str>,
+        kind: Option<Kind>,
+    ) -> CloudFuture<'a, Vec<Resource>>;
+
+    /// Creates a resource.
+    fn create<'a>(&'a self, request: &'a CreateRequest) -> CloudFuture<'a, Resource>;
+
+    /// Applies the given spec keys and tags to an existing resource (keys not given are kept).
+    fn update<'a>(
+        &'a self,
+        region: &'a str,
+        kind: Kind,
+        id: &'a str,
+        spec: &'a Value,
+        tags: &'a Tags,
+    ) -> CloudFuture<'a, Resource>;
+
+    /// Deletes a resource; fails with `dependency_violation` while others depend on it.
+    fn delete<'a>(&'a self, region: &'a str, kind: Kind, id: &'a str) -> CloudFuture<'a, ()>;
+
+    /// Waits until the resource is `available`, at most `timeout`. The sim advances its virtual
+    /// clock instead of sleeping; a real cloud polls.
+    fn wait_available<'a>(
+        &'a self,
+        region: &'a str,
+        kind: Kind,
+        id: &'a str,
+        timeout: Duration,
+    ) -> CloudFuture<'a, Resource>;
+
+    /// The backend's clock in milliseconds since the Unix epoch (virtual in the sim).
+    fn now_ms<'a>(&'a self) -> CloudFuture<'a, u64>;
+}

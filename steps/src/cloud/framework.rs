@@ -1,0 +1,416 @@
+//! What every provisioning step shares: the find-or-create-or-repair loop, the standard tags,
+//! the change report and the undo.
+//!
+//! A step's run function describes the resources it wants as [`Desired`] values and hands them
+//! to [`Cx::ensure`] in dependency order. `ensure` finds each by name, creates what is missing,
+//! compares what exists with the desired spec and repairs drift, and records what it did. The
+//! step then reports `change` (`created`, `updated` or `unchanged`), `changes` (one line per
+//! resource created or repaired) and `resources` (what it owns, for the undo).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use drflow_engine::{Outputs, StepContext, StepError, StepFuture, StepSpec, StepType, ValueType};
+use serde_json::{Value, json};
+use tracing::Instrument;
+
+use crate::backend::{CloudBackend, CreateRequest, ErrorKind, Kind, Resource, Tags};
+use crate::cloud::drift::diff;
+use crate::target::LazyBackend;
+
+/// A boxed future of a step body.
+pub(crate) type BodyFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Outputs, StepError>> + Send + 'a>>;
+
+/// The body of a provisioning step.
+pub(crate) type RunFn = for<'a> fn(&'a mut Cx, &'a Outputs) -> BodyFuture<'a>;
+
+/// The tag every drflow resource carries, and its value.
+pub const MANAGED_BY: (&str, &str) = ("ManagedBy", "drflow");
+/// The tag that scopes a resource to one environment suffix (used by teardown).
+pub const SUFFIX_TAG: &str = "EnvironmentSuffix";
+
+/// What a step did to one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// It did not exist and was created.
+    Created,
+    /// It existed but had drifted and was repaired.
+    Updated,
+    /// It existed as desired.
+    Unchanged,
+}
+
+impl Change {
+    /// `created`, `updated` or `unchanged`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Change::Created => "created",
+            Change::Updated => "updated",
+            Change::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// A resource a step wants to exist.
+#[derive(Debug, Clone)]
+pub(crate) struct Desired {
+    kind: Kind,
+    region: String,
+    name: String,
+    spec: Value,
+    create_only: Value,
+    immutable: &'static [&'static str],
+    depends_on: Vec<String>,
+    tags: Tags,
+}
+
+impl Desired {
+    /// A resource of `kind` named `name` in `region` with this desired spec.
+    pub fn new(kind: Kind, region: &str, name: impl Into<String>, spec: Value) -> Desired {
+        Desired {
+            kind,
+            region: region.to_string(),
+            name: name.into(),
+            spec,
+            create_only: Value::Null,
+            immutable: &[],
+            depends_on: Vec::new(),
+            tags: Tags::new(),
+        }
+    }
+
+    /// Ids this resource refers to (the cloud will refuse to delete them first).
+    pub fn deps<I, S>(mut self, ids: I) -> Desired
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.depends_on.extend(
+            ids.into_iter()
+                .map(Into::into)
+                .filter(|s: &String| !s.is_empty()),
+        );
+        self
+    }
+
+    /// Spec keys applied only at creation and never compared: values that failover and
+    /// failback legitimately change (ASG desired capacity, record weights), which a re-run of
+    /// provision must not undo.
+    pub fn create_only(mut self, spec: Value) -> Desired {
+        self.create_only = spec;
+        self
+    }
+
+    /// Spec keys the cloud cannot change in place: drift there is reported, never "repaired"
+    /// by destroying a resource that may hold data.
+    pub fn immutable(mut self, keys: &'static [&'static str]) -> Desired {
+        self.immutable = keys;
+        self
+    }
+
+    /// The tags to apply (the standard set comes from [`Cx::tags`]).
+    pub fn tags(mut self, tags: Tags) -> Desired {
+        self.tags = tags;
+        self
+    }
+}
+
+/// The context a step body works in.
+pub(crate) struct Cx {
+    /// The cloud.
+    pub backend: Arc<dyn CloudBackend>,
+    /// The environment suffix every name ends with.
+    pub suffix: String,
+    changes: Vec<(Change, String)>,
+    owned: Vec<Value>,
+}
+
+impl Cx {
+    fn new(backend: Arc<dyn CloudBackend>, suffix: String) -> Cx {
+        Cx {
+            backend,
+            suffix,
+            changes: Vec::new(),
+            owned: Vec::new(),
+        }
+    }
+
+    /// `<type>-<environmentSuffix>`.
+    pub fn name(&self, ty: &str) -> String {
+        format!("{ty}-{}", self.suffix)
+    }
+
+    /// The standard tags: `Name`, `Environment=Production`, `FailoverRole`, `ManagedBy=drflow`,
+    /// and the suffix tag teardown scopes by.
+    pub fn tags(&self, name: &str, role: Role) -> Tags {
+        let mut t = Tags::new();
+        t.insert("Name".into(), name.into());
+        t.insert("Environment".into(), "Production".into());
+        t.insert("FailoverRole".into(), role.tag().into());
+        t.insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
+        t.insert(SUFFIX_TAG.into(), self.suffix.clone());
+        t
+    }
+
+    /// Finds the resource; creates it if missing; repairs drift; records what happened.
+    pub async fn ensure(&mut self, d: Desired) -> Result<Resource, StepError> {
+        let b = Arc::clone(&self.backend);
+        let label = format!("{} {} ({})", d.kind, d.name, d.region);
+        self.owned
+            .push(json!({"kind": d.kind.name(), "region": d.region, "name": d.name}));
+        let found = b.find(&d.region, d.kind, &d.name).await?;
+        let Some(actual) = found else {
+            let mut spec = d.spec.clone();
+            if d.create_only.is_object() {
+                crate::sim::merge(&mut spec, &d.create_only);
+            }
+            let req = CreateRequest {
+                kind: d.kind,
+                region: d.region.clone(),
+                name: d.name.clone(),
+                spec,
+                tags: d.tags.clone(),
+                depends_on: d.depends_on.clone(),
+            };
+            let created = match b.create(&req).await {
+                Ok(r) => r,
+                // Someone created it between our find and create (a parallel retry): use theirs.
+                Err(e) if e.kind == ErrorKind::Conflict => b
+                    .find(&d.region, d.kind, &d.name)
+                    .await?
+                    .ok_or(StepError::from(e))?,
+                Err(e) => return Err(e.into()),
+            };
+            tracing::info!(kind = %d.kind, name = %d.name, region = %d.region, id = %created.id, "Created");
+            self.changes
+                .push((Change::Created, format!("created {label}")));
+            return Ok(created);
+        };
+        let mut drift = diff(&d.spec, &actual.spec);
+        let tag_drift: Vec<String> = d
+            .tags
+            .iter()
+            .filter(|(k, v)| actual.tags.get(*k) != Some(v))
+            .map(|(k, _)| format!("tag {k}"))
+            .collect();
+        if let Some(key) = drift
+            .iter()
+            .find(|p| d.immutable.iter().any(|k| p.split('.').next() == Some(k)))
+        {
+            return Err(StepError::permanent(
+                "drift",
+                format!(
+                    "{label} exists with a different {key}, which cannot change in place; \
+                     delete it (or use another environment suffix) and run again"
+                ),
+            ));
+        }
+        drift.extend(tag_drift);
+        if drift.is_empty() {
+            self.changes.push((Change::Unchanged, label));
+            return Ok(actual);
+        }
+        let updated = b
+            .update(&d.region, d.kind, &actual.id, &d.spec, &d.tags)
+            .await?;
+        tracing::warn!(kind = %d.kind, name = %d.name, region = %d.region, drift = %drift.join(", "), "Drift repaired");
+        self.changes.push((
+            Change::Updated,
+            format!("repaired {label}: {} differed", drift.join(", ")),
+        ));
+        Ok(updated)
+    }
+
+    /// Waits until a resource is available (the sim moves its virtual clock).
+    pub async fn wait(&self, r: &Resource, timeout: Duration) -> Result<Resource, StepError> {
+        Ok(self
+            .backend
+            .wait_available(&r.region, r.kind, &r.id, timeout)
+            .await?)
+    }
+
+    /// Records something done outside [`Cx::ensure`] (a deletion), reported as a change.
+    pub fn note(&mut self, line: String) {
+        self.changes.push((Change::Updated, line));
+    }
+
+    /// Adds the change report to a step's own outputs.
+    fn finish(self, mut out: Outputs) -> Outputs {
+        // Repairs win over creations: "updated" says drift was found. A step that only
+        // created (some of) its resources reports "created", even if it shares others with a
+        // step that made them first (a validation record, the us-east-1 topic).
+        let any = |c: Change| self.changes.iter().any(|(x, _)| *x == c);
+        let change = if any(Change::Updated) {
+            Change::Updated
+        } else if any(Change::Created) {
+            Change::Created
+        } else {
+            Change::Unchanged
+        };
+        out.insert("change".into(), json!(change.name()));
+        let lines: Vec<&String> = self
+            .changes
+            .iter()
+            .filter(|(c, _)| *c != Change::Unchanged)
+            .map(|(_, l)| l)
+            .collect();
+        out.insert("changes".into(), json!(lines));
+        out.insert("resources".into(), Value::Array(self.owned));
+        out
+    }
+}
+
+/// Which side of the failover pair a resource belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The region serving traffic.
+    Primary,
+    /// The region kept ready to take over.
+    Standby,
+}
+
+impl Role {
+    /// The `FailoverRole` tag value.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Role::Primary => "Primary",
+            Role::Standby => "Standby",
+        }
+    }
+
+    /// Parses `primary`/`standby` in any case.
+    pub fn parse(s: &str) -> Result<Role, StepError> {
+        match s.to_ascii_lowercase().as_str() {
+            "primary" => Ok(Role::Primary),
+            "standby" | "secondary" => Ok(Role::Standby),
+            other => Err(StepError::invalid_input(format!(
+                "role must be primary or standby, not {other:?}"
+            ))),
+        }
+    }
+}
+
+/// A spec with the parameters and outputs every provisioning step has.
+pub(crate) fn cloud_spec(name: &'static str, doc: &'static str) -> StepSpec {
+    StepSpec::new(name, doc)
+        .required(
+            "env_suffix",
+            ValueType::String,
+            "Environment suffix every resource name ends with (`<type>-<suffix>`).",
+        )
+        .output(
+            "change",
+            ValueType::String,
+            "created, updated (drift repaired) or unchanged.",
+        )
+        .output(
+            "changes",
+            ValueType::List,
+            "One line per resource created or repaired.",
+        )
+        .output(
+            "resources",
+            ValueType::List,
+            "The resources this step owns ({kind, region, name}); the undo deletes them.",
+        )
+        .with_undo()
+}
+
+/// A provisioning step: a spec, a body, and the shared undo.
+pub(crate) struct CloudStep {
+    spec: StepSpec,
+    backend: Arc<LazyBackend>,
+    body: RunFn,
+}
+
+impl CloudStep {
+    pub fn boxed(spec: StepSpec, backend: &Arc<LazyBackend>, body: RunFn) -> Arc<dyn StepType> {
+        Arc::new(CloudStep {
+            spec,
+            backend: Arc::clone(backend),
+            body,
+        })
+    }
+
+    /// The input with declared defaults filled in, so bodies need not repeat them.
+    fn with_defaults(&self, input: &Outputs) -> Outputs {
+        let mut full = input.clone();
+        for p in &self.spec.params {
+            if let (false, Some(d)) = (full.contains_key(p.name), &p.default) {
+                full.insert(p.name.into(), d.clone());
+            }
+        }
+        full
+    }
+}
+
+impl StepType for CloudStep {
+    fn spec(&self) -> &StepSpec {
+        &self.spec
+    }
+
+    fn run<'a>(&'a self, ctx: &'a StepContext, input: &'a Outputs) -> StepFuture<'a> {
+        Box::pin(async move {
+            let backend = self.backend.get()?;
+            let input = self.with_defaults(input);
+            let suffix = crate::cloud::input::str(&input, "env_suffix")?.to_string();
+            if suffix.is_empty()
+                || !suffix
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            {
+                return Err(StepError::invalid_input(format!(
+                    "env_suffix {suffix:?} must be lower-case letters, digits and dashes \
+                     (it ends every resource name, and S3 bucket names allow nothing else)"
+                )));
+            }
+            let mut cx = Cx::new(backend, suffix);
+            let span = tracing::info_span!("step", runbook = %ctx.runbook, step = %ctx.step_id, uses = self.spec.name);
+            let out = (self.body)(&mut cx, &input).instrument(span).await?;
+            Ok(cx.finish(out))
+        })
+    }
+
+    fn undo<'a>(&'a self, ctx: &'a StepContext, _input: &'a Outputs) -> StepFuture<'a> {
+        Box::pin(async move {
+            let backend = self.backend.get()?;
+            let owned = ctx
+                .previous_outputs
+                .as_ref()
+                .and_then(|o| o.get("resources"))
+                .and_then(Value::as_array)
+                .ok_or_else(|| {
+                    StepError::permanent(
+                        "no_record",
+                        format!(
+                            "step {} has no record of the resources it made; \
+                             use runbooks/destroy.yaml to remove them by tag",
+                            ctx.step_id
+                        ),
+                    )
+                })?;
+            let mut deleted = Vec::new();
+            for r in owned.iter().rev() {
+                let kind: Kind = r
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .parse()
+                    .map_err(StepError::invalid_input)?;
+                let region = r.get("region").and_then(Value::as_str).unwrap_or_default();
+                let name = r.get("name").and_then(Value::as_str).unwrap_or_default();
+                if let Some(found) = backend.find(region, kind, name).await? {
+                    match backend.delete(region, kind, &found.id).await {
+                        Ok(()) => deleted.push(json!(format!("deleted {kind} {name} ({region})"))),
+                        Err(e) if e.kind == ErrorKind::NotFound => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            let mut out = Outputs::new();
+            out.insert("deleted".into(), Value::Array(deleted));
+            Ok(out)
+        })
+    }
+}

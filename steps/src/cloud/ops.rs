@@ -1,0 +1,233 @@
+//! Whole-environment steps: `dr.readiness` (is the standby able to take over?) and
+//! `cloud.teardown` (the destroy runbook: remove everything of one environment).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use drflow_engine::{Outputs, Registry, StepError, ValueType};
+use serde_json::{Value, json};
+
+use super::framework::{BodyFuture, CloudStep, Cx, MANAGED_BY, SUFFIX_TAG, cloud_spec};
+use super::input;
+use crate::backend::{ErrorKind, GLOBAL, Kind, Resource, ResourceState};
+use crate::target::LazyBackend;
+
+pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
+    let ready = cloud_spec(
+        "dr.readiness",
+        "Reads the environment back and says whether the standby could take over now: global \
+         database with an available secondary, standby capacity and load balancer, health \
+         checks at 10 s / 3 failures on both regions, both DNS records, notifications in both \
+         regions, the lag alarm and the daemon's queue. Changes nothing.",
+    )
+    .required("primary_region", ValueType::String, "Primary region.")
+    .required("standby_region", ValueType::String, "Standby region.")
+    .output("ready", ValueType::Bool, "Whether every check passed.")
+    .output("summary", ValueType::String, "One line for people.")
+    .output(
+        "checks",
+        ValueType::Map,
+        "Each check and whether it passed.",
+    );
+    reg.register(CloudStep::boxed(ready, backend, run_readiness));
+
+    let mut teardown = cloud_spec(
+        "cloud.teardown",
+        "Deletes every resource tagged ManagedBy=drflow and EnvironmentSuffix=<suffix> in the \
+         given regions and the global ones, dependents first (reverse dependency order, retried \
+         until nothing is left). Fails if anything remains.",
+    )
+    .required(
+        "regions",
+        ValueType::List,
+        "Regions to clean (global resources always are).",
+    )
+    .optional(
+        "max_passes",
+        ValueType::Int,
+        json!(10),
+        "Passes over what is left before giving up.",
+    )
+    .output(
+        "deleted",
+        ValueType::Int,
+        "How many resources were deleted.",
+    )
+    .output(
+        "remaining",
+        ValueType::List,
+        "What could not be deleted (empty on success).",
+    );
+    teardown.has_undo = false;
+    reg.register(CloudStep::boxed(teardown, backend, run_teardown));
+}
+
+async fn get(cx: &Cx, region: &str, kind: Kind, ty: &str) -> Result<Option<Resource>, StepError> {
+    Ok(cx.backend.find(region, kind, &cx.name(ty)).await?)
+}
+
+fn usable(r: &Option<Resource>) -> bool {
+    r.as_ref()
+        .is_some_and(|r| matches!(r.state, ResourceState::Available | ResourceState::Modifying))
+}
+
+fn spec_i64(r: &Option<Resource>, key: &str) -> i64 {
+    r.as_ref()
+        .and_then(|r| r.spec.get(key))
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+}
+
+fn run_readiness<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
+    Box::pin(async move {
+        let primary = input::str(p, "primary_region")?;
+        let standby = input::str(p, "standby_region")?;
+        let mut checks = BTreeMap::new();
+
+        let global = get(cx, GLOBAL, Kind::GlobalCluster, "aurora-global").await?;
+        checks.insert("global_database", global.is_some());
+        let writer = get(cx, primary, Kind::DbCluster, "aurora-cluster").await?;
+        let secondary = get(cx, standby, Kind::DbCluster, "aurora-cluster").await?;
+        let attached = |c: &Option<Resource>| {
+            c.as_ref()
+                .and_then(|c| c.spec.get("global_cluster_identifier"))
+                == global.as_ref().map(|g| json!(g.id)).as_ref()
+        };
+        checks.insert(
+            "primary_cluster_available",
+            usable(&writer) && attached(&writer),
+        );
+        checks.insert(
+            "secondary_cluster_available",
+            usable(&secondary) && attached(&secondary),
+        );
+        let reader = get(cx, standby, Kind::DbInstance, "aurora-instance-1").await?;
+        checks.insert("secondary_instance_available", usable(&reader));
+        let asg = get(cx, standby, Kind::AutoScalingGroup, "asg").await?;
+        checks.insert("standby_capacity", spec_i64(&asg, "desired_capacity") >= 1);
+        let alb = get(cx, standby, Kind::LoadBalancer, "alb").await?;
+        checks.insert("standby_load_balancer", usable(&alb));
+        let mut hc_ok = true;
+        for side in ["primary", "standby"] {
+            let hc = get(
+                cx,
+                GLOBAL,
+                Kind::HealthCheck,
+                &format!("health-check-{side}"),
+            )
+            .await?;
+            hc_ok &=
+                spec_i64(&hc, "request_interval") == 10 && spec_i64(&hc, "failure_threshold") == 3;
+        }
+        checks.insert("health_checks_10s_x3", hc_ok);
+        let records = cx.backend.list(Some(GLOBAL), Some(Kind::DnsRecord)).await?;
+        let sets: Vec<&str> = records
+            .iter()
+            .filter(|r| r.tags.get(SUFFIX_TAG) == Some(&cx.suffix))
+            .filter_map(|r| r.spec.get("set_identifier").and_then(Value::as_str))
+            .collect();
+        checks.insert(
+            "dns_records",
+            sets.contains(&"primary") && sets.contains(&"standby"),
+        );
+        let t1 = get(cx, primary, Kind::SnsTopic, "sns-topic").await?;
+        let t2 = get(cx, standby, Kind::SnsTopic, "sns-topic").await?;
+        checks.insert("notifications_both_regions", t1.is_some() && t2.is_some());
+        let lag = get(cx, standby, Kind::MetricAlarm, "replication-lag-alarm").await?;
+        checks.insert("replication_lag_alarm", lag.is_some());
+        let queue = get(cx, standby, Kind::SqsQueue, "alarm-events").await?;
+        checks.insert("daemon_queue", queue.is_some());
+        let table = get(cx, standby, Kind::DynamoTable, "trading-sessions").await?;
+        checks.insert("session_table_replica", usable(&table));
+
+        let failed: Vec<&str> = checks
+            .iter()
+            .filter(|(_, ok)| !**ok)
+            .map(|(k, _)| *k)
+            .collect();
+        let ready = failed.is_empty();
+        let summary = if ready {
+            format!(
+                "ready: all {} checks pass; {standby} can take over from {primary}",
+                checks.len()
+            )
+        } else {
+            format!(
+                "NOT ready: {} of {} checks fail: {}",
+                failed.len(),
+                checks.len(),
+                failed.join(", ")
+            )
+        };
+        let mut out = Outputs::new();
+        out.insert("ready".into(), json!(ready));
+        out.insert("summary".into(), json!(summary));
+        out.insert("checks".into(), json!(checks));
+        Ok(out)
+    })
+}
+
+fn run_teardown<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
+    Box::pin(async move {
+        let mut regions = vec![GLOBAL.to_string()];
+        for r in input::strings(p, "regions")? {
+            if !regions.contains(&r) {
+                regions.push(r);
+            }
+        }
+        let passes = input::int(p, "max_passes")?.max(1);
+        let mut deleted = 0i64;
+        let mut remaining: Vec<Resource> = Vec::new();
+        for _ in 0..passes {
+            let mut listed: Vec<Resource> = Vec::new();
+            for region in &regions {
+                listed.extend(cx.backend.list(Some(region), None).await?);
+            }
+            // Cross-region dependencies of equal rank (a replica bucket, a table replica) may be
+            // met out of order; the next pass picks them up.
+            let mut mine: Vec<(usize, Resource)> = listed
+                .into_iter()
+                .filter(|r| r.tags.get(MANAGED_BY.0).map(String::as_str) == Some(MANAGED_BY.1))
+                .filter(|r| r.tags.get(SUFFIX_TAG) == Some(&cx.suffix))
+                .enumerate()
+                .collect();
+            // Dependents first: higher kind rank, then newer before older within a rank.
+            mine.sort_by(|(ia, a), (ib, b)| b.kind.rank().cmp(&a.kind.rank()).then(ib.cmp(ia)));
+            remaining.clear();
+            let mut progress = false;
+            for (_, r) in mine {
+                match cx.backend.delete(&r.region, r.kind, &r.id).await {
+                    Ok(()) => {
+                        deleted += 1;
+                        progress = true;
+                        cx.note(format!("deleted {} {} ({})", r.kind, r.name, r.region));
+                    }
+                    Err(e) if e.kind == ErrorKind::NotFound => {}
+                    Err(e) if e.kind == ErrorKind::DependencyViolation => remaining.push(r),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if remaining.is_empty() || !progress {
+                break;
+            }
+        }
+        if !remaining.is_empty() {
+            let names: Vec<String> = remaining
+                .iter()
+                .map(|r| format!("{} {} ({})", r.kind, r.name, r.region))
+                .collect();
+            return Err(StepError::retryable(
+                "dependency_violation",
+                format!(
+                    "deleted {deleted} resource(s) but {} remain, still used by something drflow does not manage: {}",
+                    names.len(),
+                    names.join(", ")
+                ),
+            ));
+        }
+        let mut out = Outputs::new();
+        out.insert("deleted".into(), json!(deleted));
+        out.insert("remaining".into(), json!([]));
+        Ok(out)
+    })
+}

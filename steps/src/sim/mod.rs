@@ -1,0 +1,338 @@
+//! The embedded simulated cloud: a deterministic [`World`] persisted as JSON under the state
+//! directory, so that `provision`, `failover` and `destroy` run in separate processes see the
+//! same resources.
+//!
+//! Concurrency: steps of one run call the backend from several tokio tasks, and two drflow
+//! processes may run at once. Every call takes the in-process mutex, then an exclusive lock on
+//! `world.lock`, re-reads the file if another process replaced it, applies the operation and
+//! writes the file atomically (temporary file, then rename) before unlocking. No update is lost
+//! and a crash never leaves a half-written world.
+
+mod config;
+mod ids;
+mod show;
+mod world;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub use config::SimConfig;
+pub use ids::{ACCOUNT, alb_hosted_zone_id};
+pub use show::{reset, show};
+pub use world::{EPOCH_MS, SimResource, World, availability_zones, merge};
+
+use crate::Target;
+use crate::backend::{
+    CloudBackend, CloudError, CloudFuture, CreateRequest, ErrorKind, Kind, Resource, Tags,
+};
+
+/// The world file under a state directory.
+pub fn world_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("sim").join("world.json")
+}
+
+/// Identifies one version of the world file without reading it: a rename gives a new inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    ino: u64,
+    len: u64,
+    modified_ns: i128,
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let ino = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let ino = 0;
+    let modified_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i128);
+    Some(Stamp {
+        ino,
+        len: meta.len(),
+        modified_ns,
+    })
+}
+
+struct Cached {
+    world: World,
+    stamp: Option<Stamp>,
+}
+
+/// The sim backend: a [`World`] in memory, mirrored to `<state_dir>/sim/world.json`.
+pub struct SimBackend {
+    dir: PathBuf,
+    cache: Mutex<Option<Cached>>,
+}
+
+impl std::fmt::Debug for SimBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimBackend")
+            .field("dir", &self.dir)
+            .finish()
+    }
+}
+
+fn internal(what: &str, path: &Path, e: impl std::fmt::Display) -> CloudError {
+    CloudError::new(
+        ErrorKind::Internal,
+        format!("sim: could not {what} {}: {e}", path.display()),
+    )
+}
+
+/// Reads a world file; a missing file is an empty world.
+pub fn load_world(path: &Path) -> Result<World, CloudError> {
+    match fs::read(path) {
+        Ok(bytes) => {
+            let world: World = serde_json::from_slice(&bytes)
+                .map_err(|e| internal("read (run `drflow sim reset` to start over)", path, e))?;
+            if world.format > world::FORMAT {
+                return Err(CloudError::new(
+                    ErrorKind::Internal,
+                    format!(
+                        "sim: {} was written by a newer drflow (format {})",
+                        path.display(),
+                        world.format
+                    ),
+                ));
+            }
+            Ok(world)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(World::default()),
+        Err(e) => Err(internal("read", path, e)),
+    }
+}
+
+/// Writes a world file atomically: a reader sees the old or the new world, never half of one.
+pub fn save_world(path: &Path, world: &World) -> Result<(), CloudError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(|e| internal("create", dir, e))?;
+    let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
+    let bytes = serde_json::to_vec_pretty(world).map_err(|e| internal("encode", path, e))?;
+    let mut f = File::create(&tmp).map_err(|e| internal("write", &tmp, e))?;
+    f.write_all(&bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| internal("write", &tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| internal("replace", path, e))
+}
+
+impl SimBackend {
+    /// A sim whose world lives under `state_dir`. Nothing is read until the first call.
+    pub fn open(state_dir: &Path) -> SimBackend {
+        SimBackend {
+            dir: state_dir.join("sim"),
+            cache: Mutex::new(None),
+        }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.join("world.json")
+    }
+
+    /// Runs `op` on the current world under both locks; saves when `op` reports a change.
+    fn with_world<T>(
+        &self,
+        op: impl FnOnce(&mut World) -> Result<(T, bool), CloudError>,
+    ) -> Result<T, CloudError> {
+        let mut guard = self.cache.lock().map_err(|_| {
+            CloudError::new(ErrorKind::Internal, "sim: world lock poisoned by a panic")
+        })?;
+        fs::create_dir_all(&self.dir).map_err(|e| internal("create", &self.dir, e))?;
+        let lock_path = self.dir.join("world.lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| internal("open", &lock_path, e))?;
+        // Held until `lock` drops at the end of this function: other processes wait here.
+        lock.lock().map_err(|e| internal("lock", &lock_path, e))?;
+        let path = self.path();
+        let current = stamp(&path);
+        let fresh = match guard.take() {
+            Some(c) if c.stamp == current && current.is_some() => c,
+            _ => Cached {
+                world: load_world(&path)?,
+                stamp: current,
+            },
+        };
+        let mut cached = fresh;
+        cached.world.settle();
+        let before = cached.world.clone();
+        let result = op(&mut cached.world);
+        let changed = match &result {
+            Ok((_, changed)) => *changed,
+            // A failed wait may still have moved the clock.
+            Err(_) => cached.world != before,
+        };
+        if changed {
+            if let Err(e) = save_world(&path, &cached.world) {
+                // Keep memory and disk in step: drop the unsaved change.
+                *guard = Some(Cached {
+                    world: before,
+                    stamp: current,
+                });
+                return Err(e);
+            }
+            cached.stamp = stamp(&path);
+        }
+        *guard = Some(cached);
+        result.map(|(v, _)| v)
+    }
+
+    /// A copy of the current world (tests, `drflow sim show`, the drill).
+    pub fn snapshot(&self) -> Result<World, CloudError> {
+        self.with_world(|w| Ok((w.clone(), false)))
+    }
+
+    /// Changes the world directly, behind the step library's back: drift and fault injection in
+    /// tests and drills. Saved like any other change.
+    pub fn mutate<T>(&self, f: impl FnOnce(&mut World) -> T) -> Result<T, CloudError> {
+        self.with_world(|w| Ok((f(w), true)))
+    }
+}
+
+fn ready<'a, T: Send + 'a>(r: Result<T, CloudError>) -> CloudFuture<'a, T> {
+    Box::pin(std::future::ready(r))
+}
+
+impl CloudBackend for SimBackend {
+    fn target(&self) -> Target {
+        Target::Sim
+    }
+
+    fn availability_zones<'a>(&'a self, region: &'a str) -> CloudFuture<'a, Vec<String>> {
+        ready(availability_zones(region).ok_or_else(|| {
+            CloudError::new(
+                ErrorKind::InvalidInput,
+                format!("unknown region {region:?}"),
+            )
+        }))
+    }
+
+    fn find<'a>(
+        &'a self,
+        region: &'a str,
+        kind: Kind,
+        name: &'a str,
+    ) -> CloudFuture<'a, Option<Resource>> {
+        ready(self.with_world(|w| {
+            Ok((
+                w.find(region, kind, name).map(|r| r.resource.clone()),
+                false,
+            ))
+        }))
+    }
+
+    fn list<'a>(
+        &'a self,
+        region: Option<&'a str>,
+        kind: Option<Kind>,
+    ) -> CloudFuture<'a, Vec<Resource>> {
+        ready(self.with_world(|w| Ok((w.list(region, kind), false))))
+    }
+
+    fn create<'a>(&'a self, request: &'a CreateRequest) -> CloudFuture<'a, Resource> {
+        ready(self.with_world(|w| w.create(request).map(|r| (r, true))))
+    }
+
+    fn update<'a>(
+        &'a self,
+        region: &'a str,
+        kind: Kind,
+        id: &'a str,
+        spec: &'a Value,
+        tags: &'a Tags,
+    ) -> CloudFuture<'a, Resource> {
+        ready(self.with_world(|w| w.update(region, kind, id, spec, tags).map(|r| (r, true))))
+    }
+
+    fn delete<'a>(&'a self, region: &'a str, kind: Kind, id: &'a str) -> CloudFuture<'a, ()> {
+        ready(self.with_world(|w| w.delete(region, kind, id).map(|()| ((), true))))
+    }
+
+    fn wait_available<'a>(
+        &'a self,
+        region: &'a str,
+        kind: Kind,
+        id: &'a str,
+        timeout: Duration,
+    ) -> CloudFuture<'a, Resource> {
+        ready(self.with_world(|w| {
+            let before = w.clock_ms;
+            w.wait_available(region, kind, id, timeout)
+                .map(|r| (r, w.clock_ms != before))
+        }))
+    }
+
+    fn now_ms<'a>(&'a self) -> CloudFuture<'a, u64> {
+        ready(self.with_world(|w| Ok((w.clock_ms, false))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn vpc(name: &str) -> CreateRequest {
+        CreateRequest {
+            kind: Kind::Vpc,
+            region: "eu-south-1".into(),
+            name: name.into(),
+            spec: json!({}),
+            tags: Tags::new(),
+            depends_on: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn two_backends_on_one_dir_see_each_others_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = SimBackend::open(dir.path());
+        let b = SimBackend::open(dir.path());
+        a.create(&vpc("vpc-a")).await.unwrap();
+        b.create(&vpc("vpc-b")).await.unwrap();
+        let names: Vec<String> = a
+            .list(None, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(names, ["vpc-a", "vpc-b"]);
+        assert!(world_path(dir.path()).exists());
+    }
+
+    #[test]
+    fn parallel_writers_lose_no_update() {
+        let dir = tempfile::tempdir().unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let path = dir.path().to_path_buf();
+                std::thread::spawn(move || {
+                    // A backend per thread, like separate processes sharing the file.
+                    let sim = SimBackend::open(&path);
+                    for i in 0..10 {
+                        sim.mutate(|w| w.create(&vpc(&format!("vpc-{t}-{i}"))))
+                            .unwrap()
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let world = load_world(&world_path(dir.path())).unwrap();
+        assert_eq!(world.len(), 40);
+    }
+}

@@ -1,0 +1,480 @@
+//! The simulated cloud's state and the pure operations on it: no I/O, no wall clock.
+//!
+//! The [`World`] is what `<state_dir>/sim/world.json` holds. Time in it is a virtual clock that
+//! only moves when an operation costs time or a wait asks it to; the failover issue adds the
+//! timing model and fault injection on top of the same structures.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::config::SimConfig;
+use super::ids::{IdGen, identity};
+use crate::backend::{
+    CloudError, CreateRequest, ErrorKind, GLOBAL, Kind, Resource, ResourceState, Tags,
+};
+
+/// The world file's format version; bumped when a change would misread old files.
+pub const FORMAT: u32 = 1;
+
+/// 2026-01-01T00:00:00Z: where the virtual clock of a fresh world starts.
+pub const EPOCH_MS: u64 = 1_767_225_600_000;
+
+/// One resource and the sim's bookkeeping about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimResource {
+    /// What a backend reports.
+    pub resource: Resource,
+    /// Virtual time it was created.
+    pub created_at_ms: u64,
+    /// Virtual time it was last changed.
+    pub updated_at_ms: u64,
+    /// Virtual time it becomes `available` (while `creating`).
+    pub ready_at_ms: u64,
+    /// Creation order, so listings and teardown are stable.
+    pub seq: u64,
+}
+
+/// The whole simulated cloud.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct World {
+    /// [`FORMAT`].
+    pub format: u32,
+    /// The virtual clock, in milliseconds since the Unix epoch.
+    pub clock_ms: u64,
+    /// The last sequence number handed out.
+    pub seq: u64,
+    /// The timings the world runs on.
+    #[serde(default)]
+    pub config: SimConfig,
+    /// Resources by region (or `global`), then by id.
+    pub regions: BTreeMap<String, BTreeMap<String, SimResource>>,
+}
+
+impl Default for World {
+    fn default() -> World {
+        World {
+            format: FORMAT,
+            clock_ms: EPOCH_MS,
+            seq: 0,
+            config: SimConfig::default(),
+            regions: BTreeMap::new(),
+        }
+    }
+}
+
+/// The availability zones the sim knows for a region.
+pub fn availability_zones(region: &str) -> Option<Vec<String>> {
+    let letters: &[&str] = match region {
+        "us-east-1" => &["a", "b", "c", "d", "e", "f"],
+        "us-east-2" | "us-west-2" | "eu-west-1" | "eu-west-2" | "eu-west-3" => &["a", "b", "c"],
+        "eu-central-1" | "eu-south-1" | "eu-north-1" | "ap-southeast-1" => &["a", "b", "c"],
+        "us-west-1" => &["a", "c"],
+        _ => return None,
+    };
+    Some(letters.iter().map(|l| format!("{region}{l}")).collect())
+}
+
+fn check_region(region: &str, kind: Kind) -> Result<(), CloudError> {
+    if kind.is_global() {
+        if region != GLOBAL {
+            return Err(CloudError::new(
+                ErrorKind::InvalidInput,
+                format!("{kind} is a global resource; use region {GLOBAL:?}, not {region:?}"),
+            ));
+        }
+        return Ok(());
+    }
+    if availability_zones(region).is_none() {
+        return Err(CloudError::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "unknown region {region:?}; the sim knows us-east-1/2, us-west-1/2, eu-west-1/2/3, eu-central-1, eu-south-1, eu-north-1, ap-southeast-1"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Merges `patch` into `base`: objects key by key (recursively), anything else replaced.
+pub fn merge(base: &mut Value, patch: &Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                match b.get_mut(k) {
+                    Some(slot) if slot.is_object() && v.is_object() => merge(slot, v),
+                    _ => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, p) => *b = p.clone(),
+    }
+}
+
+impl World {
+    /// Moves every resource whose creation time has passed to `available`.
+    pub fn settle(&mut self) {
+        let now = self.clock_ms;
+        for r in self.regions.values_mut().flat_map(|m| m.values_mut()) {
+            if r.resource.state == ResourceState::Creating && r.ready_at_ms <= now {
+                r.resource.state = ResourceState::Available;
+            }
+        }
+    }
+
+    /// Advances the virtual clock and settles.
+    pub fn advance(&mut self, by: Duration) {
+        self.clock_ms = self.clock_ms.saturating_add(by.as_millis() as u64);
+        self.settle();
+    }
+
+    /// How long creating a resource of this kind takes, from the config.
+    fn create_delay_ms(&self, kind: Kind) -> u64 {
+        let c = &self.config;
+        match kind {
+            Kind::NatGateway => c.nat_gateway_create_ms,
+            Kind::VpcPeering => c.vpc_peering_accept_ms,
+            Kind::DbCluster => c.aurora_cluster_create_ms,
+            Kind::DbInstance => c.aurora_instance_create_ms,
+            Kind::DynamoTable => c.dynamodb_table_create_ms,
+            Kind::LoadBalancer => c.alb_create_ms,
+            Kind::Certificate => c.acm_validation_ms,
+            _ => 0,
+        }
+    }
+
+    /// Every resource, in creation order.
+    pub fn all(&self) -> Vec<&SimResource> {
+        let mut v: Vec<&SimResource> = self.regions.values().flat_map(|m| m.values()).collect();
+        v.sort_by_key(|r| r.seq);
+        v
+    }
+
+    /// Number of resources in the world.
+    pub fn len(&self) -> usize {
+        self.regions.values().map(BTreeMap::len).sum()
+    }
+
+    /// Whether the world holds no resources.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The resource of this kind and name in the region.
+    pub fn find(&self, region: &str, kind: Kind, name: &str) -> Option<&SimResource> {
+        self.regions
+            .get(region)?
+            .values()
+            .find(|r| r.resource.kind == kind && r.resource.name == name)
+    }
+
+    /// The resource with this id in the region.
+    pub fn get(&self, region: &str, kind: Kind, id: &str) -> Result<&SimResource, CloudError> {
+        self.regions
+            .get(region)
+            .and_then(|m| m.get(id))
+            .filter(|r| r.resource.kind == kind)
+            .ok_or_else(|| not_found(region, kind, id))
+    }
+
+    fn get_mut(
+        &mut self,
+        region: &str,
+        kind: Kind,
+        id: &str,
+    ) -> Result<&mut SimResource, CloudError> {
+        self.regions
+            .get_mut(region)
+            .and_then(|m| m.get_mut(id))
+            .filter(|r| r.resource.kind == kind)
+            .ok_or_else(|| not_found(region, kind, id))
+    }
+
+    /// Whether a resource with this id or ARN exists anywhere.
+    fn exists(&self, id_or_arn: &str) -> bool {
+        self.regions
+            .values()
+            .any(|m| m.contains_key(id_or_arn) || m.values().any(|r| r.resource.arn == id_or_arn))
+    }
+
+    /// Resources, optionally filtered, in creation order.
+    pub fn list(&self, region: Option<&str>, kind: Option<Kind>) -> Vec<Resource> {
+        self.all()
+            .into_iter()
+            .filter(|r| region.is_none_or(|reg| r.resource.region == reg))
+            .filter(|r| kind.is_none_or(|k| r.resource.kind == k))
+            .map(|r| r.resource.clone())
+            .collect()
+    }
+
+    /// Creates a resource, as the real service would: unique names, known dependencies.
+    pub fn create(&mut self, req: &CreateRequest) -> Result<Resource, CloudError> {
+        check_region(&req.region, req.kind)?;
+        if req.name.is_empty() {
+            return Err(CloudError::new(
+                ErrorKind::InvalidInput,
+                format!("a {} needs a name", req.kind),
+            ));
+        }
+        if !req.spec.is_object() {
+            return Err(CloudError::new(
+                ErrorKind::InvalidInput,
+                format!("the spec of {} {} must be an object", req.kind, req.name),
+            ));
+        }
+        // S3 bucket names are global across regions; everything else is unique per region.
+        let clash = if req.kind == Kind::S3Bucket {
+            self.all()
+                .into_iter()
+                .any(|r| r.resource.kind == Kind::S3Bucket && r.resource.name == req.name)
+        } else {
+            self.find(&req.region, req.kind, &req.name).is_some()
+        };
+        if clash {
+            return Err(CloudError::new(
+                ErrorKind::Conflict,
+                format!("{} {} already exists in {}", req.kind, req.name, req.region),
+            ));
+        }
+        if let Some(missing) = req.depends_on.iter().find(|id| !self.exists(id)) {
+            return Err(CloudError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "{} {} refers to {missing}, which does not exist",
+                    req.kind, req.name
+                ),
+            ));
+        }
+        self.seq += 1;
+        self.clock_ms += self.config.api_call_ms;
+        let mut ids = IdGen::new(self.seq, req.kind, &req.region, &req.name);
+        let ident = identity(&mut ids, req.kind, &req.region, &req.name, &req.spec);
+        let delay = self.create_delay_ms(req.kind);
+        let resource = Resource {
+            kind: req.kind,
+            region: req.region.clone(),
+            name: req.name.clone(),
+            id: ident.id.clone(),
+            arn: ident.arn,
+            spec: req.spec.clone(),
+            attrs: ident.attrs,
+            tags: req.tags.clone(),
+            state: if delay == 0 {
+                ResourceState::Available
+            } else {
+                ResourceState::Creating
+            },
+            depends_on: req.depends_on.clone(),
+        };
+        self.regions.entry(req.region.clone()).or_default().insert(
+            ident.id,
+            SimResource {
+                resource: resource.clone(),
+                created_at_ms: self.clock_ms,
+                updated_at_ms: self.clock_ms,
+                ready_at_ms: self.clock_ms + delay,
+                seq: self.seq,
+            },
+        );
+        Ok(resource)
+    }
+
+    /// Merges spec keys and tags into an existing resource.
+    pub fn update(
+        &mut self,
+        region: &str,
+        kind: Kind,
+        id: &str,
+        spec: &Value,
+        tags: &Tags,
+    ) -> Result<Resource, CloudError> {
+        self.clock_ms += self.config.api_call_ms;
+        let now = self.clock_ms;
+        let r = self.get_mut(region, kind, id)?;
+        merge(&mut r.resource.spec, spec);
+        for (k, v) in tags {
+            r.resource.tags.insert(k.clone(), v.clone());
+        }
+        if kind == Kind::LaunchTemplate {
+            // Every change to a launch template is a new version.
+            let v = r
+                .resource
+                .attrs
+                .get("latest_version")
+                .and_then(Value::as_u64);
+            r.resource
+                .attrs
+                .insert("latest_version".into(), (v.unwrap_or(1) + 1).into());
+        }
+        r.updated_at_ms = now;
+        Ok(r.resource.clone())
+    }
+
+    /// Deletes a resource unless another still depends on it.
+    pub fn delete(&mut self, region: &str, kind: Kind, id: &str) -> Result<(), CloudError> {
+        let arn = self.get(region, kind, id)?.resource.arn.clone();
+        // A dependency names an ARN (unambiguous) or an id. Names double as ids for some kinds
+        // (subnet groups, tables), so the same id may exist in several regions: an id means the
+        // one in the dependent's own region if there is one there, else the one anywhere.
+        let dependents: Vec<String> = self
+            .all()
+            .into_iter()
+            .filter(|r| !(r.resource.region == region && r.resource.id == id))
+            .filter(|r| {
+                r.resource.depends_on.iter().any(|d| {
+                    (!arn.is_empty() && *d == arn)
+                        || (d == id
+                            && (r.resource.region == region
+                                || !self
+                                    .regions
+                                    .get(&r.resource.region)
+                                    .is_some_and(|m| m.contains_key(id))))
+                })
+            })
+            .map(|r| format!("{} {}", r.resource.kind, r.resource.name))
+            .collect();
+        if !dependents.is_empty() {
+            return Err(CloudError::new(
+                ErrorKind::DependencyViolation,
+                format!(
+                    "cannot delete {kind} {id}: {} still depend(s) on it",
+                    dependents.join(", ")
+                ),
+            ));
+        }
+        self.clock_ms += self.config.api_call_ms;
+        if let Some(m) = self.regions.get_mut(region) {
+            m.remove(id);
+            if m.is_empty() {
+                self.regions.remove(region);
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits (on the virtual clock) until the resource is available, at most `timeout`.
+    pub fn wait_available(
+        &mut self,
+        region: &str,
+        kind: Kind,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<Resource, CloudError> {
+        let r = self.get(region, kind, id)?;
+        match r.resource.state {
+            ResourceState::Available | ResourceState::Modifying => Ok(r.resource.clone()),
+            ResourceState::Failed => Err(CloudError::new(
+                ErrorKind::Unavailable,
+                format!("{kind} {} in {region} has failed", r.resource.name),
+            )),
+            ResourceState::Creating => {
+                let remaining = r.ready_at_ms.saturating_sub(self.clock_ms);
+                let limit = timeout.as_millis() as u64;
+                if remaining > limit {
+                    let message = format!(
+                        "{kind} {} in {region} was not available after {}s",
+                        r.resource.name,
+                        limit / 1000
+                    );
+                    self.clock_ms += limit;
+                    return Err(CloudError::new(ErrorKind::Timeout, message));
+                }
+                self.clock_ms += remaining;
+                self.settle();
+                Ok(self.get(region, kind, id)?.resource.clone())
+            }
+        }
+    }
+}
+
+fn not_found(region: &str, kind: Kind, id: &str) -> CloudError {
+    CloudError::new(
+        ErrorKind::NotFound,
+        format!("{kind} {id} not found in {region}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn req(kind: Kind, region: &str, name: &str, deps: &[&str]) -> CreateRequest {
+        CreateRequest {
+            kind,
+            region: region.into(),
+            name: name.into(),
+            spec: json!({"cidr_block": "10.0.0.0/16"}),
+            tags: Tags::new(),
+            depends_on: deps.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn names_are_unique_and_dependencies_block_deletes() {
+        let mut w = World::default();
+        let vpc = w
+            .create(&req(Kind::Vpc, "eu-south-1", "vpc-prod", &[]))
+            .unwrap();
+        let err = w.create(&req(Kind::Vpc, "eu-south-1", "vpc-prod", &[]));
+        assert_eq!(err.unwrap_err().kind, ErrorKind::Conflict);
+        let sub = w
+            .create(&req(Kind::Subnet, "eu-south-1", "s", &[&vpc.id]))
+            .unwrap();
+        let err = w.delete("eu-south-1", Kind::Vpc, &vpc.id).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::DependencyViolation);
+        w.delete("eu-south-1", Kind::Subnet, &sub.id).unwrap();
+        w.delete("eu-south-1", Kind::Vpc, &vpc.id).unwrap();
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn waits_move_the_virtual_clock_not_the_wall_clock() {
+        let mut w = World::default();
+        let nat = w
+            .create(&req(Kind::NatGateway, "us-east-1", "nat", &[]))
+            .unwrap();
+        assert_eq!(nat.state, ResourceState::Creating);
+        let before = w.clock_ms;
+        let short = w.wait_available(
+            "us-east-1",
+            Kind::NatGateway,
+            &nat.id,
+            Duration::from_secs(1),
+        );
+        assert_eq!(short.unwrap_err().kind, ErrorKind::Timeout);
+        let r = w
+            .wait_available(
+                "us-east-1",
+                Kind::NatGateway,
+                &nat.id,
+                Duration::from_secs(600),
+            )
+            .unwrap();
+        assert_eq!(r.state, ResourceState::Available);
+        assert_eq!(w.clock_ms - before, w.config.nat_gateway_create_ms);
+    }
+
+    #[test]
+    fn global_kinds_live_in_the_global_region() {
+        let mut w = World::default();
+        let err = w
+            .create(&req(Kind::IamRole, "us-east-1", "r", &[]))
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+        assert!(w.create(&req(Kind::IamRole, GLOBAL, "r", &[])).is_ok());
+        let err = w.create(&req(Kind::Vpc, "mars-1", "v", &[])).unwrap_err();
+        assert!(err.message.contains("unknown region"));
+    }
+
+    #[test]
+    fn update_merges_nested_objects() {
+        let mut base = json!({"a": {"x": 1, "y": 2}, "b": [1]});
+        merge(&mut base, &json!({"a": {"y": 3}, "b": [2]}));
+        assert_eq!(base, json!({"a": {"x": 1, "y": 3}, "b": [2]}));
+    }
+}

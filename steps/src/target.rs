@@ -1,0 +1,191 @@
+//! Which cloud the step library talks to, and where it keeps local state.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
+
+use crate::backend::{CloudBackend, CloudError, ErrorKind};
+use crate::sim::SimBackend;
+
+/// The environment variable that picks the target when `--target` is not given.
+pub const TARGET_ENV: &str = "DRFLOW_TARGET";
+/// The environment variable that overrides the state directory.
+pub const STATE_DIR_ENV: &str = "DRFLOW_STATE_DIR";
+/// The state directory used when nothing overrides it, relative to the working directory.
+pub const DEFAULT_STATE_DIR: &str = ".drflow";
+
+/// The cloud a run provisions into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Target {
+    /// The embedded simulated cloud, persisted under the state directory. The default, so that
+    /// nothing reaches a real account unless asked.
+    #[default]
+    Sim,
+    /// Real AWS (or an emulator behind `AWS_ENDPOINT_URL`), through the SDK.
+    Aws,
+}
+
+impl Target {
+    /// `sim` or `aws`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Sim => "sim",
+            Target::Aws => "aws",
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Target {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Target, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "sim" => Ok(Target::Sim),
+            "aws" => Ok(Target::Aws),
+            other => Err(format!("unknown target {other:?}; use sim or aws")),
+        }
+    }
+}
+
+/// How the cloud steps reach their backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudConfig {
+    /// The cloud to talk to.
+    pub target: Target,
+    /// Local state (the sim's world lives in `<state_dir>/sim/world.json`).
+    pub state_dir: PathBuf,
+    /// An endpoint override for the aws target (moto, LocalStack).
+    pub endpoint_url: Option<String>,
+}
+
+impl Default for CloudConfig {
+    fn default() -> CloudConfig {
+        CloudConfig {
+            target: Target::Sim,
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            endpoint_url: None,
+        }
+    }
+}
+
+impl CloudConfig {
+    /// The configuration the environment asks for: `DRFLOW_TARGET` (default `sim`),
+    /// `DRFLOW_STATE_DIR` (default `.drflow`), `AWS_ENDPOINT_URL`.
+    pub fn from_env() -> Result<CloudConfig, String> {
+        let target = match std::env::var(TARGET_ENV) {
+            Ok(v) if !v.trim().is_empty() => v.parse()?,
+            _ => Target::Sim,
+        };
+        Ok(CloudConfig {
+            target,
+            state_dir: state_dir_from_env(),
+            endpoint_url: std::env::var("AWS_ENDPOINT_URL")
+                .ok()
+                .filter(|v| !v.is_empty()),
+        })
+    }
+
+    /// A sim configuration with its state under `state_dir` (tests).
+    pub fn sim(state_dir: impl AsRef<Path>) -> CloudConfig {
+        CloudConfig {
+            target: Target::Sim,
+            state_dir: state_dir.as_ref().to_path_buf(),
+            endpoint_url: None,
+        }
+    }
+}
+
+/// `DRFLOW_STATE_DIR`, or `.drflow` in the working directory.
+pub fn state_dir_from_env() -> PathBuf {
+    match std::env::var_os(STATE_DIR_ENV) {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => PathBuf::from(DEFAULT_STATE_DIR),
+    }
+}
+
+/// Opens the backend on first use, so that `drflow validate` and `drflow steps` never touch the
+/// sim's world or look for credentials.
+pub struct LazyBackend {
+    config: CloudConfig,
+    backend: OnceLock<Result<Arc<dyn CloudBackend>, CloudError>>,
+}
+
+impl fmt::Debug for LazyBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LazyBackend")
+            .field("config", &self.config)
+            .field("opened", &self.backend.get().is_some())
+            .finish()
+    }
+}
+
+impl LazyBackend {
+    /// A backend that opens when first asked for.
+    pub fn new(config: CloudConfig) -> LazyBackend {
+        LazyBackend {
+            config,
+            backend: OnceLock::new(),
+        }
+    }
+
+    /// A backend that is already open (tests that share one sim between registries).
+    pub fn from_backend(config: CloudConfig, backend: Arc<dyn CloudBackend>) -> LazyBackend {
+        let lazy = LazyBackend::new(config);
+        let _ = lazy.backend.set(Ok(backend));
+        lazy
+    }
+
+    /// The configuration it opens with.
+    pub fn config(&self) -> &CloudConfig {
+        &self.config
+    }
+
+    /// The backend, opening it if this is the first call.
+    pub fn get(&self) -> Result<Arc<dyn CloudBackend>, CloudError> {
+        self.backend
+            .get_or_init(|| open(&self.config))
+            .as_ref()
+            .map(Arc::clone)
+            .map_err(Clone::clone)
+    }
+}
+
+fn open(config: &CloudConfig) -> Result<Arc<dyn CloudBackend>, CloudError> {
+    match config.target {
+        Target::Sim => Ok(Arc::new(SimBackend::open(&config.state_dir))),
+        Target::Aws => Err(CloudError::new(
+            ErrorKind::NotBuilt,
+            "the aws target is not built yet (it comes with the AWS SDK backend); \
+             use --target sim",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_targets() {
+        assert_eq!("sim".parse::<Target>(), Ok(Target::Sim));
+        assert_eq!(" AWS ".parse::<Target>(), Ok(Target::Aws));
+        assert!("gcp".parse::<Target>().unwrap_err().contains("sim or aws"));
+    }
+
+    #[test]
+    fn aws_is_a_clear_error_for_now() {
+        let lazy = LazyBackend::new(CloudConfig {
+            target: Target::Aws,
+            ..CloudConfig::default()
+        });
+        let err = lazy.get().err().map(|e| e.kind);
+        assert_eq!(err, Some(ErrorKind::NotBuilt));
+    }
+}

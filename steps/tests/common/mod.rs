@@ -1,0 +1,134 @@
+//! Test harness: a fresh simulated cloud in a temporary state directory, and the shipped
+//! runbooks run on it through the engine.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use drflow_engine::{Outputs, Recorder, Registry, RunOptions, RunReport, RunStatus, Stop};
+use drflow_steps::backend::{GLOBAL, Kind, Resource};
+use drflow_steps::sim::World;
+use drflow_steps::{CloudConfig, LazyBackend, SimBackend, registry_with_backend};
+use serde_json::Value;
+
+/// A simulated cloud of its own.
+pub struct Cloud {
+    pub dir: tempfile::TempDir,
+    pub sim: Arc<SimBackend>,
+    pub registry: Registry,
+}
+
+impl Cloud {
+    pub fn new() -> Cloud {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sim = Arc::new(SimBackend::open(dir.path()));
+        let lazy = LazyBackend::from_backend(CloudConfig::sim(dir.path()), sim.clone());
+        let registry = registry_with_backend(Arc::new(lazy));
+        Cloud { dir, sim, registry }
+    }
+
+    /// Runs a shipped runbook with a shipped parameter file; panics unless it succeeds.
+    pub async fn run(&self, runbook: &str, params_file: &str) -> RunReport {
+        let report = self.try_run(runbook, params_file).await;
+        assert_eq!(
+            report.status,
+            RunStatus::Succeeded,
+            "{runbook} with {params_file} failed: {:#?}",
+            report
+                .steps
+                .iter()
+                .filter(|s| s.error.is_some())
+                .map(|s| (&s.id, &s.error))
+                .collect::<Vec<_>>()
+        );
+        report
+    }
+
+    pub async fn try_run(&self, runbook: &str, params_file: &str) -> RunReport {
+        let path = repo().join("runbooks").join(runbook);
+        let source = std::fs::read_to_string(&path).expect("runbook");
+        let rb = drflow_engine::compile(&path.display().to_string(), &source, &self.registry)
+            .unwrap_or_else(|d| panic!("{}", d.render(&[(path.to_str().unwrap(), &source)])));
+        let params_path = repo().join("runbooks/params").join(params_file);
+        let params_text = std::fs::read_to_string(&params_path).expect("params");
+        let params = drflow_engine::resolve_params(
+            &rb,
+            Some((params_path.to_str().unwrap(), &params_text)),
+            &[],
+        )
+        .expect("params resolve");
+        let (_tx, rx) = tokio::sync::watch::channel(Stop::No);
+        let mut sink = Recorder::default();
+        drflow_engine::run(&rb, &params, RunOptions::new("test-run"), &mut sink, rx)
+            .await
+            .expect("run")
+    }
+
+    pub fn world(&self) -> World {
+        self.sim.snapshot().expect("world")
+    }
+
+    pub fn all(&self) -> Vec<Resource> {
+        self.world()
+            .all()
+            .into_iter()
+            .map(|r| r.resource.clone())
+            .collect()
+    }
+
+    pub fn of(&self, region: &str, kind: Kind) -> Vec<Resource> {
+        self.all()
+            .into_iter()
+            .filter(|r| r.region == region && r.kind == kind)
+            .collect()
+    }
+
+    pub fn one(&self, region: &str, kind: Kind, name: &str) -> Resource {
+        self.all()
+            .into_iter()
+            .find(|r| r.region == region && r.kind == kind && r.name == name)
+            .unwrap_or_else(|| panic!("no {kind} {name} in {region}"))
+    }
+
+    pub fn global(&self, kind: Kind) -> Vec<Resource> {
+        self.of(GLOBAL, kind)
+    }
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The outputs of one step of a run.
+pub fn outputs<'a>(report: &'a RunReport, step: &str) -> &'a Outputs {
+    report
+        .steps
+        .iter()
+        .find(|s| s.id == step)
+        .and_then(|s| s.outputs.as_ref())
+        .unwrap_or_else(|| panic!("step {step} has no outputs"))
+}
+
+/// `(step, change)` of every step that reports one and did not report `unchanged`.
+pub fn changed(report: &RunReport) -> Vec<(String, String, Value)> {
+    report
+        .steps
+        .iter()
+        .filter_map(|s| {
+            let o = s.outputs.as_ref()?;
+            let c = o.get("change")?.as_str()?;
+            (c != "unchanged").then(|| (s.id.clone(), c.to_string(), o["changes"].clone()))
+        })
+        .collect()
+}
+
+/// A spec value at a dotted path.
+pub fn at<'a>(r: &'a Resource, path: &str) -> &'a Value {
+    path.split('.')
+        .try_fold(&r.spec, |v, k| match v {
+            Value::Array(a) => k.parse::<usize>().ok().and_then(|i| a.get(i)),
+            _ => v.get(k),
+        })
+        .unwrap_or(&Value::Null)
+}

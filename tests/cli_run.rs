@@ -1,0 +1,192 @@
+//! `drflow run`, `graph`, `steps` and `schema` as a user meets them: output, JSON, exit codes,
+//! interruption.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn drflow(args: &[&str]) -> Output {
+    let state = tempfile::tempdir().expect("temp dir");
+    Command::new(env!("CARGO_BIN_EXE_drflow"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("DRFLOW_STATE_DIR", state.path())
+        .output()
+        .expect("drflow runs")
+}
+
+#[test]
+fn a_run_prints_the_target_a_summary_and_typed_outputs() {
+    let out = drflow(&[
+        "run",
+        "tests/fixtures/ok/params.yaml",
+        "-p",
+        "env_suffix=prod",
+        "-p",
+        "replicas=3",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("on target sim"), "{stderr}");
+    assert!(stdout.contains("echo  succeeded"), "{stdout}");
+    assert!(stdout.contains("name          asg-prod"), "{stdout}");
+    assert!(stdout.contains("replicas      3"), "{stdout}");
+}
+
+#[test]
+fn json_output_is_one_document_with_steps_outputs_and_errors() {
+    let out = drflow(&[
+        "run",
+        "tests/fixtures/ok/params.yaml",
+        "-p",
+        "env_suffix=eu",
+        "-p",
+        "regions=[us-east-1, us-east-2]",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["status"], "succeeded");
+    assert_eq!(doc["target"], "sim");
+    assert!(doc["run_id"].as_str().is_some_and(|id| !id.is_empty()));
+    assert_eq!(doc["steps"][0]["id"], "echo");
+    assert_eq!(doc["steps"][0]["attempts"], 1);
+    assert_eq!(doc["outputs"]["first_region"], "us-east-1");
+    assert_eq!(doc["outputs"]["replicas"], 1);
+    assert_eq!(doc["outputs"]["dry_run"], false);
+    assert_eq!(doc["errors"], Value::Array(vec![]));
+    // Secrets never reach the output.
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("hunter2"));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("hunter2"));
+}
+
+#[test]
+fn a_failed_step_exits_1_skips_dependants_and_still_runs_always_steps() {
+    let out = drflow(&["run", "tests/fixtures/ok/failing.yaml", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let status = |id: &str| {
+        doc["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .map(|s| s["status"].clone())
+            .unwrap()
+    };
+    assert_eq!(doc["status"], "failed");
+    assert_eq!(status("breaks"), "failed");
+    assert_eq!(status("dependant"), "skipped");
+    assert_eq!(status("notify"), "succeeded");
+    assert_eq!(
+        doc["steps"][0]["error"]["message"],
+        "the primary did not answer"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_the_run_reports_interrupted_steps_and_exits_130() {
+    let state = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_drflow"))
+        .args(["run", "tests/fixtures/ok/slow.yaml", "--grace", "200ms"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("DRFLOW_STATE_DIR", state.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Wait until the long step has started, then send SIGINT as a terminal's Ctrl-C would.
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut seen = String::new();
+    let mut line = String::new();
+    while stderr.read_line(&mut line).expect("read") > 0 {
+        seen.push_str(&line);
+        if line.contains("start    long") {
+            break;
+        }
+        line.clear();
+    }
+    assert!(seen.contains("start    long"), "{seen}");
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let out = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{stdout}");
+    assert!(stdout.contains("long   interrupted"), "{stdout}");
+    assert!(stdout.contains("after  not_started"), "{stdout}");
+    assert!(stdout.contains("1 interrupted"), "{stdout}");
+}
+
+#[test]
+fn graph_draws_the_dag_in_three_formats() {
+    let text = drflow(&["graph", "runbooks/examples/retries.yaml"]);
+    assert_eq!(text.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.starts_with("wave 1:\n"), "{text}");
+    assert!(
+        text.contains("  check (core.assert) <- flaky_call, names"),
+        "{text}"
+    );
+    let dot = drflow(&["graph", "runbooks/examples/retries.yaml", "--format", "dot"]);
+    assert!(String::from_utf8_lossy(&dot.stdout).contains("\"names\" -> \"check\";"));
+    let mermaid = drflow(&[
+        "graph",
+        "runbooks/examples/retries.yaml",
+        "--format",
+        "mermaid",
+    ]);
+    assert!(String::from_utf8_lossy(&mermaid.stdout).contains("  names --> check"));
+    let bad = drflow(&["graph", "tests/fixtures/bad/cycle.yaml"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn validate_accepts_every_shipped_runbook() {
+    let mut files: Vec<String> = Vec::new();
+    for dir in ["runbooks", "runbooks/examples"] {
+        for e in std::fs::read_dir(dir).expect("runbooks dir").flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "yaml") {
+                files.push(p.display().to_string());
+            }
+        }
+    }
+    assert!(!files.is_empty());
+    let mut args = vec!["validate"];
+    args.extend(files.iter().map(String::as_str));
+    let out = drflow(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_schema_lists_every_step_type_and_its_parameters() {
+    let schema: Value = serde_json::from_slice(&drflow(&["schema"]).stdout).expect("json");
+    let uses = schema["properties"]["steps"]["items"]["properties"]["uses"]["enum"]
+        .as_array()
+        .expect("enum of step types");
+    assert!(uses.iter().any(|u| u == "core.wait_until"));
+    let with = &schema["$defs"]["with_core_sleep"];
+    assert_eq!(with["required"][0], "duration");
+    assert_eq!(with["additionalProperties"], false);
+    let steps: Value =
+        serde_json::from_slice(&drflow(&["steps", "--format", "json"]).stdout).expect("json");
+    assert!(
+        steps
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "core.fail")
+    );
+}
