@@ -1075,6 +1075,22 @@ mod tests {
     }
 
     #[test]
+    fn resume_may_skip_a_step_that_had_failed_or_was_interrupted() {
+        let s = History::new()
+            .start("f", 1)
+            .fail("f")
+            .start("i", 1)
+            .interrupt("i")
+            .finish(RunStatus::Failed)
+            .resume()
+            .skip("f")
+            .skip("i")
+            .ok();
+        assert_eq!(s.step_status("f"), StepPhase::Skipped);
+        assert_eq!(s.step_status("i"), StepPhase::Skipped);
+    }
+
+    #[test]
     fn undo_transitions() {
         let base = History::new()
             .start("a", 1)
