@@ -302,11 +302,19 @@ struct Sinks<'a> {
     progress: &'a mut dyn RunSink,
     secrets: &'a Secrets,
     pause: Option<&'a PauseHook>,
+    /// The runbook's absolute path, journaled in `run_started` so a resume from another
+    /// directory finds it.
+    runbook_path: Option<&'a str>,
 }
 
 impl RunSink for Sinks<'_> {
     fn record(&mut self, event: &RunEvent) -> Result<(), SinkError> {
-        let event = self.secrets.scrub_event(event);
+        let mut event = self.secrets.scrub_event(event);
+        if let (Some(abs), RunEvent::RunStarted { .. }) = (self.runbook_path, event.as_ref())
+            && let RunEvent::RunStarted { path, .. } = event.to_mut()
+        {
+            *path = abs.to_owned();
+        }
         if let Some(p) = self.pause
             && p.matches(false, &event)
         {
@@ -345,6 +353,7 @@ pub struct Durable {
     secrets: Secrets,
     pause: Option<PauseHook>,
     rollback: Option<RollbackReport>,
+    runbook_path: Option<String>,
 }
 
 impl Durable {
@@ -374,6 +383,9 @@ impl Durable {
             secrets,
             pause: PauseHook::from_env(),
             rollback: None,
+            runbook_path: std::fs::canonicalize(&*rb.file)
+                .ok()
+                .map(|p| p.display().to_string()),
         })
     }
 
@@ -401,6 +413,7 @@ impl Durable {
                 progress: &mut *progress,
                 secrets: &self.secrets,
                 pause: self.pause.as_ref(),
+                runbook_path: self.runbook_path.as_deref(),
             };
             drflow_engine::run(rb, params, options, &mut sinks, stop.clone()).await?
         };
@@ -423,6 +436,7 @@ impl Durable {
                 progress,
                 secrets: &self.secrets,
                 pause: self.pause.as_ref(),
+                runbook_path: None,
             };
             let rollback = drflow_engine::rollback(rb, &state, params, &mut sinks, stop).await?;
             self.rollback = Some(rollback);
@@ -662,6 +676,7 @@ pub fn cmd_resume(global: &Global, args: ResumeArgs) -> Result<u8, Failure> {
         secrets: Secrets::from_params(&params, &secret_names(&rb)),
         pause: PauseHook::from_env(),
         rollback: None,
+        runbook_path: None,
     };
     let mut progress = new_progress(&rb, args.output);
     let report = runtime()?.block_on(async {
@@ -729,6 +744,7 @@ pub fn cmd_rollback(global: &Global, args: RollbackArgs) -> Result<u8, Failure> 
             progress: &mut progress,
             secrets: &secrets,
             pause: pause.as_ref(),
+            runbook_path: None,
         };
         drflow_engine::rollback(&rb, &state, &params, &mut sinks, stop_rx).await
     });

@@ -208,9 +208,12 @@ fn sigkill_while_a_step_runs_then_resume_runs_it_again_and_nothing_else() {
         &sb.run_args(&["-p", &format!("hold={}", hold.display())]),
         &[],
     );
-    // b has started (journaled) and done its side effect, and is now holding.
+    // b has started (journaled) and done its side effect, and is now holding; `side` (parallel
+    // to a and b) has finished, so b is the only step in flight when the process dies.
     wait_for("b to run", || {
-        sb.count("b") == 1 && has_event(&sb, "step_started", "b")
+        sb.count("b") == 1
+            && has_event(&sb, "step_started", "b")
+            && has_event(&sb, "step_succeeded", "side")
     });
     kill(child);
     std::fs::remove_file(&hold).unwrap();
@@ -588,4 +591,29 @@ fn state_dir_flag_moves_the_journal() {
     assert!(elsewhere.join("journal.db").exists());
     assert!(!sb.journal_path().exists());
     assert!(Path::new(&elsewhere).is_dir());
+}
+
+#[test]
+fn resume_from_another_directory_finds_the_runbook_by_its_absolute_path() {
+    let sb = Sandbox::new();
+    let marker = sb.path("paused");
+    let child = sb.spawn(
+        &sb.run_args(&[]),
+        &[
+            ("DRFLOW_TEST_PAUSE", "before:step_started:c".into()),
+            ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
+        ],
+    );
+    wait_for("the pause", || marker.exists());
+    kill(child);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = sb
+        .cmd()
+        .current_dir(elsewhere.path())
+        .env("DRFLOW_STATE_DIR", sb.path(".drflow"))
+        .args(["resume", "latest"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(sb.count("c after b"), 1);
 }

@@ -341,8 +341,7 @@ impl Journal {
                 application_id: app_id,
             });
         }
-        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
-            .map_err(sql(path, "switching to WAL mode"))?;
+        set_wal(&conn, path)?;
         let sync = match durability {
             Durability::Normal => "NORMAL",
             Durability::Full => "FULL",
@@ -735,6 +734,27 @@ pub fn parse_status(name: &str) -> Option<RunStatus> {
     .find(|s| s.name() == name)
 }
 
+/// Switches to WAL mode (a no-op once set: the mode is stored in the file). While another process
+/// creates the same journal, SQLite answers `SQLITE_BUSY` at once instead of calling the busy
+/// handler (the switch needs an exclusive lock), so this retries until [`BUSY_TIMEOUT`].
+fn set_wal(conn: &Connection, path: &Path) -> Result<(), JournalError> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(sql(path, "switching to WAL mode")(e)),
+        }
+    }
+}
+
 /// Refuses a non-empty file that is not SQLite, without opening it with SQLite.
 fn check_header(path: &Path) -> Result<(), JournalError> {
     let mut file = match std::fs::File::open(path) {
@@ -775,14 +795,15 @@ fn check_header(path: &Path) -> Result<(), JournalError> {
 }
 
 /// Reads the application id and the number of schema objects, mapping corruption to an error.
+/// One statement, so both come from one snapshot even while another process creates the journal.
 fn probe(conn: &Connection, path: &Path) -> Result<(i32, i64), JournalError> {
-    let app_id: i32 = conn
-        .query_row("PRAGMA application_id", [], |r| r.get(0))
-        .map_err(sql(path, "reading the journal header"))?;
-    let tables: i64 = conn
-        .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
-        .map_err(sql(path, "reading the journal schema"))?;
-    Ok((app_id, tables))
+    conn.query_row(
+        "SELECT (SELECT application_id FROM pragma_application_id),
+                (SELECT COUNT(*) FROM sqlite_master)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .map_err(sql(path, "reading the journal header"))
 }
 
 /// Maps a SQLite error to a [`JournalError`], recognising corruption and lock timeouts.
@@ -1034,6 +1055,30 @@ mod tests {
             matches!(err, JournalError::TooNew { found: 99, .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn processes_creating_one_journal_at_once_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+        let handles: Vec<_> = (0..6)
+            .map(|i| {
+                let path = path.clone();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let mut j = Journal::open(&path).map_err(|e| e.to_string())?;
+                    j.record(&started(&format!("r{i}")))
+                        .map_err(|e| e.to_string())?;
+                    j.commit().map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap().unwrap();
+        }
+        assert_eq!(Journal::open(&path).unwrap().list_runs().unwrap().len(), 6);
     }
 
     #[test]
