@@ -9,6 +9,17 @@
 //! 4. [`run`]: the scheduler, which runs the [`Dag`] and reports [`RunEvent`]s to a
 //!    [`RunSink`] before acting on them, and returns a [`RunReport`].
 //!
+//! Durable runs (see `docs/journal.md`):
+//!
+//! 5. [`Journal`]: the SQLite journal, a [`RunSink`] that writes every event ahead; lists runs
+//!    and loads their events.
+//! 6. [`RunState`]: a run rebuilt from its events by one transition table; an impossible event is
+//!    a [`TransitionError`]. [`RunState::resume_point`] says what a resume does with each step
+//!    (feeding [`Prior`]).
+//! 7. [`Lease`]: a runbook's `lock:`, held by one live run at a time across processes.
+//! 8. [`redact`] and [`Secrets`]: secret parameters never written in clear nor printed.
+//! 9. [`rollback()`]: undoes succeeded steps in reverse dependency order, resumably.
+//!
 //! The engine knows nothing about AWS: step types come from the `drflow-steps` crate.
 
 mod compile;
