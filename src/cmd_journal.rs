@@ -22,6 +22,47 @@ use crate::{
     parse_flags, progress, read, registry, report,
 };
 
+/// The secrets of the run in progress, scrubbed out of every log line (see [`scrubbed_stderr`]).
+static LOG_SECRETS: std::sync::RwLock<Option<Secrets>> = std::sync::RwLock::new(None);
+
+/// From now on, log lines have these secrets replaced by `***`.
+fn set_log_secrets(secrets: &Secrets) {
+    if let Ok(mut s) = LOG_SECRETS.write() {
+        *s = (!secrets.is_empty()).then(|| secrets.clone());
+    }
+}
+
+/// A stderr writer for the tracing subscriber that scrubs the run's secrets out of each line
+/// (a step that logs its input must not print a token).
+pub fn scrubbed_stderr() -> ScrubbedLine {
+    ScrubbedLine(Vec::new())
+}
+
+/// One log line, written to stderr (scrubbed) when dropped.
+pub struct ScrubbedLine(Vec<u8>);
+
+impl std::io::Write for ScrubbedLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for ScrubbedLine {
+    fn drop(&mut self) {
+        let text = String::from_utf8_lossy(&self.0);
+        let line = match LOG_SECRETS.read().ok().as_deref().and_then(Option::as_ref) {
+            Some(secrets) => secrets.scrub(&text).into_owned(),
+            None => text.into_owned(),
+        };
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+    }
+}
+
 /// Journal and lock flags of `drflow run`.
 #[derive(Args, Clone, Default)]
 pub struct DurableArgs {
@@ -367,6 +408,7 @@ impl Durable {
         args: &DurableArgs,
     ) -> Result<Durable, Failure> {
         let secrets = Secrets::from_params(params, &secret_names(rb));
+        set_log_secrets(&secrets);
         let needs_db = !args.no_journal || rb.lock.is_some();
         let journal = if needs_db {
             Some(Journal::open_in(&global.state_dir).map_err(journal_failure)?)
@@ -528,6 +570,7 @@ fn load_run(
             .map_err(|e| Failure::invalid(format!("error: {e}")))?;
     }
     let params = rebuild_params(&rb, &state, flags, params_file)?;
+    set_log_secrets(&Secrets::from_params(&params, &secret_names(&rb)));
     Ok(Loaded {
         journal,
         state,

@@ -188,7 +188,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("DRFLOW_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(cmd_journal::scrubbed_stderr)
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
         .without_time()

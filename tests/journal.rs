@@ -617,3 +617,34 @@ fn resume_from_another_directory_finds_the_runbook_by_its_absolute_path() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(sb.count("c after b"), 1);
 }
+
+#[test]
+fn a_step_that_logs_a_secret_prints_stars() {
+    let sb = Sandbox::new();
+    std::fs::write(
+        sb.path("logs.yaml"),
+        r#"runbook: logs
+params:
+  token: { type: string, secret: true }
+steps:
+  - id: say
+    uses: core.log
+    with: { message: "calling the API with ${{ params.token }}" }
+  - id: fail
+    needs: [say]
+    uses: core.fail
+    with: { message: "token ${{ params.token }} was refused" }
+"#,
+    )
+    .unwrap();
+    let secret = "tok-0123456789";
+    let mut c = sb.cmd();
+    c.env("DRFLOW_LOG", "info")
+        .args(["run", "logs.yaml", "-p", &format!("token={secret}")]);
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(stderr.contains("calling the API with ***"), "{stderr}");
+    assert!(stdout.contains("token *** was refused"), "{stdout}");
+    assert!(!stdout.contains(secret) && !stderr.contains(secret));
+}
