@@ -648,3 +648,32 @@ steps:
     assert!(stdout.contains("token *** was refused"), "{stdout}");
     assert!(!stdout.contains(secret) && !stderr.contains(secret));
 }
+
+#[test]
+fn sigterm_interrupts_and_resume_finishes_the_run() {
+    let sb = Sandbox::new();
+    let hold = sb.path("hold");
+    std::fs::write(&hold, "").unwrap();
+    let child = sb.spawn(
+        &sb.run_args(&["-p", &format!("hold={}", hold.display()), "--grace", "0s"]),
+        &[],
+    );
+    wait_for("b to hold", || {
+        has_event(&sb, "step_started", "b") && has_event(&sb, "step_succeeded", "side")
+    });
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    let state = RunState::replay(&sb.latest_events()).unwrap();
+    assert_eq!(state.status, RunStatus::Interrupted);
+    assert_eq!(state.step_status("b"), StepPhase::Interrupted);
+    std::fs::remove_file(&hold).unwrap();
+    resume_and_check_complete(&sb);
+    assert_eq!(sb.count("a"), 1);
+    assert_eq!(sb.count("b"), 2, "b was interrupted, so it runs again");
+    assert_eq!(sb.count("c after b"), 1);
+}
