@@ -1,0 +1,435 @@
+//! The journal, locks and secrets of one run: what `drflow run`, `resume` and `rollback` share.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use drflow_engine::{
+    Holder, Journal, JournalError, Lease, LeaseOptions, LockError, OnFailure, Outputs, Recorder,
+    RollbackReport, RunError, RunEvent, RunOptions, RunReport, RunSink, RunState, RunStatus,
+    Runbook, Scope, Secrets, SinkError, Stop, iso8601, now, redact,
+};
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::{Failure, Global, parse_duration_arg};
+
+/// The secrets of the run in progress, scrubbed out of every log line (see [`scrubbed_stderr`]).
+static LOG_SECRETS: std::sync::RwLock<Option<Secrets>> = std::sync::RwLock::new(None);
+
+/// From now on, log lines have these secrets replaced by `***`.
+pub(super) fn set_log_secrets(secrets: &Secrets) {
+    if let Ok(mut s) = LOG_SECRETS.write() {
+        *s = (!secrets.is_empty()).then(|| secrets.clone());
+    }
+}
+
+/// A stderr writer for the tracing subscriber that scrubs the run's secrets out of each line
+/// (a step that logs its input must not print a token).
+pub fn scrubbed_stderr() -> ScrubbedLine {
+    ScrubbedLine(Vec::new())
+}
+
+/// One log line, written to stderr (scrubbed) when dropped.
+pub struct ScrubbedLine(Vec<u8>);
+
+impl std::io::Write for ScrubbedLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for ScrubbedLine {
+    fn drop(&mut self) {
+        let text = String::from_utf8_lossy(&self.0);
+        let line = match LOG_SECRETS.read().ok().as_deref().and_then(Option::as_ref) {
+            Some(secrets) => secrets.scrub(&text).into_owned(),
+            None => text.into_owned(),
+        };
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+    }
+}
+
+/// Journal and lock flags of `drflow run`.
+#[derive(Args, Clone, Default)]
+pub struct DurableArgs {
+    /// Do not journal this run: it cannot be resumed, shown or rolled back (for benchmarks).
+    #[arg(long)]
+    pub no_journal: bool,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+/// How to wait for a runbook's `lock:`.
+#[derive(Args, Clone, Default)]
+pub struct LockArgs {
+    /// When another run holds the runbook's lock, wait for it instead of refusing.
+    #[arg(long)]
+    pub wait_lock: bool,
+    /// With --wait-lock, give up after this long (e.g. `10m`).
+    #[arg(long, value_parser = parse_duration_arg, requires = "wait_lock")]
+    pub wait_lock_timeout: Option<Duration>,
+}
+
+pub(super) fn journal_failure(e: JournalError) -> Failure {
+    Failure::invalid(format!("error: {e}"))
+}
+
+pub(super) fn lock_failure(e: LockError) -> Failure {
+    Failure::invalid(format!("error: {e}"))
+}
+
+pub(super) fn secret_names(rb: &Runbook) -> Vec<&str> {
+    rb.params
+        .iter()
+        .filter(|p| p.secret)
+        .map(|p| p.name.as_str())
+        .collect()
+}
+
+/// The lease key of a runbook's `lock:` and of a run itself.
+fn lock_key(key: &str) -> String {
+    format!("lock/{key}")
+}
+
+pub(super) fn run_key(run_id: &str) -> String {
+    format!("run/{run_id}")
+}
+
+/// Evaluates the runbook's `lock:` expression with the run's parameters.
+fn evaluate_lock(rb: &Runbook, run_id: &str, params: &Outputs) -> Result<Option<String>, Failure> {
+    let Some(t) = &rb.lock else { return Ok(None) };
+    let ctx = Scope::new(run_id, now(), params).context(0.0);
+    match t.eval(&ctx) {
+        Ok(Value::String(s)) => Ok(Some(s)),
+        Ok(Value::Null) => Err(Failure::invalid(
+            "error: the runbook's `lock:` evaluated to nothing\n  hint: a lock key must be a non-empty string",
+        )),
+        Ok(other) => Ok(Some(other.to_string())),
+        Err(e) => Err(Failure::invalid(format!(
+            "error: the runbook's `lock:` could not be evaluated: {e}"
+        ))),
+    }
+}
+
+/// Takes the leases a run needs: its own (so a run is never resumed twice at once) and the
+/// runbook's `lock:`.
+pub(super) fn take_leases(
+    journal_path: &Path,
+    rb: &Runbook,
+    run_id: &str,
+    params: &Outputs,
+    args: &LockArgs,
+    own: bool,
+) -> Result<Vec<Lease>, Failure> {
+    let mut leases = Vec::new();
+    if own {
+        match Lease::acquire(
+            journal_path,
+            &run_key(run_id),
+            run_id,
+            LeaseOptions::default(),
+        ) {
+            Ok(l) => leases.push(l),
+            Err(LockError::Held { holder }) => {
+                return Err(Failure::invalid(format!(
+                    "error: run {run_id} is still being worked on by pid {} on {} (last \
+                     heartbeat {})\n  hint: wait for that process to finish, or stop it first",
+                    holder.pid,
+                    holder.hostname,
+                    iso8601(holder.heartbeat_at)
+                )));
+            }
+            Err(e) => return Err(lock_failure(e)),
+        }
+    }
+    if let Some(key) = evaluate_lock(rb, run_id, params)? {
+        let lease = if args.wait_lock {
+            Lease::acquire_waiting(
+                journal_path,
+                &lock_key(&key),
+                run_id,
+                LeaseOptions::default(),
+                Duration::from_millis(200),
+                args.wait_lock_timeout,
+                |h: &Holder| {
+                    eprintln!(
+                        "drflow: waiting for the lock `{key}`, held by run {} (pid {} on {})",
+                        h.run_id, h.pid, h.hostname
+                    );
+                },
+            )
+        } else {
+            Lease::acquire(
+                journal_path,
+                &lock_key(&key),
+                run_id,
+                LeaseOptions::default(),
+            )
+        };
+        let lease = lease.map_err(|e| match e {
+            LockError::Held { holder } => Failure::invalid(format!(
+                "error: the lock `{key}` is held by run {} (pid {} on {}, since {})\n  hint: \
+                 wait for that run to finish, or pass --wait-lock to wait for it",
+                holder.run_id,
+                holder.pid,
+                holder.hostname,
+                iso8601(holder.acquired_at)
+            )),
+            other => lock_failure(other),
+        })?;
+        if let Some(dead) = lease.took_over() {
+            eprintln!(
+                "drflow: took over the lock `{key}` from run {} (pid {} on {} is gone)",
+                dead.run_id, dead.pid, dead.hostname
+            );
+        }
+        leases.push(lease);
+    }
+    Ok(leases)
+}
+
+/// A test hook: `DRFLOW_TEST_PAUSE=before:step_started:c` (or `after:step_succeeded:b`) makes
+/// the process stop dead at that event — after committing the journal, for `after:` — and
+/// create the file `DRFLOW_TEST_PAUSE_FILE`, so a test can SIGKILL it at a known point.
+pub(super) struct PauseHook {
+    after: bool,
+    event: String,
+    step: String,
+    marker: Option<PathBuf>,
+}
+
+impl PauseHook {
+    pub(super) fn from_env() -> Option<PauseHook> {
+        let spec = std::env::var("DRFLOW_TEST_PAUSE").ok()?;
+        let mut parts = spec.splitn(3, ':');
+        let when = parts.next()?;
+        let event = parts.next()?.to_owned();
+        let step = parts.next()?.to_owned();
+        Some(PauseHook {
+            after: when == "after",
+            event,
+            step,
+            marker: std::env::var_os("DRFLOW_TEST_PAUSE_FILE").map(PathBuf::from),
+        })
+    }
+
+    fn matches(&self, after: bool, event: &RunEvent) -> bool {
+        self.after == after
+            && drflow_engine::event_name(event) == self.event
+            && event.step() == Some(self.step.as_str())
+    }
+
+    fn pause(&self) -> ! {
+        if let Some(m) = &self.marker {
+            let _ = std::fs::write(m, std::process::id().to_string());
+        }
+        eprintln!(
+            "drflow: DRFLOW_TEST_PAUSE reached ({}:{}); waiting to be killed",
+            self.event, self.step
+        );
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+}
+
+/// Where a run's events go: the journal first (write-ahead), then the display.
+pub(super) struct Sinks<'a> {
+    pub(super) journal: Option<&'a mut Journal>,
+    pub(super) recorder: Option<Recorder>,
+    pub(super) progress: &'a mut dyn RunSink,
+    pub(super) secrets: &'a Secrets,
+    pub(super) pause: Option<&'a PauseHook>,
+    /// The runbook's absolute path, journaled in `run_started` so a resume from another
+    /// directory finds it.
+    pub(super) runbook_path: Option<&'a str>,
+}
+
+impl RunSink for Sinks<'_> {
+    fn record(&mut self, event: &RunEvent) -> Result<(), SinkError> {
+        let mut event = self.secrets.scrub_event(event);
+        if let (Some(abs), RunEvent::RunStarted { .. }) = (self.runbook_path, event.as_ref())
+            && let RunEvent::RunStarted { path, .. } = event.to_mut()
+        {
+            *path = abs.to_owned();
+        }
+        if let Some(p) = self.pause
+            && p.matches(false, &event)
+        {
+            p.pause();
+        }
+        if let Some(j) = self.journal.as_deref_mut() {
+            j.record(&event)?;
+        }
+        if let Some(r) = self.recorder.as_mut() {
+            r.record(&event)?;
+        }
+        self.progress.record(&event)?;
+        if let Some(p) = self.pause
+            && p.matches(true, &event)
+        {
+            if let Some(j) = self.journal.as_deref_mut() {
+                j.flush()?;
+            }
+            p.pause();
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        if let Some(j) = self.journal.as_deref_mut() {
+            j.flush()?;
+        }
+        self.progress.flush()
+    }
+}
+
+/// The journal, locks and secrets of one run of `drflow run` or `drflow resume`.
+pub struct Durable {
+    pub(super) journal: Option<Journal>,
+    pub(super) leases: Vec<Lease>,
+    pub(super) secrets: Secrets,
+    pub(super) pause: Option<PauseHook>,
+    pub(super) rollback: Option<RollbackReport>,
+    pub(super) runbook_path: Option<String>,
+}
+
+impl Durable {
+    /// Opens the journal and takes the locks for a new run. Nothing is journaled yet: a refused
+    /// lock leaves no trace.
+    pub fn start(
+        global: &Global,
+        rb: &Runbook,
+        params: &Outputs,
+        run_id: &str,
+        args: &DurableArgs,
+    ) -> Result<Durable, Failure> {
+        let secrets = Secrets::from_params(params, &secret_names(rb));
+        set_log_secrets(&secrets);
+        let needs_db = !args.no_journal || rb.lock.is_some();
+        let journal = if needs_db {
+            Some(Journal::open_in(&global.state_dir).map_err(journal_failure)?)
+        } else {
+            None
+        };
+        let leases = match &journal {
+            Some(j) => take_leases(j.path(), rb, run_id, params, &args.lock, !args.no_journal)?,
+            None => Vec::new(),
+        };
+        Ok(Durable {
+            journal: if args.no_journal { None } else { journal },
+            leases,
+            secrets,
+            pause: PauseHook::from_env(),
+            rollback: None,
+            runbook_path: std::fs::canonicalize(&*rb.file)
+                .ok()
+                .map(|p| p.display().to_string()),
+        })
+    }
+
+    /// The parameters as the journal and reports may show them.
+    pub fn redacted_params(rb: &Runbook, params: &Outputs) -> Value {
+        redact(params, &secret_names(rb))
+    }
+
+    /// Runs (or resumes) the runbook, journaling every event, then rolls back if the run failed
+    /// and the runbook says `on_failure: rollback`.
+    pub async fn run(
+        &mut self,
+        rb: &Runbook,
+        params: &Outputs,
+        options: RunOptions,
+        progress: &mut dyn RunSink,
+        stop: watch::Receiver<Stop>,
+    ) -> Result<RunReport, RunError> {
+        let recorder = (self.journal.is_none() && rb.on_failure == OnFailure::Rollback)
+            .then(Recorder::default);
+        let mut report = {
+            let mut sinks = Sinks {
+                journal: self.journal.as_mut(),
+                recorder: recorder.clone(),
+                progress: &mut *progress,
+                secrets: &self.secrets,
+                pause: self.pause.as_ref(),
+                runbook_path: self.runbook_path.as_deref(),
+            };
+            drflow_engine::run(rb, params, options, &mut sinks, stop.clone()).await?
+        };
+        scrub_report(&self.secrets, &mut report);
+        if report.status == RunStatus::Failed && rb.on_failure == OnFailure::Rollback {
+            let events = match (&self.journal, &recorder) {
+                (Some(j), _) => j
+                    .events(&report.run_id)
+                    .map_err(|e| SinkError(e.to_string()))?,
+                (None, Some(r)) => r.events(),
+                (None, None) => Vec::new(),
+            };
+            let state = RunState::replay(&events).map_err(|e| SinkError(e.to_string()))?;
+            eprintln!(
+                "drflow: the run failed and the runbook says `on_failure: rollback`: undoing"
+            );
+            let mut sinks = Sinks {
+                journal: self.journal.as_mut(),
+                recorder,
+                progress,
+                secrets: &self.secrets,
+                pause: self.pause.as_ref(),
+                runbook_path: None,
+            };
+            let rollback = drflow_engine::rollback(rb, &state, params, &mut sinks, stop).await?;
+            self.rollback = Some(rollback);
+        }
+        for lease in &self.leases {
+            if lease.is_lost() {
+                report.errors.push(format!(
+                    "the lock `{}` was lost during the run (another host took it over)",
+                    lease.key()
+                ));
+            }
+        }
+        Ok(report)
+    }
+
+    /// Prints what an automatic rollback did (on stderr, so `--output json` stays one document).
+    pub fn print_rollback(&self) {
+        if let Some(r) = &self.rollback {
+            eprint!("\n{r}");
+        }
+    }
+}
+
+/// Scrubs secrets out of everything a report prints.
+fn scrub_report(secrets: &Secrets, report: &mut RunReport) {
+    if secrets.is_empty() {
+        return;
+    }
+    let scrub_map = |m: &mut Outputs| {
+        let mut v = Value::Object(std::mem::take(m));
+        secrets.scrub_value(&mut v);
+        if let Value::Object(clean) = v {
+            *m = clean;
+        }
+    };
+    scrub_map(&mut report.outputs);
+    for s in &mut report.steps {
+        if let Some(o) = s.outputs.as_mut() {
+            scrub_map(o);
+        }
+        if let Some(e) = s.error.as_mut() {
+            e.message = secrets.scrub(&e.message).into_owned();
+        }
+        if let Some(n) = s.note.as_mut() {
+            *n = secrets.scrub(n).into_owned();
+        }
+    }
+    for e in &mut report.errors {
+        *e = secrets.scrub(e).into_owned();
+    }
+}
