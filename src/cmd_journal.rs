@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 pub use durable::{Durable, DurableArgs, LockArgs, scrubbed_stderr};
-pub use show::{RunsArgs, ShowArgs, cmd_runs, cmd_show};
+pub use show::{OutputsArgs, RunsArgs, ShowArgs, cmd_outputs, cmd_runs, cmd_show};
 
 use durable::{PauseHook, Sinks, journal_failure, secret_names, set_log_secrets, take_leases};
 

@@ -107,6 +107,8 @@ enum Command {
     Runs(cmd_journal::RunsArgs),
     /// Show a run's timeline: every step and attempt with timestamps and errors.
     Show(cmd_journal::ShowArgs),
+    /// Print a finished run's outputs again (default: the latest run that succeeded).
+    Outputs(cmd_journal::OutputsArgs),
     /// Undo a run's succeeded steps in reverse dependency order.
     Rollback(cmd_journal::RollbackArgs),
     /// Look at or clear the embedded simulated cloud (under the state directory).
@@ -213,6 +215,7 @@ fn main() -> ExitCode {
         Command::Resume(args) => cmd_journal::cmd_resume(&cli.global, args),
         Command::Runs(args) => cmd_journal::cmd_runs(&cli.global, args),
         Command::Show(args) => cmd_journal::cmd_show(&cli.global, args),
+        Command::Outputs(args) => cmd_journal::cmd_outputs(&cli.global, args),
         Command::Rollback(args) => cmd_journal::cmd_rollback(&cli.global, args),
         Command::Sim { action } => cmd_sim::run(&cli.global.state_dir, &action)
             .map(|()| EXIT_OK)

@@ -227,3 +227,75 @@ fn time_of_day(t: f64) -> String {
 fn secs(d: f64) -> String {
     drflow_engine::format_duration(Duration::from_secs_f64(d.max(0.0)))
 }
+
+/// `drflow outputs`.
+#[derive(Args)]
+pub struct OutputsArgs {
+    /// The run: its id, a unique prefix of it, or `latest`. Without it: the latest run that
+    /// succeeded (of `--runbook`, when given).
+    run: Option<String>,
+    /// Only consider runs of this runbook (its `runbook:` name, e.g. `provision`).
+    #[arg(long)]
+    runbook: Option<String>,
+    /// text (one `name  value` line each) or json (one object).
+    #[arg(long, default_value = "text")]
+    output: OutputFormat,
+}
+
+/// `drflow outputs`: a finished run's outputs again, from the journal.
+pub fn cmd_outputs(global: &Global, args: OutputsArgs) -> Result<u8, Failure> {
+    let journal = open_existing(global)?;
+    let run_id = match &args.run {
+        Some(run) => journal.find_run(run).map_err(journal_failure)?,
+        None => {
+            let runs = journal.list_runs().map_err(journal_failure)?;
+            runs.iter()
+                .filter(|r| r.status == "succeeded")
+                .filter(|r| args.runbook.as_ref().is_none_or(|name| &r.runbook == name))
+                .max_by(|a, b| a.started_at.total_cmp(&b.started_at))
+                .map(|r| r.id.clone())
+                .ok_or_else(|| {
+                    let which = args
+                        .runbook
+                        .as_ref()
+                        .map_or_else(String::new, |n| format!(" of runbook `{n}`"));
+                    Failure::invalid(format!(
+                        "error: no succeeded run{which} in {}\n  hint: run one first, e.g. `drflow run runbooks/provision.yaml`, or name a run: `drflow runs` lists them",
+                        journal.path().display()
+                    ))
+                })?
+        }
+    };
+    let events = journal.events(&run_id).map_err(journal_failure)?;
+    let state = RunState::replay(&events).map_err(|e| Failure {
+        code: EXIT_FAILED,
+        message: format!("error: {e}"),
+    })?;
+    if state.finished_at.is_none() {
+        return Err(Failure::invalid(format!(
+            "error: run {run_id} has not finished ({}), so it has no outputs yet\n  hint: `drflow resume {run_id}` finishes it",
+            state.status.name()
+        )));
+    }
+    if args.output == OutputFormat::Json {
+        println!(
+            "{:#}",
+            json!({ "run_id": run_id, "runbook": state.runbook, "status": state.status, "outputs": state.outputs })
+        );
+        return Ok(EXIT_OK);
+    }
+    println!(
+        "run {run_id} of {} ({})",
+        state.runbook,
+        state.status.name()
+    );
+    let w = state.outputs.keys().map(String::len).max().unwrap_or(0);
+    for (k, v) in &state.outputs {
+        let shown = match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        println!("  {k:<w$}  {shown}");
+    }
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,154 @@
+//! A provision killed half-way (SIGKILL, no chance to clean up) and resumed completes without
+//! duplicate resources, and its outputs are those of an uninterrupted provision.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn drflow(state: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_drflow"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("DRFLOW_STATE_DIR", state)
+        .env_remove("DRFLOW_TEST_PAUSE")
+        .env_remove("DRFLOW_TARGET")
+        .stdin(Stdio::null());
+    c
+}
+
+fn run_ok(state: &Path, args: &[&str]) -> String {
+    let out = drflow(state).args(args).output().expect("drflow runs");
+    assert!(
+        out.status.success(),
+        "drflow {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// Every resource in the sim world as (region, kind, name); panics on a duplicate.
+fn world(state: &Path) -> BTreeSet<(String, String, String)> {
+    let text = std::fs::read_to_string(state.join("sim/world.json")).expect("world file");
+    let doc: Value = serde_json::from_str(&text).expect("world json");
+    let mut seen = BTreeSet::new();
+    let mut walk = vec![&doc];
+    // The world file nests resources by region; find every object with kind, region and name.
+    while let Some(v) = walk.pop() {
+        match v {
+            Value::Object(o) => {
+                if let (Some(k), Some(r), Some(n)) = (
+                    o.get("kind").and_then(Value::as_str),
+                    o.get("region").and_then(Value::as_str),
+                    o.get("name").and_then(Value::as_str),
+                ) && o.contains_key("spec")
+                {
+                    let key = (r.to_string(), k.to_string(), n.to_string());
+                    assert!(seen.insert(key.clone()), "duplicate resource {key:?}");
+                    continue;
+                }
+                walk.extend(o.values());
+            }
+            Value::Array(a) => walk.extend(a.iter()),
+            _ => {}
+        }
+    }
+    seen
+}
+
+fn kill_at(state: &Path, pause: &str) {
+    let marker = state.join("paused");
+    let mut child = drflow(state)
+        .args([
+            "run",
+            "runbooks/provision.yaml",
+            "--params-file",
+            "runbooks/params/eu.yaml",
+        ])
+        .env("DRFLOW_TEST_PAUSE", pause)
+        .env("DRFLOW_TEST_PAUSE_FILE", &marker)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !marker.exists() {
+        assert!(Instant::now() < deadline, "provision never reached {pause}");
+        assert!(
+            child.try_wait().expect("poll").is_none(),
+            "provision ended before reaching {pause}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    std::fs::remove_file(&marker).expect("marker");
+}
+
+#[test]
+fn an_interrupted_provision_resumes_to_the_same_world_without_duplicates() {
+    let reference = tempfile::tempdir().expect("dir");
+    run_ok(
+        reference.path(),
+        &[
+            "run",
+            "runbooks/provision.yaml",
+            "--params-file",
+            "runbooks/params/eu.yaml",
+        ],
+    );
+    let expected_world = world(reference.path());
+    let expected: Value =
+        serde_json::from_str(&run_ok(reference.path(), &["outputs", "--output", "json"]))
+            .expect("json");
+
+    for pause in [
+        "after:step_succeeded:database",
+        "before:step_started:dns",
+        "after:step_started:alarms",
+    ] {
+        let dir = tempfile::tempdir().expect("dir");
+        let state = dir.path();
+        kill_at(state, pause);
+        let partial = world(state);
+        assert!(
+            !partial.is_empty() && partial.len() < expected_world.len(),
+            "{pause}: the kill left a half-built world ({} of {})",
+            partial.len(),
+            expected_world.len()
+        );
+        let resumed = run_ok(state, &["resume", "latest"]);
+        assert!(resumed.contains("succeeded"), "{pause}: {resumed}");
+        assert_eq!(
+            world(state),
+            expected_world,
+            "{pause}: same resources, none twice"
+        );
+        let got: Value =
+            serde_json::from_str(&run_ok(state, &["outputs", "--output", "json"])).expect("json");
+        assert_eq!(
+            got["outputs"], expected["outputs"],
+            "{pause}: outputs complete"
+        );
+        // And a further provision finds nothing to do.
+        let again = run_ok(
+            state,
+            &[
+                "run",
+                "runbooks/provision.yaml",
+                "--params-file",
+                "runbooks/params/eu.yaml",
+            ],
+        );
+        assert!(again.contains("no changes: "), "{pause}: {again}");
+    }
+}
+
+#[test]
+fn outputs_without_a_run_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("dir");
+    let out = drflow(dir.path()).args(["outputs"]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("hint:"));
+}
