@@ -2,7 +2,7 @@
 //!
 //! In the order a run uses them:
 //!
-//! 1. [`step`]: the contract a step type fulfils ([`StepType`], [`StepSpec`], [`Registry`]).
+//! 1. The step contract: what a step type fulfils ([`StepType`], [`StepSpec`], [`Registry`]).
 //! 2. [`compile()`]: YAML text to a checked [`Runbook`], every problem reported at once as
 //!    [`Diagnostics`] with `file:line:col`.
 //! 3. [`resolve_params`]: a runbook's parameters from defaults, a file and `-p` flags.

@@ -14,10 +14,13 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+/// (step id, "start" or "end", milliseconds of virtual time since the harness was made).
+type Log = Arc<Mutex<Vec<(String, &'static str, u128)>>>;
+
 /// A step that records when it starts and ends, waits `ms` of (virtual) time, and fails as told.
 struct Probe {
     spec: StepSpec,
-    log: Arc<Mutex<Vec<(String, &'static str, u128)>>>,
+    log: Log,
     running: Arc<AtomicUsize>,
     peak: Arc<AtomicUsize>,
     start: tokio::time::Instant,
@@ -74,7 +77,7 @@ impl StepType for Probe {
 
 struct Harness {
     registry: Registry,
-    log: Arc<Mutex<Vec<(String, &'static str, u128)>>>,
+    log: Log,
     peak: Arc<AtomicUsize>,
 }
 

@@ -40,7 +40,7 @@ pub struct SimResource {
 /// The whole simulated cloud.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct World {
-    /// [`FORMAT`].
+    /// The version of this file format; a newer one is refused.
     pub format: u32,
     /// The virtual clock, in milliseconds since the Unix epoch.
     pub clock_ms: u64,
