@@ -190,3 +190,37 @@ fn the_schema_lists_every_step_type_and_its_parameters() {
             .any(|s| s["name"] == "core.fail")
     );
 }
+
+/// Regression: provision's steps finish on their first poll on the simulated cloud, and the run
+/// used to ignore `--timeout` (and Ctrl-C) because the scheduler never waited.
+#[test]
+fn the_run_timeout_also_stops_a_run_of_quick_steps() {
+    let out = drflow(&[
+        "run",
+        "runbooks/provision.yaml",
+        "--timeout",
+        "1ms",
+        "--max-parallel",
+        "1",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let not_started = doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "not_started")
+        .count();
+    assert!(not_started > 0, "{doc:#}");
+    assert!(
+        doc["errors"][0].as_str().unwrap().contains("timeout"),
+        "{doc:#}"
+    );
+}

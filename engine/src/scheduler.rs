@@ -244,6 +244,7 @@ pub async fn run(
     let mut stopping: Option<String> = None;
     let mut grace_deadline: Option<Instant> = None;
     let mut listening = true;
+    let mut inline_streak: u64 = 0;
     let mut run_errors = Vec::new();
     let runbook_name: Arc<str> = Arc::from(runbook.name.as_str());
     let run_id: Arc<str> = Arc::from(options.run_id.as_str());
@@ -324,36 +325,36 @@ pub async fn run(
         if running == 0 && waiting_retry == 0 && (ready.is_empty() || stopping.is_some()) {
             break;
         }
-        let msg = match workers.inline.pop_front() {
-            Some(m) => m,
+        let sleep_until = match (grace_deadline, deadline, stopping.is_some()) {
+            (Some(g), _, true) => Some(g),
+            (_, Some(d), false) => Some(d),
+            _ => None,
+        };
+        // Steps that finish on their first poll never make the coordinator wait, so look for a
+        // stop request or a passed deadline here too, or a run of quick steps would ignore both.
+        let urgent = (listening && stop.has_changed().unwrap_or(true))
+            || sleep_until.is_some_and(|t| Instant::now() >= t);
+        let next_inline = if urgent {
+            None
+        } else {
+            workers.inline.pop_front()
+        };
+        let msg = match next_inline {
+            Some(m) => {
+                inline_streak += 1;
+                if inline_streak % 256 == 0 {
+                    // Let other tasks (the signal handler, heartbeats) run during a long streak.
+                    tokio::task::yield_now().await;
+                }
+                m
+            }
             None => {
-                sink.flush()?;
-                let sleep_until = match (grace_deadline, deadline, stopping.is_some()) {
-                    (Some(g), _, true) => Some(g),
-                    (_, Some(d), false) => Some(d),
-                    _ => None,
-                };
+                if workers.inline.is_empty() {
+                    sink.flush()?;
+                }
                 tokio::select! {
-                    joined = workers.tasks.join_next_with_id() => match joined {
-                        None => continue,
-                        Some(Ok((id, m))) => {
-                            workers.ids.remove(&id);
-                            m
-                        }
-                        Some(Err(e)) => {
-                            let Some(idx) = workers.ids.remove(&e.id()) else { continue };
-                            if e.is_cancelled() {
-                                continue;
-                            }
-                            Msg::Done {
-                                idx,
-                                result: Err(StepError::permanent(
-                                    "panic",
-                                    format!("the step panicked ({e}); this is a bug in the step type"),
-                                )),
-                            }
-                        }
-                    },
+                    // A stop request or a deadline goes before further results.
+                    biased;
                     changed = stop.changed(), if listening => {
                         if changed.is_err() {
                             // Nobody can ask us to stop any more.
@@ -380,18 +381,41 @@ pub async fn run(
                     _ = sleep_opt(sleep_until) => {
                         if stopping.is_none() {
                             let limit = options.timeout.unwrap_or_default();
-                            stopping = Some(format!("the run's timeout of {} was reached", crate::duration::format_duration(limit)));
+                            stopping = Some(format!("the run's timeout of {} was reached; running steps were cancelled", crate::duration::format_duration(limit)));
                             run_errors.push(stopping.clone().unwrap_or_default());
-                            grace_deadline = Some(Instant::now() + options.grace);
+                            // The timeout bounds the whole run: no grace period on top of it.
+                            grace_deadline = Some(Instant::now());
                         } else {
                             // The grace period is over: cancel whatever still runs.
                             workers.tasks.abort_all();
                             while workers.tasks.join_next().await.is_some() {}
-                            running = 0;
+                            // Attempts that finished on their first poll still report below.
+                            running = workers.inline.len();
                             waiting_retry = 0;
+                            grace_deadline = None;
                         }
                         continue;
                     }
+                    joined = workers.tasks.join_next_with_id() => match joined {
+                        None => continue,
+                        Some(Ok((id, m))) => {
+                            workers.ids.remove(&id);
+                            m
+                        }
+                        Some(Err(e)) => {
+                            let Some(idx) = workers.ids.remove(&e.id()) else { continue };
+                            if e.is_cancelled() {
+                                continue;
+                            }
+                            Msg::Done {
+                                idx,
+                                result: Err(StepError::permanent(
+                                    "panic",
+                                    format!("the step panicked ({e}); this is a bug in the step type"),
+                                )),
+                            }
+                        }
+                    },
                 }
             }
         };

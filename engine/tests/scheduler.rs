@@ -506,3 +506,49 @@ proptest! {
         })?;
     }
 }
+
+/// A step that finishes without waiting and, as step `s50`, asks the run to stop.
+struct StopAt50 {
+    spec: StepSpec,
+    stop: watch::Sender<Stop>,
+}
+
+impl StepType for StopAt50 {
+    fn spec(&self) -> &StepSpec {
+        &self.spec
+    }
+
+    fn run<'a>(&'a self, ctx: &'a StepContext, _input: &'a Outputs) -> StepFuture<'a> {
+        Box::pin(async move {
+            if ctx.step_id == "s50" {
+                let _ = self.stop.send(Stop::Graceful);
+            }
+            Ok(Outputs::new())
+        })
+    }
+}
+
+/// Regression: steps that finish on their first poll never made the coordinator wait, so a long
+/// run of them (a whole provision on the simulated cloud) ignored Ctrl-C and `--timeout`.
+#[tokio::test]
+async fn a_chain_of_instant_steps_still_obeys_a_stop_request() {
+    let (tx, rx) = watch::channel(Stop::No);
+    let mut registry = Registry::new();
+    registry.register(Arc::new(StopAt50 {
+        spec: StepSpec::new("test.instant", "finishes at once"),
+        stop: tx,
+    }));
+    let mut src = String::from("runbook: instant\nsteps:\n  - { id: s0, uses: test.instant }\n");
+    for i in 1..200 {
+        src.push_str(&format!(
+            "  - {{ id: s{i}, uses: test.instant, needs: [s{}] }}\n",
+            i - 1
+        ));
+    }
+    let rb = compile("test.yaml", &src, &registry).unwrap();
+    let (report, _) = run_with(&rb, RunOptions::new("r"), rx).await;
+    assert_eq!(report.status, RunStatus::Interrupted);
+    assert_eq!(status(&report, "s50"), StepStatus::Succeeded);
+    assert_eq!(status(&report, "s52"), StepStatus::NotStarted);
+    assert_eq!(status(&report, "s199"), StepStatus::NotStarted);
+}
