@@ -305,8 +305,8 @@ pub fn cmd_resume(global: &Global, args: ResumeArgs) -> Result<u8, Failure> {
         ),
     })?;
     match args.output {
-        OutputFormat::Text => print!("{}", report::text(&report, global.target.name())),
-        OutputFormat::Json => println!("{:#}", report::json(&report, global.target.name())),
+        OutputFormat::Text => out!("{}", report::text(&report, global.target.name())),
+        OutputFormat::Json => outln!("{:#}", report::json(&report, global.target.name())),
     }
     durable.print_rollback();
     Ok(exit_code(report.status))
@@ -367,8 +367,8 @@ pub fn cmd_rollback(global: &Global, args: RollbackArgs) -> Result<u8, Failure> 
         ),
     })?;
     match args.output {
-        OutputFormat::Text => print!("{report}"),
-        OutputFormat::Json => println!("{:#}", json!({ "run_id": run_id, "rollback": report })),
+        OutputFormat::Text => out!("{report}"),
+        OutputFormat::Json => outln!("{:#}", json!({ "run_id": run_id, "rollback": report })),
     }
     Ok(exit_code(report.status))
 }

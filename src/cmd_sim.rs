@@ -18,12 +18,12 @@ pub fn run(state_dir: &Path, action: &SimAction) -> Result<(), String> {
     match action {
         SimAction::Show => {
             let table = drflow_steps::sim::show(state_dir).map_err(|e| format!("error: {e}"))?;
-            print!("{table}");
+            out!("{table}");
             Ok(())
         }
         SimAction::Reset => {
             drflow_steps::sim::reset(state_dir).map_err(|e| format!("error: {e}"))?;
-            println!(
+            outln!(
                 "sim world {} cleared",
                 drflow_steps::sim::world_path(state_dir).display()
             );

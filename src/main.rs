@@ -1,6 +1,28 @@
 //! The `drflow` command: parses arguments, calls the engine and the step library, and maps
 //! outcomes to exit codes (0 success, 1 a step failed, 2 invalid input, 130 interrupted).
 
+/// `print!` that ends the process quietly when stdout is a closed pipe (`drflow … | head`)
+/// instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout(), $($arg)*) {
+            $crate::stdout_failed(e);
+        }
+    }};
+}
+
+/// `println!` that ends the process quietly when stdout is a closed pipe.
+macro_rules! outln {
+    () => { out!("\n") };
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            $crate::stdout_failed(e);
+        }
+    }};
+}
+
 mod cmd_journal;
 mod cmd_sim;
 mod progress;
@@ -183,6 +205,16 @@ impl Failure {
     }
 }
 
+/// Whoever reads our output went away (`| head`): stop quietly, as `cat` would. Any other
+/// failure to write is reported.
+fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: cannot write to standard output: {e}");
+    std::process::exit(i32::from(EXIT_FAILED));
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -201,14 +233,14 @@ fn main() -> ExitCode {
         Command::Steps { format } => {
             let registry = registry(&cli.global);
             match format {
-                StepsFormat::Text => print!("{}", reference::text(&registry)),
-                StepsFormat::Markdown => print!("{}", reference::markdown(&registry)),
-                StepsFormat::Json => println!("{:#}", reference::json(&registry)),
+                StepsFormat::Text => out!("{}", reference::text(&registry)),
+                StepsFormat::Markdown => out!("{}", reference::markdown(&registry)),
+                StepsFormat::Json => outln!("{:#}", reference::json(&registry)),
             }
             Ok(EXIT_OK)
         }
         Command::Schema => {
-            println!("{:#}", reference::schema(&registry(&cli.global)));
+            outln!("{:#}", reference::schema(&registry(&cli.global)));
             Ok(EXIT_OK)
         }
         Command::Graph { file, format } => cmd_graph(&cli.global, &file, format),
@@ -273,7 +305,7 @@ fn cmd_validate(files: &[PathBuf]) -> Result<u8, Failure> {
     let mut code = EXIT_OK;
     for file in files {
         match load(file, &registry) {
-            Ok((rb, _)) => println!(
+            Ok((rb, _)) => outln!(
                 "{}: ok ({} steps, {} params, {} outputs)",
                 file.display(),
                 rb.steps.len(),
@@ -301,7 +333,7 @@ fn cmd_graph(global: &Global, file: &std::path::Path, format: GraphArg) -> Resul
         GraphArg::Dot => GraphFormat::Dot,
         GraphArg::Mermaid => GraphFormat::Mermaid,
     };
-    print!("{}", rb.dag.render(&labels, format));
+    out!("{}", rb.dag.render(&labels, format));
     Ok(EXIT_OK)
 }
 
@@ -392,8 +424,8 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
         ),
     })?;
     match args.output {
-        OutputFormat::Text => print!("{}", report::text(&report, global.target.name())),
-        OutputFormat::Json => println!("{:#}", report::json(&report, global.target.name())),
+        OutputFormat::Text => out!("{}", report::text(&report, global.target.name())),
+        OutputFormat::Json => outln!("{:#}", report::json(&report, global.target.name())),
     }
     durable.print_rollback();
     Ok(match report.status {

@@ -224,3 +224,37 @@ fn the_run_timeout_also_stops_a_run_of_quick_steps() {
         "{doc:#}"
     );
 }
+
+/// `drflow schema | head -1`: a reader that goes away is not a crash.
+#[test]
+fn a_closed_stdout_pipe_ends_quietly_without_a_panic() {
+    use std::io::Read;
+    // Far more output than a pipe buffers, so the write really meets the closed pipe.
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("big.yaml");
+    let mut src = String::from("runbook: big\nsteps:\n");
+    for i in 0..5000 {
+        src.push_str(&format!("  - {{ id: step_number_{i}, uses: core.set }}\n"));
+    }
+    std::fs::write(&file, src).expect("write");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_drflow"))
+        .args([
+            "graph",
+            file.to_str().expect("utf-8 path"),
+            "--format",
+            "dot",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut first = [0u8; 1];
+    stdout.read_exact(&mut first).expect("some output");
+    drop(stdout);
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

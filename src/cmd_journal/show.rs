@@ -34,7 +34,7 @@ pub fn cmd_runs(global: &Global, args: RunsArgs) -> Result<u8, Failure> {
     let path = global.state_dir.join(JOURNAL_FILE);
     if !path.exists() {
         if args.output == OutputFormat::Json {
-            println!("[]");
+            outln!("[]");
         } else {
             eprintln!("drflow: no runs recorded in {}", global.state_dir.display());
         }
@@ -68,7 +68,7 @@ pub fn cmd_runs(global: &Global, args: RunsArgs) -> Result<u8, Failure> {
         })
         .collect();
     if args.output == OutputFormat::Json {
-        println!("{:#}", Value::Array(rows));
+        outln!("{:#}", Value::Array(rows));
         return Ok(EXIT_OK);
     }
     let mut out = String::new();
@@ -96,7 +96,7 @@ pub fn cmd_runs(global: &Global, args: RunsArgs) -> Result<u8, Failure> {
             drflow_engine::format_duration(Duration::from_secs_f64(secs.max(0.0))),
         );
     }
-    print!("{out}");
+    out!("{out}");
     Ok(EXIT_OK)
 }
 
@@ -111,17 +111,17 @@ pub fn cmd_show(global: &Global, args: ShowArgs) -> Result<u8, Failure> {
             Ok(s) => json!({ "run": s, "events": events }),
             Err(e) => json!({ "error": e.to_string(), "code": e.kind.code(), "events": events }),
         };
-        println!("{doc:#}");
+        outln!("{doc:#}");
         return Ok(if state.is_ok() { EXIT_OK } else { EXIT_FAILED });
     }
     match state {
         Ok(s) => {
-            print!("{}", timeline(&s));
+            out!("{}", timeline(&s));
             Ok(EXIT_OK)
         }
         Err(e) => {
             for (i, ev) in events.iter().enumerate() {
-                println!(
+                outln!(
                     "#{:<4} {}",
                     i + 1,
                     serde_json::to_string(ev).unwrap_or_default()
@@ -278,13 +278,13 @@ pub fn cmd_outputs(global: &Global, args: OutputsArgs) -> Result<u8, Failure> {
         )));
     }
     if args.output == OutputFormat::Json {
-        println!(
+        outln!(
             "{:#}",
             json!({ "run_id": run_id, "runbook": state.runbook, "status": state.status, "outputs": state.outputs })
         );
         return Ok(EXIT_OK);
     }
-    println!(
+    outln!(
         "run {run_id} of {} ({})",
         state.runbook,
         state.status.name()
@@ -295,7 +295,7 @@ pub fn cmd_outputs(global: &Global, args: OutputsArgs) -> Result<u8, Failure> {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        println!("  {k:<w$}  {shown}");
+        outln!("  {k:<w$}  {shown}");
     }
     Ok(EXIT_OK)
 }
