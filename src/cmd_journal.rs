@@ -212,6 +212,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure {
+            diagnostics: Vec::new(),
             code: EXIT_FAILED,
             message: format!("error: cannot start the async runtime: {e}"),
         })
@@ -299,6 +300,7 @@ pub fn cmd_resume(global: &Global, args: ResumeArgs) -> Result<u8, Failure> {
     });
     drop(progress);
     let report = report.map_err(|e| Failure {
+        diagnostics: Vec::new(),
         code: EXIT_FAILED,
         message: format!(
             "error: {e}\n  hint: the run stopped because its progress could not be recorded"
@@ -361,6 +363,7 @@ pub fn cmd_rollback(global: &Global, args: RollbackArgs) -> Result<u8, Failure> 
     });
     drop(progress);
     let report = result.map_err(|e| Failure {
+        diagnostics: Vec::new(),
         code: EXIT_FAILED,
         message: format!(
             "error: {e}\n  hint: the rollback stopped because its progress could not be recorded"

@@ -194,14 +194,57 @@ fn parse_duration_arg(s: &str) -> Result<Duration, String> {
 struct Failure {
     code: u8,
     message: String,
+    /// The problems behind an invalid-input failure, for `--output json`.
+    diagnostics: Vec<drflow_engine::Diagnostic>,
 }
 
 impl Failure {
     fn invalid(message: impl Into<String>) -> Failure {
         Failure {
+            diagnostics: Vec::new(),
             code: EXIT_INVALID,
             message: message.into(),
         }
+    }
+
+    /// Invalid input found by the compiler or the parameter resolver, rendered against sources.
+    fn diagnostics(d: Diagnostics, sources: &[(&str, &str)]) -> Failure {
+        Failure {
+            code: EXIT_INVALID,
+            message: d.render(sources),
+            diagnostics: d.0,
+        }
+    }
+
+    /// The one JSON document `--output json` promises, for a run that could not start.
+    fn json(&self) -> serde_json::Value {
+        let first_line = self.message.lines().next().unwrap_or_default();
+        let errors: Vec<String> = if self.diagnostics.is_empty() {
+            vec![first_line.trim_start_matches("error: ").to_string()]
+        } else {
+            self.diagnostics.iter().map(ToString::to_string).collect()
+        };
+        let diagnostics: Vec<serde_json::Value> = self
+            .diagnostics
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "file": &*d.file,
+                    "line": d.pos.line,
+                    "col": d.pos.col,
+                    "message": d.message,
+                    "hint": d.hint,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "run_id": null,
+            "status": if self.code == EXIT_INVALID { "invalid" } else { "failed" },
+            "steps": [],
+            "outputs": {},
+            "errors": errors,
+            "diagnostics": diagnostics,
+        })
     }
 }
 
@@ -228,7 +271,14 @@ fn main() -> ExitCode {
         .without_time()
         .init();
     let result = match cli.command {
-        Command::Run(args) => cmd_run(&cli.global, args),
+        Command::Run(args) => {
+            let json = args.output == OutputFormat::Json;
+            cmd_run(&cli.global, args).inspect_err(|f| {
+                if json && f.code == EXIT_INVALID {
+                    outln!("{:#}", f.json());
+                }
+            })
+        }
         Command::Validate { files } => cmd_validate(&files),
         Command::Steps { format } => {
             let registry = registry(&cli.global);
@@ -252,6 +302,7 @@ fn main() -> ExitCode {
         Command::Sim { action } => cmd_sim::run(&cli.global.state_dir, &action)
             .map(|()| EXIT_OK)
             .map_err(|message| Failure {
+                diagnostics: Vec::new(),
                 code: EXIT_FAILED,
                 message,
             }),
@@ -296,7 +347,7 @@ fn load(path: &std::path::Path, registry: &Registry) -> Result<(Runbook, String)
     let name = path.display().to_string();
     compile(&name, &source, registry)
         .map(|rb| (rb, source.clone()))
-        .map_err(|d: Diagnostics| Failure::invalid(d.render(&[(name.as_str(), source.as_str())])))
+        .map_err(|d: Diagnostics| Failure::diagnostics(d, &[(name.as_str(), source.as_str())]))
 }
 
 fn cmd_validate(files: &[PathBuf]) -> Result<u8, Failure> {
@@ -380,7 +431,7 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
         if let Some((path, text)) = &params_source {
             sources.push((path.as_str(), text.as_str()));
         }
-        Failure::invalid(d.render(&sources))
+        Failure::diagnostics(d, &sources)
     })?;
     let run_id = new_run_id();
     eprintln!(
@@ -406,6 +457,7 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure {
+            diagnostics: Vec::new(),
             code: EXIT_FAILED,
             message: format!("error: cannot start the async runtime: {e}"),
         })?;
@@ -418,6 +470,7 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
     });
     drop(progress);
     let report = report.map_err(|e| Failure {
+        diagnostics: Vec::new(),
         code: EXIT_FAILED,
         message: format!(
             "error: {e}\n  hint: the run stopped because its progress could not be recorded"

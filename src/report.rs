@@ -127,6 +127,19 @@ pub fn changes(report: &RunReport) -> Option<Changes> {
     any.then_some(c)
 }
 
+/// Run-level errors, then one line per step that failed or was interrupted.
+fn errors(report: &RunReport) -> Vec<String> {
+    let mut out = report.errors.clone();
+    for s in &report.steps {
+        match (s.status, &s.error) {
+            (StepStatus::Failed, Some(e)) => out.push(format!("step `{}` failed: {e}", s.id)),
+            (StepStatus::Interrupted, _) => out.push(format!("step `{}` was interrupted", s.id)),
+            _ => {}
+        }
+    }
+    out
+}
+
 /// One JSON document: run id, status, steps, outputs, errors.
 pub fn json(report: &RunReport, target: &str) -> Value {
     json!({
@@ -137,7 +150,7 @@ pub fn json(report: &RunReport, target: &str) -> Value {
         "duration_ms": report.duration_ms,
         "steps": report.steps,
         "outputs": report.outputs,
-        "errors": report.errors,
+        "errors": errors(report),
         "changes": changes(report).map(|c| json!({
             "created": c.created,
             "updated": c.updated,

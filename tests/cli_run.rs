@@ -258,3 +258,28 @@ fn a_closed_stdout_pipe_ends_quietly_without_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
+
+/// `--output json` keeps its promise of one document even when nothing could run.
+#[test]
+fn json_output_of_an_invalid_runbook_is_a_document_of_its_problems() {
+    let out = drflow(&[
+        "run",
+        "tests/fixtures/bad/unknown_needs.yaml",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["status"], "invalid");
+    assert_eq!(doc["steps"], Value::Array(vec![]));
+    let d = &doc["diagnostics"][0];
+    assert_eq!(d["file"], "tests/fixtures/bad/unknown_needs.yaml");
+    assert_eq!((d["line"].as_u64(), d["col"].as_u64()), (Some(7), Some(13)));
+    assert!(
+        d["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("did you mean `status`?")),
+        "{d}"
+    );
+    assert_eq!(doc["errors"].as_array().map(Vec::len), Some(2));
+}

@@ -128,6 +128,7 @@ pub fn cmd_show(global: &Global, args: ShowArgs) -> Result<u8, Failure> {
                 );
             }
             Err(Failure {
+                diagnostics: Vec::new(),
                 code: EXIT_FAILED,
                 message: format!("error: {e}"),
             })
@@ -268,6 +269,7 @@ pub fn cmd_outputs(global: &Global, args: OutputsArgs) -> Result<u8, Failure> {
     };
     let events = journal.events(&run_id).map_err(journal_failure)?;
     let state = RunState::replay(&events).map_err(|e| Failure {
+        diagnostics: Vec::new(),
         code: EXIT_FAILED,
         message: format!("error: {e}"),
     })?;
