@@ -123,6 +123,7 @@ fn load_run(
     let state = RunState::replay(&events).map_err(|e| Failure::invalid(format!("error: {e}")))?;
     let path = file.map_or_else(|| PathBuf::from(&state.path), Path::to_path_buf);
     let (rb, _) = crate::load(&path, &registry(global))?;
+    crate::refuse_unbuilt_target(global, &rb)?;
     if rb.content_hash != state.content_hash && !force {
         return Err(Failure::invalid(format!(
             "error: the runbook {} changed since run {run_id} started (content hash {} then, {} \

@@ -334,8 +334,14 @@ fn registry(global: &Global) -> Registry {
 
 fn read(path: &std::path::Path) -> Result<String, Failure> {
     std::fs::read_to_string(path).map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::InvalidData => "the file is not UTF-8 text; save it as UTF-8",
+            std::io::ErrorKind::IsADirectory => "give a runbook file, not a directory",
+            std::io::ErrorKind::PermissionDenied => "check the file's permissions",
+            _ => "check the path; runbooks ship under runbooks/",
+        };
         Failure::invalid(format!(
-            "error: cannot read {}: {e}\n  hint: check the path; runbooks ship under runbooks/",
+            "error: cannot read {}: {e}\n  hint: {hint}\n",
             path.display()
         ))
     })
@@ -357,11 +363,11 @@ fn cmd_validate(files: &[PathBuf]) -> Result<u8, Failure> {
     for file in files {
         match load(file, &registry) {
             Ok((rb, _)) => outln!(
-                "{}: ok ({} steps, {} params, {} outputs)",
+                "{}: ok ({}, {}, {})",
                 file.display(),
-                rb.steps.len(),
-                rb.params.len(),
-                rb.outputs.len()
+                count(rb.steps.len(), "step"),
+                count(rb.params.len(), "param"),
+                count(rb.outputs.len(), "output")
             ),
             Err(f) => {
                 eprint!("{}", f.message);
@@ -370,6 +376,41 @@ fn cmd_validate(files: &[PathBuf]) -> Result<u8, Failure> {
         }
     }
     Ok(code)
+}
+
+/// Refuses up front, rather than failing every cloud step one by one, a runbook that needs the
+/// AWS backend when this build has none.
+fn refuse_unbuilt_target(global: &Global, rb: &Runbook) -> Result<(), Failure> {
+    if global.target != Target::Aws {
+        return Ok(());
+    }
+    let cloud: Vec<&str> = rb
+        .steps
+        .iter()
+        .filter(|s| !s.uses.starts_with("core."))
+        .map(|s| s.id.as_str())
+        .collect();
+    if cloud.is_empty() {
+        return Ok(());
+    }
+    let shown = if cloud.len() > 3 {
+        format!("{} and {} more", cloud[..3].join(", "), cloud.len() - 3)
+    } else {
+        cloud.join(", ")
+    };
+    Err(Failure::invalid(format!(
+        "error: --target aws: this build has no AWS backend yet, and steps of {} act on the cloud ({shown}); nothing was run\n  hint: run it on the embedded simulated cloud, the default target (`--target sim`)\n",
+        rb.name
+    )))
+}
+
+/// `1 step`, `2 steps`.
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 fn cmd_graph(global: &Global, file: &std::path::Path, format: GraphArg) -> Result<u8, Failure> {
@@ -413,6 +454,7 @@ fn new_run_id() -> String {
 fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
     let registry = registry(global);
     let (rb, _) = load(&args.file, &registry)?;
+    refuse_unbuilt_target(global, &rb)?;
     let flags = parse_flags(&args.params)?;
     let params_source = match &args.params_file {
         Some(p) => Some((p.display().to_string(), read(p)?)),

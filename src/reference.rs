@@ -4,11 +4,11 @@
 
 use std::fmt::Write;
 
-use drflow_engine::{Registry, StepSpec, ValueType};
+use drflow_engine::{ParamSpec, Registry, StepSpec, ValueType};
 use serde_json::{Map, Value, json};
 
-fn type_schema(ty: ValueType) -> Value {
-    let plain = match ty {
+fn type_schema(p: &ParamSpec) -> Value {
+    let mut plain = match p.ty {
         ValueType::String => json!({"type": "string"}),
         ValueType::Int => json!({"type": "integer"}),
         ValueType::Number => json!({"type": "number"}),
@@ -21,6 +21,14 @@ fn type_schema(ty: ValueType) -> Value {
         ValueType::Map => json!({"type": "object"}),
         ValueType::Any => return json!({}),
     };
+    if let Value::Object(o) = &mut plain {
+        if let Some(choices) = p.choices {
+            o.insert("enum".into(), json!(choices));
+        }
+        if let (Some(min), ValueType::Int | ValueType::Number) = (p.min, p.ty) {
+            o.insert("minimum".into(), json!(min));
+        }
+    }
     // Any parameter may instead be an expression whose type is only known at run time.
     json!({"anyOf": [plain, {"$ref": "#/$defs/expression"}]})
 }
@@ -31,7 +39,7 @@ fn with_schema(spec: &StepSpec) -> Value {
     }
     let mut props = Map::new();
     for p in &spec.params {
-        let mut s = type_schema(p.ty);
+        let mut s = type_schema(p);
         if let Value::Object(o) = &mut s {
             o.insert("description".into(), Value::String(p.doc.into()));
             if let Some(d) = &p.default {
@@ -170,6 +178,14 @@ pub fn markdown(registry: &Registry) -> String {
                     .as_ref()
                     .map(|d| format!("`{d}`"))
                     .unwrap_or_default();
+                let mut doc = p.doc.to_string();
+                if let Some(choices) = p.choices {
+                    let list: Vec<String> = choices.iter().map(|c| format!("`{c}`")).collect();
+                    doc.push_str(&format!(" One of {}.", list.join(", ")));
+                }
+                if let Some(min) = p.min {
+                    doc.push_str(&format!(" At least {min}."));
+                }
                 let _ = writeln!(
                     out,
                     "| `{}` | {} | {} | {} | {} |",
@@ -177,7 +193,7 @@ pub fn markdown(registry: &Registry) -> String {
                     p.ty,
                     if p.required { "yes" } else { "no" },
                     default,
-                    p.doc
+                    doc
                 );
             }
             out.push('\n');

@@ -114,3 +114,49 @@ fn a_malformed_flag_is_refused() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_directory_or_a_binary_file_is_refused_with_a_hint() {
+    let out = drflow(&["validate", "runbooks"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("hint: give a runbook file, not a directory"),
+        "{}",
+        stderr(&out)
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("latin1.yaml");
+    std::fs::write(&file, b"runbook: caf\xe9\nsteps: []\n").expect("write");
+    let out = drflow(&["validate", file.to_str().expect("path")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not UTF-8"), "{}", stderr(&out));
+}
+
+#[test]
+fn the_aws_target_is_refused_up_front_while_it_has_no_backend() {
+    let out = drflow(&["run", "runbooks/provision.yaml", "--target", "aws"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "nothing ran");
+    insta::assert_snapshot!(stderr(&out));
+}
+
+#[test]
+fn an_integer_too_large_says_so() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("p.yaml");
+    std::fs::write(&file, "replicas: 99999999999999999999999\n").expect("write");
+    let out = drflow(&[
+        "run",
+        "tests/fixtures/ok/params.yaml",
+        "-p",
+        "env_suffix=x",
+        "--params-file",
+        file.to_str().expect("path"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("must be an int, but this is a whole number too large for 64 bits"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -297,7 +297,11 @@ impl Compiler {
         match parse_duration(&text) {
             Ok(d) => Some(d),
             Err(e) => {
-                self.err(node.pos, format!("{what}: {e}"));
+                self.hint(
+                    node.pos,
+                    format!("{what}: {e}"),
+                    "durations are written like `250ms`, `30s`, `5m` or `1h30m`",
+                );
                 None
             }
         }
@@ -351,6 +355,7 @@ impl Compiler {
             Some(Template::compile_text(
                 &text,
                 v.pos,
+                matches!(v.kind, NodeKind::Scalar { plain: true, .. }),
                 &self.file.clone(),
                 &mut self.errors,
             ))
@@ -631,9 +636,10 @@ impl Compiler {
             return Vec::new();
         };
         if items.is_empty() {
-            self.err(
+            self.hint(
                 node.pos,
                 "`steps` is empty; a runbook needs at least one step",
+                "add a step, e.g. `- { id: hello, uses: core.log, with: { message: hi } }`",
             );
         }
         let type_names: Vec<&str> = registry.names().collect();
@@ -651,7 +657,16 @@ impl Compiler {
         registry: &Registry,
         type_names: &[&str],
     ) -> Option<RawStep<'a>> {
-        let what = format!("step {}", i + 1);
+        // Name the step by its id in messages when it has a usable one.
+        let given_id = node
+            .as_map()
+            .and_then(|m| m.iter().find(|(k, _)| k.as_str() == Some("id")))
+            .and_then(|(_, v)| v.as_str())
+            .filter(|id| is_name(id));
+        let what = match given_id {
+            Some(id) => format!("step `{id}`"),
+            None => format!("step {}", i + 1),
+        };
         let entries = self.fields(node, &what, STEP_FIELDS)?;
         let get = |k: &str| entries.iter().find(|(key, _)| key.as_str() == Some(k));
         let (id, id_pos) = match get("id") {
@@ -747,14 +762,17 @@ impl Compiler {
                 Value::Bool(b) => Condition::If(Template::Lit(Value::Bool(b))),
                 Value::String(s) => {
                     // Like GitHub Actions, a bare expression is accepted without `${{ }}`.
-                    let text = if s.contains("${{") {
-                        s
-                    } else {
+                    let wrapped = !s.contains("${{");
+                    let text = if wrapped {
                         format!("${{{{ {s} }}}}")
+                    } else {
+                        s
                     };
+                    let plain = wrapped || matches!(v.kind, NodeKind::Scalar { plain: true, .. });
                     Condition::If(Template::compile_text(
                         &text,
                         v.pos,
+                        plain,
                         &self.file.clone(),
                         &mut self.errors,
                     ))
@@ -774,9 +792,10 @@ impl Compiler {
             .unwrap_or_default();
         let timeout = get("timeout").and_then(|(_, v)| self.duration(v, "`timeout`"));
         if timeout == Some(Duration::ZERO) {
-            self.err(
+            self.hint(
                 get("timeout").map(|(_, v)| v.pos).unwrap_or(node.pos),
                 "`timeout` must be more than zero",
+                "give each attempt a limit such as `90s` or `5m`, or leave `timeout` out for none",
             );
         }
         let continue_on_error = get("continue_on_error")
@@ -838,7 +857,19 @@ impl Compiler {
                             suggest(name, &names),
                         );
                     }
-                    Some(p) => self.check_type(&template, v, p.ty, name, label),
+                    Some(p) => {
+                        self.check_type(&template, v, p.ty, name, label);
+                        if let Template::Lit(value) = &template
+                            && p.ty.accepts(value)
+                            && let Err(msg) = p.check(value)
+                        {
+                            self.hint(
+                                v.pos,
+                                format!("{msg} (in {label})"),
+                                format!("{}: {}", p.name, p.doc),
+                            );
+                        }
+                    }
                 }
             }
             out.push((name.to_string(), template));
@@ -924,9 +955,10 @@ impl Compiler {
                     }
                     Value::String(s) => r.on = vec![s],
                     _ => {
-                        self.err(
+                        self.hint(
                             v.pos,
                             format!("`on` in {what} must be a list of error kinds"),
+                            "write e.g. `on: [throttled, timeout]`; a step's errors name their kind",
                         );
                     }
                 },
@@ -934,9 +966,14 @@ impl Compiler {
             }
         }
         if r.max_backoff < r.backoff {
-            self.err(
-                node.pos,
+            let at = fields
+                .iter()
+                .find(|(k, _)| k.as_str() == Some("max_backoff"))
+                .map_or(node.pos, |(_, v)| v.pos);
+            self.hint(
+                at,
                 format!("`max_backoff` in {what} is shorter than `backoff`"),
+                "`max_backoff` caps the growing wait, so make it at least `backoff`",
             );
         }
         r
@@ -956,7 +993,7 @@ impl Compiler {
                 let (msg, hint): (String, String) = match r {
                     Ref::Param(p) if p.is_empty() || params.contains(&p.as_str()) => continue,
                     Ref::Param(p) => (
-                        format!("`{}` refers to unknown parameter `params.{p}`", e.source),
+                        format!("unknown parameter `{p}` in expression `{}`", e.source),
                         match nearest(p, params.iter().copied()) {
                             Some(n) => format!("did you mean `params.{n}`?"),
                             None => "declare it under `params:` at the top of the runbook".into(),

@@ -153,6 +153,13 @@ pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 
 /// "did you mean `x`?" when there is a near name, else a list of what is allowed.
 pub fn suggest(name: &str, candidates: &[&str]) -> String {
+    let mut unique: Vec<&str> = Vec::with_capacity(candidates.len());
+    for c in candidates {
+        if !c.is_empty() && !unique.contains(c) {
+            unique.push(c);
+        }
+    }
+    let candidates = &unique[..];
     match nearest(name, candidates.iter().copied()) {
         Some(near) => format!("did you mean `{near}`?"),
         None if candidates.len() <= 12 => format!(

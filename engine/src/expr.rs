@@ -107,7 +107,7 @@ impl Expr {
             .map_err(|e| format!("`{}`: {}", self.source, describe(&e)))?;
         if value.is_undefined() {
             return Err(format!(
-                "`{}` refers to a value that does not exist (a skipped step's output, or a missing key)",
+                "`{}` refers to a value that does not exist (a skipped step's output, a missing key or an unset environment variable)",
                 self.source
             ));
         }
@@ -118,7 +118,7 @@ impl Expr {
 fn describe(e: &minijinja::Error) -> String {
     match e.kind() {
         minijinja::ErrorKind::UndefinedError => {
-            "refers to a value that does not exist (a skipped step's output, or a missing key)"
+            "refers to a value that does not exist (a skipped step's output, a missing key or an unset environment variable)"
                 .to_string()
         }
         _ => e
@@ -225,17 +225,19 @@ impl Template {
         }
     }
 
-    /// Compiles a bare string (a runbook `if:` or `lock:`).
+    /// Compiles a bare string (a runbook `if:` or `lock:`); `plain` says whether the YAML
+    /// scalar it came from was unquoted, so positions inside it are right.
     pub fn compile_text(
         text: &str,
         pos: Pos,
+        plain: bool,
         file: &Arc<str>,
         errors: &mut Vec<Diagnostic>,
     ) -> Template {
         if !text.contains("${{") {
             return Template::Lit(Value::String(text.to_string()));
         }
-        compile_str(text, pos, false, file, errors)
+        compile_str(text, pos, plain, file, errors)
     }
 
     /// Every expression inside, in order.

@@ -163,7 +163,12 @@ fn from_text(p: &ParamDecl, text: &str) -> Result<Value, String> {
     if p.ty.accepts(&value) {
         Ok(value)
     } else {
-        Err(format!("`{}` takes a {}", p.name, p.ty))
+        Err(format!(
+            "`{}` takes {} {}",
+            p.name,
+            crate::compile::article(p.ty),
+            p.ty
+        ))
     }
 }
 

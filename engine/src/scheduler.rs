@@ -627,6 +627,11 @@ fn decide(step: &Step, slot: &Slot, scope: &Scope, clock: Instant) -> Decision {
                         p.name
                     )));
                 }
+                Some(v) if !v.is_null() && p.ty.accepts(v) && p.check(v).is_err() => {
+                    return Decision::Fail(StepError::invalid_input(
+                        p.check(v).err().unwrap_or_default(),
+                    ));
+                }
                 Some(v) if !v.is_null() && !p.ty.accepts(v) => {
                     return Decision::Fail(StepError::invalid_input(format!(
                         "parameter `{}` must be {} {}, but evaluated to {v}",

@@ -119,6 +119,54 @@ pub struct ParamSpec {
     pub default: Option<Value>,
     /// One sentence for the reference docs.
     pub doc: &'static str,
+    /// For strings: the only values allowed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub choices: Option<&'static [&'static str]>,
+    /// For numbers and durations (in seconds): the smallest value allowed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+}
+
+impl ParamSpec {
+    /// Checks a value of the right type against `choices` and `min`; the error says what is
+    /// allowed.
+    pub fn check(&self, value: &Value) -> Result<(), String> {
+        if let (Some(choices), Some(s)) = (self.choices, value.as_str())
+            && !choices.contains(&s)
+        {
+            return Err(format!(
+                "`{}` must be one of {}, not `{s}`",
+                self.name,
+                choices
+                    .iter()
+                    .map(|c| format!("`{c}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if let Some(min) = self.min {
+            let number = match (self.ty, value) {
+                (ValueType::Duration, Value::String(s)) => crate::duration::parse_duration(s)
+                    .ok()
+                    .map(|d| d.as_secs_f64()),
+                (_, v) => v.as_f64(),
+            };
+            if let Some(n) = number
+                && n < min
+            {
+                let shown = if self.ty == ValueType::Duration {
+                    format!("{min}s")
+                } else {
+                    min.to_string()
+                };
+                return Err(format!(
+                    "`{}` must be at least {shown}, not {value}",
+                    self.name
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One declared output of a step type.
@@ -172,6 +220,8 @@ impl StepSpec {
             required: true,
             default: None,
             doc,
+            choices: None,
+            min: None,
         });
         self
     }
@@ -190,7 +240,25 @@ impl StepSpec {
             required: false,
             default: (!default.is_null()).then_some(default),
             doc,
+            choices: None,
+            min: None,
         });
+        self
+    }
+
+    /// Limits the parameter added last to these values.
+    pub fn one_of(mut self, choices: &'static [&'static str]) -> Self {
+        if let Some(p) = self.params.last_mut() {
+            p.choices = Some(choices);
+        }
+        self
+    }
+
+    /// Sets the smallest value of the parameter added last (durations in seconds).
+    pub fn at_least(mut self, min: f64) -> Self {
+        if let Some(p) = self.params.last_mut() {
+            p.min = Some(min);
+        }
         self
     }
 

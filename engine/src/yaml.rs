@@ -75,6 +75,9 @@ impl Node {
     pub fn shape(&self) -> &'static str {
         match &self.kind {
             NodeKind::Scalar { .. } if self.is_null() => "null",
+            NodeKind::Scalar { text, plain: true } if is_out_of_range_int(text) => {
+                "a whole number too large for 64 bits"
+            }
             NodeKind::Scalar { .. } => match self.to_value() {
                 Value::Bool(_) => "a bool",
                 Value::Number(_) => "a number",
@@ -105,6 +108,11 @@ impl Node {
             ),
         }
     }
+}
+
+fn is_out_of_range_int(text: &str) -> bool {
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && text.parse::<i64>().is_err()
 }
 
 fn is_null_text(text: &str) -> bool {

@@ -59,8 +59,9 @@ impl Log {
                     "level",
                     ValueType::String,
                     json!("info"),
-                    "One of `info`, `warn`, `error`.",
+                    "How loud the message is.",
                 )
+                .one_of(&["info", "warn", "error"])
                 .output("message", ValueType::String, "The message as written."),
         )
     }
@@ -133,6 +134,7 @@ impl Fail {
             Value::Null,
             "Fail this many attempts, then succeed.",
         )
+        .at_least(0.0)
         .output("attempt", ValueType::Int, "The attempt that succeeded (with `succeed_after`)."))
     }
 }
@@ -242,6 +244,7 @@ impl WaitUntil {
         )
         .required("condition", ValueType::Any, "An expression, re-evaluated at each check.")
         .optional("interval", ValueType::Duration, json!("5s"), "Time between checks.")
+        .at_least(0.001)
         .optional("timeout", ValueType::Duration, json!("5m"), "Give up after this long.")
         .output("checks", ValueType::Int, "How many checks it took.")
         .output("waited_seconds", ValueType::Number, "How long it waited."))
@@ -276,16 +279,18 @@ impl StepType for WaitUntil {
                     );
                     return Ok(out);
                 }
-                if start.elapsed() + interval > timeout {
+                let elapsed = start.elapsed();
+                if elapsed >= timeout {
                     return Err(StepError::permanent(
                         "timeout",
                         format!(
                             "the condition was still false after {} ({checks} checks)",
-                            format_duration(start.elapsed())
+                            format_duration(elapsed)
                         ),
                     ));
                 }
-                tokio::time::sleep(interval).await;
+                // The last wait is cut short so the final check falls on the timeout itself.
+                tokio::time::sleep(interval.min(timeout - elapsed)).await;
                 if let Some(again) = &ctx.reevaluate {
                     current = (again.0)()?;
                 }
@@ -333,6 +338,23 @@ mod tests {
                 .await
                 .is_ok()
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wait_until_checks_until_the_timeout_itself() {
+        // Regression: with a timeout that is not a multiple of the interval it gave up early.
+        let step = WaitUntil::new();
+        let ctx = StepContext::detached("w");
+        let start = tokio::time::Instant::now();
+        let err = step
+            .run(
+                &ctx,
+                &input(json!({"condition": false, "interval": "100ms", "timeout": "250ms"})),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(start.elapsed(), std::time::Duration::from_millis(250));
+        assert!(err.message.contains("4 checks"), "{err}");
     }
 
     #[tokio::test(start_paused = true)]
