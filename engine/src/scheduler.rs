@@ -342,7 +342,7 @@ pub async fn run(
         let msg = match next_inline {
             Some(m) => {
                 inline_streak += 1;
-                if inline_streak % 256 == 0 {
+                if inline_streak.is_multiple_of(256) {
                     // Let other tasks (the signal handler, heartbeats) run during a long streak.
                     tokio::task::yield_now().await;
                 }
