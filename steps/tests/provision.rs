@@ -676,6 +676,9 @@ async fn provision_check_rerun_destroy(seed: &Seed) {
     // Destroy leaves nothing; again, it deletes nothing.
     let d = cloud.run("destroy.yaml", seed.params).await;
     assert_eq!(outputs(&d, "teardown")["deleted"], json!(count));
+    // Destroy's work is deletion, and it says so (not "updated").
+    assert_eq!(outputs(&d, "teardown")["change"], json!("deleted"));
+    assert_eq!(d.outputs["change"], json!("deleted"));
     assert!(
         cloud.world().is_empty(),
         "left behind: {:?}",

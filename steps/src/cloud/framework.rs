@@ -4,8 +4,8 @@
 //! A step's run function describes the resources it wants as [`Desired`] values and hands them
 //! to [`Cx::ensure`] in dependency order. `ensure` finds each by name, creates what is missing,
 //! compares what exists with the desired spec and repairs drift, and records what it did. The
-//! step then reports `change` (`created`, `updated` or `unchanged`), `changes` (one line per
-//! resource created or repaired) and `resources` (what it owns, for the undo).
+//! step then reports `change` (`created`, `updated`, `deleted` or `unchanged`), `changes` (one
+//! line per resource created, repaired or deleted) and `resources` (what it owns, for the undo).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,16 +37,19 @@ pub enum Change {
     Created,
     /// It existed but had drifted and was repaired.
     Updated,
+    /// It existed and was deleted (teardown, superseded resources).
+    Deleted,
     /// It existed as desired.
     Unchanged,
 }
 
 impl Change {
-    /// `created`, `updated` or `unchanged`.
+    /// `created`, `updated`, `deleted` or `unchanged`.
     pub fn name(self) -> &'static str {
         match self {
             Change::Created => "created",
             Change::Updated => "updated",
+            Change::Deleted => "deleted",
             Change::Unchanged => "unchanged",
         }
     }
@@ -230,24 +233,22 @@ impl Cx {
             .await?)
     }
 
-    /// Records something done outside [`Cx::ensure`] (a deletion), reported as a change.
-    pub fn note(&mut self, line: String) {
-        self.changes.push((Change::Updated, line));
+    /// Records a deletion done outside [`Cx::ensure`] (teardown, superseded resources).
+    pub fn note_deleted(&mut self, line: String) {
+        self.changes.push((Change::Deleted, line));
     }
 
     /// Adds the change report to a step's own outputs.
     fn finish(self, mut out: Outputs) -> Outputs {
         // Repairs win over creations: "updated" says drift was found. A step that only
         // created (some of) its resources reports "created", even if it shares others with a
-        // step that made them first (a validation record, the us-east-1 topic).
+        // step that made them first (the DNS validation record both regions' certificates
+        // use). A step that only deleted reports "deleted" (teardown).
         let any = |c: Change| self.changes.iter().any(|(x, _)| *x == c);
-        let change = if any(Change::Updated) {
-            Change::Updated
-        } else if any(Change::Created) {
-            Change::Created
-        } else {
-            Change::Unchanged
-        };
+        let change = [Change::Updated, Change::Created, Change::Deleted]
+            .into_iter()
+            .find(|c| any(*c))
+            .unwrap_or(Change::Unchanged);
         out.insert("change".into(), json!(change.name()));
         let lines: Vec<&String> = self
             .changes
@@ -302,12 +303,12 @@ pub(crate) fn cloud_spec(name: &'static str, doc: &'static str) -> StepSpec {
         .output(
             "change",
             ValueType::String,
-            "created, updated (drift repaired) or unchanged.",
+            "created, updated (drift repaired, in place or by replacement), deleted (it only removed resources) or unchanged.",
         )
         .output(
             "changes",
             ValueType::List,
-            "One line per resource created or repaired.",
+            "One line per resource created, repaired, replaced or deleted.",
         )
         .output(
             "resources",

@@ -200,7 +200,7 @@ fn run_teardown<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
                     Ok(()) => {
                         deleted += 1;
                         progress = true;
-                        cx.note(format!("deleted {} {} ({})", r.kind, r.name, r.region));
+                        cx.note_deleted(format!("deleted {} {} ({})", r.kind, r.name, r.region));
                     }
                     Err(e) if e.kind == ErrorKind::NotFound => {}
                     Err(e) if e.kind == ErrorKind::DependencyViolation => remaining.push(r),
