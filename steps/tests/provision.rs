@@ -292,6 +292,8 @@ fn check_requirements(cloud: &Cloud, seed: &Seed) {
         let instances = cloud.of(region, Kind::DbInstance);
         assert_eq!(instances.len(), 1, "{region}: one instance");
         assert_eq!(at(&instances[0], "publicly_accessible"), &json!(false));
+        // The smallest class Global Database supports, in both regions by default.
+        assert_eq!(at(&instances[0], "db_instance_class"), "db.r6g.large");
     }
     let writer = cloud.one(p, Kind::DbCluster, &name(seed, "aurora-cluster"));
     assert_eq!(at(&writer, "manage_master_user_password"), &json!(true));
@@ -815,6 +817,44 @@ async fn a_standby_in_us_east_1_shares_its_topic_with_the_health_check_alarms() 
         .run_with("provision.yaml", US_EAST.params, &swap)
         .await;
     assert_eq!(changed(&again), vec![]);
+}
+
+#[tokio::test]
+async fn the_standby_instance_class_is_its_own_parameter() {
+    let cloud = Cloud::new();
+    cloud
+        .run_with(
+            "provision.yaml",
+            EU.params,
+            &[("standby_db_instance_class", "db.r7g.large")],
+        )
+        .await;
+    let class = |region: &str| {
+        at(
+            &cloud.one(region, Kind::DbInstance, "aurora-instance-1-prod-eu"),
+            "db_instance_class",
+        )
+        .clone()
+    };
+    assert_eq!(class(EU.standby), json!("db.r7g.large"));
+    assert_eq!(class(EU.primary), json!("db.r6g.large"));
+
+    // Burstable classes cannot join a global database: refused before anything is built.
+    let cloud = Cloud::new();
+    let report = cloud
+        .try_run_with(
+            "provision.yaml",
+            EU.params,
+            &[("standby_db_instance_class", "db.t4g.medium")],
+        )
+        .await;
+    let db = report.steps.iter().find(|s| s.id == "database").unwrap();
+    let err = db.error.as_ref().expect("database step fails").to_string();
+    assert!(
+        err.contains("db.t") && err.contains("db.r6g.large"),
+        "{err}"
+    );
+    assert!(cloud.of(EU.primary, Kind::DbCluster).is_empty());
 }
 
 fn check_requirements_subset(cloud: &Cloud) {
