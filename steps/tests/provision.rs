@@ -40,7 +40,7 @@ const EU: Seed = Seed {
 };
 
 /// Step types that read or clean up, and so create nothing on a fresh cloud.
-const READ_OR_CLEANUP: &[&str] = &["dr.readiness"];
+const READ_OR_CLEANUP: &[&str] = &["dr.readiness", "cloud.delete_superseded"];
 
 /// Exactly one SNS topic per region that has alarms, and every alarm notifies the topic of its
 /// own region.
