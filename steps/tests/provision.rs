@@ -690,6 +690,13 @@ async fn provision_check_rerun_destroy(seed: &Seed) {
         }
     );
     check_one_topic_per_region(&cloud, seed.suffix);
+    let hc_topic = &first.outputs["health_metrics_sns_topic_arn"];
+    assert!(
+        hc_topic
+            .as_str()
+            .is_some_and(|t| t.starts_with("arn:aws:sns:us-east-1:")),
+        "{hc_topic}"
+    );
     check_requirements(&cloud, seed);
     // Outputs the issue asks for.
     let out = &first.outputs;
@@ -705,6 +712,7 @@ async fn provision_check_rerun_destroy(seed: &Seed) {
         "dashboard_url",
         "primary_sns_topic_arn",
         "standby_sns_topic_arn",
+        "health_metrics_sns_topic_arn",
         "alarm_queue_url",
         "failover_readiness",
     ] {
