@@ -202,3 +202,231 @@ async fn the_world_is_shared_by_separate_backends_on_one_state_dir() {
     drflow_steps::sim::reset(cloud.dir.path()).unwrap();
     assert!(other.snapshot().unwrap().is_empty());
 }
+
+/// The error of a failed step of a run.
+fn step_error(report: &drflow_engine::RunReport, step: &str) -> String {
+    report
+        .steps
+        .iter()
+        .find(|s| s.id == step)
+        .and_then(|s| s.error.as_ref())
+        .unwrap_or_else(|| panic!("step {step} did not fail"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn an_immutable_health_check_field_is_repaired_by_replacing_it_and_repointing_dns() {
+    // QA's case: the primary health check's request interval edited to 30 s behind drflow's
+    // back. Route 53 cannot change an interval in place, and a health check holds no data: the
+    // repair creates a new one, the DNS records, alarms and dashboard move to it in the same
+    // run, and the old one is deleted once nothing uses it.
+    let cloud = Cloud::new();
+    cloud.run("provision.yaml", "us-east.yaml").await;
+    let before = cloud.all().len();
+    let old = cloud.one(GLOBAL, Kind::HealthCheck, "health-check-primary-prod-us");
+    cloud
+        .sim
+        .mutate(|w| {
+            let r = w.regions.get_mut(GLOBAL).unwrap().get_mut(&old.id).unwrap();
+            r.resource.spec["request_interval"] = json!(30);
+        })
+        .unwrap();
+
+    let report = cloud.run("provision.yaml", "us-east.yaml").await;
+    let mut got: Vec<(String, String)> = changed(&report)
+        .into_iter()
+        .map(|(s, c, _)| (s, c))
+        .collect();
+    got.sort();
+    let want = [
+        ("alarms", "updated"),
+        ("dashboard", "updated"),
+        ("dns", "updated"),
+        ("hc_primary", "updated"),
+        ("superseded", "deleted"),
+    ];
+    assert_eq!(got, want.map(|(a, b)| (a.to_string(), b.to_string())));
+    let hc_lines = outputs(&report, "hc_primary")["changes"].to_string();
+    assert!(
+        hc_lines.contains("replaced") && hc_lines.contains("request_interval"),
+        "{hc_lines}"
+    );
+
+    let new = cloud.one(GLOBAL, Kind::HealthCheck, "health-check-primary-prod-us");
+    assert_ne!(new.id, old.id, "a new health check");
+    assert_eq!(at(&new, "request_interval"), &json!(10));
+    assert!(
+        cloud.all().iter().all(|r| r.id != old.id),
+        "the old health check is gone"
+    );
+    assert_eq!(
+        cloud.all().len(),
+        before,
+        "nothing left behind, nothing doubled"
+    );
+    assert_eq!(report.outputs["primary_health_check_id"], json!(new.id));
+    // Everything that pointed at the old one points at the new one.
+    let record = cloud
+        .global(Kind::DnsRecord)
+        .into_iter()
+        .find(|r| at(r, "set_identifier") == "primary")
+        .unwrap();
+    assert_eq!(at(&record, "health_check_id"), &json!(new.id));
+    assert!(record.depends_on.contains(&new.id));
+    let alarm = cloud.one(
+        "us-east-1",
+        Kind::MetricAlarm,
+        "health-check-alarm-primary-prod-us",
+    );
+    assert_eq!(at(&alarm, "dimensions.HealthCheckId"), &json!(new.id));
+    let dash = cloud.one("us-east-2", Kind::Dashboard, "failover-dashboard-prod-us");
+    assert!(dash.spec.to_string().contains(&new.id));
+    assert!(!dash.spec.to_string().contains(&old.id));
+    assert_eq!(report.outputs["failover_ready"], json!(true));
+    // And the next run finds nothing to do.
+    assert_eq!(
+        changed(&cloud.run("provision.yaml", "us-east.yaml").await),
+        vec![]
+    );
+}
+
+#[tokio::test]
+async fn a_replacement_left_half_done_is_finished_by_the_next_run() {
+    // A run that renamed the old health check aside, created the new one and then died: the
+    // next run repoints the records and deletes the old one.
+    let cloud = Cloud::new();
+    cloud.run("provision.yaml", PARAMS).await;
+    let old = cloud.one(GLOBAL, Kind::HealthCheck, "health-check-standby-prod-eu");
+    cloud
+        .sim
+        .mutate(|w| {
+            let r = w.regions.get_mut(GLOBAL).unwrap().get_mut(&old.id).unwrap();
+            r.resource.name = "health-check-standby-prod-eu-superseded".into();
+            r.resource.tags.insert(
+                "drflow:superseded".into(),
+                "health-check-standby-prod-eu".into(),
+            );
+        })
+        .unwrap();
+    let report = cloud.run("provision.yaml", PARAMS).await;
+    assert_eq!(outputs(&report, "hc_standby")["change"], json!("created"));
+    assert_eq!(outputs(&report, "superseded")["change"], json!("deleted"));
+    assert!(cloud.all().iter().all(|r| r.id != old.id));
+    assert_eq!(cloud.global(Kind::HealthCheck).len(), 2);
+    assert_eq!(changed(&cloud.run("provision.yaml", PARAMS).await), vec![]);
+}
+
+#[tokio::test]
+async fn a_record_whose_routing_policy_changed_is_deleted_and_created_again() {
+    // A DNS record's routing policy is part of its identity in Route 53: delete, then create.
+    let cloud = Cloud::new();
+    cloud.run("provision.yaml", PARAMS).await;
+    let before = cloud.all().len();
+    let old = cloud
+        .global(Kind::DnsRecord)
+        .into_iter()
+        .find(|r| at(r, "set_identifier") == "primary")
+        .unwrap();
+    cloud
+        .sim
+        .mutate(|w| {
+            let r = w.regions.get_mut(GLOBAL).unwrap().get_mut(&old.id).unwrap();
+            r.resource.spec["routing_policy"] = json!("failover");
+        })
+        .unwrap();
+    let report = cloud.run("provision.yaml", PARAMS).await;
+    let steps: Vec<(String, String)> = changed(&report)
+        .into_iter()
+        .map(|(s, c, _)| (s, c))
+        .collect();
+    assert_eq!(steps, [("dns".to_string(), "updated".to_string())]);
+    assert!(
+        outputs(&report, "dns")["changes"]
+            .to_string()
+            .contains("replaced")
+    );
+    let record = cloud
+        .global(Kind::DnsRecord)
+        .into_iter()
+        .find(|r| at(r, "set_identifier") == "primary")
+        .unwrap();
+    assert_eq!(at(&record, "routing_policy"), "weighted");
+    assert_eq!(at(&record, "weight"), &json!(100));
+    assert_eq!(cloud.all().len(), before);
+    assert_eq!(changed(&cloud.run("provision.yaml", PARAMS).await), vec![]);
+}
+
+#[tokio::test]
+async fn data_bearing_resources_are_never_replaced_to_repair_drift() {
+    // A VPC's CIDR and a table's key cannot change in place, and replacing them would destroy
+    // what is inside: the run fails on those steps with the reason and a hint, and nothing is
+    // deleted.
+    let cloud = Cloud::new();
+    cloud.run("provision.yaml", PARAMS).await;
+    let before = cloud.all();
+    cloud
+        .sim
+        .mutate(|w| {
+            for r in w.regions.values_mut().flat_map(|m| m.values_mut()) {
+                let res = &mut r.resource;
+                match res.kind {
+                    Kind::Vpc if res.region == "eu-central-1" => {
+                        res.spec["cidr_block"] = json!("10.99.0.0/16");
+                    }
+                    Kind::DynamoTable if res.region == "eu-south-1" => {
+                        res.spec["key_schema"] =
+                            json!([{"attribute_name": "userId", "key_type": "HASH"}]);
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .unwrap();
+    let report = cloud.try_run("provision.yaml", PARAMS).await;
+    assert_ne!(report.status, drflow_engine::RunStatus::Succeeded);
+    for (step, key) in [("vpc_standby", "cidr_block"), ("sessions", "key_schema")] {
+        let err = step_error(&report, step);
+        assert!(
+            err.contains(key)
+                && err.contains("cannot change in place")
+                && err.contains("drflow does not replace")
+                && err.contains("hint:"),
+            "{step}: {err}"
+        );
+    }
+    assert!(step_error(&report, "sessions").contains("destroy the data"));
+    let ids = |rs: &[drflow_steps::backend::Resource]| {
+        let mut v: Vec<String> = rs.iter().map(|r| r.id.clone()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        ids(&cloud.all()),
+        ids(&before),
+        "nothing deleted or created"
+    );
+
+    // The database, whose step did not run above (it needs the standby VPC): its encryption key
+    // is not replaced either.
+    let cloud2 = Cloud::new();
+    cloud2.run("provision.yaml", PARAMS).await;
+    let before = cloud2.all();
+    cloud2
+        .sim
+        .mutate(|w| {
+            for r in w.regions.values_mut().flat_map(|m| m.values_mut()) {
+                if r.resource.kind == Kind::DbCluster && r.resource.region == "eu-south-1" {
+                    r.resource.spec["kms_key_id"] =
+                        json!("arn:aws:kms:eu-south-1:000000000000:key/other");
+                }
+            }
+        })
+        .unwrap();
+    let report = cloud2.try_run("provision.yaml", PARAMS).await;
+    let err = step_error(&report, "database");
+    assert!(
+        err.contains("kms_key_id") && err.contains("destroy the data") && err.contains("hint:"),
+        "{err}"
+    );
+    assert_eq!(ids(&cloud2.all()), ids(&before));
+}

@@ -5,6 +5,7 @@
 mod common;
 
 use common::{Cloud, at, changed, outputs};
+use drflow_engine::StepStatus;
 use drflow_steps::backend::{GLOBAL, Kind, Resource};
 use serde_json::{Value, json};
 
@@ -37,6 +38,45 @@ const EU: Seed = Seed {
     private_subnets: 2,
     routing: "weighted",
 };
+
+/// Step types that read or clean up, and so create nothing on a fresh cloud.
+const READ_OR_CLEANUP: &[&str] = &["dr.readiness", "cloud.delete_superseded"];
+
+/// Exactly one SNS topic per region that has alarms, and every alarm notifies the topic of its
+/// own region.
+fn check_one_topic_per_region(cloud: &Cloud, suffix: &str) {
+    let topics: Vec<Resource> = cloud
+        .all()
+        .into_iter()
+        .filter(|r| r.kind == Kind::SnsTopic && r.tags["EnvironmentSuffix"] == suffix)
+        .collect();
+    let mut regions: Vec<&str> = topics.iter().map(|t| t.region.as_str()).collect();
+    regions.sort();
+    let before = regions.len();
+    regions.dedup();
+    assert_eq!(
+        before,
+        regions.len(),
+        "two topics in one region: {regions:?}"
+    );
+    for alarm in cloud.all().into_iter().filter(|r| {
+        matches!(r.kind, Kind::MetricAlarm | Kind::CompositeAlarm)
+            && r.tags["EnvironmentSuffix"] == suffix
+    }) {
+        for action in at(&alarm, "alarm_actions").as_array().unwrap() {
+            let action = action.as_str().unwrap();
+            if action.starts_with("arn:aws:sns:") {
+                let topic = topics.iter().find(|t| t.arn == action);
+                assert!(
+                    topic.is_some_and(|t| t.region == alarm.region),
+                    "alarm {} ({}) notifies {action}, not its region's topic",
+                    alarm.name,
+                    alarm.region
+                );
+            }
+        }
+    }
+}
 
 fn name(seed: &Seed, ty: &str) -> String {
     format!("{ty}-{}", seed.suffix)
@@ -252,6 +292,8 @@ fn check_requirements(cloud: &Cloud, seed: &Seed) {
         let instances = cloud.of(region, Kind::DbInstance);
         assert_eq!(instances.len(), 1, "{region}: one instance");
         assert_eq!(at(&instances[0], "publicly_accessible"), &json!(false));
+        // The smallest class Global Database supports, in both regions by default.
+        assert_eq!(at(&instances[0], "db_instance_class"), "db.r6g.large");
     }
     let writer = cloud.one(p, Kind::DbCluster, &name(seed, "aurora-cluster"));
     assert_eq!(at(&writer, "manage_master_user_password"), &json!(true));
@@ -614,17 +656,47 @@ fn check_requirements(cloud: &Cloud, seed: &Seed) {
 async fn provision_check_rerun_destroy(seed: &Seed) {
     let cloud = Cloud::new();
     let first = cloud.run("provision.yaml", seed.params).await;
-    // Every provisioning step created something on a fresh cloud.
+    // Every provisioning step that ran created something on a fresh cloud: no two steps share
+    // a resource (one would find the other's and report `unchanged`, or both race to create
+    // it). Steps that only read or clean up are the exception.
     for s in &first.steps {
+        if s.status == StepStatus::Skipped {
+            continue;
+        }
         let change = s
             .outputs
             .as_ref()
             .and_then(|o| o.get("change"))
             .and_then(Value::as_str);
-        if s.uses != "dr.readiness" && !s.id.starts_with("sns_") {
+        if !READ_OR_CLEANUP.contains(&s.uses.as_str()) {
             assert_eq!(change, Some("created"), "step {} on a fresh cloud", s.id);
         }
     }
+    // The health metrics region (us-east-1) gets its own topic only when it is neither the
+    // primary nor the standby region.
+    let skipped: Vec<&str> = first
+        .steps
+        .iter()
+        .filter(|s| s.status == StepStatus::Skipped)
+        .map(|s| s.id.as_str())
+        .collect();
+    let own_topic = seed.primary != "us-east-1" && seed.standby != "us-east-1";
+    assert_eq!(
+        skipped,
+        if own_topic {
+            vec![]
+        } else {
+            vec!["sns_health_metrics"]
+        }
+    );
+    check_one_topic_per_region(&cloud, seed.suffix);
+    let hc_topic = &first.outputs["health_metrics_sns_topic_arn"];
+    assert!(
+        hc_topic
+            .as_str()
+            .is_some_and(|t| t.starts_with("arn:aws:sns:us-east-1:")),
+        "{hc_topic}"
+    );
     check_requirements(&cloud, seed);
     // Outputs the issue asks for.
     let out = &first.outputs;
@@ -640,6 +712,7 @@ async fn provision_check_rerun_destroy(seed: &Seed) {
         "dashboard_url",
         "primary_sns_topic_arn",
         "standby_sns_topic_arn",
+        "health_metrics_sns_topic_arn",
         "alarm_queue_url",
         "failover_readiness",
     ] {
@@ -676,6 +749,9 @@ async fn provision_check_rerun_destroy(seed: &Seed) {
     // Destroy leaves nothing; again, it deletes nothing.
     let d = cloud.run("destroy.yaml", seed.params).await;
     assert_eq!(outputs(&d, "teardown")["deleted"], json!(count));
+    // Destroy's work is deletion, and it says so (not "updated").
+    assert_eq!(outputs(&d, "teardown")["change"], json!("deleted"));
+    assert_eq!(d.outputs["change"], json!("deleted"));
     assert!(
         cloud.world().is_empty(),
         "left behind: {:?}",
@@ -714,6 +790,79 @@ async fn both_seeds_share_one_world_without_touching_each_other() {
             .iter()
             .all(|r| r.tags["EnvironmentSuffix"] == "prod-us")
     );
+}
+
+#[tokio::test]
+async fn a_standby_in_us_east_1_shares_its_topic_with_the_health_check_alarms() {
+    // Primary us-east-2, standby us-east-1 (the health metrics region): the standby's topic
+    // serves the health check alarms, no step fights over its FailoverRole tag, and a re-run
+    // changes nothing.
+    let cloud = Cloud::new();
+    let swap = [
+        ("primary_region", "us-east-2"),
+        ("standby_region", "us-east-1"),
+    ];
+    let first = cloud
+        .run_with("provision.yaml", US_EAST.params, &swap)
+        .await;
+    let skipped: Vec<&str> = first
+        .steps
+        .iter()
+        .filter(|s| s.status == StepStatus::Skipped)
+        .map(|s| s.id.as_str())
+        .collect();
+    assert_eq!(skipped, ["sns_health_metrics"]);
+    check_one_topic_per_region(&cloud, US_EAST.suffix);
+    let topic = cloud.one("us-east-1", Kind::SnsTopic, "sns-topic-prod-us");
+    assert_eq!(topic.tags["FailoverRole"], "Standby");
+    let hc_alarm = cloud.one(
+        "us-east-1",
+        Kind::MetricAlarm,
+        "health-check-alarm-primary-prod-us",
+    );
+    assert_eq!(at(&hc_alarm, "alarm_actions.0"), &json!(topic.arn));
+    let again = cloud
+        .run_with("provision.yaml", US_EAST.params, &swap)
+        .await;
+    assert_eq!(changed(&again), vec![]);
+}
+
+#[tokio::test]
+async fn the_standby_instance_class_is_its_own_parameter() {
+    let cloud = Cloud::new();
+    cloud
+        .run_with(
+            "provision.yaml",
+            EU.params,
+            &[("standby_db_instance_class", "db.r7g.large")],
+        )
+        .await;
+    let class = |region: &str| {
+        at(
+            &cloud.one(region, Kind::DbInstance, "aurora-instance-1-prod-eu"),
+            "db_instance_class",
+        )
+        .clone()
+    };
+    assert_eq!(class(EU.standby), json!("db.r7g.large"));
+    assert_eq!(class(EU.primary), json!("db.r6g.large"));
+
+    // Burstable classes cannot join a global database: refused before anything is built.
+    let cloud = Cloud::new();
+    let report = cloud
+        .try_run_with(
+            "provision.yaml",
+            EU.params,
+            &[("standby_db_instance_class", "db.t4g.medium")],
+        )
+        .await;
+    let db = report.steps.iter().find(|s| s.id == "database").unwrap();
+    let err = db.error.as_ref().expect("database step fails").to_string();
+    assert!(
+        err.contains("db.t") && err.contains("db.r6g.large"),
+        "{err}"
+    );
+    assert!(cloud.of(EU.primary, Kind::DbCluster).is_empty());
 }
 
 fn check_requirements_subset(cloud: &Cloud) {

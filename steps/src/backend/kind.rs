@@ -21,6 +21,25 @@ pub enum IdStyle {
     Arn,
 }
 
+/// How drift on a field the cloud cannot change in place is repaired: by replacing the resource,
+/// or not at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replacement {
+    /// Never replaced by drflow; the reason is shown to whoever must decide (data would be
+    /// lost, or others are built inside it).
+    Never(&'static str),
+    /// Create the new one first, under the same name (the old one is renamed aside and tagged
+    /// superseded), let dependants repoint to it, then delete the old one once nothing uses it.
+    /// For kinds that others refer to by id and whose name is only a tag.
+    CreateThenDelete,
+    /// Delete the old one, then create the new one: for kinds whose name or identity is unique
+    /// (a second one could not exist next to the old) and that nothing refers to by id. If
+    /// something still does, the delete is refused and so is the repair.
+    DeleteThenCreate,
+}
+
+const DATA: &str = "replacing it would destroy the data it holds";
+
 macro_rules! kinds {
     ($( $(#[$doc:meta])* $variant:ident = $name:literal, $service:literal, $id:expr, $rank:literal, $global:literal; )*) => {
         /// A kind of cloud resource. The `rank` orders kinds by dependency: a resource only
@@ -62,6 +81,88 @@ macro_rules! kinds {
             }
         }
     };
+}
+
+impl Kind {
+    /// Whether the resource's name is its `Name` tag (EC2 resources, health checks,
+    /// certificates, KMS keys): renaming it is a tag update, and two resources may briefly
+    /// carry the same name, which [`Replacement::CreateThenDelete`] needs.
+    pub fn named_by_tag(self) -> bool {
+        matches!(
+            self,
+            Kind::KmsKey
+                | Kind::Vpc
+                | Kind::Subnet
+                | Kind::InternetGateway
+                | Kind::ElasticIp
+                | Kind::NatGateway
+                | Kind::RouteTable
+                | Kind::VpcPeering
+                | Kind::HealthCheck
+                | Kind::Certificate
+        )
+    }
+
+    /// How drift on an immutable field of this kind is repaired.
+    pub fn replacement(self) -> Replacement {
+        use Replacement::*;
+        match self {
+            Kind::KmsKey => Never(
+                "data encrypted under the key could not be decrypted with a new one, and a \
+                 multi-region key's replicas are bound to their primary",
+            ),
+            Kind::Vpc => Never("the whole network of the region is built inside it"),
+            Kind::Subnet => {
+                Never("instances, NAT gateways, load balancers and the database sit in it")
+            }
+            Kind::RouteTable => Never("its subnets would lose their routes while it is replaced"),
+            Kind::SecurityGroup => Never(
+                "instances, load balancers and the database use it; a new group means moving \
+                 them all",
+            ),
+            Kind::ElasticIp => Never("its public address is what the outside world allowlists"),
+            Kind::NatGateway => Never(
+                "its Elastic IP can serve one NAT gateway at a time, so the private subnets \
+                 would lose egress while it is replaced",
+            ),
+            Kind::S3Bucket | Kind::DynamoTable | Kind::GlobalCluster | Kind::DbCluster => {
+                Never(DATA)
+            }
+            Kind::SqsQueue => Never("it holds alarm events the daemon has not read yet"),
+            Kind::DbInstance => Never(
+                "replacing it takes the writer offline, or the standby out of failover \
+                 readiness, for the length of an instance creation",
+            ),
+            Kind::DbClusterParameterGroup | Kind::DbSubnetGroup => {
+                Never("the database cluster uses it; changing that is a database change")
+            }
+            Kind::HostedZone => Never(
+                "the parent domain delegates to its name servers, and a new zone gets new ones",
+            ),
+            Kind::LoadBalancer | Kind::TargetGroup => Never(
+                "its name is unique, so the old one would have to go first and the region \
+                 would stop serving",
+            ),
+            Kind::AutoScalingGroup => Never("it owns the running instances"),
+            Kind::SnsTopic => Never("its e-mail subscriptions would have to be confirmed again"),
+            Kind::HealthCheck | Kind::Certificate | Kind::VpcPeering => CreateThenDelete,
+            Kind::KmsAlias
+            | Kind::IamRole
+            | Kind::InstanceProfile
+            | Kind::InternetGateway
+            | Kind::Route
+            | Kind::LaunchTemplate
+            | Kind::Listener
+            | Kind::ScalingPolicy
+            | Kind::DnsRecord
+            | Kind::SnsSubscription
+            | Kind::LambdaFunction
+            | Kind::EventRule
+            | Kind::MetricAlarm
+            | Kind::CompositeAlarm
+            | Kind::Dashboard => DeleteThenCreate,
+        }
+    }
 }
 
 kinds! {
@@ -167,6 +268,26 @@ pub const GLOBAL: &str = "global";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_kinds_named_by_a_tag_are_replaced_before_the_old_one_goes() {
+        // Creating the new one first needs two resources of one name for a while, which only
+        // a name that is a tag allows.
+        for k in Kind::ALL {
+            if k.replacement() == Replacement::CreateThenDelete {
+                assert!(k.named_by_tag(), "{k}");
+            }
+        }
+        for k in [
+            Kind::DbCluster,
+            Kind::DynamoTable,
+            Kind::S3Bucket,
+            Kind::KmsKey,
+            Kind::Vpc,
+        ] {
+            assert!(matches!(k.replacement(), Replacement::Never(_)), "{k}");
+        }
+    }
 
     #[test]
     fn names_round_trip_and_are_unique() {

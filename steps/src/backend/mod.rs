@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use error::{CloudError, ErrorKind};
-pub use kind::{GLOBAL, IdStyle, Kind};
+pub use kind::{GLOBAL, IdStyle, Kind, Replacement};
 
 /// Resource tags, sorted so that comparisons and the world file are stable.
 pub type Tags = BTreeMap<String, String>;
@@ -134,7 +134,10 @@ pub trait CloudBackend: Send + Sync {
     /// Creates a resource.
     fn create<'a>(&'a self, request: &'a CreateRequest) -> CloudFuture<'a, Resource>;
 
-    /// Applies the given spec keys and tags to an existing resource (keys not given are kept).
+    /// Applies the given spec keys and tags to an existing resource (keys and tags not given
+    /// are kept). `depends_on` is what it refers to now (a repaired reference replaces the old
+    /// one); a real cloud knows that from the spec. For kinds [named by a
+    /// tag](Kind::named_by_tag), a `Name` tag renames the resource.
     fn update<'a>(
         &'a self,
         region: &'a str,
@@ -142,6 +145,7 @@ pub trait CloudBackend: Send + Sync {
         id: &'a str,
         spec: &'a Value,
         tags: &'a Tags,
+        depends_on: &'a [String],
     ) -> CloudFuture<'a, Resource>;
 
     /// Deletes a resource; fails with `dependency_violation` while others depend on it.

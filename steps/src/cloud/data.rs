@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use drflow_engine::{Outputs, Registry, ValueType};
+use drflow_engine::{Outputs, Registry, StepError, ValueType};
 use serde_json::json;
 
 use super::framework::{BodyFuture, CloudStep, Cx, Desired, Role, cloud_spec};
@@ -76,13 +76,14 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "primary_instance_class",
         ValueType::String,
         json!("db.r6g.large"),
-        "Writer instance class.",
+        "Writer instance class (memory-optimized: Global Database does not support db.t classes).",
     )
     .optional(
         "standby_instance_class",
         ValueType::String,
         json!("db.r6g.large"),
-        "Standby instance class (the smallest Global Database supports).",
+        "The secondary's one instance: db.r6g.large is the smallest class Global Database \
+         supports (db.t classes are refused).",
     )
     .optional(
         "master_username",
@@ -268,8 +269,32 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
     reg.register(CloudStep::boxed(s3, backend, run_s3));
 }
 
+/// The instance class for one side, refused early if Global Database cannot use it: it needs
+/// memory-optimized classes (AWS recommends db.r5 or later); burstable db.t classes fail at
+/// creation, after the primary has already been built.
+fn global_instance_class<'a>(p: &'a Outputs, side: &str) -> Result<&'a str, StepError> {
+    let key = format!("{side}_instance_class");
+    let class = input::str(p, &key)?;
+    if class.starts_with("db.t") {
+        return Err(StepError::invalid_input(format!(
+            "{key} {class:?}: Aurora Global Database does not support burstable db.t classes; \
+             use a memory-optimized class such as db.r6g.large (the smallest it supports)"
+        )));
+    }
+    if !class.starts_with("db.") {
+        return Err(StepError::invalid_input(format!(
+            "{key} {class:?} is not an RDS instance class such as db.r6g.large"
+        )));
+    }
+    Ok(class)
+}
+
 fn run_rds<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
     Box::pin(async move {
+        // Refuse an unsupported class before building anything.
+        for side in ["primary", "standby"] {
+            global_instance_class(p, side)?;
+        }
         let version = input::str(p, "engine_version")?;
         let family = input::str(p, "parameter_group_family")?;
         let timeout: Duration = input::duration(p, "wait_timeout")?;
@@ -379,7 +404,7 @@ fn run_rds<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
                         .tags(tags),
                 )
                 .await?;
-            let class = input::str(p, &format!("{side}_instance_class"))?;
+            let class = global_instance_class(p, side)?;
             let tags = cx.tags(&instance_name, role);
             let instance = cx
                 .ensure(

@@ -4,8 +4,8 @@
 //! A step's run function describes the resources it wants as [`Desired`] values and hands them
 //! to [`Cx::ensure`] in dependency order. `ensure` finds each by name, creates what is missing,
 //! compares what exists with the desired spec and repairs drift, and records what it did. The
-//! step then reports `change` (`created`, `updated` or `unchanged`), `changes` (one line per
-//! resource created or repaired) and `resources` (what it owns, for the undo).
+//! step then reports `change` (`created`, `updated`, `deleted` or `unchanged`), `changes` (one
+//! line per resource created, repaired or deleted) and `resources` (what it owns, for the undo).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use drflow_engine::{Outputs, StepContext, StepError, StepFuture, StepSpec, StepT
 use serde_json::{Value, json};
 use tracing::Instrument;
 
-use crate::backend::{CloudBackend, CreateRequest, ErrorKind, Kind, Resource, Tags};
+use crate::backend::{CloudBackend, CreateRequest, ErrorKind, Kind, Replacement, Resource, Tags};
 use crate::cloud::drift::diff;
 use crate::target::LazyBackend;
 
@@ -29,6 +29,9 @@ pub(crate) type RunFn = for<'a> fn(&'a mut Cx, &'a Outputs) -> BodyFuture<'a>;
 pub const MANAGED_BY: (&str, &str) = ("ManagedBy", "drflow");
 /// The tag that scopes a resource to one environment suffix (used by teardown).
 pub const SUFFIX_TAG: &str = "EnvironmentSuffix";
+/// The tag on a resource that drift repair replaced while something still used it; its value
+/// is the name it had. `cloud.delete_superseded` deletes such resources.
+pub const SUPERSEDED_TAG: &str = "drflow:superseded";
 
 /// What a step did to one resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,16 +40,19 @@ pub enum Change {
     Created,
     /// It existed but had drifted and was repaired.
     Updated,
+    /// It existed and was deleted (teardown, superseded resources).
+    Deleted,
     /// It existed as desired.
     Unchanged,
 }
 
 impl Change {
-    /// `created`, `updated` or `unchanged`.
+    /// `created`, `updated`, `deleted` or `unchanged`.
     pub fn name(self) -> &'static str {
         match self {
             Change::Created => "created",
             Change::Updated => "updated",
+            Change::Deleted => "deleted",
             Change::Unchanged => "unchanged",
         }
     }
@@ -102,8 +108,9 @@ impl Desired {
         self
     }
 
-    /// Spec keys the cloud cannot change in place: drift there is reported, never "repaired"
-    /// by destroying a resource that may hold data.
+    /// Spec keys the cloud cannot change in place: drift there is repaired by replacing the
+    /// resource where its kind allows ([`Kind::replacement`]), and otherwise reported as an
+    /// error, never "repaired" by destroying a resource that may hold data.
     pub fn immutable(mut self, keys: &'static [&'static str]) -> Desired {
         self.immutable = keys;
         self
@@ -154,6 +161,10 @@ impl Cx {
     }
 
     /// Finds the resource; creates it if missing; repairs drift; records what happened.
+    ///
+    /// Drift on a field the cloud cannot change in place is repaired by replacing the resource
+    /// when its kind allows that without losing anything ([`Kind::replacement`]), and refused
+    /// with an explanation otherwise.
     pub async fn ensure(&mut self, d: Desired) -> Result<Resource, StepError> {
         let b = Arc::clone(&self.backend);
         let label = format!("{} {} ({})", d.kind, d.name, d.region);
@@ -161,28 +172,7 @@ impl Cx {
             .push(json!({"kind": d.kind.name(), "region": d.region, "name": d.name}));
         let found = b.find(&d.region, d.kind, &d.name).await?;
         let Some(actual) = found else {
-            let mut spec = d.spec.clone();
-            if d.create_only.is_object() {
-                crate::sim::merge(&mut spec, &d.create_only);
-            }
-            let req = CreateRequest {
-                kind: d.kind,
-                region: d.region.clone(),
-                name: d.name.clone(),
-                spec,
-                tags: d.tags.clone(),
-                depends_on: d.depends_on.clone(),
-            };
-            let created = match b.create(&req).await {
-                Ok(r) => r,
-                // Someone created it between our find and create (a parallel retry): use theirs.
-                Err(e) if e.kind == ErrorKind::Conflict => b
-                    .find(&d.region, d.kind, &d.name)
-                    .await?
-                    .ok_or(StepError::from(e))?,
-                Err(e) => return Err(e.into()),
-            };
-            tracing::info!(kind = %d.kind, name = %d.name, region = %d.region, id = %created.id, "Created");
+            let created = self.create(&d).await?;
             self.changes
                 .push((Change::Created, format!("created {label}")));
             return Ok(created);
@@ -198,13 +188,7 @@ impl Cx {
             .iter()
             .find(|p| d.immutable.iter().any(|k| p.split('.').next() == Some(k)))
         {
-            return Err(StepError::permanent(
-                "drift",
-                format!(
-                    "{label} exists with a different {key}, which cannot change in place; \
-                     delete it (or use another environment suffix) and run again"
-                ),
-            ));
+            return self.replace(&d, actual, key, &label).await;
         }
         drift.extend(tag_drift);
         if drift.is_empty() {
@@ -212,7 +196,14 @@ impl Cx {
             return Ok(actual);
         }
         let updated = b
-            .update(&d.region, d.kind, &actual.id, &d.spec, &d.tags)
+            .update(
+                &d.region,
+                d.kind,
+                &actual.id,
+                &d.spec,
+                &d.tags,
+                &d.depends_on,
+            )
             .await?;
         tracing::warn!(kind = %d.kind, name = %d.name, region = %d.region, drift = %drift.join(", "), "Drift repaired");
         self.changes.push((
@@ -220,6 +211,132 @@ impl Cx {
             format!("repaired {label}: {} differed", drift.join(", ")),
         ));
         Ok(updated)
+    }
+
+    /// Creates the desired resource (with its creation-only keys).
+    async fn create(&self, d: &Desired) -> Result<Resource, StepError> {
+        let b = &self.backend;
+        let mut spec = d.spec.clone();
+        if d.create_only.is_object() {
+            crate::sim::merge(&mut spec, &d.create_only);
+        }
+        let req = CreateRequest {
+            kind: d.kind,
+            region: d.region.clone(),
+            name: d.name.clone(),
+            spec,
+            tags: d.tags.clone(),
+            depends_on: d.depends_on.clone(),
+        };
+        let created = match b.create(&req).await {
+            Ok(r) => r,
+            // Someone created it between our find and create (a parallel retry): use theirs.
+            Err(e) if e.kind == ErrorKind::Conflict => b
+                .find(&d.region, d.kind, &d.name)
+                .await?
+                .ok_or(StepError::from(e))?,
+            Err(e) => return Err(e.into()),
+        };
+        tracing::info!(kind = %d.kind, name = %d.name, region = %d.region, id = %created.id, "Created");
+        Ok(created)
+    }
+
+    /// Repairs drift on `key`, which cannot change in place: replaces the resource if its kind
+    /// allows, or explains why not.
+    async fn replace(
+        &mut self,
+        d: &Desired,
+        old: Resource,
+        key: &str,
+        label: &str,
+    ) -> Result<Resource, StepError> {
+        let value = |v: &Value| {
+            key.split('.')
+                .try_fold(v, |v, k| v.get(k))
+                .map_or("nothing".to_string(), Value::to_string)
+        };
+        let (has, wants) = (value(&old.spec), value(&d.spec));
+        let what = format!("{label} has {key} {has} but should have {wants}");
+        let b = Arc::clone(&self.backend);
+        let replaced = match d.kind.replacement() {
+            Replacement::Never(why) => {
+                return Err(StepError::permanent(
+                    "drift",
+                    format!(
+                        "{what}, which cannot change in place, and drflow does not replace a \
+                         {kind}: {why}. hint: if the change is wanted, move what depends on it, \
+                         delete {kind} {id} yourself (or use another env_suffix) and run again; \
+                         if not, set {key} back to {has}",
+                        kind = d.kind,
+                        id = old.id,
+                    ),
+                ));
+            }
+            Replacement::DeleteThenCreate => {
+                match b.delete(&old.region, old.kind, &old.id).await {
+                    Ok(()) => {}
+                    Err(e) if e.kind == ErrorKind::NotFound => {}
+                    Err(e) if e.kind == ErrorKind::DependencyViolation => {
+                        return Err(StepError::permanent(
+                            "drift",
+                            format!(
+                                "{what}, which cannot change in place; replacing it means \
+                                 deleting it first, which the cloud refused: {}. hint: remove \
+                                 what still uses it, or set {key} back to {has}",
+                                e.message
+                            ),
+                        ));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                let new = self.create(d).await?;
+                self.changes.push((
+                    Change::Updated,
+                    format!(
+                        "replaced {label} (deleted {}, created {}): {key} was {has}, which cannot change in place",
+                        old.id, new.id
+                    ),
+                ));
+                new
+            }
+            Replacement::CreateThenDelete => {
+                // Rename the old one aside and mark it, so that the name finds the new one and
+                // a later pass (cloud.delete_superseded) deletes the old one if it is still
+                // in use now.
+                let mut aside = Tags::new();
+                aside.insert("Name".into(), format!("{}-superseded", d.name));
+                aside.insert(SUPERSEDED_TAG.into(), d.name.clone());
+                b.update(
+                    &old.region,
+                    old.kind,
+                    &old.id,
+                    &json!({}),
+                    &aside,
+                    &old.depends_on,
+                )
+                .await?;
+                let new = self.create(d).await?;
+                let fate = match b.delete(&old.region, old.kind, &old.id).await {
+                    Ok(()) => format!("deleted {}", old.id),
+                    Err(e) if e.kind == ErrorKind::NotFound => format!("deleted {}", old.id),
+                    Err(e) if e.kind == ErrorKind::DependencyViolation => format!(
+                        "{} is deleted once what uses it points at the new one",
+                        old.id
+                    ),
+                    Err(e) => return Err(e.into()),
+                };
+                self.changes.push((
+                    Change::Updated,
+                    format!(
+                        "replaced {label} (created {}; {fate}): {key} was {has}, which cannot change in place",
+                        new.id
+                    ),
+                ));
+                new
+            }
+        };
+        tracing::warn!(kind = %d.kind, name = %d.name, region = %d.region, key, "Drift repaired by replacement");
+        Ok(replaced)
     }
 
     /// Waits until a resource is available (the sim moves its virtual clock).
@@ -230,24 +347,22 @@ impl Cx {
             .await?)
     }
 
-    /// Records something done outside [`Cx::ensure`] (a deletion), reported as a change.
-    pub fn note(&mut self, line: String) {
-        self.changes.push((Change::Updated, line));
+    /// Records a deletion done outside [`Cx::ensure`] (teardown, superseded resources).
+    pub fn note_deleted(&mut self, line: String) {
+        self.changes.push((Change::Deleted, line));
     }
 
     /// Adds the change report to a step's own outputs.
     fn finish(self, mut out: Outputs) -> Outputs {
         // Repairs win over creations: "updated" says drift was found. A step that only
         // created (some of) its resources reports "created", even if it shares others with a
-        // step that made them first (a validation record, the us-east-1 topic).
+        // step that made them first (the DNS validation record both regions' certificates
+        // use). A step that only deleted reports "deleted" (teardown).
         let any = |c: Change| self.changes.iter().any(|(x, _)| *x == c);
-        let change = if any(Change::Updated) {
-            Change::Updated
-        } else if any(Change::Created) {
-            Change::Created
-        } else {
-            Change::Unchanged
-        };
+        let change = [Change::Updated, Change::Created, Change::Deleted]
+            .into_iter()
+            .find(|c| any(*c))
+            .unwrap_or(Change::Unchanged);
         out.insert("change".into(), json!(change.name()));
         let lines: Vec<&String> = self
             .changes
@@ -302,12 +417,12 @@ pub(crate) fn cloud_spec(name: &'static str, doc: &'static str) -> StepSpec {
         .output(
             "change",
             ValueType::String,
-            "created, updated (drift repaired) or unchanged.",
+            "created, updated (drift repaired, in place or by replacement), deleted (it only removed resources) or unchanged.",
         )
         .output(
             "changes",
             ValueType::List,
-            "One line per resource created or repaired.",
+            "One line per resource created, repaired, replaced or deleted.",
         )
         .output(
             "resources",

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use drflow_engine::{Outputs, Registry, StepError, ValueType};
 use serde_json::{Value, json};
 
-use super::framework::{BodyFuture, CloudStep, Cx, MANAGED_BY, SUFFIX_TAG, cloud_spec};
+use super::framework::{
+    BodyFuture, CloudStep, Cx, MANAGED_BY, SUFFIX_TAG, SUPERSEDED_TAG, cloud_spec,
+};
 use super::input;
 use crate::backend::{ErrorKind, GLOBAL, Kind, Resource, ResourceState};
 use crate::target::LazyBackend;
@@ -60,6 +62,38 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
     );
     teardown.has_undo = false;
     reg.register(CloudStep::boxed(teardown, backend, run_teardown));
+
+    let mut superseded = cloud_spec(
+        "cloud.delete_superseded",
+        "Deletes what drift repair replaced but could not delete at once because something still \
+         used it (a health check the DNS records pointed at): every resource of the environment \
+         tagged drflow:superseded, dependents first. Runs after every step that may repoint to \
+         a replacement. Reports `deleted`, or `unchanged` when there was nothing to delete.",
+    )
+    .required(
+        "regions",
+        ValueType::List,
+        "Regions to look in (global resources always are).",
+    )
+    .optional(
+        "max_passes",
+        ValueType::Int,
+        json!(3),
+        "Passes over what is left before giving up.",
+    )
+    .output(
+        "deleted",
+        ValueType::Int,
+        "How many superseded resources were deleted.",
+    )
+    .output(
+        "remaining",
+        ValueType::List,
+        "Superseded resources still in use by something drflow does not manage (left for a \
+         later run, with a warning).",
+    );
+    superseded.has_undo = false;
+    reg.register(CloudStep::boxed(superseded, backend, run_delete_superseded));
 }
 
 async fn get(cx: &Cx, region: &str, kind: Kind, ty: &str) -> Result<Option<Resource>, StepError> {
@@ -169,59 +203,14 @@ fn run_readiness<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
 
 fn run_teardown<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
     Box::pin(async move {
-        let mut regions = vec![GLOBAL.to_string()];
-        for r in input::strings(p, "regions")? {
-            if !regions.contains(&r) {
-                regions.push(r);
-            }
-        }
-        let passes = input::int(p, "max_passes")?.max(1);
-        let mut deleted = 0i64;
-        let mut remaining: Vec<Resource> = Vec::new();
-        for _ in 0..passes {
-            let mut listed: Vec<Resource> = Vec::new();
-            for region in &regions {
-                listed.extend(cx.backend.list(Some(region), None).await?);
-            }
-            // Cross-region dependencies of equal rank (a replica bucket, a table replica) may be
-            // met out of order; the next pass picks them up.
-            let mut mine: Vec<(usize, Resource)> = listed
-                .into_iter()
-                .filter(|r| r.tags.get(MANAGED_BY.0).map(String::as_str) == Some(MANAGED_BY.1))
-                .filter(|r| r.tags.get(SUFFIX_TAG) == Some(&cx.suffix))
-                .enumerate()
-                .collect();
-            // Dependents first: higher kind rank, then newer before older within a rank.
-            mine.sort_by(|(ia, a), (ib, b)| b.kind.rank().cmp(&a.kind.rank()).then(ib.cmp(ia)));
-            remaining.clear();
-            let mut progress = false;
-            for (_, r) in mine {
-                match cx.backend.delete(&r.region, r.kind, &r.id).await {
-                    Ok(()) => {
-                        deleted += 1;
-                        progress = true;
-                        cx.note(format!("deleted {} {} ({})", r.kind, r.name, r.region));
-                    }
-                    Err(e) if e.kind == ErrorKind::NotFound => {}
-                    Err(e) if e.kind == ErrorKind::DependencyViolation => remaining.push(r),
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            if remaining.is_empty() || !progress {
-                break;
-            }
-        }
+        let (deleted, remaining) = delete_where(cx, p, |_| true).await?;
         if !remaining.is_empty() {
-            let names: Vec<String> = remaining
-                .iter()
-                .map(|r| format!("{} {} ({})", r.kind, r.name, r.region))
-                .collect();
             return Err(StepError::retryable(
                 "dependency_violation",
                 format!(
                     "deleted {deleted} resource(s) but {} remain, still used by something drflow does not manage: {}",
-                    names.len(),
-                    names.join(", ")
+                    remaining.len(),
+                    remaining.join(", ")
                 ),
             ));
         }
@@ -230,4 +219,83 @@ fn run_teardown<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
         out.insert("remaining".into(), json!([]));
         Ok(out)
     })
+}
+
+fn run_delete_superseded<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
+    Box::pin(async move {
+        let (deleted, remaining) =
+            delete_where(cx, p, |r| r.tags.contains_key(SUPERSEDED_TAG)).await?;
+        if !remaining.is_empty() {
+            tracing::warn!(
+                remaining = %remaining.join(", "),
+                "Superseded resources are still in use by something drflow does not manage; \
+                 a later provision deletes them once they are free"
+            );
+        }
+        let mut out = Outputs::new();
+        out.insert("deleted".into(), json!(deleted));
+        out.insert("remaining".into(), json!(remaining));
+        Ok(out)
+    })
+}
+
+/// Deletes every resource of the environment (tagged ManagedBy=drflow and the suffix) in the
+/// `regions` input and the global ones that `keep` selects: dependents first, in passes until
+/// nothing is left or a pass makes no progress. Returns how many were deleted and what could
+/// not be (still in use).
+async fn delete_where(
+    cx: &mut Cx,
+    p: &Outputs,
+    keep: impl Fn(&Resource) -> bool,
+) -> Result<(i64, Vec<String>), StepError> {
+    let mut regions = vec![GLOBAL.to_string()];
+    for r in input::strings(p, "regions")? {
+        if !regions.contains(&r) {
+            regions.push(r);
+        }
+    }
+    let passes = input::int(p, "max_passes")?.max(1);
+    let mut deleted = 0i64;
+    let mut remaining: Vec<Resource> = Vec::new();
+    for _ in 0..passes {
+        let mut listed: Vec<Resource> = Vec::new();
+        for region in &regions {
+            listed.extend(cx.backend.list(Some(region), None).await?);
+        }
+        // Cross-region dependencies of equal rank (a replica bucket, a table replica) may be
+        // met out of order; the next pass picks them up.
+        let mut mine: Vec<(usize, Resource)> = listed
+            .into_iter()
+            .filter(|r| r.tags.get(MANAGED_BY.0).map(String::as_str) == Some(MANAGED_BY.1))
+            .filter(|r| r.tags.get(SUFFIX_TAG) == Some(&cx.suffix))
+            .filter(|r| keep(r))
+            .enumerate()
+            .collect();
+        // Dependents first: higher kind rank, then newer before older within a rank.
+        mine.sort_by(|(ia, a), (ib, b)| b.kind.rank().cmp(&a.kind.rank()).then(ib.cmp(ia)));
+        remaining.clear();
+        let mut progress = false;
+        for (_, r) in mine {
+            match cx.backend.delete(&r.region, r.kind, &r.id).await {
+                Ok(()) => {
+                    deleted += 1;
+                    progress = true;
+                    cx.note_deleted(format!("deleted {} {} ({})", r.kind, r.name, r.region));
+                }
+                Err(e) if e.kind == ErrorKind::NotFound => {}
+                Err(e) if e.kind == ErrorKind::DependencyViolation => remaining.push(r),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if remaining.is_empty() || !progress {
+            break;
+        }
+    }
+    Ok((
+        deleted,
+        remaining
+            .iter()
+            .map(|r| format!("{} {} ({})", r.kind, r.name, r.region))
+            .collect(),
+    ))
 }

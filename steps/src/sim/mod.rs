@@ -251,8 +251,12 @@ impl CloudBackend for SimBackend {
         id: &'a str,
         spec: &'a Value,
         tags: &'a Tags,
+        depends_on: &'a [String],
     ) -> CloudFuture<'a, Resource> {
-        ready(self.with_world(|w| w.update(region, kind, id, spec, tags).map(|r| (r, true))))
+        ready(self.with_world(|w| {
+            w.update(region, kind, id, spec, tags, depends_on)
+                .map(|r| (r, true))
+        }))
     }
 
     fn delete<'a>(&'a self, region: &'a str, kind: Kind, id: &'a str) -> CloudFuture<'a, ()> {

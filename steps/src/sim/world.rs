@@ -283,7 +283,8 @@ impl World {
         Ok(resource)
     }
 
-    /// Merges spec keys and tags into an existing resource.
+    /// Merges spec keys and tags into an existing resource and replaces what it depends on. A
+    /// `Name` tag renames a kind [named by its tag](Kind::named_by_tag).
     pub fn update(
         &mut self,
         region: &str,
@@ -291,7 +292,19 @@ impl World {
         id: &str,
         spec: &Value,
         tags: &Tags,
+        depends_on: &[String],
     ) -> Result<Resource, CloudError> {
+        let had = &self.get(region, kind, id)?.resource.depends_on;
+        // A new reference must exist; one it already had may have gone meanwhile.
+        if let Some(missing) = depends_on
+            .iter()
+            .find(|d| !had.contains(d) && !self.exists(d))
+        {
+            return Err(CloudError::new(
+                ErrorKind::NotFound,
+                format!("{kind} {id} would refer to {missing}, which does not exist"),
+            ));
+        }
         self.clock_ms += self.config.api_call_ms;
         let now = self.clock_ms;
         let r = self.get_mut(region, kind, id)?;
@@ -299,6 +312,10 @@ impl World {
         for (k, v) in tags {
             r.resource.tags.insert(k.clone(), v.clone());
         }
+        if let (true, Some(name)) = (kind.named_by_tag(), tags.get("Name")) {
+            r.resource.name = name.clone();
+        }
+        r.resource.depends_on = depends_on.to_vec();
         if kind == Kind::LaunchTemplate {
             // Every change to a launch template is a new version.
             let v = r
@@ -469,6 +486,54 @@ mod tests {
         assert!(w.create(&req(Kind::IamRole, GLOBAL, "r", &[])).is_ok());
         let err = w.create(&req(Kind::Vpc, "mars-1", "v", &[])).unwrap_err();
         assert!(err.message.contains("unknown region"));
+    }
+
+    #[test]
+    fn updates_replace_references_so_the_old_target_can_go() {
+        let mut w = World::default();
+        let old = w
+            .create(&req(Kind::HealthCheck, GLOBAL, "hc", &[]))
+            .unwrap();
+        let rec = w
+            .create(&req(Kind::DnsRecord, GLOBAL, "rec", &[&old.id]))
+            .unwrap();
+        // Renamed aside by its Name tag, as a health check's name is.
+        let mut tags = Tags::new();
+        tags.insert("Name".into(), "hc-superseded".into());
+        w.update(GLOBAL, Kind::HealthCheck, &old.id, &json!({}), &tags, &[])
+            .unwrap();
+        assert!(w.find(GLOBAL, Kind::HealthCheck, "hc").is_none());
+        let new = w
+            .create(&req(Kind::HealthCheck, GLOBAL, "hc", &[]))
+            .unwrap();
+        let err = w.delete(GLOBAL, Kind::HealthCheck, &old.id).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::DependencyViolation);
+        let missing = w.update(
+            GLOBAL,
+            Kind::DnsRecord,
+            &rec.id,
+            &json!({}),
+            &Tags::new(),
+            &["nope".into()],
+        );
+        assert_eq!(missing.unwrap_err().kind, ErrorKind::NotFound);
+        w.update(
+            GLOBAL,
+            Kind::DnsRecord,
+            &rec.id,
+            &json!({}),
+            &Tags::new(),
+            &[new.id],
+        )
+        .unwrap();
+        w.delete(GLOBAL, Kind::HealthCheck, &old.id).unwrap();
+        // A name that is not a tag stays.
+        let mut tags = Tags::new();
+        tags.insert("Name".into(), "other".into());
+        let r = w
+            .update(GLOBAL, Kind::DnsRecord, &rec.id, &json!({}), &tags, &[])
+            .unwrap();
+        assert_eq!(r.name, "rec");
     }
 
     #[test]

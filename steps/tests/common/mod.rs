@@ -46,6 +46,38 @@ impl Cloud {
     }
 
     pub async fn try_run(&self, runbook: &str, params_file: &str) -> RunReport {
+        self.try_run_with(runbook, params_file, &[]).await
+    }
+
+    /// Runs a shipped runbook with a shipped parameter file and `-p name=value` overrides;
+    /// panics unless it succeeds.
+    pub async fn run_with(
+        &self,
+        runbook: &str,
+        params_file: &str,
+        overrides: &[(&str, &str)],
+    ) -> RunReport {
+        let report = self.try_run_with(runbook, params_file, overrides).await;
+        assert_eq!(
+            report.status,
+            RunStatus::Succeeded,
+            "{runbook} with {params_file} and {overrides:?} failed: {:#?}",
+            report
+                .steps
+                .iter()
+                .filter(|s| s.error.is_some())
+                .map(|s| (&s.id, &s.error))
+                .collect::<Vec<_>>()
+        );
+        report
+    }
+
+    pub async fn try_run_with(
+        &self,
+        runbook: &str,
+        params_file: &str,
+        overrides: &[(&str, &str)],
+    ) -> RunReport {
         let path = repo().join("runbooks").join(runbook);
         let source = std::fs::read_to_string(&path).expect("runbook");
         let rb = drflow_engine::compile(&path.display().to_string(), &source, &self.registry)
@@ -55,7 +87,10 @@ impl Cloud {
         let params = drflow_engine::resolve_params(
             &rb,
             Some((params_path.to_str().unwrap(), &params_text)),
-            &[],
+            &overrides
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>(),
         )
         .expect("params resolve");
         let (_tx, rx) = tokio::sync::watch::channel(Stop::No);
