@@ -61,7 +61,7 @@ pub fn text(report: &RunReport, target: &str) -> String {
         count(StepStatus::Interrupted),
     );
     if let Some(c) = changes(report) {
-        if c.created + c.updated == 0 {
+        if c.created + c.updated + c.deleted == 0 {
             let _ = writeln!(
                 out,
                 "no changes: {} provisioning step(s) found everything as it should be",
@@ -70,8 +70,8 @@ pub fn text(report: &RunReport, target: &str) -> String {
         } else {
             let _ = writeln!(
                 out,
-                "changes: {} step(s) created resources, {} repaired drift, {} unchanged",
-                c.created, c.updated, c.unchanged
+                "changes: {} step(s) created resources, {} repaired drift, {} deleted resources, {} unchanged",
+                c.created, c.updated, c.deleted, c.unchanged
             );
         }
     }
@@ -98,6 +98,8 @@ pub struct Changes {
     pub created: usize,
     /// Steps that repaired drift.
     pub updated: usize,
+    /// Steps that deleted resources (destroy, cleanup of replaced ones).
+    pub deleted: usize,
     /// Steps that found everything as it should be.
     pub unchanged: usize,
 }
@@ -107,6 +109,7 @@ pub fn changes(report: &RunReport) -> Option<Changes> {
     let mut c = Changes {
         created: 0,
         updated: 0,
+        deleted: 0,
         unchanged: 0,
     };
     let mut any = false;
@@ -119,6 +122,7 @@ pub fn changes(report: &RunReport) -> Option<Changes> {
         {
             Some("created") => c.created += 1,
             Some("updated") => c.updated += 1,
+            Some("deleted") => c.deleted += 1,
             Some(_) => c.unchanged += 1,
             None => continue,
         }
@@ -154,6 +158,7 @@ pub fn json(report: &RunReport, target: &str) -> Value {
         "changes": changes(report).map(|c| json!({
             "created": c.created,
             "updated": c.updated,
+            "deleted": c.deleted,
             "unchanged": c.unchanged,
         })),
     })

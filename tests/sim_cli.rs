@@ -79,11 +79,17 @@ fn provision_show_rerun_destroy_in_separate_processes() {
     assert_eq!(code, 0);
     assert!(text.contains("no changes: "), "{text}");
 
-    let (code, _, err) = drflow(
+    let (code, out, err) = drflow(
         state,
         &[&["run", "runbooks/destroy.yaml"][..], &params].concat(),
     );
     assert_eq!(code, 0, "{err}");
+    let destroyed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        destroyed["changes"]["deleted"].as_u64() > Some(0),
+        "{destroyed:#}"
+    );
+    assert_eq!(destroyed["changes"]["created"], 0);
     let (_, table, _) = drflow(state, &["sim", "show"]);
     assert!(table.contains("0 resource(s)"), "{table}");
 
