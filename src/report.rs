@@ -70,7 +70,7 @@ pub fn text(report: &RunReport, target: &str) -> String {
         } else {
             let _ = writeln!(
                 out,
-                "changes: {} step(s) created resources, {} repaired drift, {} deleted resources, {} unchanged",
+                "changes by step: {} created resources, {} repaired drift, {} deleted resources, {} unchanged",
                 c.created, c.updated, c.deleted, c.unchanged
             );
         }

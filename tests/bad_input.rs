@@ -138,9 +138,18 @@ fn the_aws_target_is_refused_up_front_while_it_has_no_backend() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty(), "nothing ran");
     let text = stderr(&out);
-    assert!(text.starts_with("error: --target aws: this build has no AWS backend yet"), "{text}");
-    assert!(text.contains("(kms, vpc_primary, vpc_standby and "), "{text}");
-    assert!(text.contains("hint: run it on the embedded simulated cloud"), "{text}");
+    assert!(
+        text.starts_with("error: --target aws: this build has no AWS backend yet"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(kms, vpc_primary, vpc_standby and "),
+        "{text}"
+    );
+    assert!(
+        text.contains("hint: run it on the embedded simulated cloud"),
+        "{text}"
+    );
 }
 
 #[test]
