@@ -152,3 +152,50 @@ fn outputs_without_a_run_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("hint:"));
 }
+
+#[test]
+fn destroy_is_refused_while_a_provision_of_the_same_environment_runs() {
+    let dir = tempfile::tempdir().expect("dir");
+    let state = dir.path();
+    let marker = state.join("paused");
+    let mut child = drflow(state)
+        .args([
+            "run",
+            "runbooks/provision.yaml",
+            "--params-file",
+            "runbooks/params/eu.yaml",
+        ])
+        .env("DRFLOW_TEST_PAUSE", "before:step_started:dns")
+        .env("DRFLOW_TEST_PAUSE_FILE", &marker)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !marker.exists() {
+        assert!(Instant::now() < deadline, "provision never paused");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let holder = std::fs::read_to_string(&marker).expect("pid");
+    let out = drflow(state)
+        .args([
+            "run",
+            "runbooks/destroy.yaml",
+            "--params-file",
+            "runbooks/params/eu.yaml",
+        ])
+        .output()
+        .expect("runs");
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("environment-prod-eu"),
+        "names the lock: {stderr}"
+    );
+    assert!(stderr.contains("held by"), "names the holder: {stderr}");
+    assert!(!holder.is_empty());
+    // The world was not touched by the refused destroy: the half-built environment is still there.
+    assert!(!world(state).is_empty());
+}
