@@ -555,28 +555,22 @@ fn run_s3<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
         let dst = cx.name(&format!("{ty}-{standby}"));
         let (src_arn, dst_arn) = (format!("arn:aws:s3:::{src}"), format!("arn:aws:s3:::{dst}"));
 
-        let role_name = cx.name("s3-replication-role");
-        let tags = cx.tags(&role_name, Role::Primary);
         let role = cx
-            .ensure(
-                Desired::new(Kind::IamRole, GLOBAL, &role_name, json!({
-                    "assume_role_policy": {
-                        "Version": "2012-10-17",
-                        "Statement": [{"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Action": "sts:AssumeRole"}]
-                    },
-                    "inline_policies": {"replication": {
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {"Effect": "Allow", "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"], "Resource": src_arn},
-                            {"Effect": "Allow", "Action": ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging"], "Resource": format!("{src_arn}/*")},
-                            {"Effect": "Allow", "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"], "Resource": format!("{dst_arn}/*")},
-                            {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": primary_key},
-                            {"Effect": "Allow", "Action": ["kms:Encrypt"], "Resource": standby_key},
-                        ]
-                    }},
-                    "managed_policy_arns": [],
-                }))
-                .tags(tags),
+            .ensure_service_role(
+                "s3-replication-role",
+                Role::Primary,
+                "s3.amazonaws.com",
+                "replication",
+                json!({
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {"Effect": "Allow", "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"], "Resource": src_arn},
+                        {"Effect": "Allow", "Action": ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging"], "Resource": format!("{src_arn}/*")},
+                        {"Effect": "Allow", "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"], "Resource": format!("{dst_arn}/*")},
+                        {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": primary_key},
+                        {"Effect": "Allow", "Action": ["kms:Encrypt"], "Resource": standby_key},
+                    ]
+                }),
             )
             .await?;
 

@@ -160,6 +160,38 @@ impl Cx {
         t
     }
 
+    /// Ensures the IAM role `<ty>-<suffix>` that one AWS service may assume, with one inline
+    /// policy and nothing else attached: the shape of every least-privilege role drflow makes.
+    pub async fn ensure_service_role(
+        &mut self,
+        ty: &str,
+        role: Role,
+        service: &str,
+        policy_name: &str,
+        policy: Value,
+    ) -> Result<Resource, StepError> {
+        let name = self.name(ty);
+        let tags = self.tags(&name, role);
+        self.ensure(
+            Desired::new(
+                Kind::IamRole,
+                crate::backend::GLOBAL,
+                &name,
+                json!({
+                    "assume_role_policy": {
+                        "Version": "2012-10-17",
+                        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]
+                    },
+                    "inline_policies": {policy_name: policy},
+                    "managed_policy_arns": [],
+                    "max_session_duration": 3600,
+                }),
+            )
+            .tags(tags),
+        )
+        .await
+    }
+
     /// Finds the resource; creates it if missing; repairs drift; records what happened.
     ///
     /// Drift on a field the cloud cannot change in place is repaired by replacing the resource

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::framework::{BodyFuture, CloudStep, Cx, Desired, Role, cloud_spec};
 use super::input;
-use crate::backend::{GLOBAL, Kind, Resource};
+use crate::backend::{Kind, Resource};
 use crate::target::LazyBackend;
 
 /// The lag above which the RPO budget (1 minute) is at risk: 30 s, in milliseconds.
@@ -656,22 +656,16 @@ fn run_queue<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
         if !sources.is_empty() {
             let account = queue.arn.split(':').nth(4).unwrap_or("*").to_string();
             let bus = format!("arn:aws:events:{queue_region}:{account}:event-bus/default");
-            let role_name = cx.name("events-forward-role");
-            let tags = cx.tags(&role_name, Role::Primary);
             let role = cx
-                .ensure(
-                    Desired::new(Kind::IamRole, GLOBAL, &role_name, json!({
-                        "assume_role_policy": {
-                            "Version": "2012-10-17",
-                            "Statement": [{"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole"}]
-                        },
-                        "inline_policies": {"forward": {
-                            "Version": "2012-10-17",
-                            "Statement": [{"Effect": "Allow", "Action": "events:PutEvents", "Resource": bus}]
-                        }},
-                        "managed_policy_arns": [],
-                    }))
-                    .tags(tags),
+                .ensure_service_role(
+                    "events-forward-role",
+                    Role::Primary,
+                    "events.amazonaws.com",
+                    "forward",
+                    json!({
+                        "Version": "2012-10-17",
+                        "Statement": [{"Effect": "Allow", "Action": "events:PutEvents", "Resource": bus}]
+                    }),
                 )
                 .await?;
             for region in &sources {

@@ -308,13 +308,6 @@ fn run_kms<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
     })
 }
 
-fn trust(service: &str) -> serde_json::Value {
-    json!({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]
-    })
-}
-
 fn run_iam<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
     Box::pin(async move {
         let tables = input::strings(p, "table_arns")?;
@@ -346,22 +339,13 @@ fn run_iam<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
                 put_metrics,
             ]
         });
-        let name = cx.name("ec2-role");
-        let tags = cx.tags(&name, Role::Primary);
         let ec2 = cx
-            .ensure(
-                Desired::new(
-                    Kind::IamRole,
-                    GLOBAL,
-                    &name,
-                    json!({
-                        "assume_role_policy": trust("ec2.amazonaws.com"),
-                        "inline_policies": {"trading-app": ec2_policy},
-                        "managed_policy_arns": [],
-                        "max_session_duration": 3600,
-                    }),
-                )
-                .tags(tags),
+            .ensure_service_role(
+                "ec2-role",
+                Role::Primary,
+                "ec2.amazonaws.com",
+                "trading-app",
+                ec2_policy,
             )
             .await?;
         let name = cx.name("ec2-instance-profile");
@@ -393,22 +377,13 @@ fn run_iam<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
                 ], "Resource": format!("arn:aws:logs:*:*:log-group:/aws/lambda/{function}:*")},
             ]
         });
-        let name = cx.name("lambda-role");
-        let tags = cx.tags(&name, Role::Standby);
         let lambda = cx
-            .ensure(
-                Desired::new(
-                    Kind::IamRole,
-                    GLOBAL,
-                    &name,
-                    json!({
-                        "assume_role_policy": trust("lambda.amazonaws.com"),
-                        "inline_policies": {"replication-monitor": lambda_policy},
-                        "managed_policy_arns": [],
-                        "max_session_duration": 3600,
-                    }),
-                )
-                .tags(tags),
+            .ensure_service_role(
+                "lambda-role",
+                Role::Standby,
+                "lambda.amazonaws.com",
+                "replication-monitor",
+                lambda_policy,
             )
             .await?;
         let mut out = Outputs::new();
