@@ -701,7 +701,10 @@ impl Compiler {
                             self.hint(
                                 v.pos,
                                 format!("unknown step type `{uses}` in {label}"),
-                                suggest(&uses, type_names),
+                                match nearest(&uses, type_names.iter().copied()) {
+                                    Some(near) => format!("did you mean `{near}`?"),
+                                    None => "`drflow steps` lists every step type".to_string(),
+                                },
                             );
                         }
                         (uses, None)

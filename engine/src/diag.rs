@@ -170,7 +170,10 @@ pub fn suggest(name: &str, candidates: &[&str]) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-        None => "run `drflow steps` to list what is available".to_string(),
+        None => format!(
+            "none of the {} known names is close to `{name}`; check the spelling",
+            candidates.len()
+        ),
     }
 }
 
