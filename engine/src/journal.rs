@@ -53,6 +53,7 @@
 //! `DRFLOW_JOURNAL_SYNC=full` for an fsync per commit when the host itself may die mid-run
 //! ([`Durability::Full`]).
 
+#[cfg(not(unix))]
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -757,32 +758,18 @@ fn set_wal(conn: &Connection, path: &Path) -> Result<(), JournalError> {
 
 /// Refuses a non-empty file that is not SQLite, without opening it with SQLite.
 fn check_header(path: &Path) -> Result<(), JournalError> {
-    let mut file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+    let header = match read_header(path) {
+        Ok(Some(h)) => h,
+        Ok(None) => return Ok(()),
         Err(source) => {
             return Err(JournalError::Io {
-                action: "open the journal",
+                action: "read the journal",
                 path: path.to_owned(),
                 source,
             });
         }
     };
-    let mut header = [0u8; 100];
-    let mut read = 0;
-    while read < header.len() {
-        match file.read(&mut header[read..]) {
-            Ok(0) => break,
-            Ok(n) => read += n,
-            Err(source) => {
-                return Err(JournalError::Io {
-                    action: "read the journal",
-                    path: path.to_owned(),
-                    source,
-                });
-            }
-        }
-    }
+    let (read, header) = header;
     if read == 0 {
         return Ok(()); // an empty file: SQLite treats it as a new database
     }
@@ -792,6 +779,72 @@ fn check_header(path: &Path) -> Result<(), JournalError> {
         });
     }
     Ok(())
+}
+
+/// The first 100 bytes of `path` (and how many there were), or `None` when it does not exist.
+///
+/// POSIX advisory locks belong to the process, and closing *any* descriptor of a file drops
+/// every lock the process holds on it — including the shared lock a SQLite connection of this
+/// process holds on the journal while it is open in WAL mode. Without that lock, another process
+/// closing its own connection (a `sqlite3` shell, a script) believes it is the last user, then
+/// checkpoints and deletes the WAL under us: our later commits (lease heartbeats, events) go to a
+/// deleted file. So the descriptor used to read a header is never closed: one per file (device
+/// and inode) for the life of the process, reused by every later check.
+#[cfg(unix)]
+fn read_header(path: &Path) -> std::io::Result<Option<(usize, [u8; 100])>> {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    use std::sync::Mutex;
+    static OPEN: Mutex<Vec<(u64, u64, std::fs::File)>> = Mutex::new(Vec::new());
+
+    let mut open = OPEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let id = match std::fs::metadata(path) {
+        Ok(m) => (m.dev(), m.ino()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let idx = match open.iter().position(|(d, i, _)| (*d, *i) == id) {
+        Some(idx) => idx,
+        None => {
+            let file = match std::fs::File::open(path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let m = file.metadata()?;
+            open.push((m.dev(), m.ino(), file));
+            open.len() - 1
+        }
+    };
+    let file = &open[idx].2;
+    let mut header = [0u8; 100];
+    let mut read = 0;
+    while read < header.len() {
+        match file.read_at(&mut header[read..], read as u64)? {
+            0 => break,
+            n => read += n,
+        }
+    }
+    Ok(Some((read, header)))
+}
+
+#[cfg(not(unix))]
+fn read_header(path: &Path) -> std::io::Result<Option<(usize, [u8; 100])>> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut header = [0u8; 100];
+    let mut read = 0;
+    while read < header.len() {
+        match file.read(&mut header[read..])? {
+            0 => break,
+            n => read += n,
+        }
+    }
+    Ok(Some((read, header)))
 }
 
 /// Reads the application id and the number of schema objects, mapping corruption to an error.

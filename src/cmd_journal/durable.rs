@@ -97,6 +97,17 @@ fn lock_key(key: &str) -> String {
     format!("lock/{key}")
 }
 
+/// A lease key as the user knows it: the `lock:` value, or `run <id>`.
+fn display_key(key: &str) -> String {
+    if let Some(k) = key.strip_prefix("lock/") {
+        k.to_owned()
+    } else if let Some(id) = key.strip_prefix("run/") {
+        format!("run {id}")
+    } else {
+        key.to_owned()
+    }
+}
+
 pub(super) fn run_key(run_id: &str) -> String {
     format!("run/{run_id}")
 }
@@ -117,6 +128,21 @@ fn evaluate_lock(rb: &Runbook, run_id: &str, params: &Outputs) -> Result<Option<
     }
 }
 
+/// The lease timings: the defaults, or for tests `DRFLOW_TEST_LEASE_HEARTBEAT_MS` (the ttl is
+/// three heartbeats, as by default).
+fn lease_options() -> LeaseOptions {
+    match std::env::var("DRFLOW_TEST_LEASE_HEARTBEAT_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        Some(ms) if ms > 0 => LeaseOptions {
+            heartbeat: Duration::from_millis(ms),
+            ttl: Duration::from_millis(ms * 3),
+        },
+        _ => LeaseOptions::default(),
+    }
+}
+
 /// Takes the leases a run needs: its own (so a run is never resumed twice at once) and the
 /// runbook's `lock:`.
 pub(super) fn take_leases(
@@ -129,12 +155,7 @@ pub(super) fn take_leases(
 ) -> Result<Vec<Lease>, Failure> {
     let mut leases = Vec::new();
     if own {
-        match Lease::acquire(
-            journal_path,
-            &run_key(run_id),
-            run_id,
-            LeaseOptions::default(),
-        ) {
+        match Lease::acquire(journal_path, &run_key(run_id), run_id, lease_options()) {
             Ok(l) => leases.push(l),
             Err(LockError::Held { holder }) => {
                 return Err(Failure::invalid(format!(
@@ -154,7 +175,7 @@ pub(super) fn take_leases(
                 journal_path,
                 &lock_key(&key),
                 run_id,
-                LeaseOptions::default(),
+                lease_options(),
                 Duration::from_millis(200),
                 args.wait_lock_timeout,
                 |h: &Holder| {
@@ -165,12 +186,7 @@ pub(super) fn take_leases(
                 },
             )
         } else {
-            Lease::acquire(
-                journal_path,
-                &lock_key(&key),
-                run_id,
-                LeaseOptions::default(),
-            )
+            Lease::acquire(journal_path, &lock_key(&key), run_id, lease_options())
         };
         let lease = lease.map_err(|e| match e {
             LockError::Held { holder } => Failure::invalid(format!(
@@ -351,6 +367,7 @@ impl Durable {
     ) -> Result<RunReport, RunError> {
         let recorder = (self.journal.is_none() && rb.on_failure == OnFailure::Rollback)
             .then(Recorder::default);
+        let stop = self.stop_when_a_lease_is_lost(stop);
         let mut report = {
             let mut sinks = Sinks {
                 journal: self.journal.as_mut(),
@@ -389,12 +406,64 @@ impl Durable {
         for lease in &self.leases {
             if lease.is_lost() {
                 report.errors.push(format!(
-                    "the lock `{}` was lost during the run (another host took it over)",
-                    lease.key()
+                    "the lock `{}` was lost during the run (another process took it over, or it \
+                     could not be renewed before it expired)",
+                    display_key(lease.key())
                 ));
             }
         }
         Ok(report)
+    }
+
+    /// A stop signal that follows `outer` (Ctrl-C, SIGTERM) and also turns to a graceful stop
+    /// when one of the run's leases is lost: another process now holds the lock (or may, its
+    /// lease having expired unrenewed), so this run must start nothing more.
+    fn stop_when_a_lease_is_lost(&self, mut outer: watch::Receiver<Stop>) -> watch::Receiver<Stop> {
+        if self.leases.is_empty() {
+            return outer;
+        }
+        let flags: Vec<(String, std::sync::Arc<std::sync::atomic::AtomicBool>)> = self
+            .leases
+            .iter()
+            .map(|l| (l.key().to_owned(), l.lost_flag()))
+            .collect();
+        let (tx, rx) = watch::channel(*outer.borrow());
+        tokio::spawn(async move {
+            let mut told = false;
+            loop {
+                tokio::select! {
+                    changed = outer.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        let s = *outer.borrow();
+                        if tx.send(s).is_err() {
+                            return;
+                        }
+                    }
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {
+                        if told {
+                            continue;
+                        }
+                        if let Some((key, _)) = flags
+                            .iter()
+                            .find(|(_, f)| f.load(std::sync::atomic::Ordering::SeqCst))
+                        {
+                            told = true;
+                            eprintln!(
+                                "drflow: LOST the lock `{}`: another run may hold it now; stopping \
+                                 (no new step starts)",
+                                display_key(key)
+                            );
+                            if *tx.borrow() == Stop::No && tx.send(Stop::Graceful).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        rx
     }
 
     /// Prints what an automatic rollback did (on stderr, so `--output json` stays one document).

@@ -1,0 +1,268 @@
+//! Regression tests for the durable-run QA pass (docs/journal.md), through the `drflow` binary.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use drflow_engine::RunEvent;
+
+const RUNBOOK: &str = r#"runbook: crashy
+params:
+  out: { type: string }
+  hold: { type: string, default: /nonexistent/hold }
+steps:
+  - id: a
+    uses: core.append_file
+    with: { path: "${{ params.out }}", line: a }
+  - id: b
+    needs: [a]
+    uses: core.append_file
+    with: { path: "${{ params.out }}", line: b, hold_while: "${{ params.hold }}" }
+  - id: c
+    needs: [b]
+    uses: core.append_file
+    with: { path: "${{ params.out }}", line: c }
+outputs:
+  c: ${{ steps.c.outputs.line }}
+"#;
+
+struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        let s = Sandbox {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        std::fs::write(s.path("crashy.yaml"), RUNBOOK).unwrap();
+        s
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn journal_path(&self) -> PathBuf {
+        self.path(".drflow").join("journal.db")
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.path(name), text).unwrap();
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_drflow"));
+        c.current_dir(self.dir.path())
+            .env("DRFLOW_TEST_STEPS", "1")
+            .env("DRFLOW_LOG", "warn")
+            .env_remove("DRFLOW_STATE_DIR")
+            .env_remove("DRFLOW_TEST_PAUSE")
+            .env_remove("DRFLOW_JOURNAL_SYNC")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn crashy(&self, extra: &[&str]) -> Vec<String> {
+        let mut args = vec![
+            "run".to_owned(),
+            "crashy.yaml".to_owned(),
+            "-p".to_owned(),
+            format!("out={}", self.path("out.txt").display()),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    }
+
+    fn spawn(&self, args: &[String], envs: &[(&str, String)]) -> Child {
+        let mut c = self.cmd();
+        c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        c.spawn().unwrap()
+    }
+
+    fn output<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    fn count(&self, line: &str) -> usize {
+        std::fs::read_to_string(self.path("out.txt"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| *l == line)
+            .count()
+    }
+
+    /// The latest run's events, read by a separate process (`drflow show --output json`), so
+    /// this test process never holds the journal open.
+    fn events(&self) -> Vec<RunEvent> {
+        let out = self.output(&["show", "latest", "--output", "json"]);
+        if !out.status.success() {
+            return Vec::new();
+        }
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        serde_json::from_value(doc["events"].clone()).unwrap()
+    }
+
+    fn has_event(&self, name: &str, step: &str) -> bool {
+        self.events()
+            .iter()
+            .any(|e| drflow_engine::event_name(e) == name && e.step() == Some(step))
+    }
+
+    /// Every file in the state dir, concatenated.
+    fn state_bytes(&self) -> Vec<u8> {
+        let mut all = Vec::new();
+        for f in std::fs::read_dir(self.path(".drflow")).unwrap() {
+            all.extend(std::fs::read(f.unwrap().path()).unwrap_or_default());
+        }
+        all
+    }
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn kill(mut child: Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+fn text(out: &[u8]) -> String {
+    String::from_utf8_lossy(out).into_owned()
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// Whether process `pid` holds a POSIX lock on `file` (Linux `/proc/locks`); `None` without it.
+fn holds_lock(pid: u32, file: &std::path::Path) -> Option<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let ino = std::fs::metadata(file).unwrap().ino();
+    Some(locks.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() > 5 && f[4] == pid.to_string() && f[5].ends_with(&format!(":{ino}"))
+    }))
+}
+
+/// Another process that opens and closes the journal while a run is in flight (`drflow runs`,
+/// a `sqlite3` shell) must not make the run's later commits vanish. drflow used to open and close
+/// a second descriptor of journal.db after its SQLite connection was open, which drops every
+/// POSIX lock the process holds on the file; the reader's close then believed it was the last
+/// user, checkpointed and deleted the WAL under the running process, and the lease heartbeats
+/// and events that followed went to a deleted file (a second run took over a live lock).
+#[test]
+fn a_reader_closing_the_journal_does_not_lose_the_runs_later_commits() {
+    let sb = Sandbox::new();
+    let hold = sb.path("hold");
+    std::fs::write(&hold, "").unwrap();
+    let marker = sb.path("paused");
+    let child = sb.spawn(
+        &sb.crashy(&["-p", &format!("hold={}", hold.display())]),
+        &[
+            ("DRFLOW_TEST_PAUSE", "after:step_succeeded:b".into()),
+            ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
+        ],
+    );
+    wait_for("b to start", || sb.has_event("step_started", "b"));
+    // The running process keeps SQLite's shared lock on the journal while it has it open.
+    if let Some(held) = holds_lock(child.id(), &sb.journal_path()) {
+        assert!(
+            held,
+            "drflow dropped its lock on journal.db while the run is live"
+        );
+    }
+    // A foreign reader (the sqlite3 module of Python, when there is one) opens and closes it.
+    let python = Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "import sqlite3; c = sqlite3.connect({:?}); c.execute('select count(*) from runs').fetchall(); c.close()",
+            sb.journal_path().display().to_string()
+        ))
+        .status();
+    if let Ok(status) = python {
+        assert!(status.success());
+        assert!(
+            sb.path(".drflow/journal.db-wal").exists(),
+            "a reader deleted the WAL of a live run"
+        );
+    }
+    std::fs::remove_file(&hold).unwrap();
+    wait_for("the pause after b succeeded", || marker.exists());
+    assert!(
+        sb.has_event("step_succeeded", "b"),
+        "b's success was committed but a reader cannot see it"
+    );
+    kill(child);
+    assert!(sb.has_event("step_succeeded", "b"), "b's success was lost");
+}
+
+const LOCKED: &str = r#"runbook: locked
+params:
+  out: { type: string }
+  hold: { type: string }
+lock: failover-prod
+steps:
+  - id: work
+    uses: core.append_file
+    with: { path: "${{ params.out }}", line: work, hold_while: "${{ params.hold }}" }
+  - id: after
+    needs: [work]
+    uses: core.append_file
+    with: { path: "${{ params.out }}", line: after }
+"#;
+
+/// A run whose lock is taken from under it (another host took over an expired lease) says so
+/// loudly and starts nothing more.
+#[test]
+fn a_run_that_loses_its_lock_stops_and_says_so() {
+    let sb = Sandbox::new();
+    sb.write("locked.yaml", LOCKED);
+    let hold = sb.path("hold");
+    std::fs::write(&hold, "").unwrap();
+    let child = sb.spawn(
+        &[
+            "run".into(),
+            "locked.yaml".into(),
+            "-p".into(),
+            format!("out={}", sb.path("out.txt").display()),
+            "-p".into(),
+            format!("hold={}", hold.display()),
+        ],
+        &[("DRFLOW_TEST_LEASE_HEARTBEAT_MS", "50".into())],
+    );
+    wait_for("work to run", || sb.count("work") == 1);
+    {
+        let c = rusqlite::Connection::open(sb.journal_path()).unwrap();
+        c.busy_timeout(Duration::from_secs(10)).unwrap();
+        let n = c
+            .execute(
+                "UPDATE leases SET run_id = 'other-run', hostname = 'otherhost' \
+                 WHERE key = 'lock/failover-prod'",
+                [],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    // The heartbeat (every 50 ms) notices within a few beats; give it ample time.
+    std::thread::sleep(Duration::from_secs(1));
+    std::fs::remove_file(&hold).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert!(err.contains("LOST the lock `failover-prod`"), "{err}");
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert_eq!(
+        sb.count("after"),
+        0,
+        "a step started after the lock was lost"
+    );
+}
