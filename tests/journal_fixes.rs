@@ -266,3 +266,25 @@ fn a_run_that_loses_its_lock_stops_and_says_so() {
         "a step started after the lock was lost"
     );
 }
+
+/// `run_started` is on disk before the first step can start: a run killed right then can be
+/// listed and resumed.
+#[test]
+fn a_run_killed_before_its_first_step_is_recorded_and_resumable() {
+    let sb = Sandbox::new();
+    let marker = sb.path("paused");
+    let child = sb.spawn(
+        &sb.crashy(&[]),
+        &[
+            ("DRFLOW_TEST_PAUSE", "before:step_started:a".into()),
+            ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
+        ],
+    );
+    wait_for("the pause before a starts", || marker.exists());
+    kill(child);
+    let runs = text(&sb.output(&["runs"]).stdout);
+    assert!(runs.contains("crashy"), "{runs}");
+    let out = sb.output(&["resume", "latest"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(sb.count("c"), 1);
+}

@@ -28,6 +28,8 @@
 //! starting an undo and moving on to the next. So [`Journal`] (a [`RunSink`]) appends every event
 //! to an open transaction and commits it *before `record` returns* when the event is one of
 //!
+//! - `run_started`: the run exists (listed, resumable) before anything of it happens, and the
+//!   lease already taken for it never points at a run the journal does not know;
 //! - `step_started` / `undo_started`: the scheduler spawns the attempt right after `record`
 //!   returns, so the start — and everything recorded before it — is on disk before any side
 //!   effect can happen;
@@ -678,7 +680,8 @@ impl RunSink for Journal {
         // scheduler acts on it. Bookkeeping rides along with the next commit. See the module docs.
         if matches!(
             event,
-            RunEvent::StepStarted { .. }
+            RunEvent::RunStarted { .. }
+                | RunEvent::StepStarted { .. }
                 | RunEvent::StepSucceeded { .. }
                 | RunEvent::UndoStarted { .. }
                 | RunEvent::UndoSucceeded { .. }
