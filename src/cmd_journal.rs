@@ -139,6 +139,7 @@ fn load_run(
             .map_err(|e| Failure::invalid(format!("error: {e}")))?;
     }
     let params = rebuild_params(&rb, &state, flags, params_file)?;
+    durable::refuse_short_secrets(&rb, &params)?;
     set_log_secrets(&Secrets::from_params(&params, &secret_names(&rb)));
     Ok(Loaded {
         journal,

@@ -288,3 +288,117 @@ fn a_run_killed_before_its_first_step_is_recorded_and_resumable() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(sb.count("c"), 1);
 }
+
+const SECRETS: &str = r#"runbook: sec4
+params:
+  pin: { type: int, secret: true, default: 987654 }
+  m: { type: map, secret: true, default: { password: MapSecretPw1 } }
+  l: { type: list, secret: true, default: [ListSecretOne, ListSecretTwo] }
+steps:
+  - id: set
+    uses: core.set
+    with: { n: "${{ params.pin }}", m: "${{ params.m }}", l: "${{ params.l }}" }
+outputs:
+  n: ${{ steps.set.outputs.n }}
+  m: ${{ steps.set.outputs.m }}
+  l: ${{ steps.set.outputs.l }}
+"#;
+
+/// Secrets that are numbers, maps or lists are never printed nor journaled in clear.
+#[test]
+fn secret_numbers_maps_and_lists_never_leak() {
+    let sb = Sandbox::new();
+    sb.write("sec4.yaml", SECRETS);
+    let clear = ["987654", "MapSecretPw1", "ListSecretOne", "ListSecretTwo"];
+    let mut printed = Vec::new();
+    for args in [
+        vec!["run", "sec4.yaml"],
+        vec!["run", "sec4.yaml", "--output", "json"],
+        vec!["show", "latest"],
+        vec!["show", "latest", "--output", "json"],
+        vec!["outputs", "latest"],
+        vec!["outputs", "latest", "--output", "json"],
+    ] {
+        let out = sb.output(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        printed.push((args, out.stdout, out.stderr));
+    }
+    let state = sb.state_bytes();
+    for secret in clear {
+        for (args, stdout, stderr) in &printed {
+            assert!(
+                !contains(stdout, secret) && !contains(stderr, secret),
+                "{secret} printed by {args:?}: {}",
+                text(stdout)
+            );
+        }
+        assert!(!contains(&state, secret), "{secret} in the state dir");
+    }
+    assert!(text(&printed[0].1).contains("***"));
+}
+
+/// A secret in the `lock:` key is refused before anything is stored.
+#[test]
+fn a_lock_key_with_a_secret_is_refused_and_not_stored() {
+    let sb = Sandbox::new();
+    sb.write(
+        "lk.yaml",
+        r#"runbook: lk
+params:
+  pw: { type: string, secret: true }
+lock: lk-${{ params.pw }}
+steps:
+  - id: s
+    uses: core.log
+    with: { message: hi }
+"#,
+    );
+    let out = sb.output(&["run", "lk.yaml", "-p", "pw=HunterTwo2"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("contains a secret"), "{err}");
+    assert!(!err.contains("HunterTwo2"), "{err}");
+    if sb.path(".drflow").exists() {
+        assert!(!contains(&sb.state_bytes(), "HunterTwo2"));
+    }
+}
+
+/// An empty `lock:` key is refused.
+#[test]
+fn an_empty_lock_key_is_refused() {
+    let sb = Sandbox::new();
+    sb.write(
+        "lk.yaml",
+        "runbook: lk\nlock: \"\"\nsteps:\n  - id: s\n    uses: core.log\n    with: { message: hi }\n",
+    );
+    let out = sb.output(&["run", "lk.yaml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("empty key"));
+}
+
+/// A secret too short to be scrubbed out of text is refused (it could not be kept out of logs).
+#[test]
+fn a_secret_too_short_to_scrub_is_refused() {
+    let sb = Sandbox::new();
+    sb.write(
+        "short.yaml",
+        r#"runbook: short
+params:
+  pin: { type: string, secret: true }
+steps:
+  - id: s
+    uses: core.log
+    with: { message: "pin ${{ params.pin }}" }
+"#,
+    );
+    let out = sb.output(&["run", "short.yaml", "-p", "pin=123"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("shorter than 4 characters"), "{err}");
+    assert!(!err.contains("pin 123"), "{err}");
+}

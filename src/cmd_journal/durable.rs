@@ -112,8 +112,49 @@ pub(super) fn run_key(run_id: &str) -> String {
     format!("run/{run_id}")
 }
 
-/// Evaluates the runbook's `lock:` expression with the run's parameters.
+/// Refuses a secret parameter too short to be scrubbed out of text (see docs/journal.md).
+pub(super) fn refuse_short_secrets(rb: &Runbook, params: &Outputs) -> Result<(), Failure> {
+    match Secrets::too_short(params, &secret_names(rb)) {
+        None => Ok(()),
+        Some(name) => Err(Failure::invalid(format!(
+            "error: the secret parameter `{name}` is shorter than {min} characters; drflow cannot \
+             keep a value that short out of messages, logs and the journal, so it refuses it\n  \
+             hint: use a longer secret (or, if it is not really a secret, drop `secret: true`)",
+            min = drflow_engine::MIN_SCRUB_LEN
+        ))),
+    }
+}
+
+/// Evaluates the runbook's `lock:` expression with the run's parameters. A key that contains a
+/// secret is refused: lock keys are stored in the journal and shown in messages.
 fn evaluate_lock(rb: &Runbook, run_id: &str, params: &Outputs) -> Result<Option<String>, Failure> {
+    let key = evaluate_lock_value(rb, run_id, params)?;
+    if let Some(k) = &key {
+        if k.trim().is_empty() {
+            return Err(Failure::invalid(
+                "error: the runbook's `lock:` evaluated to an empty key\n  hint: a lock key must \
+                 be a non-empty string, e.g. `lock: failover-${{ params.env_suffix }}`",
+            ));
+        }
+        let secrets = Secrets::from_params(params, &secret_names(rb));
+        if secrets.scrub(k) != k.as_str() {
+            return Err(Failure::invalid(format!(
+                "error: the runbook's `lock:` evaluates to a key that contains a secret parameter \
+                 (`{}`); lock keys are stored in the journal and shown to other runs, so a secret \
+                 cannot be part of one\n  hint: build the lock key from non-secret parameters \
+                 only, e.g. the environment name",
+                secrets.scrub(k)
+            )));
+        }
+    }
+    Ok(key)
+}
+
+fn evaluate_lock_value(
+    rb: &Runbook,
+    run_id: &str,
+    params: &Outputs,
+) -> Result<Option<String>, Failure> {
     let Some(t) = &rb.lock else { return Ok(None) };
     let ctx = Scope::new(run_id, now(), params).context(0.0);
     match t.eval(&ctx) {
@@ -326,6 +367,7 @@ impl Durable {
         run_id: &str,
         args: &DurableArgs,
     ) -> Result<Durable, Failure> {
+        refuse_short_secrets(rb, params)?;
         let secrets = Secrets::from_params(params, &secret_names(rb));
         set_log_secrets(&secrets);
         let needs_db = !args.no_journal || rb.lock.is_some();
