@@ -88,6 +88,17 @@ pub struct RollbackArgs {
 /// Opens the journal of the state dir for a command that only reads or continues runs: a
 /// missing journal is an error, not created.
 pub(super) fn open_existing(global: &Global) -> Result<Journal, Failure> {
+    let path = existing_journal(global)?;
+    Journal::open(&path).map_err(journal_failure)
+}
+
+/// Like [`open_existing`], to read only (`show`, `outputs`): works in a read-only state dir.
+pub(super) fn open_existing_read_only(global: &Global) -> Result<Journal, Failure> {
+    let path = existing_journal(global)?;
+    Journal::open_read_only(&path).map_err(journal_failure)
+}
+
+fn existing_journal(global: &Global) -> Result<PathBuf, Failure> {
     let path = global.state_dir.join(JOURNAL_FILE);
     if !path.exists() {
         return Err(Failure::invalid(format!(
@@ -96,7 +107,7 @@ pub(super) fn open_existing(global: &Global) -> Result<Journal, Failure> {
             path.display()
         )));
     }
-    Journal::open(&path).map_err(journal_failure)
+    Ok(path)
 }
 
 /// A journaled run, loaded back with its runbook and parameters.

@@ -402,3 +402,56 @@ steps:
     assert!(err.contains("shorter than 4 characters"), "{err}");
     assert!(!err.contains("pin 123"), "{err}");
 }
+
+/// A journal with a damaged inner page (not the header) is refused before anything is written.
+#[test]
+fn a_journal_with_a_damaged_inner_page_is_refused_and_left_unchanged() {
+    let sb = Sandbox::new();
+    for _ in 0..30 {
+        let out = sb.output(&sb.crashy(&[]));
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    // Fold the WAL into the file, as the last process to close it does.
+    assert!(!sb.path(".drflow/journal.db-wal").exists());
+    let mut bytes = std::fs::read(sb.journal_path()).unwrap();
+    assert!(bytes.len() > 12288, "{}", bytes.len());
+    bytes[8192..12288].fill(b'A');
+    std::fs::write(sb.journal_path(), &bytes).unwrap();
+    std::fs::write(sb.path("out.txt"), "").unwrap();
+    for args in [
+        sb.crashy(&[]),
+        vec!["runs".into()],
+        vec!["show".into(), "latest".into()],
+    ] {
+        let out = sb.output(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        let err = text(&out.stderr);
+        assert!(err.contains("is corrupt"), "{args:?}: {err}");
+    }
+    assert_eq!(std::fs::read(sb.journal_path()).unwrap(), bytes);
+    assert_eq!(sb.count("a"), 0, "nothing may run");
+}
+
+/// An empty run id or a too-short prefix names no run, even when there is only one.
+#[test]
+fn an_empty_or_too_short_run_id_is_refused() {
+    let sb = Sandbox::new();
+    assert!(sb.output(&sb.crashy(&[])).status.success());
+    for cmd in ["resume", "show", "rollback"] {
+        for id in ["", "2"] {
+            let out = sb.output(&[cmd, id]);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{cmd} {id:?}: {}",
+                text(&out.stderr)
+            );
+            assert!(text(&out.stderr).contains("does not name a run"));
+        }
+    }
+}
