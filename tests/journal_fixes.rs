@@ -455,3 +455,108 @@ fn an_empty_or_too_short_run_id_is_refused() {
         }
     }
 }
+
+const NO_UNDO: &str = r#"runbook: noundo
+steps:
+  - id: s
+    uses: core.log
+    with: { message: hi }
+"#;
+
+/// A rolled-back run is never resumed (it used to flip to `succeeded` when no step had an undo).
+#[test]
+fn a_rolled_back_run_cannot_be_resumed() {
+    let sb = Sandbox::new();
+    sb.write("noundo.yaml", NO_UNDO);
+    assert!(sb.output(&["run", "noundo.yaml"]).status.success());
+    let out = sb.output(&["rollback", "latest"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = sb.output(&["resume", "latest"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("was rolled back; it cannot be resumed"),
+        "{err}"
+    );
+    let runs = text(&sb.output(&["runs"]).stdout);
+    assert!(runs.contains("rolled_back"), "{runs}");
+}
+
+/// A finished run has nothing to resume, even when its file changed since.
+#[test]
+fn a_finished_run_whose_file_changed_has_nothing_to_resume() {
+    let sb = Sandbox::new();
+    assert!(sb.output(&sb.crashy(&[])).status.success());
+    sb.write("crashy.yaml", &format!("{RUNBOOK}description: edited\n"));
+    let out = sb.output(&["resume", "latest"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("nothing to resume"));
+}
+
+/// `--force` does not resume a run against another runbook.
+#[test]
+fn force_refuses_another_runbook() {
+    let sb = Sandbox::new();
+    let marker = sb.path("paused");
+    let child = sb.spawn(
+        &sb.crashy(&[]),
+        &[
+            ("DRFLOW_TEST_PAUSE", "before:step_started:c".into()),
+            ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
+        ],
+    );
+    wait_for("the pause", || marker.exists());
+    kill(child);
+    sb.write("noundo.yaml", NO_UNDO);
+    let out = sb.output(&["resume", "latest", "--file", "noundo.yaml", "--force"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("another runbook"));
+}
+
+/// A runbook moved since the run started: the error points at `--file`.
+#[test]
+fn a_moved_runbook_points_at_file() {
+    let sb = Sandbox::new();
+    let marker = sb.path("paused");
+    let child = sb.spawn(
+        &sb.crashy(&[]),
+        &[
+            ("DRFLOW_TEST_PAUSE", "before:step_started:c".into()),
+            ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
+        ],
+    );
+    wait_for("the pause", || marker.exists());
+    kill(child);
+    std::fs::rename(sb.path("crashy.yaml"), sb.path("moved.yaml")).unwrap();
+    let out = sb.output(&["resume", "latest"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--file PATH"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = sb.output(&["resume", "latest", "--file", "moved.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+/// A crashed run's duration ends at its last event, not now.
+#[test]
+fn a_crashed_runs_duration_stops_at_its_last_event() {
+    let sb = Sandbox::new();
+    let marker = sb.path("paused");
+    let child = sb.spawn(
+        &sb.crashy(&[]),
+        &[
+            ("DRFLOW_TEST_PAUSE", "before:step_started:c".into()),
+            ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
+        ],
+    );
+    wait_for("the pause", || marker.exists());
+    kill(child);
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = sb.output(&["runs", "--output", "json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["status"], "crashed");
+    let d = rows[0]["duration_seconds"].as_f64().unwrap();
+    assert!(d < 1.0, "duration {d} keeps growing after the crash");
+}

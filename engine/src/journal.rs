@@ -306,6 +306,8 @@ pub struct RunSummary {
     pub started_at: Timestamp,
     /// When it last finished.
     pub finished_at: Option<Timestamp>,
+    /// Its last journaled event (for a run that crashed: about when it died).
+    pub last_event_at: Option<Timestamp>,
 }
 
 /// The state dir: `cli` if given, else `$DRFLOW_STATE_DIR` if set and not empty, else `.drflow`.
@@ -720,7 +722,8 @@ impl Journal {
         let mut stmt = self
             .conn
             .prepare(&format!(
-                "SELECT id, runbook, path, content_hash, params, status, started_at, finished_at
+                "SELECT id, runbook, path, content_hash, params, status, started_at, finished_at,
+                        (SELECT MAX(at) FROM events WHERE events.run_id = runs.id)
                  FROM runs {filter}"
             ))
             .map_err(sql(&self.path, "listing runs"))?;
@@ -735,6 +738,7 @@ impl Journal {
                 status: r.get(5)?,
                 started_at: r.get(6)?,
                 finished_at: r.get(7)?,
+                last_event_at: r.get(8)?,
             })
         })
         .and_then(|rows| rows.collect())

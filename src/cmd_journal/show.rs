@@ -55,7 +55,13 @@ pub fn cmd_runs(global: &Global, args: RunsArgs) -> Result<u8, Failure> {
             } else {
                 r.status.clone()
             };
-            let end = r.finished_at.unwrap_or_else(now);
+            // A live run's duration grows with the clock; a crashed run's ends at its last
+            // journaled event (about when it died), not now.
+            let end = match (r.finished_at, live) {
+                (Some(f), _) => f,
+                (None, true) => now(),
+                (None, false) => r.last_event_at.unwrap_or(r.started_at),
+            };
             json!({
                 "id": r.id,
                 "runbook": r.runbook,
