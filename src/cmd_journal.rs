@@ -228,6 +228,15 @@ fn rebuild_params(
 ) -> Result<Outputs, Failure> {
     let secrets = secret_names(rb);
     let user = parse_flags(flags)?;
+    if let Some((name, _)) = user
+        .iter()
+        .find(|(n, _)| !rb.params.iter().any(|p| &p.name == n))
+    {
+        return Err(Failure::invalid(format!(
+            "error: `-p {name}=…`: the runbook {} has no parameter `{name}`",
+            rb.name
+        )));
+    }
     if let Some((name, _)) = user.iter().find(|(n, _)| !secrets.contains(&n.as_str())) {
         return Err(Failure::invalid(format!(
             "error: `-p {name}=…`: only secret parameters can be given again; the others are \

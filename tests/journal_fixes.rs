@@ -560,3 +560,66 @@ fn a_crashed_runs_duration_stops_at_its_last_event() {
     let d = rows[0]["duration_seconds"].as_f64().unwrap();
     assert!(d < 1.0, "duration {d} keeps growing after the crash");
 }
+
+/// Small messages: a refused lock names no run id that is never recorded; a bad
+/// `DRFLOW_JOURNAL_SYNC` is an error; `resume -p` of an unknown parameter says so.
+#[test]
+fn small_messages() {
+    let sb = Sandbox::new();
+    sb.write("locked.yaml", LOCKED);
+    let hold = sb.path("hold");
+    std::fs::write(&hold, "").unwrap();
+    let args = [
+        "run".to_owned(),
+        "locked.yaml".to_owned(),
+        "-p".to_owned(),
+        format!("out={}", sb.path("out.txt").display()),
+        "-p".to_owned(),
+        format!("hold={}", hold.display()),
+    ];
+    let child = sb.spawn(&args, &[]);
+    wait_for("work to run", || sb.count("work") == 1);
+    let out = sb.output(&args);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(!err.contains("drflow: run "), "{err}");
+    let out = sb.output(
+        &[
+            &args[..],
+            &[
+                "--wait-lock".into(),
+                "--wait-lock-timeout".into(),
+                "1s".into(),
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("the lock `failover-prod` after"), "{err}");
+    std::fs::remove_file(&hold).unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+
+    let out = sb
+        .cmd()
+        .env("DRFLOW_JOURNAL_SYNC", "bogus")
+        .args(sb.crashy(&[]))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("DRFLOW_JOURNAL_SYNC"));
+
+    let marker = sb.path("paused");
+    let child = sb.spawn(
+        &sb.crashy(&[]),
+        &[
+            ("DRFLOW_TEST_PAUSE", "before:step_started:c".into()),
+            ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
+        ],
+    );
+    wait_for("the pause", || marker.exists());
+    kill(child);
+    let out = sb.output(&["resume", "latest", "-p", "notaparam=1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("has no parameter `notaparam`"));
+}

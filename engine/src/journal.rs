@@ -216,6 +216,12 @@ pub enum JournalError {
         /// The file.
         path: PathBuf,
     },
+    /// `DRFLOW_JOURNAL_SYNC` has a value drflow does not know.
+    #[error("DRFLOW_JOURNAL_SYNC={value:?} is not a journal sync mode; use `normal` or `full`")]
+    BadSync {
+        /// The value found.
+        value: String,
+    },
     /// An empty run id, or a prefix too short to name a run safely.
     #[error(
         "`{given}` does not name a run: give a full run id, a prefix of at least {min} \
@@ -278,11 +284,21 @@ pub enum Durability {
 }
 
 impl Durability {
-    /// `Full` when `DRFLOW_JOURNAL_SYNC=full`, else `Normal`.
-    pub fn from_env() -> Durability {
+    /// `Full` when `DRFLOW_JOURNAL_SYNC=full`, `Normal` when it is `normal`, empty or unset; any
+    /// other value is an error (a typo must not silently weaken durability).
+    pub fn from_env() -> Result<Durability, JournalError> {
         match std::env::var("DRFLOW_JOURNAL_SYNC") {
-            Ok(v) if v.eq_ignore_ascii_case("full") => Durability::Full,
-            _ => Durability::Normal,
+            Err(_) => Ok(Durability::Normal),
+            Ok(v) => Durability::parse(&v).ok_or(JournalError::BadSync { value: v }),
+        }
+    }
+
+    /// Parses a `DRFLOW_JOURNAL_SYNC` value.
+    pub fn parse(value: &str) -> Option<Durability> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "full" => Some(Durability::Full),
+            "normal" | "" => Some(Durability::Normal),
+            _ => None,
         }
     }
 }
@@ -352,7 +368,7 @@ impl Journal {
 
     /// Opens (or creates) the journal at `path`, with [`Durability::from_env`].
     pub fn open(path: &Path) -> Result<Journal, JournalError> {
-        Journal::open_with(path, Durability::from_env())
+        Journal::open_with(path, Durability::from_env()?)
     }
 
     /// Opens (or creates) the journal at `path`. See the module docs for what is refused.
@@ -1403,5 +1419,13 @@ mod tests {
             Err(JournalError::Corrupt { .. })
         ));
         assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    }
+
+    #[test]
+    fn journal_sync_values() {
+        assert_eq!(Durability::parse("FULL"), Some(Durability::Full));
+        assert_eq!(Durability::parse("normal"), Some(Durability::Normal));
+        assert_eq!(Durability::parse(""), Some(Durability::Normal));
+        assert_eq!(Durability::parse("bogus"), None);
     }
 }

@@ -238,12 +238,30 @@ pub(super) fn take_leases(
                 holder.hostname,
                 iso8601(holder.acquired_at)
             )),
+            LockError::Timeout { holder, waited } => Failure::invalid(format!(
+                "error: gave up waiting for the lock `{key}` after {}; it is still held by run {} \
+                 (pid {} on {})",
+                drflow_engine::format_duration(waited),
+                holder.run_id,
+                holder.pid,
+                holder.hostname
+            )),
             other => lock_failure(other),
         })?;
         if let Some(dead) = lease.took_over() {
+            let why = if dead.hostname == drflow_engine::hostname() {
+                format!("pid {} on {} is gone", dead.pid, dead.hostname)
+            } else {
+                format!(
+                    "its lease from pid {} on {} expired at {} without a heartbeat",
+                    dead.pid,
+                    dead.hostname,
+                    iso8601(dead.expires_at)
+                )
+            };
             eprintln!(
-                "drflow: took over the lock `{key}` from run {} (pid {} on {} is gone)",
-                dead.run_id, dead.pid, dead.hostname
+                "drflow: took over the lock `{key}` from run {} ({why})",
+                dead.run_id
             );
         }
         leases.push(lease);
