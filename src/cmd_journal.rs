@@ -88,6 +88,17 @@ pub struct RollbackArgs {
 /// Opens the journal of the state dir for a command that only reads or continues runs: a
 /// missing journal is an error, not created.
 pub(super) fn open_existing(global: &Global) -> Result<Journal, Failure> {
+    let path = existing_journal(global)?;
+    Journal::open(&path).map_err(journal_failure)
+}
+
+/// Like [`open_existing`], to read only (`show`, `outputs`): works in a read-only state dir.
+pub(super) fn open_existing_read_only(global: &Global) -> Result<Journal, Failure> {
+    let path = existing_journal(global)?;
+    Journal::open_read_only(&path).map_err(journal_failure)
+}
+
+fn existing_journal(global: &Global) -> Result<PathBuf, Failure> {
     let path = global.state_dir.join(JOURNAL_FILE);
     if !path.exists() {
         return Err(Failure::invalid(format!(
@@ -96,7 +107,7 @@ pub(super) fn open_existing(global: &Global) -> Result<Journal, Failure> {
             path.display()
         )));
     }
-    Journal::open(&path).map_err(journal_failure)
+    Ok(path)
 }
 
 /// A journaled run, loaded back with its runbook and parameters.
@@ -107,22 +118,75 @@ struct Loaded {
     params: Outputs,
 }
 
-/// Loads a run for `resume` or `rollback`: replays its journal, recompiles its runbook (refusing
+/// What `load_run` loads a run for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Resume,
+    Rollback,
+}
+
+/// Loads a run for `resume` or `rollback`: replays its journal, says when there is nothing to do
+/// (`Ok(None)`, exit 0) or the run cannot be continued that way, recompiles its runbook (refusing
 /// a changed file unless `force`), and rebuilds its parameters (secrets from `-p`).
 fn load_run(
     global: &Global,
+    purpose: Purpose,
     run: &str,
     file: Option<&Path>,
     force: bool,
     flags: &[String],
     params_file: Option<&Path>,
-) -> Result<Loaded, Failure> {
+) -> Result<Option<Loaded>, Failure> {
     let journal = open_existing(global)?;
     let run_id = journal.find_run(run).map_err(journal_failure)?;
     let events = journal.events(&run_id).map_err(journal_failure)?;
     let state = RunState::replay(&events).map_err(|e| Failure::invalid(format!("error: {e}")))?;
+    // What the journal alone decides comes before anything about the runbook file.
+    match (purpose, state.status) {
+        (Purpose::Resume, RunStatus::Succeeded) => {
+            eprintln!("drflow: run {run_id} already succeeded; nothing to resume");
+            return Ok(None);
+        }
+        (Purpose::Resume, RunStatus::RolledBack) => {
+            return Err(Failure::invalid(format!(
+                "error: run {run_id} was rolled back; it cannot be resumed (what it did was undone, \
+                 or has no undo and was left as it is)\n  hint: start a new run"
+            )));
+        }
+        (Purpose::Resume, _)
+            if state.rollback_started() || state.status == RunStatus::RollbackFailed =>
+        {
+            return Err(Failure::invalid(format!(
+                "error: run {run_id} is being rolled back (status {}); it cannot be resumed\n  \
+                 hint: finish the unwind with `drflow rollback {run_id}`, then start a new run",
+                state.status.name()
+            )));
+        }
+        (Purpose::Rollback, RunStatus::RolledBack) => {
+            eprintln!("drflow: run {run_id} is already rolled back; nothing to undo");
+            return Ok(None);
+        }
+        _ => {}
+    }
     let path = file.map_or_else(|| PathBuf::from(&state.path), Path::to_path_buf);
+    if file.is_none() && !path.exists() {
+        return Err(Failure::invalid(format!(
+            "error: the runbook of run {run_id}, {}, is no longer there\n  hint: if it moved, \
+             point at it with `--file PATH`",
+            path.display()
+        )));
+    }
     let (rb, _) = crate::load(&path, &registry(global))?;
+    if rb.name != state.runbook {
+        return Err(Failure::invalid(format!(
+            "error: {} is the runbook `{}`, but run {run_id} ran the runbook `{}`; --force \
+             cannot resume or roll back a run against another runbook\n  hint: point --file \
+             at the runbook the run started from",
+            path.display(),
+            rb.name,
+            state.runbook
+        )));
+    }
     crate::refuse_unbuilt_target(global, &rb)?;
     if rb.content_hash != state.content_hash && !force {
         return Err(Failure::invalid(format!(
@@ -139,13 +203,14 @@ fn load_run(
             .map_err(|e| Failure::invalid(format!("error: {e}")))?;
     }
     let params = rebuild_params(&rb, &state, flags, params_file)?;
+    durable::refuse_short_secrets(&rb, &params)?;
     set_log_secrets(&Secrets::from_params(&params, &secret_names(&rb)));
-    Ok(Loaded {
+    Ok(Some(Loaded {
         journal,
         state,
         rb,
         params,
-    })
+    }))
 }
 
 fn short(hash: &str) -> &str {
@@ -163,6 +228,15 @@ fn rebuild_params(
 ) -> Result<Outputs, Failure> {
     let secrets = secret_names(rb);
     let user = parse_flags(flags)?;
+    if let Some((name, _)) = user
+        .iter()
+        .find(|(n, _)| !rb.params.iter().any(|p| &p.name == n))
+    {
+        return Err(Failure::invalid(format!(
+            "error: `-p {name}=…`: the runbook {} has no parameter `{name}`",
+            rb.name
+        )));
+    }
     if let Some((name, _)) = user.iter().find(|(n, _)| !secrets.contains(&n.as_str())) {
         return Err(Failure::invalid(format!(
             "error: `-p {name}=…`: only secret parameters can be given again; the others are \
@@ -231,14 +305,18 @@ fn new_progress(rb: &Runbook, output: OutputFormat) -> progress::Progress {
 
 /// `drflow resume RUN`.
 pub fn cmd_resume(global: &Global, args: ResumeArgs) -> Result<u8, Failure> {
-    let loaded = load_run(
+    let Some(loaded) = load_run(
         global,
+        Purpose::Resume,
         &args.run,
         args.file.as_deref(),
         args.force,
         &args.params,
         args.params_file.as_deref(),
-    )?;
+    )?
+    else {
+        return Ok(EXIT_OK);
+    };
     let Loaded {
         mut journal,
         state,
@@ -246,17 +324,6 @@ pub fn cmd_resume(global: &Global, args: ResumeArgs) -> Result<u8, Failure> {
         params,
     } = loaded;
     let run_id = state.run_id.clone();
-    if state.status == RunStatus::Succeeded {
-        eprintln!("drflow: run {run_id} already succeeded; nothing to resume");
-        return Ok(EXIT_OK);
-    }
-    if state.rollback_started() {
-        return Err(Failure::invalid(format!(
-            "error: run {run_id} is being rolled back (status {}); it cannot be resumed\n  hint: \
-             finish the unwind with `drflow rollback {run_id}`, then start a new run",
-            state.status.name()
-        )));
-    }
     let leases = take_leases(journal.path(), &rb, &run_id, &params, &args.lock, true)?;
     let mut prior = Prior::default();
     for step in &rb.steps {
@@ -325,24 +392,24 @@ fn exit_code(status: RunStatus) -> u8 {
 
 /// `drflow rollback RUN`.
 pub fn cmd_rollback(global: &Global, args: RollbackArgs) -> Result<u8, Failure> {
-    let Loaded {
+    let Some(Loaded {
         mut journal,
         state,
         rb,
         params,
-    } = load_run(
+    }) = load_run(
         global,
+        Purpose::Rollback,
         &args.run,
         args.file.as_deref(),
         args.force,
         &args.params,
         args.params_file.as_deref(),
-    )?;
-    let run_id = state.run_id.clone();
-    if state.status == RunStatus::RolledBack {
-        eprintln!("drflow: run {run_id} is already rolled back; nothing to undo");
+    )?
+    else {
         return Ok(EXIT_OK);
-    }
+    };
+    let run_id = state.run_id.clone();
     let _leases = take_leases(journal.path(), &rb, &run_id, &params, &args.lock, true)?;
     journal.attach(&run_id).map_err(journal_failure)?;
     eprintln!("drflow: rolling back run {run_id} of {}", rb.name);

@@ -476,13 +476,13 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
         Failure::diagnostics(d, &sources)
     })?;
     let run_id = new_run_id();
+    let mut durable = cmd_journal::Durable::start(global, &rb, &params, &run_id, &args.durable)?;
     eprintln!(
         "drflow: run {run_id} of {} ({}) on target {}",
         rb.name,
         args.file.display(),
         global.target.name()
     );
-    let mut durable = cmd_journal::Durable::start(global, &rb, &params, &run_id, &args.durable)?;
     let mut options = RunOptions::new(run_id);
     options.max_parallel = args.max_parallel.map(|n| n as usize);
     options.timeout = args.timeout;

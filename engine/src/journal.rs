@@ -28,6 +28,8 @@
 //! starting an undo and moving on to the next. So [`Journal`] (a [`RunSink`]) appends every event
 //! to an open transaction and commits it *before `record` returns* when the event is one of
 //!
+//! - `run_started`: the run exists (listed, resumable) before anything of it happens, and the
+//!   lease already taken for it never points at a run the journal does not know;
 //! - `step_started` / `undo_started`: the scheduler spawns the attempt right after `record`
 //!   returns, so the start — and everything recorded before it — is on disk before any side
 //!   effect can happen;
@@ -53,6 +55,7 @@
 //! `DRFLOW_JOURNAL_SYNC=full` for an fsync per commit when the host itself may die mid-run
 //! ([`Durability::Full`]).
 
+#[cfg(not(unix))]
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -115,6 +118,9 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[(
         expires_at   REAL NOT NULL
     );",
 )];
+
+/// The shortest run id prefix `find_run` accepts: `resume`, `rollback` act on what it names.
+pub const MIN_RUN_PREFIX: usize = 4;
 
 /// How long a connection waits for another process's write transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -200,6 +206,32 @@ pub enum JournalError {
         /// SQLite's error.
         source: rusqlite::Error,
     },
+    /// The journal (or the state directory) cannot be written by this user.
+    #[error(
+        "the journal {path} cannot be written: the state directory or the file is read-only for \
+         this user. Run drflow as a user that can write it, or point --state-dir / \
+         DRFLOW_STATE_DIR at a writable directory (`drflow runs` and `drflow show` only read it)"
+    )]
+    NotWritable {
+        /// The file.
+        path: PathBuf,
+    },
+    /// `DRFLOW_JOURNAL_SYNC` has a value drflow does not know.
+    #[error("DRFLOW_JOURNAL_SYNC={value:?} is not a journal sync mode; use `normal` or `full`")]
+    BadSync {
+        /// The value found.
+        value: String,
+    },
+    /// An empty run id, or a prefix too short to name a run safely.
+    #[error(
+        "`{given}` does not name a run: give a full run id, a prefix of at least {min} \
+         characters, or `latest`; `drflow runs` lists the runs",
+        min = MIN_RUN_PREFIX
+    )]
+    BadRunId {
+        /// What was given.
+        given: String,
+    },
     /// No run has this id (or id prefix).
     #[error("no run {id} in the journal {path}; `drflow runs` lists the runs")]
     UnknownRun {
@@ -252,11 +284,21 @@ pub enum Durability {
 }
 
 impl Durability {
-    /// `Full` when `DRFLOW_JOURNAL_SYNC=full`, else `Normal`.
-    pub fn from_env() -> Durability {
+    /// `Full` when `DRFLOW_JOURNAL_SYNC=full`, `Normal` when it is `normal`, empty or unset; any
+    /// other value is an error (a typo must not silently weaken durability).
+    pub fn from_env() -> Result<Durability, JournalError> {
         match std::env::var("DRFLOW_JOURNAL_SYNC") {
-            Ok(v) if v.eq_ignore_ascii_case("full") => Durability::Full,
-            _ => Durability::Normal,
+            Err(_) => Ok(Durability::Normal),
+            Ok(v) => Durability::parse(&v).ok_or(JournalError::BadSync { value: v }),
+        }
+    }
+
+    /// Parses a `DRFLOW_JOURNAL_SYNC` value.
+    pub fn parse(value: &str) -> Option<Durability> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "full" => Some(Durability::Full),
+            "normal" | "" => Some(Durability::Normal),
+            _ => None,
         }
     }
 }
@@ -280,6 +322,8 @@ pub struct RunSummary {
     pub started_at: Timestamp,
     /// When it last finished.
     pub finished_at: Option<Timestamp>,
+    /// Its last journaled event (for a run that crashed: about when it died).
+    pub last_event_at: Option<Timestamp>,
 }
 
 /// The state dir: `cli` if given, else `$DRFLOW_STATE_DIR` if set and not empty, else `.drflow`.
@@ -324,17 +368,23 @@ impl Journal {
 
     /// Opens (or creates) the journal at `path`, with [`Durability::from_env`].
     pub fn open(path: &Path) -> Result<Journal, JournalError> {
-        Journal::open_with(path, Durability::from_env())
+        Journal::open_with(path, Durability::from_env()?)
     }
 
     /// Opens (or creates) the journal at `path`. See the module docs for what is refused.
     pub fn open_with(path: &Path, durability: Durability) -> Result<Journal, JournalError> {
         check_header(path)?;
+        // Everything that could refuse the file is checked over a read-only connection first:
+        // switching to WAL mode or migrating writes to it.
+        if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
+            let ro = open_read_only(path)?;
+            check_readable(&ro, path)?;
+        }
         let conn = Connection::open(path).map_err(sql(path, "opening the journal"))?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(sql(path, "setting the busy timeout"))?;
         // Probe before any write: these reads change nothing in the file.
-        let (app_id, tables) = probe(&conn, path)?;
+        let (app_id, tables, _) = probe(&conn, path)?;
         if app_id != APPLICATION_ID && !(app_id == 0 && tables == 0) {
             return Err(JournalError::Foreign {
                 path: path.to_owned(),
@@ -360,6 +410,37 @@ impl Journal {
         Ok(journal)
     }
 
+    /// Opens an existing journal to read it only (`drflow runs`, `show`, `outputs`): nothing is
+    /// written, so it works in a read-only state directory. It refuses what [`Journal::open`]
+    /// refuses; a journal that was never created reads as empty.
+    pub fn open_read_only(path: &Path) -> Result<Journal, JournalError> {
+        check_header(path)?;
+        let conn = match open_read_only(path).and_then(|c| check_readable(&c, path).map(|()| c)) {
+            Ok(c) => c,
+            // SQLite cannot read a WAL-mode file without creating its `-shm` index, which a
+            // read-only directory forbids. With no `-wal` file beside it, the file alone is the
+            // whole journal and nobody is writing it (a writer would have created the `-wal`):
+            // read it as immutable.
+            Err(e)
+                if matches!(
+                    e,
+                    JournalError::NotWritable { .. } | JournalError::Sqlite { .. }
+                ) && !wal_path(path).exists() =>
+            {
+                let conn = open_immutable(path)?;
+                check_readable(&conn, path)?;
+                conn
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(Journal {
+            conn,
+            path: path.to_owned(),
+            run: None,
+            in_tx: false,
+        })
+    }
+
     fn migrate(&self) -> Result<(), JournalError> {
         let path = &self.path;
         self.conn
@@ -367,7 +448,7 @@ impl Journal {
             .map_err(sql(path, "locking the journal to check its schema"))?;
         let result = (|| {
             // Re-read under the write lock: another process may have created it meanwhile.
-            let (app_id, tables) = probe(&self.conn, path)?;
+            let (app_id, tables, _) = probe(&self.conn, path)?;
             if app_id == 0 && tables == 0 {
                 self.conn
                     .execute_batch(&format!(
@@ -578,6 +659,12 @@ impl Journal {
         if id_or_prefix == "latest" {
             return self.latest_run_id()?.ok_or_else(unknown);
         }
+        let bad = || JournalError::BadRunId {
+            given: id_or_prefix.to_owned(),
+        };
+        if id_or_prefix.trim().is_empty() {
+            return Err(bad());
+        }
         let mut stmt = self
             .conn
             .prepare(
@@ -590,6 +677,9 @@ impl Journal {
             .map_err(sql(&self.path, "looking up a run"))?;
         if ids.iter().any(|id| id == id_or_prefix) {
             return Ok(id_or_prefix.to_owned());
+        }
+        if id_or_prefix.chars().count() < MIN_RUN_PREFIX {
+            return Err(bad());
         }
         match ids.len() {
             0 => Err(unknown()),
@@ -648,7 +738,8 @@ impl Journal {
         let mut stmt = self
             .conn
             .prepare(&format!(
-                "SELECT id, runbook, path, content_hash, params, status, started_at, finished_at
+                "SELECT id, runbook, path, content_hash, params, status, started_at, finished_at,
+                        (SELECT MAX(at) FROM events WHERE events.run_id = runs.id)
                  FROM runs {filter}"
             ))
             .map_err(sql(&self.path, "listing runs"))?;
@@ -663,6 +754,7 @@ impl Journal {
                 status: r.get(5)?,
                 started_at: r.get(6)?,
                 finished_at: r.get(7)?,
+                last_event_at: r.get(8)?,
             })
         })
         .and_then(|rows| rows.collect())
@@ -677,7 +769,8 @@ impl RunSink for Journal {
         // scheduler acts on it. Bookkeeping rides along with the next commit. See the module docs.
         if matches!(
             event,
-            RunEvent::StepStarted { .. }
+            RunEvent::RunStarted { .. }
+                | RunEvent::StepStarted { .. }
                 | RunEvent::StepSucceeded { .. }
                 | RunEvent::UndoStarted { .. }
                 | RunEvent::UndoSucceeded { .. }
@@ -757,32 +850,18 @@ fn set_wal(conn: &Connection, path: &Path) -> Result<(), JournalError> {
 
 /// Refuses a non-empty file that is not SQLite, without opening it with SQLite.
 fn check_header(path: &Path) -> Result<(), JournalError> {
-    let mut file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+    let header = match read_header(path) {
+        Ok(Some(h)) => h,
+        Ok(None) => return Ok(()),
         Err(source) => {
             return Err(JournalError::Io {
-                action: "open the journal",
+                action: "read the journal",
                 path: path.to_owned(),
                 source,
             });
         }
     };
-    let mut header = [0u8; 100];
-    let mut read = 0;
-    while read < header.len() {
-        match file.read(&mut header[read..]) {
-            Ok(0) => break,
-            Ok(n) => read += n,
-            Err(source) => {
-                return Err(JournalError::Io {
-                    action: "read the journal",
-                    path: path.to_owned(),
-                    source,
-                });
-            }
-        }
-    }
+    let (read, header) = header;
     if read == 0 {
         return Ok(()); // an empty file: SQLite treats it as a new database
     }
@@ -794,16 +873,204 @@ fn check_header(path: &Path) -> Result<(), JournalError> {
     Ok(())
 }
 
-/// Reads the application id and the number of schema objects, mapping corruption to an error.
-/// One statement, so both come from one snapshot even while another process creates the journal.
-fn probe(conn: &Connection, path: &Path) -> Result<(i32, i64), JournalError> {
+/// The first 100 bytes of `path` (and how many there were), or `None` when it does not exist.
+///
+/// POSIX advisory locks belong to the process, and closing *any* descriptor of a file drops
+/// every lock the process holds on it — including the shared lock a SQLite connection of this
+/// process holds on the journal while it is open in WAL mode. Without that lock, another process
+/// closing its own connection (a `sqlite3` shell, a script) believes it is the last user, then
+/// checkpoints and deletes the WAL under us: our later commits (lease heartbeats, events) go to a
+/// deleted file. So the descriptor used to read a header is never closed: one per file (device
+/// and inode) for the life of the process, reused by every later check.
+#[cfg(unix)]
+fn read_header(path: &Path) -> std::io::Result<Option<(usize, [u8; 100])>> {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    use std::sync::Mutex;
+    static OPEN: Mutex<Vec<(u64, u64, std::fs::File)>> = Mutex::new(Vec::new());
+
+    let mut open = OPEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let id = match std::fs::metadata(path) {
+        Ok(m) => (m.dev(), m.ino()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let idx = match open.iter().position(|(d, i, _)| (*d, *i) == id) {
+        Some(idx) => idx,
+        None => {
+            let file = match std::fs::File::open(path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let m = file.metadata()?;
+            open.push((m.dev(), m.ino(), file));
+            open.len() - 1
+        }
+    };
+    let file = &open[idx].2;
+    let mut header = [0u8; 100];
+    let mut read = 0;
+    while read < header.len() {
+        match file.read_at(&mut header[read..], read as u64)? {
+            0 => break,
+            n => read += n,
+        }
+    }
+    Ok(Some((read, header)))
+}
+
+#[cfg(not(unix))]
+fn read_header(path: &Path) -> std::io::Result<Option<(usize, [u8; 100])>> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut header = [0u8; 100];
+    let mut read = 0;
+    while read < header.len() {
+        match file.read(&mut header[read..])? {
+            0 => break,
+            n => read += n,
+        }
+    }
+    Ok(Some((read, header)))
+}
+
+/// Reads the application id, the number of schema objects and the schema version, mapping
+/// corruption to an error. One statement, so all come from one snapshot even while another
+/// process creates the journal.
+fn probe(conn: &Connection, path: &Path) -> Result<(i32, i64, u32), JournalError> {
     conn.query_row(
         "SELECT (SELECT application_id FROM pragma_application_id),
-                (SELECT COUNT(*) FROM sqlite_master)",
+                (SELECT COUNT(*) FROM sqlite_master),
+                (SELECT user_version FROM pragma_user_version)",
         [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )
     .map_err(sql(path, "reading the journal header"))
+}
+
+/// The files (device, inode) this process found sound page by page. `PRAGMA quick_check` reads
+/// every page (~1 ms per MB) and a run opens the journal three times (for itself and its two
+/// leases), so it runs once per process.
+#[cfg(unix)]
+static CHECKED: std::sync::Mutex<Vec<(u64, u64)>> = std::sync::Mutex::new(Vec::new());
+
+#[cfg(unix)]
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+fn checked_before(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        let checked = CHECKED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        file_id(path).is_some_and(|id| checked.contains(&id))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
+}
+
+fn mark_checked(path: &Path) {
+    #[cfg(unix)]
+    if let Some(id) = file_id(path) {
+        CHECKED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(id);
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+/// A read-only connection: it never writes to the file, not even a checkpoint when it closes.
+fn open_read_only(path: &Path) -> Result<Connection, JournalError> {
+    use rusqlite::OpenFlags;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sql(path, "opening the journal to read it"))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(sql(path, "setting the busy timeout"))?;
+    Ok(conn)
+}
+
+fn wal_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push("-wal");
+    PathBuf::from(p)
+}
+
+/// A read-only connection that takes no locks and needs no `-shm` (`immutable=1`).
+fn open_immutable(path: &Path) -> Result<Connection, JournalError> {
+    use rusqlite::OpenFlags;
+    let mut uri = String::from("file:");
+    for b in path.to_string_lossy().bytes() {
+        match b {
+            b'%' | b'?' | b'#' => uri.push_str(&format!("%{b:02X}")),
+            _ => uri.push(char::from(b)),
+        }
+    }
+    uri.push_str("?immutable=1");
+    Connection::open_with_flags(
+        &uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .map_err(sql(path, "opening the journal to read it"))
+}
+
+/// Refuses, without writing anything, a journal that is another application's, from a newer
+/// drflow, or damaged anywhere (`PRAGMA quick_check` reads every page: a scribbled inner page is
+/// found before drflow writes next to it).
+fn check_readable(conn: &Connection, path: &Path) -> Result<(), JournalError> {
+    let (app_id, tables, version) = probe(conn, path)?;
+    if app_id != APPLICATION_ID && !(app_id == 0 && tables == 0) {
+        return Err(JournalError::Foreign {
+            path: path.to_owned(),
+            application_id: app_id,
+        });
+    }
+    if app_id == APPLICATION_ID && version > SCHEMA_VERSION {
+        return Err(JournalError::TooNew {
+            path: path.to_owned(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if checked_before(path) {
+        return Ok(());
+    }
+    let mut stmt = conn
+        .prepare("PRAGMA quick_check")
+        .map_err(sql(path, "checking the journal"))?;
+    let problems: Vec<String> = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.collect())
+        .map_err(sql(path, "checking the journal"))?;
+    if problems.len() != 1 || problems[0] != "ok" {
+        let mut detail = problems.into_iter().take(3).collect::<Vec<_>>().join("; ");
+        if detail.is_empty() {
+            detail = "quick_check returned nothing".into();
+        }
+        return Err(JournalError::Corrupt {
+            path: path.to_owned(),
+            detail,
+        });
+    }
+    mark_checked(path);
+    Ok(())
 }
 
 /// Maps a SQLite error to a [`JournalError`], recognising corruption and lock timeouts.
@@ -815,6 +1082,9 @@ pub(crate) fn sql<'a>(
         Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => JournalError::Corrupt {
             path: path.to_owned(),
             detail: source.to_string(),
+        },
+        Some(ErrorCode::ReadOnly) => JournalError::NotWritable {
+            path: path.to_owned(),
         },
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => JournalError::Busy {
             path: path.to_owned(),
@@ -896,10 +1166,15 @@ mod tests {
         assert_eq!(runs[0].finished_at, Some(5.0));
         assert_eq!(runs[0].params, json!({"token": "***"}));
         assert_eq!(j.latest_run_id().unwrap().as_deref(), Some("r1"));
-        assert_eq!(j.find_run("r").unwrap(), "r1");
+        assert_eq!(j.find_run("r1").unwrap(), "r1");
+        assert!(matches!(
+            j.find_run("r"),
+            Err(JournalError::BadRunId { .. })
+        ));
+        assert!(matches!(j.find_run(""), Err(JournalError::BadRunId { .. })));
         assert_eq!(j.find_run("latest").unwrap(), "r1");
         assert!(matches!(
-            j.find_run("x"),
+            j.find_run("xxxxx"),
             Err(JournalError::UnknownRun { .. })
         ));
     }
@@ -1095,5 +1370,62 @@ mod tests {
             resolve_state_dir(Some(Path::new("/x"))),
             PathBuf::from("/x")
         );
+    }
+
+    #[test]
+    fn a_newer_schema_in_rollback_mode_is_refused_and_left_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(&format!(
+                "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 99;
+                 CREATE TABLE future (x);"
+            ))
+            .unwrap();
+        }
+        let before = std::fs::read(&path).unwrap();
+        let err = Journal::open(&path).unwrap_err();
+        assert!(
+            matches!(err, JournalError::TooNew { found: 99, .. }),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        assert!(!dir.path().join("journal.db-wal").exists());
+    }
+
+    #[test]
+    fn a_damaged_inner_page_is_refused_and_left_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        {
+            let mut j = Journal::open(&path).unwrap();
+            for i in 0..200 {
+                j.record(&started(&format!("run-{i:04}"))).unwrap();
+            }
+            j.commit().unwrap();
+            j.conn
+                .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+                .unwrap();
+        }
+        let mut bytes = std::fs::read(&path).unwrap();
+        assert!(bytes.len() > 12288, "{}", bytes.len());
+        bytes[8192..12288].fill(b'A');
+        std::fs::write(&path, &bytes).unwrap();
+        let err = Journal::open(&path).unwrap_err();
+        assert!(matches!(err, JournalError::Corrupt { .. }), "{err}");
+        assert!(matches!(
+            Journal::open_read_only(&path),
+            Err(JournalError::Corrupt { .. })
+        ));
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    }
+
+    #[test]
+    fn journal_sync_values() {
+        assert_eq!(Durability::parse("FULL"), Some(Durability::Full));
+        assert_eq!(Durability::parse("normal"), Some(Durability::Normal));
+        assert_eq!(Durability::parse(""), Some(Durability::Normal));
+        assert_eq!(Durability::parse("bogus"), None);
     }
 }

@@ -202,9 +202,16 @@ impl Lease {
         self.took_over.as_ref()
     }
 
-    /// Whether a heartbeat found the lease gone (taken over from another host after it expired).
+    /// Whether a heartbeat found the lease gone (taken over from another host after it expired),
+    /// or could not renew it before it expired.
     pub fn is_lost(&self) -> bool {
         self.lost.load(Ordering::SeqCst)
+    }
+
+    /// A flag that turns true when the lease is lost (see [`Lease::is_lost`]), to watch from
+    /// another thread or task.
+    pub fn lost_flag(&self) -> Arc<AtomicBool> {
+        self.lost.clone()
     }
 
     /// Stops the heartbeat and deletes the lease.
@@ -338,6 +345,7 @@ fn heartbeat(
     stopped: &mpsc::Receiver<()>,
 ) {
     let conn = journal.conn();
+    let mut renewed = now();
     loop {
         match stopped.recv_timeout(options.heartbeat) {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -358,18 +366,31 @@ fn heartbeat(
              WHERE key = ?1 AND run_id = ?2 AND pid = ?3",
             params![key, run_id, me.pid, t, t + options.ttl.as_secs_f64()],
         ) {
-            Ok(1) => {}
+            Ok(1) => renewed = t,
             Ok(_) => {
                 if !lost.swap(true, Ordering::SeqCst) {
                     tracing::error!(
                         lock = key,
                         run = run_id,
-                        "Lost the run lock: another host took it over after it expired"
+                        "LOST THE RUN LOCK: another process took it over; this run must stop"
                     );
                 }
             }
             Err(e) => {
-                tracing::warn!(lock = key, error = %e, "Could not renew the run lock; retrying");
+                // Past the expiry another host may take the lease over: from then on we cannot
+                // claim to hold it, so say so loudly instead of retrying quietly.
+                if t - renewed >= options.ttl.as_secs_f64() {
+                    if !lost.swap(true, Ordering::SeqCst) {
+                        tracing::error!(
+                            lock = key,
+                            run = run_id,
+                            error = %e,
+                            "LOST THE RUN LOCK: it could not be renewed before it expired; this run must stop"
+                        );
+                    }
+                } else {
+                    tracing::warn!(lock = key, error = %e, "Could not renew the run lock; retrying");
+                }
             }
         }
     }
@@ -643,5 +664,23 @@ mod tests {
         // All in one process (as in the daemon): our own pid is a live holder too.
         let winners = results.iter().filter(|r| r.is_ok()).count();
         assert_eq!(winners, 1, "{results:?}");
+    }
+
+    #[test]
+    fn a_lease_taken_over_is_reported_lost() {
+        let (_dir, path) = journal_path();
+        let lease = Lease::acquire(&path, "k", "run-a", fast()).unwrap();
+        assert!(!lease.is_lost());
+        let j = Journal::open(&path).unwrap();
+        j.conn()
+            .execute("UPDATE leases SET run_id = 'run-b' WHERE key = 'k'", [])
+            .unwrap();
+        let flag = lease.lost_flag();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !flag.load(Ordering::SeqCst) {
+            assert!(std::time::Instant::now() < deadline, "loss not noticed");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(lease.is_lost());
     }
 }

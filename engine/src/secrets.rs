@@ -52,21 +52,32 @@ pub struct Secrets {
 }
 
 impl Secrets {
-    /// Collects the values of the named parameters (strings as they are, other values as JSON).
+    /// Collects the values of the named parameters: every string and number inside them (list
+    /// items, map values, at any depth) on its own, and a list or map also as its JSON text.
     pub fn from_params(params: &Outputs, secret_names: &[&str]) -> Secrets {
-        let mut values: Vec<String> = secret_names
-            .iter()
-            .filter_map(|n| params.get(*n))
-            .filter_map(|v| match v {
-                Value::Null => None,
-                Value::String(s) => Some(s.clone()),
-                other => Some(other.to_string()),
-            })
-            .filter(|s| s.chars().count() >= MIN_SCRUB_LEN)
-            .collect();
+        let mut values = Vec::new();
+        for v in secret_names.iter().filter_map(|n| params.get(*n)) {
+            collect(v, &mut values);
+        }
+        values.retain(|s| s.chars().count() >= MIN_SCRUB_LEN);
         values.sort_by_key(|s| std::cmp::Reverse(s.len()));
         values.dedup();
         Secrets { values }
+    }
+
+    /// The first secret parameter with a value (or a list item, or a map value) that is not
+    /// empty and shorter than [`MIN_SCRUB_LEN`] characters: too short to scrub out of text, so
+    /// it could not be kept out of messages and logs.
+    pub fn too_short<'a>(params: &Outputs, secret_names: &[&'a str]) -> Option<&'a str> {
+        secret_names.iter().copied().find(|n| {
+            let mut values = Vec::new();
+            if let Some(v) = params.get(*n) {
+                collect(v, &mut values);
+            }
+            values
+                .iter()
+                .any(|s| !s.is_empty() && s.chars().count() < MIN_SCRUB_LEN)
+        })
     }
 
     /// Whether there is nothing to scrub.
@@ -85,23 +96,35 @@ impl Secrets {
         out
     }
 
-    /// Scrubs every string inside a JSON value (keys too).
+    /// Scrubs every string inside a JSON value (keys too), and replaces by `"***"` every number
+    /// that is a secret.
     pub fn scrub_value(&self, value: &mut Value) {
+        self.scrub_value_with(value, true);
+    }
+
+    fn scrub_value_with(&self, value: &mut Value, numbers: bool) {
         match value {
             Value::String(s) => {
                 if let Cow::Owned(clean) = self.scrub(s) {
                     *s = clean;
                 }
             }
-            Value::Array(items) => items.iter_mut().for_each(|v| self.scrub_value(v)),
+            Value::Number(n) => {
+                if numbers && self.values.contains(&n.to_string()) {
+                    *value = Value::String(REDACTED.into());
+                }
+            }
+            Value::Array(items) => items
+                .iter_mut()
+                .for_each(|v| self.scrub_value_with(v, numbers)),
             Value::Object(map) => {
                 let entries = std::mem::take(map);
                 for (k, mut v) in entries {
-                    self.scrub_value(&mut v);
+                    self.scrub_value_with(&mut v, numbers);
                     map.insert(self.scrub(&k).into_owned(), v);
                 }
             }
-            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+            Value::Null | Value::Bool(_) => {}
         }
     }
 
@@ -110,13 +133,36 @@ impl Secrets {
         if self.is_empty() {
             return Cow::Borrowed(event);
         }
-        let Ok(mut value) = serde_json::to_value(event) else {
+        let Ok(original) = serde_json::to_value(event) else {
             return Cow::Borrowed(event);
         };
-        self.scrub_value(&mut value);
-        match serde_json::from_value(value) {
-            Ok(clean) => Cow::Owned(clean),
-            Err(_) => Cow::Borrowed(event),
+        // A secret number in a typed field (an attempt number, a timestamp) cannot become
+        // "***"; then only strings are scrubbed (user data with numbers lives in outputs, which
+        // are untyped and keep the scrub).
+        for numbers in [true, false] {
+            let mut value = original.clone();
+            self.scrub_value_with(&mut value, numbers);
+            if let Ok(clean) = serde_json::from_value(value) {
+                return Cow::Owned(clean);
+            }
+        }
+        Cow::Borrowed(event)
+    }
+}
+
+/// Every string and number inside `v`, and a list or map's JSON text.
+fn collect(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Null | Value::Bool(_) => {}
+        Value::String(s) => out.push(s.clone()),
+        Value::Number(n) => out.push(n.to_string()),
+        Value::Array(items) => {
+            out.push(v.to_string());
+            items.iter().for_each(|i| collect(i, out));
+        }
+        Value::Object(map) => {
+            out.push(v.to_string());
+            map.values().for_each(|i| collect(i, out));
         }
     }
 }
@@ -202,5 +248,57 @@ mod tests {
         let text = serde_json::to_string(&rec.events()).unwrap();
         assert!(!text.contains("s3cr3t"), "{text}");
         assert!(text.contains("token *** was rejected"));
+    }
+
+    #[test]
+    fn secrets_that_are_numbers_lists_or_maps_are_scrubbed_piece_by_piece() {
+        let Value::Object(p) = json!({
+            "pin": 987654,
+            "m": {"password": "MapSecretPw1", "n": 4242},
+            "l": ["ListSecret1", "ListSecret2"],
+        }) else {
+            unreachable!()
+        };
+        let s = Secrets::from_params(&p, &["pin", "m", "l"]);
+        let mut v = json!({
+            "n": 987654,
+            "m": {"password": "MapSecretPw1", "n": 4242},
+            "l": ["ListSecret1", "x ListSecret2 y"],
+            "text": "pin 987654, pw MapSecretPw1",
+            "other": 12,
+        });
+        s.scrub_value(&mut v);
+        assert_eq!(
+            v,
+            json!({
+                "n": "***",
+                "m": {"password": "***", "n": "***"},
+                "l": ["***", "x *** y"],
+                "text": "pin ***, pw ***",
+                "other": 12,
+            })
+        );
+        // In an event: an output that is a secret number is scrubbed too.
+        let mut outputs = Outputs::new();
+        outputs.insert("n".into(), json!(987654));
+        let event = RunEvent::StepSucceeded {
+            step: "set".into(),
+            attempt: 1,
+            outputs,
+            at: 1.0,
+        };
+        let text = serde_json::to_string(&*s.scrub_event(&event)).unwrap();
+        assert!(!text.contains("987654"), "{text}");
+    }
+
+    #[test]
+    fn short_secrets_are_named() {
+        let Value::Object(p) = json!({"a": "long-enough", "b": "", "c": 42, "d": ["ok-long", "x"]})
+        else {
+            unreachable!()
+        };
+        assert_eq!(Secrets::too_short(&p, &["a", "b"]), None);
+        assert_eq!(Secrets::too_short(&p, &["a", "c"]), Some("c"));
+        assert_eq!(Secrets::too_short(&p, &["d"]), Some("d"));
     }
 }

@@ -97,12 +97,64 @@ fn lock_key(key: &str) -> String {
     format!("lock/{key}")
 }
 
+/// A lease key as the user knows it: the `lock:` value, or `run <id>`.
+fn display_key(key: &str) -> String {
+    if let Some(k) = key.strip_prefix("lock/") {
+        k.to_owned()
+    } else if let Some(id) = key.strip_prefix("run/") {
+        format!("run {id}")
+    } else {
+        key.to_owned()
+    }
+}
+
 pub(super) fn run_key(run_id: &str) -> String {
     format!("run/{run_id}")
 }
 
-/// Evaluates the runbook's `lock:` expression with the run's parameters.
+/// Refuses a secret parameter too short to be scrubbed out of text (see docs/journal.md).
+pub(super) fn refuse_short_secrets(rb: &Runbook, params: &Outputs) -> Result<(), Failure> {
+    match Secrets::too_short(params, &secret_names(rb)) {
+        None => Ok(()),
+        Some(name) => Err(Failure::invalid(format!(
+            "error: the secret parameter `{name}` is shorter than {min} characters; drflow cannot \
+             keep a value that short out of messages, logs and the journal, so it refuses it\n  \
+             hint: use a longer secret (or, if it is not really a secret, drop `secret: true`)",
+            min = drflow_engine::MIN_SCRUB_LEN
+        ))),
+    }
+}
+
+/// Evaluates the runbook's `lock:` expression with the run's parameters. A key that contains a
+/// secret is refused: lock keys are stored in the journal and shown in messages.
 fn evaluate_lock(rb: &Runbook, run_id: &str, params: &Outputs) -> Result<Option<String>, Failure> {
+    let key = evaluate_lock_value(rb, run_id, params)?;
+    if let Some(k) = &key {
+        if k.trim().is_empty() {
+            return Err(Failure::invalid(
+                "error: the runbook's `lock:` evaluated to an empty key\n  hint: a lock key must \
+                 be a non-empty string, e.g. `lock: failover-${{ params.env_suffix }}`",
+            ));
+        }
+        let secrets = Secrets::from_params(params, &secret_names(rb));
+        if secrets.scrub(k) != k.as_str() {
+            return Err(Failure::invalid(format!(
+                "error: the runbook's `lock:` evaluates to a key that contains a secret parameter \
+                 (`{}`); lock keys are stored in the journal and shown to other runs, so a secret \
+                 cannot be part of one\n  hint: build the lock key from non-secret parameters \
+                 only, e.g. the environment name",
+                secrets.scrub(k)
+            )));
+        }
+    }
+    Ok(key)
+}
+
+fn evaluate_lock_value(
+    rb: &Runbook,
+    run_id: &str,
+    params: &Outputs,
+) -> Result<Option<String>, Failure> {
     let Some(t) = &rb.lock else { return Ok(None) };
     let ctx = Scope::new(run_id, now(), params).context(0.0);
     match t.eval(&ctx) {
@@ -114,6 +166,21 @@ fn evaluate_lock(rb: &Runbook, run_id: &str, params: &Outputs) -> Result<Option<
         Err(e) => Err(Failure::invalid(format!(
             "error: the runbook's `lock:` could not be evaluated: {e}"
         ))),
+    }
+}
+
+/// The lease timings: the defaults, or for tests `DRFLOW_TEST_LEASE_HEARTBEAT_MS` (the ttl is
+/// three heartbeats, as by default).
+fn lease_options() -> LeaseOptions {
+    match std::env::var("DRFLOW_TEST_LEASE_HEARTBEAT_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        Some(ms) if ms > 0 => LeaseOptions {
+            heartbeat: Duration::from_millis(ms),
+            ttl: Duration::from_millis(ms * 3),
+        },
+        _ => LeaseOptions::default(),
     }
 }
 
@@ -129,12 +196,7 @@ pub(super) fn take_leases(
 ) -> Result<Vec<Lease>, Failure> {
     let mut leases = Vec::new();
     if own {
-        match Lease::acquire(
-            journal_path,
-            &run_key(run_id),
-            run_id,
-            LeaseOptions::default(),
-        ) {
+        match Lease::acquire(journal_path, &run_key(run_id), run_id, lease_options()) {
             Ok(l) => leases.push(l),
             Err(LockError::Held { holder }) => {
                 return Err(Failure::invalid(format!(
@@ -154,7 +216,7 @@ pub(super) fn take_leases(
                 journal_path,
                 &lock_key(&key),
                 run_id,
-                LeaseOptions::default(),
+                lease_options(),
                 Duration::from_millis(200),
                 args.wait_lock_timeout,
                 |h: &Holder| {
@@ -165,12 +227,7 @@ pub(super) fn take_leases(
                 },
             )
         } else {
-            Lease::acquire(
-                journal_path,
-                &lock_key(&key),
-                run_id,
-                LeaseOptions::default(),
-            )
+            Lease::acquire(journal_path, &lock_key(&key), run_id, lease_options())
         };
         let lease = lease.map_err(|e| match e {
             LockError::Held { holder } => Failure::invalid(format!(
@@ -181,12 +238,30 @@ pub(super) fn take_leases(
                 holder.hostname,
                 iso8601(holder.acquired_at)
             )),
+            LockError::Timeout { holder, waited } => Failure::invalid(format!(
+                "error: gave up waiting for the lock `{key}` after {}; it is still held by run {} \
+                 (pid {} on {})",
+                drflow_engine::format_duration(waited),
+                holder.run_id,
+                holder.pid,
+                holder.hostname
+            )),
             other => lock_failure(other),
         })?;
         if let Some(dead) = lease.took_over() {
+            let why = if dead.hostname == drflow_engine::hostname() {
+                format!("pid {} on {} is gone", dead.pid, dead.hostname)
+            } else {
+                format!(
+                    "its lease from pid {} on {} expired at {} without a heartbeat",
+                    dead.pid,
+                    dead.hostname,
+                    iso8601(dead.expires_at)
+                )
+            };
             eprintln!(
-                "drflow: took over the lock `{key}` from run {} (pid {} on {} is gone)",
-                dead.run_id, dead.pid, dead.hostname
+                "drflow: took over the lock `{key}` from run {} ({why})",
+                dead.run_id
             );
         }
         leases.push(lease);
@@ -310,6 +385,7 @@ impl Durable {
         run_id: &str,
         args: &DurableArgs,
     ) -> Result<Durable, Failure> {
+        refuse_short_secrets(rb, params)?;
         let secrets = Secrets::from_params(params, &secret_names(rb));
         set_log_secrets(&secrets);
         let needs_db = !args.no_journal || rb.lock.is_some();
@@ -351,6 +427,7 @@ impl Durable {
     ) -> Result<RunReport, RunError> {
         let recorder = (self.journal.is_none() && rb.on_failure == OnFailure::Rollback)
             .then(Recorder::default);
+        let stop = self.stop_when_a_lease_is_lost(stop);
         let mut report = {
             let mut sinks = Sinks {
                 journal: self.journal.as_mut(),
@@ -389,12 +466,64 @@ impl Durable {
         for lease in &self.leases {
             if lease.is_lost() {
                 report.errors.push(format!(
-                    "the lock `{}` was lost during the run (another host took it over)",
-                    lease.key()
+                    "the lock `{}` was lost during the run (another process took it over, or it \
+                     could not be renewed before it expired)",
+                    display_key(lease.key())
                 ));
             }
         }
         Ok(report)
+    }
+
+    /// A stop signal that follows `outer` (Ctrl-C, SIGTERM) and also turns to a graceful stop
+    /// when one of the run's leases is lost: another process now holds the lock (or may, its
+    /// lease having expired unrenewed), so this run must start nothing more.
+    fn stop_when_a_lease_is_lost(&self, mut outer: watch::Receiver<Stop>) -> watch::Receiver<Stop> {
+        if self.leases.is_empty() {
+            return outer;
+        }
+        let flags: Vec<(String, std::sync::Arc<std::sync::atomic::AtomicBool>)> = self
+            .leases
+            .iter()
+            .map(|l| (l.key().to_owned(), l.lost_flag()))
+            .collect();
+        let (tx, rx) = watch::channel(*outer.borrow());
+        tokio::spawn(async move {
+            let mut told = false;
+            loop {
+                tokio::select! {
+                    changed = outer.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        let s = *outer.borrow();
+                        if tx.send(s).is_err() {
+                            return;
+                        }
+                    }
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {
+                        if told {
+                            continue;
+                        }
+                        if let Some((key, _)) = flags
+                            .iter()
+                            .find(|(_, f)| f.load(std::sync::atomic::Ordering::SeqCst))
+                        {
+                            told = true;
+                            eprintln!(
+                                "drflow: LOST the lock `{}`: another run may hold it now; stopping \
+                                 (no new step starts)",
+                                display_key(key)
+                            );
+                            if *tx.borrow() == Stop::No && tx.send(Stop::Graceful).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        rx
     }
 
     /// Prints what an automatic rollback did (on stderr, so `--output json` stays one document).

@@ -8,7 +8,7 @@ use drflow_engine::{AttemptOutcome, JOURNAL_FILE, Journal, RunState, StepPhase, 
 use serde_json::{Value, json};
 
 use super::durable::{journal_failure, run_key};
-use super::open_existing;
+use super::open_existing_read_only;
 use crate::{EXIT_FAILED, EXIT_OK, Failure, Global, OutputFormat};
 
 /// `drflow runs`.
@@ -40,7 +40,7 @@ pub fn cmd_runs(global: &Global, args: RunsArgs) -> Result<u8, Failure> {
         }
         return Ok(EXIT_OK);
     }
-    let journal = Journal::open(&path).map_err(journal_failure)?;
+    let journal = Journal::open_read_only(&path).map_err(journal_failure)?;
     let runs = journal.list_runs().map_err(journal_failure)?;
     let rows: Vec<Value> = runs
         .iter()
@@ -55,7 +55,13 @@ pub fn cmd_runs(global: &Global, args: RunsArgs) -> Result<u8, Failure> {
             } else {
                 r.status.clone()
             };
-            let end = r.finished_at.unwrap_or_else(now);
+            // A live run's duration grows with the clock; a crashed run's ends at its last
+            // journaled event (about when it died), not now.
+            let end = match (r.finished_at, live) {
+                (Some(f), _) => f,
+                (None, true) => now(),
+                (None, false) => r.last_event_at.unwrap_or(r.started_at),
+            };
             json!({
                 "id": r.id,
                 "runbook": r.runbook,
@@ -102,7 +108,7 @@ pub fn cmd_runs(global: &Global, args: RunsArgs) -> Result<u8, Failure> {
 
 /// `drflow show RUN`.
 pub fn cmd_show(global: &Global, args: ShowArgs) -> Result<u8, Failure> {
-    let journal = open_existing(global)?;
+    let journal = open_existing_read_only(global)?;
     let run_id = journal.find_run(&args.run).map_err(journal_failure)?;
     let events = journal.events(&run_id).map_err(journal_failure)?;
     let state = RunState::replay(&events);
@@ -245,7 +251,7 @@ pub struct OutputsArgs {
 
 /// `drflow outputs`: a finished run's outputs again, from the journal.
 pub fn cmd_outputs(global: &Global, args: OutputsArgs) -> Result<u8, Failure> {
-    let journal = open_existing(global)?;
+    let journal = open_existing_read_only(global)?;
     let run_id = match &args.run {
         Some(run) => journal.find_run(run).map_err(journal_failure)?,
         None => {
