@@ -8,7 +8,6 @@ mod show;
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use clap::Args;
 use drflow_engine::{
@@ -24,8 +23,8 @@ pub use show::{OutputsArgs, RunsArgs, ShowArgs, cmd_outputs, cmd_runs, cmd_show}
 use durable::{PauseHook, Sinks, journal_failure, secret_names, set_log_secrets, take_leases};
 
 use crate::{
-    EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Failure, Global, OutputFormat, parse_duration_arg,
-    parse_flags, progress, read, registry, report,
+    EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Failure, Global, OutputFormat, parse_flags, progress,
+    read, registry, report,
 };
 
 /// `drflow resume`.
@@ -45,15 +44,8 @@ pub struct ResumeArgs {
     /// A YAML file with the secret parameters.
     #[arg(long)]
     params_file: Option<PathBuf>,
-    /// Run at most this many steps at once (default: no limit).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-    max_parallel: Option<u32>,
-    /// Stop the resumed run after this long, e.g. `10m`.
-    #[arg(long, value_parser = parse_duration_arg)]
-    timeout: Option<Duration>,
-    /// After Ctrl-C or SIGTERM, how long running steps may finish before they are cancelled.
-    #[arg(long, default_value = "10s", value_parser = parse_duration_arg)]
-    grace: Duration,
+    #[command(flatten)]
+    exec: crate::ExecArgs,
     /// text or json.
     #[arg(long, default_value = "text")]
     output: OutputFormat,
@@ -345,9 +337,7 @@ pub fn cmd_resume(global: &Global, args: ResumeArgs) -> Result<u8, Failure> {
         rb.steps.len()
     );
     let mut options = RunOptions::new(run_id);
-    options.max_parallel = args.max_parallel.map(|n| n as usize);
-    options.timeout = args.timeout;
-    options.grace = args.grace;
+    args.exec.apply(&mut options);
     options.prior = Some(prior);
     options.redacted_params = Durable::redacted_params(&rb, &params);
     let mut durable = Durable {

@@ -72,7 +72,10 @@ struct Global {
         long,
         global = true,
         env = "DRFLOW_STATE_DIR",
-        default_value = ".drflow"
+        default_value = ".drflow",
+        num_args = 0..=1,
+        default_missing_value = ".drflow",
+        value_parser = parse_state_dir
     )]
     state_dir: PathBuf,
     /// Which cloud the steps act on: the embedded simulation, or AWS through the SDK.
@@ -150,20 +153,36 @@ struct RunArgs {
     /// A YAML file of parameters (`name: value` lines); `-p` overrides it.
     #[arg(long)]
     params_file: Option<PathBuf>,
-    /// Run at most this many steps at once (default: no limit).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-    max_parallel: Option<u32>,
-    /// Stop the whole run after this long, e.g. `10m`.
-    #[arg(long, value_parser = parse_duration_arg)]
-    timeout: Option<Duration>,
-    /// After Ctrl-C or SIGTERM, how long running steps may finish before they are cancelled.
-    #[arg(long, default_value = "10s", value_parser = parse_duration_arg)]
-    grace: Duration,
+    #[command(flatten)]
+    exec: ExecArgs,
     /// text (progress and a summary table) or json (one document on stdout).
     #[arg(long, default_value = "text")]
     output: OutputFormat,
     #[command(flatten)]
     durable: cmd_journal::DurableArgs,
+}
+
+/// How a run (new or resumed) executes: shared by `run` and `resume`.
+#[derive(Args)]
+struct ExecArgs {
+    /// Run at most this many steps at once (default: no limit).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    max_parallel: Option<u32>,
+    /// Stop the run after this long, e.g. `10m`; running steps are cancelled.
+    #[arg(long, value_parser = parse_duration_arg)]
+    timeout: Option<Duration>,
+    /// After Ctrl-C or SIGTERM, how long running steps may finish before they are cancelled.
+    #[arg(long, default_value = "10s", value_parser = parse_duration_arg)]
+    grace: Duration,
+}
+
+impl ExecArgs {
+    /// Sets the scheduler options these flags control.
+    fn apply(&self, options: &mut RunOptions) {
+        options.max_parallel = self.max_parallel.map(|n| n as usize);
+        options.timeout = self.timeout;
+        options.grace = self.grace;
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -184,6 +203,11 @@ enum GraphArg {
     Text,
     Dot,
     Mermaid,
+}
+
+/// An empty `DRFLOW_STATE_DIR=` means the default, as an unset one does.
+fn parse_state_dir(s: &str) -> Result<PathBuf, String> {
+    Ok(PathBuf::from(if s.is_empty() { ".drflow" } else { s }))
 }
 
 fn parse_duration_arg(s: &str) -> Result<Duration, String> {
@@ -484,9 +508,7 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
         global.target.name()
     );
     let mut options = RunOptions::new(run_id);
-    options.max_parallel = args.max_parallel.map(|n| n as usize);
-    options.timeout = args.timeout;
-    options.grace = args.grace;
+    args.exec.apply(&mut options);
     options.redacted_params = redacted(&rb, &params);
     let uses: HashMap<String, String> = rb
         .steps

@@ -172,3 +172,24 @@ fn an_integer_too_large_says_so() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_wrong_secret_is_never_echoed_in_the_error() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("secret.yaml");
+    std::fs::write(
+        &file,
+        "runbook: s\nparams:\n  pin: { type: int, secret: true }\nsteps:\n  - { id: a, uses: core.log, with: { message: hi } }\n",
+    )
+    .expect("write");
+    let out = drflow(&[
+        "run",
+        file.to_str().expect("path"),
+        "-p",
+        "pin=Sup3rSecretPin",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stderr(&out);
+    assert!(text.contains("`-p pin=***`: `pin` takes an int"), "{text}");
+    assert!(!text.contains("Sup3rSecretPin"), "{text}");
+}

@@ -283,3 +283,28 @@ fn json_output_of_an_invalid_runbook_is_a_document_of_its_problems() {
     );
     assert_eq!(doc["errors"].as_array().map(Vec::len), Some(2));
 }
+
+/// `DRFLOW_STATE_DIR=` (set but empty) means the default, as an unset variable does.
+#[test]
+fn an_empty_state_dir_variable_means_the_default() {
+    let cwd = tempfile::tempdir().expect("dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_drflow"))
+        .args([
+            "run",
+            &format!(
+                "{}/tests/fixtures/ok/failing.yaml",
+                env!("CARGO_MANIFEST_DIR")
+            ),
+        ])
+        .current_dir(cwd.path())
+        .env("DRFLOW_STATE_DIR", "")
+        .output()
+        .expect("runs");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(cwd.path().join(".drflow/journal.db").exists());
+}

@@ -41,10 +41,14 @@ pub fn resolve(
                 Ok(v) => {
                     values.insert(name.clone(), v);
                 }
-                Err(msg) => errors.push(
-                    Diagnostic::new(at, pos, format!("`-p {name}={text}`: {msg}"))
-                        .with_hint(type_hint(p.ty)),
-                ),
+                Err(msg) => {
+                    // A secret's value is never echoed, not even a wrong one.
+                    let shown = if p.secret { "***" } else { text.as_str() };
+                    errors.push(
+                        Diagnostic::new(at, pos, format!("`-p {name}={shown}`: {msg}"))
+                            .with_hint(type_hint(p.ty)),
+                    )
+                }
             },
         }
     }

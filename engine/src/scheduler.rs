@@ -115,7 +115,7 @@ pub struct StepReport {
     pub uses: String,
     /// Where it ended up.
     pub status: StepStatus,
-    /// Attempts made in this run.
+    /// Attempts made, counting those made before a resume.
     pub attempts: u32,
     /// From its first start to its end, in this run.
     pub duration_ms: Option<u64>,
@@ -559,7 +559,7 @@ pub async fn run(
             id: step.id.clone(),
             uses: step.uses.clone(),
             status: s.status,
-            attempts: s.attempts,
+            attempts: s.attempts_base + s.attempts,
             duration_ms: s
                 .started
                 .map(|st| (s.ended.unwrap_or_else(Instant::now) - st).as_millis() as u64),

@@ -111,6 +111,22 @@ pub fn load_world(path: &Path) -> Result<World, CloudError> {
     }
 }
 
+/// Removes `world.json.tmp*` files left by a process killed in the middle of a save. Only called
+/// with the world lock held: no other process is saving, so every such file is stale.
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name()
+            .to_string_lossy()
+            .starts_with("world.json.tmp")
+        {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Writes a world file atomically: a reader sees the old or the new world, never half of one.
 pub fn save_world(path: &Path, world: &World) -> Result<(), CloudError> {
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -159,10 +175,13 @@ impl SimBackend {
         let current = stamp(&path);
         let fresh = match guard.take() {
             Some(c) if c.stamp == current && current.is_some() => c,
-            _ => Cached {
-                world: load_world(&path)?,
-                stamp: current,
-            },
+            _ => {
+                remove_stale_temporaries(&self.dir);
+                Cached {
+                    world: load_world(&path)?,
+                    stamp: current,
+                }
+            }
         };
         let mut cached = fresh;
         cached.world.settle();
@@ -314,6 +333,19 @@ mod tests {
             .collect();
         assert_eq!(names, ["vpc-a", "vpc-b"]);
         assert!(world_path(dir.path()).exists());
+    }
+
+    #[tokio::test]
+    async fn a_save_left_half_done_by_a_killed_process_is_cleaned_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let sim_dir = dir.path().join("sim");
+        fs::create_dir_all(&sim_dir).unwrap();
+        let stale = sim_dir.join("world.json.tmp4242");
+        fs::write(&stale, b"{ half a world").unwrap();
+        let sim = SimBackend::open(dir.path());
+        sim.create(&vpc("vpc-a")).await.unwrap();
+        assert!(!stale.exists());
+        assert_eq!(sim.snapshot().unwrap().all().len(), 1);
     }
 
     #[test]
