@@ -193,6 +193,8 @@ fn load_run(
     if !force {
         RunState::replay_checked(&events, rb.steps.iter().map(|s| s.id.clone()))
             .map_err(|e| Failure::invalid(format!("error: {e}")))?;
+    } else if purpose == Purpose::Resume {
+        refuse_changed_succeeded_steps(&state, &rb, &run_id)?;
     }
     let params = rebuild_params(&rb, &state, flags, params_file)?;
     durable::refuse_short_secrets(&rb, &params)?;
@@ -203,6 +205,51 @@ fn load_run(
         rb,
         params,
     }))
+}
+
+/// `--force` lets a resume go on against an edited runbook, but never hands a step the outputs
+/// its old definition produced: a succeeded step whose `uses` or `with` changed is refused.
+fn refuse_changed_succeeded_steps(
+    state: &RunState,
+    rb: &Runbook,
+    run_id: &str,
+) -> Result<(), Failure> {
+    let changed: Vec<&str> = state
+        .steps
+        .iter()
+        .filter(|(_, s)| s.status == drflow_engine::StepPhase::Succeeded)
+        .filter_map(|(id, _)| {
+            let then = state.step_hashes.get(id)?;
+            match rb.index.get(id) {
+                Some(&i) if &rb.steps[i].definition_hash == then => None,
+                _ => Some(id.as_str()),
+            }
+        })
+        .collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::invalid(format!(
+        "error: step{} {} succeeded in run {run_id} but {} changed since (its `uses` or `with`), \
+         so the outputs recorded for it would not match; even --force will not restore them\n  \
+         hint: start a new run, or undo the edit to {}",
+        if changed.len() == 1 { "" } else { "s" },
+        changed
+            .iter()
+            .map(|c| format!("`{c}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if changed.len() == 1 {
+            "its definition"
+        } else {
+            "their definitions"
+        },
+        if changed.len() == 1 {
+            "that step"
+        } else {
+            "those steps"
+        },
+    )))
 }
 
 fn short(hash: &str) -> &str {

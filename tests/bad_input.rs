@@ -190,6 +190,9 @@ fn a_wrong_secret_is_never_echoed_in_the_error() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     let text = stderr(&out);
-    assert!(text.contains("`-p pin=***`: `pin` takes a whole number"), "{text}");
+    assert!(
+        text.contains("`-p pin=***`: `pin` takes a whole number"),
+        "{text}"
+    );
     assert!(!text.contains("Sup3rSecretPin"), "{text}");
 }

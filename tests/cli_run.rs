@@ -308,3 +308,49 @@ fn an_empty_state_dir_variable_means_the_default() {
     );
     assert!(cwd.path().join(".drflow/journal.db").exists());
 }
+
+/// `resume --force` accepts an edited runbook, but never restores the outputs of a succeeded
+/// step whose definition changed.
+#[test]
+fn a_forced_resume_refuses_a_succeeded_step_whose_definition_changed() {
+    let dir = tempfile::tempdir().expect("dir");
+    let state = dir.path().join("state");
+    let file = dir.path().join("rb.yaml");
+    let write = |a_value: &str, b_message: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "runbook: edit\nsteps:\n  - {{ id: a, uses: core.set, with: {{ v: {a_value} }} }}\n  - {{ id: b, uses: core.fail, needs: [a], with: {{ message: \"{b_message}\" }} }}\n"
+            ),
+        )
+        .expect("write");
+    };
+    let drflow = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_drflow"))
+            .args(args)
+            .env("DRFLOW_STATE_DIR", &state)
+            .output()
+            .expect("runs")
+    };
+    let path = file.to_str().expect("utf-8");
+    write("1", "boom");
+    assert_eq!(drflow(&["run", path]).status.code(), Some(1));
+
+    // Editing only the failed step: a forced resume goes on (and b fails again).
+    write("1", "boom again");
+    let out = drflow(&["resume", "latest", "--force"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("boom again"));
+
+    // Editing the succeeded step: refused, even with --force.
+    write("2", "boom again");
+    let out = drflow(&["resume", "latest", "--force"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("step `a` succeeded in run"), "{stderr}");
+}

@@ -127,6 +127,8 @@ pub struct Step {
     pub continue_on_error: bool,
     /// Where it is declared.
     pub pos: Pos,
+    /// SHA-256 of its `uses` and `with` as written: what its outputs depend on.
+    pub definition_hash: String,
 }
 
 impl std::fmt::Debug for Step {
@@ -210,6 +212,7 @@ struct RawStep<'a> {
     retry: RetryPolicy,
     timeout: Option<Duration>,
     continue_on_error: bool,
+    definition_hash: String,
 }
 
 impl Compiler {
@@ -533,6 +536,7 @@ impl Compiler {
                     timeout: s.timeout,
                     continue_on_error: s.continue_on_error,
                     pos: s.pos,
+                    definition_hash: s.definition_hash,
                 }
             })
             .collect();
@@ -804,7 +808,13 @@ impl Compiler {
         let continue_on_error = get("continue_on_error")
             .map(|(_, v)| self.boolean(v, "`continue_on_error`"))
             .unwrap_or(false);
+        let definition = serde_json::json!({
+            "uses": uses,
+            "with": with_node.map(Node::to_value).unwrap_or(Value::Null),
+        });
+        let definition_hash = content_hash(&definition.to_string());
         Some(RawStep {
+            definition_hash,
             id,
             id_pos,
             pos: node.pos,

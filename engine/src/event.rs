@@ -64,6 +64,10 @@ pub enum RunEvent {
         content_hash: String,
         params: Value,
         at: Timestamp,
+        /// A hash of each step's definition (`uses` and `with`), so that a forced resume can
+        /// tell which succeeded steps still mean what they meant.
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        step_hashes: std::collections::BTreeMap<String, String>,
     },
     /// A resumed run picked up again (after a crash or an interruption).
     RunResumed { at: Timestamp },

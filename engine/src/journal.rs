@@ -1112,6 +1112,7 @@ mod tests {
             content_hash: "h".into(),
             params: json!({"token": "***"}),
             at: 1.0,
+            step_hashes: Default::default(),
         }
     }
 

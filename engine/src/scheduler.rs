@@ -207,6 +207,11 @@ pub async fn run(
             content_hash: runbook.content_hash.clone(),
             params: options.redacted_params.clone(),
             at: started_at,
+            step_hashes: runbook
+                .steps
+                .iter()
+                .map(|s| (s.id.clone(), s.definition_hash.clone()))
+                .collect(),
         })?;
     }
     let prior = options.prior.clone().unwrap_or_default();

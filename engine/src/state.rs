@@ -215,6 +215,9 @@ pub struct RunState {
     pub content_hash: String,
     /// The resolved parameters, secrets already replaced by `"***"`.
     pub params: Value,
+    /// A hash of each step's definition when the run started (empty for older journals).
+    #[serde(default)]
+    pub step_hashes: BTreeMap<String, String>,
     /// `running` until `run_finished` (also for a run whose process died).
     pub status: RunStatus,
     /// When the run started.
@@ -383,7 +386,9 @@ impl RunState {
                 content_hash,
                 params,
                 at,
+                step_hashes,
             }) => RunState {
+                step_hashes: step_hashes.clone(),
                 run_id: run_id.clone(),
                 runbook: runbook.clone(),
                 path: path.clone(),
@@ -790,6 +795,7 @@ mod tests {
                 content_hash: "abc".into(),
                 params: json!({"a": 1}),
                 at: 1.0,
+                step_hashes: Default::default(),
             }])
         }
         fn at(&self) -> Timestamp {
