@@ -250,6 +250,7 @@ pub async fn run(
     let mut grace_deadline: Option<Instant> = None;
     let mut listening = true;
     let mut inline_streak: u64 = 0;
+    let mut retry_due: VecDeque<usize> = VecDeque::new();
     let mut run_errors = Vec::new();
     let runbook_name: Arc<str> = Arc::from(runbook.name.as_str());
     let run_id: Arc<str> = Arc::from(options.run_id.as_str());
@@ -257,6 +258,22 @@ pub async fn run(
     loop {
         // Start (or settle without running) every ready step we may start.
         while stopping.is_none() && running < max_parallel {
+            // A retry whose backoff is over goes first: it was admitted before the ready steps.
+            if let Some(idx) = retry_due.pop_front() {
+                running += 1;
+                start_attempt(
+                    sink,
+                    &mut workers,
+                    &runbook.steps[idx],
+                    &mut slots[idx],
+                    idx,
+                    &run_id,
+                    &runbook_name,
+                    &scope,
+                    clock,
+                )?;
+                continue;
+            }
             let Some(i) = ready.pop_front() else { break };
             let step = &runbook.steps[i];
             if let Some(outputs) = prior.succeeded.get(&step.id) {
@@ -327,7 +344,14 @@ pub async fn run(
                 }
             }
         }
-        if running == 0 && waiting_retry == 0 && (ready.is_empty() || stopping.is_some()) {
+        let all_done = waiting_retry == 0 && retry_due.is_empty() && ready.is_empty();
+        if running == 0 && (all_done || stopping.is_some()) {
+            if waiting_retry > 0 {
+                // Stopping with only backoff timers left: nothing runs, so there is nothing to
+                // give a grace period to.
+                workers.tasks.abort_all();
+                while workers.tasks.join_next().await.is_some() {}
+            }
             break;
         }
         let sleep_until = match (grace_deadline, deadline, stopping.is_some()) {
@@ -393,8 +417,16 @@ pub async fn run(
                         } else {
                             // The grace period is over: cancel whatever still runs.
                             workers.tasks.abort_all();
-                            while workers.tasks.join_next().await.is_some() {}
-                            // Attempts that finished on their first poll still report below.
+                            while let Some(joined) = workers.tasks.join_next_with_id().await {
+                                // An attempt that finished before the abort keeps its result: a
+                                // step that succeeded must not be reported interrupted and run
+                                // again on resume.
+                                if let Ok((id, msg @ Msg::Done { .. })) = joined {
+                                    workers.ids.remove(&id);
+                                    workers.inline.push_back(msg);
+                                }
+                            }
+                            // Finished attempts still report below.
                             running = workers.inline.len();
                             waiting_retry = 0;
                             grace_deadline = None;
@@ -427,21 +459,10 @@ pub async fn run(
         match msg {
             Msg::RetryDue { idx } => {
                 waiting_retry -= 1;
-                if stopping.is_some() {
-                    continue;
+                if stopping.is_none() {
+                    // Started by the loop above, within `--max-parallel` like any other start.
+                    retry_due.push_back(idx);
                 }
-                running += 1;
-                start_attempt(
-                    sink,
-                    &mut workers,
-                    &runbook.steps[idx],
-                    &mut slots[idx],
-                    idx,
-                    &run_id,
-                    &runbook_name,
-                    &scope,
-                    clock,
-                )?;
             }
             Msg::Done { idx, result } => {
                 running -= 1;

@@ -552,3 +552,58 @@ async fn a_chain_of_instant_steps_still_obeys_a_stop_request() {
     assert_eq!(status(&report, "s52"), StepStatus::NotStarted);
     assert_eq!(status(&report, "s199"), StepStatus::NotStarted);
 }
+
+/// Regression: a retry whose backoff was over started at once, even with `--max-parallel`
+/// reached by other steps.
+#[tokio::test(start_paused = true)]
+async fn retries_stay_within_the_parallelism_bound() {
+    let h = harness();
+    let rb = compile_ok(
+        &h,
+        r#"
+runbook: t
+steps:
+  - { id: flaky, uses: test.probe, with: { fail_until: 2 }, retry: { attempts: 3, backoff: 10ms } }
+  - { id: long, uses: test.probe, with: { ms: 2000 } }
+  - { id: other, uses: test.probe, with: { ms: 500 } }
+"#,
+    );
+    let (_tx, rx) = watch::channel(Stop::No);
+    let mut options = RunOptions::new("r");
+    options.max_parallel = Some(1);
+    let (report, _) = run_with(&rb, options, rx).await;
+    assert_eq!(report.status, RunStatus::Succeeded);
+    assert_eq!(h.peak.load(Ordering::SeqCst), 1);
+}
+
+/// Regression: a stop with nothing running but a retry waiting out its backoff waited the
+/// whole grace period.
+#[tokio::test(start_paused = true)]
+async fn a_stop_during_a_backoff_ends_the_run_at_once() {
+    let h = harness();
+    let rb = compile_ok(
+        &h,
+        r#"
+runbook: t
+steps:
+  - { id: flaky, uses: test.probe, with: { fail_until: 5 }, retry: { attempts: 5, backoff: 1m, max_backoff: 1m } }
+"#,
+    );
+    let (tx, rx) = watch::channel(Stop::No);
+    let mut options = RunOptions::new("r");
+    options.grace = Duration::from_secs(30);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        tx.send(Stop::Graceful).unwrap();
+        std::future::pending::<()>().await;
+    });
+    let start = tokio::time::Instant::now();
+    let (report, _) = run_with(&rb, options, rx).await;
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(report.status, RunStatus::Interrupted);
+    assert_eq!(status(&report, "flaky"), StepStatus::Interrupted);
+}
