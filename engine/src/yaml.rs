@@ -211,6 +211,15 @@ struct Builder {
     documents: usize,
 }
 
+/// How many mappings and sequences nest inside `node`, itself included.
+fn depth(node: &Node) -> usize {
+    match &node.kind {
+        NodeKind::Scalar { .. } => 0,
+        NodeKind::Seq(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        NodeKind::Map(entries) => 1 + entries.iter().map(|(_, v)| depth(v)).max().unwrap_or(0),
+    }
+}
+
 fn count_nodes(node: &Node) -> usize {
     1 + match &node.kind {
         NodeKind::Scalar { .. } => 0,
@@ -292,8 +301,18 @@ impl Builder {
                         "this alias refers to an anchor that is not defined before it",
                     ));
                 };
-                let mut node = target.clone();
-                self.alias_nodes += count_nodes(&node);
+                // Checked on the anchor before cloning it, so a refused expansion costs nothing.
+                if self.stack.len() + depth(target) > MAX_DEPTH {
+                    return Err(Diagnostic::new(
+                        self.file.clone(),
+                        pos,
+                        format!(
+                            "YAML nests deeper than {MAX_DEPTH} levels once this alias is expanded"
+                        ),
+                    )
+                    .with_hint("a runbook needs only a few levels; flatten the anchored value"));
+                }
+                self.alias_nodes += count_nodes(target);
                 if self.alias_nodes > MAX_ALIAS_NODES {
                     return Err(Diagnostic::new(
                         self.file.clone(),
@@ -306,6 +325,7 @@ impl Builder {
                         "this is the shape of a \"billion laughs\" document; write the values out or use fewer nested aliases",
                     ));
                 }
+                let mut node = target.clone();
                 node.pos = pos;
                 self.finish(node, 0)?;
             }
@@ -443,6 +463,22 @@ mod tests {
         assert!(err.message.contains("duplicate key `a`"));
         let err = load("a: [1, 2\nb: 3\n").unwrap_err();
         assert!(err.message.starts_with("invalid YAML"), "{err}");
+    }
+
+    #[test]
+    fn aliases_cannot_get_around_the_nesting_limit() {
+        // Regression: each anchor is 40 deep, within the limit, but nesting one alias in
+        // another went past it unchecked.
+        let deep = |name: &str, inner: &str| {
+            format!(
+                "{name}: &{name} {}{inner}{}\n",
+                "[".repeat(40),
+                "]".repeat(40)
+            )
+        };
+        let src = deep("a", "1") + &deep("b", "*a");
+        let err = load(&src).unwrap_err();
+        assert!(err.message.contains("once this alias is expanded"), "{err}");
     }
 
     #[test]
