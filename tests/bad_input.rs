@@ -196,3 +196,24 @@ fn a_wrong_secret_is_never_echoed_in_the_error() {
     );
     assert!(!text.contains("Sup3rSecretPin"), "{text}");
 }
+
+#[test]
+fn a_parameter_file_line_is_not_quoted_when_the_runbook_has_secrets() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("p.yaml");
+    // A misspelt secret: the value would show if the line were quoted back.
+    std::fs::write(&file, "env_suffix: x\ntokn: Hunter2Hunter2\n").expect("write");
+    let out = drflow(&[
+        "run",
+        "tests/fixtures/ok/params.yaml",
+        "--params-file",
+        file.to_str().expect("path"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stderr(&out);
+    assert!(
+        text.contains("p.yaml:2:1: unknown parameter `tokn`"),
+        "{text}"
+    );
+    assert!(!text.contains("Hunter2Hunter2"), "{text}");
+}

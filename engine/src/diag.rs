@@ -32,6 +32,9 @@ pub struct Diagnostic {
     pub message: String,
     /// What to do about it, when we can tell.
     pub hint: Option<String>,
+    /// Leave out the source line: it may hold a secret (a parameter file's line).
+    #[serde(skip)]
+    pub conceal_source: bool,
 }
 
 impl Diagnostic {
@@ -42,6 +45,7 @@ impl Diagnostic {
             pos,
             message: message.into(),
             hint: None,
+            conceal_source: false,
         }
     }
 
@@ -60,6 +64,7 @@ impl Diagnostic {
             .find(|(name, _)| *name == &*self.file)
             .map(|(_, text)| *text);
         if self.pos.line > 0
+            && !self.conceal_source
             && let Some(line) = source.and_then(|s| s.lines().nth(self.pos.line - 1))
         {
             let number = self.pos.line.to_string();

@@ -72,10 +72,18 @@ pub fn resolve(
         }
     }
     if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(Diagnostics(errors))
+        return Ok(out);
     }
+    // A parameter file of a runbook with secrets may hold them on any line (even a misspelt
+    // one), so its lines are never quoted back; the file, line and column still are.
+    if let Some((path, _)) = file
+        && runbook.params.iter().any(|p| p.secret)
+    {
+        for d in errors.iter_mut().filter(|d| &*d.file == path) {
+            d.conceal_source = true;
+        }
+    }
+    Err(Diagnostics(errors))
 }
 
 fn file_values(
