@@ -1,5 +1,6 @@
-//! Engine overhead: compile + schedule + run of no-op runbooks of 1k, 10k and 100k steps in three
-//! shapes (a chain, a wide fan-out, a random DAG), with the peak memory of each.
+//! Engine overhead: compile + schedule + run of no-op runbooks of 1k, 10k and 100k steps in four
+//! shapes (a chain, a wide fan-out, a random DAG, and a chain whose every step passes a value on
+//! through an expression), with the peak memory of each.
 //!
 //! `cargo bench --bench engine` prints a table. Each case runs in a child process of this same
 //! binary so that its peak memory (VmHWM) is its own. `DRFLOW_BENCH_SIZES=1000,10000` limits the
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use drflow_engine::{Outputs, RunOptions, RunSink, RunStatus, SinkError, Stop, compile};
 
-const SHAPES: [&str; 3] = ["chain", "fanout", "random"];
+const SHAPES: [&str; 4] = ["chain", "fanout", "random", "exprs"];
 
 /// Builds the YAML of a runbook of `n` no-op steps in a shape.
 fn runbook(shape: &str, n: usize) -> (String, usize) {
@@ -27,7 +28,7 @@ fn runbook(shape: &str, n: usize) -> (String, usize) {
     };
     for i in 0..n {
         let needs: Vec<usize> = match shape {
-            "chain" if i > 0 => vec![i - 1],
+            "chain" | "exprs" if i > 0 => vec![i - 1],
             "fanout" if i > 0 => vec![0],
             "random" if i > 0 => {
                 let k = (next() % 4) as usize;
@@ -42,10 +43,24 @@ fn runbook(shape: &str, n: usize) -> (String, usize) {
         };
         edges += needs.len();
         let needs: Vec<String> = needs.iter().map(|j| format!("s{j}")).collect();
-        src.push_str(&format!(
-            "  - {{ id: s{i}, uses: core.set, needs: [{}] }}\n",
-            needs.join(", ")
-        ));
+        if shape == "exprs" {
+            // Each step passes a value on through an expression: compile-time reference checks
+            // and run-time evaluation are both on the path.
+            let with = if i == 0 {
+                "{ v: 0 }".to_string()
+            } else {
+                format!("{{ v: \"${{{{ steps.s{}.outputs.v + 1 }}}}\" }}", i - 1)
+            };
+            src.push_str(&format!(
+                "  - {{ id: s{i}, uses: core.set, needs: [{}], with: {with} }}\n",
+                needs.join(", ")
+            ));
+        } else {
+            src.push_str(&format!(
+                "  - {{ id: s{i}, uses: core.set, needs: [{}] }}\n",
+                needs.join(", ")
+            ));
+        }
     }
     (src, edges)
 }

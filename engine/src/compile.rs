@@ -472,11 +472,20 @@ impl Compiler {
             if let Condition::If(t) = &s.condition {
                 templates.push(t);
             }
-            let upstream = if acyclic && templates.iter().any(|t| !t.is_literal()) {
-                Some(dag.ancestors(i))
-            } else {
-                None
-            };
+            // Only the steps this one names are looked for upstream, and the search stops once
+            // they are all found: checking every step's full ancestry was quadratic.
+            let named: HashSet<usize> = templates
+                .iter()
+                .flat_map(|t| t.exprs())
+                .flat_map(|e| e.refs.iter())
+                .filter_map(|r| match r {
+                    Ref::Step(id, _) | Ref::StepOutput(id, _) | Ref::StepStatus(id) => {
+                        index.get(id).copied()
+                    }
+                    _ => None,
+                })
+                .collect();
+            let upstream = (acyclic && !named.is_empty()).then(|| dag.ancestors_among(i, &named));
             for t in templates {
                 self.check_refs(
                     t,
@@ -484,11 +493,12 @@ impl Compiler {
                     &raw_steps,
                     &index,
                     &param_names,
+                    &ids,
                 );
             }
         }
         for (_, t, _) in &outputs {
-            self.check_refs(t, None, &raw_steps, &index, &param_names);
+            self.check_refs(t, None, &raw_steps, &index, &param_names, &ids);
         }
         if let Some(t) = &lock {
             for e in t.exprs() {
@@ -505,7 +515,7 @@ impl Compiler {
                     }
                 }
             }
-            self.check_refs(t, None, &raw_steps, &index, &param_names);
+            self.check_refs(t, None, &raw_steps, &index, &param_names, &ids);
         }
 
         if !self.errors.is_empty() {
@@ -999,8 +1009,8 @@ impl Compiler {
         steps: &[RawStep<'_>],
         index: &HashMap<String, usize>,
         params: &[&str],
+        step_ids: &[&str],
     ) {
-        let step_ids: Vec<&str> = steps.iter().map(|s| s.id.as_str()).collect();
         for e in t.exprs() {
             for r in &e.refs {
                 let (msg, hint): (String, String) = match r {

@@ -130,6 +130,27 @@ impl Dag {
         seen
     }
 
+    /// Which of `targets` step `i` transitively needs; the search stops once all are found.
+    pub fn ancestors_among(&self, i: usize, targets: &HashSet<usize>) -> HashSet<usize> {
+        let mut found = HashSet::new();
+        let mut seen = HashSet::new();
+        let mut stack = vec![NodeIndex::new(i)];
+        while let Some(n) = stack.pop() {
+            for p in self.graph.neighbors_directed(n, Direction::Incoming) {
+                if seen.insert(p.index()) {
+                    if targets.contains(&p.index()) {
+                        found.insert(p.index());
+                        if found.len() == targets.len() {
+                            return found;
+                        }
+                    }
+                    stack.push(p);
+                }
+            }
+        }
+        found
+    }
+
     /// A run order (every step after the steps it needs), or `None` if there is a cycle.
     pub fn topo_order(&self) -> Option<Vec<usize>> {
         toposort(&self.graph, None)
