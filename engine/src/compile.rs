@@ -1040,7 +1040,7 @@ impl Compiler {
                     Ref::Step(s, field) => match (index.get(s), field.as_deref()) {
                         (None, _) => (
                             format!("`{}` refers to unknown step `{s}`", e.source),
-                            suggest(s, &step_ids),
+                            suggest(s, step_ids),
                         ),
                         (Some(_), None | Some("outputs")) => {
                             self.check_upstream(e, s, from, index);
@@ -1057,7 +1057,7 @@ impl Compiler {
                     Ref::StepStatus(s) => match index.get(s) {
                         None => (
                             format!("`{}` refers to unknown step `{s}`", e.source),
-                            suggest(s, &step_ids),
+                            suggest(s, step_ids),
                         ),
                         Some(_) => {
                             self.check_upstream(e, s, from, index);
@@ -1067,7 +1067,7 @@ impl Compiler {
                     Ref::StepOutput(s, o) => match index.get(s) {
                         None => (
                             format!("`{}` refers to unknown step `{s}`", e.source),
-                            suggest(s, &step_ids),
+                            suggest(s, step_ids),
                         ),
                         Some(&j) => {
                             let target = &steps[j];
