@@ -1,7 +1,7 @@
 //! A provision killed half-way (SIGKILL, no chance to clean up) and resumed completes without
 //! duplicate resources, and its outputs are those of an uninterrupted provision.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,9 +30,14 @@ fn run_ok(state: &Path, args: &[&str]) -> String {
 
 /// Every resource in the sim world as (region, kind, name); panics on a duplicate.
 fn world(state: &Path) -> BTreeSet<(String, String, String)> {
+    resources(state).into_keys().collect()
+}
+
+/// Every resource in the sim world, whole, by (region, kind, name); panics on a duplicate.
+fn resources(state: &Path) -> BTreeMap<(String, String, String), Value> {
     let text = std::fs::read_to_string(state.join("sim/world.json")).expect("world file");
     let doc: Value = serde_json::from_str(&text).expect("world json");
-    let mut seen = BTreeSet::new();
+    let mut seen = BTreeMap::new();
     let mut walk = vec![&doc];
     // The world file nests resources by region; find every object with kind, region and name.
     while let Some(v) = walk.pop() {
@@ -45,7 +50,10 @@ fn world(state: &Path) -> BTreeSet<(String, String, String)> {
                 ) && o.contains_key("spec")
                 {
                     let key = (r.to_string(), k.to_string(), n.to_string());
-                    assert!(seen.insert(key.clone()), "duplicate resource {key:?}");
+                    assert!(
+                        seen.insert(key.clone(), v.clone()).is_none(),
+                        "duplicate resource {key:?}"
+                    );
                     continue;
                 }
                 walk.extend(o.values());
@@ -198,4 +206,64 @@ fn destroy_is_refused_while_a_provision_of_the_same_environment_runs() {
     assert!(!holder.is_empty());
     // The world was not touched by the refused destroy: the half-built environment is still there.
     assert!(!world(state).is_empty());
+}
+
+const PROVISION: &[&str] = &[
+    "run",
+    "runbooks/provision.yaml",
+    "--params-file",
+    "runbooks/params/eu.yaml",
+];
+
+fn rollback_latest(state: &Path) {
+    let out = run_ok(state, &["rollback", "latest"]);
+    assert!(out.contains("rollback rolled_back"), "{out}");
+}
+
+#[test]
+fn rolling_back_a_provision_that_changed_nothing_leaves_the_world_as_it_was() {
+    let dir = tempfile::tempdir().expect("dir");
+    let state = dir.path();
+    run_ok(state, PROVISION);
+    let before = resources(state);
+    assert!(!before.is_empty());
+    let again = run_ok(state, PROVISION);
+    assert!(again.contains("no changes: "), "{again}");
+    rollback_latest(state);
+    // Nothing deleted, nothing changed: Aurora, S3, KMS and the rest are all still there.
+    assert_eq!(resources(state), before);
+}
+
+#[test]
+fn rolling_back_the_provision_that_built_the_environment_removes_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let state = dir.path();
+    run_ok(state, PROVISION);
+    assert!(!world(state).is_empty());
+    rollback_latest(state);
+    assert_eq!(
+        world(state),
+        BTreeSet::new(),
+        "everything it created is gone"
+    );
+}
+
+#[test]
+fn a_provision_killed_resumed_and_rolled_back_leaves_nothing() {
+    // Killed as the step's success was about to be journaled: the step created its resources
+    // (Aurora, alarms), the journal does not say so, and on resume the step runs again and finds
+    // them already there. They are still this run's doing, and its rollback deletes them.
+    for pause in [
+        "before:step_succeeded:database",
+        "before:step_succeeded:alarms",
+    ] {
+        let dir = tempfile::tempdir().expect("dir");
+        let state = dir.path();
+        kill_at(state, pause);
+        assert!(!world(state).is_empty(), "{pause}: a half-built world");
+        let resumed = run_ok(state, &["resume", "latest"]);
+        assert!(resumed.contains("succeeded"), "{pause}: {resumed}");
+        rollback_latest(state);
+        assert_eq!(world(state), BTreeSet::new(), "{pause}: nothing left");
+    }
 }

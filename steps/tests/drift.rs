@@ -12,6 +12,7 @@ const PARAMS: &str = "eu.yaml";
 
 fn ctx(step: &str, previous: Option<Outputs>) -> StepContext {
     let mut c = StepContext::detached(step);
+    c.run_id = common::RUN_ID.into();
     c.previous_outputs = previous;
     c
 }
@@ -429,4 +430,103 @@ async fn data_bearing_resources_are_never_replaced_to_repair_drift() {
         "{err}"
     );
     assert_eq!(ids(&cloud2.all()), ids(&before));
+}
+
+/// Every resource as (region, kind, name) with its id, tags and spec.
+fn snapshot(cloud: &Cloud) -> Vec<(String, Kind, String, String, String)> {
+    let mut all: Vec<_> = cloud
+        .all()
+        .into_iter()
+        .map(|r| {
+            let detail = format!("{:?} {}", r.tags, r.spec);
+            (r.region, r.kind, r.name, r.id, detail)
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+#[tokio::test]
+async fn a_step_undone_for_another_run_deletes_nothing_it_did_not_create() {
+    // The step's record lists everything it ensured; only what the run being undone created
+    // goes.
+    let cloud = Cloud::new();
+    let report = cloud.run("provision.yaml", PARAMS).await;
+    let before = snapshot(&cloud);
+    let prev = outputs(&report, "database").clone();
+    let mut c = ctx("database", Some(prev));
+    c.run_id = "another-run".into();
+    let out = cloud
+        .registry
+        .get("rds.global_database")
+        .unwrap()
+        .undo(&c, &Outputs::new())
+        .await
+        .unwrap();
+    assert_eq!(out["deleted"], json!([]));
+    assert!(!out["kept"].as_array().unwrap().is_empty());
+    assert_eq!(snapshot(&cloud), before);
+}
+
+#[tokio::test]
+async fn rolling_back_a_run_that_repaired_drift_keeps_what_it_repaired_and_replaced() {
+    // The first run builds; someone edits the primary health check's interval (repaired by
+    // replacement) and a VPC's tag (repaired in place), and deletes the dashboard
+    // (created again). Undoing the second run deletes only the dashboard it created: the
+    // replacement health check and the updated VPC stay (an update is not reverted).
+    let cloud = Cloud::new();
+    cloud.run_as("first", "provision.yaml", PARAMS).await;
+    let hc = cloud.one(GLOBAL, Kind::HealthCheck, "health-check-primary-prod-eu");
+    let vpc = cloud.one("eu-south-1", Kind::Vpc, "vpc-prod-eu");
+    let dashboards = cloud.all();
+    let dashboard = dashboards
+        .iter()
+        .find(|r| r.kind == Kind::Dashboard)
+        .expect("a dashboard")
+        .clone();
+    cloud
+        .sim
+        .mutate(|w| {
+            let r = w.regions.get_mut(GLOBAL).unwrap().get_mut(&hc.id).unwrap();
+            r.resource.spec["request_interval"] = json!(30);
+            let r = w
+                .regions
+                .get_mut("eu-south-1")
+                .unwrap()
+                .get_mut(&vpc.id)
+                .unwrap();
+            r.resource
+                .tags
+                .insert("FailoverRole".into(), "Standby".into());
+            w.regions
+                .get_mut(&dashboard.region)
+                .unwrap()
+                .remove(&dashboard.id)
+                .unwrap();
+        })
+        .unwrap();
+    let second = cloud.run_as("second", "provision.yaml", PARAMS).await;
+    let new_hc = cloud.one(GLOBAL, Kind::HealthCheck, "health-check-primary-prod-eu");
+    assert_ne!(new_hc.id, hc.id, "replaced");
+    assert_eq!(
+        new_hc.tags["drflow:created-by-run"], "first",
+        "a replacement keeps the provenance of what it replaced"
+    );
+    let new_dashboard = cloud.one(&dashboard.region, Kind::Dashboard, &dashboard.name);
+    assert_eq!(new_dashboard.tags["drflow:created-by-run"], "second");
+    let after_second = snapshot(&cloud);
+
+    cloud.undo_all("second", &second).await;
+    let mut want = after_second;
+    want.retain(|r| r.3 != new_dashboard.id);
+    assert_eq!(
+        snapshot(&cloud),
+        want,
+        "only the recreated dashboard is gone"
+    );
+    assert_eq!(
+        cloud.one("eu-south-1", Kind::Vpc, "vpc-prod-eu").tags["FailoverRole"],
+        "Primary",
+        "the repair is not reverted"
+    );
 }

@@ -5,7 +5,15 @@
 //! to [`Cx::ensure`] in dependency order. `ensure` finds each by name, creates what is missing,
 //! compares what exists with the desired spec and repairs drift, and records what it did. The
 //! step then reports `change` (`created`, `updated`, `deleted` or `unchanged`), `changes` (one
-//! line per resource created, repaired or deleted) and `resources` (what it owns, for the undo).
+//! line per resource created, repaired or deleted) and `resources` (what it ensured, for the
+//! undo).
+//!
+//! A resource `ensure` creates is tagged [`CREATED_BY_TAG`] with the run id, at creation only
+//! (the tag is not part of the desired tags, so it is never drift). The undo deletes, of the
+//! resources a step ensured, only those whose tag names the run being rolled back: a rollback
+//! undoes what that run created, never what it found, updated or replaced. The run id stays the
+//! same across resumes, so a resource created by an attempt that crashed before its success was
+//! journaled, and found by the attempt on resume, is still deleted.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +40,9 @@ pub const SUFFIX_TAG: &str = "EnvironmentSuffix";
 /// The tag on a resource that drift repair replaced while something still used it; its value
 /// is the name it had. `cloud.delete_superseded` deletes such resources.
 pub const SUPERSEDED_TAG: &str = "drflow:superseded";
+/// The tag a resource gets when `ensure` creates it; its value is the id of the run that created
+/// it. A step's undo deletes only resources whose tag names the run being rolled back.
+pub const CREATED_BY_TAG: &str = "drflow:created-by-run";
 
 /// What a step did to one resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,15 +140,18 @@ pub(crate) struct Cx {
     pub backend: Arc<dyn CloudBackend>,
     /// The environment suffix every name ends with.
     pub suffix: String,
+    /// The run this step belongs to: what [`CREATED_BY_TAG`] says on what it creates.
+    run_id: String,
     changes: Vec<(Change, String)>,
     owned: Vec<Value>,
 }
 
 impl Cx {
-    fn new(backend: Arc<dyn CloudBackend>, suffix: String) -> Cx {
+    fn new(backend: Arc<dyn CloudBackend>, suffix: String, run_id: String) -> Cx {
         Cx {
             backend,
             suffix,
+            run_id,
             changes: Vec::new(),
             owned: Vec::new(),
         }
@@ -204,7 +218,8 @@ impl Cx {
             .push(json!({"kind": d.kind.name(), "region": d.region, "name": d.name}));
         let found = b.find(&d.region, d.kind, &d.name).await?;
         let Some(actual) = found else {
-            let created = self.create(&d).await?;
+            let run_id = self.run_id.clone();
+            let created = self.create(&d, Some(&run_id)).await?;
             self.changes
                 .push((Change::Created, format!("created {label}")));
             return Ok(created);
@@ -245,19 +260,24 @@ impl Cx {
         Ok(updated)
     }
 
-    /// Creates the desired resource (with its creation-only keys).
-    async fn create(&self, d: &Desired) -> Result<Resource, StepError> {
+    /// Creates the desired resource (with its creation-only keys), tagged as created by
+    /// `created_by` (a run id) if given.
+    async fn create(&self, d: &Desired, created_by: Option<&str>) -> Result<Resource, StepError> {
         let b = &self.backend;
         let mut spec = d.spec.clone();
         if d.create_only.is_object() {
             crate::sim::merge(&mut spec, &d.create_only);
+        }
+        let mut tags = d.tags.clone();
+        if let Some(run) = created_by {
+            tags.insert(CREATED_BY_TAG.into(), run.into());
         }
         let req = CreateRequest {
             kind: d.kind,
             region: d.region.clone(),
             name: d.name.clone(),
             spec,
-            tags: d.tags.clone(),
+            tags,
             depends_on: d.depends_on.clone(),
         };
         let created = match b.create(&req).await {
@@ -290,6 +310,10 @@ impl Cx {
         let (has, wants) = (value(&old.spec), value(&d.spec));
         let what = format!("{label} has {key} {has} but should have {wants}");
         let b = Arc::clone(&self.backend);
+        // The new resource takes the old one's place, and its provenance: replacing is a repair,
+        // which a rollback of this run does not undo (it does not delete the replacement), while
+        // a rollback of the run that created the original still deletes it.
+        let created_by = old.tags.get(CREATED_BY_TAG).cloned();
         let replaced = match d.kind.replacement() {
             Replacement::Never(why) => {
                 return Err(StepError::permanent(
@@ -321,7 +345,7 @@ impl Cx {
                     }
                     Err(e) => return Err(e.into()),
                 }
-                let new = self.create(d).await?;
+                let new = self.create(d, created_by.as_deref()).await?;
                 self.changes.push((
                     Change::Updated,
                     format!(
@@ -347,7 +371,7 @@ impl Cx {
                     &old.depends_on,
                 )
                 .await?;
-                let new = self.create(d).await?;
+                let new = self.create(d, created_by.as_deref()).await?;
                 let fate = match b.delete(&old.region, old.kind, &old.id).await {
                     Ok(()) => format!("deleted {}", old.id),
                     Err(e) if e.kind == ErrorKind::NotFound => format!("deleted {}", old.id),
@@ -512,7 +536,7 @@ impl StepType for CloudStep {
                      (it ends every resource name, and S3 bucket names allow nothing else)"
                 )));
             }
-            let mut cx = Cx::new(backend, suffix);
+            let mut cx = Cx::new(backend, suffix, ctx.run_id.clone());
             let span = tracing::info_span!("step", runbook = %ctx.runbook, step = %ctx.step_id, uses = self.spec.name);
             let out = (self.body)(&mut cx, &input).instrument(span).await?;
             Ok(cx.finish(out))
@@ -538,6 +562,7 @@ impl StepType for CloudStep {
                     )
                 })?;
             let mut deleted = Vec::new();
+            let mut kept = Vec::new();
             for r in owned.iter().rev() {
                 let kind: Kind = r
                     .get("kind")
@@ -547,16 +572,31 @@ impl StepType for CloudStep {
                     .map_err(StepError::invalid_input)?;
                 let region = r.get("region").and_then(Value::as_str).unwrap_or_default();
                 let name = r.get("name").and_then(Value::as_str).unwrap_or_default();
-                if let Some(found) = backend.find(region, kind, name).await? {
-                    match backend.delete(region, kind, &found.id).await {
-                        Ok(()) => deleted.push(json!(format!("deleted {kind} {name} ({region})"))),
-                        Err(e) if e.kind == ErrorKind::NotFound => {}
-                        Err(e) => return Err(e.into()),
-                    }
+                let Some(found) = backend.find(region, kind, name).await? else {
+                    continue;
+                };
+                // Only what this run created: what it found, updated or replaced stays.
+                if found.tags.get(CREATED_BY_TAG) != Some(&ctx.run_id) {
+                    tracing::debug!(%kind, name, region, "Kept on undo: not created by this run");
+                    kept.push(json!(format!("kept {kind} {name} ({region})")));
+                    continue;
                 }
+                match backend.delete(region, kind, &found.id).await {
+                    Ok(()) => deleted.push(json!(format!("deleted {kind} {name} ({region})"))),
+                    Err(e) if e.kind == ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if !kept.is_empty() {
+                tracing::info!(
+                    step = %ctx.step_id,
+                    kept = kept.len(),
+                    "Undo kept the resources this run did not create (found, updated or replaced)"
+                );
             }
             let mut out = Outputs::new();
             out.insert("deleted".into(), Value::Array(deleted));
+            out.insert("kept".into(), Value::Array(kept));
             Ok(out)
         })
     }

@@ -12,6 +12,9 @@ use drflow_steps::sim::World;
 use drflow_steps::{CloudConfig, LazyBackend, SimBackend, registry_with_backend};
 use serde_json::Value;
 
+/// The run id of [`Cloud::run`] and its variants.
+pub const RUN_ID: &str = "test-run";
+
 /// A simulated cloud of its own.
 pub struct Cloud {
     pub dir: tempfile::TempDir,
@@ -78,6 +81,41 @@ impl Cloud {
         params_file: &str,
         overrides: &[(&str, &str)],
     ) -> RunReport {
+        self.try_run_as(RUN_ID, runbook, params_file, overrides)
+            .await
+    }
+
+    /// Runs a shipped runbook as run `run_id`; panics unless it succeeds.
+    pub async fn run_as(&self, run_id: &str, runbook: &str, params_file: &str) -> RunReport {
+        let report = self.try_run_as(run_id, runbook, params_file, &[]).await;
+        assert_eq!(report.status, RunStatus::Succeeded, "{run_id}: {report:#?}");
+        report
+    }
+
+    /// Undoes every step of `report` (run `run_id`) that has an undo, in reverse order of
+    /// completion, as `drflow rollback` would.
+    pub async fn undo_all(&self, run_id: &str, report: &RunReport) {
+        for step in report.steps.iter().rev() {
+            let ty = self.registry.get(&step.uses).unwrap();
+            if !ty.spec().has_undo {
+                continue;
+            }
+            let mut ctx = drflow_engine::StepContext::detached(&step.id);
+            ctx.run_id = run_id.into();
+            ctx.previous_outputs = step.outputs.clone();
+            ty.undo(&ctx, &Outputs::new())
+                .await
+                .unwrap_or_else(|e| panic!("undo {}: {e}", step.id));
+        }
+    }
+
+    pub async fn try_run_as(
+        &self,
+        run_id: &str,
+        runbook: &str,
+        params_file: &str,
+        overrides: &[(&str, &str)],
+    ) -> RunReport {
         let path = repo().join("runbooks").join(runbook);
         let source = std::fs::read_to_string(&path).expect("runbook");
         let rb = drflow_engine::compile(&path.display().to_string(), &source, &self.registry)
@@ -95,7 +133,7 @@ impl Cloud {
         .expect("params resolve");
         let (_tx, rx) = tokio::sync::watch::channel(Stop::No);
         let mut sink = Recorder::default();
-        drflow_engine::run(&rb, &params, RunOptions::new("test-run"), &mut sink, rx)
+        drflow_engine::run(&rb, &params, RunOptions::new(run_id), &mut sink, rx)
             .await
             .expect("run")
     }
