@@ -483,7 +483,7 @@ pub(crate) fn cloud_spec(name: &'static str, doc: &'static str) -> StepSpec {
         .output(
             "resources",
             ValueType::List,
-            "The resources this step owns ({kind, region, name}); the undo deletes them.",
+            "The resources this step owns ({kind, region, name}); its undo deletes those this run created.",
         )
         .with_undo()
 }
