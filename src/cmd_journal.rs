@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use drflow_engine::{
-    JOURNAL_FILE, Journal, Outputs, Prior, ResumePoint, RunOptions, RunState, RunStatus, Runbook,
-    Secrets, Stop, resolve_params,
+    JOURNAL_FILE, Journal, Lease, Outputs, Prior, ResumePoint, RunOptions, RunState, RunStatus,
+    Runbook, Secrets, Stop, resolve_params,
 };
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -20,7 +20,9 @@ use tokio::sync::watch;
 pub use durable::{Durable, DurableArgs, LockArgs, scrubbed_stderr};
 pub use show::{OutputsArgs, RunsArgs, ShowArgs, cmd_outputs, cmd_runs, cmd_show};
 
-use durable::{PauseHook, Sinks, journal_failure, secret_names, set_log_secrets, take_leases};
+use durable::{
+    PauseHook, Sinks, journal_failure, secret_names, set_log_secrets, take_leases, take_run_lease,
+};
 
 use crate::{
     EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Failure, Global, OutputFormat, parse_flags, progress,
@@ -105,6 +107,8 @@ fn existing_journal(global: &Global) -> Result<PathBuf, Failure> {
 /// A journaled run, loaded back with its runbook and parameters.
 struct Loaded {
     journal: Journal,
+    /// The lease on the run itself, taken before its journal was read.
+    run_lease: Lease,
     state: RunState,
     rb: Runbook,
     params: Outputs,
@@ -117,9 +121,13 @@ enum Purpose {
     Rollback,
 }
 
-/// Loads a run for `resume` or `rollback`: replays its journal, says when there is nothing to do
-/// (`Ok(None)`, exit 0) or the run cannot be continued that way, recompiles its runbook (refusing
-/// a changed file unless `force`), and rebuilds its parameters (secrets from `-p`).
+/// Loads a run for `resume` or `rollback`: takes the run's own lease, replays its journal, says
+/// when there is nothing to do (`Ok(None)`, exit 0) or the run cannot be continued that way,
+/// recompiles its runbook (refusing a changed file unless `force`), and rebuilds its parameters
+/// (secrets from `-p`).
+///
+/// The lease comes first: another `resume` of the same run that finished in between would
+/// otherwise leave this one continuing from a state it no longer is in.
 fn load_run(
     global: &Global,
     purpose: Purpose,
@@ -131,8 +139,10 @@ fn load_run(
 ) -> Result<Option<Loaded>, Failure> {
     let journal = open_existing(global)?;
     let run_id = journal.find_run(run).map_err(journal_failure)?;
+    let run_lease = take_run_lease(journal.path(), &run_id)?;
     let events = journal.events(&run_id).map_err(journal_failure)?;
     let state = RunState::replay(&events).map_err(|e| Failure::invalid(format!("error: {e}")))?;
+    hold_after_replay();
     // What the journal alone decides comes before anything about the runbook file.
     match (purpose, state.status) {
         (Purpose::Resume, RunStatus::Succeeded) => {
@@ -168,7 +178,7 @@ fn load_run(
             path.display()
         )));
     }
-    let (rb, _) = crate::load(&path, &registry(global))?;
+    let (mut rb, _) = crate::load(&path, &registry(global))?;
     if rb.name != state.runbook {
         return Err(Failure::invalid(format!(
             "error: {} is the runbook `{}`, but run {run_id} ran the runbook `{}`; --force \
@@ -196,11 +206,12 @@ fn load_run(
     } else if purpose == Purpose::Resume {
         refuse_changed_succeeded_steps(&state, &rb, &run_id)?;
     }
-    let params = rebuild_params(&rb, &state, flags, params_file)?;
+    let params = rebuild_params(&mut rb, &state, flags, params_file)?;
     durable::refuse_short_secrets(&rb, &params)?;
     set_log_secrets(&Secrets::from_params(&params, &secret_names(&rb)));
     Ok(Some(Loaded {
         journal,
+        run_lease,
         state,
         rb,
         params,
@@ -222,7 +233,9 @@ fn refuse_changed_succeeded_steps(
             let then = state.step_hashes.get(id)?;
             match rb.index.get(id) {
                 Some(&i) if &rb.steps[i].definition_hash == then => None,
-                _ => Some(id.as_str()),
+                Some(_) => Some(id.as_str()),
+                // A step the runbook no longer has is ignored under --force (docs/journal.md).
+                None => None,
             }
         })
         .collect();
@@ -252,20 +265,36 @@ fn refuse_changed_succeeded_steps(
     )))
 }
 
+/// A test hook: with `DRFLOW_TEST_HOLD_AFTER_REPLAY=GATE`, `resume` and `rollback` create
+/// `GATE.reached` right after replaying the run's journal, then wait as long as the file `GATE`
+/// exists, so a test can run a second command at that point.
+fn hold_after_replay() {
+    let Some(gate) = std::env::var_os("DRFLOW_TEST_HOLD_AFTER_REPLAY").map(PathBuf::from) else {
+        return;
+    };
+    let mut reached = gate.clone().into_os_string();
+    reached.push(".reached");
+    let _ = std::fs::write(&reached, std::process::id().to_string());
+    while gate.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 fn short(hash: &str) -> &str {
     let h = hash.strip_prefix("sha256:").unwrap_or(hash);
     &h[..h.len().min(12)]
 }
 
-/// The run's parameters: non-secret ones from the journal, secret ones from `-p` /
+/// The run's parameters: non-secret ones from the journal, as journaled (JSON values, never
+/// turned into text and parsed again: a string `"007"` stays a string), secret ones from `-p` /
 /// `--params-file` (or their defaults).
 fn rebuild_params(
-    rb: &Runbook,
+    rb: &mut Runbook,
     state: &RunState,
     flags: &[String],
     params_file: Option<&Path>,
 ) -> Result<Outputs, Failure> {
-    let secrets = secret_names(rb);
+    let secrets: Vec<String> = secret_names(rb).into_iter().map(str::to_owned).collect();
     let user = parse_flags(flags)?;
     if let Some((name, _)) = user
         .iter()
@@ -276,36 +305,50 @@ fn rebuild_params(
             rb.name
         )));
     }
-    if let Some((name, _)) = user.iter().find(|(n, _)| !secrets.contains(&n.as_str())) {
+    if let Some((name, _)) = user.iter().find(|(n, _)| !secrets.contains(n)) {
         return Err(Failure::invalid(format!(
             "error: `-p {name}=…`: only secret parameters can be given again; the others are \
              fixed by the journal\n  hint: start a new run to change `{name}`"
         )));
     }
-    let mut all: Vec<(String, String)> = Vec::new();
-    if let Some(journaled) = state.params.as_object() {
-        for (name, value) in journaled {
-            if secrets.contains(&name.as_str()) || !rb.params.iter().any(|p| &p.name == name) {
+    let mut journaled: Vec<(String, Value)> = Vec::new();
+    if let Some(values) = state.params.as_object() {
+        for (name, value) in values {
+            let Some(decl) = rb.params.iter().find(|p| &p.name == name) else {
+                continue;
+            };
+            if decl.secret {
                 continue;
             }
-            let text = match value {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            all.push((name.clone(), text));
+            if !decl.ty.accepts(value) {
+                return Err(Failure::invalid(format!(
+                    "error: the run was started with `{name}` = {value}, which is not of the \
+                     type the runbook now declares for it ({})\n  hint: start a new run",
+                    decl.ty
+                )));
+            }
+            journaled.push((name.clone(), value.clone()));
         }
     }
-    all.extend(user);
     let source = match params_file {
         Some(p) => Some((p.display().to_string(), read(p)?)),
         None => None,
     };
-    resolve_params(
+    // The journaled values stand in for defaults while the secrets are resolved, so a required
+    // parameter is not reported missing; they are put back as they were right after.
+    let declared = rb.params.clone();
+    for p in &mut rb.params {
+        if let Some((_, v)) = journaled.iter().find(|(n, _)| n == &p.name) {
+            p.default = Some(v.clone());
+        }
+    }
+    let resolved = resolve_params(
         rb,
         source.as_ref().map(|(p, s)| (p.as_str(), s.as_str())),
-        &all,
-    )
-    .map_err(|d| {
+        &user,
+    );
+    rb.params = declared;
+    let mut params = resolved.map_err(|d| {
         let sources: Vec<(&str, &str)> = source
             .iter()
             .map(|(p, s)| (p.as_str(), s.as_str()))
@@ -318,7 +361,12 @@ fn rebuild_params(
             ));
         }
         Failure::invalid(message)
-    })
+    })?;
+    // The journal fixes every non-secret parameter, whatever a parameter file says.
+    for (name, value) in journaled {
+        params.insert(name, value);
+    }
+    Ok(params)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
@@ -358,12 +406,21 @@ pub fn cmd_resume(global: &Global, args: ResumeArgs) -> Result<u8, Failure> {
     };
     let Loaded {
         mut journal,
+        run_lease,
         state,
         rb,
         params,
     } = loaded;
     let run_id = state.run_id.clone();
-    let leases = take_leases(journal.path(), &rb, &run_id, &params, &args.lock, true)?;
+    let mut leases = vec![run_lease];
+    leases.extend(take_leases(
+        journal.path(),
+        &rb,
+        &run_id,
+        &params,
+        &args.lock,
+        false,
+    )?);
     let mut prior = Prior::default();
     for step in &rb.steps {
         if let ResumePoint::Done { outputs } = state.resume_point(&step.id) {
@@ -431,6 +488,7 @@ fn exit_code(status: RunStatus) -> u8 {
 pub fn cmd_rollback(global: &Global, args: RollbackArgs) -> Result<u8, Failure> {
     let Some(Loaded {
         mut journal,
+        run_lease,
         state,
         rb,
         params,
@@ -447,7 +505,10 @@ pub fn cmd_rollback(global: &Global, args: RollbackArgs) -> Result<u8, Failure> 
         return Ok(EXIT_OK);
     };
     let run_id = state.run_id.clone();
-    let _leases = take_leases(journal.path(), &rb, &run_id, &params, &args.lock, true)?;
+    let _leases = (
+        run_lease,
+        take_leases(journal.path(), &rb, &run_id, &params, &args.lock, false)?,
+    );
     journal.attach(&run_id).map_err(journal_failure)?;
     eprintln!("drflow: rolling back run {run_id} of {}", rb.name);
     let secrets = Secrets::from_params(&params, &secret_names(&rb));

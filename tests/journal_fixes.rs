@@ -623,3 +623,212 @@ fn small_messages() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("has no parameter `notaparam`"));
 }
+
+// ---- review findings: resume re-decides steps; leases before replay; parameter types ----
+
+const GATED: &str = r#"runbook: gated
+steps:
+  - id: a
+    if: ${{ false }}
+    uses: core.set
+    with: { x: 1 }
+  - id: b
+    needs: [a]
+    uses: core.set
+    with: { y: "${{ steps.a.outputs.x }}" }
+"#;
+
+/// A step whose input cannot be built fails again on every resume. The second resume used to
+/// find `step_failed` for an already failed step in the journal, written by the first, and
+/// refuse it (DRJ006): from then on the run could not be resumed, rolled back or shown.
+#[test]
+fn resuming_a_run_whose_step_fails_again_keeps_its_journal_replayable() {
+    let sb = Sandbox::new();
+    sb.write("gated.yaml", GATED);
+    let out = sb.output(&["run", "gated.yaml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    for i in 0..3 {
+        let out = sb.output(&["resume", "latest"]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "resume #{i}: {err}");
+        assert!(!err.contains("DRJ0"), "resume #{i}: {err}");
+    }
+    let out = sb.output(&["show", "latest", "--output", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let events: Vec<RunEvent> = serde_json::from_value(doc["events"].clone()).unwrap();
+    let b_failed = events
+        .iter()
+        .filter(|e| drflow_engine::event_name(e) == "step_failed" && e.step() == Some("b"))
+        .count();
+    assert_eq!(b_failed, 4, "{events:?}");
+    drflow_engine::RunState::replay(&events).unwrap();
+}
+
+/// A step killed while it ran, then switched off (`if: false`) before a forced resume: the
+/// resume records `step_skipped` for a step the journal last saw running. That must replay.
+#[test]
+fn a_forced_resume_may_skip_a_step_that_was_running_when_the_run_died() {
+    let sb = Sandbox::new();
+    let hold = sb.path("hold");
+    std::fs::write(&hold, "").unwrap();
+    let child = sb.spawn(
+        &sb.crashy(&["-p", &format!("hold={}", hold.display())]),
+        &[],
+    );
+    wait_for("b to start", || sb.has_event("step_started", "b"));
+    kill(child);
+    sb.write(
+        "crashy.yaml",
+        &RUNBOOK.replace(
+            "  - id: b\n    needs: [a]\n",
+            "  - id: b\n    if: ${{ false }}\n    needs: [a]\n",
+        ),
+    );
+    let out = sb.output(&["resume", "latest", "--force"]);
+    let err = text(&out.stderr);
+    assert!(!err.contains("DRJ0") && !err.contains("refused"), "{err}");
+    assert!(sb.has_event("step_skipped", "b"), "{err}");
+    // The journal replays: resuming, showing and rolling back still work.
+    let out = sb.output(&["resume", "latest", "--force"]);
+    let err = text(&out.stderr);
+    assert!(!err.contains("DRJ0"), "{err}");
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{err}");
+    let out = sb.output(&["show", "latest"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // b wrote its line before the kill and was not run again; c ran after the skip.
+    assert_eq!(sb.count("b"), 1);
+}
+
+/// Two `resume`s of one run at once: the second must not replay the journal before it holds the
+/// run's lease. It used to replay first; if the first resume finished in between, the second
+/// then took the free lease and went on from a state that was no longer the run's (running
+/// again a step that had succeeded meanwhile).
+#[test]
+fn resume_takes_the_runs_lease_before_replaying_it() {
+    let sb = Sandbox::new();
+    let marker = sb.path("paused");
+    let child = sb.spawn(
+        &sb.crashy(&[]),
+        &[
+            ("DRFLOW_TEST_PAUSE", "before:step_started:c".into()),
+            ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
+        ],
+    );
+    wait_for("the pause", || marker.exists());
+    kill(child);
+    let gate = sb.path("gate");
+    std::fs::write(&gate, "").unwrap();
+    let first = sb.spawn(
+        &["resume".into(), "latest".into()],
+        &[("DRFLOW_TEST_HOLD_AFTER_REPLAY", gate.display().to_string())],
+    );
+    wait_for("the first resume to replay", || {
+        sb.path("gate.reached").exists()
+    });
+    // The first resume has replayed and holds the lease: a second one is refused outright.
+    let out = sb.output(&["resume", "latest"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("still being worked on"), "{err}");
+    assert_eq!(sb.count("c"), 0);
+    std::fs::remove_file(&gate).unwrap();
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(sb.count("c"), 1);
+    let out = sb.output(&["resume", "latest"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("nothing to resume"));
+}
+
+const TYPED: &str = r#"runbook: typed
+params:
+  out: { type: string }
+  v: { type: any }
+  w: { type: any }
+  n: { type: any }
+steps:
+  - id: a
+    uses: core.append_file
+    with: { path: "${{ params.out }}", line: a }
+  - id: echo
+    needs: [a]
+    uses: core.set
+    with: { v: "${{ params.v }}", w: "${{ params.w }}", n: "${{ params.n }}" }
+outputs:
+  v: ${{ steps.echo.outputs.v }}
+  w: ${{ steps.echo.outputs.w }}
+  n: ${{ steps.echo.outputs.n }}
+"#;
+
+/// A resumed run has the parameter values it started with, of the same types: journaled values
+/// used to be turned into text and parsed again as if from `-p`, so the string "007" came back as
+/// the number 7 and the string "true" as a boolean.
+#[test]
+fn resumed_parameters_keep_their_types() {
+    let sb = Sandbox::new();
+    sb.write("typed.yaml", TYPED);
+    sb.write(
+        "params.yaml",
+        &format!(
+            "out: {:?}\nv: \"007\"\nw: \"true\"\nn: [1, \"2\"]\n",
+            sb.path("out.txt").display().to_string()
+        ),
+    );
+    let marker = sb.path("paused");
+    let child = sb.spawn(
+        &[
+            "run".into(),
+            "typed.yaml".into(),
+            "--params-file".into(),
+            "params.yaml".into(),
+        ],
+        &[
+            ("DRFLOW_TEST_PAUSE", "before:step_started:echo".into()),
+            ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
+        ],
+    );
+    wait_for("the pause", || marker.exists());
+    kill(child);
+    let out = sb.output(&["resume", "latest"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = sb.output(&["outputs", "latest", "--output", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let outputs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        outputs["outputs"],
+        serde_json::json!({ "v": "007", "w": "true", "n": [1, "2"] }),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// docs/journal.md: with `--force`, journaled steps the runbook no longer has are ignored. A
+/// succeeded step removed from the runbook used to be reported as changed and the resume refused.
+#[test]
+fn force_ignores_a_succeeded_step_the_runbook_no_longer_has() {
+    let sb = Sandbox::new();
+    let marker = sb.path("paused");
+    let child = sb.spawn(
+        &sb.crashy(&[]),
+        &[
+            ("DRFLOW_TEST_PAUSE", "before:step_started:c".into()),
+            ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
+        ],
+    );
+    wait_for("the pause", || marker.exists());
+    kill(child);
+    let without_b = RUNBOOK
+        .replace(
+            "  - id: b\n    needs: [a]\n    uses: core.append_file\n    with: { path: \"${{ params.out }}\", line: b, hold_while: \"${{ params.hold }}\" }\n",
+            "",
+        )
+        .replace("needs: [b]", "needs: [a]");
+    assert!(!without_b.contains("id: b"), "{without_b}");
+    sb.write("crashy.yaml", &without_b);
+    let out = sb.output(&["resume", "latest", "--force"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(sb.count("a"), 1);
+    assert_eq!(sb.count("b"), 1);
+    assert_eq!(sb.count("c"), 1);
+}

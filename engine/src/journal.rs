@@ -65,7 +65,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::event::{RunEvent, RunSink, RunStatus, SinkError, Timestamp};
-use crate::state::event_name;
+use crate::state::{RunState, TransitionError, event_name};
 
 /// The `PRAGMA application_id` of a drflow journal: `DRFL` in ASCII.
 pub const APPLICATION_ID: i32 = 0x4452_464C;
@@ -271,6 +271,36 @@ pub enum JournalError {
         /// The event's name.
         event: &'static str,
     },
+    /// The run's journal does not replay, so nothing more can be recorded into it.
+    #[error("run {run_id} cannot be continued: {source}")]
+    Replay {
+        /// The run.
+        run_id: String,
+        /// Why replay failed.
+        source: Box<TransitionError>,
+    },
+    /// An event that the run's state does not allow was refused before it was written.
+    #[error(
+        "drflow refused to journal event #{seq} of run {run_id}, which its state does not allow          ({brief}); nothing of it was written, so the journal still replays, and the run stops          here. This is a bug in drflow: please report it with `drflow show {run_id} --output json`",
+        seq = source.seq,
+        brief = source.brief()
+    )]
+    Illegal {
+        /// The run.
+        run_id: String,
+        /// What the transition table said.
+        source: Box<TransitionError>,
+    },
+    /// An earlier write of this run's events failed: the journal records nothing more of it.
+    #[error(
+        "an earlier write to the journal {path} failed, so run {run_id} records nothing more;          resume it once the journal is writable again"
+    )]
+    Broken {
+        /// The journal.
+        path: PathBuf,
+        /// The run.
+        run_id: String,
+    },
 }
 
 /// How hard each commit tries to reach the disk.
@@ -338,11 +368,18 @@ pub fn resolve_state_dir(cli: Option<&Path>) -> PathBuf {
 }
 
 /// The durable journal of runs. Implements [`RunSink`] for the run it is recording.
+///
+/// It keeps the recorded run's [`RunState`] and applies every event to it before writing the
+/// event: one that the transition table refuses is an error ([`JournalError::Illegal`]), never a
+/// row, so a bug in whatever records events cannot leave a journal that no longer replays.
 pub struct Journal {
     conn: Connection,
     path: PathBuf,
     /// The run being recorded and the next event's `seq`.
     run: Option<(String, i64)>,
+    /// The recorded run's state, with every event written so far applied; `None` after a write
+    /// failed half-way (the state may then be ahead of the rows).
+    state: Option<RunState>,
     in_tx: bool,
 }
 
@@ -404,6 +441,7 @@ impl Journal {
             conn,
             path: path.to_owned(),
             run: None,
+            state: None,
             in_tx: false,
         };
         journal.migrate()?;
@@ -437,6 +475,7 @@ impl Journal {
             conn,
             path: path.to_owned(),
             run: None,
+            state: None,
             in_tx: false,
         })
     }
@@ -511,6 +550,7 @@ impl Journal {
     }
 
     /// Records the next events into an existing run (resume, rollback), after its last event.
+    /// Replays the run's events: the next ones are checked against its state.
     pub fn attach(&mut self, run_id: &str) -> Result<(), JournalError> {
         self.commit()?;
         let last: Option<i64> = self
@@ -527,16 +567,56 @@ impl Journal {
                 path: self.path.clone(),
             });
         };
+        let events = self.events(run_id)?;
+        let state = RunState::replay(&events).map_err(|source| JournalError::Replay {
+            run_id: run_id.to_owned(),
+            source: Box::new(source),
+        })?;
         self.run = Some((run_id.to_owned(), last + 1));
+        self.state = Some(state);
         Ok(())
     }
 
-    /// Appends one event to the open transaction (opening one if needed).
+    /// Appends one event to the open transaction (opening one if needed), after applying it to
+    /// the run's state: an event the state does not allow is refused and not written.
     pub fn append(&mut self, event: &RunEvent) -> Result<(), JournalError> {
-        let path = self.path.clone();
         if let RunEvent::RunStarted { run_id, .. } = event {
+            let state = RunState::replay(std::iter::once(event)).map_err(|source| {
+                JournalError::Illegal {
+                    run_id: run_id.clone(),
+                    source: Box::new(source),
+                }
+            })?;
             self.run = Some((run_id.clone(), 1));
+            self.state = Some(state);
+        } else {
+            let Some((run_id, _)) = &self.run else {
+                return Err(JournalError::NoRun {
+                    event: event_name(event),
+                });
+            };
+            let Some(state) = self.state.as_mut() else {
+                return Err(JournalError::Broken {
+                    path: self.path.clone(),
+                    run_id: run_id.clone(),
+                });
+            };
+            state.apply(event).map_err(|source| JournalError::Illegal {
+                run_id: run_id.clone(),
+                source: Box::new(source),
+            })?;
         }
+        let written = self.write(event);
+        if written.is_err() {
+            // The state already holds the event; the rows may not.
+            self.state = None;
+        }
+        written
+    }
+
+    /// Writes one event (already applied to the state) into the open transaction.
+    fn write(&mut self, event: &RunEvent) -> Result<(), JournalError> {
+        let path = self.path.clone();
         let Some((run_id, seq)) = self.run.clone() else {
             return Err(JournalError::NoRun {
                 event: event_name(event),
@@ -1141,6 +1221,12 @@ mod tests {
             j.record(&e).unwrap();
         }
         j.flush().unwrap();
+        j.record(&RunEvent::StepStarted {
+            step: "b".into(),
+            attempt: 1,
+            at: 3.5,
+        })
+        .unwrap();
         let failed = RunEvent::AttemptFailed {
             step: "b".into(),
             attempt: 1,
@@ -1159,8 +1245,8 @@ mod tests {
 
         let j = Journal::open_in(dir.path()).unwrap();
         let events = j.events("r1").unwrap();
-        assert_eq!(events.len(), 5);
-        assert_eq!(events[3], failed);
+        assert_eq!(events.len(), 6);
+        assert_eq!(events[4], failed);
         let runs = j.list_runs().unwrap();
         assert_eq!(runs.len(), 1);
         assert_eq!(runs[0].status, "failed");
@@ -1232,6 +1318,98 @@ mod tests {
             j.attach("nope"),
             Err(JournalError::UnknownRun { .. })
         ));
+    }
+
+    /// The journal applies every event to the run's state before writing it: an event the
+    /// transition table refuses is an error and is not written, so the journal still replays.
+    #[test]
+    fn an_event_the_runs_state_does_not_allow_is_refused_and_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open_in(dir.path()).unwrap();
+        j.record(&started("r1")).unwrap();
+        for e in step_events("a") {
+            j.record(&e).unwrap();
+        }
+        let fail_b = RunEvent::StepFailed {
+            step: "b".into(),
+            error: StepError::permanent("input", "no such output"),
+            at: 4.0,
+        };
+        j.record(&fail_b).unwrap();
+        // Failing `b` again, or starting the succeeded `a` again, without a resume: refused.
+        let err = j.record(&fail_b).unwrap_err();
+        assert!(
+            err.0.contains("DRJ006") && err.0.contains("event #5"),
+            "{err}"
+        );
+        assert!(err.0.contains("nothing of it was written"), "{err}");
+        let again = RunEvent::StepStarted {
+            step: "a".into(),
+            attempt: 2,
+            at: 5.0,
+        };
+        assert!(j.record(&again).is_err());
+        j.flush().unwrap();
+        let events = j.events("r1").unwrap();
+        assert_eq!(events.len(), 4);
+        crate::state::RunState::replay(&events).unwrap();
+        // The refusals changed nothing: the run goes on from where it was.
+        j.record(&RunEvent::RunFinished {
+            status: RunStatus::Failed,
+            outputs: Outputs::new(),
+            at: 6.0,
+        })
+        .unwrap();
+        assert_eq!(j.events("r1").unwrap().len(), 5);
+    }
+
+    /// `attach` replays the run, so what a resume records is checked against the journaled
+    /// state; a run whose journal does not replay cannot be attached.
+    #[test]
+    fn attach_checks_later_events_against_the_journaled_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open_in(dir.path()).unwrap();
+        j.record(&started("r1")).unwrap();
+        for e in step_events("a") {
+            j.record(&e).unwrap();
+        }
+        j.flush().unwrap();
+        drop(j);
+        let mut j = Journal::open_in(dir.path()).unwrap();
+        j.attach("r1").unwrap();
+        j.record(&RunEvent::RunResumed { at: 9.0 }).unwrap();
+        let skip_a = RunEvent::StepSkipped {
+            step: "a".into(),
+            reason: "condition is false".into(),
+            at: 10.0,
+        };
+        let err = j.record(&skip_a).unwrap_err();
+        assert!(err.0.contains("step_skipped for step `a`"), "{err}");
+        assert!(err.0.contains("step succeeded"), "{err}");
+        j.flush().unwrap();
+        assert_eq!(j.events("r1").unwrap().len(), 4);
+
+        // A journal broken by hand is not written to.
+        j.conn
+            .execute(
+                "INSERT INTO events (run_id, seq, kind, step, at, body) VALUES ('r1', 5, \
+                 'step_started', 'a', 11.0, ?1)",
+                [serde_json::to_string(&RunEvent::StepStarted {
+                    step: "a".into(),
+                    attempt: 1,
+                    at: 11.0,
+                })
+                .unwrap()],
+            )
+            .unwrap();
+        let mut j = Journal::open_in(dir.path()).unwrap();
+        let err = j.attach("r1").unwrap_err();
+        assert!(matches!(err, JournalError::Replay { .. }), "{err}");
+        assert!(matches!(
+            j.record(&RunEvent::RunResumed { at: 12.0 }),
+            Err(SinkError(_))
+        ));
+        assert_eq!(j.events("r1").unwrap().len(), 5);
     }
 
     #[test]

@@ -21,7 +21,8 @@
 //! | retry_waiting              | step_started (next attempt)            | running          |
 //! | retry_waiting              | step_failed (run stopped in backoff)   | failed           |
 //! | running, failing, failed, interrupted, skipped — if resumed | step_started | running |
-//! | failed, interrupted, skipped — if resumed | step_skipped            | skipped          |
+//! | failed, interrupted, skipped — if resumed | step_failed             | failed           |
+//! | running, retry_waiting, failing, failed, interrupted, skipped — if resumed | step_skipped | skipped |
 //! | succeeded, undo_failed (if resumed), undoing (if resumed) | undo_started | undoing     |
 //! | undoing                    | undo_succeeded                         | undone           |
 //! | undoing                    | undo_failed                            | undo_failed      |
@@ -337,6 +338,24 @@ pub struct TransitionError {
     pub state: String,
 }
 
+impl TransitionError {
+    /// The refusal in one line, without the replay advice: `[DRJ006] step_failed for step `b` in
+    /// state run running, step failed: the step's status does not allow this event`.
+    pub fn brief(&self) -> String {
+        format!(
+            "[{}] {}{} in state {}: {}",
+            self.kind.code(),
+            self.event,
+            self.step
+                .as_deref()
+                .map(|s| format!(" for step `{s}`"))
+                .unwrap_or_default(),
+            self.state,
+            self.kind.describe()
+        )
+    }
+}
+
 /// The snake_case name of an event, as journaled.
 pub fn event_name(event: &RunEvent) -> &'static str {
     match event {
@@ -617,26 +636,37 @@ impl RunState {
                 Some(S::Pending | S::Running | S::Failing | S::RetryWaiting),
                 E::StepFailed { step, error, at },
             ) => {
-                let s = self.touch(step);
-                s.close_attempt(
-                    *at,
-                    AttemptOutcome::Failed {
-                        error: error.clone(),
-                        will_retry: false,
-                    },
-                );
-                s.last_error = Some(error.clone());
-                s.status = S::Failed;
-                s.finished_at = Some(*at);
+                self.fail(step, error, *at);
+                Ok(())
+            }
+            // A resumed run decides again every step that had not succeeded: one that had
+            // failed, been interrupted or skipped may now fail before it starts (its input
+            // cannot be built).
+            (
+                RunPhase::Running,
+                Some(S::Failed | S::Interrupted | S::Skipped),
+                E::StepFailed { step, error, at },
+            ) if resumed => {
+                self.fail(step, error, *at);
                 Ok(())
             }
             (RunPhase::Running, Some(S::Pending), E::StepSkipped { step, reason, at }) => {
                 self.skip(step, reason, *at);
                 Ok(())
             }
+            // Likewise any step that had not succeeded may be skipped by a resumed run (its
+            // condition is false now, or something it needs failed), even one whose attempt
+            // was lost in a crash or was waiting for a retry.
             (
                 RunPhase::Running,
-                Some(S::Failed | S::Interrupted | S::Skipped),
+                Some(
+                    S::Running
+                    | S::RetryWaiting
+                    | S::Failing
+                    | S::Failed
+                    | S::Interrupted
+                    | S::Skipped,
+                ),
                 E::StepSkipped { step, reason, at },
             ) if resumed => {
                 self.skip(step, reason, *at);
@@ -713,6 +743,20 @@ impl RunState {
             ended_at: None,
             outcome: AttemptOutcome::Running,
         });
+    }
+
+    fn fail(&mut self, id: &str, error: &StepError, at: Timestamp) {
+        let s = self.touch(id);
+        s.close_attempt(
+            at,
+            AttemptOutcome::Failed {
+                error: error.clone(),
+                will_retry: false,
+            },
+        );
+        s.last_error = Some(error.clone());
+        s.status = StepPhase::Failed;
+        s.finished_at = Some(at);
     }
 
     fn skip(&mut self, id: &str, reason: &str, at: Timestamp) {
@@ -1094,6 +1138,95 @@ mod tests {
             .ok();
         assert_eq!(s.step_status("f"), StepPhase::Skipped);
         assert_eq!(s.step_status("i"), StepPhase::Skipped);
+    }
+
+    /// DRJ006 regression: a resume decides again every step that had not succeeded, so it may
+    /// record `step_failed` for a step that had failed, was interrupted or skipped (its input
+    /// still cannot be built), and `step_skipped` for one whose attempt was lost in a crash, was
+    /// waiting for a retry or whose last attempt had failed (its condition is false now).
+    /// Replaying such a journal must not fail.
+    #[test]
+    fn resume_may_fail_or_skip_any_step_that_had_not_succeeded() {
+        let s = History::new()
+            .start("f", 1)
+            .fail("f")
+            .start("i", 1)
+            .interrupt("i")
+            .skip("s")
+            .start("r", 1)
+            .start("w", 1)
+            .fail_attempt("w", 1, true)
+            .start("g", 1)
+            .fail_attempt("g", 1, false)
+            .resume()
+            .fail("f")
+            .fail("i")
+            .fail("s")
+            .skip("r")
+            .skip("w")
+            .skip("g")
+            .finish(RunStatus::Failed)
+            .resume()
+            .fail("f")
+            .ok();
+        for id in ["f", "i", "s"] {
+            assert_eq!(s.step_status(id), StepPhase::Failed, "{id}");
+        }
+        for id in ["r", "w", "g"] {
+            assert_eq!(s.step_status(id), StepPhase::Skipped, "{id}");
+        }
+        // The lost attempt stays lost; failing before the start adds no attempt.
+        assert_eq!(s.steps["r"].history[0].outcome, AttemptOutcome::Lost);
+        assert_eq!(s.steps["f"].history.len(), 1);
+    }
+
+    #[test]
+    fn without_a_resume_a_stopped_step_cannot_fail_or_skip_again() {
+        let failed = History::new().start("a", 1).fail("a");
+        assert_eq!(
+            failed.clone_h().fail("a").refused().kind,
+            TransitionErrorKind::IllegalStepTransition
+        );
+        assert_eq!(
+            History::new().skip("a").fail("a").refused().kind,
+            TransitionErrorKind::IllegalStepTransition
+        );
+        assert_eq!(
+            History::new()
+                .start("a", 1)
+                .fail_attempt("a", 1, true)
+                .skip("a")
+                .refused()
+                .kind,
+            TransitionErrorKind::IllegalStepTransition
+        );
+        // Twice in one epoch is refused even after a resume.
+        assert_eq!(
+            failed.resume().fail("a").fail("a").refused().kind,
+            TransitionErrorKind::IllegalStepTransition
+        );
+    }
+
+    #[test]
+    fn resume_never_fails_or_skips_a_succeeded_or_undone_step() {
+        let done = History::new().start("a", 1).succeed("a", 1);
+        assert_eq!(
+            done.clone_h().resume().fail("a").refused().kind,
+            TransitionErrorKind::IllegalStepTransition
+        );
+        assert_eq!(
+            done.clone_h().resume().skip("a").refused().kind,
+            TransitionErrorKind::IllegalStepTransition
+        );
+        let undone = done.undo_start("a").undo_ok("a").resume();
+        assert_eq!(
+            undone.clone_h().fail("a").refused().kind,
+            TransitionErrorKind::IllegalStepTransition
+        );
+        assert_eq!(
+            undone.skip("a").refused().kind,
+            TransitionErrorKind::IllegalStepTransition
+        );
     }
 
     #[test]

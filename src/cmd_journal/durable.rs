@@ -184,6 +184,22 @@ fn lease_options() -> LeaseOptions {
     }
 }
 
+/// Takes the lease on run `run_id` itself, so that no other process records into it (or reads
+/// its journal to continue it) meanwhile.
+pub(super) fn take_run_lease(journal_path: &Path, run_id: &str) -> Result<Lease, Failure> {
+    match Lease::acquire(journal_path, &run_key(run_id), run_id, lease_options()) {
+        Ok(l) => Ok(l),
+        Err(LockError::Held { holder }) => Err(Failure::invalid(format!(
+            "error: run {run_id} is still being worked on by pid {} on {} (last heartbeat {})\n  \
+             hint: wait for that process to finish, or stop it first",
+            holder.pid,
+            holder.hostname,
+            iso8601(holder.heartbeat_at)
+        ))),
+        Err(e) => Err(lock_failure(e)),
+    }
+}
+
 /// Takes the leases a run needs: its own (so a run is never resumed twice at once) and the
 /// runbook's `lock:`.
 pub(super) fn take_leases(
@@ -196,19 +212,7 @@ pub(super) fn take_leases(
 ) -> Result<Vec<Lease>, Failure> {
     let mut leases = Vec::new();
     if own {
-        match Lease::acquire(journal_path, &run_key(run_id), run_id, lease_options()) {
-            Ok(l) => leases.push(l),
-            Err(LockError::Held { holder }) => {
-                return Err(Failure::invalid(format!(
-                    "error: run {run_id} is still being worked on by pid {} on {} (last \
-                     heartbeat {})\n  hint: wait for that process to finish, or stop it first",
-                    holder.pid,
-                    holder.hostname,
-                    iso8601(holder.heartbeat_at)
-                )));
-            }
-            Err(e) => return Err(lock_failure(e)),
-        }
+        leases.push(take_run_lease(journal_path, run_id)?);
     }
     if let Some(key) = evaluate_lock(rb, run_id, params)? {
         let lease = if args.wait_lock {
