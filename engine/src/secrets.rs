@@ -129,24 +129,41 @@ impl Secrets {
     }
 
     /// The event with every secret scrubbed out (the same event when there are no secrets).
-    pub fn scrub_event<'a>(&self, event: &'a RunEvent) -> Cow<'a, RunEvent> {
+    ///
+    /// Fails closed: an event that cannot be cleaned (a secret equal to a status name, say) is an
+    /// error, never recorded in clear.
+    pub fn scrub_event<'a>(&self, event: &'a RunEvent) -> Result<Cow<'a, RunEvent>, SinkError> {
         if self.is_empty() {
-            return Cow::Borrowed(event);
+            return Ok(Cow::Borrowed(event));
         }
-        let Ok(original) = serde_json::to_value(event) else {
-            return Cow::Borrowed(event);
+        let refuse = || {
+            SinkError(
+                "an event could not be cleaned of a secret parameter's value, so it was not \
+                 recorded; choose a secret that is not also a word drflow uses (a status or a \
+                 step id)"
+                    .into(),
+            )
+        };
+        let Ok(Value::Object(original)) = serde_json::to_value(event) else {
+            return Err(refuse());
         };
         // A secret number in a typed field (an attempt number, a timestamp) cannot become
         // "***"; then only strings are scrubbed (user data with numbers lives in outputs, which
         // are untyped and keep the scrub).
         for numbers in [true, false] {
+            // The event's own field names and its `event` tag are drflow's words, not user
+            // data: scrubbing them would only break the event.
             let mut value = original.clone();
-            self.scrub_value_with(&mut value, numbers);
-            if let Ok(clean) = serde_json::from_value(value) {
-                return Cow::Owned(clean);
+            for (k, v) in value.iter_mut() {
+                if k != "event" {
+                    self.scrub_value_with(v, numbers);
+                }
+            }
+            if let Ok(clean) = serde_json::from_value(Value::Object(value)) {
+                return Ok(Cow::Owned(clean));
             }
         }
-        Cow::Borrowed(event)
+        Err(refuse())
     }
 }
 
@@ -192,7 +209,7 @@ impl<S: RunSink> Redacting<S> {
 
 impl<S: RunSink> RunSink for Redacting<S> {
     fn record(&mut self, event: &RunEvent) -> Result<(), SinkError> {
-        let clean = self.secrets.scrub_event(event);
+        let clean = self.secrets.scrub_event(event)?;
         self.inner.record(&clean)
     }
 
@@ -287,8 +304,45 @@ mod tests {
             outputs,
             at: 1.0,
         };
-        let text = serde_json::to_string(&*s.scrub_event(&event)).unwrap();
+        let text = serde_json::to_string(&*s.scrub_event(&event).unwrap()).unwrap();
         assert!(!text.contains("987654"), "{text}");
+    }
+
+    /// Regression: a secret equal to one of the event's field names broke the scrubbed event,
+    /// and the event was then recorded unscrubbed.
+    #[test]
+    fn a_secret_that_is_also_a_field_name_is_still_scrubbed() {
+        let mut params = Outputs::new();
+        params.insert("pw".into(), json!("step"));
+        let s = Secrets::from_params(&params, &["pw"]);
+        let mut outputs = Outputs::new();
+        outputs.insert("note".into(), json!("my step"));
+        let event = RunEvent::StepSucceeded {
+            step: "step_a".into(),
+            attempt: 1,
+            outputs,
+            at: 1.0,
+        };
+        let clean = s.scrub_event(&event).unwrap();
+        let RunEvent::StepSucceeded { step, outputs, .. } = &*clean else {
+            panic!("the event kept its kind: {clean:?}");
+        };
+        assert_eq!(step, "***_a");
+        assert_eq!(outputs["note"], "my ***");
+    }
+
+    /// A secret that cannot be scrubbed without breaking the event is refused, not recorded.
+    #[test]
+    fn an_event_that_cannot_be_cleaned_is_refused() {
+        let mut params = Outputs::new();
+        params.insert("pw".into(), json!("succeeded"));
+        let s = Secrets::from_params(&params, &["pw"]);
+        let event = RunEvent::RunFinished {
+            status: crate::event::RunStatus::Succeeded,
+            outputs: Outputs::new(),
+            at: 1.0,
+        };
+        assert!(s.scrub_event(&event).is_err());
     }
 
     #[test]

@@ -332,7 +332,7 @@ pub(super) struct Sinks<'a> {
 
 impl RunSink for Sinks<'_> {
     fn record(&mut self, event: &RunEvent) -> Result<(), SinkError> {
-        let mut event = self.secrets.scrub_event(event);
+        let mut event = self.secrets.scrub_event(event)?;
         if let (Some(abs), RunEvent::RunStarted { .. }) = (self.runbook_path, event.as_ref())
             && let RunEvent::RunStarted { path, .. } = event.to_mut()
         {
