@@ -170,8 +170,14 @@ pub struct Runbook {
 
 /// SHA-256 of a runbook's text, hex.
 pub fn content_hash(source: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(source.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    let mut out = String::with_capacity(64);
+    for b in digest.iter() {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 /// Compiles a runbook's text. `file` names it in diagnostics.

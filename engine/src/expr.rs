@@ -4,7 +4,7 @@
 //! collide with YAML flow mappings. A value that is exactly one `${{ … }}` keeps the type of its
 //! result (bool, number, list, map); anything else is a string with the results spliced in.
 //!
-//! Every expression is compiled once, when the runbook is compiled, and the names it refers to
+//! Every expression is parsed when the runbook is compiled, and the names it refers to
 //! (`params.x`, `steps.a.outputs.b`, …) are extracted so the compiler can check them.
 
 use std::collections::BTreeSet;
@@ -59,7 +59,9 @@ pub struct Expr {
     pub pos: Pos,
     /// The names it refers to.
     pub refs: Vec<Ref>,
-    compiled: Expression<'static, 'static>,
+    // Not kept compiled: minijinja preallocates about 10 KB of instruction buffers per
+    // expression, which made a 100k-step runbook of expressions take 1.3 GiB. Compiling again
+    // when evaluating costs a few microseconds, once per step.
 }
 
 impl std::fmt::Debug for Expr {
@@ -91,18 +93,18 @@ impl Expr {
         })?;
         let names: BTreeSet<String> = compiled.undeclared_variables(true).into_iter().collect();
         let refs = names.iter().map(|n| classify(n)).collect();
-        Ok(Expr {
-            source,
-            pos,
-            refs,
-            compiled,
-        })
+        Ok(Expr { source, pos, refs })
+    }
+
+    fn compiled(&self) -> Result<Expression<'static, 'static>, String> {
+        ENV.compile_expression_owned(self.source.clone())
+            .map_err(|e| format!("`{}`: {e}", self.source))
     }
 
     /// Evaluates the expression in a scope.
     pub fn eval(&self, scope: &MjValue) -> Result<Value, String> {
         let value = self
-            .compiled
+            .compiled()?
             .eval(scope)
             .map_err(|e| format!("`{}`: {}", self.source, describe(&e)))?;
         if value.is_undefined() {
