@@ -1034,7 +1034,16 @@ impl Compiler {
                         suggest(f, &RUN_FIELDS),
                     ),
                     Ref::Env(_) => continue,
-                    Ref::AllSteps => continue,
+                    // The runbook's outputs run after every step; a step may only look at what
+                    // it names, so that the compiler can check it is upstream.
+                    Ref::AllSteps if from.is_none() => continue,
+                    Ref::AllSteps => (
+                        format!(
+                            "`{}` uses `steps` without naming a step, so the compiler cannot check that what it reads is upstream",
+                            e.source
+                        ),
+                        "name the step: `steps.<id>.outputs.<name>`, with `<id>` in this step's `needs`".into(),
+                    ),
                     Ref::Unknown(root) => (
                         format!("`{}` refers to unknown name `{root}`", e.source),
                         format!(
