@@ -266,28 +266,7 @@ fn try_take(
     conn.execute_batch("BEGIN IMMEDIATE")
         .map_err(sql(&path, "locking the journal to take a run lock"))?;
     let result = (|| -> Result<Option<Holder>, LockError> {
-        let row: Option<(Holder, Option<String>)> = conn
-            .query_row(
-                "SELECT key, run_id, pid, hostname, acquired_at, heartbeat_at, expires_at, proc_start
-                 FROM leases WHERE key = ?1",
-                [key],
-                |r| {
-                    Ok((
-                        Holder {
-                            key: r.get(0)?,
-                            run_id: r.get(1)?,
-                            pid: r.get(2)?,
-                            hostname: r.get(3)?,
-                            acquired_at: r.get(4)?,
-                            heartbeat_at: r.get(5)?,
-                            expires_at: r.get(6)?,
-                        },
-                        r.get(7)?,
-                    ))
-                },
-            )
-            .optional()
-            .map_err(sql(&path, "reading a run lock"))?;
+        let row = read_lease(conn, key).map_err(sql(&path, "reading a run lock"))?;
         let t = now();
         let took_over = match row {
             None => None,
@@ -453,33 +432,38 @@ pub fn lock_holder(journal: &Journal, key: &str) -> Result<Option<Holder>, Journ
         .map_err(sql(&path, "reading a run lock"))
 }
 
+/// The lease row of `key`, with the holder's process start time (for pid reuse checks).
+fn read_lease(
+    conn: &rusqlite::Connection,
+    key: &str,
+) -> rusqlite::Result<Option<(Holder, Option<String>)>> {
+    conn.query_row(
+        "SELECT key, run_id, pid, hostname, acquired_at, heartbeat_at, expires_at, proc_start
+         FROM leases WHERE key = ?1",
+        [key],
+        |r| {
+            Ok((
+                Holder {
+                    key: r.get(0)?,
+                    run_id: r.get(1)?,
+                    pid: r.get(2)?,
+                    hostname: r.get(3)?,
+                    acquired_at: r.get(4)?,
+                    heartbeat_at: r.get(5)?,
+                    expires_at: r.get(6)?,
+                },
+                r.get(7)?,
+            ))
+        },
+    )
+    .optional()
+}
+
 /// The holder of `key` if it is alive (this host: its process still exists; another host: its
 /// lease has not expired). A row left by a process that died reads as `None`.
 pub fn live_holder(journal: &Journal, key: &str) -> Result<Option<Holder>, JournalError> {
     let path = journal.path().to_owned();
-    let row: Option<(Holder, Option<String>)> = journal
-        .conn()
-        .query_row(
-            "SELECT key, run_id, pid, hostname, acquired_at, heartbeat_at, expires_at, proc_start
-             FROM leases WHERE key = ?1",
-            [key],
-            |r| {
-                Ok((
-                    Holder {
-                        key: r.get(0)?,
-                        run_id: r.get(1)?,
-                        pid: r.get(2)?,
-                        hostname: r.get(3)?,
-                        acquired_at: r.get(4)?,
-                        heartbeat_at: r.get(5)?,
-                        expires_at: r.get(6)?,
-                    },
-                    r.get(7)?,
-                ))
-            },
-        )
-        .optional()
-        .map_err(sql(&path, "reading a run lock"))?;
+    let row = read_lease(journal.conn(), key).map_err(sql(&path, "reading a run lock"))?;
     Ok(row.and_then(|(holder, proc_start)| {
         (!holder_is_gone(&holder, proc_start.as_deref(), &Me::current(), now())).then_some(holder)
     }))
