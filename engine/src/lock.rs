@@ -410,25 +410,8 @@ pub fn hostname() -> String {
 /// Who holds `key` now, if anyone (for `drflow runs` and error messages).
 pub fn lock_holder(journal: &Journal, key: &str) -> Result<Option<Holder>, JournalError> {
     let path = journal.path().to_owned();
-    journal
-        .conn()
-        .query_row(
-            "SELECT key, run_id, pid, hostname, acquired_at, heartbeat_at, expires_at
-             FROM leases WHERE key = ?1",
-            [key],
-            |r| {
-                Ok(Holder {
-                    key: r.get(0)?,
-                    run_id: r.get(1)?,
-                    pid: r.get(2)?,
-                    hostname: r.get(3)?,
-                    acquired_at: r.get(4)?,
-                    heartbeat_at: r.get(5)?,
-                    expires_at: r.get(6)?,
-                })
-            },
-        )
-        .optional()
+    read_lease(journal.conn(), key)
+        .map(|row| row.map(|(holder, _)| holder))
         .map_err(sql(&path, "reading a run lock"))
 }
 
