@@ -283,7 +283,33 @@ fn stdout_failed(e: std::io::Error) -> ! {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // `--output json` promises one JSON document, even for a flag clap refused.
+            let args: Vec<String> = std::env::args().collect();
+            let wants_json = args
+                .windows(2)
+                .any(|w| w[0] == "--output" && w[1] == "json")
+                || args.iter().any(|a| a == "--output=json");
+            if wants_json && e.use_stderr() {
+                let message = e.to_string();
+                let first = message.lines().next().unwrap_or_default();
+                outln!(
+                    "{:#}",
+                    serde_json::json!({
+                        "run_id": null,
+                        "status": "invalid",
+                        "steps": [],
+                        "outputs": {},
+                        "errors": [first.trim_start_matches("error: ")],
+                        "diagnostics": [],
+                    })
+                );
+            }
+            e.exit();
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("DRFLOW_LOG")
@@ -456,11 +482,18 @@ fn cmd_graph(global: &Global, file: &std::path::Path, format: GraphArg) -> Resul
 fn parse_flags(params: &[String]) -> Result<Vec<(String, String)>, Failure> {
     params
         .iter()
-        .map(|p| match p.split_once('=') {
+        .enumerate()
+        .map(|(i, p)| match p.split_once('=') {
             Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-            _ => Err(Failure::invalid(format!(
-                "error: `-p {p}` is not of the form NAME=VALUE\n  hint: write e.g. `-p env_suffix=prod`"
-            ))),
+            _ => {
+                let d = drflow_engine::Diagnostic::new(
+                    std::sync::Arc::from(format!("command line, -p flag {}", i + 1).as_str()),
+                    drflow_engine::Pos::new(0, 0),
+                    format!("`-p {p}` is not of the form NAME=VALUE"),
+                )
+                .with_hint("write e.g. `-p env_suffix=prod`");
+                Err(Failure::diagnostics(Diagnostics(vec![d]), &[]))
+            }
         })
         .collect()
 }

@@ -70,7 +70,7 @@ pub fn text(report: &RunReport, target: &str) -> String {
         } else {
             let _ = writeln!(
                 out,
-                "changes by step: {} created resources, {} repaired drift, {} deleted resources, {} unchanged",
+                "changes, counted in steps: {} created resources, {} repaired drift, {} deleted resources, {} found nothing to change (each step's `changes` output lists its resources)",
                 c.created, c.updated, c.deleted, c.unchanged
             );
         }

@@ -354,3 +354,44 @@ fn a_forced_resume_refuses_a_succeeded_step_whose_definition_changed() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("step `a` succeeded in run"), "{stderr}");
 }
+
+/// `--output json` keeps its promise for flags the argument parser refuses, and `-p` syntax
+/// errors carry a diagnostic like every other bad input.
+#[test]
+fn json_output_covers_refused_flags_and_malformed_params() {
+    let out = drflow(&[
+        "run",
+        "runbooks/examples/retries.yaml",
+        "--max-parallel",
+        "0",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["status"], "invalid");
+    assert!(
+        doc["errors"][0]
+            .as_str()
+            .is_some_and(|e| e.contains("--max-parallel")),
+        "{doc}"
+    );
+
+    let out = drflow(&[
+        "run",
+        "runbooks/examples/retries.yaml",
+        "-p",
+        "novalue",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["diagnostics"][0]["file"], "command line, -p flag 1");
+    assert!(
+        doc["diagnostics"][0]["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("NAME=VALUE") || h.contains("env_suffix=prod")),
+        "{doc}"
+    );
+}
