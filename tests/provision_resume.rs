@@ -215,9 +215,10 @@ const PROVISION: &[&str] = &[
     "runbooks/params/eu.yaml",
 ];
 
-fn rollback_latest(state: &Path) {
+fn rollback_latest(state: &Path) -> String {
     let out = run_ok(state, &["rollback", "latest"]);
     assert!(out.contains("rollback rolled_back"), "{out}");
+    out
 }
 
 #[test]
@@ -229,9 +230,16 @@ fn rolling_back_a_provision_that_changed_nothing_leaves_the_world_as_it_was() {
     assert!(!before.is_empty());
     let again = run_ok(state, PROVISION);
     assert!(again.contains("no changes: "), "{again}");
-    rollback_latest(state);
+    let report = rollback_latest(state);
     // Nothing deleted, nothing changed: Aurora, S3, KMS and the rest are all still there.
     assert_eq!(resources(state), before);
+    assert!(
+        report.contains(&format!(
+            "resources:       0 deleted, {} kept",
+            before.len()
+        )),
+        "the report says nothing was deleted: {report}"
+    );
 }
 
 #[test]
@@ -240,12 +248,13 @@ fn rolling_back_the_provision_that_built_the_environment_removes_it() {
     let state = dir.path();
     run_ok(state, PROVISION);
     assert!(!world(state).is_empty());
-    rollback_latest(state);
+    let report = rollback_latest(state);
     assert_eq!(
         world(state),
         BTreeSet::new(),
         "everything it created is gone"
     );
+    assert!(report.contains(" deleted, 0 kept"), "{report}");
 }
 
 #[test]

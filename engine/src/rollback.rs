@@ -85,6 +85,11 @@ pub struct RollbackReport {
     pub remaining: Vec<String>,
     /// Steps that succeeded and have no undo action: they stay as they are.
     pub no_undo: Vec<String>,
+    /// Resources the undos deleted and kept, summed over the steps whose undo reports them
+    /// (cloud steps list `deleted` and `kept`: they delete only what the run created).
+    pub resources_deleted: usize,
+    /// Resources the undos left in place because the run did not create them.
+    pub resources_kept: usize,
 }
 
 impl fmt::Display for RollbackReport {
@@ -92,6 +97,13 @@ impl fmt::Display for RollbackReport {
         writeln!(f, "rollback {}", self.status.name())?;
         if !self.undone.is_empty() {
             writeln!(f, "  undone:          {}", self.undone.join(", "))?;
+        }
+        if self.resources_deleted + self.resources_kept > 0 {
+            writeln!(
+                f,
+                "  resources:       {} deleted, {} kept (they were there before this run)",
+                self.resources_deleted, self.resources_kept
+            )?;
         }
         if !self.already_undone.is_empty() {
             writeln!(f, "  already undone:  {}", self.already_undone.join(", "))?;
@@ -142,6 +154,8 @@ pub async fn rollback(
         failed: None,
         remaining: Vec::new(),
         no_undo: plan.no_undo.clone(),
+        resources_deleted: 0,
+        resources_kept: 0,
     };
     for (n, &i) in plan.undo.iter().enumerate() {
         if *stop.borrow_and_update() != Stop::No {
@@ -156,7 +170,15 @@ pub async fn rollback(
         })?;
         let outcome = undo_one(runbook, i, state, &scope, clock).await;
         match outcome {
-            Ok(()) => {
+            Ok(outputs) => {
+                let count = |key: &str| {
+                    outputs
+                        .get(key)
+                        .and_then(|v| v.as_array())
+                        .map_or(0, Vec::len)
+                };
+                report.resources_deleted += count("deleted");
+                report.resources_kept += count("kept");
                 sink.record(&RunEvent::UndoSucceeded {
                     step: step.id.clone(),
                     at: now(),
@@ -197,7 +219,7 @@ async fn undo_one(
     state: &RunState,
     scope: &Scope,
     clock: Instant,
-) -> Result<(), StepError> {
+) -> Result<Outputs, StepError> {
     let step = &runbook.steps[i];
     let input = match &step.literal_input {
         Some(input) => input.clone(),
@@ -229,7 +251,7 @@ async fn undo_one(
             }),
         };
         match result {
-            Ok(_) => return Ok(()),
+            Ok(outputs) => return Ok(outputs),
             Err(e) => {
                 let retryable = e.retryable || step.retry.on.contains(&e.kind);
                 if !retryable || attempt >= step.retry.attempts {
