@@ -7,10 +7,13 @@
 //! step holding while a file exists; the test waits for the marker or for the event in the
 //! journal, never for a fixed time.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
+mod common;
+
+use common::{Sandbox, kill, text, wait_for};
 use drflow_engine::{Journal, RunEvent, RunState, RunStatus, StepPhase};
 use serde_json::Value;
 
@@ -40,75 +43,7 @@ outputs:
   c: ${{ steps.c.outputs.line }}
 "#;
 
-struct Sandbox {
-    dir: tempfile::TempDir,
-}
-
 impl Sandbox {
-    fn new() -> Sandbox {
-        let s = Sandbox {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        std::fs::write(s.path("crashy.yaml"), RUNBOOK).unwrap();
-        s
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn out(&self) -> String {
-        self.path("out.txt").display().to_string()
-    }
-
-    fn journal_path(&self) -> PathBuf {
-        self.path(".drflow").join("journal.db")
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_drflow"));
-        c.current_dir(self.dir.path())
-            .env("DRFLOW_TEST_STEPS", "1")
-            .env("DRFLOW_LOG", "warn")
-            .env_remove("DRFLOW_STATE_DIR")
-            .env_remove("DRFLOW_TEST_PAUSE")
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn run_args(&self, extra: &[&str]) -> Vec<String> {
-        let mut args = vec![
-            "run".to_owned(),
-            "crashy.yaml".to_owned(),
-            "-p".to_owned(),
-            format!("out={}", self.out()),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        args
-    }
-
-    fn spawn(&self, args: &[String], envs: &[(&str, String)]) -> Child {
-        let mut c = self.cmd();
-        c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-        for (k, v) in envs {
-            c.env(k, v);
-        }
-        c.spawn().unwrap()
-    }
-
-    fn output(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).output().unwrap()
-    }
-
-    /// How many lines of the side-effect file equal `line`.
-    fn count(&self, line: &str) -> usize {
-        std::fs::read_to_string(self.path("out.txt"))
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| *l == line)
-            .count()
-    }
-
     fn journal(&self) -> Journal {
         Journal::open(&self.journal_path()).unwrap()
     }
@@ -121,19 +56,6 @@ impl Sandbox {
 }
 
 /// Polls `cond` until it holds; panics after 60 s (a hung test, not a timing assumption).
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn kill(mut child: Child) {
-    child.kill().unwrap(); // SIGKILL on Unix
-    child.wait().unwrap();
-}
-
 fn has_event(sb: &Sandbox, name: &str, step: &str) -> bool {
     if !sb.journal_path().exists() {
         return false;
@@ -148,10 +70,6 @@ fn has_event(sb: &Sandbox, name: &str, step: &str) -> bool {
         .unwrap_or_default()
         .iter()
         .any(|e| drflow_engine::event_name(e) == name && e.step() == Some(step))
-}
-
-fn text(out: &[u8]) -> String {
-    String::from_utf8_lossy(out).into_owned()
 }
 
 /// Resumes the latest run and checks it succeeded with every output present.
@@ -177,7 +95,7 @@ fn resume_and_check_complete(sb: &Sandbox) -> RunState {
 
 #[test]
 fn sigkill_before_a_step_starts_then_resume_runs_each_step_once() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     let marker = sb.path("paused");
     let child = sb.spawn(
         &sb.run_args(&[]),
@@ -201,7 +119,7 @@ fn sigkill_before_a_step_starts_then_resume_runs_each_step_once() {
 
 #[test]
 fn sigkill_while_a_step_runs_then_resume_runs_it_again_and_nothing_else() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     let hold = sb.path("hold");
     std::fs::write(&hold, "").unwrap();
     let child = sb.spawn(
@@ -236,7 +154,7 @@ fn sigkill_while_a_step_runs_then_resume_runs_it_again_and_nothing_else() {
 
 #[test]
 fn sigkill_after_a_step_succeeded_before_its_dependants_start() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     let marker = sb.path("paused");
     let child = sb.spawn(
         &sb.run_args(&[]),
@@ -260,7 +178,7 @@ fn sigkill_after_a_step_succeeded_before_its_dependants_start() {
 
 #[test]
 fn show_prints_every_attempt_and_json_has_the_state() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     let out = sb.output(
         &sb.run_args(&[])
             .iter()
@@ -285,7 +203,7 @@ fn show_prints_every_attempt_and_json_has_the_state() {
 
 #[test]
 fn resume_refuses_a_changed_runbook_unless_forced() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     let marker = sb.path("paused");
     let child = sb.spawn(
         &sb.run_args(&[]),
@@ -316,7 +234,7 @@ fn resume_refuses_a_changed_runbook_unless_forced() {
 
 #[test]
 fn secrets_are_never_journaled_and_must_be_given_again_on_resume() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     let secret = "hunter2-very-secret";
     let marker = sb.path("paused");
     let child = sb.spawn(
@@ -362,7 +280,7 @@ steps:
 
 #[test]
 fn two_concurrent_runs_of_one_lock_key_exactly_one_proceeds() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     std::fs::write(sb.path("locked.yaml"), LOCKED).unwrap();
     let hold = sb.path("hold");
     std::fs::write(&hold, "").unwrap();
@@ -438,7 +356,7 @@ fn two_concurrent_runs_of_one_lock_key_exactly_one_proceeds() {
 
 #[test]
 fn a_lock_left_by_a_killed_run_is_taken_over() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     std::fs::write(sb.path("locked.yaml"), LOCKED).unwrap();
     let hold = sb.path("hold");
     std::fs::write(&hold, "").unwrap();
@@ -483,7 +401,7 @@ steps:
 
 #[test]
 fn on_failure_rollback_stops_at_a_failing_undo_and_drflow_rollback_finishes_it() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     std::fs::write(sb.path("undo.yaml"), UNDO).unwrap();
     let refuse = sb.path("refuse");
     std::fs::write(&refuse, "").unwrap();
@@ -540,7 +458,7 @@ fn assert_refused_untouched(sb: &Sandbox, expect: &str) {
 
 #[test]
 fn a_file_that_is_not_a_journal_is_refused_and_left_unchanged() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     std::fs::create_dir_all(sb.path(".drflow")).unwrap();
     std::fs::write(sb.journal_path(), "not a database\n".repeat(50)).unwrap();
     assert_refused_untouched(&sb, "is not a drflow journal");
@@ -548,7 +466,7 @@ fn a_file_that_is_not_a_journal_is_refused_and_left_unchanged() {
 
 #[test]
 fn another_applications_sqlite_file_is_refused_and_left_unchanged() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     std::fs::create_dir_all(sb.path(".drflow")).unwrap();
     {
         let c = rusqlite::Connection::open(sb.journal_path()).unwrap();
@@ -560,7 +478,7 @@ fn another_applications_sqlite_file_is_refused_and_left_unchanged() {
 
 #[test]
 fn a_corrupted_journal_is_refused_and_left_unchanged() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     let out = sb.output(
         &sb.run_args(&[])
             .iter()
@@ -582,7 +500,7 @@ fn a_corrupted_journal_is_refused_and_left_unchanged() {
 /// `--state-dir` puts the journal elsewhere.
 #[test]
 fn state_dir_flag_moves_the_journal() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     let elsewhere = sb.path("state");
     let mut args = vec!["--state-dir".to_owned(), elsewhere.display().to_string()];
     args.extend(sb.run_args(&[]));
@@ -595,7 +513,7 @@ fn state_dir_flag_moves_the_journal() {
 
 #[test]
 fn resume_from_another_directory_finds_the_runbook_by_its_absolute_path() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     let marker = sb.path("paused");
     let child = sb.spawn(
         &sb.run_args(&[]),
@@ -620,7 +538,7 @@ fn resume_from_another_directory_finds_the_runbook_by_its_absolute_path() {
 
 #[test]
 fn a_step_that_logs_a_secret_prints_stars() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     std::fs::write(
         sb.path("logs.yaml"),
         r#"runbook: logs
@@ -651,7 +569,7 @@ steps:
 
 #[test]
 fn sigterm_interrupts_and_resume_finishes_the_run() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     let hold = sb.path("hold");
     std::fs::write(&hold, "").unwrap();
     let child = sb.spawn(

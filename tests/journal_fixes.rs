@@ -1,9 +1,11 @@
 //! Regression tests for the durable-run QA pass (docs/journal.md), through the `drflow` binary.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+mod common;
+
+use common::{Sandbox, kill, text, wait_for};
 use drflow_engine::RunEvent;
 
 const RUNBOOK: &str = r#"runbook: crashy
@@ -26,75 +28,7 @@ outputs:
   c: ${{ steps.c.outputs.line }}
 "#;
 
-struct Sandbox {
-    dir: tempfile::TempDir,
-}
-
 impl Sandbox {
-    fn new() -> Sandbox {
-        let s = Sandbox {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        std::fs::write(s.path("crashy.yaml"), RUNBOOK).unwrap();
-        s
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn journal_path(&self) -> PathBuf {
-        self.path(".drflow").join("journal.db")
-    }
-
-    fn write(&self, name: &str, text: &str) {
-        std::fs::write(self.path(name), text).unwrap();
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_drflow"));
-        c.current_dir(self.dir.path())
-            .env("DRFLOW_TEST_STEPS", "1")
-            .env("DRFLOW_LOG", "warn")
-            .env_remove("DRFLOW_STATE_DIR")
-            .env_remove("DRFLOW_TEST_PAUSE")
-            .env_remove("DRFLOW_JOURNAL_SYNC")
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn crashy(&self, extra: &[&str]) -> Vec<String> {
-        let mut args = vec![
-            "run".to_owned(),
-            "crashy.yaml".to_owned(),
-            "-p".to_owned(),
-            format!("out={}", self.path("out.txt").display()),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        args
-    }
-
-    fn spawn(&self, args: &[String], envs: &[(&str, String)]) -> Child {
-        let mut c = self.cmd();
-        c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-        for (k, v) in envs {
-            c.env(k, v);
-        }
-        c.spawn().unwrap()
-    }
-
-    fn output<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Output {
-        self.cmd().args(args).output().unwrap()
-    }
-
-    fn count(&self, line: &str) -> usize {
-        std::fs::read_to_string(self.path("out.txt"))
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| *l == line)
-            .count()
-    }
-
     /// The latest run's events, read by a separate process (`drflow show --output json`), so
     /// this test process never holds the journal open.
     fn events(&self) -> Vec<RunEvent> {
@@ -122,23 +56,6 @@ impl Sandbox {
     }
 }
 
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn kill(mut child: Child) {
-    child.kill().unwrap();
-    child.wait().unwrap();
-}
-
-fn text(out: &[u8]) -> String {
-    String::from_utf8_lossy(out).into_owned()
-}
-
 fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
@@ -162,12 +79,12 @@ fn holds_lock(pid: u32, file: &std::path::Path) -> Option<bool> {
 /// and events that followed went to a deleted file (a second run took over a live lock).
 #[test]
 fn a_reader_closing_the_journal_does_not_lose_the_runs_later_commits() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     let hold = sb.path("hold");
     std::fs::write(&hold, "").unwrap();
     let marker = sb.path("paused");
     let child = sb.spawn(
-        &sb.crashy(&["-p", &format!("hold={}", hold.display())]),
+        &sb.run_args(&["-p", &format!("hold={}", hold.display())]),
         &[
             ("DRFLOW_TEST_PAUSE", "after:step_succeeded:b".into()),
             ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
@@ -225,7 +142,7 @@ steps:
 /// loudly and starts nothing more.
 #[test]
 fn a_run_that_loses_its_lock_stops_and_says_so() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     sb.write("locked.yaml", LOCKED);
     let hold = sb.path("hold");
     std::fs::write(&hold, "").unwrap();
@@ -271,10 +188,10 @@ fn a_run_that_loses_its_lock_stops_and_says_so() {
 /// listed and resumed.
 #[test]
 fn a_run_killed_before_its_first_step_is_recorded_and_resumable() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     let marker = sb.path("paused");
     let child = sb.spawn(
-        &sb.crashy(&[]),
+        &sb.run_args(&[]),
         &[
             ("DRFLOW_TEST_PAUSE", "before:step_started:a".into()),
             ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
@@ -307,7 +224,7 @@ outputs:
 /// Secrets that are numbers, maps or lists are never printed nor journaled in clear.
 #[test]
 fn secret_numbers_maps_and_lists_never_leak() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     sb.write("sec4.yaml", SECRETS);
     let clear = ["987654", "MapSecretPw1", "ListSecretOne", "ListSecretTwo"];
     let mut printed = Vec::new();
@@ -345,7 +262,7 @@ fn secret_numbers_maps_and_lists_never_leak() {
 /// A secret in the `lock:` key is refused before anything is stored.
 #[test]
 fn a_lock_key_with_a_secret_is_refused_and_not_stored() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     sb.write(
         "lk.yaml",
         r#"runbook: lk
@@ -371,7 +288,7 @@ steps:
 /// An empty `lock:` key is refused.
 #[test]
 fn an_empty_lock_key_is_refused() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     sb.write(
         "lk.yaml",
         "runbook: lk\nlock: \"\"\nsteps:\n  - id: s\n    uses: core.log\n    with: { message: hi }\n",
@@ -384,7 +301,7 @@ fn an_empty_lock_key_is_refused() {
 /// A secret too short to be scrubbed out of text is refused (it could not be kept out of logs).
 #[test]
 fn a_secret_too_short_to_scrub_is_refused() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     sb.write(
         "short.yaml",
         r#"runbook: short
@@ -406,9 +323,9 @@ steps:
 /// A journal with a damaged inner page (not the header) is refused before anything is written.
 #[test]
 fn a_journal_with_a_damaged_inner_page_is_refused_and_left_unchanged() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     for _ in 0..30 {
-        let out = sb.output(&sb.crashy(&[]));
+        let out = sb.output(&sb.run_args(&[]));
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     }
     // Fold the WAL into the file, as the last process to close it does.
@@ -419,7 +336,7 @@ fn a_journal_with_a_damaged_inner_page_is_refused_and_left_unchanged() {
     std::fs::write(sb.journal_path(), &bytes).unwrap();
     std::fs::write(sb.path("out.txt"), "").unwrap();
     for args in [
-        sb.crashy(&[]),
+        sb.run_args(&[]),
         vec!["runs".into()],
         vec!["show".into(), "latest".into()],
     ] {
@@ -440,8 +357,8 @@ fn a_journal_with_a_damaged_inner_page_is_refused_and_left_unchanged() {
 /// An empty run id or a too-short prefix names no run, even when there is only one.
 #[test]
 fn an_empty_or_too_short_run_id_is_refused() {
-    let sb = Sandbox::new();
-    assert!(sb.output(&sb.crashy(&[])).status.success());
+    let sb = Sandbox::new(RUNBOOK);
+    assert!(sb.output(&sb.run_args(&[])).status.success());
     for cmd in ["resume", "show", "rollback"] {
         for id in ["", "2"] {
             let out = sb.output(&[cmd, id]);
@@ -466,7 +383,7 @@ steps:
 /// A rolled-back run is never resumed (it used to flip to `succeeded` when no step had an undo).
 #[test]
 fn a_rolled_back_run_cannot_be_resumed() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     sb.write("noundo.yaml", NO_UNDO);
     assert!(sb.output(&["run", "noundo.yaml"]).status.success());
     let out = sb.output(&["rollback", "latest"]);
@@ -485,8 +402,8 @@ fn a_rolled_back_run_cannot_be_resumed() {
 /// A finished run has nothing to resume, even when its file changed since.
 #[test]
 fn a_finished_run_whose_file_changed_has_nothing_to_resume() {
-    let sb = Sandbox::new();
-    assert!(sb.output(&sb.crashy(&[])).status.success());
+    let sb = Sandbox::new(RUNBOOK);
+    assert!(sb.output(&sb.run_args(&[])).status.success());
     sb.write("crashy.yaml", &format!("{RUNBOOK}description: edited\n"));
     let out = sb.output(&["resume", "latest"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -496,10 +413,10 @@ fn a_finished_run_whose_file_changed_has_nothing_to_resume() {
 /// `--force` does not resume a run against another runbook.
 #[test]
 fn force_refuses_another_runbook() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     let marker = sb.path("paused");
     let child = sb.spawn(
-        &sb.crashy(&[]),
+        &sb.run_args(&[]),
         &[
             ("DRFLOW_TEST_PAUSE", "before:step_started:c".into()),
             ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
@@ -516,10 +433,10 @@ fn force_refuses_another_runbook() {
 /// A runbook moved since the run started: the error points at `--file`.
 #[test]
 fn a_moved_runbook_points_at_file() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     let marker = sb.path("paused");
     let child = sb.spawn(
-        &sb.crashy(&[]),
+        &sb.run_args(&[]),
         &[
             ("DRFLOW_TEST_PAUSE", "before:step_started:c".into()),
             ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
@@ -542,10 +459,10 @@ fn a_moved_runbook_points_at_file() {
 /// A crashed run's duration ends at its last event, not now.
 #[test]
 fn a_crashed_runs_duration_stops_at_its_last_event() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     let marker = sb.path("paused");
     let child = sb.spawn(
-        &sb.crashy(&[]),
+        &sb.run_args(&[]),
         &[
             ("DRFLOW_TEST_PAUSE", "before:step_started:c".into()),
             ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
@@ -565,7 +482,7 @@ fn a_crashed_runs_duration_stops_at_its_last_event() {
 /// `DRFLOW_JOURNAL_SYNC` is an error; `resume -p` of an unknown parameter says so.
 #[test]
 fn small_messages() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     sb.write("locked.yaml", LOCKED);
     let hold = sb.path("hold");
     std::fs::write(&hold, "").unwrap();
@@ -603,7 +520,7 @@ fn small_messages() {
     let out = sb
         .cmd()
         .env("DRFLOW_JOURNAL_SYNC", "bogus")
-        .args(sb.crashy(&[]))
+        .args(sb.run_args(&[]))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -611,7 +528,7 @@ fn small_messages() {
 
     let marker = sb.path("paused");
     let child = sb.spawn(
-        &sb.crashy(&[]),
+        &sb.run_args(&[]),
         &[
             ("DRFLOW_TEST_PAUSE", "before:step_started:c".into()),
             ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
@@ -643,7 +560,7 @@ steps:
 /// refuse it (DRJ006): from then on the run could not be resumed, rolled back or shown.
 #[test]
 fn resuming_a_run_whose_step_fails_again_keeps_its_journal_replayable() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     sb.write("gated.yaml", GATED);
     let out = sb.output(&["run", "gated.yaml"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
@@ -669,11 +586,11 @@ fn resuming_a_run_whose_step_fails_again_keeps_its_journal_replayable() {
 /// resume records `step_skipped` for a step the journal last saw running. That must replay.
 #[test]
 fn a_forced_resume_may_skip_a_step_that_was_running_when_the_run_died() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     let hold = sb.path("hold");
     std::fs::write(&hold, "").unwrap();
     let child = sb.spawn(
-        &sb.crashy(&["-p", &format!("hold={}", hold.display())]),
+        &sb.run_args(&["-p", &format!("hold={}", hold.display())]),
         &[],
     );
     wait_for("b to start", || sb.has_event("step_started", "b"));
@@ -706,10 +623,10 @@ fn a_forced_resume_may_skip_a_step_that_was_running_when_the_run_died() {
 /// again a step that had succeeded meanwhile).
 #[test]
 fn resume_takes_the_runs_lease_before_replaying_it() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     let marker = sb.path("paused");
     let child = sb.spawn(
-        &sb.crashy(&[]),
+        &sb.run_args(&[]),
         &[
             ("DRFLOW_TEST_PAUSE", "before:step_started:c".into()),
             ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
@@ -766,7 +683,7 @@ outputs:
 /// the number 7 and the string "true" as a boolean.
 #[test]
 fn resumed_parameters_keep_their_types() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     sb.write("typed.yaml", TYPED);
     sb.write(
         "params.yaml",
@@ -807,10 +724,10 @@ fn resumed_parameters_keep_their_types() {
 /// succeeded step removed from the runbook used to be reported as changed and the resume refused.
 #[test]
 fn force_ignores_a_succeeded_step_the_runbook_no_longer_has() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(RUNBOOK);
     let marker = sb.path("paused");
     let child = sb.spawn(
-        &sb.crashy(&[]),
+        &sb.run_args(&[]),
         &[
             ("DRFLOW_TEST_PAUSE", "before:step_started:c".into()),
             ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
