@@ -369,12 +369,16 @@ fn main() -> ExitCode {
     }
 }
 
+fn cloud_target(global: &Global) -> drflow_steps::Target {
+    match global.target {
+        Target::Sim => drflow_steps::Target::Sim,
+        Target::Aws => drflow_steps::Target::Aws,
+    }
+}
+
 fn registry(global: &Global) -> Registry {
     drflow_steps::registry(&drflow_steps::CloudConfig {
-        target: match global.target {
-            Target::Sim => drflow_steps::Target::Sim,
-            Target::Aws => drflow_steps::Target::Aws,
-        },
+        target: cloud_target(global),
         state_dir: global.state_dir.clone(),
         endpoint_url: std::env::var("AWS_ENDPOINT_URL")
             .ok()
@@ -431,13 +435,13 @@ fn cmd_validate(files: &[PathBuf]) -> Result<u8, Failure> {
 /// Refuses up front, rather than failing every cloud step one by one, a runbook that needs the
 /// AWS backend when this build has none.
 fn refuse_unbuilt_target(global: &Global, rb: &Runbook) -> Result<(), Failure> {
-    if global.target != Target::Aws {
+    if drflow_steps::target_unavailable(cloud_target(global)).is_none() {
         return Ok(());
     }
     let cloud: Vec<&str> = rb
         .steps
         .iter()
-        .filter(|s| !s.uses.starts_with("core."))
+        .filter(|s| drflow_steps::is_cloud_step(&s.uses))
         .map(|s| s.id.as_str())
         .collect();
     if cloud.is_empty() {

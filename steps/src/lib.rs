@@ -29,7 +29,7 @@ pub use cloud::framework::{Change, MANAGED_BY, SUFFIX_TAG};
 pub use sim::SimBackend;
 pub use target::{
     CloudConfig, DEFAULT_STATE_DIR, LazyBackend, STATE_DIR_ENV, TARGET_ENV, Target,
-    state_dir_from_env,
+    state_dir_from_env, unavailable as target_unavailable,
 };
 
 /// Set to `1` to add the test-only steps (`core.append_file`) to [`registry`].
@@ -39,6 +39,21 @@ pub const TEST_STEPS_ENV: &str = "DRFLOW_TEST_STEPS";
 /// opens on first use, so `validate`, `steps` and `schema` never touch the sim's world.
 pub fn registry(config: &CloudConfig) -> Registry {
     registry_with_backend(Arc::new(LazyBackend::new(config.clone())))
+}
+
+/// Whether the step type `name` acts on the cloud (so it needs a usable target), as opposed to
+/// the `core.*` glue.
+pub fn is_cloud_step(name: &str) -> bool {
+    static CLOUD: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+        let mut registry = Registry::new();
+        // Registering never opens the backend, so any configuration will do.
+        cloud::register(
+            &mut registry,
+            &Arc::new(LazyBackend::new(CloudConfig::default())),
+        );
+        registry.names().collect()
+    });
+    CLOUD.contains(&name)
 }
 
 /// Like [`registry`], with a backend the caller already holds (tests that inspect the sim).

@@ -157,15 +157,21 @@ impl LazyBackend {
     }
 }
 
-fn open(config: &CloudConfig) -> Result<Arc<dyn CloudBackend>, CloudError> {
-    match config.target {
-        Target::Sim => Ok(Arc::new(SimBackend::open(&config.state_dir))),
-        Target::Aws => Err(CloudError::new(
-            ErrorKind::NotBuilt,
-            "the aws target is not built yet (it comes with the AWS SDK backend); \
-             use --target sim",
-        )),
+/// Why `target` cannot be used in this build, if it cannot.
+pub fn unavailable(target: Target) -> Option<&'static str> {
+    match target {
+        Target::Sim => None,
+        Target::Aws => Some(
+            "the aws target is not built yet (it comes with the AWS SDK backend); use --target sim",
+        ),
     }
+}
+
+fn open(config: &CloudConfig) -> Result<Arc<dyn CloudBackend>, CloudError> {
+    if let Some(why) = unavailable(config.target) {
+        return Err(CloudError::new(ErrorKind::NotBuilt, why));
+    }
+    Ok(Arc::new(SimBackend::open(&config.state_dir)))
 }
 
 #[cfg(test)]
