@@ -73,8 +73,6 @@ struct Global {
         global = true,
         env = "DRFLOW_STATE_DIR",
         default_value = ".drflow",
-        num_args = 0..=1,
-        default_missing_value = ".drflow",
         value_parser = parse_state_dir
     )]
     state_dir: PathBuf,
@@ -87,7 +85,7 @@ struct Global {
 enum Target {
     /// The embedded simulated cloud (no account needed).
     Sim,
-    /// Real AWS (or an emulator with --endpoint-url / AWS_ENDPOINT_URL).
+    /// Real AWS through the SDK: not in this build yet, so runbooks with cloud steps are refused.
     Aws,
 }
 
@@ -205,6 +203,23 @@ enum GraphArg {
     Mermaid,
 }
 
+/// `drflow --state-dir runs`: the command name became the directory, so clap's own error (no
+/// command, or an unknown one) would point at the wrong word. Says what happened instead.
+fn state_dir_swallowed_command(args: &[String]) -> Option<String> {
+    use clap::CommandFactory as _;
+    let cli = Cli::command();
+    let taken = args
+        .windows(2)
+        .find(|w| w[0] == "--state-dir")
+        .map(|w| w[1].as_str())?;
+    cli.find_subcommand(taken)?;
+    Some(format!(
+        "`--state-dir` needs a directory, and took the command name `{taken}` as one\n  \
+         hint: write `drflow --state-dir DIR {taken} …`, or leave --state-dir out to use \
+         $DRFLOW_STATE_DIR or .drflow\n"
+    ))
+}
+
 /// An empty `DRFLOW_STATE_DIR=` means the default, as an unset one does.
 fn parse_state_dir(s: &str) -> Result<PathBuf, String> {
     Ok(PathBuf::from(if s.is_empty() { ".drflow" } else { s }))
@@ -285,9 +300,14 @@ fn stdout_failed(e: std::io::Error) -> ! {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
+        Err(mut e) => {
             // `--output json` promises one JSON document, even for a flag clap refused.
             let args: Vec<String> = std::env::args().collect();
+            if e.use_stderr()
+                && let Some(message) = state_dir_swallowed_command(&args)
+            {
+                e = clap::Error::raw(clap::error::ErrorKind::InvalidValue, message);
+            }
             let wants_json = args
                 .windows(2)
                 .any(|w| w[0] == "--output" && w[1] == "json")

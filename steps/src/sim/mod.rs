@@ -10,6 +10,7 @@
 
 mod config;
 mod ids;
+mod presence;
 mod show;
 mod world;
 
@@ -23,6 +24,7 @@ use serde_json::Value;
 
 pub use config::SimConfig;
 pub use ids::{ACCOUNT, alb_hosted_zone_id};
+pub use presence::{ResourceRef, missing};
 pub use show::{reset, show};
 pub use world::{EPOCH_MS, SimResource, World, availability_zones, merge};
 
