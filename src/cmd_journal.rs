@@ -1,9 +1,13 @@
 //! Durable runs on the command line: the journal and locks of `drflow run` ([`Durable`]), and
-//! the commands `resume`, `rollback` ([here](self)), `runs` and `show` ([`show`]). See
-//! docs/journal.md.
+//! the commands `resume`, `rollback` ([here](self)), `runs` ([`runs`]), `show` ([`show`]) and
+//! `outputs` ([`outputs`]). See docs/journal.md.
 
 mod durable;
+mod environment;
+mod outputs;
+mod runs;
 mod show;
+mod table;
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -18,7 +22,9 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 pub use durable::{Durable, DurableArgs, LockArgs, scrubbed_stderr};
-pub use show::{OutputsArgs, RunsArgs, ShowArgs, cmd_outputs, cmd_runs, cmd_show};
+pub use outputs::{OutputsArgs, cmd_outputs};
+pub use runs::{RunsArgs, cmd_runs};
+pub use show::{ShowArgs, cmd_show};
 
 use durable::{
     PauseHook, Sinks, journal_failure, secret_names, set_log_secrets, take_leases, take_run_lease,

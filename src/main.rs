@@ -126,11 +126,12 @@ enum Command {
     },
     /// Continue a run that crashed, was interrupted or failed: succeeded steps are not run again.
     Resume(cmd_journal::ResumeArgs),
-    /// List the journaled runs, newest first.
+    /// List the journaled runs, newest first, with the environment (suffix, regions) of each.
     Runs(cmd_journal::RunsArgs),
-    /// Show a run's timeline: every step and attempt with timestamps and errors.
+    /// Show a run: a timeline of every step and attempt with errors, and a table of its steps.
     Show(cmd_journal::ShowArgs),
-    /// Print a finished run's outputs again (default: the latest run that succeeded).
+    /// Print a finished run's outputs again (default: the latest provision of an environment),
+    /// and whether the simulated world still holds what they name.
     Outputs(cmd_journal::OutputsArgs),
     /// Undo a run's succeeded steps in reverse dependency order.
     Rollback(cmd_journal::RollbackArgs),

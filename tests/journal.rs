@@ -188,8 +188,15 @@ fn show_prints_every_attempt_and_json_has_the_state() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let show = sb.output(&["show", "latest"]);
     let s = text(&show.stdout);
-    assert!(s.contains("status    succeeded"), "{s}");
-    assert!(s.contains("attempt 1"), "{s}");
+    assert!(s.contains("status       succeeded after"), "{s}");
+    // The timeline has c's first attempt succeeding: time, step, event, attempt.
+    assert!(
+        s.lines().any(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w.get(1..4) == Some(&["c", "succeeded", "1"][..])
+        }),
+        "{s}"
+    );
     let runs = text(&sb.output(&["runs"]).stdout);
     assert!(
         runs.contains("crashy") && runs.contains("succeeded"),

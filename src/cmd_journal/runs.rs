@@ -1,0 +1,115 @@
+//! `drflow runs`: the journaled runs, newest first, each with the environment it belongs to.
+
+use std::time::Duration;
+
+use clap::Args;
+use drflow_engine::{JOURNAL_FILE, Journal, iso8601, now};
+use serde_json::{Value, json};
+
+use super::durable::{journal_failure, run_key};
+use super::environment::Environment;
+use super::table::{Align, render};
+use crate::{EXIT_OK, Failure, Global, OutputFormat};
+
+/// `drflow runs`.
+#[derive(Args)]
+pub struct RunsArgs {
+    /// text (a table) or json (one object per run, with its environment).
+    #[arg(long, default_value = "text")]
+    output: OutputFormat,
+}
+
+/// `drflow runs`.
+pub fn cmd_runs(global: &Global, args: RunsArgs) -> Result<u8, Failure> {
+    let path = global.state_dir.join(JOURNAL_FILE);
+    if !path.exists() {
+        if args.output == OutputFormat::Json {
+            outln!("[]");
+        } else {
+            eprintln!("drflow: no runs recorded in {}", global.state_dir.display());
+        }
+        return Ok(EXIT_OK);
+    }
+    let journal = Journal::open_read_only(&path).map_err(journal_failure)?;
+    let runs = journal.list_runs().map_err(journal_failure)?;
+    let rows: Vec<Value> = runs
+        .iter()
+        .map(|r| {
+            let live = r.status == "running"
+                && drflow_engine::live_holder(&journal, &run_key(&r.id))
+                    .ok()
+                    .flatten()
+                    .is_some();
+            let status = if r.status == "running" && !live {
+                "crashed".to_owned()
+            } else {
+                r.status.clone()
+            };
+            // A live run's duration grows with the clock; a crashed run's ends at its last
+            // journaled event (about when it died), not now.
+            let end = match (r.finished_at, live) {
+                (Some(f), _) => f,
+                (None, true) => now(),
+                (None, false) => r.last_event_at.unwrap_or(r.started_at),
+            };
+            json!({
+                "id": r.id,
+                "runbook": r.runbook,
+                "path": r.path,
+                "status": status,
+                "started_at": iso8601(r.started_at),
+                "finished_at": r.finished_at.map(iso8601),
+                "duration_seconds": ((end - r.started_at) * 1000.0).round() / 1000.0,
+                "environment": Environment::of(&r.params).map(|e| e.json()),
+            })
+        })
+        .collect();
+    if args.output == OutputFormat::Json {
+        outln!("{:#}", Value::Array(rows));
+        return Ok(EXIT_OK);
+    }
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .zip(&runs)
+        .map(|(row, r)| {
+            let env = Environment::of(&r.params);
+            let secs = row["duration_seconds"].as_f64().unwrap_or(0.0);
+            vec![
+                r.id.clone(),
+                r.runbook.clone(),
+                env.as_ref().map_or("-", Environment::suffix).to_owned(),
+                env.as_ref()
+                    .map_or_else(|| "-".to_owned(), Environment::regions),
+                row["status"].as_str().unwrap_or_default().to_owned(),
+                row["started_at"].as_str().unwrap_or_default().to_owned(),
+                drflow_engine::format_duration(Duration::from_secs_f64(secs.max(0.0))),
+            ]
+        })
+        .collect();
+    out!(
+        "{}",
+        render(
+            "",
+            &[
+                "run id",
+                "runbook",
+                "environment",
+                "regions",
+                "status",
+                "started",
+                "duration"
+            ],
+            &[
+                Align::Left,
+                Align::Left,
+                Align::Left,
+                Align::Left,
+                Align::Left,
+                Align::Left,
+                Align::Right
+            ],
+            &cells,
+        )
+    );
+    Ok(EXIT_OK)
+}
