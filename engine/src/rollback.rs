@@ -236,6 +236,7 @@ async fn undo_one(
             attempt,
             previous_outputs: previous.clone(),
             reevaluate: None,
+            secret_inputs: Vec::new(),
         };
         let fut = step.step_type.undo(&ctx, &input);
         let result = match step.timeout {
