@@ -91,8 +91,7 @@ impl Expr {
             )
             .with_hint("expressions use Jinja syntax, e.g. `${{ steps.a.outputs.b == 'x' }}`")
         })?;
-        let mut names: BTreeSet<String> =
-            compiled.undeclared_variables(true).into_iter().collect();
+        let mut names: BTreeSet<String> = compiled.undeclared_variables(true).into_iter().collect();
         // minijinja 3.0 does not report the value being sliced (`params.pw[0:3]` yields no
         // name), so the names are read from the text too: a name missed here would escape both
         // the reference checks and secrecy (docs/decisions.md).

@@ -219,15 +219,11 @@ impl RunSecrets {
         if !self.flow.has_secret_outputs(i) {
             return None;
         }
-        let reads_lost = step
-            .with
-            .iter()
-            .flat_map(|(_, t)| t.exprs())
-            .any(|e| {
-                self.flow
-                    .reads_secret_output_of(&e.refs, &self.lost)
-                    .is_some()
-            });
+        let reads_lost = step.with.iter().flat_map(|(_, t)| t.exprs()).any(|e| {
+            self.flow
+                .reads_secret_output_of(&e.refs, &self.lost)
+                .is_some()
+        });
         if step.step_type.spec().outputs_from_input
             && !reads_lost
             && let Ok(input) = evaluate_watched(
@@ -718,7 +714,7 @@ pub async fn run(
             outputs: s.outputs,
         })
         .collect();
-    Ok(RunReport {
+    let mut report = RunReport {
         run_id: options.run_id,
         runbook: runbook.name.clone(),
         status,
@@ -726,7 +722,31 @@ pub async fn run(
         outputs,
         errors: run_errors,
         duration_ms: clock.elapsed().as_millis() as u64,
-    })
+    };
+    scrub_report_text(&secrets.values, &mut report);
+    Ok(report)
+}
+
+/// Scrubs secrets out of the report's free text (errors, notes): what a step error quotes of a
+/// secret it was given. Outputs are already redacted whole.
+fn scrub_report_text(secrets: &Secrets, report: &mut RunReport) {
+    if secrets.is_empty() {
+        return;
+    }
+    let scrub = |text: &mut String| {
+        if let std::borrow::Cow::Owned(clean) = secrets.scrub(text) {
+            *text = clean;
+        }
+    };
+    for s in &mut report.steps {
+        if let Some(e) = s.error.as_mut() {
+            scrub(&mut e.message);
+        }
+        if let Some(n) = s.note.as_mut() {
+            scrub(n);
+        }
+    }
+    report.errors.iter_mut().for_each(scrub);
 }
 
 async fn sleep_opt(until: Option<Instant>) {
@@ -836,7 +856,14 @@ pub fn evaluate_input(
     scope: &Scope,
     clock: Instant,
 ) -> Result<Outputs, StepError> {
-    evaluate_watched(with, scope, clock, &SecretFlow::default(), &Secrets::default(), &[])
+    evaluate_watched(
+        with,
+        scope,
+        clock,
+        &SecretFlow::default(),
+        &Secrets::default(),
+        &[],
+    )
 }
 
 /// [`evaluate_input`], adding to `values` the value of every expression that reads a secret,

@@ -130,14 +130,7 @@ pub(super) fn refuse_short_secrets(rb: &Runbook, params: &Outputs) -> Result<(),
 /// Evaluates the runbook's `lock:` expression with the run's parameters. A key that reads or
 /// contains a secret is refused: lock keys are stored in the journal and shown in messages.
 fn evaluate_lock(rb: &Runbook, run_id: &str, params: &Outputs) -> Result<Option<String>, Failure> {
-    if SecretFlow::of(rb).lock_is_secret() {
-        return Err(Failure::invalid(
-            "error: the runbook's `lock:` reads a secret (a secret parameter or a credential \
-             variable such as `env.AWS_SECRET_ACCESS_KEY`); lock keys are stored in the journal \
-             and shown to other runs, so a secret cannot be part of one, in any form\n  hint: \
-             build the lock key from non-secret parameters only, e.g. the environment name",
-        ));
-    }
+    refuse_secret_lock(rb)?;
     let key = evaluate_lock_value(rb, run_id, params)?;
     if let Some(k) = &key {
         if k.trim().is_empty() {
@@ -158,6 +151,20 @@ fn evaluate_lock(rb: &Runbook, run_id: &str, params: &Outputs) -> Result<Option<
         }
     }
     Ok(key)
+}
+
+/// Refuses a `lock:` that reads a secret, whatever it evaluates to: lock keys are stored in the
+/// journal and shown to other runs.
+fn refuse_secret_lock(rb: &Runbook) -> Result<(), Failure> {
+    if !SecretFlow::of(rb).lock_is_secret() {
+        return Ok(());
+    }
+    Err(Failure::invalid(
+        "error: the runbook's `lock:` reads a secret (a secret parameter or a credential \
+         variable such as `env.AWS_SECRET_ACCESS_KEY`); lock keys are stored in the journal and \
+         shown to other runs, so a secret cannot be part of one, in any form\n  hint: build the \
+         lock key from non-secret parameters only, e.g. the environment name",
+    ))
 }
 
 fn evaluate_lock_value(
@@ -400,6 +407,8 @@ impl Durable {
         args: &DurableArgs,
     ) -> Result<Durable, Failure> {
         refuse_short_secrets(rb, params)?;
+        // Before the journal is opened: a refused run leaves no state dir behind.
+        refuse_secret_lock(rb)?;
         let secrets = Secrets::from_params(params, &secret_names(rb));
         set_log_secrets(&secrets);
         let needs_db = !args.no_journal || rb.lock.is_some();
