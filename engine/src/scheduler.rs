@@ -868,7 +868,7 @@ pub fn evaluate_input(
 
 /// [`evaluate_input`], adding to `values` the value of every expression that reads a secret,
 /// and of every input named in `secret` whole (`"Bearer ${{ env.GITHUB_TOKEN }}"`).
-fn evaluate_watched(
+pub(crate) fn evaluate_watched(
     with: &[(String, crate::expr::Template)],
     scope: &Scope,
     clock: Instant,

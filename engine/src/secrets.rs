@@ -54,14 +54,16 @@ pub fn redact(params: &Outputs, secret_names: &[&str]) -> Value {
     )
 }
 
+/// Secret texts, longest first (so a secret that contains another is replaced whole).
+type ByLength = BTreeSet<(Reverse<usize>, String)>;
+
 /// The clear values of a run's secrets, to scrub them out of text.
 ///
 /// Clones share one set: the run adds derived secrets ([`Secrets::add`]) to the set the journal,
 /// the progress display and the log writer scrub with.
 #[derive(Debug, Clone, Default)]
 pub struct Secrets {
-    /// Longest first, so a secret that contains another is replaced whole.
-    values: Arc<RwLock<BTreeSet<(Reverse<usize>, String)>>>,
+    values: Arc<RwLock<ByLength>>,
 }
 
 impl Secrets {
@@ -92,7 +94,7 @@ impl Secrets {
         }
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeSet<(Reverse<usize>, String)>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, ByLength> {
         self.values.read().unwrap_or_else(|e| e.into_inner())
     }
 

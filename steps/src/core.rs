@@ -63,7 +63,7 @@ impl Log {
                 .required(
                     "message",
                     ValueType::Any,
-                    "What to write; expressions are evaluated first.",
+                    "What to write; expressions are evaluated first. A message that reads a secret is written as `***`.",
                 )
                 .optional(
                     "level",
@@ -136,7 +136,7 @@ impl Fail {
             "core.fail",
             "Fails with a message; with `succeed_after: N` it fails N attempts and then succeeds, to exercise retries.",
         )
-        .required("message", ValueType::String, "The error message.")
+        .required("message", ValueType::String, "The error message (`***` when it reads a secret).")
         .optional("retryable", ValueType::Bool, json!(false), "Mark the error retryable.")
         .optional("kind", ValueType::String, json!("failed"), "The error kind, matched by `retry.on`.")
         .optional(
@@ -198,7 +198,7 @@ impl Assert {
                     "message",
                     ValueType::String,
                     json!("assertion failed"),
-                    "The error message when it is false.",
+                    "The error message when it is false (`***` when it reads a secret).",
                 ),
         )
     }
