@@ -58,22 +58,23 @@ struct Log(StepSpec);
 
 impl Log {
     fn new() -> Self {
-        Log(
-            StepSpec::new("core.log", "Writes a message to the run's log.")
-                .required(
-                    "message",
-                    ValueType::Any,
-                    "What to write; expressions are evaluated first. A message that reads a secret is written as `***`.",
-                )
-                .optional(
-                    "level",
-                    ValueType::String,
-                    json!("info"),
-                    "How loud the message is.",
-                )
-                .one_of(&["info", "warn", "error"])
-                .output("message", ValueType::String, "The message as written."),
+        Log(StepSpec::new(
+            "core.log",
+            "Writes a message to the run's log; a message that reads a secret is written as `***`.",
         )
+        .required(
+            "message",
+            ValueType::Any,
+            "What to write; expressions are evaluated first.",
+        )
+        .optional(
+            "level",
+            ValueType::String,
+            json!("info"),
+            "How loud the message is.",
+        )
+        .one_of(&["info", "warn", "error"])
+        .output("message", ValueType::String, "The message as written."))
     }
 }
 
