@@ -145,7 +145,7 @@ impl Expr {
     }
 }
 
-/// Watches evaluations on behalf of secrecy (see `crate::secrets::SecretFlow`).
+/// Watches evaluations on behalf of secrecy (see `crate::secret_flow::SecretFlow`).
 pub(crate) trait Watch {
     /// Whether the expression reads a secret, so that its result is one.
     fn reads_secret(&self, expr: &Expr) -> bool;

@@ -54,6 +54,16 @@ pub fn redact(params: &Outputs, secret_names: &[&str]) -> Value {
     )
 }
 
+/// The names of [`crate::RunStatus`], written in a typed field of `run_finished`.
+const STATUS_WORDS: [&str; 6] = [
+    "running",
+    "succeeded",
+    "failed",
+    "interrupted",
+    "rolled_back",
+    "rollback_failed",
+];
+
 /// Secret texts, longest first (so a secret that contains another is replaced whole).
 type ByLength = BTreeSet<(Reverse<usize>, String)>;
 
@@ -72,7 +82,7 @@ impl Secrets {
     pub fn from_params(params: &Outputs, secret_names: &[&str]) -> Secrets {
         let secrets = Secrets::default();
         for v in secret_names.iter().filter_map(|n| params.get(*n)) {
-            secrets.add(v);
+            secrets.insert(v, false);
         }
         secrets
     }
@@ -80,11 +90,23 @@ impl Secrets {
     /// Adds a secret value the run derived (the result of an expression that reads a secret),
     /// the same way as [`Secrets::from_params`] does a parameter's. Pieces shorter than
     /// [`MIN_SCRUB_LEN`] are left out: they cannot be scrubbed out of text, and are kept out of
-    /// the journal and reports by [`SecretFlow`](crate::SecretFlow) alone.
+    /// the journal and reports by [`SecretFlow`](crate::SecretFlow) alone. So is a piece of a run
+    /// status name (`failed`, from `'failed' if params.pw else 'ok'`): every run writes those
+    /// words in typed fields, where scrubbing them would leave an event that cannot be recorded
+    /// and stop the run.
     pub fn add(&self, value: &Value) {
+        self.insert(value, true);
+    }
+
+    /// A parameter's pieces are kept even when they are a status word: it was chosen as a
+    /// secret, so an event it cannot be cleaned of is refused rather than written.
+    fn insert(&self, value: &Value, derived: bool) {
         let mut pieces = Vec::new();
         collect(value, &mut pieces);
-        pieces.retain(|s| s.chars().count() >= MIN_SCRUB_LEN);
+        pieces.retain(|s| {
+            s.chars().count() >= MIN_SCRUB_LEN
+                && !(derived && STATUS_WORDS.iter().any(|w| w.contains(s.as_str())))
+        });
         if pieces.is_empty() {
             return;
         }
@@ -385,6 +407,29 @@ mod tests {
             at: 1.0,
         };
         assert!(s.scrub_event(&event).is_err());
+    }
+
+    /// What the run adds is scrubbed by every clone (the journal's, the log writer's), except
+    /// pieces too short to scrub; a value with a quote is also scrubbed as JSON shows it.
+    #[test]
+    fn added_secrets_are_shared_by_clones() {
+        let run = Secrets::default();
+        let log = run.clone();
+        assert!(log.is_empty());
+        run.add(&json!("HUNTER22"));
+        run.add(&json!(["ab", "h u n t e r"]));
+        run.add(&json!("pa\"ss-word"));
+        assert_eq!(log.scrub("HUNTER22 ab h u n t e r"), "*** ab ***");
+        assert_eq!(log.scrub(r#"got "pa\"ss-word""#), r#"got "***""#);
+        assert_eq!(log.scrub("got pa\"ss-word"), "got ***");
+        // A derived word of a run status would make `run_finished` unrecordable.
+        run.add(&json!("failed"));
+        let event = RunEvent::RunFinished {
+            status: crate::event::RunStatus::Failed,
+            outputs: Outputs::new(),
+            at: 1.0,
+        };
+        assert!(log.scrub_event(&event).is_ok());
     }
 
     #[test]
