@@ -817,8 +817,8 @@ fn decide(
                         && (!p.ty.accepts(v) || p.check(v).is_err()) =>
                 {
                     return Decision::Fail(StepError::invalid_input(format!(
-                        "parameter `{}` must be {} {} that its declaration allows, but its \
-                         secret value is not (the value is not shown)",
+                        "the secret value of parameter `{}` is not {} {} its declaration \
+                         allows (the value is not shown)",
                         p.name,
                         crate::compile::article(p.ty),
                         p.ty
