@@ -168,6 +168,11 @@ pub fn markdown(registry: &Registry) -> String {
         if s.outputs_from_input {
             out.push_str("Takes any keys under `with:` and outputs them as they are.\n\n");
         }
+        if s.outputs_not_secret {
+            out.push_str(
+                "Its outputs stay in clear when an input is secret: they never carry an input's value.\n\n",
+            );
+        }
         if !s.params.is_empty() {
             out.push_str(
                 "| parameter | type | required | default | description |\n|---|---|---|---|---|\n",

@@ -278,7 +278,7 @@ steps:
     let out = sb.output(&["run", "lk.yaml", "-p", "pw=HunterTwo2"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let err = text(&out.stderr);
-    assert!(err.contains("contains a secret"), "{err}");
+    assert!(err.contains("reads a secret"), "{err}");
     assert!(!err.contains("HunterTwo2"), "{err}");
     if sb.path(".drflow").exists() {
         assert!(!contains(&sb.state_bytes(), "HunterTwo2"));

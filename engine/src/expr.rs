@@ -91,8 +91,17 @@ impl Expr {
             )
             .with_hint("expressions use Jinja syntax, e.g. `${{ steps.a.outputs.b == 'x' }}`")
         })?;
-        let names: BTreeSet<String> = compiled.undeclared_variables(true).into_iter().collect();
-        let refs = names.iter().map(|n| classify(n)).collect();
+        let mut names: BTreeSet<String> = compiled.undeclared_variables(true).into_iter().collect();
+        // minijinja 3.0 does not report the value being sliced (`params.pw[0:3]` yields no
+        // name), so the names are read from the text too: a name missed here would escape both
+        // the reference checks and secrecy (docs/decisions.md).
+        names.extend(root_paths(&source));
+        let mut refs = Vec::new();
+        for r in names.iter().map(|n| classify(n)) {
+            if !refs.contains(&r) {
+                refs.push(r);
+            }
+        }
         Ok(Expr { source, pos, refs })
     }
 
@@ -103,18 +112,121 @@ impl Expr {
 
     /// Evaluates the expression in a scope.
     pub fn eval(&self, scope: &MjValue) -> Result<Value, String> {
-        let value = self
-            .compiled()?
-            .eval(scope)
-            .map_err(|e| format!("`{}`: {}", self.source, describe(&e)))?;
+        self.eval_watched(scope, &Unwatched)
+    }
+
+    /// Evaluates the expression; when `watch` says it reads a secret, its result is shown to
+    /// `watch` and an error says only what kind of error it was (minijinja's details may quote
+    /// a value).
+    pub(crate) fn eval_watched(&self, scope: &MjValue, watch: &dyn Watch) -> Result<Value, String> {
+        let secret = watch.reads_secret(self);
+        let value = self.compiled()?.eval(scope).map_err(|e| {
+            let why = if secret && e.kind() != minijinja::ErrorKind::UndefinedError {
+                format!(
+                    "{} (the details are not shown: the expression reads a secret)",
+                    e.kind()
+                )
+            } else {
+                describe(&e)
+            };
+            format!("`{}`: {why}", self.source)
+        })?;
         if value.is_undefined() {
             return Err(format!(
                 "`{}` refers to a value that does not exist (a skipped step's output, a missing key or an unset environment variable)",
                 self.source
             ));
         }
-        to_json(&value).map_err(|e| format!("`{}`: {e}", self.source))
+        let value = to_json(&value).map_err(|e| format!("`{}`: {e}", self.source))?;
+        if secret {
+            watch.secret_value(&value);
+        }
+        Ok(value)
     }
+}
+
+/// Watches evaluations on behalf of secrecy (see `crate::secret_flow::SecretFlow`).
+pub(crate) trait Watch {
+    /// Whether the expression reads a secret, so that its result is one.
+    fn reads_secret(&self, expr: &Expr) -> bool;
+    /// Called with the result of each expression that reads a secret.
+    fn secret_value(&self, value: &Value);
+}
+
+/// No secrets to watch for.
+struct Unwatched;
+
+impl Watch for Unwatched {
+    fn reads_secret(&self, _: &Expr) -> bool {
+        false
+    }
+    fn secret_value(&self, _: &Value) {}
+}
+
+/// Every name an expression's text starts from a root with (`params.pw`, `steps.a.outputs.b`,
+/// `env`), outside string literals and attribute names, as a dotted path. A superset of what
+/// the expression can read: a root named in its text is the only way to reach a value.
+fn root_paths(source: &str) -> Vec<String> {
+    let b = source.as_bytes();
+    let ident_start = |c: u8| c.is_ascii_alphabetic() || c == b'_';
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let skip_space = |mut j: usize| {
+        while j < b.len() && b[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        j
+    };
+    let mut out = Vec::new();
+    // The last byte before the current token that is not a space.
+    let mut before: u8 = b' ';
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'\'' || c == b'"' {
+            i += 1;
+            while i < b.len() && b[i] != c {
+                i += if b[i] == b'\\' { 2 } else { 1 };
+            }
+            i += 1;
+            before = c;
+            continue;
+        }
+        if !ident_start(c) {
+            if !c.is_ascii_whitespace() {
+                before = c;
+            }
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && ident(b[i]) {
+            i += 1;
+        }
+        let word = &source[start..i];
+        let next = skip_space(i);
+        // `a=…` names a keyword argument, `x.a` an attribute, `x | a` a filter.
+        let kwarg = b.get(next) == Some(&b'=') && b.get(next + 1) != Some(&b'=');
+        if ROOTS.contains(&word) && !kwarg && before != b'.' && before != b'|' {
+            let mut path = word.to_string();
+            let mut j = next;
+            while b.get(j) == Some(&b'.') {
+                let k = skip_space(j + 1);
+                if k >= b.len() || !ident_start(b[k]) {
+                    break;
+                }
+                let mut e = k;
+                while e < b.len() && ident(b[e]) {
+                    e += 1;
+                }
+                path.push('.');
+                path.push_str(&source[k..e]);
+                j = skip_space(e);
+            }
+            out.push(path);
+        }
+        before = b'a';
+    }
+    out
 }
 
 fn describe(e: &minijinja::Error) -> String {
@@ -269,15 +381,20 @@ impl Template {
 
     /// Evaluates the template in a scope.
     pub fn eval(&self, scope: &MjValue) -> Result<Value, String> {
+        self.eval_watched(scope, &Unwatched)
+    }
+
+    /// [`Template::eval`], showing `watch` what its expressions that read a secret evaluate to.
+    pub(crate) fn eval_watched(&self, scope: &MjValue, watch: &dyn Watch) -> Result<Value, String> {
         match self {
             Template::Lit(v) => Ok(v.clone()),
-            Template::Expr(e) => e.eval(scope),
+            Template::Expr(e) => e.eval_watched(scope, watch),
             Template::Interp(parts) => {
                 let mut out = String::new();
                 for part in parts {
                     match part {
                         Part::Text(t) => out.push_str(t),
-                        Part::Expr(e) => match e.eval(scope)? {
+                        Part::Expr(e) => match e.eval_watched(scope, watch)? {
                             Value::String(s) => out.push_str(&s),
                             Value::Null => {}
                             other => out.push_str(&other.to_string()),
@@ -288,12 +405,12 @@ impl Template {
             }
             Template::List(items) => items
                 .iter()
-                .map(|t| t.eval(scope))
+                .map(|t| t.eval_watched(scope, watch))
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::Array),
             Template::Map(entries) => entries
                 .iter()
-                .map(|(k, t)| t.eval(scope).map(|v| (k.clone(), v)))
+                .map(|(k, t)| t.eval_watched(scope, watch).map(|v| (k.clone(), v)))
                 .collect::<Result<serde_json::Map<_, _>, _>>()
                 .map(Value::Object),
         }
@@ -403,6 +520,36 @@ mod tests {
                 Ref::Run("id".into()),
                 Ref::StepOutput("a".into(), "b".into()),
             ]
+        );
+    }
+
+    #[test]
+    fn names_inside_slices_are_found() {
+        // minijinja reports no name for the value being sliced; the text is read too.
+        let e = Expr::compile(
+            "params.pw[0:3] ~ '-' ~ params.pw[3:] ~ steps.a.outputs.b[1:]",
+            Pos::new(1, 1),
+            &file(),
+        )
+        .unwrap();
+        assert_eq!(
+            e.refs,
+            vec![
+                Ref::Param("pw".into()),
+                Ref::StepOutput("a".into(), "b".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn root_paths_skip_strings_attributes_filters_and_keyword_arguments() {
+        assert_eq!(
+            root_paths("'params.x' ~ \"env.Y\" ~ a.params ~ x | env ~ f(run=1) ~ params . pw[0]"),
+            vec!["params.pw"]
+        );
+        assert_eq!(
+            root_paths("env['AWS_X'] ~ steps.a.outputs['k'] ~ run.id == 'it\\'s'"),
+            vec!["env", "steps.a.outputs", "run.id"]
         );
     }
 

@@ -17,7 +17,8 @@
 //!    a [`TransitionError`]. [`RunState::resume_point`] says what a resume does with each step
 //!    (feeding [`Prior`]).
 //! 7. [`Lease`]: a runbook's `lock:`, held by one live run at a time across processes.
-//! 8. [`redact`] and [`Secrets`]: secret parameters never written in clear nor printed.
+//! 8. [`redact`], [`SecretFlow`] and [`Secrets`]: secret parameters, and every value derived
+//!    from one or from a credential variable, never written in clear nor printed.
 //! 9. [`rollback()`]: undoes succeeded steps in reverse dependency order, resumably.
 //!
 //! The engine knows nothing about AWS: step types come from the `drflow-steps` crate.
@@ -34,6 +35,7 @@ mod params;
 mod rollback;
 mod scheduler;
 mod scope;
+mod secret_flow;
 mod secrets;
 mod state;
 mod step;
@@ -59,6 +61,7 @@ pub use scheduler::{
     run,
 };
 pub use scope::{Scope, iso8601};
+pub use secret_flow::{SecretFlow, is_credential_env};
 pub use secrets::{MIN_SCRUB_LEN, REDACTED, Redacting, Secrets, redact};
 pub use state::{
     Attempt, AttemptOutcome, ResumePoint, RunState, StepPhase, StepState, TransitionError,

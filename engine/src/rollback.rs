@@ -24,8 +24,10 @@ use tokio::time::Instant;
 
 use crate::compile::Runbook;
 use crate::event::{RunEvent, RunSink, RunStatus, SinkError, now};
-use crate::scheduler::{Stop, backoff, evaluate_input};
+use crate::scheduler::{Stop, backoff, evaluate_watched};
 use crate::scope::Scope;
+use crate::secret_flow::SecretFlow;
+use crate::secrets::Secrets;
 use crate::state::{RunState, StepPhase};
 use crate::step::{Outputs, StepContext, StepError};
 
@@ -144,6 +146,10 @@ pub async fn rollback(
     let clock = Instant::now();
     sink.record(&RunEvent::RunResumed { at: now() })?;
     let scope = Scope::new(&state.run_id, state.started_at, params);
+    // Undo inputs are evaluated again: what they derive from secrets is scrubbed out of the
+    // undo's error, which is journaled and reported.
+    let flow = SecretFlow::of(runbook);
+    let derived = Secrets::default();
     for (id, s) in &state.steps {
         scope.set_step(id, s.status.name(), s.outputs.as_ref());
     }
@@ -168,7 +174,7 @@ pub async fn rollback(
             step: step.id.clone(),
             at: now(),
         })?;
-        let outcome = undo_one(runbook, i, state, &scope, clock).await;
+        let outcome = undo_one(runbook, i, state, &scope, clock, &flow, &derived).await;
         match outcome {
             Ok(outputs) => {
                 let count = |key: &str| {
@@ -185,7 +191,10 @@ pub async fn rollback(
                 })?;
                 report.undone.push(step.id.clone());
             }
-            Err(error) => {
+            Err(mut error) => {
+                if let std::borrow::Cow::Owned(clean) = derived.scrub(&error.message) {
+                    error.message = clean;
+                }
                 sink.record(&RunEvent::UndoFailed {
                     step: step.id.clone(),
                     error: error.clone(),
@@ -219,11 +228,20 @@ async fn undo_one(
     state: &RunState,
     scope: &Scope,
     clock: Instant,
+    flow: &SecretFlow,
+    derived: &Secrets,
 ) -> Result<Outputs, StepError> {
     let step = &runbook.steps[i];
     let input = match &step.literal_input {
         Some(input) => input.clone(),
-        None => evaluate_input(&step.with, scope, clock)?,
+        None => evaluate_watched(
+            &step.with,
+            scope,
+            clock,
+            flow,
+            derived,
+            flow.secret_inputs(i),
+        )?,
     };
     let previous = state.step(&step.id).and_then(|s| s.outputs.clone());
     let mut attempt = 0u32;
@@ -236,6 +254,7 @@ async fn undo_one(
             attempt,
             previous_outputs: previous.clone(),
             reevaluate: None,
+            secret_inputs: flow.secret_inputs(i).to_vec(),
         };
         let fut = step.step_type.undo(&ctx, &input);
         let result = match step.timeout {

@@ -5,7 +5,7 @@
 //! to the [`RunSink`] before the coordinator acts on it (starts a step, starts a retry, lets a
 //! dependant go). Step attempts run as tokio tasks and report back to the coordinator.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -23,6 +23,8 @@ use crate::compile::{Condition, Runbook, Step};
 use crate::event::{RunEvent, RunSink, RunStatus, SinkError, now};
 use crate::expr::truthy;
 use crate::scope::Scope;
+use crate::secret_flow::SecretFlow;
+use crate::secrets::{REDACTED, Secrets};
 use crate::step::{Outputs, Reevaluate, StepContext, StepError, StepType};
 
 /// How a run is asked to stop.
@@ -61,6 +63,10 @@ pub struct RunOptions {
     pub prior: Option<Prior>,
     /// The parameters as the journal may show them (secrets redacted).
     pub redacted_params: Value,
+    /// Where the run adds the value of every expression that reads a secret, as it evaluates
+    /// it, so that the sink (journal, display) and the log writer can scrub it out of text
+    /// (`Secrets` clones share their values). Give the same set the sink scrubs with.
+    pub secrets: Secrets,
 }
 
 impl RunOptions {
@@ -73,6 +79,7 @@ impl RunOptions {
             grace: Duration::from_secs(10),
             prior: None,
             redacted_params: Value::Object(Default::default()),
+            secrets: Secrets::default(),
         }
     }
 }
@@ -123,7 +130,7 @@ pub struct StepReport {
     pub error: Option<StepError>,
     /// Why it was skipped, or a note (e.g. "restored from the journal").
     pub note: Option<String>,
-    /// Its outputs, when it succeeded.
+    /// Its outputs, when it succeeded; secret ones are `"***"`.
     pub outputs: Option<Outputs>,
 }
 
@@ -138,7 +145,7 @@ pub struct RunReport {
     pub status: RunStatus,
     /// Every step, in file order.
     pub steps: Vec<StepReport>,
-    /// The runbook's outputs.
+    /// The runbook's outputs; secret ones are `"***"`.
     pub outputs: Outputs,
     /// Run-level problems (an output that could not be evaluated, why it was interrupted).
     pub errors: Vec<String>,
@@ -186,6 +193,83 @@ struct Slot {
     in_flight: bool,
 }
 
+/// What a run keeps secret: decided from the runbook before it starts, and the values it derives
+/// from secrets as it goes.
+struct RunSecrets {
+    flow: Arc<SecretFlow>,
+    values: Secrets,
+    /// Steps restored on resume whose secret outputs the journal holds only as `***`: reading
+    /// them would read `***`, not the secret.
+    lost: HashSet<usize>,
+}
+
+impl RunSecrets {
+    /// The outputs expressions see for step `i`, which succeeded before a resume and whose
+    /// journaled outputs are `journaled`: secret ones are back in clear when the step's outputs
+    /// are its input (its `with:` is evaluated again); otherwise they stay `***` and the step is
+    /// noted as lost, so that nothing reads them.
+    fn restore(
+        &mut self,
+        i: usize,
+        step: &Step,
+        journaled: &Outputs,
+        scope: &Scope,
+        clock: Instant,
+    ) -> Option<Outputs> {
+        if !self.flow.has_secret_outputs(i) {
+            return None;
+        }
+        let reads_lost = step.with.iter().flat_map(|(_, t)| t.exprs()).any(|e| {
+            self.flow
+                .reads_secret_output_of(&e.refs, &self.lost)
+                .is_some()
+        });
+        if step.step_type.spec().outputs_from_input
+            && !reads_lost
+            && let Ok(input) = evaluate_watched(
+                &step.with,
+                scope,
+                clock,
+                &self.flow,
+                &self.values,
+                self.flow.secret_inputs(i),
+            )
+        {
+            let mut clear = journaled.clone();
+            for (k, v) in input {
+                if self.flow.output_is_secret(i, &k) {
+                    clear.insert(k, v);
+                }
+            }
+            return Some(clear);
+        }
+        self.lost.insert(i);
+        None
+    }
+
+    /// Why step `step` cannot run on: it reads a secret output that was lost (see `lost`).
+    fn reads_lost(&self, step: &Step) -> Option<StepError> {
+        if self.lost.is_empty() {
+            return None;
+        }
+        let mut templates: Vec<&crate::expr::Template> = step.with.iter().map(|(_, t)| t).collect();
+        if let Condition::If(t) = &step.condition {
+            templates.push(t);
+        }
+        let name = templates
+            .iter()
+            .flat_map(|t| t.exprs())
+            .find_map(|e| self.flow.reads_secret_output_of(&e.refs, &self.lost))?;
+        let owner = name.split('.').nth(1).unwrap_or_default();
+        Some(StepError::invalid_input(format!(
+            "it reads `{name}`, a secret output of step `{owner}`, which succeeded before this \
+             resume: the journal keeps secret outputs only as `***`, so this run does not have \
+             the value (`{owner}` is not run again). Start a new run; or compute the value in a \
+             `core.set` step, whose secret outputs a resume evaluates again"
+        )))
+    }
+}
+
 /// Runs a compiled runbook to the end, an interruption or the deadline.
 pub async fn run(
     runbook: &Runbook,
@@ -216,6 +300,11 @@ pub async fn run(
     }
     let prior = options.prior.clone().unwrap_or_default();
     let scope = Scope::new(&options.run_id, started_at, params);
+    let mut secrets = RunSecrets {
+        flow: Arc::new(SecretFlow::of(runbook)),
+        values: options.secrets.clone(),
+        lost: HashSet::new(),
+    };
     let mut slots: Vec<Slot> = runbook
         .steps
         .iter()
@@ -270,6 +359,7 @@ pub async fn run(
                     &run_id,
                     &runbook_name,
                     &scope,
+                    &secrets,
                     clock,
                 )?;
                 continue;
@@ -279,6 +369,7 @@ pub async fn run(
             if let Some(outputs) = prior.succeeded.get(&step.id) {
                 slots[i].note =
                     Some("succeeded before the resume; outputs restored from the journal".into());
+                let clear = secrets.restore(i, step, outputs, &scope, clock);
                 settle(
                     runbook,
                     &mut slots,
@@ -287,10 +378,11 @@ pub async fn run(
                     i,
                     StepStatus::Succeeded,
                     Some(outputs.clone()),
+                    clear.as_ref(),
                 );
                 continue;
             }
-            match decide(step, &slots[i], &scope, clock) {
+            match decide(step, i, &slots[i], &scope, &secrets, clock) {
                 Decision::Skip(reason) => {
                     sink.record(&RunEvent::StepSkipped {
                         step: step.id.clone(),
@@ -305,6 +397,7 @@ pub async fn run(
                         &scope,
                         i,
                         StepStatus::Skipped,
+                        None,
                         None,
                     );
                 }
@@ -323,6 +416,7 @@ pub async fn run(
                         i,
                         StepStatus::Failed,
                         None,
+                        None,
                     );
                 }
                 Decision::Run(input) => {
@@ -338,6 +432,7 @@ pub async fn run(
                         &run_id,
                         &runbook_name,
                         &scope,
+                        &secrets,
                         clock,
                     )?;
                     running += 1;
@@ -471,10 +566,13 @@ pub async fn run(
                 let attempt = slots[idx].attempts_base + slots[idx].attempts;
                 match result {
                     Ok(outputs) => {
+                        // Secret outputs are journaled and reported as `***`; expressions of
+                        // later steps see them in clear.
+                        let recorded = secrets.flow.redact_outputs(idx, &outputs).into_owned();
                         sink.record(&RunEvent::StepSucceeded {
                             step: step.id.clone(),
                             attempt,
-                            outputs: outputs.clone(),
+                            outputs: recorded.clone(),
                             at: now(),
                         })?;
                         settle(
@@ -484,7 +582,8 @@ pub async fn run(
                             &scope,
                             idx,
                             StepStatus::Succeeded,
-                            Some(outputs),
+                            Some(recorded),
+                            Some(&outputs),
                         );
                     }
                     Err(error) => {
@@ -522,6 +621,7 @@ pub async fn run(
                                 idx,
                                 StepStatus::Failed,
                                 None,
+                                None,
                             );
                         }
                     }
@@ -558,9 +658,29 @@ pub async fn run(
     let mut outputs = Outputs::new();
     if !interrupted {
         let ctx = scope.context(clock.elapsed().as_secs_f64());
-        for (name, t) in &runbook.outputs {
-            match t.eval(&ctx) {
+        let watch = secrets.flow.watch(&secrets.values);
+        for (i, (name, t)) in runbook.outputs.iter().enumerate() {
+            let secret = secrets.flow.runbook_output_is_secret(i);
+            // A secret output is `***` whatever it evaluates to: no need to evaluate one that
+            // reads a secret output this resumed run no longer has.
+            let lost = secret
+                && t.exprs().iter().any(|e| {
+                    secrets
+                        .flow
+                        .reads_secret_output_of(&e.refs, &secrets.lost)
+                        .is_some()
+                });
+            if lost {
+                outputs.insert(name.clone(), Value::String(REDACTED.into()));
+                continue;
+            }
+            match t.eval_watched(&ctx, &watch) {
                 Ok(v) => {
+                    let v = if secret {
+                        Value::String(REDACTED.into())
+                    } else {
+                        v
+                    };
                     outputs.insert(name.clone(), v);
                 }
                 Err(e) => {
@@ -594,7 +714,7 @@ pub async fn run(
             outputs: s.outputs,
         })
         .collect();
-    Ok(RunReport {
+    let mut report = RunReport {
         run_id: options.run_id,
         runbook: runbook.name.clone(),
         status,
@@ -602,7 +722,31 @@ pub async fn run(
         outputs,
         errors: run_errors,
         duration_ms: clock.elapsed().as_millis() as u64,
-    })
+    };
+    scrub_report_text(&secrets.values, &mut report);
+    Ok(report)
+}
+
+/// Scrubs secrets out of the report's free text (errors, notes): what a step error quotes of a
+/// secret it was given. Outputs are already redacted whole.
+fn scrub_report_text(secrets: &Secrets, report: &mut RunReport) {
+    if secrets.is_empty() {
+        return;
+    }
+    let scrub = |text: &mut String| {
+        if let std::borrow::Cow::Owned(clean) = secrets.scrub(text) {
+            *text = clean;
+        }
+    };
+    for s in &mut report.steps {
+        if let Some(e) = s.error.as_mut() {
+            scrub(&mut e.message);
+        }
+        if let Some(n) = s.note.as_mut() {
+            scrub(n);
+        }
+    }
+    report.errors.iter_mut().for_each(scrub);
 }
 
 async fn sleep_opt(until: Option<Instant>) {
@@ -618,15 +762,26 @@ enum Decision {
     Fail(StepError),
 }
 
-fn decide(step: &Step, slot: &Slot, scope: &Scope, clock: Instant) -> Decision {
+fn decide(
+    step: &Step,
+    idx: usize,
+    slot: &Slot,
+    scope: &Scope,
+    secrets: &RunSecrets,
+    clock: Instant,
+) -> Decision {
     if let Some(blocker) = &slot.blocked_by
         && !matches!(step.condition, Condition::Always)
     {
         return Decision::Skip(blocker.clone());
     }
+    if let Some(error) = secrets.reads_lost(step) {
+        return Decision::Fail(error);
+    }
     let ctx = || scope.context(clock.elapsed().as_secs_f64());
+    let watch = secrets.flow.watch(&secrets.values);
     if let Condition::If(t) = &step.condition {
-        match t.eval(&ctx()) {
+        match t.eval_watched(&ctx(), &watch) {
             Ok(v) if truthy(&v) => {}
             Ok(_) => return Decision::Skip("its `if` condition was false".into()),
             Err(e) => {
@@ -638,15 +793,37 @@ fn decide(step: &Step, slot: &Slot, scope: &Scope, clock: Instant) -> Decision {
     }
     let input = match &step.literal_input {
         Some(input) => input.clone(),
-        None => match evaluate_input(&step.with, scope, clock) {
+        None => match evaluate_watched(
+            &step.with,
+            scope,
+            clock,
+            &secrets.flow,
+            &secrets.values,
+            secrets.flow.secret_inputs(idx),
+        ) {
             Ok(input) => input,
             Err(e) => return Decision::Fail(e),
         },
     };
     let spec = step.step_type.spec();
+    let secret_inputs = secrets.flow.secret_inputs(idx);
     if !spec.outputs_from_input {
         for p in &spec.params {
             match input.get(p.name) {
+                // The value is never quoted: a short secret could not be scrubbed out.
+                Some(v)
+                    if !v.is_null()
+                        && secret_inputs.iter().any(|n| n == p.name)
+                        && (!p.ty.accepts(v) || p.check(v).is_err()) =>
+                {
+                    return Decision::Fail(StepError::invalid_input(format!(
+                        "the secret value of parameter `{}` is not {} {} its declaration \
+                         allows (the value is not shown)",
+                        p.name,
+                        crate::compile::article(p.ty),
+                        p.ty
+                    )));
+                }
                 Some(Value::Null) | None if p.required => {
                     return Decision::Fail(StepError::invalid_input(format!(
                         "required parameter `{}` evaluated to nothing",
@@ -679,11 +856,35 @@ pub fn evaluate_input(
     scope: &Scope,
     clock: Instant,
 ) -> Result<Outputs, StepError> {
+    evaluate_watched(
+        with,
+        scope,
+        clock,
+        &SecretFlow::default(),
+        &Secrets::default(),
+        &[],
+    )
+}
+
+/// [`evaluate_input`], adding to `values` the value of every expression that reads a secret,
+/// and of every input named in `secret` whole (`"Bearer ${{ env.GITHUB_TOKEN }}"`).
+pub(crate) fn evaluate_watched(
+    with: &[(String, crate::expr::Template)],
+    scope: &Scope,
+    clock: Instant,
+    flow: &SecretFlow,
+    values: &Secrets,
+    secret: &[String],
+) -> Result<Outputs, StepError> {
     let ctx = scope.context(clock.elapsed().as_secs_f64());
+    let watch = flow.watch(values);
     let mut input = Outputs::new();
     for (name, t) in with {
-        match t.eval(&ctx) {
+        match t.eval_watched(&ctx, &watch) {
             Ok(v) => {
+                if secret.contains(name) {
+                    values.add(&v);
+                }
                 input.insert(name.clone(), v);
             }
             Err(e) => {
@@ -706,6 +907,7 @@ fn start_attempt(
     run_id: &Arc<str>,
     runbook: &Arc<str>,
     scope: &Scope,
+    secrets: &RunSecrets,
     clock: Instant,
 ) -> Result<(), SinkError> {
     slot.attempts += 1;
@@ -727,8 +929,20 @@ fn start_attempt(
         reevaluate: (step.literal_input.is_none()).then(|| {
             let with = step.with.clone();
             let scope = scope.clone();
-            Reevaluate(Arc::new(move || evaluate_input(&with, &scope, clock)))
+            let flow = secrets.flow.clone();
+            let values = secrets.values.clone();
+            Reevaluate(Arc::new(move || {
+                evaluate_watched(
+                    &with,
+                    &scope,
+                    clock,
+                    &flow,
+                    &values,
+                    flow.secret_inputs(idx),
+                )
+            }))
         }),
+        secret_inputs: secrets.flow.secret_inputs(idx).to_vec(),
     };
     let timeout = step.timeout;
     let mut attempt: Pin<Box<dyn Future<Output = Msg> + Send>> = Box::pin(async move {
@@ -768,7 +982,9 @@ fn start_attempt(
     Ok(())
 }
 
-/// Marks step `i` as settled and releases the steps that need it.
+/// Marks step `i` as settled and releases the steps that need it. `outputs` are as recorded
+/// (secret ones `***`); `clear`, when given, is what expressions see instead.
+#[allow(clippy::too_many_arguments)]
 fn settle(
     runbook: &Runbook,
     slots: &mut [Slot],
@@ -777,9 +993,10 @@ fn settle(
     i: usize,
     status: StepStatus,
     outputs: Option<Outputs>,
+    clear: Option<&Outputs>,
 ) {
     let step = &runbook.steps[i];
-    scope.set_step(&step.id, status.name(), outputs.as_ref());
+    scope.set_step(&step.id, status.name(), clear.or(outputs.as_ref()));
     let slot = &mut slots[i];
     slot.status = status;
     slot.ended = Some(Instant::now());

@@ -1,19 +1,27 @@
-//! Secrets: parameters declared `secret: true` are never written in clear, nor printed.
+//! Secrets: parameters declared `secret: true`, and every value derived from one, are never
+//! written in clear, nor printed.
 //!
-//! Two layers:
+//! Three layers:
 //!
 //! - [`redact`] replaces the values of secret parameters by `"***"`: what `run_started` journals
 //!   and what reports show as the run's parameters.
+//! - [`SecretFlow`](crate::SecretFlow) knows, before the run, which step inputs, step outputs and
+//!   runbook outputs are secret (they read a secret); the scheduler records secret outputs as
+//!   `"***"` whole, whatever their length.
 //! - [`Secrets`] remembers the clear values (at least [`MIN_SCRUB_LEN`] characters long) and
-//!   scrubs them out of any text: a step error that quotes a token, an output that embeds a
-//!   password. [`Redacting`] wraps a [`RunSink`] (the journal, the progress display) so every
-//!   event is scrubbed before it is written or drawn.
+//!   scrubs them out of any text: a step error that quotes a token, a log line. The run adds the
+//!   value of every secret expression as it evaluates it, so a transformed secret
+//!   (`params.pw | upper`) is scrubbed too. [`Redacting`] wraps a [`RunSink`] (the journal, the
+//!   progress display) so every event is scrubbed before it is written or drawn.
 //!
 //! Consequence for resume: the journal never has the secret, so `drflow resume` asks for secret
-//! parameters again (`-p` or `--params-file`), and an output that contained a secret comes back
-//! from the journal with `***` in its place.
+//! parameters again (`-p` or `--params-file`), and a secret output comes back from the journal
+//! as `***` (docs/journal.md says what a resumed run does about it).
 
 use std::borrow::Cow;
+use std::cmp::Reverse;
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
 
@@ -23,8 +31,10 @@ use crate::step::Outputs;
 /// What a secret is replaced with.
 pub const REDACTED: &str = "***";
 
-/// Shorter secret values are only redacted as whole parameter values, not scrubbed out of text
-/// (scrubbing `"a"` out of every message would garble everything and hide nothing).
+/// Shorter secret values are not scrubbed out of text (scrubbing `"a"` out of every message
+/// would garble everything and hide nothing): a secret parameter that short is refused, and a
+/// shorter derived value (`params.pw[0:2]`, `params.pw | length`) is kept out of the journal and
+/// reports structurally, as a whole secret value, never by searching text.
 pub const MIN_SCRUB_LEN: usize = 4;
 
 /// The parameters with the value of every name in `secret_names` replaced by `"***"`.
@@ -44,25 +54,70 @@ pub fn redact(params: &Outputs, secret_names: &[&str]) -> Value {
     )
 }
 
+/// The names of [`crate::RunStatus`], written in a typed field of `run_finished`.
+const STATUS_WORDS: [&str; 6] = [
+    "running",
+    "succeeded",
+    "failed",
+    "interrupted",
+    "rolled_back",
+    "rollback_failed",
+];
+
+/// Secret texts, longest first (so a secret that contains another is replaced whole).
+type ByLength = BTreeSet<(Reverse<usize>, String)>;
+
 /// The clear values of a run's secrets, to scrub them out of text.
+///
+/// Clones share one set: the run adds derived secrets ([`Secrets::add`]) to the set the journal,
+/// the progress display and the log writer scrub with.
 #[derive(Debug, Clone, Default)]
 pub struct Secrets {
-    /// Longest first, so a secret that contains another is replaced whole.
-    values: Vec<String>,
+    values: Arc<RwLock<ByLength>>,
 }
 
 impl Secrets {
     /// Collects the values of the named parameters: every string and number inside them (list
     /// items, map values, at any depth) on its own, and a list or map also as its JSON text.
     pub fn from_params(params: &Outputs, secret_names: &[&str]) -> Secrets {
-        let mut values = Vec::new();
+        let secrets = Secrets::default();
         for v in secret_names.iter().filter_map(|n| params.get(*n)) {
-            collect(v, &mut values);
+            secrets.insert(v, false);
         }
-        values.retain(|s| s.chars().count() >= MIN_SCRUB_LEN);
-        values.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        values.dedup();
-        Secrets { values }
+        secrets
+    }
+
+    /// Adds a secret value the run derived (the result of an expression that reads a secret),
+    /// the same way as [`Secrets::from_params`] does a parameter's. Pieces shorter than
+    /// [`MIN_SCRUB_LEN`] are left out: they cannot be scrubbed out of text, and are kept out of
+    /// the journal and reports by [`SecretFlow`](crate::SecretFlow) alone. So is a piece of a run
+    /// status name (`failed`, from `'failed' if params.pw else 'ok'`): every run writes those
+    /// words in typed fields, where scrubbing them would leave an event that cannot be recorded
+    /// and stop the run.
+    pub fn add(&self, value: &Value) {
+        self.insert(value, true);
+    }
+
+    /// A parameter's pieces are kept even when they are a status word: it was chosen as a
+    /// secret, so an event it cannot be cleaned of is refused rather than written.
+    fn insert(&self, value: &Value, derived: bool) {
+        let mut pieces = Vec::new();
+        collect(value, &mut pieces);
+        pieces.retain(|s| {
+            s.chars().count() >= MIN_SCRUB_LEN
+                && !(derived && STATUS_WORDS.iter().any(|w| w.contains(s.as_str())))
+        });
+        if pieces.is_empty() {
+            return;
+        }
+        let mut values = self.values.write().unwrap_or_else(|e| e.into_inner());
+        for p in pieces {
+            values.insert((Reverse(p.len()), p));
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, ByLength> {
+        self.values.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The first secret parameter with a value (or a list item, or a map value) that is not
@@ -82,13 +137,13 @@ impl Secrets {
 
     /// Whether there is nothing to scrub.
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.read().is_empty()
     }
 
     /// `text` with every secret replaced by `***`.
     pub fn scrub<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
-        for secret in &self.values {
+        for (_, secret) in self.read().iter() {
             if out.contains(secret.as_str()) {
                 out = Cow::Owned(out.replace(secret.as_str(), REDACTED));
             }
@@ -110,7 +165,8 @@ impl Secrets {
                 }
             }
             Value::Number(n) => {
-                if numbers && self.values.contains(&n.to_string()) {
+                let text = n.to_string();
+                if numbers && self.read().contains(&(Reverse(text.len()), text)) {
                     *value = Value::String(REDACTED.into());
                 }
             }
@@ -167,11 +223,19 @@ impl Secrets {
     }
 }
 
-/// Every string and number inside `v`, and a list or map's JSON text.
+/// Every string and number inside `v`, and a list or map's JSON text. A string JSON would
+/// escape (a quote, a backslash) also comes as escaped, the way a message quoting it shows it.
 fn collect(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::Null | Value::Bool(_) => {}
-        Value::String(s) => out.push(s.clone()),
+        Value::String(s) => {
+            let quoted = v.to_string();
+            let escaped = &quoted[1..quoted.len() - 1];
+            if escaped != s {
+                out.push(escaped.to_string());
+            }
+            out.push(s.clone());
+        }
         Value::Number(n) => out.push(n.to_string()),
         Value::Array(items) => {
             out.push(v.to_string());
@@ -343,6 +407,29 @@ mod tests {
             at: 1.0,
         };
         assert!(s.scrub_event(&event).is_err());
+    }
+
+    /// What the run adds is scrubbed by every clone (the journal's, the log writer's), except
+    /// pieces too short to scrub; a value with a quote is also scrubbed as JSON shows it.
+    #[test]
+    fn added_secrets_are_shared_by_clones() {
+        let run = Secrets::default();
+        let log = run.clone();
+        assert!(log.is_empty());
+        run.add(&json!("HUNTER22"));
+        run.add(&json!(["ab", "h u n t e r"]));
+        run.add(&json!("pa\"ss-word"));
+        assert_eq!(log.scrub("HUNTER22 ab h u n t e r"), "*** ab ***");
+        assert_eq!(log.scrub(r#"got "pa\"ss-word""#), r#"got "***""#);
+        assert_eq!(log.scrub("got pa\"ss-word"), "got ***");
+        // A derived word of a run status would make `run_finished` unrecordable.
+        run.add(&json!("failed"));
+        let event = RunEvent::RunFinished {
+            status: crate::event::RunStatus::Failed,
+            outputs: Outputs::new(),
+            at: 1.0,
+        };
+        assert!(log.scrub_event(&event).is_ok());
     }
 
     #[test]

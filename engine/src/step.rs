@@ -197,6 +197,11 @@ pub struct StepSpec {
     pub outputs_from_input: bool,
     /// Whether the step type has an undo action (used by rollback and destroy).
     pub has_undo: bool,
+    /// When true, the outputs never carry the value of an input (counts, attempt numbers), so
+    /// they stay in clear when an input is secret. Otherwise a secret input makes every output
+    /// secret (journaled and reported as `***`; see docs/runbook.md).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub outputs_not_secret: bool,
 }
 
 impl StepSpec {
@@ -209,6 +214,7 @@ impl StepSpec {
             outputs: Vec::new(),
             outputs_from_input: false,
             has_undo: false,
+            outputs_not_secret: false,
         }
     }
 
@@ -277,6 +283,15 @@ impl StepSpec {
     /// Marks the step as having an undo action.
     pub fn with_undo(mut self) -> Self {
         self.has_undo = true;
+        self
+    }
+
+    /// Declares that the outputs never carry the value of an input, so a secret input does
+    /// not make them secret. Only for outputs that are counts, flags or values the step makes
+    /// up itself: an output holding a name, an ARN or a list built from an input (a resource
+    /// name ending with a secret suffix) must stay secret.
+    pub fn outputs_not_secret(mut self) -> Self {
+        self.outputs_not_secret = true;
         self
     }
 
@@ -357,6 +372,11 @@ pub struct StepContext {
     /// Evaluates the step's input again with the run's current scope (time moves on, other
     /// steps finish). `None` outside a run.
     pub reevaluate: Option<Reevaluate>,
+    /// The names of the inputs that are secret (they read a secret parameter, a secret output
+    /// or a credential variable). A step never writes them in any form, in a log line or an
+    /// error message: the engine scrubs secrets of 4 characters or more out of text, but only
+    /// the step can keep a shorter one out (e.g. by writing `***` instead).
+    pub secret_inputs: Vec<String>,
 }
 
 impl StepContext {
@@ -369,7 +389,13 @@ impl StepContext {
             attempt: 1,
             previous_outputs: None,
             reevaluate: None,
+            secret_inputs: Vec::new(),
         }
+    }
+
+    /// Whether the input `name` is secret (see [`StepContext::secret_inputs`]).
+    pub fn is_secret_input(&self, name: &str) -> bool {
+        self.secret_inputs.iter().any(|n| n == name)
     }
 }
 

@@ -7,7 +7,7 @@ use clap::Args;
 use drflow_engine::{
     Holder, Journal, JournalError, Lease, LeaseOptions, LockError, OnFailure, Outputs, Recorder,
     RollbackReport, RunError, RunEvent, RunOptions, RunReport, RunSink, RunState, RunStatus,
-    Runbook, Scope, Secrets, SinkError, Stop, iso8601, now, redact,
+    Runbook, Scope, SecretFlow, Secrets, SinkError, Stop, iso8601, now, redact,
 };
 use serde_json::Value;
 use tokio::sync::watch;
@@ -17,10 +17,12 @@ use crate::{Failure, Global, parse_duration_arg};
 /// The secrets of the run in progress, scrubbed out of every log line (see [`scrubbed_stderr`]).
 static LOG_SECRETS: std::sync::RwLock<Option<Secrets>> = std::sync::RwLock::new(None);
 
-/// From now on, log lines have these secrets replaced by `***`.
+/// From now on, log lines have these secrets replaced by `***`: those known now and those the
+/// run adds to the same set as it derives them (`Secrets` clones share their values), so even a
+/// run without secret parameters keeps a credential variable it reads out of the log.
 pub(super) fn set_log_secrets(secrets: &Secrets) {
     if let Ok(mut s) = LOG_SECRETS.write() {
-        *s = (!secrets.is_empty()).then(|| secrets.clone());
+        *s = Some(secrets.clone());
     }
 }
 
@@ -48,8 +50,8 @@ impl Drop for ScrubbedLine {
     fn drop(&mut self) {
         let text = String::from_utf8_lossy(&self.0);
         let line = match LOG_SECRETS.read().ok().as_deref().and_then(Option::as_ref) {
-            Some(secrets) => secrets.scrub(&text).into_owned(),
-            None => text.into_owned(),
+            Some(secrets) if !secrets.is_empty() => secrets.scrub(&text).into_owned(),
+            _ => text.into_owned(),
         };
         let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
     }
@@ -125,9 +127,10 @@ pub(super) fn refuse_short_secrets(rb: &Runbook, params: &Outputs) -> Result<(),
     }
 }
 
-/// Evaluates the runbook's `lock:` expression with the run's parameters. A key that contains a
-/// secret is refused: lock keys are stored in the journal and shown in messages.
+/// Evaluates the runbook's `lock:` expression with the run's parameters. A key that reads or
+/// contains a secret is refused: lock keys are stored in the journal and shown in messages.
 fn evaluate_lock(rb: &Runbook, run_id: &str, params: &Outputs) -> Result<Option<String>, Failure> {
+    refuse_secret_lock(rb)?;
     let key = evaluate_lock_value(rb, run_id, params)?;
     if let Some(k) = &key {
         if k.trim().is_empty() {
@@ -148,6 +151,20 @@ fn evaluate_lock(rb: &Runbook, run_id: &str, params: &Outputs) -> Result<Option<
         }
     }
     Ok(key)
+}
+
+/// Refuses a `lock:` that reads a secret, whatever it evaluates to: lock keys are stored in the
+/// journal and shown to other runs.
+fn refuse_secret_lock(rb: &Runbook) -> Result<(), Failure> {
+    if !SecretFlow::of(rb).lock_is_secret() {
+        return Ok(());
+    }
+    Err(Failure::invalid(
+        "error: the runbook's `lock:` reads a secret (a secret parameter or a credential \
+         variable such as `env.AWS_SECRET_ACCESS_KEY`); lock keys are stored in the journal and \
+         shown to other runs, so a secret cannot be part of one, in any form\n  hint: build the \
+         lock key from non-secret parameters only, e.g. the environment name",
+    ))
 }
 
 fn evaluate_lock_value(
@@ -390,6 +407,8 @@ impl Durable {
         args: &DurableArgs,
     ) -> Result<Durable, Failure> {
         refuse_short_secrets(rb, params)?;
+        // Before the journal is opened: a refused run leaves no state dir behind.
+        refuse_secret_lock(rb)?;
         let secrets = Secrets::from_params(params, &secret_names(rb));
         set_log_secrets(&secrets);
         let needs_db = !args.no_journal || rb.lock.is_some();
@@ -420,15 +439,18 @@ impl Durable {
     }
 
     /// Runs (or resumes) the runbook, journaling every event, then rolls back if the run failed
-    /// and the runbook says `on_failure: rollback`.
+    /// and the runbook says `on_failure: rollback`. The secrets the run derives are added to
+    /// this run's secrets, which the journal, the display and the log writer scrub with.
     pub async fn run(
         &mut self,
         rb: &Runbook,
         params: &Outputs,
-        options: RunOptions,
+        mut options: RunOptions,
         progress: &mut dyn RunSink,
         stop: watch::Receiver<Stop>,
     ) -> Result<RunReport, RunError> {
+        options.secrets = self.secrets.clone();
+        set_log_secrets(&self.secrets);
         let recorder = (self.journal.is_none() && rb.on_failure == OnFailure::Rollback)
             .then(Recorder::default);
         let stop = self.stop_when_a_lease_is_lost(stop);

@@ -36,6 +36,16 @@ pub fn duration_param(input: &Outputs, name: &str) -> Result<Duration, StepError
     }
 }
 
+/// What a step may write of its input `name`: the text, or `***` when the input is secret (the
+/// engine scrubs long secrets out of text, but not short ones, so a step writes none).
+fn shown(ctx: &StepContext, input: &Outputs, name: &str) -> String {
+    if ctx.is_secret_input(name) {
+        drflow_engine::REDACTED.to_string()
+    } else {
+        text(input.get(name))
+    }
+}
+
 fn text(value: Option<&Value>) -> String {
     match value {
         Some(Value::String(s)) => s.clone(),
@@ -48,22 +58,23 @@ struct Log(StepSpec);
 
 impl Log {
     fn new() -> Self {
-        Log(
-            StepSpec::new("core.log", "Writes a message to the run's log.")
-                .required(
-                    "message",
-                    ValueType::Any,
-                    "What to write; expressions are evaluated first.",
-                )
-                .optional(
-                    "level",
-                    ValueType::String,
-                    json!("info"),
-                    "How loud the message is.",
-                )
-                .one_of(&["info", "warn", "error"])
-                .output("message", ValueType::String, "The message as written."),
+        Log(StepSpec::new(
+            "core.log",
+            "Writes a message to the run's log; a message that reads a secret is written as `***`.",
         )
+        .required(
+            "message",
+            ValueType::Any,
+            "What to write; expressions are evaluated first.",
+        )
+        .optional(
+            "level",
+            ValueType::String,
+            json!("info"),
+            "How loud the message is.",
+        )
+        .one_of(&["info", "warn", "error"])
+        .output("message", ValueType::String, "The message as written."))
     }
 }
 
@@ -75,10 +86,11 @@ impl StepType for Log {
     fn run<'a>(&'a self, ctx: &'a StepContext, input: &'a Outputs) -> StepFuture<'a> {
         Box::pin(async move {
             let message = text(input.get("message"));
+            let logged = shown(ctx, input, "message");
             match input.get("level").and_then(Value::as_str).unwrap_or("info") {
-                "info" => tracing::info!(step = %ctx.step_id, "{message}"),
-                "warn" => tracing::warn!(step = %ctx.step_id, "{message}"),
-                "error" => tracing::error!(step = %ctx.step_id, "{message}"),
+                "info" => tracing::info!(step = %ctx.step_id, "{logged}"),
+                "warn" => tracing::warn!(step = %ctx.step_id, "{logged}"),
+                "error" => tracing::error!(step = %ctx.step_id, "{logged}"),
                 other => {
                     return Err(StepError::invalid_input(format!(
                         "unknown log level `{other}`; use info, warn or error"
@@ -125,7 +137,7 @@ impl Fail {
             "core.fail",
             "Fails with a message; with `succeed_after: N` it fails N attempts and then succeeds, to exercise retries.",
         )
-        .required("message", ValueType::String, "The error message.")
+        .required("message", ValueType::String, "The error message (`***` when it reads a secret).")
         .optional("retryable", ValueType::Bool, json!(false), "Mark the error retryable.")
         .optional("kind", ValueType::String, json!("failed"), "The error kind, matched by `retry.on`.")
         .optional(
@@ -135,7 +147,8 @@ impl Fail {
             "Fail this many attempts, then succeed.",
         )
         .at_least(0.0)
-        .output("attempt", ValueType::Int, "The attempt that succeeded (with `succeed_after`)."))
+        .output("attempt", ValueType::Int, "The attempt that succeeded (with `succeed_after`).")
+        .outputs_not_secret())
     }
 }
 
@@ -157,7 +170,7 @@ impl StepType for Fail {
                 .get("kind")
                 .and_then(Value::as_str)
                 .unwrap_or("failed");
-            let message = text(input.get("message"));
+            let message = shown(ctx, input, "message");
             if input
                 .get("retryable")
                 .and_then(Value::as_bool)
@@ -186,7 +199,7 @@ impl Assert {
                     "message",
                     ValueType::String,
                     json!("assertion failed"),
-                    "The error message when it is false.",
+                    "The error message when it is false (`***` when it reads a secret).",
                 ),
         )
     }
@@ -197,7 +210,7 @@ impl StepType for Assert {
         &self.0
     }
 
-    fn run<'a>(&'a self, _ctx: &'a StepContext, input: &'a Outputs) -> StepFuture<'a> {
+    fn run<'a>(&'a self, ctx: &'a StepContext, input: &'a Outputs) -> StepFuture<'a> {
         Box::pin(async move {
             let holds = input.get("condition").is_some_and(truthy);
             if holds {
@@ -205,7 +218,7 @@ impl StepType for Assert {
             } else {
                 Err(StepError::permanent(
                     "assertion",
-                    text(input.get("message")),
+                    shown(ctx, input, "message"),
                 ))
             }
         })
@@ -247,7 +260,8 @@ impl WaitUntil {
         .at_least(0.001)
         .optional("timeout", ValueType::Duration, json!("5m"), "Give up after this long.")
         .output("checks", ValueType::Int, "How many checks it took.")
-        .output("waited_seconds", ValueType::Number, "How long it waited."))
+        .output("waited_seconds", ValueType::Number, "How long it waited.")
+        .outputs_not_secret())
     }
 }
 
