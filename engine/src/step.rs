@@ -197,6 +197,11 @@ pub struct StepSpec {
     pub outputs_from_input: bool,
     /// Whether the step type has an undo action (used by rollback and destroy).
     pub has_undo: bool,
+    /// Whether running the step deletes things that cannot be brought back by running it again
+    /// (a teardown). A runbook using such a step is destructive: `drflow run` lists what it
+    /// will delete and asks first on a terminal, and wants `--yes` elsewhere.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub destructive: bool,
 }
 
 impl StepSpec {
@@ -209,6 +214,7 @@ impl StepSpec {
             outputs: Vec::new(),
             outputs_from_input: false,
             has_undo: false,
+            destructive: false,
         }
     }
 
@@ -277,6 +283,12 @@ impl StepSpec {
     /// Marks the step as having an undo action.
     pub fn with_undo(mut self) -> Self {
         self.has_undo = true;
+        self
+    }
+
+    /// Marks the step as destructive (see [`StepSpec::destructive`]).
+    pub fn destructive(mut self) -> Self {
+        self.destructive = true;
         self
     }
 
