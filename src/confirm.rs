@@ -39,7 +39,11 @@ pub fn interactive() -> bool {
 
 /// Writes `question` and reads one line: `y` or `yes` (any case) is a yes; anything else,
 /// including end of input, is a no.
-pub fn ask(question: &str, input: &mut impl BufRead, out: &mut impl Write) -> std::io::Result<bool> {
+pub fn ask(
+    question: &str,
+    input: &mut impl BufRead,
+    out: &mut impl Write,
+) -> std::io::Result<bool> {
     write!(out, "{question} [y/N] ")?;
     out.flush()?;
     let mut answer = String::new();

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use drflow_engine::{
-    Outputs, Recorder, Registry, RunOptions, RunState, RunStatus, Runbook, Secrets, Stop, StepType,
+    Outputs, Recorder, Registry, RunOptions, RunState, RunStatus, Runbook, Secrets, StepType, Stop,
 };
 use drflow_steps::Plan;
 use serde_json::json;

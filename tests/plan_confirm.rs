@@ -82,7 +82,10 @@ fn resources(state: &Path) -> BTreeSet<(String, String, String)> {
 
 /// The plan as `(mark, kind, name, region)`, from `--plan --output json`.
 fn plan(state: &Path, runbook: &str) -> (Value, BTreeSet<(String, String, String, String)>) {
-    let out = run_ok(state, &args(&["run", runbook, "--plan", "--output", "json"], EU));
+    let out = run_ok(
+        state,
+        &args(&["run", runbook, "--plan", "--output", "json"], EU),
+    );
     let doc: Value = serde_json::from_str(&out).expect("one JSON document");
     let plan = doc["plan"].clone();
     let set = plan["changes"]
@@ -145,7 +148,10 @@ fn a_plan_on_an_empty_world_creates_everything_and_writes_nothing() {
     );
     assert_eq!(did(&real), planned, "the real run does what the plan said");
     assert_eq!(p["create"], resources(state).len());
-    let count = format!("Plan: {} to create, 0 to change, 0 to delete.", resources(state).len());
+    let count = format!(
+        "Plan: {} to create, 0 to change, 0 to delete.",
+        resources(state).len()
+    );
     assert!(stdout.contains(&count), "{stdout}");
 }
 
@@ -162,7 +168,8 @@ fn plans_after_provision_after_drift_and_for_destroy_change_nothing() {
         &args(&["run", "runbooks/provision.yaml", "--plan"], EU),
     );
     assert!(
-        out.starts_with("No changes") && out.contains("Plan: 0 to create, 0 to change, 0 to delete."),
+        out.starts_with("No changes")
+            && out.contains("Plan: 0 to create, 0 to change, 0 to delete."),
         "{out}"
     );
     assert_eq!(files(state), before, "world and journal untouched");
@@ -189,7 +196,7 @@ fn plans_after_provision_after_drift_and_for_destroy_change_nothing() {
     );
     assert!(
         out.contains(
-            "~ sqs_queue alarm-events-prod-eu (eu-central-1): visibility_timeout_seconds"
+            "~ sqs_queue alarm-events-prod-eu (eu-central-1): visibility_timeout_seconds drifted"
         ),
         "{out}"
     );
@@ -201,6 +208,7 @@ fn plans_after_provision_after_drift_and_for_destroy_change_nothing() {
         out.contains("Plan: 1 to create, 1 to change, 0 to delete."),
         "{out}"
     );
+    insta::assert_snapshot!("plan_after_drift", out);
     assert_eq!(files(state), before, "world and journal untouched");
     let (_, planned) = plan(state, "runbooks/provision.yaml");
     let real = run_ok(
@@ -236,6 +244,7 @@ fn destroy_and_rollback_want_yes_when_nobody_can_answer() {
         err.contains("no terminal to ask on") && err.contains("--yes") && err.contains("--plan"),
         "{err}"
     );
+    insta::assert_snapshot!("destroy_refused_off_a_terminal", err);
     assert_eq!(files(state), before, "nothing deleted, nothing journaled");
 
     // --output json still gets one JSON document.
@@ -266,7 +275,13 @@ fn a_plan_needs_a_built_target() {
     let out = run(
         dir.path(),
         &args(
-            &["--target", "aws", "run", "runbooks/provision.yaml", "--plan"],
+            &[
+                "--target",
+                "aws",
+                "run",
+                "runbooks/provision.yaml",
+                "--plan",
+            ],
             EU,
         ),
     );
@@ -321,7 +336,10 @@ fn on_a_terminal_destroy_and_rollback_list_what_they_delete_and_ask() {
     );
     let question = format!("Run destroy and delete {} resources? [y/N]", all.len());
     assert!(screen.contains(&question), "{screen}");
-    assert!(screen.contains("not confirmed; nothing was done"), "{screen}");
+    assert!(
+        screen.contains("not confirmed; nothing was done"),
+        "{screen}"
+    );
     assert_eq!(resources(state), all);
     assert_eq!(
         before.get(&state.join("sim/world.json")),
@@ -332,7 +350,10 @@ fn on_a_terminal_destroy_and_rollback_list_what_they_delete_and_ask() {
     let (code, screen) = on_terminal(state, &["rollback", "latest"], "\n").unwrap();
     assert_eq!(code, 1, "{screen}");
     assert!(screen.contains("Roll back run "), "{screen}");
-    assert!(screen.contains("- vpc vpc-prod-eu (eu-south-1)"), "{screen}");
+    assert!(
+        screen.contains("- vpc vpc-prod-eu (eu-south-1)"),
+        "{screen}"
+    );
     assert_eq!(resources(state), all);
 
     let (code, screen) = on_terminal(state, &destroy, "y\n").unwrap();

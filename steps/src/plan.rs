@@ -106,7 +106,8 @@ fn find_region(s: &str) -> Option<(&str, (&str, &str))> {
 }
 
 impl fmt::Display for ResourceChange {
-    /// `+ vpc vpc-eu (eu-south-1)`, `~ … : what drifted`.
+    /// `+ vpc vpc-eu (eu-south-1)`, `~ sqs_queue q-eu (eu-south-1): visibility_timeout_seconds
+    /// drifted`, `-/+ … : why it is replaced`, `- …`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -116,10 +117,11 @@ impl fmt::Display for ResourceChange {
             self.name,
             self.region
         )?;
-        if let Some(d) = &self.detail {
-            write!(f, ": {d}")?;
+        match (&self.detail, self.action) {
+            (Some(d), Action::Update) => write!(f, ": {d} drifted"),
+            (Some(d), _) => write!(f, ": {d}"),
+            (None, _) => Ok(()),
         }
-        Ok(())
     }
 }
 

@@ -26,7 +26,9 @@ async fn provision_eu(cloud: &Cloud) -> RunReport {
 }
 
 async fn provision_prod_eu(cloud: &Cloud) -> RunReport {
-    cloud.run_as("run-prod-eu", "provision.yaml", "eu.yaml").await
+    cloud
+        .run_as("run-prod-eu", "provision.yaml", "eu.yaml")
+        .await
 }
 
 fn env(r: &Resource) -> &str {

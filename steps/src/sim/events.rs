@@ -53,7 +53,9 @@ fn leaf_matches(condition: &Value, value: &Value) -> bool {
         return false;
     };
     match op.as_str() {
-        "prefix" => text.zip(arg.as_str()).is_some_and(|(t, p)| t.starts_with(p)),
+        "prefix" => text
+            .zip(arg.as_str())
+            .is_some_and(|(t, p)| t.starts_with(p)),
         "suffix" => text.zip(arg.as_str()).is_some_and(|(t, s)| t.ends_with(s)),
         "equals-ignore-case" => text
             .zip(arg.as_str())
@@ -153,7 +155,8 @@ mod tests {
 
     #[test]
     fn fields_are_anded_conditions_ored_and_nested() {
-        let p = json!({"source": ["aws.cloudwatch"], "detail": {"alarmName": ["a", {"prefix": "b-"}]}});
+        let p =
+            json!({"source": ["aws.cloudwatch"], "detail": {"alarmName": ["a", {"prefix": "b-"}]}});
         assert!(pattern_matches(&p, &alarm("a")));
         assert!(pattern_matches(&p, &alarm("b-1")));
         assert!(!pattern_matches(&p, &alarm("c")));

@@ -386,8 +386,14 @@ mod tests {
         let before = fs::read(world_path(dir.path())).unwrap();
         let scratch = SimBackend::scratch_copy(dir.path()).unwrap();
         scratch.create(&vpc("vpc-b")).await.unwrap();
-        let a = scratch.find("eu-south-1", Kind::Vpc, "vpc-a").await.unwrap();
-        scratch.delete("eu-south-1", Kind::Vpc, &a.unwrap().id).await.unwrap();
+        let a = scratch
+            .find("eu-south-1", Kind::Vpc, "vpc-a")
+            .await
+            .unwrap();
+        scratch
+            .delete("eu-south-1", Kind::Vpc, &a.unwrap().id)
+            .await
+            .unwrap();
         assert_eq!(scratch.snapshot().unwrap().len(), 1);
         assert_eq!(fs::read(world_path(dir.path())).unwrap(), before);
         assert_eq!(real.snapshot().unwrap().len(), 1);
