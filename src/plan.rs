@@ -23,6 +23,9 @@ pub struct Outcome {
     pub failed: Vec<(String, String)>,
     /// For a rollback: the steps it undid, in order.
     pub undone: Vec<String>,
+    /// Whether the run (or rollback) would not finish: a step failed for good (one with
+    /// `continue_on_error` is listed in `failed` but does not stop the run).
+    pub would_fail: bool,
 }
 
 /// Runs `rb` with `params` on a scratch copy of the target's world and returns what it did.
@@ -45,6 +48,7 @@ pub fn plan_run(global: &Global, rb: &mut Runbook, params: &Outputs) -> Result<O
         plan: Plan::default(),
         failed: Vec::new(),
         undone: Vec::new(),
+        would_fail: report.status != RunStatus::Succeeded,
     };
     for step in &report.steps {
         if let Some(o) = &step.outputs {
@@ -54,7 +58,7 @@ pub fn plan_run(global: &Global, rb: &mut Runbook, params: &Outputs) -> Result<O
             outcome.failed.push((step.id.clone(), e.to_string()));
         }
     }
-    if report.status != RunStatus::Succeeded && outcome.failed.is_empty() {
+    if outcome.would_fail && outcome.failed.is_empty() {
         outcome
             .failed
             .extend(report.errors.iter().map(|e| (String::new(), e.clone())));
@@ -82,6 +86,7 @@ pub fn plan_rollback(
         plan: Plan::default(),
         failed: Vec::new(),
         undone: report.undone.clone(),
+        would_fail: report.status != RunStatus::RolledBack,
     };
     outcome
         .plan
@@ -152,6 +157,7 @@ fn scrub(outcome: &mut Outcome, rb: &Runbook, params: &Outputs) {
         return;
     }
     for c in &mut outcome.plan.changes {
+        c.name = secrets.scrub(&c.name).into_owned();
         if let Some(d) = c.detail.as_mut() {
             *d = secrets.scrub(d).into_owned();
         }
@@ -182,7 +188,7 @@ pub fn text(outcome: &Outcome) -> String {
     s
 }
 
-/// `drflow run FILE --plan`: prints the plan; exit 0, or 1 when a step would fail.
+/// `drflow run FILE --plan`: prints the plan; exit 0, or 1 when the run would fail.
 pub fn cmd_plan(
     global: &Global,
     rb: &mut Runbook,
@@ -225,9 +231,9 @@ pub fn cmd_plan(
             })
         ),
     }
-    Ok(if outcome.failed.is_empty() {
-        EXIT_OK
-    } else {
+    Ok(if outcome.would_fail {
         EXIT_FAILED
+    } else {
+        EXIT_OK
     })
 }

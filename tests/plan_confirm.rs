@@ -365,3 +365,49 @@ fn on_a_terminal_destroy_and_rollback_list_what_they_delete_and_ask() {
     assert_eq!(code, 0, "{screen}");
     assert!(screen.contains("would delete nothing"), "{screen}");
 }
+
+/// Next to `prod-eu`, a plan for `eu` (whose suffix `prod-eu` ends with) only creates, and
+/// touches none of `prod-eu`'s resources; given `prod-eu`'s domain, it says where the real run
+/// would stop and why, and exits 1.
+#[test]
+fn a_plan_for_eu_next_to_prod_eu_sees_only_eu() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path();
+    run_ok(state, &args(&["run", "runbooks/provision.yaml"], EU));
+    let before = files(state);
+    let eu = args(
+        &[
+            "run",
+            "runbooks/provision.yaml",
+            "--plan",
+            "-p",
+            "env_suffix=eu",
+        ],
+        EU,
+    );
+    let out = run(
+        state,
+        &[&eu[..], &["-p", "domain_name=trading-eu.example.com"]].concat(),
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().filter(|l| !l.starts_with("note:")).collect();
+    let (count, changes) = lines.split_last().unwrap();
+    assert!(count.starts_with("Plan: ") && count.ends_with("0 to change, 0 to delete."));
+    assert!(
+        changes
+            .iter()
+            .all(|l| l.starts_with("+ ") && !l.contains("prod-eu")),
+        "{stdout}"
+    );
+
+    let out = run(state, &eu);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("! step `zone` would fail: hosted_zone trading-prod-eu.example.com")
+            && stdout.contains("belongs to environment `prod-eu`"),
+        "{stdout}"
+    );
+    assert_eq!(files(state), before, "world and journal untouched");
+}
