@@ -83,6 +83,10 @@ pub struct RollbackArgs {
     output: OutputFormat,
     #[command(flatten)]
     lock: LockArgs,
+    /// Do not list what the rollback deletes and ask first; required when there is no terminal
+    /// to ask on.
+    #[arg(short = 'y', long)]
+    yes: bool,
 }
 
 /// Opens the journal of the state dir for a command that only reads or continues runs: a
@@ -492,11 +496,13 @@ fn exit_code(status: RunStatus) -> u8 {
 
 /// `drflow rollback RUN`.
 pub fn cmd_rollback(global: &Global, args: RollbackArgs) -> Result<u8, Failure> {
+    // Before the run's lease is taken: a refusal leaves the journal byte for byte as it was.
+    let ask = crate::confirm::check_rollback(&args.run, args.yes)?;
     let Some(Loaded {
         mut journal,
         run_lease,
         state,
-        rb,
+        mut rb,
         params,
     }) = load_run(
         global,
@@ -515,6 +521,9 @@ pub fn cmd_rollback(global: &Global, args: RollbackArgs) -> Result<u8, Failure> 
         run_lease,
         take_leases(journal.path(), &rb, &run_id, &params, &args.lock, false)?,
     );
+    if ask {
+        crate::confirm::ask_rollback(global, &mut rb, &state, &params)?;
+    }
     journal.attach(&run_id).map_err(journal_failure)?;
     eprintln!("drflow: rolling back run {run_id} of {}", rb.name);
     let secrets = Secrets::from_params(&params, &secret_names(&rb));

@@ -25,6 +25,8 @@ macro_rules! outln {
 
 mod cmd_journal;
 mod cmd_sim;
+mod confirm;
+mod plan;
 mod progress;
 mod reference;
 mod report;
@@ -159,6 +161,14 @@ struct RunArgs {
     output: OutputFormat,
     #[command(flatten)]
     durable: cmd_journal::DurableArgs,
+    /// Print what the run would create, change and delete, and change nothing: it runs against
+    /// a scratch copy of the simulated cloud, with no journal and no lock.
+    #[arg(long)]
+    plan: bool,
+    /// Do not ask before a destructive runbook (runbooks/destroy.yaml) deletes; required when
+    /// there is no terminal to ask on.
+    #[arg(short = 'y', long)]
+    yes: bool,
 }
 
 /// How a run (new or resumed) executes: shared by `run` and `resume`.
@@ -397,14 +407,18 @@ fn cloud_target(global: &Global) -> drflow_steps::Target {
     }
 }
 
-fn registry(global: &Global) -> Registry {
-    drflow_steps::registry(&drflow_steps::CloudConfig {
+fn cloud_config(global: &Global) -> drflow_steps::CloudConfig {
+    drflow_steps::CloudConfig {
         target: cloud_target(global),
         state_dir: global.state_dir.clone(),
         endpoint_url: std::env::var("AWS_ENDPOINT_URL")
             .ok()
             .filter(|v| !v.is_empty()),
-    })
+    }
+}
+
+fn registry(global: &Global) -> Registry {
+    drflow_steps::registry(&cloud_config(global))
 }
 
 fn read(path: &std::path::Path) -> Result<String, Failure> {
@@ -535,7 +549,7 @@ fn new_run_id() -> String {
 
 fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
     let registry = registry(global);
-    let (rb, _) = load(&args.file, &registry)?;
+    let (mut rb, _) = load(&args.file, &registry)?;
     refuse_unbuilt_target(global, &rb)?;
     let flags = parse_flags(&args.params)?;
     let params_source = match &args.params_file {
@@ -557,8 +571,15 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
         }
         Failure::diagnostics(d, &sources)
     })?;
+    if args.plan {
+        return plan::cmd_plan(global, &mut rb, &params, &args.file, args.output);
+    }
+    let ask = confirm::check_run(&rb, &args.file, args.yes)?;
     let run_id = new_run_id();
     let mut durable = cmd_journal::Durable::start(global, &rb, &params, &run_id, &args.durable)?;
+    if ask {
+        confirm::ask_run(global, &mut rb, &params)?;
+    }
     eprintln!(
         "drflow: run {run_id} of {} ({}) on target {}",
         rb.name,

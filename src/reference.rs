@@ -165,6 +165,12 @@ pub fn markdown(registry: &Registry) -> String {
         if s.has_undo {
             out.push_str("Has an undo action (used by rollback and destroy).\n\n");
         }
+        if s.destructive {
+            out.push_str(
+                "Destructive: a runbook using it lists what it will delete and asks before it \
+                 runs (`--yes` confirms in advance).\n\n",
+            );
+        }
         if s.outputs_from_input {
             out.push_str("Takes any keys under `with:` and outputs them as they are.\n\n");
         }
@@ -221,9 +227,10 @@ pub fn text(registry: &Registry) -> String {
         let s = t.spec();
         let _ = writeln!(
             out,
-            "{}{}\n  {}",
+            "{}{}{}\n  {}",
             s.name,
             if s.has_undo { "  (undo)" } else { "" },
+            if s.destructive { "  (destructive)" } else { "" },
             s.doc
         );
         for p in &s.params {

@@ -433,7 +433,7 @@ fn on_failure_rollback_stops_at_a_failing_undo_and_drflow_rollback_finishes_it()
     // Resume is refused for a run being unwound; rollback finishes the job, b is not undone twice.
     assert_eq!(sb.output(&["resume", "latest"]).status.code(), Some(2));
     std::fs::remove_file(&refuse).unwrap();
-    let out = sb.output(&["rollback", "latest"]);
+    let out = sb.output(&["rollback", "latest", "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("already undone:  b"));
     assert_eq!(sb.count("undo a"), 1);

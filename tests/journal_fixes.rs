@@ -361,7 +361,8 @@ fn an_empty_or_too_short_run_id_is_refused() {
     assert!(sb.output(&sb.run_args(&[])).status.success());
     for cmd in ["resume", "show", "rollback"] {
         for id in ["", "2"] {
-            let out = sb.output(&[cmd, id]);
+            // `rollback` wants --yes off a terminal before it looks at the id.
+            let out = sb.output(&[cmd, id, "--yes"][..if cmd == "rollback" { 3 } else { 2 }]);
             assert_eq!(
                 out.status.code(),
                 Some(2),
@@ -386,7 +387,7 @@ fn a_rolled_back_run_cannot_be_resumed() {
     let sb = Sandbox::new(RUNBOOK);
     sb.write("noundo.yaml", NO_UNDO);
     assert!(sb.output(&["run", "noundo.yaml"]).status.success());
-    let out = sb.output(&["rollback", "latest"]);
+    let out = sb.output(&["rollback", "latest", "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let out = sb.output(&["resume", "latest"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));

@@ -191,6 +191,7 @@ fn destroy_is_refused_while_a_provision_of_the_same_environment_runs() {
             "runbooks/destroy.yaml",
             "--params-file",
             "runbooks/params/eu.yaml",
+            "--yes",
         ])
         .output()
         .expect("runs");
@@ -208,6 +209,50 @@ fn destroy_is_refused_while_a_provision_of_the_same_environment_runs() {
     assert!(!world(state).is_empty());
 }
 
+/// Lock keys are whole environment names: `eu` is not blocked by, and does not touch, `prod-eu`
+/// (whose suffix ends with its own) while a provision of `prod-eu` holds its lock.
+#[test]
+fn a_destroy_of_eu_goes_on_while_prod_eu_is_being_provisioned_and_leaves_it_alone() {
+    let dir = tempfile::tempdir().expect("dir");
+    let state = dir.path();
+    let marker = state.join("paused");
+    let mut child = drflow(state)
+        .args(PROVISION)
+        .env("DRFLOW_TEST_PAUSE", "before:step_started:dns")
+        .env("DRFLOW_TEST_PAUSE_FILE", &marker)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !marker.exists() {
+        assert!(Instant::now() < deadline, "provision never paused");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let before = resources(state);
+    let out = drflow(state)
+        .args([
+            "run",
+            "runbooks/destroy.yaml",
+            "--params-file",
+            "runbooks/params/eu.yaml",
+            "-p",
+            "env_suffix=eu",
+            "--yes",
+            "--output",
+            "json",
+        ])
+        .output()
+        .expect("runs");
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["outputs"]["deleted"], 0, "{doc:#}");
+    assert_eq!(resources(state), before, "prod-eu is as it was");
+}
+
 const PROVISION: &[&str] = &[
     "run",
     "runbooks/provision.yaml",
@@ -216,7 +261,7 @@ const PROVISION: &[&str] = &[
 ];
 
 fn rollback_latest(state: &Path) -> String {
-    let out = run_ok(state, &["rollback", "latest"]);
+    let out = run_ok(state, &["rollback", "latest", "--yes"]);
     assert!(out.contains("rollback rolled_back"), "{out}");
     out
 }

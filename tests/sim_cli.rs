@@ -8,6 +8,7 @@ fn drflow(state: &std::path::Path, args: &[&str]) -> (i32, String, String) {
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR")))
         .env("DRFLOW_STATE_DIR", state)
         .env_remove("DRFLOW_TARGET")
+        .stdin(std::process::Stdio::null())
         .args(args)
         .output()
         .expect("run drflow");
@@ -81,7 +82,7 @@ fn provision_show_rerun_destroy_in_separate_processes() {
 
     let (code, out, err) = drflow(
         state,
-        &[&["run", "runbooks/destroy.yaml"][..], &params].concat(),
+        &[&["run", "runbooks/destroy.yaml", "--yes"][..], &params].concat(),
     );
     assert_eq!(code, 0, "{err}");
     let destroyed: serde_json::Value = serde_json::from_str(&out).unwrap();

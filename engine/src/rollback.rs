@@ -92,6 +92,10 @@ pub struct RollbackReport {
     pub resources_deleted: usize,
     /// Resources the undos left in place because the run did not create them.
     pub resources_kept: usize,
+    /// What the undos deleted, one line per resource as the steps report it (cloud steps:
+    /// `deleted <kind> <name> (<region>)`), in the order they were deleted. A rollback run on a
+    /// scratch copy of the world fills this to say what the real one would delete.
+    pub deleted: Vec<String>,
 }
 
 impl fmt::Display for RollbackReport {
@@ -162,6 +166,7 @@ pub async fn rollback(
         no_undo: plan.no_undo.clone(),
         resources_deleted: 0,
         resources_kept: 0,
+        deleted: Vec::new(),
     };
     for (n, &i) in plan.undo.iter().enumerate() {
         if *stop.borrow_and_update() != Stop::No {
@@ -185,6 +190,11 @@ pub async fn rollback(
                 };
                 report.resources_deleted += count("deleted");
                 report.resources_kept += count("kept");
+                if let Some(lines) = outputs.get("deleted").and_then(|v| v.as_array()) {
+                    report
+                        .deleted
+                        .extend(lines.iter().filter_map(|l| l.as_str()).map(str::to_owned));
+                }
                 sink.record(&RunEvent::UndoSucceeded {
                     step: step.id.clone(),
                     at: now(),

@@ -202,6 +202,11 @@ pub struct StepSpec {
     /// secret (journaled and reported as `***`; see docs/runbook.md).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub outputs_not_secret: bool,
+    /// Whether running the step deletes things that cannot be brought back by running it again
+    /// (a teardown). A runbook using such a step is destructive: `drflow run` lists what it
+    /// will delete and asks first on a terminal, and wants `--yes` elsewhere.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub destructive: bool,
 }
 
 impl StepSpec {
@@ -215,6 +220,7 @@ impl StepSpec {
             outputs_from_input: false,
             has_undo: false,
             outputs_not_secret: false,
+            destructive: false,
         }
     }
 
@@ -292,6 +298,12 @@ impl StepSpec {
     /// name ending with a secret suffix) must stay secret.
     pub fn outputs_not_secret(mut self) -> Self {
         self.outputs_not_secret = true;
+        self
+    }
+
+    /// Marks the step as destructive (see [`StepSpec::destructive`]).
+    pub fn destructive(mut self) -> Self {
+        self.destructive = true;
         self
     }
 

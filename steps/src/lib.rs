@@ -10,11 +10,14 @@
 //! 3. The step types: the built-in `core.*` steps, and the cloud steps (`network.vpc`,
 //!    `rds.global_database`, ...) in which all provisioning logic (naming, tags,
 //!    find-or-create, drift repair) lives once, for every backend.
-//! 4. [`registry`]: every step type, the cloud steps bound to the [`CloudConfig`]'s target.
+//! 4. [`registry`]: every step type, the cloud steps bound to the [`CloudConfig`]'s target;
+//!    [`scratch_registry`]: the same, bound to a scratch copy of the world, and [`Plan`]: what
+//!    a run on it created, changed and deleted (`drflow run --plan`).
 
 pub mod backend;
 mod cloud;
 mod core;
+mod plan;
 pub mod sim;
 mod target;
 mod testing;
@@ -26,6 +29,7 @@ use drflow_engine::Registry;
 pub use crate::core::duration_param;
 pub use backend::{CloudBackend, CloudError, CreateRequest, ErrorKind, Kind, Resource};
 pub use cloud::framework::{Change, MANAGED_BY, SUFFIX_TAG};
+pub use plan::{Action, Plan, ResourceChange};
 pub use sim::SimBackend;
 pub use target::{
     CloudConfig, DEFAULT_STATE_DIR, LazyBackend, STATE_DIR_ENV, TARGET_ENV, Target,
@@ -39,6 +43,26 @@ pub const TEST_STEPS_ENV: &str = "DRFLOW_TEST_STEPS";
 /// opens on first use, so `validate`, `steps` and `schema` never touch the sim's world.
 pub fn registry(config: &CloudConfig) -> Registry {
     registry_with_backend(Arc::new(LazyBackend::new(config.clone())))
+}
+
+/// Every built-in step type, with the cloud steps bound to a scratch copy of the target's
+/// world: they may create, change and delete freely and nothing reaches the real world. This is
+/// what `drflow run --plan` runs on, and what a destructive run asks about first.
+///
+/// On the sim the copy is read once from `<state_dir>/sim/world.json` without taking its lock,
+/// and nothing under the state directory is created or written. The aws target has no backend
+/// yet: its cloud steps fail as they do in [`registry`].
+///
+/// Errors: the world file cannot be read or was written by a newer drflow.
+pub fn scratch_registry(config: &CloudConfig) -> Result<Registry, CloudError> {
+    if target::unavailable(config.target).is_some() {
+        return Ok(registry(config));
+    }
+    let sim: Arc<dyn CloudBackend> = Arc::new(SimBackend::scratch_copy(&config.state_dir)?);
+    Ok(registry_with_backend(Arc::new(LazyBackend::from_backend(
+        config.clone(),
+        sim,
+    ))))
 }
 
 /// Whether the step type `name` acts on the cloud (so it needs a usable target), as opposed to

@@ -174,6 +174,13 @@ impl Cx {
         t
     }
 
+    /// The environment a resource belongs to, when that is not this one. Environments are
+    /// told apart by their whole suffix tag, never by a name's ending: `eu` and `prod-eu` are
+    /// two environments, although every name of the second ends with `-eu`.
+    pub fn foreign<'r>(&self, r: &'r Resource) -> Option<&'r str> {
+        foreign_to(r, &self.suffix)
+    }
+
     /// Ensures the IAM role `<ty>-<suffix>` that one AWS service may assume, with one inline
     /// policy and nothing else attached: the shape of every least-privilege role drflow makes.
     pub async fn ensure_service_role(
@@ -217,6 +224,17 @@ impl Cx {
         self.owned
             .push(json!({"kind": d.kind.name(), "region": d.region, "name": d.name}));
         let found = b.find(&d.region, d.kind, &d.name).await?;
+        if let Some(other) = found.as_ref().and_then(|r| self.foreign(r)) {
+            return Err(StepError::permanent(
+                "conflict",
+                format!(
+                    "{label} already exists and belongs to environment `{other}` (tag \
+                     {SUFFIX_TAG}={other}); drflow never adopts, changes or deletes another \
+                     environment's resources. hint: give this environment names of its own: a \
+                     domain_name of its own for a hosted zone, otherwise another env_suffix"
+                ),
+            ));
+        }
         let Some(actual) = found else {
             let run_id = self.run_id.clone();
             let created = self.create(&d, Some(&run_id)).await?;
@@ -432,6 +450,15 @@ impl Cx {
     }
 }
 
+/// The environment `r` belongs to (its suffix tag), if that is not `suffix`. A resource
+/// without the tag (made before drflow tagged, or by hand) belongs to no other environment.
+fn foreign_to<'r>(r: &'r Resource, suffix: &str) -> Option<&'r str> {
+    r.tags
+        .get(SUFFIX_TAG)
+        .map(String::as_str)
+        .filter(|s| *s != suffix)
+}
+
 /// Which side of the failover pair a resource belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -543,7 +570,7 @@ impl StepType for CloudStep {
         })
     }
 
-    fn undo<'a>(&'a self, ctx: &'a StepContext, _input: &'a Outputs) -> StepFuture<'a> {
+    fn undo<'a>(&'a self, ctx: &'a StepContext, input: &'a Outputs) -> StepFuture<'a> {
         Box::pin(async move {
             let backend = self.backend.get()?;
             let owned = ctx
@@ -575,8 +602,13 @@ impl StepType for CloudStep {
                 let Some(found) = backend.find(region, kind, name).await? else {
                     continue;
                 };
-                // Only what this run created: what it found, updated or replaced stays.
-                if found.tags.get(CREATED_BY_TAG) != Some(&ctx.run_id) {
+                // Only what this run created: what it found, updated or replaced stays, and so
+                // does anything of another environment that a name might lead to.
+                let other_env = input
+                    .get("env_suffix")
+                    .and_then(Value::as_str)
+                    .and_then(|suffix| foreign_to(&found, suffix));
+                if found.tags.get(CREATED_BY_TAG) != Some(&ctx.run_id) || other_env.is_some() {
                     tracing::debug!(%kind, name, region, "Kept on undo: not created by this run");
                     kept.push(json!(format!("kept {kind} {name} ({region})")));
                     continue;

@@ -16,6 +16,35 @@ pub const LAG_THRESHOLD_MS: i64 = 30_000;
 /// The Lambda's code, shipped in `steps/assets/`.
 pub const MONITOR_CODE: &str = include_str!("../../assets/replication_monitor.py");
 
+/// The type part of every alarm drflow makes, each named `<type>-<env_suffix>`: those of
+/// `cloudwatch.alarms`, and the standby's fast scale-out alarm of `autoscaling.group`. A test
+/// provisions two environments and checks that each alarm reaches its own environment's rule,
+/// so an alarm added elsewhere without being listed here is caught.
+pub(crate) const ALARM_TYPES: [&str; 7] = [
+    "health-check-alarm-primary",
+    "health-check-alarm-standby",
+    "regional-outage-alarm",
+    "replication-lag-alarm",
+    "replication-lag-fast-alarm",
+    "unhealthy-hosts-alarm",
+    "fast-scale-out-alarm",
+];
+
+/// The event pattern of environment `suffix`'s alarm rule: state changes of its own alarms,
+/// named exactly. Not a `suffix` match on `-<env_suffix>`: every alarm of `prod-eu` also ends
+/// with `-eu`, so environment `eu` would react to `prod-eu`'s regional outage.
+pub(crate) fn alarm_event_pattern(suffix: &str) -> Value {
+    let names: Vec<String> = ALARM_TYPES
+        .iter()
+        .map(|ty| format!("{ty}-{suffix}"))
+        .collect();
+    json!({
+        "source": ["aws.cloudwatch"],
+        "detail-type": ["CloudWatch Alarm State Change"],
+        "detail": {"alarmName": names},
+    })
+}
+
 pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
     let sns = cloud_spec("sns.topic", "A KMS-encrypted SNS topic for incident notifications in one region, that CloudWatch and EventBridge may publish to, with an optional e-mail subscription for the ops team.")
         .required("region", ValueType::String, "AWS region.")
@@ -173,7 +202,8 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "events.alarm_queue",
         "The daemon's event feed: an encrypted SQS queue (with a dead-letter queue) in the queue \
          region, an EventBridge rule there for `CloudWatch Alarm State Change` of this \
-         environment's alarms, and in every other region with alarms a rule forwarding those \
+         environment's alarms (selected by their exact names, so that no other environment's \
+         alarm matches), and in every other region with alarms a rule forwarding those \
          events to the queue region's bus. The queue lives in the standby region so that it \
          outlives an outage of the primary.",
     )
@@ -589,12 +619,7 @@ fn run_queue<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
             }
         }
         let rule_name = cx.name("alarm-state-change");
-        let pattern = json!({
-            "source": ["aws.cloudwatch"],
-            "detail-type": ["CloudWatch Alarm State Change"],
-            // Only this environment's alarms: every drflow alarm name ends with the suffix.
-            "detail": {"alarmName": [{"suffix": format!("-{}", cx.suffix)}]},
-        });
+        let pattern = alarm_event_pattern(&cx.suffix);
         let dlq_name = cx.name("alarm-events-dlq");
         let tags = cx.tags(&dlq_name, Role::Standby);
         let dlq = cx

@@ -61,6 +61,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "What could not be deleted (empty on success).",
     );
     teardown.has_undo = false;
+    let teardown = teardown.destructive();
     reg.register(CloudStep::boxed(teardown, backend, run_teardown));
 
     let mut superseded = cloud_spec(
@@ -96,8 +97,11 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
     reg.register(CloudStep::boxed(superseded, backend, run_delete_superseded));
 }
 
+/// This environment's resource `<ty>-<suffix>`: one of another environment's under that name
+/// does not count.
 async fn get(cx: &Cx, region: &str, kind: Kind, ty: &str) -> Result<Option<Resource>, StepError> {
-    Ok(cx.backend.find(region, kind, &cx.name(ty)).await?)
+    let found = cx.backend.find(region, kind, &cx.name(ty)).await?;
+    Ok(found.filter(|r| cx.foreign(r).is_none()))
 }
 
 fn usable(r: &Option<Resource>) -> bool {

@@ -9,6 +9,7 @@
 //! and a crash never leaves a half-written world.
 
 mod config;
+mod events;
 mod ids;
 mod presence;
 mod show;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use config::SimConfig;
+pub use events::{alarm_state_change_event, pattern_matches};
 pub use ids::{ACCOUNT, alb_hosted_zone_id};
 pub use presence::{ResourceRef, missing};
 pub use show::{reset, show};
@@ -69,9 +71,12 @@ struct Cached {
     stamp: Option<Stamp>,
 }
 
-/// The sim backend: a [`World`] in memory, mirrored to `<state_dir>/sim/world.json`.
+/// The sim backend: a [`World`] in memory, mirrored to `<state_dir>/sim/world.json`, or (a
+/// [scratch](SimBackend::scratch) backend) kept in memory only.
 pub struct SimBackend {
     dir: PathBuf,
+    /// Never reads or writes a file: the world lives and dies in `cache`.
+    scratch: bool,
     cache: Mutex<Option<Cached>>,
 }
 
@@ -147,8 +152,25 @@ impl SimBackend {
     pub fn open(state_dir: &Path) -> SimBackend {
         SimBackend {
             dir: state_dir.join("sim"),
+            scratch: false,
             cache: Mutex::new(None),
         }
+    }
+
+    /// A sim that acts on `world` in memory and never touches a file: what a plan runs on.
+    pub fn scratch(world: World) -> SimBackend {
+        SimBackend {
+            dir: PathBuf::new(),
+            scratch: true,
+            cache: Mutex::new(Some(Cached { world, stamp: None })),
+        }
+    }
+
+    /// A [scratch](SimBackend::scratch) sim holding a copy of the world under `state_dir` as it
+    /// is now (empty if there is none). Reads `world.json` once, without taking its lock (saves
+    /// replace it atomically, so the copy is one consistent version), and creates nothing.
+    pub fn scratch_copy(state_dir: &Path) -> Result<SimBackend, CloudError> {
+        Ok(SimBackend::scratch(load_world(&world_path(state_dir))?))
     }
 
     fn path(&self) -> PathBuf {
@@ -163,6 +185,14 @@ impl SimBackend {
         let mut guard = self.cache.lock().map_err(|_| {
             CloudError::new(ErrorKind::Internal, "sim: world lock poisoned by a panic")
         })?;
+        if self.scratch {
+            let cached = guard.get_or_insert_with(|| Cached {
+                world: World::default(),
+                stamp: None,
+            });
+            cached.world.settle();
+            return op(&mut cached.world).map(|(v, _)| v);
+        }
         fs::create_dir_all(&self.dir).map_err(|e| internal("create", &self.dir, e))?;
         let lock_path = self.dir.join("world.lock");
         let lock = OpenOptions::new()
@@ -348,6 +378,32 @@ mod tests {
         sim.create(&vpc("vpc-a")).await.unwrap();
         assert!(!stale.exists());
         assert_eq!(sim.snapshot().unwrap().all().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_scratch_copy_changes_freely_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = SimBackend::open(dir.path());
+        real.create(&vpc("vpc-a")).await.unwrap();
+        let before = fs::read(world_path(dir.path())).unwrap();
+        let scratch = SimBackend::scratch_copy(dir.path()).unwrap();
+        scratch.create(&vpc("vpc-b")).await.unwrap();
+        let a = scratch
+            .find("eu-south-1", Kind::Vpc, "vpc-a")
+            .await
+            .unwrap();
+        scratch
+            .delete("eu-south-1", Kind::Vpc, &a.unwrap().id)
+            .await
+            .unwrap();
+        assert_eq!(scratch.snapshot().unwrap().len(), 1);
+        assert_eq!(fs::read(world_path(dir.path())).unwrap(), before);
+        assert_eq!(real.snapshot().unwrap().len(), 1);
+        // A state dir with no world yet gives an empty copy, and stays without one.
+        let empty = tempfile::tempdir().unwrap();
+        let scratch = SimBackend::scratch_copy(empty.path()).unwrap();
+        scratch.create(&vpc("vpc-c")).await.unwrap();
+        assert_eq!(fs::read_dir(empty.path()).unwrap().count(), 0);
     }
 
     #[test]

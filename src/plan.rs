@@ -1,0 +1,239 @@
+//! `drflow run --plan`, and the plan a destructive command shows before it asks: the runbook
+//! (or a run's rollback) run against a scratch copy of the world that the step library provides
+//! ([`drflow_steps::scratch_registry`]). No journal, no lock, no event log: the real world and the
+//! journal are left byte for byte as they were.
+
+use std::sync::Arc;
+
+use drflow_engine::{
+    Outputs, Recorder, Registry, RunOptions, RunState, RunStatus, Runbook, Secrets, StepType, Stop,
+};
+use drflow_steps::Plan;
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::{EXIT_FAILED, EXIT_OK, Failure, Global, OutputFormat};
+
+/// What a run (or a rollback) on the scratch world did.
+pub struct Outcome {
+    /// The resources it created, changed and deleted.
+    pub plan: Plan,
+    /// Steps that failed on the scratch world, with their errors: the real run would stop there
+    /// too (or retry).
+    pub failed: Vec<(String, String)>,
+    /// For a rollback: the steps it undid, in order.
+    pub undone: Vec<String>,
+    /// Whether the run (or rollback) would not finish: a step failed for good (one with
+    /// `continue_on_error` is listed in `failed` but does not stop the run).
+    pub would_fail: bool,
+}
+
+/// Runs `rb` with `params` on a scratch copy of the target's world and returns what it did.
+/// `rb`'s steps are bound to the scratch world meanwhile and bound back afterwards.
+pub fn plan_run(global: &Global, rb: &mut Runbook, params: &Outputs) -> Result<Outcome, Failure> {
+    let scratch = scratch_registry(global)?;
+    let real = bind(rb, &scratch);
+    let (_tx, stop) = watch::channel(Stop::No);
+    let mut sink = Recorder::default();
+    let report = quietly(drflow_engine::run(
+        rb,
+        params,
+        RunOptions::new("plan"),
+        &mut sink,
+        stop,
+    ));
+    unbind(rb, real);
+    let report = report?;
+    let mut outcome = Outcome {
+        plan: Plan::default(),
+        failed: Vec::new(),
+        undone: Vec::new(),
+        would_fail: report.status != RunStatus::Succeeded,
+    };
+    for step in &report.steps {
+        if let Some(o) = &step.outputs {
+            outcome.plan.add_step_outputs(o);
+        }
+        if let Some(e) = &step.error {
+            outcome.failed.push((step.id.clone(), e.to_string()));
+        }
+    }
+    if outcome.would_fail && outcome.failed.is_empty() {
+        outcome
+            .failed
+            .extend(report.errors.iter().map(|e| (String::new(), e.clone())));
+    }
+    scrub(&mut outcome, rb, params);
+    Ok(outcome)
+}
+
+/// Rolls back the run `state` of `rb` on a scratch copy of the world and returns what it
+/// deleted.
+pub fn plan_rollback(
+    global: &Global,
+    rb: &mut Runbook,
+    state: &RunState,
+    params: &Outputs,
+) -> Result<Outcome, Failure> {
+    let scratch = scratch_registry(global)?;
+    let real = bind(rb, &scratch);
+    let (_tx, stop) = watch::channel(Stop::No);
+    let mut sink = Recorder::default();
+    let report = quietly(drflow_engine::rollback(rb, state, params, &mut sink, stop));
+    unbind(rb, real);
+    let report = report?;
+    let mut outcome = Outcome {
+        plan: Plan::default(),
+        failed: Vec::new(),
+        undone: report.undone.clone(),
+        would_fail: report.status != RunStatus::RolledBack,
+    };
+    outcome
+        .plan
+        .add_lines(report.deleted.iter().map(String::as_str));
+    if let Some((step, e)) = &report.failed {
+        outcome.failed.push((step.clone(), e.to_string()));
+    }
+    scrub(&mut outcome, rb, params);
+    Ok(outcome)
+}
+
+fn scratch_registry(global: &Global) -> Result<Registry, Failure> {
+    drflow_steps::scratch_registry(&crate::cloud_config(global)).map_err(|e| Failure {
+        diagnostics: Vec::new(),
+        code: EXIT_FAILED,
+        message: format!("error: cannot make a scratch copy of the world to plan on: {e}"),
+    })
+}
+
+/// Binds `rb`'s steps to the step types of `registry`; returns the types they had.
+fn bind(rb: &mut Runbook, registry: &Registry) -> Vec<Arc<dyn StepType>> {
+    rb.steps
+        .iter_mut()
+        .map(|step| match registry.get(&step.uses) {
+            Some(t) => std::mem::replace(&mut step.step_type, Arc::clone(t)),
+            None => Arc::clone(&step.step_type),
+        })
+        .collect()
+}
+
+/// Puts back the step types [`bind`] returned.
+fn unbind(rb: &mut Runbook, types: Vec<Arc<dyn StepType>>) {
+    for (step, t) in rb.steps.iter_mut().zip(types) {
+        step.step_type = t;
+    }
+}
+
+/// Runs `work` on a runtime of its own with logging off: a step's "Created" log line would claim
+/// what did not happen.
+fn quietly<T, E: std::fmt::Display>(
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, Failure> {
+    let failure = |message: String| Failure {
+        diagnostics: Vec::new(),
+        code: EXIT_FAILED,
+        message,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| failure(format!("error: cannot start the async runtime: {e}")))?;
+    tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
+        runtime.block_on(work)
+    })
+    .map_err(|e| failure(format!("error: the plan could not be made: {e}")))
+}
+
+/// Secret parameters never show, not even inside a drifted value.
+fn scrub(outcome: &mut Outcome, rb: &Runbook, params: &Outputs) {
+    let names: Vec<&str> = rb
+        .params
+        .iter()
+        .filter(|p| p.secret)
+        .map(|p| p.name.as_str())
+        .collect();
+    let secrets = Secrets::from_params(params, &names);
+    if secrets.is_empty() {
+        return;
+    }
+    for c in &mut outcome.plan.changes {
+        c.name = secrets.scrub(&c.name).into_owned();
+        if let Some(d) = c.detail.as_mut() {
+            *d = secrets.scrub(d).into_owned();
+        }
+    }
+    for (_, e) in &mut outcome.failed {
+        *e = secrets.scrub(e).into_owned();
+    }
+}
+
+/// The plan as text: one line per resource, the failures, a count line.
+pub fn text(outcome: &Outcome) -> String {
+    let mut s = String::new();
+    if outcome.plan.is_empty() && outcome.failed.is_empty() {
+        s.push_str("No changes: the world already matches the runbook.\n");
+    }
+    for c in &outcome.plan.changes {
+        s.push_str(&format!("{c}\n"));
+    }
+    for (step, error) in &outcome.failed {
+        if step.is_empty() {
+            s.push_str(&format!("! the run would fail: {error}\n"));
+        } else {
+            s.push_str(&format!("! step `{step}` would fail: {error}\n"));
+        }
+    }
+    s.push_str(&outcome.plan.count_line());
+    s.push('\n');
+    s
+}
+
+/// `drflow run FILE --plan`: prints the plan; exit 0, or 1 when the run would fail.
+pub fn cmd_plan(
+    global: &Global,
+    rb: &mut Runbook,
+    params: &Outputs,
+    file: &std::path::Path,
+    output: OutputFormat,
+) -> Result<u8, Failure> {
+    eprintln!(
+        "drflow: plan of {} ({}) on target {}: run against a scratch copy of the world; nothing \
+         is changed, journaled or locked",
+        rb.name,
+        file.display(),
+        global.target.name()
+    );
+    let outcome = plan_run(global, rb, params)?;
+    let (create, change, delete) = outcome.plan.counts();
+    match output {
+        OutputFormat::Text => {
+            out!("{}", text(&outcome));
+            if create > 0 {
+                outln!(
+                    "note: ids and ARNs of resources to be created are known only once they \
+                     exist; on the scratch copy they got stand-in ids, so values derived from \
+                     them may differ in the real run"
+                );
+            }
+        }
+        OutputFormat::Json => outln!(
+            "{:#}",
+            json!({
+                "plan": {
+                    "runbook": rb.name,
+                    "target": global.target.name(),
+                    "create": create,
+                    "change": change,
+                    "delete": delete,
+                    "changes": outcome.plan.changes,
+                    "failed": outcome.failed.iter().map(|(step, error)| json!({"step": step, "error": error})).collect::<Vec<_>>(),
+                }
+            })
+        ),
+    }
+    Ok(if outcome.would_fail {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    })
+}
