@@ -643,32 +643,10 @@ fn decide(step: &Step, slot: &Slot, scope: &Scope, clock: Instant) -> Decision {
             Err(e) => return Decision::Fail(e),
         },
     };
-    let spec = step.step_type.spec();
-    if !spec.outputs_from_input {
-        for p in &spec.params {
-            match input.get(p.name) {
-                Some(Value::Null) | None if p.required => {
-                    return Decision::Fail(StepError::invalid_input(format!(
-                        "required parameter `{}` evaluated to nothing",
-                        p.name
-                    )));
-                }
-                Some(v) if !v.is_null() && p.ty.accepts(v) && p.check(v).is_err() => {
-                    return Decision::Fail(StepError::invalid_input(
-                        p.check(v).err().unwrap_or_default(),
-                    ));
-                }
-                Some(v) if !v.is_null() && !p.ty.accepts(v) => {
-                    return Decision::Fail(StepError::invalid_input(format!(
-                        "parameter `{}` must be {} {}, but evaluated to {v}",
-                        p.name,
-                        crate::compile::article(p.ty),
-                        p.ty
-                    )));
-                }
-                _ => {}
-            }
-        }
+    // The same declaration the compiler and the value check use: constraints and rules on
+    // values only known now.
+    if let Err(e) = step.step_type.spec().check_input(&input) {
+        return Decision::Fail(e);
     }
     Decision::Run(input)
 }
