@@ -15,6 +15,7 @@
 pub mod backend;
 mod cloud;
 mod core;
+pub mod regions;
 pub mod sim;
 mod target;
 mod testing;

@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 use super::framework::{
     BodyFuture, CloudStep, Cx, MANAGED_BY, SUFFIX_TAG, SUPERSEDED_TAG, cloud_spec,
 };
+use super::checks::CloudSpec;
 use super::input;
+use crate::regions::AWS_REGION;
 use crate::backend::{ErrorKind, GLOBAL, Kind, Resource, ResourceState};
 use crate::target::LazyBackend;
 
@@ -23,7 +25,10 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
          regions, the lag alarm and the daemon's queue. Changes nothing.",
     )
     .required("primary_region", ValueType::String, "Primary region.")
+    .format(AWS_REGION)
     .required("standby_region", ValueType::String, "Standby region.")
+    .format(AWS_REGION)
+    .distinct_regions("primary_region", "standby_region")
     .output("ready", ValueType::Bool, "Whether every check passed.")
     .output("summary", ValueType::String, "One line for people.")
     .output(
@@ -31,7 +36,8 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::Map,
         "Each check and whether it passed.",
     );
-    reg.register(CloudStep::boxed(ready, backend, run_readiness));
+    // Reads only: it builds no name.
+    reg.register(CloudStep::boxed(ready, &[], backend, run_readiness));
 
     let mut teardown = cloud_spec(
         "cloud.teardown",
@@ -44,12 +50,14 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::List,
         "Regions to clean (global resources always are).",
     )
+    .format(AWS_REGION)
     .optional(
         "max_passes",
         ValueType::Int,
         json!(10),
         "Passes over what is left before giving up.",
     )
+    .at_least(1.0)
     .output(
         "deleted",
         ValueType::Int,
@@ -61,7 +69,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "What could not be deleted (empty on success).",
     );
     teardown.has_undo = false;
-    reg.register(CloudStep::boxed(teardown, backend, run_teardown));
+    reg.register(CloudStep::boxed(teardown, &[], backend, run_teardown));
 
     let mut superseded = cloud_spec(
         "cloud.delete_superseded",
@@ -75,12 +83,14 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::List,
         "Regions to look in (global resources always are).",
     )
+    .format(AWS_REGION)
     .optional(
         "max_passes",
         ValueType::Int,
         json!(3),
         "Passes over what is left before giving up.",
     )
+    .at_least(1.0)
     .output(
         "deleted",
         ValueType::Int,
@@ -93,7 +103,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
          later run, with a warning).",
     );
     superseded.has_undo = false;
-    reg.register(CloudStep::boxed(superseded, backend, run_delete_superseded));
+    reg.register(CloudStep::boxed(superseded, &[], backend, run_delete_superseded));
 }
 
 async fn get(cx: &Cx, region: &str, kind: Kind, ty: &str) -> Result<Option<Resource>, StepError> {
