@@ -25,9 +25,47 @@ fn type_schema(p: &ParamSpec) -> Value {
         if let Some(choices) = p.choices {
             o.insert("enum".into(), json!(choices));
         }
-        if let (Some(min), ValueType::Int | ValueType::Number) = (p.min, p.ty) {
-            o.insert("minimum".into(), json!(min));
+        if let Some(allowed) = p.int_choices {
+            o.insert("enum".into(), json!(allowed));
         }
+        if let ValueType::Int | ValueType::Number = p.ty {
+            if let Some(min) = p.min {
+                o.insert("minimum".into(), json!(min));
+            }
+            if let Some(max) = p.max {
+                o.insert("maximum".into(), json!(max));
+            }
+        }
+        let (min_key, max_key) = match p.ty {
+            ValueType::List => ("minItems", "maxItems"),
+            _ => ("minLength", "maxLength"),
+        };
+        if matches!(p.ty, ValueType::String | ValueType::List) {
+            if let Some(n) = p.min_len {
+                o.insert(min_key.into(), json!(n));
+            }
+            if let Some(n) = p.max_len {
+                o.insert(max_key.into(), json!(n));
+            }
+        }
+        if let Some(extra) = p.format.and_then(|f| f.schema).map(|schema| schema())
+            && let Value::Object(extra) = extra
+        {
+            match p.ty {
+                ValueType::List => {
+                    let mut items = Map::new();
+                    items.insert("type".into(), json!("string"));
+                    items.extend(extra);
+                    o.insert("items".into(), Value::Object(items));
+                }
+                ValueType::String => o.extend(extra),
+                _ => {}
+            }
+        }
+    }
+    if p.empty_means_none {
+        // The empty string means "none" whatever the format says.
+        return json!({"anyOf": [plain, {"const": ""}, {"$ref": "#/$defs/expression"}]});
     }
     // Any parameter may instead be an expression whose type is only known at run time.
     json!({"anyOf": [plain, {"$ref": "#/$defs/expression"}]})
@@ -179,13 +217,11 @@ pub fn markdown(registry: &Registry) -> String {
                     .map(|d| format!("`{d}`"))
                     .unwrap_or_default();
                 let mut doc = p.doc.to_string();
-                if let Some(choices) = p.choices {
-                    let list: Vec<String> = choices.iter().map(|c| format!("`{c}`")).collect();
-                    doc.push_str(&format!(" One of {}.", list.join(", ")));
+                let checks = p.constraint_docs();
+                if !checks.is_empty() {
+                    doc.push_str(&format!(" Allowed: {}.", checks.join("; ")));
                 }
-                if let Some(min) = p.min {
-                    doc.push_str(&format!(" At least {min}."));
-                }
+                let doc = doc.replace('|', "\\|");
                 let _ = writeln!(
                     out,
                     "| `{}` | {} | {} | {} | {} |",
@@ -198,10 +234,21 @@ pub fn markdown(registry: &Registry) -> String {
             }
             out.push('\n');
         }
+        if !s.rules.is_empty() {
+            out.push_str("Rules over several parameters:\n\n");
+            for r in &s.rules {
+                let _ = writeln!(out, "- {}", r.doc);
+            }
+            out.push('\n');
+        }
         if !s.outputs.is_empty() {
             out.push_str("| output | type | description |\n|---|---|---|\n");
             for o in &s.outputs {
-                let _ = writeln!(out, "| `{}` | {} | {} |", o.name, o.ty, o.doc);
+                let echo = o
+                    .echoes
+                    .map(|i| format!(" Always equals the parameter `{i}`."))
+                    .unwrap_or_default();
+                let _ = writeln!(out, "| `{}` | {} | {}{echo} |", o.name, o.ty, o.doc);
             }
             out.push('\n');
         }
@@ -238,6 +285,13 @@ pub fn text(registry: &Registry) -> String {
                 req,
                 p.doc
             );
+            let checks = p.constraint_docs();
+            if !checks.is_empty() {
+                let _ = writeln!(out, "    {:<49} allowed: {}", "", checks.join("; "));
+            }
+        }
+        for r in &s.rules {
+            let _ = writeln!(out, "    rule: {}", r.doc);
         }
         for o in &s.outputs {
             let _ = writeln!(

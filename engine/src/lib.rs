@@ -54,7 +54,7 @@ pub use dag::{Dag, GraphFormat};
 pub use diag::{Diagnostic, Diagnostics, Pos, nearest, suggest};
 pub use duration::{format_duration, parse_duration};
 pub use event::{Fanout, Recorder, RunEvent, RunSink, RunStatus, SinkError, Timestamp, now};
-pub use expr::{Template, truthy};
+pub use expr::{Expr, Ref, Template, truthy};
 pub use journal::{
     APPLICATION_ID, DEFAULT_STATE_DIR, Durability, JOURNAL_FILE, Journal, JournalError, MIGRATIONS,
     RunSummary, SCHEMA_VERSION, STATE_DIR_ENV, parse_status, resolve_state_dir,

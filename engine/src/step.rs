@@ -344,15 +344,17 @@ impl ParamSpec {
         } else {
             "characters"
         };
+        let why = self
+            .max_len_why
+            .as_ref()
+            .map(|w| format!(" ({w})"))
+            .unwrap_or_default();
         match (self.min_len, self.max_len) {
-            (Some(a), Some(b)) => out.push(format!("{a} to {b} {what}")),
+            (Some(a), Some(b)) => out.push(format!("{a} to {b} {what}{why}")),
             (Some(1), None) if what == "characters" => out.push("not empty".into()),
             (Some(a), None) => out.push(format!("at least {a} {what}")),
-            (None, Some(b)) => out.push(format!("at most {b} {what}")),
+            (None, Some(b)) => out.push(format!("at most {b} {what}{why}")),
             (None, None) => {}
-        }
-        if let Some(why) = &self.max_len_why {
-            out.push(format!("({why})"));
         }
         if let Some(f) = self.format {
             let each = if self.ty == ValueType::List {
@@ -572,14 +574,15 @@ impl StepSpec {
         self.params.iter().find(|p| p.name == name)
     }
 
-    /// The inputs `rule` reads, when every one is present (not null) and of its declared type;
-    /// `None` when the rule cannot run yet.
+    /// The inputs `rule` reads, when every one is present (not null), of its declared type and
+    /// within its own constraints; `None` when the rule cannot run (yet): a rule over a value
+    /// already refused would only repeat the refusal.
     pub fn rule_input(&self, rule: &Rule, input: &Outputs) -> Option<Outputs> {
         let mut out = Outputs::new();
         for name in &rule.reads {
             let v = input.get(*name).filter(|v| !v.is_null())?;
             if let Some(p) = self.param(name)
-                && !p.ty.accepts(v)
+                && (!p.ty.accepts(v) || p.check(v).is_err())
             {
                 return None;
             }

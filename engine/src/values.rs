@@ -381,12 +381,21 @@ impl Checker<'_> {
         }
     }
 
-    fn violation(&mut self, i: usize, key: &str, v: Violation) {
+    fn violation(&mut self, i: usize, key: &str, mut v: Violation) {
         let located = self.locate(i, key, v.item);
         let subject = match &located {
-            Located::Param { name, exact: true } => name.clone(),
+            Located::Param { name, exact: true } => {
+                // The parameter is the item: no item number to give.
+                v.item = None;
+                name.clone()
+            }
             _ => key.to_string(),
         };
+        if v.hint.is_none()
+            && let Some(p) = self.runbook.steps[i].step_type.spec().param(key)
+        {
+            v.hint = Some(format!("{key}: {}", p.doc));
+        }
         self.findings.push(Finding {
             sentence: v.sentence(&subject),
             hint: v.hint.clone(),
@@ -602,7 +611,9 @@ fn render(rb: &Runbook, params: &ResolvedParams, findings: Vec<Finding>) -> Vec<
         secrets.scrub(&out).into_owned()
     };
     let mut out = Vec::new();
-    for (g, _) in groups.into_iter().zip(keep).filter(|(_, k)| *k) {
+    for (mut g, _) in groups.into_iter().zip(keep).filter(|(_, k)| *k) {
+        g.uses
+            .sort_by_key(|(step, _)| rb.index.get(step).copied().unwrap_or(usize::MAX));
         let (file, pos, prefix, context) = place(rb, params, &g.located, &g.uses);
         let secret_param = matches!(&g.located, Located::Param { name, .. } if secret_names.contains(&name.as_str()));
         let mut d = Diagnostic::new(

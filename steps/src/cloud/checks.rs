@@ -193,7 +193,7 @@ pub(crate) trait CloudSpec {
 impl CloudSpec for StepSpec {
     fn distinct_regions(self, a: &'static str, b: &'static str) -> Self {
         self.rule(
-            format!("`{a}` and `{b}` are two different regions."),
+            format!("The primary and standby regions differ (`{a}`, `{b}`)."),
             &[a, b],
             move |input| {
                 let (Some(x), Some(y)) = (

@@ -760,19 +760,16 @@ fn declare_names(mut spec: StepSpec, names: Names) -> StepSpec {
         .iter()
         .map(|(k, t)| {
             format!(
-                "`{t}-<env_suffix>` ({})",
-                k.name_rule().map_or("", |r| r.what)
+                "`{t}-<env_suffix>` is {}",
+                k.name_rule().map_or("a name", |r| r.what)
             )
         })
         .collect();
+    let inputs: Vec<String> = reads.iter().map(|r| format!("`{r}`")).collect();
     let doc = format!(
-        "The names built from {} fit AWS's rules: {}.",
-        reads
-            .iter()
-            .map(|r| format!("`{r}`"))
-            .collect::<Vec<_>>()
-            .join(", "),
-        shown.join(", ")
+        "The names built from {} fit AWS's limits: {}.",
+        inputs.join(", "),
+        shown.join("; ")
     );
     let fields = reads.clone();
     spec.rule(doc, &reads, move |input| {
@@ -795,7 +792,7 @@ fn declare_names(mut spec: StepSpec, names: Names) -> StepSpec {
                 })
             };
             let field = culprit.unwrap_or("env_suffix");
-            let mut v = RuleViolation::at(field, format!("the {kind} name `{name}` {problem}"));
+            let mut v = RuleViolation::at(field, format!("the name `{name}` {problem}"));
             v = v.hint(if field == "env_suffix" {
                 let others: Vec<String> = fields
                     .iter()

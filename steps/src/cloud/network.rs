@@ -72,7 +72,12 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
             Err(drflow_engine::RuleViolation::at(
                 "nat_gateways",
                 format!(
-                    "{nat} NAT gateways need {nat} public subnets, one each, but there are {public}"
+                    "{nat} NAT gateways need a public subnet each, but there {}",
+                    if public == 1 {
+                        "is 1".to_string()
+                    } else {
+                        format!("are {public}")
+                    }
                 ),
             )
             .hint(format!("use at most {public} NAT gateways, or more public subnets")))
@@ -227,8 +232,7 @@ fn subnets_fit_zones(input: &Outputs) -> Result<(), drflow_engine::RuleViolation
                     "private_subnets"
                 },
                 format!(
-                    "{n} {} subnets need {n} availability zones, one each, but {region} has {} \
-                     ({})",
+                    "{n} {} subnets need an availability zone each, but {region} has {} ({})",
                     key.trim_end_matches("_subnets"),
                     zones.len(),
                     zones.join(", ")
