@@ -664,7 +664,11 @@ impl Compiler {
                         self.hint(
                             v.pos,
                             format!("the default of {what} is {}, not a {}", v.shape(), p.ty),
-                            "change the default or the declared `type`",
+                            if p.ty == ValueType::Bool {
+                                format!("change the default or the declared `type`; {BOOL_HINT}")
+                            } else {
+                                "change the default or the declared `type`".to_string()
+                            },
                         );
                     }
                     p.default = Some(value);

@@ -276,3 +276,80 @@ pub fn redacted(runbook: &Runbook, params: &Outputs) -> Value {
             .collect(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runbook() -> Runbook {
+        let src = "runbook: r\nparams:\n  flag: { type: bool, default: false }\nsteps:\n  - { id: a, uses: t.x }\n";
+        let mut reg = crate::Registry::new();
+        struct X(crate::StepSpec);
+        impl crate::StepType for X {
+            fn spec(&self) -> &crate::StepSpec {
+                &self.0
+            }
+            fn run<'a>(
+                &'a self,
+                _: &'a crate::StepContext,
+                _: &'a Outputs,
+            ) -> crate::StepFuture<'a> {
+                Box::pin(async { Ok(Outputs::new()) })
+            }
+        }
+        reg.register(std::sync::Arc::new(X(crate::StepSpec::new("t.x", ""))));
+        crate::compile("rb.yaml", src, &reg).unwrap()
+    }
+
+    /// The same spellings of a boolean on every route: `-p`, a parameter file, a default.
+    #[test]
+    fn booleans_are_spelt_the_same_on_every_route() {
+        let rb = runbook();
+        for (text, want) in [
+            ("true", Some(true)),
+            ("True", Some(true)),
+            ("TRUE", Some(true)),
+            ("false", Some(false)),
+            ("False", Some(false)),
+            ("FALSE", Some(false)),
+            ("yes", None),
+            ("no", None),
+            ("on", None),
+            ("1", None),
+            ("0", None),
+        ] {
+            let flag = resolve(&rb, None, &[("flag".into(), text.into())]);
+            let file_text = format!("flag: {text}\n");
+            let file = resolve(&rb, Some(("p.yaml", &file_text)), &[]);
+            match want {
+                Some(b) => {
+                    assert_eq!(flag.unwrap()["flag"], Value::Bool(b), "-p flag={text}");
+                    assert_eq!(file.unwrap()["flag"], Value::Bool(b), "flag: {text}");
+                }
+                None => {
+                    let flag = flag.unwrap_err();
+                    let file = file.unwrap_err();
+                    for d in [&flag.0[0], &file.0[0]] {
+                        assert_eq!(
+                            d.hint.as_deref(),
+                            Some(crate::compile::BOOL_HINT),
+                            "{text}: {d}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_unknown_name_lists_the_known_ones() {
+        let rb = runbook();
+        let e = resolve(&rb, None, &[("flg".into(), "true".into())]).unwrap_err();
+        assert_eq!(
+            e.0[0].hint.as_deref(),
+            Some(
+                "did you mean `flag`? runbook `r` takes `flag` (`drflow validate rb.yaml --explain` describes them)"
+            )
+        );
+    }
+}

@@ -785,3 +785,129 @@ impl Registry {
         self.types.keys().copied()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::formats::EMAIL;
+
+    fn param(spec: StepSpec) -> ParamSpec {
+        spec.params.last().cloned().expect("a parameter")
+    }
+
+    #[test]
+    fn bounds_say_what_is_allowed() {
+        let weight = param(
+            StepSpec::new("t", "")
+                .optional("weight", ValueType::Int, json!(0), "")
+                .at_least(0.0)
+                .at_most(255.0),
+        );
+        assert!(weight.check(&json!(255)).is_ok());
+        let v = weight.check(&json!(256)).unwrap_err();
+        assert_eq!(v.sentence("weight"), "`weight` must be from 0 to 255, not 256");
+        assert_eq!(v.bound, Some((BoundKind::Max, 255.0)));
+        assert_eq!(
+            weight.check(&json!(-1)).unwrap_err().bound,
+            Some((BoundKind::Min, 0.0))
+        );
+        let interval = param(
+            StepSpec::new("t", "")
+                .optional("interval", ValueType::Int, json!(10), "")
+                .one_of_ints(&[10, 30]),
+        );
+        assert_eq!(
+            interval.check(&json!(20)).unwrap_err().problem,
+            "must be 10 or 30, not 20"
+        );
+        let wait = param(
+            StepSpec::new("t", "")
+                .required("wait", ValueType::Duration, "")
+                .at_least(1.0),
+        );
+        assert_eq!(
+            wait.check(&json!("500ms")).unwrap_err().problem,
+            "must be at least 1s, not \"500ms\""
+        );
+    }
+
+    #[test]
+    fn lengths_count_characters_and_items_and_say_why() {
+        let mut text = param(
+            StepSpec::new("t", "")
+                .required("s", ValueType::String, "")
+                .max_len(3),
+        );
+        text.max_len_why = Some("it ends every name".into());
+        assert!(text.check(&json!("äbc")).is_ok(), "characters, not bytes");
+        let v = text.check(&json!("abcd")).unwrap_err();
+        assert_eq!(
+            v.problem,
+            "is 4 characters long, more than the 3 allowed: it ends every name"
+        );
+        assert_eq!(v.hint.as_deref(), Some("use at most 3 characters"));
+        let list = param(
+            StepSpec::new("t", "")
+                .required("l", ValueType::List, "")
+                .min_len(2),
+        );
+        assert_eq!(
+            list.check(&json!(["a"])).unwrap_err().problem,
+            "has 1 item, fewer than the 2 needed"
+        );
+    }
+
+    #[test]
+    fn a_format_applies_to_each_item_and_empty_may_mean_none() {
+        let emails = param(
+            StepSpec::new("t", "")
+                .required("to", ValueType::List, "")
+                .format(EMAIL),
+        );
+        let v = emails.check(&json!(["a@example.com", "no"])).unwrap_err();
+        assert_eq!(v.item, Some(1));
+        assert_eq!(
+            v.sentence("to"),
+            "`to` item 2: is not an e-mail address: `no`"
+        );
+        let email = param(
+            StepSpec::new("t", "")
+                .optional("email", ValueType::String, json!(""), "")
+                .format(EMAIL)
+                .empty_means_none(),
+        );
+        assert!(email.check(&json!("")).is_ok());
+        assert!(email.check(&json!("no")).is_err());
+    }
+
+    #[test]
+    fn the_whole_input_is_checked_when_a_step_starts() {
+        let spec = StepSpec::new("t", "")
+            .required("a", ValueType::Int, "")
+            .at_least(1.0)
+            .required("b", ValueType::Int, "")
+            .rule("a is at most b.", &["a", "b"], |i| {
+                if i["a"].as_i64() > i["b"].as_i64() {
+                    Err(RuleViolation::at("a", "a is more than b"))
+                } else {
+                    Ok(())
+                }
+            });
+        let input = |a: i64, b: i64| {
+            let mut m = Outputs::new();
+            m.insert("a".into(), json!(a));
+            m.insert("b".into(), json!(b));
+            m
+        };
+        assert!(spec.check_input(&input(1, 2)).is_ok());
+        let e = spec.check_input(&input(3, 2)).unwrap_err();
+        assert_eq!((e.kind.as_str(), e.message.as_str()), ("invalid_input", "a is more than b"));
+        let e = spec.check_input(&input(0, 2)).unwrap_err();
+        assert_eq!(e.message, "`a` must be at least 1, not 0");
+        // A rule over a value already refused is not run: one problem, said once.
+        let e = spec.check_input(&input(0, -5)).unwrap_err();
+        assert_eq!(e.message, "`a` must be at least 1, not 0");
+    }
+}

@@ -119,6 +119,9 @@ pub fn check_values(runbook: &Runbook, params: &ResolvedParams, time: CheckTime<
     };
     checker.run();
     let mut report = checker.report;
+    report
+        .skipped
+        .sort_by_key(|s| runbook.index.get(&s.step).copied().unwrap_or(usize::MAX));
     report.problems = render(runbook, params, checker.findings);
     report
 }
@@ -673,8 +676,10 @@ fn place(
         Located::Param { name, exact } => {
             let decl = rb.params.iter().find(|p| &p.name == name);
             let usage = if *exact {
-                match uses {
-                    [(_, key)] if key != name => format!("used as `{key}` by {}", steps(ids)),
+                match uses.first() {
+                    Some((_, key)) if key != name && uses.iter().all(|(_, k)| k == key) => {
+                        format!("used as `{key}` by {}", steps(ids))
+                    }
                     _ => format!("used by {}", steps(ids)),
                 }
             } else {
@@ -706,5 +711,261 @@ fn place(
                 ),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::constraint::RuleViolation;
+    use crate::formats::{IPV4_CIDR, Ipv4Cidr};
+    use crate::step::{Registry, StepContext, StepFuture, StepSpec, StepType, ValueType};
+
+    struct Fake(StepSpec);
+
+    impl StepType for Fake {
+        fn spec(&self) -> &StepSpec {
+            &self.0
+        }
+
+        fn run<'a>(&'a self, _: &'a StepContext, _: &'a Outputs) -> StepFuture<'a> {
+            Box::pin(async { Ok(Outputs::new()) })
+        }
+    }
+
+    fn registry() -> Registry {
+        let mut r = Registry::new();
+        r.register(Arc::new(Fake(
+            StepSpec::new("t.net", "A network.")
+                .required("cidr", ValueType::String, "Its block.")
+                .format(IPV4_CIDR)
+                .optional("count", ValueType::Int, json!(1), "How many.")
+                .at_least(1.0)
+                .at_most(5.0)
+                .optional("name", ValueType::String, json!("n"), "A name.")
+                .max_len(8)
+                .output("cidr", ValueType::String, "Its block.")
+                .echoes("cidr")
+                .output("id", ValueType::String, "Its id."),
+        )));
+        r.register(Arc::new(Fake(
+            StepSpec::new("t.short", "Short names.")
+                .optional("name", ValueType::String, json!("n"), "A name.")
+                .max_len(4),
+        )));
+        r.register(Arc::new(Fake(
+            StepSpec::new("t.pair", "Two blocks.")
+                .required("a", ValueType::String, "One.")
+                .format(IPV4_CIDR)
+                .required("b", ValueType::String, "Two.")
+                .format(IPV4_CIDR)
+                .rule("They do not overlap.", &["a", "b"], |input| {
+                    let get = |k: &str| input[k].as_str().and_then(Ipv4Cidr::parse);
+                    match (get("a"), get("b")) {
+                        (Some(a), Some(b)) if a.overlaps(b) => {
+                            Err(RuleViolation::at("b", "the blocks overlap").hint("move one"))
+                        }
+                        _ => Ok(()),
+                    }
+                }),
+        )));
+        r
+    }
+
+    fn compile(src: &str) -> Runbook {
+        crate::compile("rb.yaml", src, &registry()).unwrap_or_else(|d| panic!("{d}"))
+    }
+
+    fn check(
+        rb: &Runbook,
+        file: Option<&str>,
+        flags: &[(&str, &str)],
+        time: CheckTime<'_>,
+    ) -> ValueReport {
+        let flags: Vec<(String, String)> = flags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let params = crate::params::resolve_located(
+            rb,
+            file.map(|f| ("p.yaml", f)),
+            &flags,
+            matches!(time, CheckTime::Run { .. }),
+        )
+        .unwrap_or_else(|d| panic!("{d}"));
+        check_values(rb, &params, time)
+    }
+
+    fn one(report: &ValueReport) -> &Diagnostic {
+        assert_eq!(report.problems.len(), 1, "{:#?}", report.problems);
+        &report.problems[0]
+    }
+
+    const NET: &str = "runbook: r\nparams:\n  c: { type: string, default: 10.0.0.0/16 }\nsteps:\n  - id: a\n    uses: t.net\n    with: { cidr: '${{ params.c }}' }\n";
+
+    #[test]
+    fn a_literal_is_refused_by_the_compiler_at_the_value() {
+        let src = "runbook: r\nsteps:\n  - id: a\n    uses: t.net\n    with: { cidr: 10.1.0.1/16, count: 9 }\n";
+        let d = crate::compile("rb.yaml", src, &registry()).unwrap_err();
+        assert_eq!(d.0.len(), 2, "{d}");
+        assert_eq!(d.0[0].pos, Pos::new(5, 19));
+        assert_eq!(
+            d.0[0].message,
+            "`cidr` has host bits set (`10.1.0.1/16`): AWS keeps only the network address, \
+             10.1.0.0/16, so every later run would see the block as changed (in step `a`)"
+        );
+        assert_eq!(d.0[0].hint.as_deref(), Some("did you mean `10.1.0.0/16`?"));
+        assert_eq!(
+            d.0[1].message,
+            "`count` must be from 1 to 5, not 9 (in step `a`)"
+        );
+    }
+
+    #[test]
+    fn a_value_from_a_parameter_file_is_located_at_its_line() {
+        let rb = compile(NET);
+        let r = check(&rb, Some("# env\nc: 10.1.0.1/16\n"), &[], CheckTime::Validate);
+        let d = one(&r);
+        assert_eq!((&*d.file, d.pos), ("p.yaml", Pos::new(2, 4)));
+        assert!(
+            d.message.starts_with("`c` has host bits set (`10.1.0.1/16`)"),
+            "{}",
+            d.message
+        );
+        assert!(d.message.ends_with("(used as `cidr` by step `a`)"), "{}", d.message);
+    }
+
+    #[test]
+    fn a_value_from_a_flag_names_the_flag() {
+        let rb = compile(NET);
+        let r = check(&rb, None, &[("c", "10.1.0.1/16")], CheckTime::Validate);
+        let d = one(&r);
+        assert_eq!(&*d.file, "command line, -p flag 1");
+        assert!(
+            d.message
+                .starts_with("`-p c=10.1.0.1/16`: `c` has host bits set"),
+            "{}",
+            d.message
+        );
+    }
+
+    #[test]
+    fn a_bad_default_is_located_at_the_default() {
+        let rb = compile(&NET.replace("10.0.0.0/16", "10.0.0.9/16"));
+        let r = check(&rb, None, &[], CheckTime::Validate);
+        let d = one(&r);
+        assert_eq!((&*d.file, d.pos), ("rb.yaml", Pos::new(3, 31)));
+        assert!(
+            d.message.ends_with("(the default of `c`, used as `cidr` by step `a`)"),
+            "{}",
+            d.message
+        );
+    }
+
+    #[test]
+    fn a_value_computed_from_one_parameter_is_located_at_it() {
+        let src = "runbook: r\nparams:\n  s: { type: string }\nsteps:\n  - id: a\n    uses: t.short\n    with: { name: 'x-${{ params.s }}' }\n";
+        let rb = compile(src);
+        let r = check(&rb, Some("s: long\n"), &[], CheckTime::Validate);
+        let d = one(&r);
+        assert_eq!((&*d.file, d.pos), ("p.yaml", Pos::new(1, 4)));
+        assert_eq!(
+            d.message,
+            "`name` is 6 characters long, more than the 4 allowed (in step `a`, computed from parameter `s`)"
+        );
+    }
+
+    #[test]
+    fn one_value_in_several_steps_is_one_problem_with_the_tightest_bound() {
+        let src = "runbook: r\nparams:\n  s: { type: string }\nsteps:\n  - id: a\n    uses: t.net\n    with: { cidr: 10.0.0.0/16, name: '${{ params.s }}' }\n  - id: b\n    uses: t.short\n    with: { name: '${{ params.s }}' }\n  - id: c\n    uses: t.short\n    with: { name: '${{ params.s }}' }\n";
+        let rb = compile(src);
+        let r = check(&rb, None, &[("s", "much-too-long")], CheckTime::Validate);
+        let d = one(&r);
+        assert_eq!(
+            d.message,
+            "`-p s=much-too-long`: `s` is 13 characters long, more than the 4 allowed (used as `name` by steps `b` and `c`)"
+        );
+        assert_eq!(d.hint.as_deref(), Some("use at most 4 characters"));
+    }
+
+    const PAIR: &str = "runbook: r\nparams:\n  p: { type: string, default: 10.0.0.0/16 }\n  q: { type: string, default: 10.1.0.0/16 }\nsteps:\n  - id: net\n    uses: t.net\n    with: { cidr: '${{ params.p }}' }\n  - id: peer\n    uses: t.pair\n    needs: [net]\n    with:\n      a: ${{ steps.net.outputs.cidr }}\n      b: ${{ params.q }}\n";
+
+    #[test]
+    fn a_rule_sees_an_output_that_echoes_an_input_before_the_run() {
+        let rb = compile(PAIR);
+        let r = check(&rb, Some("q: 10.0.128.0/17\n"), &[], CheckTime::Validate);
+        let d = one(&r);
+        assert_eq!((&*d.file, d.pos), ("p.yaml", Pos::new(1, 4)));
+        assert_eq!(d.message, "the blocks overlap (used as `b` by step `peer`)");
+        assert_eq!(d.hint.as_deref(), Some("move one"));
+        // The echoed value itself is located through the output, at the parameter.
+        let r = check(&rb, None, &[("p", "10.0.0.1/16")], CheckTime::Validate);
+        let d = one(&r);
+        assert_eq!(&*d.file, "command line, -p flag 1");
+        assert!(d.message.ends_with("(used by steps `net` and `peer`)"), "{}", d.message);
+        assert!(check(&rb, None, &[], CheckTime::Validate).problems.is_empty());
+    }
+
+    #[test]
+    fn what_cannot_be_known_before_the_run_is_skipped_and_said() {
+        let src = "runbook: r\nparams:\n  c: { type: string }\nsteps:\n  - id: a\n    uses: t.net\n    with: { cidr: '${{ params.c }}' }\n  - id: b\n    uses: t.net\n    with: { cidr: '${{ env.DRFLOW_TEST_VALUES_CIDR }}' }\n  - id: c\n    uses: t.net\n    needs: [a]\n    with: { cidr: '${{ steps.a.outputs.id }}' }\n";
+        let rb = compile(src);
+        let r = check(&rb, None, &[], CheckTime::Validate);
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        let reasons: Vec<(&str, &SkipReason)> =
+            r.skipped.iter().map(|s| (s.step.as_str(), &s.reason)).collect();
+        assert_eq!(
+            reasons,
+            vec![
+                ("a", &SkipReason::MissingParams(vec!["c".into()])),
+                ("b", &SkipReason::ReadsEnvOrRun),
+            ],
+            "an input that reads another step's output is checked when the step starts, not skipped"
+        );
+        // At the start of a run the environment is known: an unset variable is left to the
+        // step (it fails with its own error), a set one is checked.
+        let r = check(&rb, None, &[("c", "10.0.0.0/16")], CheckTime::Run { run_id: "r1" });
+        assert!(r.problems.is_empty() && r.skipped.is_empty(), "{r:?}");
+    }
+
+    #[test]
+    fn a_step_whose_condition_is_false_is_not_checked() {
+        let src = "runbook: r\nparams:\n  on: { type: bool, default: false }\n  c: { type: string, default: bad }\nsteps:\n  - id: a\n    uses: t.net\n    if: ${{ params.on }}\n    with: { cidr: '${{ params.c }}' }\n";
+        let rb = compile(src);
+        assert!(check(&rb, None, &[], CheckTime::Validate).problems.is_empty());
+        assert_eq!(
+            check(&rb, None, &[("on", "true")], CheckTime::Validate)
+                .problems
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_secret_value_is_never_shown() {
+        let src = "runbook: r\nparams:\n  c: { type: string, secret: true }\nsteps:\n  - id: a\n    uses: t.net\n    with: { cidr: '${{ params.c }}' }\n";
+        let rb = compile(src);
+        let r = check(&rb, Some("c: Sup3rS3cret\n"), &[], CheckTime::Validate);
+        let d = one(&r);
+        assert!(!d.message.contains("Sup3rS3cret"), "{}", d.message);
+        assert!(d.message.contains("`***`"), "{}", d.message);
+        assert!(d.conceal_source, "the parameter file's line is not quoted back");
+        let r = check(&rb, None, &[("c", "Sup3rS3cret")], CheckTime::Validate);
+        assert!(!one(&r).message.contains("Sup3rS3cret"), "{}", one(&r).message);
+    }
+
+    #[test]
+    fn an_ill_typed_value_is_refused_before_the_run() {
+        let src = "runbook: r\nparams:\n  n: { type: string, default: three }\nsteps:\n  - id: a\n    uses: t.net\n    with: { cidr: 10.0.0.0/16, count: '${{ params.n }}' }\n";
+        let rb = compile(src);
+        let r = check(&rb, None, &[], CheckTime::Validate);
+        assert_eq!(
+            one(&r).message,
+            "`n` must be an int, but is the string `three` (the default of `n`, used as `count` by step `a`)"
+        );
     }
 }
