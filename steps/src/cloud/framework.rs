@@ -751,6 +751,11 @@ fn declare_names(mut spec: StepSpec, names: Names) -> StepSpec {
     let mut reads: Vec<&'static str> = vec!["env_suffix"];
     for (_, t) in &templated {
         for f in placeholders(t) {
+            debug_assert!(
+                f == "n" || spec.param(f).is_some(),
+                "{}: the name `{t}` uses `{f}`, which is not a declared parameter",
+                spec.name
+            );
             if f != "n" && !reads.contains(&f) {
                 reads.push(f);
             }
@@ -891,5 +896,110 @@ impl StepType for CloudStep {
             out.insert("kept".into(), Value::Array(kept));
             Ok(out)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CloudConfig;
+
+    #[test]
+    fn the_suffix_is_lower_case_letters_digits_and_single_dashes() {
+        assert!(check_suffix("prod-eu").is_ok());
+        assert!(check_suffix("p1").is_ok());
+        let v = check_suffix("Prod_EU").unwrap_err();
+        assert!(v.problem.starts_with("holds `P` (`Prod_EU`)"), "{v}");
+        assert_eq!(v.hint.as_deref(), Some("did you mean `prod-eu`?"));
+        let v = check_suffix("prod-").unwrap_err();
+        assert!(v.problem.starts_with("starts or ends with a dash"), "{v}");
+        assert_eq!(v.hint.as_deref(), Some("did you mean `prod`?"));
+        assert!(check_suffix("-prod").is_err());
+        assert!(check_suffix("prod--eu").is_err());
+        assert!(check_suffix("").is_err());
+    }
+
+    #[test]
+    fn type_parts_match_their_templates() {
+        assert!(matches_template("alb", "alb"));
+        assert!(!matches_template("alb", "albx"));
+        assert!(matches_template("nat-gateway-{n}", "nat-gateway-12"));
+        assert!(!matches_template("nat-gateway-{n}", "nat-gateway-x"));
+        assert!(matches_template("{name}-{primary_region}", "artifacts-us-east-1"));
+        assert!(matches_template("alias/{name}", "alias/kms-key"));
+        assert!(!matches_template("alias/{name}", "kms-key"));
+    }
+
+    /// The limits: ALB and target group names 32 characters, RDS identifiers 63,
+    /// EventBridge rules and IAM roles 64; each step allows the longest suffix its own names fit.
+    #[test]
+    fn each_step_allows_the_longest_suffix_its_names_fit() {
+        let reg = crate::registry(&CloudConfig::default());
+        let limit = |name: &str| {
+            let spec = reg.get(name).expect(name).spec();
+            let p = spec.param("env_suffix").expect("env_suffix");
+            (p.max_len, p.max_len_why.clone().unwrap_or_default())
+        };
+        let (n, why) = limit("elb.load_balancer");
+        assert_eq!(n, Some(28), "alb-<suffix> is at most 32");
+        assert!(why.contains("`alb-<env_suffix>` is an ALB name"), "{why}");
+        assert_eq!(limit("rds.global_database").0, Some(45), "aurora-instance-1-<suffix>, 63");
+        assert_eq!(
+            limit("lambda.replication_monitor").0,
+            Some(35),
+            "replication-monitor-schedule-<suffix> is an EventBridge rule, 64"
+        );
+        assert_eq!(limit("iam.app_roles").0, Some(52), "lambda-role-<suffix>, 64");
+        assert_eq!(limit("s3.replicated_buckets").0, Some(44), "s3-replication-role-<suffix>, 64");
+        assert_eq!(limit("events.alarm_queue").0, Some(44), "events-forward-role-<suffix>, 64");
+        // A step that builds no name sets no limit.
+        assert_eq!(limit("cloud.teardown").0, None);
+    }
+
+    /// Bucket names hold a region, so their limit is a rule over the suffix and the regions.
+    #[test]
+    fn bucket_names_are_checked_with_their_regions() {
+        let reg = crate::registry(&CloudConfig::default());
+        let spec = reg.get("s3.replicated_buckets").unwrap().spec();
+        let input = |suffix: &str| {
+            let mut m = Outputs::new();
+            m.insert("env_suffix".into(), json!(suffix));
+            m.insert("name".into(), json!("artifacts"));
+            m.insert("primary_region".into(), json!("ap-southeast-1"));
+            m.insert("standby_region".into(), json!("us-east-1"));
+            m
+        };
+        let rule = spec
+            .rules
+            .iter()
+            .find(|r| r.reads.contains(&"primary_region") && r.reads.contains(&"env_suffix"))
+            .expect("the names rule");
+        // artifacts-ap-southeast-1-<suffix>: 25 characters before the suffix.
+        assert!((rule.check)(&input(&"a".repeat(38))).is_ok());
+        let v = (rule.check)(&input(&"a".repeat(39))).unwrap_err();
+        assert_eq!(v.field, Some("env_suffix"));
+        assert!(
+            v.message.ends_with("is 64 characters long, but an S3 bucket name is at most 63"),
+            "{v}"
+        );
+        let v = (rule.check)(&input("s3alias")).unwrap_err();
+        assert!(v.message.contains("which S3 reserves"), "{v}");
+    }
+
+    #[test]
+    fn a_name_the_declaration_does_not_list_is_refused_before_the_cloud_sees_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        let backend: Arc<dyn CloudBackend> = Arc::new(crate::sim::SimBackend::open(dir.path()));
+        let cx = Cx::new(
+            backend,
+            "prod".into(),
+            "run".into(),
+            &[(Kind::LoadBalancer, "alb")],
+            "test.step",
+        );
+        assert!(cx.check_name(Kind::LoadBalancer, "alb-prod").is_ok());
+        let e = cx.check_name(Kind::LoadBalancer, "nlb-prod").unwrap_err();
+        assert_eq!(e.kind, "undeclared_name");
+        assert!(cx.check_name(Kind::Route, "rtb-1:0.0.0.0/0").is_ok());
     }
 }
