@@ -143,25 +143,24 @@ fn skipped_note(report: &ValueReport) -> String {
     let mut out = String::new();
     if missing_count > 0 {
         let names: Vec<String> = missing.iter().map(|n| format!("`{n}`")).collect();
+        let one_param = missing.len() == 1;
         let _ = writeln!(
             out,
-            "  value checks skipped: {} read {} without a value ({}); pass {} with -p or \
-             --params-file to check them",
-            count(missing_count, "input"),
-            if missing.len() == 1 {
-                "a parameter"
-            } else {
-                "parameters"
-            },
+            "  {} skipped: {} {} without a value ({}); pass {} with -p or --params-file to check {}",
+            count(missing_count, "value check"),
+            if missing_count == 1 { "it reads" } else { "they read" },
+            if one_param { "a parameter" } else { "parameters" },
             names.join(", "),
-            if missing.len() == 1 { "it" } else { "them" },
+            if one_param { "it" } else { "them" },
+            if missing_count == 1 { "it" } else { "them" },
         );
     }
     if at_run > 0 {
         let _ = writeln!(
             out,
-            "  value checks left to the run: {} read `env` or `run`, which only the run knows",
-            count(at_run, "input"),
+            "  {} left to the run: {} `env` or `run`, which only the run knows",
+            count(at_run, "value check"),
+            if at_run == 1 { "it reads" } else { "they read" },
         );
     }
     out

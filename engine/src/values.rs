@@ -282,7 +282,12 @@ impl Checker<'_> {
             }
         }
         for (key, u) in &unknown {
-            if let Some(reason) = u.reason() {
+            // Only inputs with something to check: a declared type or constraint.
+            let checked = !spec.outputs_from_input
+                && spec
+                    .param(key)
+                    .is_some_and(|p| p.ty != crate::step::ValueType::Any || p.is_constrained());
+            if checked && let Some(reason) = u.reason() {
                 self.report.skipped.push(SkippedCheck {
                     step: step.id.clone(),
                     input: (*key).to_string(),
