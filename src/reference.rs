@@ -7,7 +7,8 @@ use std::fmt::Write;
 use drflow_engine::{ParamSpec, Registry, StepSpec, ValueType};
 use serde_json::{Map, Value, json};
 
-fn type_schema(p: &ParamSpec) -> Value {
+/// The JSON Schema of one parameter; the schemas of formats go to `defs` once, by name.
+fn type_schema(p: &ParamSpec, defs: &mut Map<String, Value>) -> Value {
     let mut plain = match p.ty {
         ValueType::String => json!({"type": "string"}),
         ValueType::Int => json!({"type": "integer"}),
@@ -48,18 +49,31 @@ fn type_schema(p: &ParamSpec) -> Value {
                 o.insert(max_key.into(), json!(n));
             }
         }
-        if let Some(extra) = p.format.and_then(|f| f.schema).map(|schema| schema())
-            && let Value::Object(extra) = extra
+        if let Some(format) = p.format
+            && let Some(schema) = format.schema
+            && matches!(p.ty, ValueType::String | ValueType::List)
         {
-            match p.ty {
-                ValueType::List => {
-                    let mut items = Map::new();
-                    items.insert("type".into(), json!("string"));
-                    items.extend(extra);
-                    o.insert("items".into(), Value::Object(items));
+            let key = format!("format_{}", format.name.replace('-', "_"));
+            if !defs.contains_key(&key) {
+                let mut def = Map::new();
+                def.insert("type".into(), json!("string"));
+                def.insert("description".into(), json!(format.doc));
+                if let Value::Object(extra) = schema() {
+                    def.extend(extra);
                 }
-                ValueType::String => o.extend(extra),
-                _ => {}
+                defs.insert(key.clone(), Value::Object(def));
+            }
+            if p.ty == ValueType::List {
+                // An item may be an expression too.
+                o.insert(
+                    "items".into(),
+                    json!({"anyOf": [
+                        {"$ref": format!("#/$defs/{key}")},
+                        {"$ref": "#/$defs/expression"}
+                    ]}),
+                );
+            } else {
+                o.insert("$ref".into(), json!(format!("#/$defs/{key}")));
             }
         }
     }
@@ -71,13 +85,13 @@ fn type_schema(p: &ParamSpec) -> Value {
     json!({"anyOf": [plain, {"$ref": "#/$defs/expression"}]})
 }
 
-fn with_schema(spec: &StepSpec) -> Value {
+fn with_schema(spec: &StepSpec, defs: &mut Map<String, Value>) -> Value {
     if spec.outputs_from_input {
         return json!({"type": "object", "description": "Any keys; they become the step's outputs."});
     }
     let mut props = Map::new();
     for p in &spec.params {
-        let mut s = type_schema(p);
+        let mut s = type_schema(p, defs);
         if let Value::Object(o) = &mut s {
             o.insert("description".into(), Value::String(p.doc.into()));
             if let Some(d) = &p.default {
@@ -108,7 +122,8 @@ pub fn schema(registry: &Registry) -> Value {
     for t in registry.iter() {
         let spec = t.spec();
         let key = format!("with_{}", spec.name.replace('.', "_"));
-        defs.insert(key.clone(), with_schema(spec));
+        let with = with_schema(spec, &mut defs);
+        defs.insert(key.clone(), with);
         cases.push(json!({
             "if": {"properties": {"uses": {"const": spec.name}}, "required": ["uses"]},
             "then": {"properties": {"with": {"$ref": format!("#/$defs/{key}")}}},
