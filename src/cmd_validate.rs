@@ -46,7 +46,13 @@ pub fn cmd_validate(args: &ValidateArgs) -> Result<u8, Failure> {
     let registry = drflow_steps::registry(&drflow_steps::CloudConfig::default());
     let mut code = EXIT_OK;
     for file in &args.files {
-        match validate_one(file, &registry, args.params_file.as_deref(), &flags, args.explain) {
+        match validate_one(
+            file,
+            &registry,
+            args.params_file.as_deref(),
+            &flags,
+            args.explain,
+        ) {
             Ok(()) => {}
             Err(f) => {
                 eprint!("{}", f.message);
@@ -148,8 +154,16 @@ fn skipped_note(report: &ValueReport) -> String {
             out,
             "  {} skipped: {} {} without a value ({}); pass {} with -p or --params-file to check {}",
             count(missing_count, "value check"),
-            if missing_count == 1 { "it reads" } else { "they read" },
-            if one_param { "a parameter" } else { "parameters" },
+            if missing_count == 1 {
+                "it reads"
+            } else {
+                "they read"
+            },
+            if one_param {
+                "a parameter"
+            } else {
+                "parameters"
+            },
             names.join(", "),
             if one_param { "it" } else { "them" },
             if missing_count == 1 { "it" } else { "them" },
@@ -254,7 +268,12 @@ fn uses_of(rb: &Runbook, name: &str) -> (Vec<String>, Vec<String>) {
             }
             for rule in &spec.rules {
                 // Said once, whichever step's inputs it is phrased in.
-                let doc = rule.doc.split(" (`").next().unwrap_or(&rule.doc).to_string();
+                let doc = rule
+                    .doc
+                    .split(" (`")
+                    .next()
+                    .unwrap_or(&rule.doc)
+                    .to_string();
                 if rule.reads.contains(&key.as_str()) && !rules.contains(&doc) {
                     rules.push(doc);
                 }

@@ -64,9 +64,17 @@ fn a_suffix_too_long_for_an_alb_name_is_refused_with_the_tightest_limit() {
         )),
         "{text}"
     );
-    assert!(text.ends_with("1 problem found; nothing was run\n"), "{text}");
+    assert!(
+        text.ends_with("1 problem found; nothing was run\n"),
+        "{text}"
+    );
     // One character less than the limit fits every name of provision.
-    let ok = drflow(&["validate", PROVISION, "-p", &format!("env_suffix={}", "a".repeat(28))]);
+    let ok = drflow(&[
+        "validate",
+        PROVISION,
+        "-p",
+        &format!("env_suffix={}", "a".repeat(28)),
+    ]);
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
 }
 
@@ -87,7 +95,10 @@ fn a_region_that_does_not_exist_is_refused_at_its_line() {
 
 #[test]
 fn the_same_region_twice_is_refused_as_such() {
-    insta::assert_snapshot!(refused(PROVISION, &["--params-file", &params("same_regions")]));
+    insta::assert_snapshot!(refused(
+        PROVISION,
+        &["--params-file", &params("same_regions")]
+    ));
 }
 
 #[test]
@@ -102,12 +113,18 @@ fn overlapping_vpc_blocks_are_refused_before_any_step() {
 
 #[test]
 fn a_routing_policy_other_than_weighted_or_failover_is_refused() {
-    insta::assert_snapshot!(refused(PROVISION, &["--params-file", &params("routing_policy")]));
+    insta::assert_snapshot!(refused(
+        PROVISION,
+        &["--params-file", &params("routing_policy")]
+    ));
 }
 
 #[test]
 fn aurora_classes_global_database_does_not_support_are_refused() {
-    insta::assert_snapshot!(refused(PROVISION, &["--params-file", &params("aurora_class")]));
+    insta::assert_snapshot!(refused(
+        PROVISION,
+        &["--params-file", &params("aurora_class")]
+    ));
 }
 
 #[test]
@@ -140,7 +157,12 @@ fn the_shipped_parameter_files_validate() {
     for file in ["runbooks/params/eu.yaml", "runbooks/params/us-east.yaml"] {
         for runbook in [PROVISION, "runbooks/destroy.yaml"] {
             let out = drflow(&["validate", runbook, "--params-file", file]);
-            assert_eq!(out.status.code(), Some(0), "{runbook} {file}: {}", stderr(&out));
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{runbook} {file}: {}",
+                stderr(&out)
+            );
         }
     }
 }
@@ -160,7 +182,10 @@ fn a_run_timeout_of_zero_is_refused() {
         stderr(&out)
     );
     assert!(
-        std::fs::read_dir(state.path()).expect("dir").next().is_none(),
+        std::fs::read_dir(state.path())
+            .expect("dir")
+            .next()
+            .is_none(),
         "nothing was written to the state dir"
     );
 }
@@ -170,7 +195,12 @@ fn a_run_timeout_of_zero_is_refused() {
 fn booleans_are_spelt_the_same_on_every_route() {
     let rb = "tests/fixtures/ok/params.yaml";
     let dir = tempfile::tempdir().expect("dir");
-    for (text, ok) in [("True", true), ("FALSE", true), ("yes", false), ("1", false)] {
+    for (text, ok) in [
+        ("True", true),
+        ("FALSE", true),
+        ("yes", false),
+        ("1", false),
+    ] {
         let flag = drflow(&[
             "validate",
             rb,
@@ -248,8 +278,14 @@ fn explain_lists_the_parameters_with_types_defaults_secrets_and_checks() {
     insta::assert_snapshot!(stdout(&out));
     let out = drflow(&["validate", "tests/fixtures/ok/params.yaml", "--explain"]);
     let text = stdout(&out);
-    assert!(text.contains("  token  string  default ***  secret"), "{text}");
-    assert!(!text.contains("hunter2"), "a secret default is never shown: {text}");
+    assert!(
+        text.contains("  token  string  default ***  secret"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("hunter2"),
+        "a secret default is never shown: {text}"
+    );
     let out = drflow(&["validate", PROVISION, "--explain"]);
     let text = stdout(&out);
     assert!(
@@ -272,7 +308,11 @@ fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
             if path.is_dir() {
                 stack.push(path);
             } else {
-                let rel = path.strip_prefix(dir).expect("inside").display().to_string();
+                let rel = path
+                    .strip_prefix(dir)
+                    .expect("inside")
+                    .display()
+                    .to_string();
                 out.insert(rel, std::fs::read(&path).expect("read"));
             }
         }
@@ -326,6 +366,9 @@ fn every_refused_value_leaves_the_world_and_the_journal_as_they_were() {
         let path = format!("tests/fixtures/bad/{fixture}.yaml");
         let out = drflow_in(state.path(), &["run", &path]);
         assert_eq!(out.status.code(), Some(2), "{fixture}");
-        assert!(files(state.path()) == before, "{fixture} changed the state dir");
+        assert!(
+            files(state.path()) == before,
+            "{fixture} changed the state dir"
+        );
     }
 }

@@ -230,6 +230,10 @@ struct Compiler {
     errors: Vec<Diagnostic>,
 }
 
+/// A step's `with:` as read: its entries (defaults of the step type appended), where each entry
+/// is written (`None` for a default), and the keys given.
+type WithBlock = (Vec<(String, Template)>, Vec<Option<Site>>, HashSet<String>);
+
 /// A step as read, before its references are resolved.
 struct RawStep<'a> {
     id: String,
@@ -782,7 +786,13 @@ impl Compiler {
             spec.as_deref().map(|s| s.spec()),
         );
         if let Some(t) = &spec {
-            self.literal_rules(t.spec(), &with, &with_sites, with_node.map_or(node.pos, |n| n.pos), &label);
+            self.literal_rules(
+                t.spec(),
+                &with,
+                &with_sites,
+                with_node.map_or(node.pos, |n| n.pos),
+                &label,
+            );
         }
         let needs = match get("needs") {
             None => Vec::new(),
@@ -890,7 +900,7 @@ impl Compiler {
         step_pos: Pos,
         label: &str,
         spec: Option<&StepSpec>,
-    ) -> (Vec<(String, Template)>, Vec<Option<Site>>, HashSet<String>) {
+    ) -> WithBlock {
         let mut out = Vec::new();
         let mut sites = Vec::new();
         let mut keys = HashSet::new();

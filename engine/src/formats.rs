@@ -28,9 +28,9 @@ pub const DOMAIN_NAME: Format = Format {
     name: "domain-name",
     doc: "a domain name such as `trading.example.com`",
     check: check_domain,
-    schema: Some(|| {
-        json!({"pattern": "^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z0-9-]{2,63}\\.?$"})
-    }),
+    schema: Some(
+        || json!({"pattern": "^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z0-9-]{2,63}\\.?$"}),
+    ),
 };
 
 /// A parsed IPv4 CIDR block.
@@ -146,8 +146,9 @@ fn check_email(text: &str) -> Result<(), Violation> {
 fn check_domain(text: &str) -> Result<(), Violation> {
     let name = text.strip_suffix('.').unwrap_or(text);
     let bad = |why: &str| {
-        Violation::new(format!("is not a domain name ({why}): `{text}`"))
-            .hint("write labels of letters, digits and dashes joined by dots, e.g. `trading.example.com`")
+        Violation::new(format!("is not a domain name ({why}): `{text}`")).hint(
+            "write labels of letters, digits and dashes joined by dots, e.g. `trading.example.com`",
+        )
     };
     if name.is_empty() {
         return Err(bad("it is empty"));
@@ -166,7 +167,10 @@ fn check_domain(text: &str) -> Result<(), Violation> {
         if label.len() > 63 {
             return Err(bad("a label is longer than 63 characters"));
         }
-        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
             return Err(bad("only letters, digits and dashes may appear in a label"));
         }
         if label.starts_with('-') || label.ends_with('-') {
@@ -204,7 +208,14 @@ mod tests {
     fn e_mail_addresses() {
         assert!(check_email("ops@example.com").is_ok());
         assert!(check_email("ops+dr@trading.example.co.uk").is_ok());
-        for bad in ["no", "ops@", "@example.com", "ops@example", "o ps@example.com", "a@b@c.com"] {
+        for bad in [
+            "no",
+            "ops@",
+            "@example.com",
+            "ops@example",
+            "o ps@example.com",
+            "a@b@c.com",
+        ] {
             assert!(check_email(bad).is_err(), "{bad}");
         }
     }
@@ -213,7 +224,13 @@ mod tests {
     fn domain_names() {
         assert!(check_domain("trading.example.com").is_ok());
         assert!(check_domain("api.trading.example.com.").is_ok());
-        for bad in ["example", "-x.example.com", "a..b.com", "a_b.example.com", ""] {
+        for bad in [
+            "example",
+            "-x.example.com",
+            "a..b.com",
+            "a_b.example.com",
+            "",
+        ] {
             assert!(check_domain(bad).is_err(), "{bad}");
         }
     }

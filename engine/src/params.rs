@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use crate::compile::{ParamDecl, Runbook, type_hint};
 use crate::diag::{Diagnostic, Diagnostics, Pos, nearest};
-use crate::values::{ParamOrigin, ResolvedParams};
 use crate::step::{Outputs, ValueType};
+use crate::values::{ParamOrigin, ResolvedParams};
 use crate::yaml::Node;
 
 /// Resolves parameters: the file's values override defaults, flags override the file.

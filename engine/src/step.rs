@@ -284,7 +284,13 @@ impl ParamSpec {
             Value::Array(items) => (items.len(), "item"),
             _ => return Ok(()),
         };
-        let plural = |n: usize| if n == 1 { unit.to_string() } else { format!("{unit}s") };
+        let plural = |n: usize| {
+            if n == 1 {
+                unit.to_string()
+            } else {
+                format!("{unit}s")
+            }
+        };
         if let Some(max) = self.max_len
             && len > max
         {
@@ -298,8 +304,7 @@ impl ParamSpec {
                 problem.push_str(": ");
                 problem.push_str(why);
             }
-            let mut v = Violation::new(problem)
-                .hint(format!("use at most {max} {}", plural(max)));
+            let mut v = Violation::new(problem).hint(format!("use at most {max} {}", plural(max)));
             v.bound = Some((BoundKind::MaxLen, max as f64));
             return Err(v);
         }
@@ -332,7 +337,11 @@ impl ParamSpec {
             let list: Vec<String> = allowed.iter().map(i64::to_string).collect();
             out.push(format!("one of {}", list.join(", ")));
         }
-        let unit = if self.ty == ValueType::Duration { "s" } else { "" };
+        let unit = if self.ty == ValueType::Duration {
+            "s"
+        } else {
+            ""
+        };
         match (self.min, self.max) {
             (Some(a), Some(b)) => out.push(format!("from {}{unit} to {}{unit}", num(a), num(b))),
             (Some(a), None) => out.push(format!("at least {}{unit}", num(a))),
@@ -807,7 +816,10 @@ mod tests {
         );
         assert!(weight.check(&json!(255)).is_ok());
         let v = weight.check(&json!(256)).unwrap_err();
-        assert_eq!(v.sentence("weight"), "`weight` must be from 0 to 255, not 256");
+        assert_eq!(
+            v.sentence("weight"),
+            "`weight` must be from 0 to 255, not 256"
+        );
         assert_eq!(v.bound, Some((BoundKind::Max, 255.0)));
         assert_eq!(
             weight.check(&json!(-1)).unwrap_err().bound,
@@ -903,7 +915,10 @@ mod tests {
         };
         assert!(spec.check_input(&input(1, 2)).is_ok());
         let e = spec.check_input(&input(3, 2)).unwrap_err();
-        assert_eq!((e.kind.as_str(), e.message.as_str()), ("invalid_input", "a is more than b"));
+        assert_eq!(
+            (e.kind.as_str(), e.message.as_str()),
+            ("invalid_input", "a is more than b")
+        );
         let e = spec.check_input(&input(0, 2)).unwrap_err();
         assert_eq!(e.message, "`a` must be at least 1, not 0");
         // A rule over a value already refused is not run: one problem, said once.

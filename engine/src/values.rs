@@ -108,7 +108,11 @@ pub struct ValueReport {
 
 /// Checks every step input known before the run (see the module docs). `params` may lack
 /// required parameters (`missing`): inputs that read them are skipped and listed.
-pub fn check_values(runbook: &Runbook, params: &ResolvedParams, time: CheckTime<'_>) -> ValueReport {
+pub fn check_values(
+    runbook: &Runbook,
+    params: &ResolvedParams,
+    time: CheckTime<'_>,
+) -> ValueReport {
     let mut checker = Checker {
         runbook,
         params,
@@ -144,7 +148,9 @@ impl Unknowns {
         if self.at_run {
             None
         } else if !self.missing.is_empty() {
-            Some(SkipReason::MissingParams(self.missing.iter().cloned().collect()))
+            Some(SkipReason::MissingParams(
+                self.missing.iter().cloned().collect(),
+            ))
         } else if self.env_or_run {
             Some(SkipReason::ReadsEnvOrRun)
         } else {
@@ -650,15 +656,14 @@ fn place(
     let steps = |ids: Vec<&str>| -> String {
         let shown: Vec<String> = ids.iter().take(3).map(|s| format!("`{s}`")).collect();
         let rest = ids.len().saturating_sub(3);
-        let list = match (shown.as_slice(), rest) {
+        match (shown.as_slice(), rest) {
             ([one], 0) => format!("step {one}"),
             (many, 0) => {
                 let (last, init) = many.split_last().expect("two or more");
                 format!("steps {} and {last}", init.join(", "))
             }
             (many, n) => format!("steps {} and {n} more", many.join(", ")),
-        };
-        list
+        }
     };
     let ids: Vec<&str> = uses.iter().map(|(s, _)| s.as_str()).collect();
     match located {
@@ -833,15 +838,25 @@ mod tests {
     #[test]
     fn a_value_from_a_parameter_file_is_located_at_its_line() {
         let rb = compile(NET);
-        let r = check(&rb, Some("# env\nc: 10.1.0.1/16\n"), &[], CheckTime::Validate);
+        let r = check(
+            &rb,
+            Some("# env\nc: 10.1.0.1/16\n"),
+            &[],
+            CheckTime::Validate,
+        );
         let d = one(&r);
         assert_eq!((&*d.file, d.pos), ("p.yaml", Pos::new(2, 4)));
         assert!(
-            d.message.starts_with("`c` has host bits set (`10.1.0.1/16`)"),
+            d.message
+                .starts_with("`c` has host bits set (`10.1.0.1/16`)"),
             "{}",
             d.message
         );
-        assert!(d.message.ends_with("(used as `cidr` by step `a`)"), "{}", d.message);
+        assert!(
+            d.message.ends_with("(used as `cidr` by step `a`)"),
+            "{}",
+            d.message
+        );
     }
 
     #[test]
@@ -865,7 +880,8 @@ mod tests {
         let d = one(&r);
         assert_eq!((&*d.file, d.pos), ("rb.yaml", Pos::new(3, 31)));
         assert!(
-            d.message.ends_with("(the default of `c`, used as `cidr` by step `a`)"),
+            d.message
+                .ends_with("(the default of `c`, used as `cidr` by step `a`)"),
             "{}",
             d.message
         );
@@ -911,8 +927,16 @@ mod tests {
         let r = check(&rb, None, &[("p", "10.0.0.1/16")], CheckTime::Validate);
         let d = one(&r);
         assert_eq!(&*d.file, "command line, -p flag 1");
-        assert!(d.message.ends_with("(used by steps `net` and `peer`)"), "{}", d.message);
-        assert!(check(&rb, None, &[], CheckTime::Validate).problems.is_empty());
+        assert!(
+            d.message.ends_with("(used by steps `net` and `peer`)"),
+            "{}",
+            d.message
+        );
+        assert!(
+            check(&rb, None, &[], CheckTime::Validate)
+                .problems
+                .is_empty()
+        );
     }
 
     #[test]
@@ -921,8 +945,11 @@ mod tests {
         let rb = compile(src);
         let r = check(&rb, None, &[], CheckTime::Validate);
         assert!(r.problems.is_empty(), "{:?}", r.problems);
-        let reasons: Vec<(&str, &SkipReason)> =
-            r.skipped.iter().map(|s| (s.step.as_str(), &s.reason)).collect();
+        let reasons: Vec<(&str, &SkipReason)> = r
+            .skipped
+            .iter()
+            .map(|s| (s.step.as_str(), &s.reason))
+            .collect();
         assert_eq!(
             reasons,
             vec![
@@ -933,7 +960,12 @@ mod tests {
         );
         // At the start of a run the environment is known: an unset variable is left to the
         // step (it fails with its own error), a set one is checked.
-        let r = check(&rb, None, &[("c", "10.0.0.0/16")], CheckTime::Run { run_id: "r1" });
+        let r = check(
+            &rb,
+            None,
+            &[("c", "10.0.0.0/16")],
+            CheckTime::Run { run_id: "r1" },
+        );
         assert!(r.problems.is_empty() && r.skipped.is_empty(), "{r:?}");
     }
 
@@ -941,7 +973,11 @@ mod tests {
     fn a_step_whose_condition_is_false_is_not_checked() {
         let src = "runbook: r\nparams:\n  on: { type: bool, default: false }\n  c: { type: string, default: bad }\nsteps:\n  - id: a\n    uses: t.net\n    if: ${{ params.on }}\n    with: { cidr: '${{ params.c }}' }\n";
         let rb = compile(src);
-        assert!(check(&rb, None, &[], CheckTime::Validate).problems.is_empty());
+        assert!(
+            check(&rb, None, &[], CheckTime::Validate)
+                .problems
+                .is_empty()
+        );
         assert_eq!(
             check(&rb, None, &[("on", "true")], CheckTime::Validate)
                 .problems
@@ -958,9 +994,16 @@ mod tests {
         let d = one(&r);
         assert!(!d.message.contains("Sup3rS3cret"), "{}", d.message);
         assert!(d.message.contains("`***`"), "{}", d.message);
-        assert!(d.conceal_source, "the parameter file's line is not quoted back");
+        assert!(
+            d.conceal_source,
+            "the parameter file's line is not quoted back"
+        );
         let r = check(&rb, None, &[("c", "Sup3rS3cret")], CheckTime::Validate);
-        assert!(!one(&r).message.contains("Sup3rS3cret"), "{}", one(&r).message);
+        assert!(
+            !one(&r).message.contains("Sup3rS3cret"),
+            "{}",
+            one(&r).message
+        );
     }
 
     #[test]

@@ -113,7 +113,12 @@ mod tests {
 
     #[test]
     fn knows_the_regions_the_sim_used_to_refuse() {
-        for r in ["ap-northeast-1", "ca-central-1", "eu-central-2", "mx-central-1"] {
+        for r in [
+            "ap-northeast-1",
+            "ca-central-1",
+            "eu-central-2",
+            "mx-central-1",
+        ] {
             assert!(is_region(r), "{r}");
             assert!(availability_zones(r).is_some_and(|z| z.len() >= 3), "{r}");
         }
@@ -142,7 +147,10 @@ mod tests {
             v.hint.as_deref(),
             Some("the us-east regions are `us-east-1` and `us-east-2`")
         );
-        assert_eq!(region_hint("EU-WEST-1"), "region codes are lower case: `eu-west-1`");
+        assert_eq!(
+            region_hint("EU-WEST-1"),
+            "region codes are lower case: `eu-west-1`"
+        );
         assert_eq!(region_hint("eu-wset-1"), "did you mean `eu-west-1`?");
     }
 }

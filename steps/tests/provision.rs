@@ -874,7 +874,10 @@ fn check_requirements_subset(cloud: &Cloud) {
 /// refuse (ap-northeast-1, ca-central-1, eu-central-2) provision like any other.
 #[tokio::test]
 async fn regions_the_sim_used_to_refuse_provision() {
-    for (primary, standby) in [("ap-northeast-1", "ca-central-1"), ("eu-central-1", "eu-central-2")] {
+    for (primary, standby) in [
+        ("ap-northeast-1", "ca-central-1"),
+        ("eu-central-1", "eu-central-2"),
+    ] {
         let cloud = Cloud::new();
         let report = cloud
             .run_with(

@@ -322,7 +322,9 @@ impl Kind {
         if self == Kind::S3Bucket {
             let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
             if !edge_ok(name.chars().next()) || !edge_ok(name.chars().last()) {
-                return Err("must start and end with a letter or digit, as an S3 bucket name does".into());
+                return Err(
+                    "must start and end with a letter or digit, as an S3 bucket name does".into(),
+                );
             }
             for reserved in ["-s3alias", "--ol-s3", "--x-s3"] {
                 if name.ends_with(reserved) {
@@ -467,9 +469,21 @@ mod tests {
         assert!(Kind::LoadBalancer.check_name(&"a".repeat(33)).is_err());
         assert!(Kind::LoadBalancer.check_name("alb-prod-").is_err());
         assert!(Kind::DbCluster.check_name("aurora-cluster--x").is_err());
-        assert!(Kind::DbCluster.check_name(&format!("a{}", "b".repeat(62))).is_ok());
-        assert!(Kind::S3Bucket.check_name("artifacts-us-east-1-Prod").is_err());
-        assert!(Kind::S3Bucket.check_name("artifacts-us-east-1-s3alias").is_err());
+        assert!(
+            Kind::DbCluster
+                .check_name(&format!("a{}", "b".repeat(62)))
+                .is_ok()
+        );
+        assert!(
+            Kind::S3Bucket
+                .check_name("artifacts-us-east-1-Prod")
+                .is_err()
+        );
+        assert!(
+            Kind::S3Bucket
+                .check_name("artifacts-us-east-1-s3alias")
+                .is_err()
+        );
         assert!(Kind::EventRule.check_name(&"r".repeat(65)).is_err());
         assert!(Kind::IamRole.check_name(&"r".repeat(64)).is_ok());
         assert!(Kind::Route.check_name(&"x".repeat(999)).is_ok());

@@ -74,11 +74,15 @@ fn check_instance_type(text: &str) -> Result<(), Violation> {
 const GLOBAL_DB_FAMILIES: &[(&str, &[&str])] = &[
     (
         "db.r5",
-        &["large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge"],
+        &[
+            "large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge",
+        ],
     ),
     (
         "db.r6g",
-        &["large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge"],
+        &[
+            "large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge",
+        ],
     ),
     (
         "db.r6i",
@@ -89,7 +93,9 @@ const GLOBAL_DB_FAMILIES: &[(&str, &[&str])] = &[
     ),
     (
         "db.r7g",
-        &["large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge"],
+        &[
+            "large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge",
+        ],
     ),
     (
         "db.r7i",
@@ -107,7 +113,9 @@ const GLOBAL_DB_FAMILIES: &[(&str, &[&str])] = &[
     ),
     (
         "db.x2g",
-        &["large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge"],
+        &[
+            "large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge",
+        ],
     ),
 ];
 

@@ -9,8 +9,8 @@ use serde_json::json;
 use super::checks::{EC2_INSTANCE_TYPE, ROLES};
 use super::framework::{BodyFuture, CloudStep, Cx, Desired, cloud_spec};
 use super::input;
-use crate::regions::AWS_REGION;
 use crate::backend::Kind;
+use crate::regions::AWS_REGION;
 use crate::target::LazyBackend;
 
 /// The user data script shipped in `steps/assets/`, with `__PLACEHOLDER__`s.

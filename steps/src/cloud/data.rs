@@ -11,8 +11,8 @@ use serde_json::json;
 use super::checks::{AURORA_GLOBAL_CLASS, CloudSpec};
 use super::framework::{BodyFuture, CloudStep, Cx, Desired, Names, Role, cloud_spec};
 use super::input;
-use crate::regions::AWS_REGION;
 use crate::backend::{GLOBAL, Kind};
+use crate::regions::AWS_REGION;
 use crate::target::LazyBackend;
 
 const ENGINE: &str = "aurora-postgresql";

@@ -598,7 +598,13 @@ fn check_suffix(suffix: &str) -> Result<(), Violation> {
         let mut t: String = suffix
             .to_ascii_lowercase()
             .chars()
-            .map(|c| if c == '_' || c == '.' || c == ' ' { '-' } else { c })
+            .map(|c| {
+                if c == '_' || c == '.' || c == ' ' {
+                    '-'
+                } else {
+                    c
+                }
+            })
             .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')
             .collect();
         while t.contains("--") {
@@ -778,7 +784,10 @@ fn declare_names(mut spec: StepSpec, names: Names) -> StepSpec {
     );
     let fields = reads.clone();
     spec.rule(doc, &reads, move |input| {
-        let suffix = input.get("env_suffix").and_then(Value::as_str).unwrap_or_default();
+        let suffix = input
+            .get("env_suffix")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         for (kind, t) in &templated {
             let name = format!("{}-{suffix}", fill(t, input));
             let Err(problem) = kind.check_name(&name) else {
@@ -791,9 +800,10 @@ fn declare_names(mut spec: StepSpec, names: Names) -> StepSpec {
             } else {
                 let rule = kind.name_rule();
                 fields.iter().copied().find(|f| {
-                    input.get(*f).and_then(Value::as_str).is_some_and(|v| {
-                        rule.is_some_and(|r| v.chars().any(|c| !r.allows(c)))
-                    })
+                    input
+                        .get(*f)
+                        .and_then(Value::as_str)
+                        .is_some_and(|v| rule.is_some_and(|r| v.chars().any(|c| !r.allows(c))))
                 })
             };
             let field = culprit.unwrap_or("env_suffix");
@@ -925,7 +935,10 @@ mod tests {
         assert!(!matches_template("alb", "albx"));
         assert!(matches_template("nat-gateway-{n}", "nat-gateway-12"));
         assert!(!matches_template("nat-gateway-{n}", "nat-gateway-x"));
-        assert!(matches_template("{name}-{primary_region}", "artifacts-us-east-1"));
+        assert!(matches_template(
+            "{name}-{primary_region}",
+            "artifacts-us-east-1"
+        ));
         assert!(matches_template("alias/{name}", "alias/kms-key"));
         assert!(!matches_template("alias/{name}", "kms-key"));
     }
@@ -943,15 +956,31 @@ mod tests {
         let (n, why) = limit("elb.load_balancer");
         assert_eq!(n, Some(28), "alb-<suffix> is at most 32");
         assert!(why.contains("`alb-<env_suffix>` is an ALB name"), "{why}");
-        assert_eq!(limit("rds.global_database").0, Some(45), "aurora-instance-1-<suffix>, 63");
+        assert_eq!(
+            limit("rds.global_database").0,
+            Some(45),
+            "aurora-instance-1-<suffix>, 63"
+        );
         assert_eq!(
             limit("lambda.replication_monitor").0,
             Some(35),
             "replication-monitor-schedule-<suffix> is an EventBridge rule, 64"
         );
-        assert_eq!(limit("iam.app_roles").0, Some(52), "lambda-role-<suffix>, 64");
-        assert_eq!(limit("s3.replicated_buckets").0, Some(44), "s3-replication-role-<suffix>, 64");
-        assert_eq!(limit("events.alarm_queue").0, Some(44), "events-forward-role-<suffix>, 64");
+        assert_eq!(
+            limit("iam.app_roles").0,
+            Some(52),
+            "lambda-role-<suffix>, 64"
+        );
+        assert_eq!(
+            limit("s3.replicated_buckets").0,
+            Some(44),
+            "s3-replication-role-<suffix>, 64"
+        );
+        assert_eq!(
+            limit("events.alarm_queue").0,
+            Some(44),
+            "events-forward-role-<suffix>, 64"
+        );
         // A step that builds no name sets no limit.
         assert_eq!(limit("cloud.teardown").0, None);
     }
@@ -979,7 +1008,8 @@ mod tests {
         let v = (rule.check)(&input(&"a".repeat(39))).unwrap_err();
         assert_eq!(v.field, Some("env_suffix"));
         assert!(
-            v.message.ends_with("is 64 characters long, but an S3 bucket name is at most 63"),
+            v.message
+                .ends_with("is 64 characters long, but an S3 bucket name is at most 63"),
             "{v}"
         );
         let v = (rule.check)(&input("s3alias")).unwrap_err();

@@ -33,8 +33,8 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::LazyBackend;
     use crate::CloudConfig;
+    use crate::target::LazyBackend;
 
     /// The string keys in `input::<fn>(p, "key")` calls of a source file.
     fn literal_keys(src: &str) -> Vec<&str> {
@@ -64,9 +64,17 @@ mod tests {
             ("network.rs", include_str!("network.rs"), network::register),
             ("data.rs", include_str!("data.rs"), data::register),
             ("compute.rs", include_str!("compute.rs"), compute::register),
-            ("security.rs", include_str!("security.rs"), security::register),
+            (
+                "security.rs",
+                include_str!("security.rs"),
+                security::register,
+            ),
             ("traffic.rs", include_str!("traffic.rs"), traffic::register),
-            ("monitoring.rs", include_str!("monitoring.rs"), monitoring::register),
+            (
+                "monitoring.rs",
+                include_str!("monitoring.rs"),
+                monitoring::register,
+            ),
             ("ops.rs", include_str!("ops.rs"), ops::register),
         ];
         let backend = Arc::new(LazyBackend::new(CloudConfig::default()));
@@ -86,6 +94,9 @@ mod tests {
                 );
             }
         }
-        assert!(total > 50, "the scan found only {total} keys; has the reading style changed?");
+        assert!(
+            total > 50,
+            "the scan found only {total} keys; has the reading style changed?"
+        );
     }
 }

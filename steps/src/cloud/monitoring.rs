@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use super::checks::{CloudSpec, ROLES};
 use super::framework::{BodyFuture, CloudStep, Cx, Desired, Names, Role, cloud_spec};
 use super::input;
-use crate::regions::AWS_REGION;
 use crate::backend::{Kind, Resource};
+use crate::regions::AWS_REGION;
 use crate::target::LazyBackend;
 
 /// The lag above which the RPO budget (1 minute) is at risk: 30 s, in milliseconds.
@@ -185,7 +185,9 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         |input| {
             let n = |k: &str| input.get(k).and_then(Value::as_i64).unwrap_or(0);
             let (samples, interval) = (n("samples"), n("sample_interval_seconds"));
-            let needed = interval.saturating_mul(samples.saturating_sub(1)).saturating_add(15);
+            let needed = interval
+                .saturating_mul(samples.saturating_sub(1))
+                .saturating_add(15);
             if needed <= 900 {
                 return Ok(());
             }

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use super::checks::{CloudSpec, ROLES, VPC_CIDR};
 use super::framework::{BodyFuture, CloudStep, Cx, Desired, Names, cloud_spec};
 use super::input;
-use crate::regions::AWS_REGION;
 use crate::backend::Kind;
+use crate::regions::AWS_REGION;
 use crate::target::LazyBackend;
 
 pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
@@ -80,7 +80,9 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
                     }
                 ),
             )
-            .hint(format!("use at most {public} NAT gateways, or more public subnets")))
+            .hint(format!(
+                "use at most {public} NAT gateways, or more public subnets"
+            )))
         },
     )
     .output("vpc_id", ValueType::String, "The VPC id.")
@@ -193,7 +195,12 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
             }))
         },
     );
-    reg.register(CloudStep::boxed(peering, PEERING_NAMES, backend, run_peering));
+    reg.register(CloudStep::boxed(
+        peering,
+        PEERING_NAMES,
+        backend,
+        run_peering,
+    ));
 }
 
 /// The names `network.vpc` builds (routes are named after their table and destination).
@@ -217,7 +224,10 @@ fn count(input: &Outputs, key: &str) -> i64 {
 
 /// One subnet per zone: the region's zones bound both counts.
 fn subnets_fit_zones(input: &Outputs) -> Result<(), drflow_engine::RuleViolation> {
-    let region = input.get("region").and_then(Value::as_str).unwrap_or_default();
+    let region = input
+        .get("region")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let Some(zones) = crate::regions::availability_zones(region) else {
         // Not a region: its format check says so.
         return Ok(());
@@ -238,7 +248,10 @@ fn subnets_fit_zones(input: &Outputs) -> Result<(), drflow_engine::RuleViolation
                     zones.join(", ")
                 ),
             )
-            .hint(format!("use at most {} subnets per tier in {region}", zones.len())));
+            .hint(format!(
+                "use at most {} subnets per tier in {region}",
+                zones.len()
+            )));
         }
     }
     Ok(())

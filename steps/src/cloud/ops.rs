@@ -7,13 +7,13 @@ use std::sync::Arc;
 use drflow_engine::{Outputs, Registry, StepError, ValueType};
 use serde_json::{Value, json};
 
+use super::checks::CloudSpec;
 use super::framework::{
     BodyFuture, CloudStep, Cx, MANAGED_BY, SUFFIX_TAG, SUPERSEDED_TAG, cloud_spec,
 };
-use super::checks::CloudSpec;
 use super::input;
-use crate::regions::AWS_REGION;
 use crate::backend::{ErrorKind, GLOBAL, Kind, Resource, ResourceState};
+use crate::regions::AWS_REGION;
 use crate::target::LazyBackend;
 
 pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
@@ -103,7 +103,12 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
          later run, with a warning).",
     );
     superseded.has_undo = false;
-    reg.register(CloudStep::boxed(superseded, &[], backend, run_delete_superseded));
+    reg.register(CloudStep::boxed(
+        superseded,
+        &[],
+        backend,
+        run_delete_superseded,
+    ));
 }
 
 async fn get(cx: &Cx, region: &str, kind: Kind, ty: &str) -> Result<Option<Resource>, StepError> {

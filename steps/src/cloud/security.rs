@@ -9,8 +9,8 @@ use serde_json::json;
 use super::checks::{CloudSpec, ROLES};
 use super::framework::{BodyFuture, CloudStep, Cx, Desired, Names, Role, cloud_spec};
 use super::input;
-use crate::regions::AWS_REGION;
 use crate::backend::{GLOBAL, Kind};
+use crate::regions::AWS_REGION;
 use crate::target::LazyBackend;
 
 pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {

@@ -10,10 +10,10 @@ use serde_json::json;
 use super::checks::{CERTIFICATE_ARN, ROLES};
 use super::framework::{BodyFuture, CloudStep, Cx, Desired, Role, cloud_spec};
 use super::input;
-use crate::regions::AWS_REGION;
-use drflow_engine::formats::DOMAIN_NAME;
 use crate::backend::{GLOBAL, Kind};
+use crate::regions::AWS_REGION;
 use crate::target::LazyBackend;
+use drflow_engine::formats::DOMAIN_NAME;
 
 /// The path both the ALB and Route 53 probe.
 pub const HEALTH_PATH: &str = "/health/trading";
