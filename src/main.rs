@@ -501,12 +501,11 @@ fn new_run_id() -> String {
 
 fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
     let registry = registry(global);
-    let (rb, _) = load(&args.file, &registry)?;
+    let (rb, runbook_source) = load(&args.file, &registry)?;
     refuse_unbuilt_target(global, &rb)?;
     let flags = parse_flags(&args.params)?;
     let run_id = new_run_id();
     // Every value known before the run is checked before anything is journaled or created.
-    let runbook_source = read(&args.file)?;
     let (resolved, _) = cmd_validate::resolve_and_check(
         &rb,
         &runbook_source,
