@@ -111,7 +111,7 @@ impl fmt::Display for ValueType {
 ///
 /// Constraints are checked wherever the value becomes known: by the compiler on literals, by
 /// the value check of `drflow validate` and `drflow run` once parameters are known, and by the
-/// scheduler when the step starts (see [`crate::constraint`]).
+/// scheduler when the step starts (see [`Violation`], [`Format`] and [`Rule`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct ParamSpec {
     /// The key under `with:`.
