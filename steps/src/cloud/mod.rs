@@ -55,6 +55,49 @@ mod tests {
         keys
     }
 
+    /// A rule that reads an undeclared name would never run, an output that echoes one would
+    /// echo nothing, and a default outside its own constraints would be refused in every
+    /// runbook that leaves it out: none of these may exist.
+    #[test]
+    fn every_declaration_is_consistent() {
+        let reg = crate::registry(&CloudConfig::default());
+        for t in reg.iter() {
+            let spec = t.spec();
+            for rule in &spec.rules {
+                for read in &rule.reads {
+                    assert!(
+                        spec.param(read).is_some(),
+                        "{}: rule `{}` reads `{read}`, which is not declared",
+                        spec.name,
+                        rule.doc
+                    );
+                }
+            }
+            for o in &spec.outputs {
+                if let Some(from) = o.echoes {
+                    assert!(
+                        spec.param(from).is_some(),
+                        "{}: {} echoes `{from}`",
+                        spec.name,
+                        o.name
+                    );
+                }
+            }
+            for p in &spec.params {
+                if let Some(d) = &p.default {
+                    assert!(p.ty.accepts(d), "{}: default of {}", spec.name, p.name);
+                    assert!(
+                        p.check(d).is_ok(),
+                        "{}: the default of {} breaks its own constraints: {:?}",
+                        spec.name,
+                        p.name,
+                        p.check(d)
+                    );
+                }
+            }
+        }
+    }
+
     /// A misspelt parameter name in a step body would compile and miss at run time, after the
     /// value check had passed: every literal key a body reads is one its file declares.
     #[test]
