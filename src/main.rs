@@ -27,6 +27,7 @@ mod cmd_journal;
 mod cmd_sim;
 mod confirm;
 mod plan;
+mod cmd_validate;
 mod progress;
 mod reference;
 mod report;
@@ -39,8 +40,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use drflow_engine::{
-    Diagnostics, GraphFormat, Outputs, Registry, RunOptions, RunStatus, Runbook, Stop, compile,
-    parse_duration, redacted, resolve_params,
+    CheckTime, Diagnostics, GraphFormat, Outputs, Registry, RunOptions, RunStatus, Runbook, Stop,
+    compile, parse_duration, redacted,
 };
 use tokio::sync::watch;
 
@@ -104,12 +105,9 @@ impl Target {
 enum Command {
     /// Compile and run a runbook.
     Run(RunArgs),
-    /// Compile runbooks and report every problem; runs nothing.
-    Validate {
-        /// Runbook files.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-    },
+    /// Compile runbooks and check the values known before a run (with -p/--params-file, a
+    /// deployment's parameters too); report every problem; runs nothing.
+    Validate(cmd_validate::ValidateArgs),
     /// List every step type with its parameters and outputs.
     Steps {
         /// text, markdown (the docs page) or json.
@@ -177,8 +175,8 @@ struct ExecArgs {
     /// Run at most this many steps at once (default: no limit).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     max_parallel: Option<u32>,
-    /// Stop the run after this long, e.g. `10m`; running steps are cancelled.
-    #[arg(long, value_parser = parse_duration_arg)]
+    /// Stop the run after this long, e.g. `10m` (more than zero); running steps are cancelled.
+    #[arg(long, value_parser = parse_timeout_arg)]
     timeout: Option<Duration>,
     /// After Ctrl-C or SIGTERM, how long running steps may finish before they are cancelled.
     #[arg(long, default_value = "10s", value_parser = parse_duration_arg)]
@@ -238,6 +236,17 @@ fn parse_state_dir(s: &str) -> Result<PathBuf, String> {
 
 fn parse_duration_arg(s: &str) -> Result<Duration, String> {
     parse_duration(s)
+}
+
+/// A run's `--timeout`, like a step's `timeout:`, must leave some time: `0s` would cancel the
+/// run before its first step.
+fn parse_timeout_arg(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(
+            "a timeout must be more than zero; give the run a limit such as `30m`, or leave --timeout out for none".into(),
+        ),
+        d => Ok(d),
+    }
 }
 
 /// A failure of the command itself, with the exit code it maps to.
@@ -360,7 +369,7 @@ fn main() -> ExitCode {
                 }
             })
         }
-        Command::Validate { files } => cmd_validate(&files),
+        Command::Validate(args) => cmd_validate::cmd_validate(&args),
         Command::Steps { format } => {
             let registry = registry(&cli.global);
             match format {
@@ -445,28 +454,6 @@ fn load(path: &std::path::Path, registry: &Registry) -> Result<(Runbook, String)
         .map_err(|d: Diagnostics| Failure::diagnostics(d, &[(name.as_str(), source.as_str())]))
 }
 
-fn cmd_validate(files: &[PathBuf]) -> Result<u8, Failure> {
-    // Compiling never opens the backend, so the default configuration is as good as any.
-    let registry = drflow_steps::registry(&drflow_steps::CloudConfig::default());
-    let mut code = EXIT_OK;
-    for file in files {
-        match load(file, &registry) {
-            Ok((rb, _)) => outln!(
-                "{}: ok ({}, {}, {})",
-                file.display(),
-                count(rb.steps.len(), "step"),
-                count(rb.params.len(), "param"),
-                count(rb.outputs.len(), "output")
-            ),
-            Err(f) => {
-                eprint!("{}", f.message);
-                code = EXIT_INVALID;
-            }
-        }
-    }
-    Ok(code)
-}
-
 /// Refuses up front, rather than failing every cloud step one by one, a runbook that needs the
 /// AWS backend when this build has none.
 fn refuse_unbuilt_target(global: &Global, rb: &Runbook) -> Result<(), Failure> {
@@ -549,33 +536,24 @@ fn new_run_id() -> String {
 
 fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
     let registry = registry(global);
-    let (mut rb, _) = load(&args.file, &registry)?;
+    let (mut rb, runbook_source) = load(&args.file, &registry)?;
     refuse_unbuilt_target(global, &rb)?;
     let flags = parse_flags(&args.params)?;
-    let params_source = match &args.params_file {
-        Some(p) => Some((p.display().to_string(), read(p)?)),
-        None => None,
-    };
-    let params: Outputs = resolve_params(
+    let run_id = new_run_id();
+    // Every value known before the run is checked before anything is journaled or created.
+    let (resolved, _) = cmd_validate::resolve_and_check(
         &rb,
-        params_source
-            .as_ref()
-            .map(|(p, s)| (p.as_str(), s.as_str())),
+        &runbook_source,
+        args.params_file.as_deref(),
         &flags,
-    )
-    .map_err(|d| {
-        let runbook_source = read(&args.file).unwrap_or_default();
-        let mut sources = vec![(&*rb.file, runbook_source.as_str())];
-        if let Some((path, text)) = &params_source {
-            sources.push((path.as_str(), text.as_str()));
-        }
-        Failure::diagnostics(d, &sources)
-    })?;
+        CheckTime::Run { run_id: &run_id },
+        true,
+    )?;
+    let params: Outputs = resolved.values;
     if args.plan {
         return plan::cmd_plan(global, &mut rb, &params, &args.file, args.output);
     }
     let ask = confirm::check_run(&rb, &args.file, args.yes)?;
-    let run_id = new_run_id();
     let mut durable = cmd_journal::Durable::start(global, &rb, &params, &run_id, &args.durable)?;
     if ask {
         confirm::ask_run(global, &mut rb, &params)?;

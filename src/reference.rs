@@ -7,7 +7,8 @@ use std::fmt::Write;
 use drflow_engine::{ParamSpec, Registry, StepSpec, ValueType};
 use serde_json::{Map, Value, json};
 
-fn type_schema(p: &ParamSpec) -> Value {
+/// The JSON Schema of one parameter; the schemas of formats go to `defs` once, by name.
+fn type_schema(p: &ParamSpec, defs: &mut Map<String, Value>) -> Value {
     let mut plain = match p.ty {
         ValueType::String => json!({"type": "string"}),
         ValueType::Int => json!({"type": "integer"}),
@@ -25,21 +26,72 @@ fn type_schema(p: &ParamSpec) -> Value {
         if let Some(choices) = p.choices {
             o.insert("enum".into(), json!(choices));
         }
-        if let (Some(min), ValueType::Int | ValueType::Number) = (p.min, p.ty) {
-            o.insert("minimum".into(), json!(min));
+        if let Some(allowed) = p.int_choices {
+            o.insert("enum".into(), json!(allowed));
         }
+        if let ValueType::Int | ValueType::Number = p.ty {
+            if let Some(min) = p.min {
+                o.insert("minimum".into(), json!(min));
+            }
+            if let Some(max) = p.max {
+                o.insert("maximum".into(), json!(max));
+            }
+        }
+        let (min_key, max_key) = match p.ty {
+            ValueType::List => ("minItems", "maxItems"),
+            _ => ("minLength", "maxLength"),
+        };
+        if matches!(p.ty, ValueType::String | ValueType::List) {
+            if let Some(n) = p.min_len {
+                o.insert(min_key.into(), json!(n));
+            }
+            if let Some(n) = p.max_len {
+                o.insert(max_key.into(), json!(n));
+            }
+        }
+        if let Some(format) = p.format
+            && let Some(schema) = format.schema
+            && matches!(p.ty, ValueType::String | ValueType::List)
+        {
+            let key = format!("format_{}", format.name.replace('-', "_"));
+            if !defs.contains_key(&key) {
+                let mut def = Map::new();
+                def.insert("type".into(), json!("string"));
+                def.insert("description".into(), json!(format.doc));
+                if let Value::Object(extra) = schema() {
+                    def.extend(extra);
+                }
+                defs.insert(key.clone(), Value::Object(def));
+            }
+            if p.ty == ValueType::List {
+                // An item may be an expression too.
+                o.insert(
+                    "items".into(),
+                    json!({"anyOf": [
+                        {"$ref": format!("#/$defs/{key}")},
+                        {"$ref": "#/$defs/expression"}
+                    ]}),
+                );
+            } else {
+                o.insert("$ref".into(), json!(format!("#/$defs/{key}")));
+            }
+        }
+    }
+    if p.empty_means_none {
+        // The empty string means "none" whatever the format says.
+        return json!({"anyOf": [plain, {"const": ""}, {"$ref": "#/$defs/expression"}]});
     }
     // Any parameter may instead be an expression whose type is only known at run time.
     json!({"anyOf": [plain, {"$ref": "#/$defs/expression"}]})
 }
 
-fn with_schema(spec: &StepSpec) -> Value {
+fn with_schema(spec: &StepSpec, defs: &mut Map<String, Value>) -> Value {
     if spec.outputs_from_input {
         return json!({"type": "object", "description": "Any keys; they become the step's outputs."});
     }
     let mut props = Map::new();
     for p in &spec.params {
-        let mut s = type_schema(p);
+        let mut s = type_schema(p, defs);
         if let Value::Object(o) = &mut s {
             o.insert("description".into(), Value::String(p.doc.into()));
             if let Some(d) = &p.default {
@@ -70,7 +122,8 @@ pub fn schema(registry: &Registry) -> Value {
     for t in registry.iter() {
         let spec = t.spec();
         let key = format!("with_{}", spec.name.replace('.', "_"));
-        defs.insert(key.clone(), with_schema(spec));
+        let with = with_schema(spec, &mut defs);
+        defs.insert(key.clone(), with);
         cases.push(json!({
             "if": {"properties": {"uses": {"const": spec.name}}, "required": ["uses"]},
             "then": {"properties": {"with": {"$ref": format!("#/$defs/{key}")}}},
@@ -190,13 +243,11 @@ pub fn markdown(registry: &Registry) -> String {
                     .map(|d| format!("`{d}`"))
                     .unwrap_or_default();
                 let mut doc = p.doc.to_string();
-                if let Some(choices) = p.choices {
-                    let list: Vec<String> = choices.iter().map(|c| format!("`{c}`")).collect();
-                    doc.push_str(&format!(" One of {}.", list.join(", ")));
+                let checks = p.constraint_docs();
+                if !checks.is_empty() {
+                    doc.push_str(&format!(" Allowed: {}.", checks.join("; ")));
                 }
-                if let Some(min) = p.min {
-                    doc.push_str(&format!(" At least {min}."));
-                }
+                let doc = doc.replace('|', "\\|");
                 let _ = writeln!(
                     out,
                     "| `{}` | {} | {} | {} | {} |",
@@ -209,10 +260,21 @@ pub fn markdown(registry: &Registry) -> String {
             }
             out.push('\n');
         }
+        if !s.rules.is_empty() {
+            out.push_str("Rules over several parameters:\n\n");
+            for r in &s.rules {
+                let _ = writeln!(out, "- {}", r.doc);
+            }
+            out.push('\n');
+        }
         if !s.outputs.is_empty() {
             out.push_str("| output | type | description |\n|---|---|---|\n");
             for o in &s.outputs {
-                let _ = writeln!(out, "| `{}` | {} | {} |", o.name, o.ty, o.doc);
+                let echo = o
+                    .echoes
+                    .map(|i| format!(" Always equals the parameter `{i}`."))
+                    .unwrap_or_default();
+                let _ = writeln!(out, "| `{}` | {} | {}{echo} |", o.name, o.ty, o.doc);
             }
             out.push('\n');
         }
@@ -250,6 +312,13 @@ pub fn text(registry: &Registry) -> String {
                 req,
                 p.doc
             );
+            let checks = p.constraint_docs();
+            if !checks.is_empty() {
+                let _ = writeln!(out, "    {:<49} allowed: {}", "", checks.join("; "));
+            }
+        }
+        for r in &s.rules {
+            let _ = writeln!(out, "    rule: {}", r.doc);
         }
         for o in &s.outputs {
             let _ = writeln!(

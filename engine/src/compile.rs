@@ -66,6 +66,8 @@ pub struct ParamDecl {
     pub secret: bool,
     /// Where it is declared.
     pub pos: Pos,
+    /// Where its default is written, if it has one (value problems of the default point there).
+    pub default_pos: Option<Pos>,
 }
 
 /// When a step runs.
@@ -103,6 +105,28 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Where a `with:` value is written in the runbook: its position, and its items' when it is a
+/// list. Value problems found after compiling (once parameters are known) point here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Site {
+    /// Where the value starts.
+    pub pos: Pos,
+    /// Where each item starts, when the value is a list.
+    pub items: Vec<Pos>,
+}
+
+impl Site {
+    fn of(node: &Node) -> Site {
+        Site {
+            pos: node.pos,
+            items: node
+                .as_seq()
+                .map(|items| items.iter().map(|n| n.pos).collect())
+                .unwrap_or_default(),
+        }
+    }
+}
+
 /// A checked step.
 pub struct Step {
     /// Its id.
@@ -113,6 +137,8 @@ pub struct Step {
     pub step_type: Arc<dyn StepType>,
     /// Its input: every given parameter, then the defaults of those left out.
     pub with: Arc<[(String, Template)]>,
+    /// Where each entry of `with` is written (`None` for a default of the step type).
+    pub with_sites: Arc<[Option<Site>]>,
     /// The input, evaluated once at compile time when it holds no expression.
     pub literal_input: Option<Outputs>,
     /// Indices of the steps it needs.
@@ -204,6 +230,10 @@ struct Compiler {
     errors: Vec<Diagnostic>,
 }
 
+/// A step's `with:` as read: its entries (defaults of the step type appended), where each entry
+/// is written (`None` for a default), and the keys given.
+type WithBlock = (Vec<(String, Template)>, Vec<Option<Site>>, HashSet<String>);
+
 /// A step as read, before its references are resolved.
 struct RawStep<'a> {
     id: String,
@@ -212,6 +242,7 @@ struct RawStep<'a> {
     spec: Option<Arc<dyn StepType>>,
     uses: String,
     with: Vec<(String, Template)>,
+    with_sites: Vec<Option<Site>>,
     with_keys: HashSet<String>,
     needs: Vec<(&'a str, Pos)>,
     condition: Condition,
@@ -283,7 +314,7 @@ impl Compiler {
                 self.hint(
                     node.pos,
                     format!("{what} must be true or false, but this is {}", node.shape()),
-                    "write `true` or `false` without quotes",
+                    BOOL_HINT,
                 );
                 false
             }
@@ -545,6 +576,7 @@ impl Compiler {
                     uses: s.uses,
                     step_type: s.spec.expect("checked: no errors"),
                     with: s.with.into(),
+                    with_sites: s.with_sites.into(),
                     literal_input,
                     needs,
                     condition: s.condition,
@@ -602,6 +634,7 @@ impl Compiler {
                 description: String::new(),
                 secret: false,
                 pos: key.pos,
+                default_pos: None,
             };
             let what = format!("parameter `{}`", p.name);
             if let Some(fields) = self.fields(decl, &what, PARAM_FIELDS) {
@@ -635,10 +668,15 @@ impl Compiler {
                         self.hint(
                             v.pos,
                             format!("the default of {what} is {}, not a {}", v.shape(), p.ty),
-                            "change the default or the declared `type`",
+                            if p.ty == ValueType::Bool {
+                                format!("change the default or the declared `type`; {BOOL_HINT}")
+                            } else {
+                                "change the default or the declared `type`".to_string()
+                            },
                         );
                     }
                     p.default = Some(value);
+                    p.default_pos = Some(v.pos);
                 }
             }
             out.push(p);
@@ -741,12 +779,21 @@ impl Compiler {
             }
         };
         let with_node = get("with").map(|(_, v)| v);
-        let (with, with_keys) = self.with(
+        let (with, with_sites, with_keys) = self.with(
             with_node,
             node.pos,
             &label,
             spec.as_deref().map(|s| s.spec()),
         );
+        if let Some(t) = &spec {
+            self.literal_rules(
+                t.spec(),
+                &with,
+                &with_sites,
+                with_node.map_or(node.pos, |n| n.pos),
+                &label,
+            );
+        }
         let needs = match get("needs") {
             None => Vec::new(),
             Some((_, v)) => match &v.kind {
@@ -837,6 +884,7 @@ impl Compiler {
             spec,
             uses,
             with,
+            with_sites,
             with_keys,
             needs,
             condition,
@@ -852,8 +900,9 @@ impl Compiler {
         step_pos: Pos,
         label: &str,
         spec: Option<&StepSpec>,
-    ) -> (Vec<(String, Template)>, HashSet<String>) {
+    ) -> WithBlock {
         let mut out = Vec::new();
+        let mut sites = Vec::new();
         let mut keys = HashSet::new();
         let entries: &[(Node, Node)] = match node {
             None => &[],
@@ -890,18 +939,28 @@ impl Compiler {
                         self.check_type(&template, v, p.ty, name, label);
                         if let Template::Lit(value) = &template
                             && p.ty.accepts(value)
-                            && let Err(msg) = p.check(value)
+                            && let Err(violation) = p.check(value)
                         {
+                            // A list's bad item is pointed at, not the list.
+                            let at = violation
+                                .item
+                                .and_then(|i| v.as_seq().and_then(|items| items.get(i)))
+                                .map_or(v.pos, |n| n.pos);
+                            let hint = violation
+                                .hint
+                                .clone()
+                                .unwrap_or_else(|| format!("{}: {}", p.name, p.doc));
                             self.hint(
-                                v.pos,
-                                format!("{msg} (in {label})"),
-                                format!("{}: {}", p.name, p.doc),
+                                at,
+                                format!("{} (in {label})", violation.sentence(p.name)),
+                                hint,
                             );
                         }
                     }
                 }
             }
             out.push((name.to_string(), template));
+            sites.push(Some(Site::of(v)));
         }
         if let Some(spec) = spec {
             for p in &spec.params {
@@ -919,10 +978,58 @@ impl Compiler {
                     );
                 } else if let Some(d) = &p.default {
                     out.push((p.name.to_string(), Template::Lit(d.clone())));
+                    sites.push(None);
                 }
             }
         }
-        (out, keys)
+        (out, sites, keys)
+    }
+
+    /// Runs the step type's rules whose inputs are all literals (or defaults); the value check
+    /// runs the others once parameters are known.
+    fn literal_rules(
+        &mut self,
+        spec: &StepSpec,
+        with: &[(String, Template)],
+        sites: &[Option<Site>],
+        with_pos: Pos,
+        label: &str,
+    ) {
+        if spec.outputs_from_input || spec.rules.is_empty() {
+            return;
+        }
+        let mut input = Outputs::new();
+        for (k, t) in with {
+            if let Template::Lit(v) = t {
+                input.insert(k.clone(), v.clone());
+            }
+        }
+        for rule in &spec.rules {
+            if rule
+                .reads
+                .iter()
+                .any(|r| with.iter().any(|(k, t)| k == r && !t.is_literal()))
+            {
+                continue;
+            }
+            let Some(values) = spec.rule_input(rule, &input) else {
+                continue;
+            };
+            if let Err(v) = (rule.check)(&values) {
+                let field = v.field.or_else(|| rule.reads.first().copied());
+                let at = field
+                    .and_then(|f| with.iter().position(|(k, _)| k == f))
+                    .and_then(|i| sites.get(i).cloned().flatten())
+                    .map_or(with_pos, |s| s.pos);
+                let message = format!("{} (in {label})", v.message);
+                match v.hint {
+                    Some(h) => self.hint(at, message, h),
+                    None => {
+                        self.err(at, message);
+                    }
+                }
+            }
+        }
     }
 
     fn check_type(&mut self, t: &Template, node: &Node, ty: ValueType, name: &str, label: &str) {
@@ -1155,13 +1262,18 @@ pub(crate) fn article(ty: ValueType) -> &'static str {
     }
 }
 
+/// How to write a boolean, on every route (runbook, parameter file, `-p`): the YAML 1.2 core
+/// schema's spellings, and nothing else.
+pub const BOOL_HINT: &str = "write `true` or `false` without quotes (`True`, `TRUE`, `False` and `FALSE` also work; \
+     `yes`, `no`, `on`, `off`, `1` and `0` are not booleans)";
+
 /// How to write a value of a type, for hints.
 pub fn type_hint(ty: ValueType) -> String {
     match ty {
         ValueType::String => "write text; quote it if it looks like a number or a bool".into(),
         ValueType::Int => "write a whole number without quotes, e.g. `3`".into(),
         ValueType::Number => "write a number without quotes, e.g. `2.5`".into(),
-        ValueType::Bool => "write `true` or `false` without quotes".into(),
+        ValueType::Bool => BOOL_HINT.into(),
         ValueType::Duration => "write a duration such as `30s`, `5m` or `250ms`".into(),
         ValueType::List => "write a list, e.g. `[a, b]`".into(),
         ValueType::Map => "write a map, e.g. `{key: value}`".into(),

@@ -5,7 +5,10 @@
 //! 1. The step contract: what a step type fulfils ([`StepType`], [`StepSpec`], [`Registry`]).
 //! 2. [`compile()`]: YAML text to a checked [`Runbook`], every problem reported at once as
 //!    [`Diagnostics`] with `file:line:col`.
-//! 3. [`resolve_params`]: a runbook's parameters from defaults, a file and `-p` flags.
+//! 3. [`resolve_params`]: a runbook's parameters from defaults, a file and `-p` flags; then
+//!    [`check_values`]: every step input known before the run checked against its step type's
+//!    declared constraints ([`ParamSpec`], [`Rule`]), each problem located where the value came
+//!    from.
 //! 4. [`run`]: the scheduler, which runs the [`Dag`] and reports [`RunEvent`]s to a
 //!    [`RunSink`] before acting on them, and returns a [`RunReport`].
 //!
@@ -24,11 +27,13 @@
 //! The engine knows nothing about AWS: step types come from the `drflow-steps` crate.
 
 mod compile;
+mod constraint;
 mod dag;
 mod diag;
 mod duration;
 mod event;
 mod expr;
+pub mod formats;
 mod journal;
 mod lock;
 mod params;
@@ -39,22 +44,25 @@ mod secret_flow;
 mod secrets;
 mod state;
 mod step;
+mod values;
 mod yaml;
 
 pub use compile::{
-    Condition, OnFailure, ParamDecl, RetryPolicy, Runbook, Step, compile, content_hash,
+    BOOL_HINT, Condition, OnFailure, ParamDecl, RetryPolicy, Runbook, Site, Step, compile,
+    content_hash,
 };
+pub use constraint::{BoundKind, Format, Rule, RuleCheck, RuleViolation, Violation};
 pub use dag::{Dag, GraphFormat};
 pub use diag::{Diagnostic, Diagnostics, Pos, nearest, suggest};
 pub use duration::{format_duration, parse_duration};
 pub use event::{Fanout, Recorder, RunEvent, RunSink, RunStatus, SinkError, Timestamp, now};
-pub use expr::{Template, truthy};
+pub use expr::{Expr, Ref, Template, truthy};
 pub use journal::{
     APPLICATION_ID, DEFAULT_STATE_DIR, Durability, JOURNAL_FILE, Journal, JournalError, MIGRATIONS,
     RunSummary, SCHEMA_VERSION, STATE_DIR_ENV, parse_status, resolve_state_dir,
 };
 pub use lock::{Holder, Lease, LeaseOptions, LockError, hostname, live_holder, lock_holder};
-pub use params::{redacted, resolve as resolve_params};
+pub use params::{redacted, resolve as resolve_params, resolve_located as resolve_params_located};
 pub use rollback::{RollbackPlan, RollbackReport, plan_rollback, rollback};
 pub use scheduler::{
     Prior, RunError, RunOptions, RunReport, StepReport, StepStatus, Stop, backoff, evaluate_input,
@@ -70,5 +78,8 @@ pub use state::{
 pub use step::{
     OutputSpec, Outputs, ParamSpec, Reevaluate, Registry, StepContext, StepError, StepFuture,
     StepSpec, StepType, ValueType,
+};
+pub use values::{
+    CheckTime, ParamOrigin, ResolvedParams, SkipReason, SkippedCheck, ValueReport, check_values,
 };
 pub use yaml::{MAX_ALIAS_NODES, MAX_DEPTH, Node, NodeKind, parse as parse_yaml};

@@ -1,28 +1,52 @@
 //! Resolving a runbook's parameters from defaults, a parameter file and `-p name=value`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::Value;
 
 use crate::compile::{ParamDecl, Runbook, type_hint};
-use crate::diag::{Diagnostic, Diagnostics, Pos, suggest};
+use crate::diag::{Diagnostic, Diagnostics, Pos, nearest};
 use crate::step::{Outputs, ValueType};
+use crate::values::{ParamOrigin, ResolvedParams};
 use crate::yaml::Node;
 
 /// Resolves parameters: the file's values override defaults, flags override the file.
+///
+/// Every problem is reported at once: unknown names (the hint lists the known ones), ill-typed
+/// values, missing required parameters.
 pub fn resolve(
     runbook: &Runbook,
     file: Option<(&str, &str)>,
     flags: &[(String, String)],
 ) -> Result<Outputs, Diagnostics> {
+    resolve_located(runbook, file, flags, true).map(|r| r.values)
+}
+
+/// Like [`resolve`], keeping where each value came from (for value problems found later). With
+/// `require_all` false, a required parameter that was not given is listed in
+/// [`ResolvedParams::missing`] instead of being an error (`drflow validate` checks what it can).
+pub fn resolve_located(
+    runbook: &Runbook,
+    file: Option<(&str, &str)>,
+    flags: &[(String, String)],
+    require_all: bool,
+) -> Result<ResolvedParams, Diagnostics> {
     let mut errors = Vec::new();
     let mut values = Outputs::new();
-    let names: Vec<&str> = runbook.params.iter().map(|p| p.name.as_str()).collect();
+    let mut origins = BTreeMap::new();
     if let Some((path, source)) = file {
         let path: Arc<str> = Arc::from(path);
         match crate::yaml::parse(&path, source) {
             Err(d) => errors.push(d),
-            Ok(node) => file_values(&node, &path, runbook, &names, &mut values, &mut errors),
+            Ok(node) => file_values(
+                &node,
+                &path,
+                runbook,
+                &mut values,
+                &mut origins,
+                &mut errors,
+            ),
         }
     }
     for (i, (name, text)) in flags.iter().enumerate() {
@@ -35,11 +59,18 @@ pub fn resolve(
                     pos,
                     format!("unknown parameter `{name}` in `-p {name}=…`"),
                 )
-                .with_hint(suggest(name, &names)),
+                .with_hint(known_names(runbook, name)),
             ),
             Some(p) => match from_text(p, text) {
                 Ok(v) => {
                     values.insert(name.clone(), v);
+                    origins.insert(
+                        name.clone(),
+                        ParamOrigin::Flag {
+                            index: i + 1,
+                            text: text.clone(),
+                        },
+                    );
                 }
                 Err(msg) => {
                     // A secret's value is never echoed, not even a wrong one.
@@ -53,26 +84,38 @@ pub fn resolve(
         }
     }
     let mut out = Outputs::new();
+    let mut missing = Vec::new();
     for p in &runbook.params {
-        match values.remove(&p.name).or_else(|| p.default.clone()) {
+        match values.remove(&p.name) {
             Some(v) => {
                 out.insert(p.name.clone(), v);
             }
-            None => errors.push(
-                Diagnostic::new(
-                    runbook.file.clone(),
-                    p.pos,
-                    format!("parameter `{}` is required but was not given", p.name),
-                )
-                .with_hint(format!(
-                    "pass `-p {}=<{}>` or set it in a `--params-file`",
-                    p.name, p.ty
-                )),
-            ),
+            None => match &p.default {
+                Some(v) => {
+                    out.insert(p.name.clone(), v.clone());
+                    origins.insert(p.name.clone(), ParamOrigin::Default);
+                }
+                None if !require_all => missing.push(p.name.clone()),
+                None => errors.push(
+                    Diagnostic::new(
+                        runbook.file.clone(),
+                        p.pos,
+                        format!("parameter `{}` is required but was not given", p.name),
+                    )
+                    .with_hint(format!(
+                        "pass `-p {}=<{}>` or set it in a `--params-file`",
+                        p.name, p.ty
+                    )),
+                ),
+            },
         }
     }
     if errors.is_empty() {
-        return Ok(out);
+        return Ok(ResolvedParams {
+            values: out,
+            origins,
+            missing,
+        });
     }
     // A parameter file of a runbook with secrets may hold them on any line (even a misspelt
     // one), so its lines are never quoted back; the file, line and column still are.
@@ -86,12 +129,33 @@ pub fn resolve(
     Err(Diagnostics(errors))
 }
 
+/// The hint for an unknown parameter name: the nearest known one if any, and every known one.
+fn known_names(runbook: &Runbook, name: &str) -> String {
+    let names: Vec<&str> = runbook.params.iter().map(|p| p.name.as_str()).collect();
+    if names.is_empty() {
+        return format!("runbook `{}` takes no parameters", runbook.name);
+    }
+    let list = names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let known = format!(
+        "runbook `{}` takes {list} (`drflow validate {} --explain` describes them)",
+        runbook.name, runbook.file
+    );
+    match nearest(name, names.iter().copied()) {
+        Some(near) => format!("did you mean `{near}`? {known}"),
+        None => known,
+    }
+}
+
 fn file_values(
     node: &Node,
     path: &Arc<str>,
     runbook: &Runbook,
-    names: &[&str],
     values: &mut Outputs,
+    origins: &mut BTreeMap<String, ParamOrigin>,
     errors: &mut Vec<Diagnostic>,
 ) {
     let Some(entries) = node.as_map() else {
@@ -116,13 +180,20 @@ fn file_values(
                     k.pos,
                     format!("unknown parameter `{name}` for runbook `{}`", runbook.name),
                 )
-                .with_hint(suggest(name, names)),
+                .with_hint(known_names(runbook, name)),
             );
             continue;
         };
         let value = v.to_value();
         if decl.ty.accepts(&value) {
             values.insert(name.to_string(), value);
+            origins.insert(
+                name.to_string(),
+                ParamOrigin::File {
+                    file: path.clone(),
+                    pos: v.pos,
+                },
+            );
         } else {
             errors.push(
                 Diagnostic::new(
@@ -161,9 +232,11 @@ fn from_text(p: &ParamDecl, text: &str) -> Result<Value, String> {
             .and_then(serde_json::Number::from_f64)
             .map(Value::Number)
             .ok_or_else(|| format!("`{}` takes a number", p.name))?,
+        // The spellings a YAML file accepts (the 1.2 core schema), so that `-p`, a parameter
+        // file and a runbook default agree; `yes`/`no`/`on`/`off`/`1`/`0` are refused everywhere.
         ValueType::Bool => match text.trim() {
-            "true" | "yes" | "1" => Value::Bool(true),
-            "false" | "no" | "0" => Value::Bool(false),
+            "true" | "True" | "TRUE" => Value::Bool(true),
+            "false" | "False" | "FALSE" => Value::Bool(false),
             _ => return Err(format!("`{}` takes true or false", p.name)),
         },
         ValueType::List | ValueType::Map | ValueType::Any => {
@@ -202,4 +275,81 @@ pub fn redacted(runbook: &Runbook, params: &Outputs) -> Value {
             })
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runbook() -> Runbook {
+        let src = "runbook: r\nparams:\n  flag: { type: bool, default: false }\nsteps:\n  - { id: a, uses: t.x }\n";
+        let mut reg = crate::Registry::new();
+        struct X(crate::StepSpec);
+        impl crate::StepType for X {
+            fn spec(&self) -> &crate::StepSpec {
+                &self.0
+            }
+            fn run<'a>(
+                &'a self,
+                _: &'a crate::StepContext,
+                _: &'a Outputs,
+            ) -> crate::StepFuture<'a> {
+                Box::pin(async { Ok(Outputs::new()) })
+            }
+        }
+        reg.register(std::sync::Arc::new(X(crate::StepSpec::new("t.x", ""))));
+        crate::compile("rb.yaml", src, &reg).unwrap()
+    }
+
+    /// The same spellings of a boolean on every route: `-p`, a parameter file, a default.
+    #[test]
+    fn booleans_are_spelt_the_same_on_every_route() {
+        let rb = runbook();
+        for (text, want) in [
+            ("true", Some(true)),
+            ("True", Some(true)),
+            ("TRUE", Some(true)),
+            ("false", Some(false)),
+            ("False", Some(false)),
+            ("FALSE", Some(false)),
+            ("yes", None),
+            ("no", None),
+            ("on", None),
+            ("1", None),
+            ("0", None),
+        ] {
+            let flag = resolve(&rb, None, &[("flag".into(), text.into())]);
+            let file_text = format!("flag: {text}\n");
+            let file = resolve(&rb, Some(("p.yaml", &file_text)), &[]);
+            match want {
+                Some(b) => {
+                    assert_eq!(flag.unwrap()["flag"], Value::Bool(b), "-p flag={text}");
+                    assert_eq!(file.unwrap()["flag"], Value::Bool(b), "flag: {text}");
+                }
+                None => {
+                    let flag = flag.unwrap_err();
+                    let file = file.unwrap_err();
+                    for d in [&flag.0[0], &file.0[0]] {
+                        assert_eq!(
+                            d.hint.as_deref(),
+                            Some(crate::compile::BOOL_HINT),
+                            "{text}: {d}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_unknown_name_lists_the_known_ones() {
+        let rb = runbook();
+        let e = resolve(&rb, None, &[("flg".into(), "true".into())]).unwrap_err();
+        assert_eq!(
+            e.0[0].hint.as_deref(),
+            Some(
+                "did you mean `flag`? runbook `r` takes `flag` (`drflow validate rb.yaml --explain` describes them)"
+            )
+        );
+    }
 }

@@ -807,45 +807,27 @@ fn decide(
     };
     let spec = step.step_type.spec();
     let secret_inputs = secrets.flow.secret_inputs(idx);
-    if !spec.outputs_from_input {
-        for p in &spec.params {
-            match input.get(p.name) {
-                // The value is never quoted: a short secret could not be scrubbed out.
-                Some(v)
-                    if !v.is_null()
-                        && secret_inputs.iter().any(|n| n == p.name)
-                        && (!p.ty.accepts(v) || p.check(v).is_err()) =>
-                {
-                    return Decision::Fail(StepError::invalid_input(format!(
-                        "the secret value of parameter `{}` is not {} {} its declaration \
-                         allows (the value is not shown)",
-                        p.name,
-                        crate::compile::article(p.ty),
-                        p.ty
-                    )));
-                }
-                Some(Value::Null) | None if p.required => {
-                    return Decision::Fail(StepError::invalid_input(format!(
-                        "required parameter `{}` evaluated to nothing",
-                        p.name
-                    )));
-                }
-                Some(v) if !v.is_null() && p.ty.accepts(v) && p.check(v).is_err() => {
-                    return Decision::Fail(StepError::invalid_input(
-                        p.check(v).err().unwrap_or_default(),
-                    ));
-                }
-                Some(v) if !v.is_null() && !p.ty.accepts(v) => {
-                    return Decision::Fail(StepError::invalid_input(format!(
-                        "parameter `{}` must be {} {}, but evaluated to {v}",
-                        p.name,
-                        crate::compile::article(p.ty),
-                        p.ty
-                    )));
-                }
-                _ => {}
-            }
+    // A secret value that its declaration refuses is never quoted: a short secret could not be
+    // scrubbed out of the message.
+    for p in &spec.params {
+        if let Some(v) = input.get(p.name)
+            && !v.is_null()
+            && secret_inputs.iter().any(|n| n == p.name)
+            && (!p.ty.accepts(v) || p.check(v).is_err())
+        {
+            return Decision::Fail(StepError::invalid_input(format!(
+                "the secret value of parameter `{}` is not {} {} its declaration allows (the \
+                 value is not shown)",
+                p.name,
+                crate::compile::article(p.ty),
+                p.ty
+            )));
         }
+    }
+    // The same declaration the compiler and the value check use: constraints and rules on
+    // values only known now.
+    if let Err(e) = spec.check_input(&input) {
+        return Decision::Fail(e);
     }
     Decision::Run(input)
 }

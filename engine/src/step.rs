@@ -20,6 +20,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::constraint::{BoundKind, Format, Rule, RuleViolation, Violation, num};
+
 /// A map of named values: a step's input (`with:`) after expressions were evaluated, or its outputs.
 pub type Outputs = serde_json::Map<String, Value>;
 
@@ -105,7 +107,11 @@ impl fmt::Display for ValueType {
     }
 }
 
-/// One declared parameter of a step type.
+/// One declared parameter of a step type, with the constraints on its value.
+///
+/// Constraints are checked wherever the value becomes known: by the compiler on literals, by
+/// the value check of `drflow validate` and `drflow run` once parameters are known, and by the
+/// scheduler when the step starts (see [`Violation`], [`Format`] and [`Rule`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct ParamSpec {
     /// The key under `with:`.
@@ -122,50 +128,264 @@ pub struct ParamSpec {
     /// For strings: the only values allowed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub choices: Option<&'static [&'static str]>,
+    /// For whole numbers: the only values allowed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub int_choices: Option<&'static [i64]>,
     /// For numbers and durations (in seconds): the smallest value allowed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min: Option<f64>,
+    /// For numbers and durations (in seconds): the largest value allowed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// For strings (in characters) and lists (in items): the shortest allowed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_len: Option<usize>,
+    /// For strings (in characters) and lists (in items): the longest allowed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_len: Option<usize>,
+    /// Why `max_len` is what it is, when it is derived from something else (the names a cloud
+    /// step builds from an environment suffix).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_len_why: Option<String>,
+    /// For strings, and each string of a list: the format it must have.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<Format>,
+    /// The empty string means "none" and is accepted as is (no format or length check).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub empty_means_none: bool,
 }
 
 impl ParamSpec {
-    /// Checks a value of the right type against `choices` and `min`; the error says what is
-    /// allowed.
-    pub fn check(&self, value: &Value) -> Result<(), String> {
+    /// A parameter with no constraint beyond its type.
+    fn plain(name: &'static str, ty: ValueType, doc: &'static str) -> ParamSpec {
+        ParamSpec {
+            name,
+            ty,
+            required: true,
+            default: None,
+            doc,
+            choices: None,
+            int_choices: None,
+            min: None,
+            max: None,
+            min_len: None,
+            max_len: None,
+            max_len_why: None,
+            format: None,
+            empty_means_none: false,
+        }
+    }
+
+    /// Whether anything beyond the type is checked.
+    pub fn is_constrained(&self) -> bool {
+        self.choices.is_some()
+            || self.int_choices.is_some()
+            || self.min.is_some()
+            || self.max.is_some()
+            || self.min_len.is_some()
+            || self.max_len.is_some()
+            || self.format.is_some()
+    }
+
+    /// Checks a value of the right type against every constraint; the first one broken is
+    /// returned as a predicate (put the parameter's name in front: [`Violation::sentence`]).
+    pub fn check(&self, value: &Value) -> Result<(), Violation> {
+        if self.empty_means_none && value.as_str() == Some("") {
+            return Ok(());
+        }
         if let (Some(choices), Some(s)) = (self.choices, value.as_str())
             && !choices.contains(&s)
         {
-            return Err(format!(
-                "`{}` must be one of {}, not `{s}`",
-                self.name,
+            let mut v = Violation::new(format!(
+                "must be one of {}, not `{s}`",
                 choices
                     .iter()
                     .map(|c| format!("`{c}`"))
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
+            if let Some(near) = crate::diag::nearest(s, choices.iter().copied()) {
+                v = v.hint(format!("did you mean `{near}`?"));
+            }
+            return Err(v);
         }
-        if let Some(min) = self.min {
-            let number = match (self.ty, value) {
-                (ValueType::Duration, Value::String(s)) => crate::duration::parse_duration(s)
-                    .ok()
-                    .map(|d| d.as_secs_f64()),
-                (_, v) => v.as_f64(),
-            };
-            if let Some(n) = number
-                && n < min
-            {
-                let shown = if self.ty == ValueType::Duration {
-                    format!("{min}s")
-                } else {
-                    min.to_string()
-                };
-                return Err(format!(
-                    "`{}` must be at least {shown}, not {value}",
-                    self.name
-                ));
+        if let (Some(allowed), Some(n)) = (self.int_choices, value.as_i64())
+            && !allowed.contains(&n)
+        {
+            let list: Vec<String> = allowed.iter().map(i64::to_string).collect();
+            return Err(Violation::new(format!(
+                "must be {}, not {n}",
+                or_list(&list)
+            )));
+        }
+        self.check_number(value)?;
+        self.check_length(value)?;
+        if let Some(format) = self.format {
+            match value {
+                Value::String(s) => (format.check)(s)?,
+                Value::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        if let Some(s) = item.as_str() {
+                            (format.check)(s).map_err(|mut v| {
+                                v.item = Some(i);
+                                v
+                            })?;
+                        }
+                    }
+                }
+                _ => {}
             }
         }
         Ok(())
+    }
+
+    fn check_number(&self, value: &Value) -> Result<(), Violation> {
+        if self.min.is_none() && self.max.is_none() {
+            return Ok(());
+        }
+        let number = match (self.ty, value) {
+            (ValueType::Duration, Value::String(s)) => crate::duration::parse_duration(s)
+                .ok()
+                .map(|d| d.as_secs_f64()),
+            (_, v) => v.as_f64(),
+        };
+        let Some(n) = number else { return Ok(()) };
+        let shown = |x: f64| {
+            if self.ty == ValueType::Duration {
+                format!("{}s", num(x))
+            } else {
+                num(x)
+            }
+        };
+        let broken = match (self.min, self.max) {
+            (Some(min), _) if n < min => Some((BoundKind::Min, min)),
+            (_, Some(max)) if n > max => Some((BoundKind::Max, max)),
+            _ => None,
+        };
+        let Some((kind, bound)) = broken else {
+            return Ok(());
+        };
+        let problem = match (self.min, self.max) {
+            (Some(min), Some(max)) => {
+                format!("must be from {} to {}, not {value}", shown(min), shown(max))
+            }
+            (Some(min), None) => format!("must be at least {}, not {value}", shown(min)),
+            (None, Some(max)) => format!("must be at most {}, not {value}", shown(max)),
+            (None, None) => return Ok(()),
+        };
+        let mut v = Violation::new(problem);
+        v.bound = Some((kind, bound));
+        Err(v)
+    }
+
+    fn check_length(&self, value: &Value) -> Result<(), Violation> {
+        let (len, unit) = match value {
+            Value::String(s) => (s.chars().count(), "character"),
+            Value::Array(items) => (items.len(), "item"),
+            _ => return Ok(()),
+        };
+        let plural = |n: usize| {
+            if n == 1 {
+                unit.to_string()
+            } else {
+                format!("{unit}s")
+            }
+        };
+        if let Some(max) = self.max_len
+            && len > max
+        {
+            let has = if unit == "character" {
+                format!("is {len} {} long", plural(len))
+            } else {
+                format!("has {len} {}", plural(len))
+            };
+            let mut problem = format!("{has}, more than the {max} allowed");
+            if let Some(why) = &self.max_len_why {
+                problem.push_str(": ");
+                problem.push_str(why);
+            }
+            let mut v = Violation::new(problem).hint(format!("use at most {max} {}", plural(max)));
+            v.bound = Some((BoundKind::MaxLen, max as f64));
+            return Err(v);
+        }
+        if let Some(min) = self.min_len
+            && len < min
+        {
+            let problem = if len == 0 {
+                "must not be empty".to_string()
+            } else if unit == "character" {
+                format!("is {len} {} long, fewer than the {min} needed", plural(len))
+            } else {
+                format!("has {len} {}, fewer than the {min} needed", plural(len))
+            };
+            let mut v = Violation::new(problem);
+            v.bound = Some((BoundKind::MinLen, min as f64));
+            return Err(v);
+        }
+        Ok(())
+    }
+
+    /// The constraints in words, for the reference docs and `validate --explain`: "at least 1",
+    /// "an IPv4 CIDR block …". Empty when there is none.
+    pub fn constraint_docs(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(choices) = self.choices {
+            let list: Vec<String> = choices.iter().map(|c| format!("`{c}`")).collect();
+            out.push(format!("one of {}", list.join(", ")));
+        }
+        if let Some(allowed) = self.int_choices {
+            let list: Vec<String> = allowed.iter().map(i64::to_string).collect();
+            out.push(format!("one of {}", list.join(", ")));
+        }
+        let unit = if self.ty == ValueType::Duration {
+            "s"
+        } else {
+            ""
+        };
+        match (self.min, self.max) {
+            (Some(a), Some(b)) => out.push(format!("from {}{unit} to {}{unit}", num(a), num(b))),
+            (Some(a), None) => out.push(format!("at least {}{unit}", num(a))),
+            (None, Some(b)) => out.push(format!("at most {}{unit}", num(b))),
+            (None, None) => {}
+        }
+        let what = if self.ty == ValueType::List {
+            "items"
+        } else {
+            "characters"
+        };
+        let why = self
+            .max_len_why
+            .as_ref()
+            .map(|w| format!(" ({w})"))
+            .unwrap_or_default();
+        match (self.min_len, self.max_len) {
+            (Some(a), Some(b)) => out.push(format!("{a} to {b} {what}{why}")),
+            (Some(1), None) if what == "characters" => out.push("not empty".into()),
+            (Some(a), None) => out.push(format!("at least {a} {what}")),
+            (None, Some(b)) => out.push(format!("at most {b} {what}{why}")),
+            (None, None) => {}
+        }
+        if let Some(f) = self.format {
+            let each = if self.ty == ValueType::List {
+                "each "
+            } else {
+                ""
+            };
+            out.push(format!("{each}{}", f.doc));
+        }
+        if self.empty_means_none {
+            out.push("empty means none".into());
+        }
+        out
+    }
+}
+
+/// `a`, `a or b`, `a, b or c`.
+pub(crate) fn or_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
     }
 }
 
@@ -179,6 +399,10 @@ pub struct OutputSpec {
     pub ty: ValueType,
     /// One sentence for the reference docs.
     pub doc: &'static str,
+    /// The input this output always equals, when it does (`network.vpc`'s `cidr`): the value
+    /// check then knows the output before the run, and checks what reads it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub echoes: Option<&'static str>,
 }
 
 /// Everything the engine knows about a step type before running it.
@@ -207,6 +431,9 @@ pub struct StepSpec {
     /// will delete and asks first on a terminal, and wants `--yes` elsewhere.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub destructive: bool,
+    /// Rules over several inputs (see [`Rule`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<Rule>,
 }
 
 impl StepSpec {
@@ -221,20 +448,13 @@ impl StepSpec {
             has_undo: false,
             outputs_not_secret: false,
             destructive: false,
+            rules: Vec::new(),
         }
     }
 
     /// Adds a required parameter.
     pub fn required(mut self, name: &'static str, ty: ValueType, doc: &'static str) -> Self {
-        self.params.push(ParamSpec {
-            name,
-            ty,
-            required: true,
-            default: None,
-            doc,
-            choices: None,
-            min: None,
-        });
+        self.params.push(ParamSpec::plain(name, ty, doc));
         self
     }
 
@@ -247,13 +467,9 @@ impl StepSpec {
         doc: &'static str,
     ) -> Self {
         self.params.push(ParamSpec {
-            name,
-            ty,
             required: false,
             default: (!default.is_null()).then_some(default),
-            doc,
-            choices: None,
-            min: None,
+            ..ParamSpec::plain(name, ty, doc)
         });
         self
     }
@@ -274,9 +490,91 @@ impl StepSpec {
         self
     }
 
+    /// Sets the largest value of the parameter added last (durations in seconds).
+    pub fn at_most(mut self, max: f64) -> Self {
+        if let Some(p) = self.params.last_mut() {
+            p.max = Some(max);
+        }
+        self
+    }
+
+    /// Limits the whole-number parameter added last to these values.
+    pub fn one_of_ints(mut self, allowed: &'static [i64]) -> Self {
+        if let Some(p) = self.params.last_mut() {
+            p.int_choices = Some(allowed);
+        }
+        self
+    }
+
+    /// Sets the fewest characters (strings) or items (lists) of the parameter added last.
+    pub fn min_len(mut self, min: usize) -> Self {
+        if let Some(p) = self.params.last_mut() {
+            p.min_len = Some(min);
+        }
+        self
+    }
+
+    /// Sets the most characters (strings) or items (lists) of the parameter added last.
+    pub fn max_len(mut self, max: usize) -> Self {
+        if let Some(p) = self.params.last_mut() {
+            p.max_len = Some(max);
+        }
+        self
+    }
+
+    /// Gives the parameter added last a format (for a list: of each item).
+    pub fn format(mut self, format: Format) -> Self {
+        if let Some(p) = self.params.last_mut() {
+            p.format = Some(format);
+        }
+        self
+    }
+
+    /// Lets the parameter added last be the empty string, meaning "none", whatever its format.
+    pub fn empty_means_none(mut self) -> Self {
+        if let Some(p) = self.params.last_mut() {
+            p.empty_means_none = true;
+        }
+        self
+    }
+
+    /// Adds a rule over several inputs: `doc` says it in one sentence, `reads` names every input
+    /// `check` looks at (it runs only once they are all known).
+    pub fn rule(
+        mut self,
+        doc: impl Into<String>,
+        reads: &[&'static str],
+        check: impl Fn(&Outputs) -> Result<(), RuleViolation> + Send + Sync + 'static,
+    ) -> Self {
+        self.rules.push(Rule {
+            doc: doc.into(),
+            reads: reads.to_vec(),
+            check: Arc::new(check),
+        });
+        self
+    }
+
+    /// Declares that the output added last always equals the input `input`.
+    pub fn echoes(mut self, input: &'static str) -> Self {
+        if let Some(o) = self.outputs.last_mut() {
+            o.echoes = Some(input);
+        }
+        self
+    }
+
+    /// Looks up a parameter by name, mutably (to add constraints to a shared declaration).
+    pub fn param_mut(&mut self, name: &str) -> Option<&mut ParamSpec> {
+        self.params.iter_mut().find(|p| p.name == name)
+    }
+
     /// Adds an output.
     pub fn output(mut self, name: &'static str, ty: ValueType, doc: &'static str) -> Self {
-        self.outputs.push(OutputSpec { name, ty, doc });
+        self.outputs.push(OutputSpec {
+            name,
+            ty,
+            doc,
+            echoes: None,
+        });
         self
     }
 
@@ -310,6 +608,68 @@ impl StepSpec {
     /// Looks up a parameter by name.
     pub fn param(&self, name: &str) -> Option<&ParamSpec> {
         self.params.iter().find(|p| p.name == name)
+    }
+
+    /// The inputs `rule` reads, when every one is present (not null), of its declared type and
+    /// within its own constraints; `None` when the rule cannot run (yet): a rule over a value
+    /// already refused would only repeat the refusal.
+    pub fn rule_input(&self, rule: &Rule, input: &Outputs) -> Option<Outputs> {
+        let mut out = Outputs::new();
+        for name in &rule.reads {
+            let v = input.get(*name).filter(|v| !v.is_null())?;
+            if let Some(p) = self.param(name)
+                && (!p.ty.accepts(v) || p.check(v).is_err())
+            {
+                return None;
+            }
+            out.insert((*name).to_string(), v.clone());
+        }
+        Some(out)
+    }
+
+    /// Checks a step's whole input as the step would get it (expressions evaluated, defaults
+    /// filled in): each declared parameter's presence, type and constraints, then every rule.
+    /// The scheduler calls this when a step starts; the error is `invalid_input`.
+    pub fn check_input(&self, input: &Outputs) -> Result<(), StepError> {
+        if self.outputs_from_input {
+            return Ok(());
+        }
+        for p in &self.params {
+            match input.get(p.name) {
+                Some(Value::Null) | None if p.required => {
+                    return Err(StepError::invalid_input(format!(
+                        "required parameter `{}` evaluated to nothing",
+                        p.name
+                    )));
+                }
+                Some(v) if !v.is_null() && !p.ty.accepts(v) => {
+                    return Err(StepError::invalid_input(format!(
+                        "parameter `{}` must be {} {}, but evaluated to {v}",
+                        p.name,
+                        crate::compile::article(p.ty),
+                        p.ty
+                    )));
+                }
+                Some(v) if !v.is_null() => {
+                    if let Err(violation) = p.check(v) {
+                        let mut message = violation.sentence(p.name);
+                        if let Some(h) = &violation.hint {
+                            message.push_str(&format!(" (hint: {h})"));
+                        }
+                        return Err(StepError::invalid_input(message));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for rule in &self.rules {
+            if let Some(values) = self.rule_input(rule, input)
+                && let Err(v) = (rule.check)(&values)
+            {
+                return Err(StepError::invalid_input(v.to_string()));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -470,5 +830,137 @@ impl Registry {
     /// Every registered name, sorted.
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.types.keys().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::formats::EMAIL;
+
+    fn param(spec: StepSpec) -> ParamSpec {
+        spec.params.last().cloned().expect("a parameter")
+    }
+
+    #[test]
+    fn bounds_say_what_is_allowed() {
+        let weight = param(
+            StepSpec::new("t", "")
+                .optional("weight", ValueType::Int, json!(0), "")
+                .at_least(0.0)
+                .at_most(255.0),
+        );
+        assert!(weight.check(&json!(255)).is_ok());
+        let v = weight.check(&json!(256)).unwrap_err();
+        assert_eq!(
+            v.sentence("weight"),
+            "`weight` must be from 0 to 255, not 256"
+        );
+        assert_eq!(v.bound, Some((BoundKind::Max, 255.0)));
+        assert_eq!(
+            weight.check(&json!(-1)).unwrap_err().bound,
+            Some((BoundKind::Min, 0.0))
+        );
+        let interval = param(
+            StepSpec::new("t", "")
+                .optional("interval", ValueType::Int, json!(10), "")
+                .one_of_ints(&[10, 30]),
+        );
+        assert_eq!(
+            interval.check(&json!(20)).unwrap_err().problem,
+            "must be 10 or 30, not 20"
+        );
+        let wait = param(
+            StepSpec::new("t", "")
+                .required("wait", ValueType::Duration, "")
+                .at_least(1.0),
+        );
+        assert_eq!(
+            wait.check(&json!("500ms")).unwrap_err().problem,
+            "must be at least 1s, not \"500ms\""
+        );
+    }
+
+    #[test]
+    fn lengths_count_characters_and_items_and_say_why() {
+        let mut text = param(
+            StepSpec::new("t", "")
+                .required("s", ValueType::String, "")
+                .max_len(3),
+        );
+        text.max_len_why = Some("it ends every name".into());
+        assert!(text.check(&json!("äbc")).is_ok(), "characters, not bytes");
+        let v = text.check(&json!("abcd")).unwrap_err();
+        assert_eq!(
+            v.problem,
+            "is 4 characters long, more than the 3 allowed: it ends every name"
+        );
+        assert_eq!(v.hint.as_deref(), Some("use at most 3 characters"));
+        let list = param(
+            StepSpec::new("t", "")
+                .required("l", ValueType::List, "")
+                .min_len(2),
+        );
+        assert_eq!(
+            list.check(&json!(["a"])).unwrap_err().problem,
+            "has 1 item, fewer than the 2 needed"
+        );
+    }
+
+    #[test]
+    fn a_format_applies_to_each_item_and_empty_may_mean_none() {
+        let emails = param(
+            StepSpec::new("t", "")
+                .required("to", ValueType::List, "")
+                .format(EMAIL),
+        );
+        let v = emails.check(&json!(["a@example.com", "no"])).unwrap_err();
+        assert_eq!(v.item, Some(1));
+        assert_eq!(
+            v.sentence("to"),
+            "`to` item 2: is not an e-mail address: `no`"
+        );
+        let email = param(
+            StepSpec::new("t", "")
+                .optional("email", ValueType::String, json!(""), "")
+                .format(EMAIL)
+                .empty_means_none(),
+        );
+        assert!(email.check(&json!("")).is_ok());
+        assert!(email.check(&json!("no")).is_err());
+    }
+
+    #[test]
+    fn the_whole_input_is_checked_when_a_step_starts() {
+        let spec = StepSpec::new("t", "")
+            .required("a", ValueType::Int, "")
+            .at_least(1.0)
+            .required("b", ValueType::Int, "")
+            .rule("a is at most b.", &["a", "b"], |i| {
+                if i["a"].as_i64() > i["b"].as_i64() {
+                    Err(RuleViolation::at("a", "a is more than b"))
+                } else {
+                    Ok(())
+                }
+            });
+        let input = |a: i64, b: i64| {
+            let mut m = Outputs::new();
+            m.insert("a".into(), json!(a));
+            m.insert("b".into(), json!(b));
+            m
+        };
+        assert!(spec.check_input(&input(1, 2)).is_ok());
+        let e = spec.check_input(&input(3, 2)).unwrap_err();
+        assert_eq!(
+            (e.kind.as_str(), e.message.as_str()),
+            ("invalid_input", "a is more than b")
+        );
+        let e = spec.check_input(&input(0, 2)).unwrap_err();
+        assert_eq!(e.message, "`a` must be at least 1, not 0");
+        // A rule over a value already refused is not run: one problem, said once.
+        let e = spec.check_input(&input(0, -5)).unwrap_err();
+        assert_eq!(e.message, "`a` must be at least 1, not 0");
     }
 }

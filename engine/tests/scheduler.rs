@@ -108,8 +108,26 @@ fn harness() -> Harness {
         peak: peak.clone(),
         start: tokio::time::Instant::now(),
     };
+    let bounded = Probe {
+        spec: StepSpec::new("test.bounded", "a step whose input is bounded")
+            .required("n", ValueType::Int, "at most 10")
+            .at_most(10.0)
+            .optional("m", ValueType::Int, json!(0), "at most n")
+            .rule("m is at most n.", &["n", "m"], |i| {
+                if i["m"].as_i64() > i["n"].as_i64() {
+                    Err(drflow_engine::RuleViolation::at("m", "m is more than n"))
+                } else {
+                    Ok(())
+                }
+            }),
+        log: log.clone(),
+        running: Arc::new(AtomicUsize::new(0)),
+        peak: peak.clone(),
+        start: tokio::time::Instant::now(),
+    };
     let mut registry = Registry::new();
     registry.register(Arc::new(probe));
+    registry.register(Arc::new(bounded));
     Harness {
         registry,
         log,
@@ -606,4 +624,45 @@ steps:
     );
     assert_eq!(report.status, RunStatus::Interrupted);
     assert_eq!(status(&report, "flaky"), StepStatus::Interrupted);
+}
+
+/// A value known only at run time (another step's output) is checked by the same declaration
+/// when its step starts: refused as `invalid_input` before the step runs.
+#[tokio::test(start_paused = true)]
+async fn values_known_only_at_run_time_are_checked_when_the_step_starts() {
+    let h = harness();
+    let rb = compile_ok(
+        &h,
+        r#"
+runbook: t
+steps:
+  - { id: src, uses: test.probe, with: { value: 100 } }
+  - { id: big, uses: test.bounded, needs: [src], with: { n: "${{ steps.src.outputs.value }}" } }
+  - { id: ruled, uses: test.bounded, needs: [src], with: { n: 5, m: "${{ steps.src.outputs.value }}" } }
+  - { id: fine, uses: test.bounded, needs: [src], with: { n: 10, m: 3 } }
+"#,
+    );
+    let (report, _) = run(&rb).await;
+    assert_eq!(report.status, RunStatus::Failed);
+    let error = |id: &str| {
+        let s = report.steps.iter().find(|s| s.id == id).unwrap();
+        s.error.clone().map(|e| (e.kind, e.message))
+    };
+    assert_eq!(
+        error("big"),
+        Some((
+            "invalid_input".to_string(),
+            "`n` must be at most 10, not 100".to_string()
+        ))
+    );
+    assert_eq!(
+        error("ruled"),
+        Some(("invalid_input".to_string(), "m is more than n".to_string()))
+    );
+    assert_eq!(status(&report, "fine"), StepStatus::Succeeded);
+    let log = h.log.lock().unwrap();
+    assert!(
+        !log.iter().any(|e| e.0 == "big" || e.0 == "ruled"),
+        "a refused step never runs: {log:?}"
+    );
 }

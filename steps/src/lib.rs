@@ -18,6 +18,7 @@ pub mod backend;
 mod cloud;
 mod core;
 mod plan;
+pub mod regions;
 pub mod sim;
 mod target;
 mod testing;

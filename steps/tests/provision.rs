@@ -869,3 +869,27 @@ fn check_requirements_subset(cloud: &Cloud) {
     assert_eq!(cloud.global(Kind::HostedZone).len(), 2);
     assert_eq!(cloud.global(Kind::GlobalCluster).len(), 2);
 }
+
+/// The sim serves every commercial region of the table validation uses: regions it used to
+/// refuse (ap-northeast-1, ca-central-1, eu-central-2) provision like any other.
+#[tokio::test]
+async fn regions_the_sim_used_to_refuse_provision() {
+    for (primary, standby) in [
+        ("ap-northeast-1", "ca-central-1"),
+        ("eu-central-1", "eu-central-2"),
+    ] {
+        let cloud = Cloud::new();
+        let report = cloud
+            .run_with(
+                "provision.yaml",
+                "eu.yaml",
+                &[("primary_region", primary), ("standby_region", standby)],
+            )
+            .await;
+        assert_eq!(
+            outputs(&report, "readiness")["ready"],
+            json!(true),
+            "{primary}/{standby}"
+        );
+    }
+}

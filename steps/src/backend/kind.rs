@@ -165,6 +165,180 @@ impl Kind {
     }
 }
 
+/// What AWS allows as a resource's name, for the kinds whose name AWS checks (for EC2 resources,
+/// health checks and certificates, the name is the `Name` tag: at most 256 characters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NameRule {
+    /// What the name is, for messages: "an ALB name".
+    pub what: &'static str,
+    /// The most characters AWS allows.
+    pub max_len: usize,
+    /// The fewest.
+    pub min_len: usize,
+    /// The characters allowed besides ASCII letters and digits.
+    pub extra: &'static str,
+    /// Only lower-case letters.
+    pub lower_case: bool,
+    /// Must start with a letter.
+    pub letter_first: bool,
+    /// Must not start or end with a dash, nor hold two in a row (ELB and RDS names).
+    pub tidy_dashes: bool,
+}
+
+impl NameRule {
+    /// Whether the character may appear in such a name.
+    pub fn allows(&self, c: char) -> bool {
+        c.is_ascii_digit()
+            || c.is_ascii_lowercase()
+            || (c.is_ascii_uppercase() && !self.lower_case)
+            || self.extra.contains(c)
+    }
+}
+
+const fn rule(what: &'static str, max_len: usize, extra: &'static str) -> NameRule {
+    NameRule {
+        what,
+        max_len,
+        min_len: 1,
+        extra,
+        lower_case: false,
+        letter_first: false,
+        tidy_dashes: false,
+    }
+}
+
+impl Kind {
+    /// What AWS allows as the name of a resource of this kind; `None` when drflow's name for it
+    /// is not an AWS name (routes, records, listeners, subscriptions, hosted zones).
+    pub fn name_rule(self) -> Option<NameRule> {
+        const ANY: &str = " !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
+        const RDS: NameRule = NameRule {
+            letter_first: true,
+            tidy_dashes: true,
+            ..rule("", 63, "-")
+        };
+        Some(match self {
+            Kind::KmsKey
+            | Kind::Vpc
+            | Kind::Subnet
+            | Kind::InternetGateway
+            | Kind::ElasticIp
+            | Kind::NatGateway
+            | Kind::RouteTable
+            | Kind::VpcPeering
+            | Kind::HealthCheck
+            | Kind::Certificate => rule("a Name tag", 256, ANY),
+            Kind::KmsAlias => rule("a KMS alias", 256, "/_-"),
+            Kind::IamRole => rule("an IAM role name", 64, "+=,.@_-"),
+            Kind::InstanceProfile => rule("an IAM instance profile name", 128, "+=,.@_-"),
+            Kind::SecurityGroup => rule("a security group name", 255, ANY),
+            Kind::S3Bucket => NameRule {
+                min_len: 3,
+                lower_case: true,
+                tidy_dashes: false,
+                ..rule("an S3 bucket name", 63, ".-")
+            },
+            Kind::DynamoTable => NameRule {
+                min_len: 3,
+                ..rule("a DynamoDB table name", 255, "_.-")
+            },
+            Kind::DbClusterParameterGroup => NameRule {
+                letter_first: true,
+                tidy_dashes: true,
+                ..rule("an RDS parameter group name", 255, "-")
+            },
+            Kind::DbSubnetGroup => rule("an RDS subnet group name", 255, " ._-"),
+            Kind::GlobalCluster => NameRule {
+                what: "an Aurora global cluster identifier",
+                ..RDS
+            },
+            Kind::DbCluster => NameRule {
+                what: "an RDS cluster identifier",
+                ..RDS
+            },
+            Kind::DbInstance => NameRule {
+                what: "an RDS instance identifier",
+                ..RDS
+            },
+            Kind::LaunchTemplate => NameRule {
+                min_len: 3,
+                ..rule("a launch template name", 128, "()./_-")
+            },
+            Kind::LoadBalancer => NameRule {
+                tidy_dashes: true,
+                ..rule("an ALB name", 32, "-")
+            },
+            Kind::TargetGroup => NameRule {
+                tidy_dashes: true,
+                ..rule("a target group name", 32, "-")
+            },
+            Kind::AutoScalingGroup => rule("an Auto Scaling group name", 255, ANY),
+            Kind::ScalingPolicy => rule("a scaling policy name", 255, ANY),
+            Kind::SnsTopic => rule("an SNS topic name", 256, "_-"),
+            Kind::SqsQueue => rule("an SQS queue name", 80, "_-"),
+            Kind::LambdaFunction => rule("a Lambda function name", 64, "_-"),
+            Kind::EventRule => rule("an EventBridge rule name", 64, "._-"),
+            Kind::MetricAlarm | Kind::CompositeAlarm => rule("an alarm name", 255, ANY),
+            Kind::Dashboard => rule("a dashboard name", 255, "_-"),
+            Kind::Route
+            | Kind::HostedZone
+            | Kind::Listener
+            | Kind::DnsRecord
+            | Kind::SnsSubscription => return None,
+        })
+    }
+
+    /// Checks a name against [`Kind::name_rule`]; the error says what AWS would refuse, as a
+    /// predicate ("is 33 characters long, …").
+    pub fn check_name(self, name: &str) -> Result<(), String> {
+        let Some(r) = self.name_rule() else {
+            return Ok(());
+        };
+        let len = name.chars().count();
+        if len > r.max_len {
+            return Err(format!(
+                "is {len} characters long, but {} is at most {}",
+                r.what, r.max_len
+            ));
+        }
+        if len < r.min_len {
+            return Err(format!(
+                "is {len} characters long, but {} is at least {}",
+                r.what, r.min_len
+            ));
+        }
+        if let Some(c) = name.chars().find(|c| !r.allows(*c)) {
+            return Err(format!("holds `{c}`, which {} may not hold", r.what));
+        }
+        if r.letter_first && !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            return Err(format!("must start with a letter, as {} does", r.what));
+        }
+        if r.tidy_dashes && (name.starts_with('-') || name.ends_with('-') || name.contains("--")) {
+            return Err(format!(
+                "starts or ends with a dash, or holds two in a row, which {} may not",
+                r.what
+            ));
+        }
+        if self == Kind::S3Bucket {
+            let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+            if !edge_ok(name.chars().next()) || !edge_ok(name.chars().last()) {
+                return Err(
+                    "must start and end with a letter or digit, as an S3 bucket name does".into(),
+                );
+            }
+            for reserved in ["-s3alias", "--ol-s3", "--x-s3"] {
+                if name.ends_with(reserved) {
+                    return Err(format!("ends with `{reserved}`, which S3 reserves"));
+                }
+            }
+            if name.starts_with("xn--") || name.starts_with("sthree-") || name.contains("..") {
+                return Err("uses a prefix or a `..` that S3 reserves".into());
+            }
+        }
+        Ok(())
+    }
+}
+
 kinds! {
     /// A KMS key (multi-region primary or replica).
     KmsKey = "kms_key", "kms", IdStyle::Hex("mrk-"), 10, false;
@@ -287,6 +461,32 @@ mod tests {
         ] {
             assert!(matches!(k.replacement(), Replacement::Never(_)), "{k}");
         }
+    }
+
+    #[test]
+    fn aws_name_limits() {
+        assert!(Kind::LoadBalancer.check_name(&"a".repeat(32)).is_ok());
+        assert!(Kind::LoadBalancer.check_name(&"a".repeat(33)).is_err());
+        assert!(Kind::LoadBalancer.check_name("alb-prod-").is_err());
+        assert!(Kind::DbCluster.check_name("aurora-cluster--x").is_err());
+        assert!(
+            Kind::DbCluster
+                .check_name(&format!("a{}", "b".repeat(62)))
+                .is_ok()
+        );
+        assert!(
+            Kind::S3Bucket
+                .check_name("artifacts-us-east-1-Prod")
+                .is_err()
+        );
+        assert!(
+            Kind::S3Bucket
+                .check_name("artifacts-us-east-1-s3alias")
+                .is_err()
+        );
+        assert!(Kind::EventRule.check_name(&"r".repeat(65)).is_err());
+        assert!(Kind::IamRole.check_name(&"r".repeat(64)).is_ok());
+        assert!(Kind::Route.check_name(&"x".repeat(999)).is_ok());
     }
 
     #[test]

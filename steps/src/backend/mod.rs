@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use error::{CloudError, ErrorKind};
-pub use kind::{GLOBAL, IdStyle, Kind, Replacement};
+pub use kind::{GLOBAL, IdStyle, Kind, NameRule, Replacement};
 
 /// Resource tags, sorted so that comparisons and the world file are stable.
 pub type Tags = BTreeMap<String, String>;

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use drflow_engine::{Outputs, Registry, ValueType};
 use serde_json::json;
 
+use super::checks::{EC2_INSTANCE_TYPE, ROLES};
 use super::framework::{BodyFuture, CloudStep, Cx, Desired, cloud_spec};
 use super::input;
 use crate::backend::Kind;
+use crate::regions::AWS_REGION;
 use crate::target::LazyBackend;
 
 /// The user data script shipped in `steps/assets/`, with `__PLACEHOLDER__`s.
@@ -25,7 +27,9 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
          that serves the trading health endpoint (quote timestamp and DB connectivity).",
     )
     .required("region", ValueType::String, "AWS region.")
+    .format(AWS_REGION)
     .required("role", ValueType::String, "primary or standby.")
+    .one_of(ROLES)
     .required(
         "instance_profile_arn",
         ValueType::String,
@@ -44,6 +48,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         json!("t3.medium"),
         "Instance type.",
     )
+    .format(EC2_INSTANCE_TYPE)
     .optional(
         "ami_ssm_parameter",
         ValueType::String,
@@ -56,12 +61,15 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         json!(8443),
         "Port the health endpoint serves HTTPS on.",
     )
+    .at_least(1.0)
+    .at_most(65535.0)
     .optional(
         "max_quote_age_seconds",
         ValueType::Int,
         json!(30),
         "A quote older than this makes the endpoint report degraded.",
     )
+    .at_least(1.0)
     .optional(
         "metric_namespace",
         ValueType::String,
@@ -71,7 +79,12 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
     .output("launch_template_id", ValueType::String, "The lt- id.")
     .output("launch_template_name", ValueType::String, "Its name.")
     .output("latest_version", ValueType::Int, "Its latest version.");
-    reg.register(CloudStep::boxed(lt, backend, run_launch_template));
+    reg.register(CloudStep::boxed(
+        lt,
+        &[(Kind::LaunchTemplate, "launch-template")],
+        backend,
+        run_launch_template,
+    ));
 
     let asg = cloud_spec(
         "autoscaling.group",
@@ -81,22 +94,65 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
          set at creation only: failover and failback own them afterwards.",
     )
     .required("region", ValueType::String, "AWS region.")
+    .format(AWS_REGION)
     .required("role", ValueType::String, "primary or standby.")
+    .one_of(ROLES)
     .required("launch_template_id", ValueType::String, "From compute.launch_template.")
     .required("subnet_ids", ValueType::List, "Private subnets to launch in.")
+    .min_len(1)
     .required("target_group_arns", ValueType::List, "Target groups to register with.")
     .required("desired_capacity", ValueType::Int, "Instances at creation (primary 2, standby 1).")
+    .at_least(1.0)
     .optional("min_size", ValueType::Int, json!(1), "Minimum size at creation.")
+    .at_least(0.0)
     .optional("max_size", ValueType::Int, json!(6), "Maximum size.")
+    .at_least(1.0)
     .optional("cpu_target", ValueType::Number, json!(50.0), "Average CPU % target tracking aims for.")
+    .at_least(1.0)
+    .at_most(100.0)
     .optional("fast_scale_out", ValueType::Bool, json!(false), "Add the step-scaling policy that adds capacity in large steps.")
     .optional("warm_pool_min_size", ValueType::Int, json!(0), "Stopped, pre-initialised instances kept ready (about 36 s to InService instead of about 240 s cold).")
+    .at_least(0.0)
     .optional("health_check_grace_seconds", ValueType::Int, json!(120), "Grace period before ELB health counts.")
+    .at_least(0.0)
+    .rule(
+        "`min_size` ≤ `desired_capacity` ≤ `max_size`.",
+        &["min_size", "desired_capacity", "max_size"],
+        |input| {
+            let n = |k: &str| input.get(k).and_then(serde_json::Value::as_i64).unwrap_or(0);
+            let (min, desired, max) = (n("min_size"), n("desired_capacity"), n("max_size"));
+            if desired > max {
+                return Err(drflow_engine::RuleViolation::at(
+                    "desired_capacity",
+                    format!("a desired capacity of {desired} is more than the group's max_size of {max}"),
+                )
+                .hint(format!("use at most {max} instances, or raise max_size")));
+            }
+            if min > desired {
+                return Err(drflow_engine::RuleViolation::at(
+                    "min_size",
+                    format!("a min_size of {min} is more than the desired capacity of {desired}"),
+                )
+                .hint(format!("use a min_size of at most {desired}")));
+            }
+            Ok(())
+        },
+    )
     .output("asg_name", ValueType::String, "The group's name.")
     .output("asg_arn", ValueType::String, "The group's ARN.")
     .output("target_tracking_policy_arn", ValueType::String, "The CPU target-tracking policy.")
     .output("fast_scale_out_policy_arn", ValueType::String, "The step-scaling policy (empty unless fast_scale_out).");
-    reg.register(CloudStep::boxed(asg, backend, run_asg));
+    reg.register(CloudStep::boxed(
+        asg,
+        &[
+            (Kind::AutoScalingGroup, "asg"),
+            (Kind::ScalingPolicy, "cpu-target-tracking"),
+            (Kind::ScalingPolicy, "fast-scale-out"),
+            (Kind::MetricAlarm, "fast-scale-out-alarm"),
+        ],
+        backend,
+        run_asg,
+    ));
 }
 
 /// Standard base64 (RFC 4648), as EC2 expects user data.

@@ -5,12 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use drflow_engine::{Outputs, Registry, StepError, ValueType};
+use drflow_engine::{Outputs, Registry, ValueType};
 use serde_json::json;
 
-use super::framework::{BodyFuture, CloudStep, Cx, Desired, Role, cloud_spec};
+use super::checks::{AURORA_GLOBAL_CLASS, CloudSpec};
+use super::framework::{BodyFuture, CloudStep, Cx, Desired, Names, Role, cloud_spec};
 use super::input;
 use crate::backend::{GLOBAL, Kind};
+use crate::regions::AWS_REGION;
 use crate::target::LazyBackend;
 
 const ENGINE: &str = "aurora-postgresql";
@@ -25,11 +27,13 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
          (ManageMasterUserPassword) and never passes through drflow.",
     )
     .required("primary_region", ValueType::String, "Region of the writer.")
+    .format(AWS_REGION)
     .required(
         "standby_region",
         ValueType::String,
         "Region of the secondary cluster.",
     )
+    .format(AWS_REGION)
     .required(
         "primary_subnet_ids",
         ValueType::List,
@@ -78,6 +82,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         json!("db.r6g.large"),
         "Writer instance class (memory-optimized: Global Database does not support db.t classes).",
     )
+    .format(AURORA_GLOBAL_CLASS)
     .optional(
         "standby_instance_class",
         ValueType::String,
@@ -85,30 +90,38 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "The secondary's one instance: db.r6g.large is the smallest class Global Database \
          supports (db.t classes are refused).",
     )
+    .format(AURORA_GLOBAL_CLASS)
     .optional(
         "master_username",
         ValueType::String,
         json!("trading_admin"),
         "Master user name (its password is AWS-managed).",
     )
+    .min_len(1)
+    .max_len(63)
     .optional(
         "database_name",
         ValueType::String,
         json!("trading"),
         "Initial database.",
     )
+    .min_len(1)
+    .max_len(63)
     .optional(
         "backup_retention_days",
         ValueType::Int,
         json!(7),
         "Automated backup retention.",
     )
+    .at_least(1.0)
+    .at_most(35.0)
     .optional(
         "wait_timeout",
         ValueType::Duration,
         json!("45m"),
         "How long to wait for each cluster and instance to be available.",
     )
+    .at_least(1.0)
     .output(
         "global_cluster_id",
         ValueType::String,
@@ -154,8 +167,9 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::String,
         "Secrets Manager ARN of the AWS-managed master password (never the password).",
     )
-    .output("port", ValueType::Int, "5432.");
-    reg.register(CloudStep::boxed(rds, backend, run_rds));
+    .output("port", ValueType::Int, "5432.")
+    .distinct_regions("primary_region", "standby_region");
+    reg.register(CloudStep::boxed(rds, RDS_NAMES, backend, run_rds));
 
     let ddb = cloud_spec(
         "dynamodb.global_table",
@@ -167,11 +181,13 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::String,
         "Region of the first replica.",
     )
+    .format(AWS_REGION)
     .required(
         "standby_region",
         ValueType::String,
         "Region of the second replica.",
     )
+    .format(AWS_REGION)
     .required(
         "primary_kms_key_arn",
         ValueType::String,
@@ -188,18 +204,23 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         json!("trading-sessions"),
         "Type part of the table name.",
     )
+    .min_len(1)
     .optional(
         "partition_key",
         ValueType::String,
         json!("sessionId"),
         "Partition key (string).",
     )
+    .min_len(1)
+    .max_len(255)
     .optional(
         "ttl_attribute",
         ValueType::String,
         json!("expiresAt"),
         "Attribute holding the session's expiry.",
     )
+    .min_len(1)
+    .max_len(255)
     .output(
         "table_name",
         ValueType::String,
@@ -214,8 +235,14 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "standby_table_arn",
         ValueType::String,
         "ARN of the standby-region replica.",
-    );
-    reg.register(CloudStep::boxed(ddb, backend, run_dynamodb));
+    )
+    .distinct_regions("primary_region", "standby_region");
+    reg.register(CloudStep::boxed(
+        ddb,
+        &[(Kind::DynamoTable, "{name}")],
+        backend,
+        run_dynamodb,
+    ));
 
     let s3 = cloud_spec(
         "s3.replicated_buckets",
@@ -228,11 +255,13 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::String,
         "Region of the source bucket.",
     )
+    .format(AWS_REGION)
     .required(
         "standby_region",
         ValueType::String,
         "Region of the replica bucket.",
     )
+    .format(AWS_REGION)
     .required(
         "primary_kms_key_arn",
         ValueType::String,
@@ -249,6 +278,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         json!("artifacts"),
         "Type part of the bucket names (`<name>-<region>-<suffix>`).",
     )
+    .min_len(1)
     .output("primary_bucket", ValueType::String, "Source bucket name.")
     .output("standby_bucket", ValueType::String, "Replica bucket name.")
     .output(
@@ -265,36 +295,29 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "replication_role_arn",
         ValueType::String,
         "The replication role.",
-    );
-    reg.register(CloudStep::boxed(s3, backend, run_s3));
+    )
+    .distinct_regions("primary_region", "standby_region");
+    reg.register(CloudStep::boxed(s3, S3_NAMES, backend, run_s3));
 }
 
-/// The instance class for one side, refused early if Global Database cannot use it: it needs
-/// memory-optimized classes (AWS recommends db.r5 or later); burstable db.t classes fail at
-/// creation, after the primary has already been built.
-fn global_instance_class<'a>(p: &'a Outputs, side: &str) -> Result<&'a str, StepError> {
-    let key = format!("{side}_instance_class");
-    let class = input::str(p, &key)?;
-    if class.starts_with("db.t") {
-        return Err(StepError::invalid_input(format!(
-            "{key} {class:?}: Aurora Global Database does not support burstable db.t classes; \
-             use a memory-optimized class such as db.r6g.large (the smallest it supports)"
-        )));
-    }
-    if !class.starts_with("db.") {
-        return Err(StepError::invalid_input(format!(
-            "{key} {class:?} is not an RDS instance class such as db.r6g.large"
-        )));
-    }
-    Ok(class)
-}
+/// The names `rds.global_database` builds: the same in both regions.
+const RDS_NAMES: Names = &[
+    (Kind::DbClusterParameterGroup, "aurora-cluster-pg"),
+    (Kind::DbSubnetGroup, "aurora-subnet-group"),
+    (Kind::GlobalCluster, "aurora-global"),
+    (Kind::DbCluster, "aurora-cluster"),
+    (Kind::DbInstance, "aurora-instance-1"),
+];
+
+/// The names `s3.replicated_buckets` builds: bucket names are global, so they hold the region.
+const S3_NAMES: Names = &[
+    (Kind::S3Bucket, "{name}-{primary_region}"),
+    (Kind::S3Bucket, "{name}-{standby_region}"),
+    (Kind::IamRole, "s3-replication-role"),
+];
 
 fn run_rds<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
     Box::pin(async move {
-        // Refuse an unsupported class before building anything.
-        for side in ["primary", "standby"] {
-            global_instance_class(p, side)?;
-        }
         let version = input::str(p, "engine_version")?;
         let family = input::str(p, "parameter_group_family")?;
         let timeout: Duration = input::duration(p, "wait_timeout")?;
@@ -404,7 +427,9 @@ fn run_rds<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
                         .tags(tags),
                 )
                 .await?;
-            let class = global_instance_class(p, side)?;
+            // Checked against the classes Global Database supports by the declaration, before the
+            // run and when the step starts.
+            let class = input::str(p, &format!("{side}_instance_class"))?;
             let tags = cx.tags(&instance_name, role);
             let instance = cx
                 .ensure(
@@ -468,7 +493,7 @@ fn run_dynamodb<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
         let primary = input::str(p, "primary_region")?;
         let standby = input::str(p, "standby_region")?;
         let key = input::str(p, "partition_key")?;
-        let name = cx.name(input::str(p, "name")?);
+        let name = cx.name_from("{name}", p);
         let table_spec = |kms: &str| {
             json!({
                 "attribute_definitions": [{"attribute_name": key, "attribute_type": "S"}],
@@ -549,10 +574,9 @@ fn run_s3<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
         let standby = input::str(p, "standby_region")?;
         let primary_key = input::str(p, "primary_kms_key_arn")?;
         let standby_key = input::str(p, "standby_kms_key_arn")?;
-        let ty = input::str(p, "name")?;
         // Bucket names are global, so the region is part of the name.
-        let src = cx.name(&format!("{ty}-{primary}"));
-        let dst = cx.name(&format!("{ty}-{standby}"));
+        let src = cx.name_from("{name}-{primary_region}", p);
+        let dst = cx.name_from("{name}-{standby_region}", p);
         let (src_arn, dst_arn) = (format!("arn:aws:s3:::{src}"), format!("arn:aws:s3:::{dst}"));
 
         let role = cx

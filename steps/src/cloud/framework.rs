@@ -18,7 +18,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use drflow_engine::{Outputs, StepContext, StepError, StepFuture, StepSpec, StepType, ValueType};
+use drflow_engine::{
+    Format, Outputs, RuleViolation, StepContext, StepError, StepFuture, StepSpec, StepType,
+    ValueType, Violation,
+};
 use serde_json::{Value, json};
 use tracing::Instrument;
 
@@ -134,12 +137,26 @@ impl Desired {
     }
 }
 
+/// The names a step type builds, declared with it: each kind of resource with the name's type
+/// part (the name is `<type part>-<env_suffix>`). A type part may hold `{n}` (a number, counted
+/// as two digits) and `{field}` (the value of the input `field`, see [`Cx::name_from`]).
+///
+/// From this list the step's declaration gets the longest `env_suffix` that keeps every name
+/// within AWS's limits, and a rule for the names that depend on other inputs; and
+/// [`Cx::ensure`] refuses to create a resource whose name is not in it, so the names a step
+/// builds and the limits checked before the run cannot drift apart.
+pub(crate) type Names = &'static [(Kind, &'static str)];
+
 /// The context a step body works in.
 pub(crate) struct Cx {
     /// The cloud.
     pub backend: Arc<dyn CloudBackend>,
     /// The environment suffix every name ends with.
     pub suffix: String,
+    /// The step type's declared names.
+    names: Names,
+    /// The step type, for messages.
+    step_type: &'static str,
     /// The run this step belongs to: what [`CREATED_BY_TAG`] says on what it creates.
     run_id: String,
     changes: Vec<(Change, String)>,
@@ -147,10 +164,18 @@ pub(crate) struct Cx {
 }
 
 impl Cx {
-    fn new(backend: Arc<dyn CloudBackend>, suffix: String, run_id: String) -> Cx {
+    fn new(
+        backend: Arc<dyn CloudBackend>,
+        suffix: String,
+        run_id: String,
+        names: Names,
+        step_type: &'static str,
+    ) -> Cx {
         Cx {
             backend,
             suffix,
+            names,
+            step_type,
             run_id,
             changes: Vec::new(),
             owned: Vec::new(),
@@ -160,6 +185,12 @@ impl Cx {
     /// `<type>-<environmentSuffix>`.
     pub fn name(&self, ty: &str) -> String {
         format!("{ty}-{}", self.suffix)
+    }
+
+    /// The name a declared type part with `{field}`s gives for this input: the fields replaced
+    /// by the input's values, then `-<environmentSuffix>`.
+    pub fn name_from(&self, template: &str, input: &Outputs) -> String {
+        self.name(&fill(template, input))
     }
 
     /// The standard tags: `Name`, `Environment=Production`, `FailoverRole`, `ManagedBy=drflow`,
@@ -219,6 +250,7 @@ impl Cx {
     /// when its kind allows that without losing anything ([`Kind::replacement`]), and refused
     /// with an explanation otherwise.
     pub async fn ensure(&mut self, d: Desired) -> Result<Resource, StepError> {
+        self.check_name(d.kind, &d.name)?;
         let b = Arc::clone(&self.backend);
         let label = format!("{} {} ({})", d.kind, d.name, d.region);
         self.owned
@@ -276,6 +308,29 @@ impl Cx {
             format!("repaired {label}: {} differed", drift.join(", ")),
         ));
         Ok(updated)
+    }
+
+    /// Refuses, before any call to the cloud, a name that is not among the step's declared names
+    /// (a bug: its limits were not checked before the run) or that AWS would refuse.
+    fn check_name(&self, kind: Kind, name: &str) -> Result<(), StepError> {
+        if kind.name_rule().is_none() {
+            return Ok(());
+        }
+        let Some(ty) = name.strip_suffix(&format!("-{}", self.suffix)) else {
+            return Err(undeclared(self.step_type, kind, name));
+        };
+        if !self
+            .names
+            .iter()
+            .any(|(k, t)| *k == kind && matches_template(t, ty))
+        {
+            return Err(undeclared(self.step_type, kind, name));
+        }
+        kind.check_name(name).map_err(|problem| {
+            StepError::invalid_input(format!(
+                "the {kind} name `{name}` {problem}; nothing was created with it"
+            ))
+        })
     }
 
     /// Creates the desired resource (with its creation-only keys), tagged as created by
@@ -515,32 +570,285 @@ pub(crate) fn cloud_spec(name: &'static str, doc: &'static str) -> StepSpec {
         .with_undo()
 }
 
-/// A provisioning step: a spec, a body, and the shared undo.
+/// A provisioning step: a spec, the names it builds, a body, and the shared undo.
 pub(crate) struct CloudStep {
     spec: StepSpec,
+    names: Names,
     backend: Arc<LazyBackend>,
     body: RunFn,
 }
 
 impl CloudStep {
-    pub fn boxed(spec: StepSpec, backend: &Arc<LazyBackend>, body: RunFn) -> Arc<dyn StepType> {
+    /// A cloud step type. `names` are the names its body builds (see [`Names`]): the
+    /// declaration's `env_suffix` gets its length limit and the names rule from them.
+    pub fn boxed(
+        spec: StepSpec,
+        names: Names,
+        backend: &Arc<LazyBackend>,
+        body: RunFn,
+    ) -> Arc<dyn StepType> {
         Arc::new(CloudStep {
-            spec,
+            spec: declare_names(spec, names),
+            names,
             backend: Arc::clone(backend),
             body,
         })
     }
 
-    /// The input with declared defaults filled in, so bodies need not repeat them.
+    /// The input with declared defaults filled in, so bodies need not repeat them, and every
+    /// declared parameter present (null when it has no default): a key a body reads that is not
+    /// there is a misspelt name, and [`input`](super::input) catches it in debug builds.
     fn with_defaults(&self, input: &Outputs) -> Outputs {
         let mut full = input.clone();
         for p in &self.spec.params {
-            if let (false, Some(d)) = (full.contains_key(p.name), &p.default) {
-                full.insert(p.name.into(), d.clone());
+            if !full.contains_key(p.name) {
+                full.insert(p.name.into(), p.default.clone().unwrap_or(Value::Null));
             }
         }
         full
     }
+}
+
+/// The environment suffix: lower-case letters and digits in groups joined by single dashes. It
+/// ends every resource name, and the strictest names built from it (S3 buckets, RDS identifiers,
+/// ALBs) allow nothing else there.
+pub const ENV_SUFFIX: Format = Format {
+    name: "env-suffix",
+    doc: "lower-case letters and digits, in groups joined by single dashes (e.g. `prod-eu`)",
+    check: check_suffix,
+    schema: Some(|| json!({"pattern": "^[a-z0-9]+(-[a-z0-9]+)*$"})),
+};
+
+fn check_suffix(suffix: &str) -> Result<(), Violation> {
+    // What the suffix would be with the mistakes people make undone: `Prod_EU` -> `prod-eu`.
+    let tidy = || {
+        let mut t: String = suffix
+            .to_ascii_lowercase()
+            .chars()
+            .map(|c| {
+                if c == '_' || c == '.' || c == ' ' {
+                    '-'
+                } else {
+                    c
+                }
+            })
+            .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')
+            .collect();
+        while t.contains("--") {
+            t = t.replace("--", "-");
+        }
+        t.trim_matches('-').to_string()
+    };
+    let with_hint = |v: Violation| {
+        let t = tidy();
+        if t.is_empty() || t == suffix {
+            v.hint("write lower-case letters and digits, with single dashes between groups, e.g. `prod-eu`")
+        } else {
+            v.hint(format!("did you mean `{t}`?"))
+        }
+    };
+    if suffix.is_empty() {
+        return Err(with_hint(Violation::new(
+            "must not be empty: it ends every resource name",
+        )));
+    }
+    if let Some(c) = suffix
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        return Err(with_hint(Violation::new(format!(
+            "holds `{c}` (`{suffix}`): it ends every resource name, and S3 bucket and RDS names \
+             allow only lower-case letters, digits and dashes"
+        ))));
+    }
+    if suffix.starts_with('-') || suffix.ends_with('-') {
+        return Err(with_hint(Violation::new(format!(
+            "starts or ends with a dash (`{suffix}`): names built from it would end with one, or \
+             hold two in a row, which AWS refuses for ALB, RDS and S3 names"
+        ))));
+    }
+    if suffix.contains("--") {
+        return Err(with_hint(Violation::new(format!(
+            "holds two dashes in a row (`{suffix}`), which AWS refuses in RDS identifiers"
+        ))));
+    }
+    Ok(())
+}
+
+/// The `{…}` placeholders of a type part, in order.
+fn placeholders(template: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        let Some(end) = rest[start..].find('}') else {
+            break;
+        };
+        out.push(&rest[start + 1..start + end]);
+        rest = &rest[start + end + 1..];
+    }
+    out
+}
+
+/// The type part with each `{field}` replaced by the input's value (and `{n}` by `99`, the
+/// longest number a step uses).
+fn fill(template: &str, input: &Outputs) -> String {
+    let mut out = template.to_string();
+    for field in placeholders(template) {
+        let value = if field == "n" {
+            "99".to_string()
+        } else {
+            match input.get(field) {
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => String::new(),
+            }
+        };
+        out = out.replacen(&format!("{{{field}}}"), &value, 1);
+    }
+    out
+}
+
+/// Whether `ty` is an instance of `template`: `{n}` matches digits, `{field}` anything.
+fn matches_template(template: &str, ty: &str) -> bool {
+    let Some(start) = template.find('{') else {
+        return template == ty;
+    };
+    let Some(len) = template[start..].find('}') else {
+        return template == ty;
+    };
+    let (head, field, tail) = (
+        &template[..start],
+        &template[start + 1..start + len],
+        &template[start + len + 1..],
+    );
+    let Some(rest) = ty.strip_prefix(head) else {
+        return false;
+    };
+    (1..=rest.len()).any(|n| {
+        rest.is_char_boundary(n)
+            && (field != "n" || rest[..n].bytes().all(|b| b.is_ascii_digit()))
+            && matches_template(tail, &rest[n..])
+    })
+}
+
+fn undeclared(step_type: &str, kind: Kind, name: &str) -> StepError {
+    StepError::permanent(
+        "undeclared_name",
+        format!(
+            "bug: step type {step_type} builds the {kind} name `{name}`, which its declared names \
+             do not list, so its length was not checked before the run; nothing was created with it"
+        ),
+    )
+}
+
+/// Adds to a cloud step's declaration what its names imply: the format of `env_suffix`, its
+/// longest length (from the fixed names), and a rule over the names that depend on other inputs.
+fn declare_names(mut spec: StepSpec, names: Names) -> StepSpec {
+    let mut tightest: Option<(usize, String)> = None;
+    for (kind, ty) in names {
+        let Some(rule) = kind.name_rule() else {
+            continue;
+        };
+        if placeholders(ty).iter().any(|f| *f != "n") {
+            continue;
+        }
+        let fixed = fill(ty, &Outputs::new()).chars().count() + 1;
+        let room = rule.max_len.saturating_sub(fixed);
+        if tightest.as_ref().is_none_or(|(r, _)| room < *r) {
+            let shown = ty.replace("{n}", "N");
+            tightest = Some((
+                room,
+                format!(
+                    "`{shown}-<env_suffix>` is {}, which AWS limits to {} characters",
+                    rule.what, rule.max_len
+                ),
+            ));
+        }
+    }
+    if let Some(p) = spec.param_mut("env_suffix") {
+        p.format = Some(ENV_SUFFIX);
+        p.min_len = Some(1);
+        if let Some((room, why)) = tightest {
+            p.max_len = Some(room);
+            p.max_len_why = Some(why);
+        }
+    }
+    let templated: Vec<(Kind, &'static str)> = names
+        .iter()
+        .copied()
+        .filter(|(k, t)| k.name_rule().is_some() && placeholders(t).iter().any(|f| *f != "n"))
+        .collect();
+    if templated.is_empty() {
+        return spec;
+    }
+    let mut reads: Vec<&'static str> = vec!["env_suffix"];
+    for (_, t) in &templated {
+        for f in placeholders(t) {
+            debug_assert!(
+                f == "n" || spec.param(f).is_some(),
+                "{}: the name `{t}` uses `{f}`, which is not a declared parameter",
+                spec.name
+            );
+            if f != "n" && !reads.contains(&f) {
+                reads.push(f);
+            }
+        }
+    }
+    let shown: Vec<String> = templated
+        .iter()
+        .map(|(k, t)| {
+            format!(
+                "`{t}-<env_suffix>` is {}",
+                k.name_rule().map_or("a name", |r| r.what)
+            )
+        })
+        .collect();
+    let inputs: Vec<String> = reads.iter().map(|r| format!("`{r}`")).collect();
+    let doc = format!(
+        "The names built from {} fit AWS's limits: {}.",
+        inputs.join(", "),
+        shown.join("; ")
+    );
+    let fields = reads.clone();
+    spec.rule(doc, &reads, move |input| {
+        let suffix = input
+            .get("env_suffix")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        for (kind, t) in &templated {
+            let name = format!("{}-{suffix}", fill(t, input));
+            let Err(problem) = kind.check_name(&name) else {
+                continue;
+            };
+            // A name too long is the suffix's doing as much as anything; a bad character is
+            // the doing of the input that holds it.
+            let culprit = if problem.contains("characters long") {
+                None
+            } else {
+                let rule = kind.name_rule();
+                fields.iter().copied().find(|f| {
+                    input
+                        .get(*f)
+                        .and_then(Value::as_str)
+                        .is_some_and(|v| rule.is_some_and(|r| v.chars().any(|c| !r.allows(c))))
+                })
+            };
+            let field = culprit.unwrap_or("env_suffix");
+            let mut v = RuleViolation::at(field, format!("the name `{name}` {problem}"));
+            v = v.hint(if field == "env_suffix" {
+                let others: Vec<String> = fields
+                    .iter()
+                    .filter(|f| **f != "env_suffix")
+                    .map(|f| format!("`{f}`"))
+                    .collect();
+                format!("shorten `env_suffix` (or {})", others.join(", "))
+            } else {
+                format!("change `{field}`")
+            });
+            return Err(v);
+        }
+        Ok(())
+    })
 }
 
 impl StepType for CloudStep {
@@ -553,17 +861,16 @@ impl StepType for CloudStep {
             let backend = self.backend.get()?;
             let input = self.with_defaults(input);
             let suffix = crate::cloud::input::str(&input, "env_suffix")?.to_string();
-            if suffix.is_empty()
-                || !suffix
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            {
-                return Err(StepError::invalid_input(format!(
-                    "env_suffix {suffix:?} must be lower-case letters, digits and dashes \
-                     (it ends every resource name, and S3 bucket names allow nothing else)"
-                )));
-            }
-            let mut cx = Cx::new(backend, suffix, ctx.run_id.clone());
+            // The scheduler checked the declaration already; a caller outside a run may not have.
+            check_suffix(&suffix)
+                .map_err(|v| StepError::invalid_input(v.sentence("env_suffix")))?;
+            let mut cx = Cx::new(
+                backend,
+                suffix,
+                ctx.run_id.clone(),
+                self.names,
+                self.spec.name,
+            );
             let span = tracing::info_span!("step", runbook = %ctx.runbook, step = %ctx.step_id, uses = self.spec.name);
             let out = (self.body)(&mut cx, &input).instrument(span).await?;
             Ok(cx.finish(out))
@@ -631,5 +938,130 @@ impl StepType for CloudStep {
             out.insert("kept".into(), Value::Array(kept));
             Ok(out)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CloudConfig;
+
+    #[test]
+    fn the_suffix_is_lower_case_letters_digits_and_single_dashes() {
+        assert!(check_suffix("prod-eu").is_ok());
+        assert!(check_suffix("p1").is_ok());
+        let v = check_suffix("Prod_EU").unwrap_err();
+        assert!(v.problem.starts_with("holds `P` (`Prod_EU`)"), "{v}");
+        assert_eq!(v.hint.as_deref(), Some("did you mean `prod-eu`?"));
+        let v = check_suffix("prod-").unwrap_err();
+        assert!(v.problem.starts_with("starts or ends with a dash"), "{v}");
+        assert_eq!(v.hint.as_deref(), Some("did you mean `prod`?"));
+        assert!(check_suffix("-prod").is_err());
+        assert!(check_suffix("prod--eu").is_err());
+        assert!(check_suffix("").is_err());
+    }
+
+    #[test]
+    fn type_parts_match_their_templates() {
+        assert!(matches_template("alb", "alb"));
+        assert!(!matches_template("alb", "albx"));
+        assert!(matches_template("nat-gateway-{n}", "nat-gateway-12"));
+        assert!(!matches_template("nat-gateway-{n}", "nat-gateway-x"));
+        assert!(matches_template(
+            "{name}-{primary_region}",
+            "artifacts-us-east-1"
+        ));
+        assert!(matches_template("alias/{name}", "alias/kms-key"));
+        assert!(!matches_template("alias/{name}", "kms-key"));
+    }
+
+    /// The issue's limits: ALB and target group names 32 characters, RDS identifiers 63,
+    /// EventBridge rules and IAM roles 64; each step allows the longest suffix its own names fit.
+    #[test]
+    fn each_step_allows_the_longest_suffix_its_names_fit() {
+        let reg = crate::registry(&CloudConfig::default());
+        let limit = |name: &str| {
+            let spec = reg.get(name).expect(name).spec();
+            let p = spec.param("env_suffix").expect("env_suffix");
+            (p.max_len, p.max_len_why.clone().unwrap_or_default())
+        };
+        let (n, why) = limit("elb.load_balancer");
+        assert_eq!(n, Some(28), "alb-<suffix> is at most 32");
+        assert!(why.contains("`alb-<env_suffix>` is an ALB name"), "{why}");
+        assert_eq!(
+            limit("rds.global_database").0,
+            Some(45),
+            "aurora-instance-1-<suffix>, 63"
+        );
+        assert_eq!(
+            limit("lambda.replication_monitor").0,
+            Some(35),
+            "replication-monitor-schedule-<suffix> is an EventBridge rule, 64"
+        );
+        assert_eq!(
+            limit("iam.app_roles").0,
+            Some(52),
+            "lambda-role-<suffix>, 64"
+        );
+        assert_eq!(
+            limit("s3.replicated_buckets").0,
+            Some(44),
+            "s3-replication-role-<suffix>, 64"
+        );
+        assert_eq!(
+            limit("events.alarm_queue").0,
+            Some(44),
+            "events-forward-role-<suffix>, 64"
+        );
+        // A step that builds no name sets no limit.
+        assert_eq!(limit("cloud.teardown").0, None);
+    }
+
+    /// Bucket names hold a region, so their limit is a rule over the suffix and the regions.
+    #[test]
+    fn bucket_names_are_checked_with_their_regions() {
+        let reg = crate::registry(&CloudConfig::default());
+        let spec = reg.get("s3.replicated_buckets").unwrap().spec();
+        let input = |suffix: &str| {
+            let mut m = Outputs::new();
+            m.insert("env_suffix".into(), json!(suffix));
+            m.insert("name".into(), json!("artifacts"));
+            m.insert("primary_region".into(), json!("ap-southeast-1"));
+            m.insert("standby_region".into(), json!("us-east-1"));
+            m
+        };
+        let rule = spec
+            .rules
+            .iter()
+            .find(|r| r.reads.contains(&"primary_region") && r.reads.contains(&"env_suffix"))
+            .expect("the names rule");
+        // artifacts-ap-southeast-1-<suffix>: 25 characters before the suffix.
+        assert!((rule.check)(&input(&"a".repeat(38))).is_ok());
+        let v = (rule.check)(&input(&"a".repeat(39))).unwrap_err();
+        assert_eq!(v.field, Some("env_suffix"));
+        assert!(
+            v.message
+                .ends_with("is 64 characters long, but an S3 bucket name is at most 63"),
+            "{v}"
+        );
+        let v = (rule.check)(&input("s3alias")).unwrap_err();
+        assert!(v.message.contains("which S3 reserves"), "{v}");
+    }
+
+    #[test]
+    fn a_name_the_declaration_does_not_list_is_refused_before_the_cloud_sees_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        let backend: Arc<dyn CloudBackend> = Arc::new(crate::sim::SimBackend::open(dir.path()));
+        let cx = Cx::new(
+            backend,
+            "prod".into(),
+            "run".into(),
+            &[(Kind::LoadBalancer, "alb")],
+            "test.step",
+        );
+        assert!(cx.check_name(Kind::LoadBalancer, "alb-prod").is_ok());
+        let e = cx.check_name(Kind::LoadBalancer, "nlb-prod").unwrap_err();
+        assert_eq!(e.kind, "undeclared_name");
+        assert!(cx.check_name(Kind::Route, "rtb-1:0.0.0.0/0").is_ok());
     }
 }

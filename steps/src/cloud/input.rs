@@ -7,12 +7,24 @@ use serde_json::Value;
 
 use super::framework::Role;
 
+/// A body's input holds every declared parameter (null when it has no default, see
+/// `CloudStep::with_defaults`), so a key that is not there is a misspelt name: a bug that would
+/// otherwise surface as a run-time `invalid_input` on a value the value check never saw.
+fn declared(input: &Outputs, key: &str) {
+    debug_assert!(
+        input.contains_key(key),
+        "a step body reads `{key}`, which its declaration does not have (declared: {:?})",
+        input.keys().collect::<Vec<_>>()
+    );
+}
+
 fn missing(key: &str, want: &str) -> StepError {
     StepError::invalid_input(format!("parameter `{key}` must be {want}"))
 }
 
 /// A required string.
 pub fn str<'a>(input: &'a Outputs, key: &str) -> Result<&'a str, StepError> {
+    declared(input, key);
     input
         .get(key)
         .and_then(Value::as_str)
@@ -21,6 +33,7 @@ pub fn str<'a>(input: &'a Outputs, key: &str) -> Result<&'a str, StepError> {
 
 /// An optional string: absent, null or empty mean `None`.
 pub fn opt_str<'a>(input: &'a Outputs, key: &str) -> Option<&'a str> {
+    declared(input, key);
     input
         .get(key)
         .and_then(Value::as_str)
@@ -29,6 +42,7 @@ pub fn opt_str<'a>(input: &'a Outputs, key: &str) -> Option<&'a str> {
 
 /// A required whole number.
 pub fn int(input: &Outputs, key: &str) -> Result<i64, StepError> {
+    declared(input, key);
     input
         .get(key)
         .and_then(Value::as_i64)
@@ -37,6 +51,7 @@ pub fn int(input: &Outputs, key: &str) -> Result<i64, StepError> {
 
 /// A required bool.
 pub fn bool(input: &Outputs, key: &str) -> Result<bool, StepError> {
+    declared(input, key);
     input
         .get(key)
         .and_then(Value::as_bool)
@@ -45,6 +60,7 @@ pub fn bool(input: &Outputs, key: &str) -> Result<bool, StepError> {
 
 /// A list of strings (absent means empty).
 pub fn strings(input: &Outputs, key: &str) -> Result<Vec<String>, StepError> {
+    declared(input, key);
     match input.get(key) {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(items)) => items
@@ -75,6 +91,7 @@ pub fn role(input: &Outputs) -> Result<Role, StepError> {
 
 /// A duration in seconds (`90s`, `5m`, or a number).
 pub fn duration(input: &Outputs, key: &str) -> Result<std::time::Duration, StepError> {
+    declared(input, key);
     match input.get(key) {
         Some(Value::String(s)) => {
             drflow_engine::parse_duration(s).map_err(StepError::invalid_input)
@@ -90,5 +107,6 @@ pub fn duration(input: &Outputs, key: &str) -> Result<std::time::Duration, StepE
 
 /// A number, or `default` when absent.
 pub fn f64_or(input: &Outputs, key: &str, default: f64) -> f64 {
+    declared(input, key);
     input.get(key).and_then(Value::as_f64).unwrap_or(default)
 }

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use drflow_engine::{Outputs, Registry, ValueType};
 use serde_json::{Value, json};
 
-use super::framework::{BodyFuture, CloudStep, Cx, Desired, Role, cloud_spec};
+use super::checks::{CloudSpec, ROLES};
+use super::framework::{BodyFuture, CloudStep, Cx, Desired, Names, Role, cloud_spec};
 use super::input;
 use crate::backend::{Kind, Resource};
+use crate::regions::AWS_REGION;
 use crate::target::LazyBackend;
 
 /// The lag above which the RPO budget (1 minute) is at risk: 30 s, in milliseconds.
@@ -48,12 +50,21 @@ pub(crate) fn alarm_event_pattern(suffix: &str) -> Value {
 pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
     let sns = cloud_spec("sns.topic", "A KMS-encrypted SNS topic for incident notifications in one region, that CloudWatch and EventBridge may publish to, with an optional e-mail subscription for the ops team.")
         .required("region", ValueType::String, "AWS region.")
+        .format(AWS_REGION)
         .required("role", ValueType::String, "primary or standby.")
+        .one_of(ROLES)
         .required("kms_key_arn", ValueType::String, "KMS key of that region.")
-        .optional("email", ValueType::String, json!(""), "Ops e-mail to subscribe (confirmation pending until they click).")
+        .optional("email", ValueType::String, json!(""), "Ops e-mail to subscribe (confirmation pending until they click); empty = none.")
+        .format(drflow_engine::formats::EMAIL)
+        .empty_means_none()
         .output("topic_arn", ValueType::String, "The topic.")
         .output("subscription_arn", ValueType::String, "The e-mail subscription (empty if none).");
-    reg.register(CloudStep::boxed(sns, backend, run_sns));
+    reg.register(CloudStep::boxed(
+        sns,
+        &[(Kind::SnsTopic, "sns-topic")],
+        backend,
+        run_sns,
+    ));
 
     let alarms = cloud_spec(
         "cloudwatch.alarms",
@@ -64,13 +75,16 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
          metric), and unhealthy ALB hosts per region.",
     )
     .required("primary_region", ValueType::String, "Primary region.")
+    .format(AWS_REGION)
     .required("standby_region", ValueType::String, "Standby region.")
+    .format(AWS_REGION)
     .optional(
         "health_metrics_region",
         ValueType::String,
         json!("us-east-1"),
         "Where Route 53 publishes HealthCheckStatus (always us-east-1).",
     )
+    .format(AWS_REGION)
     .required(
         "primary_health_check_id",
         ValueType::String,
@@ -142,8 +156,9 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::String,
         "Replication lag alarm.",
     )
-    .output("alarm_names", ValueType::List, "Every alarm's name.");
-    reg.register(CloudStep::boxed(alarms, backend, run_alarms));
+    .output("alarm_names", ValueType::List, "Every alarm's name.")
+    .distinct_regions("primary_region", "standby_region");
+    reg.register(CloudStep::boxed(alarms, ALARM_NAMES, backend, run_alarms));
 
     let lambda = cloud_spec(
         "lambda.replication_monitor",
@@ -156,6 +171,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::String,
         "Region to run in (the standby, where lag is published).",
     )
+    .format(AWS_REGION)
     .required(
         "role_arn",
         ValueType::String,
@@ -183,11 +199,36 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         json!(30),
         "Seconds between samples.",
     )
+    .at_least(1.0)
     .optional(
         "samples",
         ValueType::Int,
         json!(2),
         "Samples per invocation.",
+    )
+    .at_least(1.0)
+    .rule(
+        "An invocation (`samples` samples `sample_interval_seconds` apart, plus 15 s) fits \
+         Lambda's 900 s limit.",
+        &["samples", "sample_interval_seconds"],
+        |input| {
+            let n = |k: &str| input.get(k).and_then(Value::as_i64).unwrap_or(0);
+            let (samples, interval) = (n("samples"), n("sample_interval_seconds"));
+            let needed = interval
+                .saturating_mul(samples.saturating_sub(1))
+                .saturating_add(15);
+            if needed <= 900 {
+                return Ok(());
+            }
+            Err(drflow_engine::RuleViolation::at(
+                "samples",
+                format!(
+                    "{samples} samples {interval} s apart take {needed} s per invocation, more \
+                     than the 900 s a Lambda function may run"
+                ),
+            )
+            .hint("take fewer samples, or closer together"))
+        },
     )
     .output("function_arn", ValueType::String, "The function.")
     .output("function_name", ValueType::String, "Its name.")
@@ -196,7 +237,15 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::String,
         "The 1-minute schedule.",
     );
-    reg.register(CloudStep::boxed(lambda, backend, run_lambda));
+    reg.register(CloudStep::boxed(
+        lambda,
+        &[
+            (Kind::LambdaFunction, "replication-monitor"),
+            (Kind::EventRule, "replication-monitor-schedule"),
+        ],
+        backend,
+        run_lambda,
+    ));
 
     let queue = cloud_spec(
         "events.alarm_queue",
@@ -212,11 +261,14 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::String,
         "Region of the queue (the standby).",
     )
+    .format(AWS_REGION)
     .required(
         "source_regions",
         ValueType::List,
         "Regions whose alarm events are collected (duplicates ignored).",
     )
+    .min_len(1)
+    .format(AWS_REGION)
     .required(
         "kms_key_arn",
         ValueType::String,
@@ -234,7 +286,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "Where unprocessable events end up.",
     )
     .output("rule_arns", ValueType::List, "Every rule.");
-    reg.register(CloudStep::boxed(queue, backend, run_queue));
+    reg.register(CloudStep::boxed(queue, QUEUE_NAMES, backend, run_queue));
 
     let dash = cloud_spec(
         "cloudwatch.dashboard",
@@ -247,14 +299,18 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::String,
         "Region whose console URL is given (the standby: reachable during a primary outage).",
     )
+    .format(AWS_REGION)
     .required("primary_region", ValueType::String, "Primary region.")
+    .format(AWS_REGION)
     .required("standby_region", ValueType::String, "Standby region.")
+    .format(AWS_REGION)
     .optional(
         "health_metrics_region",
         ValueType::String,
         json!("us-east-1"),
         "Where HealthCheckStatus lives.",
     )
+    .format(AWS_REGION)
     .required(
         "primary_health_check_id",
         ValueType::String,
@@ -300,9 +356,33 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "The monitor's namespace.",
     )
     .output("dashboard_name", ValueType::String, "The dashboard.")
-    .output("dashboard_url", ValueType::String, "Its console URL.");
-    reg.register(CloudStep::boxed(dash, backend, run_dashboard));
+    .output("dashboard_url", ValueType::String, "Its console URL.")
+    .distinct_regions("primary_region", "standby_region");
+    reg.register(CloudStep::boxed(
+        dash,
+        &[(Kind::Dashboard, "failover-dashboard")],
+        backend,
+        run_dashboard,
+    ));
 }
+
+/// The names `cloudwatch.alarms` builds.
+const ALARM_NAMES: Names = &[
+    (Kind::MetricAlarm, "health-check-alarm-primary"),
+    (Kind::MetricAlarm, "health-check-alarm-standby"),
+    (Kind::CompositeAlarm, "regional-outage-alarm"),
+    (Kind::MetricAlarm, "replication-lag-alarm"),
+    (Kind::MetricAlarm, "replication-lag-fast-alarm"),
+    (Kind::MetricAlarm, "unhealthy-hosts-alarm"),
+];
+
+/// The names `events.alarm_queue` builds: the rule has the same name in every region.
+const QUEUE_NAMES: Names = &[
+    (Kind::EventRule, "alarm-state-change"),
+    (Kind::SqsQueue, "alarm-events-dlq"),
+    (Kind::SqsQueue, "alarm-events"),
+    (Kind::IamRole, "events-forward-role"),
+];
 
 fn run_sns<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
     Box::pin(async move {

@@ -6,9 +6,11 @@ use std::time::Duration;
 use drflow_engine::{Outputs, Registry, StepError, ValueType};
 use serde_json::{Value, json};
 
-use super::framework::{BodyFuture, CloudStep, Cx, Desired, cloud_spec};
+use super::checks::{CloudSpec, ROLES, VPC_CIDR};
+use super::framework::{BodyFuture, CloudStep, Cx, Desired, Names, cloud_spec};
 use super::input;
 use crate::backend::Kind;
+use crate::regions::AWS_REGION;
 use crate::target::LazyBackend;
 
 pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
@@ -18,37 +20,74 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
          internet gateway, NAT gateways and route tables (public via the IGW, private via NAT).",
     )
     .required("region", ValueType::String, "AWS region, e.g. eu-south-1.")
+    .format(AWS_REGION)
     .required(
         "role",
         ValueType::String,
         "primary or standby (FailoverRole tag).",
     )
+    .one_of(ROLES)
     .optional(
         "cidr",
         ValueType::String,
         json!("10.0.0.0/16"),
         "VPC CIDR block (/16 to /19); must not overlap the peer region's.",
     )
+    .format(VPC_CIDR)
     .optional(
         "public_subnets",
         ValueType::Int,
         json!(2),
         "Public subnets, one per availability zone.",
     )
+    .at_least(1.0)
     .optional(
         "private_subnets",
         ValueType::Int,
         json!(2),
         "Private subnets, one per availability zone.",
     )
+    .at_least(1.0)
     .optional(
         "nat_gateways",
         ValueType::Int,
         json!(1),
         "NAT gateways (1 = cheapest; one per AZ = AZ-independent egress).",
     )
+    .at_least(1.0)
+    .rule(
+        "`public_subnets` and `private_subnets` are at most the region's availability zones \
+         (one subnet per zone).",
+        &["region", "public_subnets", "private_subnets"],
+        subnets_fit_zones,
+    )
+    .rule(
+        "`nat_gateways` is at most `public_subnets` (each NAT gateway sits in a public subnet).",
+        &["nat_gateways", "public_subnets"],
+        |input| {
+            let (nat, public) = (count(input, "nat_gateways"), count(input, "public_subnets"));
+            if nat <= public {
+                return Ok(());
+            }
+            Err(drflow_engine::RuleViolation::at(
+                "nat_gateways",
+                format!(
+                    "{nat} NAT gateways need a public subnet each, but there {}",
+                    if public == 1 {
+                        "is 1".to_string()
+                    } else {
+                        format!("are {public}")
+                    }
+                ),
+            )
+            .hint(format!(
+                "use at most {public} NAT gateways, or more public subnets"
+            )))
+        },
+    )
     .output("vpc_id", ValueType::String, "The VPC id.")
     .output("cidr", ValueType::String, "The VPC CIDR block.")
+    .echoes("cidr")
     .output(
         "availability_zones",
         ValueType::List,
@@ -80,7 +119,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "The internet gateway id.",
     )
     .output("nat_gateway_ids", ValueType::List, "NAT gateway ids.");
-    reg.register(CloudStep::boxed(vpc, backend, run_vpc));
+    reg.register(CloudStep::boxed(vpc, VPC_NAMES, backend, run_vpc));
 
     let peering = cloud_spec(
         "network.peering",
@@ -92,8 +131,10 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::String,
         "Region of the requesting VPC (primary).",
     )
+    .format(AWS_REGION)
     .required("requester_vpc_id", ValueType::String, "The requesting VPC.")
     .required("requester_cidr", ValueType::String, "Its CIDR.")
+    .format(drflow_engine::formats::IPV4_CIDR)
     .required(
         "requester_route_table_ids",
         ValueType::List,
@@ -104,15 +145,116 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::String,
         "Region of the accepting VPC (standby).",
     )
+    .format(AWS_REGION)
     .required("accepter_vpc_id", ValueType::String, "The accepting VPC.")
     .required("accepter_cidr", ValueType::String, "Its CIDR.")
+    .format(drflow_engine::formats::IPV4_CIDR)
     .required(
         "accepter_route_table_ids",
         ValueType::List,
         "Its route tables that get a route back.",
     )
-    .output("peering_connection_id", ValueType::String, "The pcx- id.");
-    reg.register(CloudStep::boxed(peering, backend, run_peering));
+    .output("peering_connection_id", ValueType::String, "The pcx- id.")
+    .distinct_regions("requester_region", "accepter_region")
+    .rule(
+        "`requester_cidr` and `accepter_cidr` do not overlap (peered VPCs route to each other).",
+        &["requester_cidr", "accepter_cidr"],
+        |input| {
+            let get = |k: &str| {
+                input
+                    .get(k)
+                    .and_then(serde_json::Value::as_str)
+                    .and_then(drflow_engine::formats::Ipv4Cidr::parse)
+            };
+            let (Some(a), Some(b)) = (get("requester_cidr"), get("accepter_cidr")) else {
+                return Ok(());
+            };
+            if !a.overlaps(b) {
+                return Ok(());
+            }
+            Err(drflow_engine::RuleViolation::at(
+                "accepter_cidr",
+                format!(
+                    "the standby VPC block `{b}` overlaps the primary's `{a}`: peered VPCs \
+                     route to each other, so their blocks must be distinct"
+                ),
+            )
+            .hint({
+                let size = 1u64 << (32 - u32::from(a.prefix));
+                let next = u64::from(a.network().address) + size;
+                match u32::try_from(next) {
+                    Ok(address) => format!(
+                        "give the standby a block of its own, e.g. `{}`",
+                        drflow_engine::formats::Ipv4Cidr {
+                            address,
+                            prefix: a.prefix
+                        }
+                    ),
+                    Err(_) => "give the standby a block of its own".to_string(),
+                }
+            }))
+        },
+    );
+    reg.register(CloudStep::boxed(
+        peering,
+        PEERING_NAMES,
+        backend,
+        run_peering,
+    ));
+}
+
+/// The names `network.vpc` builds (routes are named after their table and destination).
+const VPC_NAMES: Names = &[
+    (Kind::Vpc, "vpc"),
+    (Kind::InternetGateway, "igw"),
+    (Kind::Subnet, "public-subnet-{n}"),
+    (Kind::Subnet, "private-subnet-{n}"),
+    (Kind::RouteTable, "public-rt"),
+    (Kind::RouteTable, "private-rt-{n}"),
+    (Kind::ElasticIp, "nat-eip-{n}"),
+    (Kind::NatGateway, "nat-gateway-{n}"),
+];
+
+/// The names `network.peering` builds.
+const PEERING_NAMES: Names = &[(Kind::VpcPeering, "vpc-peering")];
+
+fn count(input: &Outputs, key: &str) -> i64 {
+    input.get(key).and_then(Value::as_i64).unwrap_or(0)
+}
+
+/// One subnet per zone: the region's zones bound both counts.
+fn subnets_fit_zones(input: &Outputs) -> Result<(), drflow_engine::RuleViolation> {
+    let region = input
+        .get("region")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let Some(zones) = crate::regions::availability_zones(region) else {
+        // Not a region: its format check says so.
+        return Ok(());
+    };
+    for key in ["public_subnets", "private_subnets"] {
+        let n = count(input, key);
+        if n > zones.len() as i64 {
+            return Err(drflow_engine::RuleViolation::at(
+                if key == "public_subnets" {
+                    "public_subnets"
+                } else {
+                    "private_subnets"
+                },
+                format!(
+                    "{n} {} subnets need an availability zone each, but {region} has {} ({})",
+                    key.trim_end_matches("_subnets"),
+                    zones.len(),
+                    zones.join(", ")
+                ),
+            )
+            .hint(format!(
+                "use at most {} subnets per tier in {region}",
+                zones.len()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A parsed IPv4 CIDR block.

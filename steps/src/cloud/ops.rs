@@ -7,11 +7,13 @@ use std::sync::Arc;
 use drflow_engine::{Outputs, Registry, StepError, ValueType};
 use serde_json::{Value, json};
 
+use super::checks::CloudSpec;
 use super::framework::{
     BodyFuture, CloudStep, Cx, MANAGED_BY, SUFFIX_TAG, SUPERSEDED_TAG, cloud_spec,
 };
 use super::input;
 use crate::backend::{ErrorKind, GLOBAL, Kind, Resource, ResourceState};
+use crate::regions::AWS_REGION;
 use crate::target::LazyBackend;
 
 pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
@@ -23,7 +25,10 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
          regions, the lag alarm and the daemon's queue. Changes nothing.",
     )
     .required("primary_region", ValueType::String, "Primary region.")
+    .format(AWS_REGION)
     .required("standby_region", ValueType::String, "Standby region.")
+    .format(AWS_REGION)
+    .distinct_regions("primary_region", "standby_region")
     .output("ready", ValueType::Bool, "Whether every check passed.")
     .output("summary", ValueType::String, "One line for people.")
     .output(
@@ -31,7 +36,8 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::Map,
         "Each check and whether it passed.",
     );
-    reg.register(CloudStep::boxed(ready, backend, run_readiness));
+    // Reads only: it builds no name.
+    reg.register(CloudStep::boxed(ready, &[], backend, run_readiness));
 
     let mut teardown = cloud_spec(
         "cloud.teardown",
@@ -44,12 +50,14 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::List,
         "Regions to clean (global resources always are).",
     )
+    .format(AWS_REGION)
     .optional(
         "max_passes",
         ValueType::Int,
         json!(10),
         "Passes over what is left before giving up.",
     )
+    .at_least(1.0)
     .output(
         "deleted",
         ValueType::Int,
@@ -62,7 +70,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
     );
     teardown.has_undo = false;
     let teardown = teardown.destructive();
-    reg.register(CloudStep::boxed(teardown, backend, run_teardown));
+    reg.register(CloudStep::boxed(teardown, &[], backend, run_teardown));
 
     let mut superseded = cloud_spec(
         "cloud.delete_superseded",
@@ -76,12 +84,14 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::List,
         "Regions to look in (global resources always are).",
     )
+    .format(AWS_REGION)
     .optional(
         "max_passes",
         ValueType::Int,
         json!(3),
         "Passes over what is left before giving up.",
     )
+    .at_least(1.0)
     .output(
         "deleted",
         ValueType::Int,
@@ -94,7 +104,12 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
          later run, with a warning).",
     );
     superseded.has_undo = false;
-    reg.register(CloudStep::boxed(superseded, backend, run_delete_superseded));
+    reg.register(CloudStep::boxed(
+        superseded,
+        &[],
+        backend,
+        run_delete_superseded,
+    ));
 }
 
 /// This environment's resource `<ty>-<suffix>`: one of another environment's under that name

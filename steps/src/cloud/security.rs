@@ -6,9 +6,11 @@ use std::sync::Arc;
 use drflow_engine::{Outputs, Registry, ValueType};
 use serde_json::json;
 
-use super::framework::{BodyFuture, CloudStep, Cx, Desired, Role, cloud_spec};
+use super::checks::{CloudSpec, ROLES};
+use super::framework::{BodyFuture, CloudStep, Cx, Desired, Names, Role, cloud_spec};
 use super::input;
 use crate::backend::{GLOBAL, Kind};
+use crate::regions::AWS_REGION;
 use crate::target::LazyBackend;
 
 pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
@@ -18,7 +20,9 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
          ALB's group, on the app port), DB (5432 only from the app's group).",
     )
     .required("region", ValueType::String, "AWS region.")
+    .format(AWS_REGION)
     .required("role", ValueType::String, "primary or standby.")
+    .one_of(ROLES)
     .required("vpc_id", ValueType::String, "The VPC the groups belong to.")
     .optional(
         "app_port",
@@ -26,6 +30,8 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         json!(8443),
         "Port the app serves HTTPS on behind the ALB.",
     )
+    .at_least(1.0)
+    .at_most(65535.0)
     .output("alb_sg_id", ValueType::String, "The ALB's security group.")
     .output(
         "app_sg_id",
@@ -37,7 +43,16 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::String,
         "The database's security group.",
     );
-    reg.register(CloudStep::boxed(sgs, backend, run_sgs));
+    reg.register(CloudStep::boxed(
+        sgs,
+        &[
+            (Kind::SecurityGroup, "alb-sg"),
+            (Kind::SecurityGroup, "app-sg"),
+            (Kind::SecurityGroup, "db-sg"),
+        ],
+        backend,
+        run_sgs,
+    ));
 
     let kms = cloud_spec(
         "kms.multi_region_key",
@@ -49,29 +64,36 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::String,
         "Region of the primary key.",
     )
+    .format(AWS_REGION)
     .required(
         "standby_region",
         ValueType::String,
         "Region of the replica key.",
     )
+    .format(AWS_REGION)
     .optional(
         "name",
         ValueType::String,
         json!("kms-key"),
         "Type part of the name (`<name>-<suffix>`).",
     )
+    .min_len(1)
     .optional(
         "deletion_window_days",
         ValueType::Int,
         json!(7),
         "Days before a deleted key is gone (7 = shortest, so destroy completes).",
     )
+    .at_least(7.0)
+    .at_most(30.0)
     .optional(
         "extra_regions",
         ValueType::List,
         json!([]),
         "More regions that need a replica (e.g. us-east-1 for Route 53 alarm notifications).",
     )
+    .format(AWS_REGION)
+    .distinct_regions("primary_region", "standby_region")
     .output(
         "primary_key_arn",
         ValueType::String,
@@ -92,7 +114,12 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::Map,
         "Key ARN by region (primary, standby and extra regions).",
     );
-    reg.register(CloudStep::boxed(kms, backend, run_kms));
+    reg.register(CloudStep::boxed(
+        kms,
+        &[(Kind::KmsKey, "{name}"), (Kind::KmsAlias, "alias/{name}")],
+        backend,
+        run_kms,
+    ));
 
     let iam = cloud_spec(
         "iam.app_roles",
@@ -121,6 +148,8 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         json!("DrFlow/Trading"),
         "The only CloudWatch namespace the roles may publish to.",
     )
+    .min_len(1)
+    .max_len(255)
     .output("ec2_role_arn", ValueType::String, "The instance role.")
     .output(
         "instance_profile_arn",
@@ -133,8 +162,15 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::String,
         "The replication monitor's role.",
     );
-    reg.register(CloudStep::boxed(iam, backend, run_iam));
+    reg.register(CloudStep::boxed(iam, IAM_NAMES, backend, run_iam));
 }
+
+/// The names `iam.app_roles` builds.
+const IAM_NAMES: Names = &[
+    (Kind::IamRole, "ec2-role"),
+    (Kind::InstanceProfile, "ec2-instance-profile"),
+    (Kind::IamRole, "lambda-role"),
+];
 
 fn ingress(port: u16, from: serde_json::Value, why: &str) -> serde_json::Value {
     let mut rule =
@@ -218,7 +254,7 @@ fn run_kms<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
         let primary = input::str(p, "primary_region")?;
         let standby = input::str(p, "standby_region")?;
         let window = input::int(p, "deletion_window_days")?;
-        let name = cx.name(input::str(p, "name")?);
+        let name = cx.name_from("{name}", p);
         let alias = format!("alias/{name}");
         let tags = cx.tags(&name, Role::Primary);
         let key = cx

@@ -7,10 +7,13 @@ use std::time::Duration;
 use drflow_engine::{Outputs, Registry, StepError, ValueType};
 use serde_json::json;
 
+use super::checks::{CERTIFICATE_ARN, ROLES};
 use super::framework::{BodyFuture, CloudStep, Cx, Desired, Role, cloud_spec};
 use super::input;
 use crate::backend::{GLOBAL, Kind};
+use crate::regions::AWS_REGION;
 use crate::target::LazyBackend;
+use drflow_engine::formats::DOMAIN_NAME;
 
 /// The path both the ALB and Route 53 probe.
 pub const HEALTH_PATH: &str = "/health/trading";
@@ -27,6 +30,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::String,
         "The zone's domain, e.g. trading-prod.example.com.",
     )
+    .format(DOMAIN_NAME)
     .output("zone_id", ValueType::String, "The hosted zone id.")
     .output(
         "name_servers",
@@ -34,7 +38,8 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "Name servers to delegate the domain to.",
     )
     .output("domain_name", ValueType::String, "The domain.");
-    reg.register(CloudStep::boxed(zone, backend, run_zone));
+    // A hosted zone is named by its domain; only its Name tag holds the suffix.
+    reg.register(CloudStep::boxed(zone, &[], backend, run_zone));
 
     let cert = cloud_spec(
         "acm.certificate",
@@ -46,12 +51,15 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::String,
         "Region of the ALB that will use it.",
     )
+    .format(AWS_REGION)
     .required("role", ValueType::String, "primary or standby.")
+    .one_of(ROLES)
     .required(
         "domain_name",
         ValueType::String,
         "The name on the certificate.",
     )
+    .format(DOMAIN_NAME)
     .required(
         "hosted_zone_id",
         ValueType::String,
@@ -63,8 +71,15 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         json!(""),
         "An existing certificate to use instead (nothing is requested).",
     )
+    .format(CERTIFICATE_ARN)
+    .empty_means_none()
     .output("certificate_arn", ValueType::String, "The certificate.");
-    reg.register(CloudStep::boxed(cert, backend, run_cert));
+    reg.register(CloudStep::boxed(
+        cert,
+        &[(Kind::Certificate, "certificate")],
+        backend,
+        run_cert,
+    ));
 
     let alb = cloud_spec(
         "elb.load_balancer",
@@ -73,13 +88,16 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
          HTTP listener that only redirects to HTTPS.",
     )
     .required("region", ValueType::String, "AWS region.")
+    .format(AWS_REGION)
     .required("role", ValueType::String, "primary or standby.")
+    .one_of(ROLES)
     .required("vpc_id", ValueType::String, "The VPC.")
     .required(
         "subnet_ids",
         ValueType::List,
         "Public subnets (two or more AZs).",
     )
+    .min_len(2)
     .required("alb_sg_id", ValueType::String, "The ALB security group.")
     .required(
         "certificate_arn",
@@ -92,6 +110,8 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         json!(8443),
         "Port the instances serve HTTPS on.",
     )
+    .at_least(1.0)
+    .at_most(65535.0)
     .optional(
         "ssl_policy",
         ValueType::String,
@@ -125,7 +145,13 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::String,
         "https://<alb>/health/trading.",
     );
-    reg.register(CloudStep::boxed(alb, backend, run_alb));
+    // Listeners have no name in AWS; the load balancer and the target group do (32 characters).
+    reg.register(CloudStep::boxed(
+        alb,
+        &[(Kind::LoadBalancer, "alb"), (Kind::TargetGroup, "tg")],
+        backend,
+        run_alb,
+    ));
 
     let hc = cloud_spec(
         "route53.health_check",
@@ -138,6 +164,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::String,
         "primary or standby (the region it watches).",
     )
+    .one_of(ROLES)
     .required(
         "fqdn",
         ValueType::String,
@@ -149,27 +176,38 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         json!(HEALTH_PATH),
         "Path to probe.",
     )
+    .format(RESOURCE_PATH)
     .optional(
         "search_string",
         ValueType::String,
         json!(HEALTH_MATCH),
-        "Text a healthy body contains.",
+        "Text a healthy body contains (Route 53 reads the first 5,120 bytes).",
     )
+    .min_len(1)
+    .max_len(255)
     .optional(
         "request_interval",
         ValueType::Int,
         json!(10),
         "Seconds between checks: 10 (fast) or 30.",
     )
+    .one_of_ints(&[10, 30])
     .optional(
         "failure_threshold",
         ValueType::Int,
         json!(3),
         "Consecutive failures before unhealthy (1-10).",
     )
+    .at_least(1.0)
+    .at_most(10.0)
     .output("health_check_id", ValueType::String, "The health check id.")
     .output("health_check_url", ValueType::String, "The URL it probes.");
-    reg.register(CloudStep::boxed(hc, backend, run_health_check));
+    reg.register(CloudStep::boxed(
+        hc,
+        &[(Kind::HealthCheck, "health-check-{role}")],
+        backend,
+        run_health_check,
+    ));
 
     let dns = cloud_spec(
         "route53.failover_dns",
@@ -183,7 +221,9 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::String,
         "The public name, e.g. api.trading-prod.example.com.",
     )
+    .format(DOMAIN_NAME)
     .required("routing_policy", ValueType::String, "weighted or failover.")
+    .one_of(&["weighted", "failover"])
     .required("primary_alb_dns_name", ValueType::String, "Primary ALB.")
     .required(
         "primary_alb_zone_id",
@@ -212,15 +252,20 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         json!(100),
         "Weighted routing: the primary's initial weight.",
     )
+    .at_least(0.0)
+    .at_most(255.0)
     .optional(
         "standby_weight",
         ValueType::Int,
         json!(0),
         "Weighted routing: the standby's initial weight.",
     )
+    .at_least(0.0)
+    .at_most(255.0)
     .output("fqdn", ValueType::String, "The public DNS name.")
     .output("url", ValueType::String, "https://<fqdn>/health/trading.")
     .output("routing_policy", ValueType::String, "weighted or failover.")
+    .echoes("routing_policy")
     .output(
         "primary_set_identifier",
         ValueType::String,
@@ -231,8 +276,26 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::String,
         "Set identifier of the standby record.",
     );
-    reg.register(CloudStep::boxed(dns, backend, run_dns));
+    // Records are named by the public name, not the suffix.
+    reg.register(CloudStep::boxed(dns, &[], backend, run_dns));
 }
+
+/// A health check's path: it starts with `/`, at most 255 characters (Route 53's limit).
+const RESOURCE_PATH: drflow_engine::Format = drflow_engine::Format {
+    name: "url-path",
+    doc: "a URL path starting with `/`, at most 255 characters",
+    check: |text| {
+        if text.starts_with('/') && text.len() <= 255 && !text.contains(char::is_whitespace) {
+            Ok(())
+        } else {
+            Err(drflow_engine::Violation::new(format!(
+                "is not a URL path of at most 255 characters starting with `/`: `{text}`"
+            ))
+            .hint(format!("e.g. `{HEALTH_PATH}`")))
+        }
+    },
+    schema: Some(|| json!({"pattern": "^/\\S*$", "maxLength": 255})),
+};
 
 fn run_zone<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
     Box::pin(async move {

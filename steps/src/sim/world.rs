@@ -65,16 +65,10 @@ impl Default for World {
     }
 }
 
-/// The availability zones the sim knows for a region.
+/// The availability zones the sim serves for a region: those of the one region table
+/// ([`crate::regions`]), so the sim knows exactly the regions validation accepts.
 pub fn availability_zones(region: &str) -> Option<Vec<String>> {
-    let letters: &[&str] = match region {
-        "us-east-1" => &["a", "b", "c", "d", "e", "f"],
-        "us-east-2" | "us-west-2" | "eu-west-1" | "eu-west-2" | "eu-west-3" => &["a", "b", "c"],
-        "eu-central-1" | "eu-south-1" | "eu-north-1" | "ap-southeast-1" => &["a", "b", "c"],
-        "us-west-1" => &["a", "c"],
-        _ => return None,
-    };
-    Some(letters.iter().map(|l| format!("{region}{l}")).collect())
+    crate::regions::availability_zones(region)
 }
 
 fn check_region(region: &str, kind: Kind) -> Result<(), CloudError> {
@@ -91,7 +85,8 @@ fn check_region(region: &str, kind: Kind) -> Result<(), CloudError> {
         return Err(CloudError::new(
             ErrorKind::InvalidInput,
             format!(
-                "unknown region {region:?}; the sim knows us-east-1/2, us-west-1/2, eu-west-1/2/3, eu-central-1, eu-south-1, eu-north-1, ap-southeast-1"
+                "unknown region {region:?}: not a commercial AWS region ({})",
+                crate::regions::region_hint(region)
             ),
         ));
     }
