@@ -417,6 +417,7 @@ fn two_environments_side_by_side() {
             "runbooks/destroy.yaml",
             "--params-file",
             "runbooks/params/eu.yaml",
+            "--yes",
         ],
     );
     let after_destroy = json(&["-p", "env_suffix=prod-eu"]);
