@@ -25,9 +25,9 @@ macro_rules! outln {
 
 mod cmd_journal;
 mod cmd_sim;
+mod cmd_validate;
 mod confirm;
 mod plan;
-mod cmd_validate;
 mod progress;
 mod reference;
 mod report;
