@@ -28,6 +28,8 @@ mod diag;
 mod duration;
 mod event;
 mod expr;
+mod expr_env;
+mod expr_types;
 mod journal;
 mod lock;
 mod params;
@@ -46,7 +48,8 @@ pub use dag::{Dag, GraphFormat};
 pub use diag::{Diagnostic, Diagnostics, Pos, nearest, suggest};
 pub use duration::{format_duration, parse_duration};
 pub use event::{Fanout, Recorder, RunEvent, RunSink, RunStatus, SinkError, Timestamp, now};
-pub use expr::{Template, truthy};
+pub use expr::Template;
+pub use expr_env::MAX_RESULT_BYTES;
 pub use journal::{
     APPLICATION_ID, DEFAULT_STATE_DIR, Durability, JOURNAL_FILE, Journal, JournalError, MIGRATIONS,
     RunSummary, SCHEMA_VERSION, STATE_DIR_ENV, parse_status, resolve_state_dir,
