@@ -807,11 +807,24 @@ pub(crate) fn span_of(e: &ast::Expr<'_>) -> Span {
     }
 }
 
-/// The source text of a node, for messages. Parentheses around it are not part of its span.
-pub(crate) fn text_of<'s>(source: &'s str, e: &ast::Expr<'_>) -> Option<&'s str> {
+/// Where a node's text starts and ends in its source. minijinja's span of `a.b.c` starts at the
+/// last dot, so the node's own span is widened by those of everything under it.
+fn extent(e: &ast::Expr<'_>) -> (u32, u32) {
     let span = span_of(e);
+    let (mut start, mut end) = (span.start_offset, span.end_offset);
+    each_child(e, &mut |c| {
+        let (s, t) = extent(c);
+        start = start.min(s);
+        end = end.max(t);
+    });
+    (start, end)
+}
+
+/// The source text of a node, for messages. Parentheses around it are not part of it.
+pub(crate) fn text_of<'s>(source: &'s str, e: &ast::Expr<'_>) -> Option<&'s str> {
+    let (start, end) = extent(e);
     source
-        .get(span.start_offset as usize..span.end_offset as usize)
+        .get(start as usize..end as usize)
         .map(str::trim)
         .filter(|t| !t.is_empty())
 }
