@@ -171,7 +171,11 @@ steps:
 "#,
         &[],
     );
-    assert_eq!(r.out.status.code(), Some(1), "the failure is the run's outcome");
+    assert_eq!(
+        r.out.status.code(),
+        Some(1),
+        "the failure is the run's outcome"
+    );
     assert_eq!(r.doc["status"], "failed");
     assert_eq!(r.status("page_oncall"), "succeeded");
     assert_eq!(r.status("next"), "skipped");

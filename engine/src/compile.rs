@@ -1248,9 +1248,10 @@ impl Compiler {
                 self.hint(e.pos, format!("`{}`: {message}", e.source), hint);
             }
             if !found && e.refs.is_empty() {
-                let empty = minijinja::Value::from(
-                    std::collections::BTreeMap::<String, minijinja::Value>::new(),
-                );
+                let empty = minijinja::Value::from(std::collections::BTreeMap::<
+                    String,
+                    minijinja::Value,
+                >::new());
                 if let Err(message) = e.eval(&empty) {
                     self.hint(
                         e.pos,
@@ -1294,7 +1295,9 @@ fn declared_type(
     index: &HashMap<String, usize>,
 ) -> Ty {
     match r {
-        Ref::Param(p) => params.get(p.as_str()).map_or(Ty::Unknown, |t| Ty::declared(*t)),
+        Ref::Param(p) => params
+            .get(p.as_str())
+            .map_or(Ty::Unknown, |t| Ty::declared(*t)),
         Ref::Env(v) if !v.is_empty() => Ty::String,
         Ref::StepStatus(_) => Ty::String,
         Ref::Run(f) => match f.as_str() {

@@ -336,7 +336,12 @@ impl Template {
                         },
                     }
                     if out.len() > MAX_RESULT_BYTES {
-                        let text = self.exprs().iter().map(|e| e.source.as_str()).collect::<Vec<_>>().join("`, `");
+                        let text = self
+                            .exprs()
+                            .iter()
+                            .map(|e| e.source.as_str())
+                            .collect::<Vec<_>>()
+                            .join("`, `");
                         return Err(too_big(&text, out.len()));
                     }
                 }
@@ -571,7 +576,10 @@ mod type_tests {
         // The example: it built 100 MB in 2.5 s and was journaled.
         refused(
             "'x' ~ ('y' * 100000000)",
-            &["`'y' * 100000000` would build about 95.4 MiB", "limit of 1 MiB"],
+            &[
+                "`'y' * 100000000` would build about 95.4 MiB",
+                "limit of 1 MiB",
+            ],
         );
         refused("'y' * 2000000", &["would build about 1.9 MiB"]);
         refused("[1, 2] * 100000", &["200000 items"]);
@@ -603,11 +611,8 @@ mod type_tests {
     #[test]
     fn an_interpolated_string_is_bounded_too() {
         let scope = context! { params => context! { s => "x".repeat(600_000) } };
-        let node = crate::yaml::parse(
-            &Arc::from("t.yaml"),
-            "'${{ params.s }}${{ params.s }}'",
-        )
-        .unwrap();
+        let node =
+            crate::yaml::parse(&Arc::from("t.yaml"), "'${{ params.s }}${{ params.s }}'").unwrap();
         let mut errors = Vec::new();
         let t = Template::compile(&node, &Arc::from("t.yaml"), &mut errors);
         let err = t.eval(&scope).unwrap_err();

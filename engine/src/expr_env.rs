@@ -81,8 +81,11 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
 /// Plain minijinja, for the operations the checked functions hand back once they know the
 /// result is small enough.
 static PLAIN: LazyLock<Environment<'static>> = LazyLock::new(base);
-static PLAIN_MUL: LazyLock<Expression<'static, 'static>> =
-    LazyLock::new(|| PLAIN.compile_expression("a * b").expect("a valid expression"));
+static PLAIN_MUL: LazyLock<Expression<'static, 'static>> = LazyLock::new(|| {
+    PLAIN
+        .compile_expression("a * b")
+        .expect("a valid expression")
+});
 
 fn base() -> Environment<'static> {
     let mut env = Environment::new();
@@ -165,8 +168,7 @@ pub fn size_of(value: &Value, cap: usize) -> usize {
             if let Ok(keys) = value.try_iter() {
                 for key in keys {
                     let item = value.get_item(&key).unwrap_or_default();
-                    total = total
-                        .saturating_add(2 + size_of(&key, cap) + size_of(&item, cap));
+                    total = total.saturating_add(2 + size_of(&key, cap) + size_of(&item, cap));
                     if total > cap {
                         break;
                     }
@@ -182,7 +184,7 @@ pub fn size_of(value: &Value, cap: usize) -> usize {
 pub fn format_bytes(n: usize) -> String {
     const KIB: f64 = 1024.0;
     let f = n as f64;
-    if n % (1 << 20) == 0 && n > 0 {
+    if n.is_multiple_of(1 << 20) && n > 0 {
         format!("{} MiB", n >> 20)
     } else if f >= KIB * KIB {
         format!("{:.1} MiB", f / (KIB * KIB))
@@ -575,13 +577,12 @@ fn mul(a: &Value, b: &Value, text: &str) -> Result<Value, Error> {
         if items > MAX_ITEMS {
             return Err(Error::new(
                 ErrorKind::InvalidOperation,
-                format!("{what} would build a list of {items} items, over the limit of {MAX_ITEMS}"),
+                format!(
+                    "{what} would build a list of {items} items, over the limit of {MAX_ITEMS}"
+                ),
             ));
         }
-        build(
-            &what,
-            size_of(seq, MAX_RESULT_BYTES + 1).saturating_mul(n),
-        )?;
+        build(&what, size_of(seq, MAX_RESULT_BYTES + 1).saturating_mul(n))?;
     }
     PLAIN_MUL.eval(minijinja::context! { a => a, b => b })
 }
@@ -641,10 +642,7 @@ fn indent(
     let lines = value.as_str().split('\n').count();
     build(
         "`indent`",
-        value
-            .as_str()
-            .len()
-            .saturating_add(lines.saturating_mul(w)),
+        value.as_str().len().saturating_add(lines.saturating_mul(w)),
     )?;
     minijinja::filters::indent(value, width, indent_first_line, indent_blank_lines, kwargs)
 }

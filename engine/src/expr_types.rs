@@ -96,17 +96,19 @@ impl Ty {
 
     /// Whether a value of this type may be given where `want` is declared.
     pub(crate) fn fits(self, want: ValueType) -> bool {
-        match (self, want) {
-            (Ty::Unknown | Ty::None, _) | (_, ValueType::Any) => true,
-            (Ty::String, ValueType::String | ValueType::Duration) => true,
-            (Ty::Int | Ty::Number, ValueType::Int | ValueType::Number | ValueType::Duration) => {
-                true
-            }
-            (Ty::Bool, ValueType::Bool) | (Ty::List, ValueType::List) | (Ty::Map, ValueType::Map) => {
-                true
-            }
-            _ => false,
-        }
+        matches!(
+            (self, want),
+            (Ty::Unknown | Ty::None, _)
+                | (_, ValueType::Any)
+                | (Ty::String, ValueType::String | ValueType::Duration)
+                | (
+                    Ty::Int | Ty::Number,
+                    ValueType::Int | ValueType::Number | ValueType::Duration
+                )
+                | (Ty::Bool, ValueType::Bool)
+                | (Ty::List, ValueType::List)
+                | (Ty::Map, ValueType::Map)
+        )
     }
 
     /// Whether two values of these types can be ordered; unknown types are left to the run.
@@ -201,8 +203,8 @@ pub(crate) fn infer(e: &ast::Expr<'_>, names: &dyn Fn(&Ref) -> Ty) -> Ty {
             "int" | "length" | "count" => Ty::Int,
             "float" | "round" => Ty::Number,
             "bool" => Ty::Bool,
-            "string" | "lower" | "upper" | "title" | "capitalize" | "trim" | "replace"
-            | "join" | "format" | "indent" | "pprint" => Ty::String,
+            "string" | "lower" | "upper" | "title" | "capitalize" | "trim" | "replace" | "join"
+            | "format" | "indent" | "pprint" => Ty::String,
             "list" | "sort" | "split" | "lines" | "batch" | "slice" | "unique" | "select"
             | "reject" | "selectattr" | "rejectattr" | "map" | "dictsort" => Ty::List,
             "abs" => match f.expr.as_ref().map(i) {

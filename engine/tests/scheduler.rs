@@ -379,7 +379,10 @@ steps:
         err.message.contains("gave a string, not true or false"),
         "{err}"
     );
-    assert!(!err.message.contains("False"), "the value is not shown: {err}");
+    assert!(
+        !err.message.contains("False"),
+        "the value is not shown: {err}"
+    );
     assert_eq!(step("after").status, StepStatus::Skipped);
     let err = step("budget").error.clone().unwrap();
     assert_eq!(err.kind, "invalid_input");
@@ -389,7 +392,11 @@ steps:
         "{err}"
     );
     assert!(
-        h.log.lock().unwrap().iter().all(|(id, _, _)| id != "promote" && id != "budget"),
+        h.log
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|(id, _, _)| id != "promote" && id != "budget"),
         "neither ran"
     );
 }

@@ -362,7 +362,13 @@ mod tests {
     #[tokio::test]
     async fn conditions_must_be_bools_not_truthy_values() {
         let ctx = StepContext::detached("c");
-        for value in [json!("False"), json!("yes"), json!(1), json!([]), json!(null)] {
+        for value in [
+            json!("False"),
+            json!("yes"),
+            json!(1),
+            json!([]),
+            json!(null),
+        ] {
             let err = Assert::new()
                 .run(&ctx, &input(json!({"condition": value})))
                 .await
