@@ -468,6 +468,19 @@ mod tests {
     }
 
     #[test]
+    fn names_inside_a_slice_are_found() {
+        // minijinja's `undeclared_variables` does not look inside slices.
+        let e = Expr::compile("steps.a.outputs.l[0:params.n]", Pos::new(1, 1), &file()).unwrap();
+        assert_eq!(
+            e.refs,
+            vec![
+                Ref::Param("n".into()),
+                Ref::StepOutput("a".into(), "l".into())
+            ]
+        );
+    }
+
+    #[test]
     fn undefined_names_fail_loudly() {
         let scope = context! { params => context!{ n => 3 } };
         let err = tpl("${{ params.missing }}").eval(&scope).unwrap_err();
