@@ -401,6 +401,33 @@ steps:
     );
 }
 
+#[test]
+fn an_if_is_one_expression_and_spaces_around_it_do_not_count() {
+    let h = harness();
+    let src = |cond: &str| {
+        format!(
+            "runbook: t\nparams:\n  a: {{ type: bool, default: false }}\n  b: {{ type: bool, default: false }}\nsteps:\n  - id: s\n    uses: test.probe\n    if: \"{cond}\"\n"
+        )
+    };
+    assert!(compile("t.yaml", &src(" ${{ params.a }} "), &h.registry).is_ok());
+    let err = compile(
+        "t.yaml",
+        &src("${{ params.a }} and ${{ params.b }}"),
+        &h.registry,
+    )
+    .unwrap_err();
+    assert_eq!(err.0.len(), 1, "{err:?}");
+    assert!(
+        err.0[0]
+            .message
+            .contains("makes a string, not true or false")
+    );
+    assert_eq!(
+        err.0[0].hint.as_deref(),
+        Some("write the whole condition inside one `${{ }}`: `if: ${{ params.a and params.b }}`")
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn retries_only_retryable_errors_or_listed_kinds() {
     let h = harness();
