@@ -7,7 +7,8 @@
 //! Every expression is parsed when the runbook is compiled, and the names it refers to
 //! (`params.x`, `steps.a.outputs.b`, …) are extracted so the compiler can check them. What is
 //! checked on top of Jinja when an expression runs (ordering between values of one kind,
-//! bounded results) is in `expr_env.rs`; what the compiler knows of types, in `expr_types.rs`.
+//! bounded results) is in `expr_env.rs`, the syntax tree it works on in `expr_tree.rs`, and what
+//! the compiler knows of types in `expr_types.rs`.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use serde_json::Value;
 
 use crate::diag::{Diagnostic, Pos};
 use crate::expr_env::{self, MAX_RESULT_BYTES, format_bytes, size_of};
+use crate::expr_tree;
 use crate::expr_types::{self, Ty};
 use crate::yaml::{Node, NodeKind};
 
@@ -82,7 +84,7 @@ impl Expr {
             );
         }
         let (refs, rewrite, orders) = {
-            let tree = expr_env::parse(&source).map_err(|e| {
+            let tree = expr_tree::parse(&source).map_err(|e| {
                 Diagnostic::new(
                     file.clone(),
                     pos,
@@ -98,7 +100,7 @@ impl Expr {
             let refs = names.iter().map(|n| classify(n)).collect();
             (
                 refs,
-                expr_env::needs_rewrite(&tree),
+                expr_tree::needs_rewrite(&tree),
                 expr_types::orders(&tree),
             )
         };
@@ -138,7 +140,7 @@ impl Expr {
 
     /// Its type as far as the compiler can tell, given the types of the names it reads.
     pub(crate) fn static_type(&self, names: &dyn Fn(&Ref) -> Ty) -> Ty {
-        match expr_env::parse(&self.source) {
+        match expr_tree::parse(&self.source) {
             Ok(tree) => expr_types::infer(&tree, names),
             Err(_) => Ty::Unknown,
         }
@@ -149,7 +151,7 @@ impl Expr {
     pub(crate) fn ordering_problems(&self, names: &dyn Fn(&Ref) -> Ty) -> Vec<(String, String)> {
         let mut out = Vec::new();
         if self.orders
-            && let Ok(tree) = expr_env::parse(&self.source)
+            && let Ok(tree) = expr_tree::parse(&self.source)
         {
             expr_types::ordering_problems(&tree, &self.source, names, &mut out);
         }
@@ -176,7 +178,7 @@ fn names_in(e: &ast::Expr<'_>, out: &mut BTreeSet<String>) {
         ast::Expr::GetAttr(_) if let Some(name) = expr_types::dotted(e) => {
             out.insert(name);
         }
-        _ => expr_env::each_child(e, &mut |c| names_in(c, out)),
+        _ => expr_tree::each_child(e, &mut |c| names_in(c, out)),
     }
 }
 

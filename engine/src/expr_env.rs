@@ -13,8 +13,8 @@
 //!   that. The result is measured again at the end (see [`size_of`]).
 //!
 //! The operators are changed by rewriting the parsed expression (minijinja's
-//! `unstable_machinery`): each ordering comparison and each `*` becomes a call to a checked
-//! function before code is generated. Working on the syntax tree rather than the text means
+//! `unstable_machinery`, see `expr_tree.rs`): each ordering comparison and each `*` becomes a
+//! call to a checked function before code is generated. Working on the syntax tree rather than the text means
 //! that parentheses, filters and nesting cannot hide an operator from the check, and the
 //! replacement functions have names (`drflow:order`, …) that no expression can spell.
 
@@ -22,11 +22,13 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-use minijinja::machinery::{self, CodeGenerator, Span, ast};
+use minijinja::machinery::{self, CodeGenerator};
 use minijinja::value::{Kwargs, Rest, StringInput, ValueKind, ValueOrKwargs};
 use minijinja::{
     AutoEscape, Environment, Error, ErrorKind, Expression, State, UndefinedBehavior, Value,
 };
+
+use crate::expr_tree::{CHAIN_FN, MUL_FN, ORDER_FN, Op, parse, rebuild};
 
 /// The largest value one expression may produce, and the most one operation inside it may
 /// build: 1 MiB. Strings are measured in bytes; lists and maps roughly as their JSON (see
@@ -39,10 +41,6 @@ const BUILD_BUDGET: usize = 4 * MAX_RESULT_BYTES;
 /// The most items `*` on a list, `batch` (when filling) and `slice` may produce: minijinja's own
 /// limit on `range`.
 const MAX_ITEMS: usize = 100_000;
-
-const ORDER_FN: &str = "drflow:order";
-const CHAIN_FN: &str = "drflow:chain";
-const MUL_FN: &str = "drflow:mul";
 
 /// The environment of every expression.
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
@@ -100,26 +98,8 @@ thread_local! {
     static BUDGET: Cell<usize> = const { Cell::new(BUILD_BUDGET) };
 }
 
-/// Parses an expression.
-pub(crate) fn parse(source: &str) -> Result<ast::Expr<'_>, Error> {
-    machinery::parse_expr(source)
-}
-
-/// Whether an expression has an operator that [`evaluate`] must replace by a checked function.
-pub(crate) fn needs_rewrite(e: &ast::Expr<'_>) -> bool {
-    let here = match e {
-        ast::Expr::BinOp(b) => is_ordering(b.op) || matches!(b.op, ast::BinOpKind::Mul),
-        ast::Expr::Compare(c) => c.ops.iter().any(|o| Op::of_compare(o.op).is_some()),
-        ast::Expr::Test(t) => ordering_test(t).is_some(),
-        _ => false,
-    };
-    let mut below = false;
-    each_child(e, &mut |c| below = below || needs_rewrite(c));
-    here || below
-}
-
 /// Evaluates an expression in `root`, with the checks of this module. `rewrite` is
-/// [`needs_rewrite`] of its tree, worked out once when the runbook was compiled.
+/// `expr_tree::needs_rewrite` of its tree, worked out once when the runbook was compiled.
 pub(crate) fn evaluate(source: &str, rewrite: bool, root: Value) -> Result<Value, Error> {
     let parsed = parse(source)?;
     let tree = if rewrite {
@@ -227,75 +207,6 @@ fn build(what: &str, bytes: usize) -> Result<(), Error> {
 // ---------------------------------------------------------------------------------------------
 // Ordering
 // ---------------------------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Op {
-    Lt,
-    Le,
-    Gt,
-    Ge,
-}
-
-impl Op {
-    pub(crate) fn symbol(self) -> &'static str {
-        match self {
-            Op::Lt => "<",
-            Op::Le => "<=",
-            Op::Gt => ">",
-            Op::Ge => ">=",
-        }
-    }
-
-    fn parse(symbol: &str) -> Option<Op> {
-        [Op::Lt, Op::Le, Op::Gt, Op::Ge]
-            .into_iter()
-            .find(|o| o.symbol() == symbol)
-    }
-
-    pub(crate) fn of_binop(op: ast::BinOpKind) -> Option<Op> {
-        match op {
-            ast::BinOpKind::Lt => Some(Op::Lt),
-            ast::BinOpKind::Lte => Some(Op::Le),
-            ast::BinOpKind::Gt => Some(Op::Gt),
-            ast::BinOpKind::Gte => Some(Op::Ge),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn of_compare(op: ast::CompareOpKind) -> Option<Op> {
-        match op {
-            ast::CompareOpKind::Lt => Some(Op::Lt),
-            ast::CompareOpKind::Lte => Some(Op::Le),
-            ast::CompareOpKind::Gt => Some(Op::Gt),
-            ast::CompareOpKind::Gte => Some(Op::Ge),
-            _ => None,
-        }
-    }
-
-    /// The test of this name (`x is lt(y)`), if it orders.
-    pub(crate) fn of_test(name: &str) -> Option<Op> {
-        match name {
-            "lt" | "lessthan" | "<" => Some(Op::Lt),
-            "le" | "<=" => Some(Op::Le),
-            "gt" | "greaterthan" | ">" => Some(Op::Gt),
-            "ge" | ">=" => Some(Op::Ge),
-            _ => None,
-        }
-    }
-
-    fn apply(self, a: &Value, b: &Value) -> bool {
-        match self {
-            Op::Lt => a < b,
-            Op::Le => a <= b,
-            Op::Gt => a > b,
-            Op::Ge => a >= b,
-        }
-    }
-}
-
-fn is_ordering(op: ast::BinOpKind) -> bool {
-    Op::of_binop(op).is_some()
-}
 
 /// `a number`, `a string`, … as used in messages.
 pub(crate) fn kind_name(value: &Value) -> &'static str {
@@ -708,344 +619,4 @@ fn too_many(filter: &str, count: usize) -> Error {
         ErrorKind::InvalidOperation,
         format!("`{filter}` with a count of {count} would build over {MAX_ITEMS} items"),
     )
-}
-
-// ---------------------------------------------------------------------------------------------
-// The rewrite
-// ---------------------------------------------------------------------------------------------
-
-/// Calls `f` on each direct sub-expression of `e`.
-pub(crate) fn each_child<'a, 'x>(e: &'x ast::Expr<'a>, f: &mut dyn FnMut(&'x ast::Expr<'a>)) {
-    use ast::Expr as E;
-    let args = |args: &'x [ast::CallArg<'a>], f: &mut dyn FnMut(&'x ast::Expr<'a>)| {
-        for a in args {
-            match a {
-                ast::CallArg::Pos(x)
-                | ast::CallArg::Kwarg(_, x)
-                | ast::CallArg::PosSplat(x)
-                | ast::CallArg::KwargSplat(x) => f(x),
-            }
-        }
-    };
-    match e {
-        E::Var(_) | E::Const(_) => {}
-        E::Slice(s) => {
-            f(&s.expr);
-            for x in [&s.start, &s.stop, &s.step].into_iter().flatten() {
-                f(x);
-            }
-        }
-        E::UnaryOp(u) => f(&u.expr),
-        E::BinOp(b) => {
-            f(&b.left);
-            f(&b.right);
-        }
-        E::Compare(c) => {
-            f(&c.expr);
-            for o in &c.ops {
-                f(&o.expr);
-            }
-        }
-        E::IfExpr(i) => {
-            f(&i.test_expr);
-            f(&i.true_expr);
-            if let Some(x) = &i.false_expr {
-                f(x);
-            }
-        }
-        E::Filter(x) => {
-            if let Some(x) = &x.expr {
-                f(x);
-            }
-            args(&x.args, f);
-        }
-        E::Test(t) => {
-            f(&t.expr);
-            args(&t.args, f);
-        }
-        E::GetAttr(g) => f(&g.expr),
-        E::GetItem(g) => {
-            f(&g.expr);
-            f(&g.subscript_expr);
-        }
-        E::Call(c) => {
-            f(&c.expr);
-            args(&c.args, f);
-        }
-        E::List(l) => l.items.iter().for_each(f),
-        E::Tuple(t) => t.items.iter().for_each(f),
-        E::Map(m) => {
-            for (k, v) in m.keys.iter().zip(&m.values) {
-                f(k);
-                f(v);
-            }
-        }
-    }
-}
-
-/// The span of any expression node.
-pub(crate) fn span_of(e: &ast::Expr<'_>) -> Span {
-    use ast::Expr as E;
-    match e {
-        E::Var(x) => x.span(),
-        E::Const(x) => x.span(),
-        E::Slice(x) => x.span(),
-        E::UnaryOp(x) => x.span(),
-        E::BinOp(x) => x.span(),
-        E::Compare(x) => x.span(),
-        E::IfExpr(x) => x.span(),
-        E::Filter(x) => x.span(),
-        E::Test(x) => x.span(),
-        E::GetAttr(x) => x.span(),
-        E::GetItem(x) => x.span(),
-        E::Call(x) => x.span(),
-        E::List(x) => x.span(),
-        E::Tuple(x) => x.span(),
-        E::Map(x) => x.span(),
-    }
-}
-
-/// Where a node's text starts and ends in its source. minijinja's span of `a.b.c` starts at the
-/// last dot, so the node's own span is widened by those of everything under it.
-fn extent(e: &ast::Expr<'_>) -> (u32, u32) {
-    let span = span_of(e);
-    let (mut start, mut end) = (span.start_offset, span.end_offset);
-    each_child(e, &mut |c| {
-        let (s, t) = extent(c);
-        start = start.min(s);
-        end = end.max(t);
-    });
-    (start, end)
-}
-
-/// The source text of a node, for messages. Parentheses around it are not part of it.
-pub(crate) fn text_of<'s>(source: &'s str, e: &ast::Expr<'_>) -> Option<&'s str> {
-    let (start, end) = extent(e);
-    source
-        .get(start as usize..end as usize)
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-}
-
-/// `x is lt(y)` and its aliases, with the other operand.
-pub(crate) fn ordering_test<'x, 'a>(t: &'x ast::Test<'a>) -> Option<(Op, &'x ast::Expr<'a>)> {
-    match (Op::of_test(t.name), t.args.as_slice()) {
-        (Some(op), [ast::CallArg::Pos(other)]) => Some((op, other)),
-        _ => None,
-    }
-}
-
-fn sp<T>(node: T, span: Span) -> ast::Spanned<T> {
-    ast::Spanned::new(node, span)
-}
-
-fn call<'a>(function: &'static str, args: Vec<ast::Expr<'a>>, span: Span) -> ast::Expr<'a> {
-    ast::Expr::Call(sp(
-        ast::Call {
-            expr: ast::Expr::Var(sp(ast::Var { id: function }, span)),
-            args: args.into_iter().map(ast::CallArg::Pos).collect(),
-        },
-        span,
-    ))
-}
-
-fn text_const<'a>(text: String, span: Span) -> ast::Expr<'a> {
-    ast::Expr::Const(sp(
-        ast::Const {
-            value: Value::from(text),
-        },
-        span,
-    ))
-}
-
-fn compare_symbol(op: ast::CompareOpKind) -> &'static str {
-    match op {
-        ast::CompareOpKind::Eq => "==",
-        ast::CompareOpKind::Ne => "!=",
-        ast::CompareOpKind::Lt => "<",
-        ast::CompareOpKind::Lte => "<=",
-        ast::CompareOpKind::Gt => ">",
-        ast::CompareOpKind::Gte => ">=",
-        ast::CompareOpKind::In => "in",
-        ast::CompareOpKind::NotIn => "not in",
-    }
-}
-
-/// A copy of `e` with each ordering comparison and each `*` replaced by a call to its checked
-/// function. (minijinja's tree cannot be changed in place, so the whole tree is copied.)
-fn rebuild<'a>(e: &ast::Expr<'a>, src: &str) -> ast::Expr<'a> {
-    use ast::Expr as E;
-    let r = |x: &ast::Expr<'a>| rebuild(x, src);
-    let opt = |x: &Option<ast::Expr<'a>>| x.as_ref().map(|x| rebuild(x, src));
-    let args = |args: &[ast::CallArg<'a>]| -> Vec<ast::CallArg<'a>> {
-        args.iter()
-            .map(|a| match a {
-                ast::CallArg::Pos(x) => ast::CallArg::Pos(rebuild(x, src)),
-                ast::CallArg::Kwarg(k, x) => ast::CallArg::Kwarg(k, rebuild(x, src)),
-                ast::CallArg::PosSplat(x) => ast::CallArg::PosSplat(rebuild(x, src)),
-                ast::CallArg::KwargSplat(x) => ast::CallArg::KwargSplat(rebuild(x, src)),
-            })
-            .collect()
-    };
-    let meta = |symbol: &str, l: &ast::Expr<'_>, rt: &ast::Expr<'_>| {
-        format!(
-            "{symbol}\0{}\0{}",
-            text_of(src, l).unwrap_or_default(),
-            text_of(src, rt).unwrap_or_default()
-        )
-    };
-    match e {
-        E::Var(v) => E::Var(sp(ast::Var { id: v.id }, v.span())),
-        E::Const(c) => E::Const(sp(
-            ast::Const {
-                value: c.value.clone(),
-            },
-            c.span(),
-        )),
-        E::Slice(s) => E::Slice(sp(
-            ast::Slice {
-                expr: r(&s.expr),
-                start: opt(&s.start),
-                stop: opt(&s.stop),
-                step: opt(&s.step),
-            },
-            s.span(),
-        )),
-        E::UnaryOp(u) => E::UnaryOp(sp(
-            ast::UnaryOp {
-                op: match u.op {
-                    ast::UnaryOpKind::Not => ast::UnaryOpKind::Not,
-                    ast::UnaryOpKind::Neg => ast::UnaryOpKind::Neg,
-                },
-                expr: r(&u.expr),
-            },
-            u.span(),
-        )),
-        E::BinOp(b) => {
-            if let Some(op) = Op::of_binop(b.op) {
-                let m = meta(op.symbol(), &b.left, &b.right);
-                call(
-                    ORDER_FN,
-                    vec![r(&b.left), r(&b.right), text_const(m, b.span())],
-                    b.span(),
-                )
-            } else if matches!(b.op, ast::BinOpKind::Mul) {
-                let text = text_of(src, e).unwrap_or("*").to_string();
-                call(
-                    MUL_FN,
-                    vec![r(&b.left), r(&b.right), text_const(text, b.span())],
-                    b.span(),
-                )
-            } else {
-                E::BinOp(sp(
-                    ast::BinOp {
-                        op: b.op,
-                        left: r(&b.left),
-                        right: r(&b.right),
-                    },
-                    b.span(),
-                ))
-            }
-        }
-        E::Compare(c) => {
-            if c.ops.iter().any(|o| Op::of_compare(o.op).is_some()) {
-                let mut items = vec![r(&c.expr)];
-                let mut left = &c.expr;
-                for o in &c.ops {
-                    let m = meta(compare_symbol(o.op), left, &o.expr);
-                    items.push(text_const(m, c.span()));
-                    items.push(r(&o.expr));
-                    left = &o.expr;
-                }
-                call(CHAIN_FN, items, c.span())
-            } else {
-                E::Compare(sp(
-                    ast::Compare {
-                        expr: r(&c.expr),
-                        ops: c
-                            .ops
-                            .iter()
-                            .map(|o| ast::CompareOp {
-                                op: o.op,
-                                expr: r(&o.expr),
-                            })
-                            .collect(),
-                    },
-                    c.span(),
-                ))
-            }
-        }
-        E::IfExpr(i) => E::IfExpr(sp(
-            ast::IfExpr {
-                test_expr: r(&i.test_expr),
-                true_expr: r(&i.true_expr),
-                false_expr: opt(&i.false_expr),
-            },
-            i.span(),
-        )),
-        E::Filter(f) => E::Filter(sp(
-            ast::Filter {
-                name: f.name,
-                expr: opt(&f.expr),
-                args: args(&f.args),
-            },
-            f.span(),
-        )),
-        E::Test(t) if let Some((op, other)) = ordering_test(t) => {
-            let m = meta(op.symbol(), &t.expr, other);
-            call(
-                ORDER_FN,
-                vec![r(&t.expr), r(other), text_const(m, t.span())],
-                t.span(),
-            )
-        }
-        E::Test(t) => E::Test(sp(
-            ast::Test {
-                name: t.name,
-                expr: r(&t.expr),
-                args: args(&t.args),
-            },
-            t.span(),
-        )),
-        E::GetAttr(g) => E::GetAttr(sp(
-            ast::GetAttr {
-                expr: r(&g.expr),
-                name: g.name,
-            },
-            g.span(),
-        )),
-        E::GetItem(g) => E::GetItem(sp(
-            ast::GetItem {
-                expr: r(&g.expr),
-                subscript_expr: r(&g.subscript_expr),
-            },
-            g.span(),
-        )),
-        E::Call(c) => E::Call(sp(
-            ast::Call {
-                expr: r(&c.expr),
-                args: args(&c.args),
-            },
-            c.span(),
-        )),
-        E::List(l) => E::List(sp(
-            ast::List {
-                items: l.items.iter().map(r).collect(),
-            },
-            l.span(),
-        )),
-        E::Tuple(t) => E::Tuple(sp(
-            ast::Tuple {
-                items: t.items.iter().map(r).collect(),
-            },
-            t.span(),
-        )),
-        E::Map(m) => E::Map(sp(
-            ast::Map {
-                keys: m.keys.iter().map(r).collect(),
-                values: m.values.iter().map(r).collect(),
-            },
-            m.span(),
-        )),
-    }
 }

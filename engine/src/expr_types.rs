@@ -11,7 +11,8 @@ use minijinja::machinery::ast;
 use minijinja::value::ValueKind;
 
 use crate::expr::{Ref, classify};
-use crate::expr_env::{Op, each_child, ordering_problem, ordering_test, text_of};
+use crate::expr_env::ordering_problem;
+use crate::expr_tree::{Op, each_child, ordering_test, text_of};
 use crate::step::ValueType;
 
 /// What the compiler knows about the type of a value.

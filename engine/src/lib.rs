@@ -29,6 +29,7 @@ mod duration;
 mod event;
 mod expr;
 mod expr_env;
+mod expr_tree;
 mod expr_types;
 mod journal;
 mod lock;
