@@ -550,9 +550,8 @@ impl Compiler {
             params.iter().map(|p| (p.name.as_str(), p.ty)).collect();
         let names = |r: &Ref| declared_type(r, &param_types, &raw_steps, &index);
         for s in &raw_steps {
-            let label = format!("step `{}`", s.id);
             if let Condition::If(t) = &s.condition {
-                self.check_condition(t, &names, &label);
+                self.check_condition(t, &names, &format!("step `{}`", s.id));
             }
             let spec = s
                 .spec
@@ -569,7 +568,8 @@ impl Compiler {
                         self.hint(
                             e.pos,
                             format!(
-                                "parameter `{name}` in {label} must be {} {}, but `{}` is {}",
+                                "parameter `{name}` in step `{}` must be {} {}, but `{}` is {}",
+                                s.id,
                                 article(p.ty),
                                 p.ty,
                                 e.source,

@@ -338,13 +338,18 @@ impl Template {
                         },
                     }
                     if out.len() > MAX_RESULT_BYTES {
-                        let text = self
+                        let parts: Vec<String> = self
                             .exprs()
                             .iter()
-                            .map(|e| e.source.as_str())
-                            .collect::<Vec<_>>()
-                            .join("`, `");
-                        return Err(too_big(&text, out.len()));
+                            .map(|e| format!("`${{{{ {} }}}}`", e.source))
+                            .collect();
+                        return Err(format!(
+                            "the text with {} spliced in comes to about {}, over the limit of {} \
+                             on one value; have a step produce large data instead of an expression",
+                            parts.join(", "),
+                            format_bytes(out.len()),
+                            format_bytes(MAX_RESULT_BYTES)
+                        ));
                     }
                 }
                 Ok(Value::String(out))
@@ -631,7 +636,10 @@ mod type_tests {
         let mut errors = Vec::new();
         let t = Template::compile(&node, &Arc::from("t.yaml"), &mut errors);
         let err = t.eval(&scope).unwrap_err();
-        assert!(err.contains("over the limit of 1 MiB"), "{err}");
+        assert!(
+            err.contains("with `${{ params.s }}`, `${{ params.s }}` spliced in comes to about 1.1 MiB, over the limit of 1 MiB"),
+            "{err}"
+        );
     }
 
     fn static_type(src: &str) -> Ty {
