@@ -15,7 +15,8 @@ use sha2::{Digest, Sha256};
 use crate::dag::Dag;
 use crate::diag::{Diagnostic, Diagnostics, Pos, nearest, suggest};
 use crate::duration::parse_duration;
-use crate::expr::{ROOTS, RUN_FIELDS, Ref, Template};
+use crate::expr::{Part, ROOTS, RUN_FIELDS, Ref, Template};
+use crate::expr_types::Ty;
 use crate::step::{Outputs, Registry, StepSpec, StepType, ValueType};
 use crate::yaml::{Node, NodeKind};
 
@@ -77,8 +78,26 @@ pub enum Condition {
     Default,
     /// Also after something upstream failed.
     Always,
-    /// When the expression is true and everything it needs succeeded.
+    /// When the expression, which must give a bool, is true and everything it needs succeeded;
+    /// or, when the expression reads the status of a step ([`Condition::reads_status`]),
+    /// whenever it is true, whatever happened upstream.
     If(Template),
+}
+
+impl Condition {
+    /// Whether the condition reads `steps.<id>.status`. Such a condition decides alone, like
+    /// `always` with a test: a failure upstream does not skip the step, its condition is
+    /// evaluated once everything it needs has ended. The compiler makes sure every step it
+    /// reads is upstream, in `needs` or reached through them.
+    pub fn reads_status(&self) -> bool {
+        let Condition::If(t) = self else {
+            return false;
+        };
+        t.exprs().iter().flat_map(|e| e.refs.iter()).any(|r| {
+            // `steps.<id>` used whole (`steps.x['status']`) may read the status too.
+            matches!(r, Ref::StepStatus(_) | Ref::Step(_, None))
+        })
+    }
 }
 
 /// How a step is retried.
@@ -555,6 +574,51 @@ impl Compiler {
             self.check_refs(t, None, &raw_steps, &index, &param_names, &ids);
         }
 
+        // Check types where they are declared: an `if:` gives a bool, a typed step parameter
+        // gets a value of its type, orderings compare values of one kind, and an expression
+        // that reads no name at all can be evaluated.
+        let param_types: HashMap<&str, ValueType> =
+            params.iter().map(|p| (p.name.as_str(), p.ty)).collect();
+        let names = |r: &Ref| declared_type(r, &param_types, &raw_steps, &index);
+        for s in &raw_steps {
+            if let Condition::If(t) = &s.condition {
+                self.check_condition(t, &names, &format!("step `{}`", s.id));
+            }
+            let spec = s
+                .spec
+                .as_ref()
+                .map(|t| t.spec())
+                .filter(|spec| !spec.outputs_from_input);
+            for (name, t) in &s.with {
+                self.check_types(t, &names);
+                if let (Some(p), Template::Expr(e)) = (spec.and_then(|spec| spec.param(name)), t)
+                    && p.ty != ValueType::Any
+                {
+                    let ty = e.static_type(&names);
+                    if !ty.fits(p.ty) {
+                        self.hint(
+                            e.pos,
+                            format!(
+                                "parameter `{name}` in step `{}` must be {} {}, but `{}` is {}",
+                                s.id,
+                                article(p.ty),
+                                p.ty,
+                                e.source,
+                                ty.name()
+                            ),
+                            convert_hint(&e.source, ty, p.ty),
+                        );
+                    }
+                }
+            }
+        }
+        for (_, t, _) in &outputs {
+            self.check_types(t, &names);
+        }
+        if let Some(t) = &lock {
+            self.check_types(t, &names);
+        }
+
         if !self.errors.is_empty() {
             return None;
         }
@@ -839,13 +903,14 @@ impl Compiler {
                         s
                     };
                     let plain = wrapped || matches!(v.kind, NodeKind::Scalar { plain: true, .. });
-                    Condition::If(Template::compile_text(
+                    let template = Template::compile_text(
                         &text,
                         v.pos,
                         plain,
                         &self.file.clone(),
                         &mut self.errors,
-                    ))
+                    );
+                    self.condition(template, v.pos, &label)
                 }
                 _ => {
                     self.hint(
@@ -892,6 +957,42 @@ impl Compiler {
             timeout,
             continue_on_error,
         })
+    }
+
+    /// An `if:` must be one expression: text with expressions spliced in is a string, and a
+    /// string is neither true nor false.
+    fn condition(&mut self, template: Template, pos: Pos, label: &str) -> Condition {
+        let Template::Interp(parts) = template else {
+            return Condition::If(template);
+        };
+        let blank = |p: &Part| matches!(p, Part::Text(t) if t.trim().is_empty());
+        let mut exprs: Vec<Part> = parts.into_iter().filter(|p| !blank(p)).collect();
+        if let [Part::Expr(_)] = exprs.as_slice()
+            && let Some(Part::Expr(e)) = exprs.pop()
+        {
+            return Condition::If(Template::Expr(Box::new(e)));
+        }
+        let joined: String = exprs
+            .iter()
+            .map(|p| match p {
+                Part::Text(t) => t.as_str(),
+                Part::Expr(e) => e.source.as_str(),
+            })
+            .collect::<String>();
+        let joined = joined.trim();
+        let example = if crate::expr::Expr::compile(joined, pos, &self.file).is_ok() {
+            joined.to_string()
+        } else {
+            "params.a and params.b".to_string()
+        };
+        self.hint(
+            pos,
+            format!(
+                "`if` in {label} is text with expressions spliced into it, which makes a string, not true or false"
+            ),
+            format!("write the whole condition inside one `${{{{ }}}}`: `if: ${{{{ {example} }}}}`"),
+        );
+        Condition::Default
     }
 
     fn with(
@@ -1225,6 +1326,50 @@ impl Compiler {
         }
     }
 
+    /// An `if:` whose type is known must be a bool.
+    fn check_condition(&mut self, t: &Template, names: &dyn Fn(&Ref) -> Ty, label: &str) {
+        self.check_types(t, names);
+        if let Template::Expr(e) = t {
+            let ty = e.static_type(names);
+            if !matches!(ty, Ty::Bool | Ty::Unknown) {
+                self.hint(
+                    e.pos,
+                    format!(
+                        "`if` in {label} must give true or false, but `{}` is {}",
+                        e.source,
+                        ty.name()
+                    ),
+                    convert_hint(&e.source, ty, ValueType::Bool),
+                );
+            }
+        }
+    }
+
+    /// Orderings between declared types that cannot be ordered, and expressions that read no
+    /// name and fail whatever the run (they are evaluated here, so the size limit applies too).
+    fn check_types(&mut self, t: &Template, names: &dyn Fn(&Ref) -> Ty) {
+        for e in t.exprs() {
+            let problems = e.ordering_problems(names);
+            let found = !problems.is_empty();
+            for (message, hint) in problems {
+                self.hint(e.pos, format!("`{}`: {message}", e.source), hint);
+            }
+            if !found && e.refs.is_empty() {
+                let empty = minijinja::Value::from(std::collections::BTreeMap::<
+                    String,
+                    minijinja::Value,
+                >::new());
+                if let Err(message) = e.eval(&empty) {
+                    self.hint(
+                        e.pos,
+                        message,
+                        "this expression reads no name, so it fails in every run; fix it or write its value",
+                    );
+                }
+            }
+        }
+    }
+
     fn check_upstream(
         &mut self,
         e: &crate::expr::Expr,
@@ -1246,6 +1391,74 @@ impl Compiler {
                 format!("add `{target}` to this step's `needs`"),
             );
         }
+    }
+}
+
+/// The declared type of what a name refers to (see `expr_types.rs`).
+fn declared_type(
+    r: &Ref,
+    params: &HashMap<&str, ValueType>,
+    steps: &[RawStep<'_>],
+    index: &HashMap<String, usize>,
+) -> Ty {
+    match r {
+        Ref::Param(p) => params
+            .get(p.as_str())
+            .map_or(Ty::Unknown, |t| Ty::declared(*t)),
+        Ref::Env(v) if !v.is_empty() => Ty::String,
+        Ref::StepStatus(_) => Ty::String,
+        Ref::Run(f) => match f.as_str() {
+            "id" | "started_at" => Ty::String,
+            "elapsed_seconds" => Ty::Number,
+            _ => Ty::Unknown,
+        },
+        Ref::StepOutput(s, o) => {
+            let Some(step) = index.get(s).map(|&j| &steps[j]) else {
+                return Ty::Unknown;
+            };
+            match step.spec.as_ref().map(|t| t.spec()) {
+                // `core.set` outputs its input: a literal there has the literal's type.
+                Some(spec) if spec.outputs_from_input => step
+                    .with
+                    .iter()
+                    .find(|(k, _)| k == o)
+                    .map_or(Ty::Unknown, |(_, t)| match t {
+                        Template::Lit(v) => Ty::of_json(v),
+                        _ => Ty::Unknown,
+                    }),
+                Some(spec) => spec
+                    .outputs
+                    .iter()
+                    .find(|out| out.name == o)
+                    .map_or(Ty::Unknown, |out| Ty::declared(out.ty)),
+                None => Ty::Unknown,
+            }
+        }
+        _ => Ty::Unknown,
+    }
+}
+
+/// How to turn a value of type `have` into a `want`, for hints.
+fn convert_hint(source: &str, have: Ty, want: ValueType) -> String {
+    let wrapped = if source.contains(' ') {
+        format!("({source})")
+    } else {
+        source.to_string()
+    };
+    match (want, have) {
+        (ValueType::Bool, Ty::String) => format!(
+            "compare it to get true or false: `${{{{ {source} == 'true' }}}}`, or `${{{{ {wrapped} | lower == 'true' }}}}` to accept `True` too"
+        ),
+        (ValueType::Bool, Ty::Int | Ty::Number) => {
+            format!("compare it to get true or false, e.g. `${{{{ {source} != 0 }}}}`")
+        }
+        (ValueType::Bool, Ty::List | Ty::Map) => {
+            format!("compare it to get true or false, e.g. `${{{{ {wrapped} | length > 0 }}}}`")
+        }
+        (ValueType::Int, _) => format!("convert it: `${{{{ {wrapped} | int }}}}`"),
+        (ValueType::Number, _) => format!("convert it: `${{{{ {wrapped} | float }}}}`"),
+        (ValueType::String, _) => format!("convert it: `${{{{ {wrapped} | string }}}}`"),
+        (want, _) => type_hint(want),
     }
 }
 

@@ -5,24 +5,23 @@
 //! result (bool, number, list, map); anything else is a string with the results spliced in.
 //!
 //! Every expression is parsed when the runbook is compiled, and the names it refers to
-//! (`params.x`, `steps.a.outputs.b`, …) are extracted so the compiler can check them.
+//! (`params.x`, `steps.a.outputs.b`, …) are extracted so the compiler can check them. What is
+//! checked on top of Jinja when an expression runs (ordering between values of one kind,
+//! bounded results) is in `expr_env.rs`, the syntax tree it works on in `expr_tree.rs`, and what
+//! the compiler knows of types in `expr_types.rs`.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
-use minijinja::{Environment, Expression, UndefinedBehavior, Value as MjValue};
+use minijinja::Value as MjValue;
+use minijinja::machinery::ast;
 use serde_json::Value;
 
 use crate::diag::{Diagnostic, Pos};
+use crate::expr_env::{self, MAX_RESULT_BYTES, format_bytes, size_of};
+use crate::expr_tree;
+use crate::expr_types::{self, Ty};
 use crate::yaml::{Node, NodeKind};
-
-static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
-    let mut env = Environment::new();
-    // A misspelt output must fail the step, not quietly become an empty string.
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_recursion_limit(64);
-    env
-});
 
 /// The four names an expression may start from.
 pub const ROOTS: [&str; 4] = ["params", "steps", "run", "env"];
@@ -59,6 +58,10 @@ pub struct Expr {
     pub pos: Pos,
     /// The names it refers to.
     pub refs: Vec<Ref>,
+    /// Whether it has an operator that runs checked (an ordering or `*`; see `expr_env.rs`).
+    rewrite: bool,
+    /// Whether it orders values anywhere (an operator or a test such as `is lt`).
+    orders: bool,
     // Not kept compiled: minijinja preallocates about 10 KB of instruction buffers per
     // expression, which made a 100k-step runbook of expressions take 1.3 GiB. Compiling again
     // when evaluating costs a few microseconds, once per step.
@@ -80,37 +83,38 @@ impl Expr {
                     .with_hint("write a name such as `${{ params.env_suffix }}`"),
             );
         }
-        let compiled = ENV.compile_expression_owned(source.clone()).map_err(|e| {
-            Diagnostic::new(
-                file.clone(),
-                pos,
-                format!(
-                    "invalid expression `{source}`: {}",
-                    e.detail().unwrap_or("syntax error")
-                ),
+        let (refs, rewrite, orders) = {
+            let tree = expr_tree::parse(&source).map_err(|e| {
+                Diagnostic::new(
+                    file.clone(),
+                    pos,
+                    format!(
+                        "invalid expression `{source}`: {}",
+                        e.detail().unwrap_or("syntax error")
+                    ),
+                )
+                .with_hint("expressions use Jinja syntax, e.g. `${{ steps.a.outputs.b == 'x' }}`")
+            })?;
+            let mut names = BTreeSet::new();
+            names_in(&tree, &mut names);
+            let refs = names.iter().map(|n| classify(n)).collect();
+            (
+                refs,
+                expr_tree::needs_rewrite(&tree),
+                expr_types::orders(&tree),
             )
-            .with_hint("expressions use Jinja syntax, e.g. `${{ steps.a.outputs.b == 'x' }}`")
-        })?;
-        let mut names: BTreeSet<String> = compiled.undeclared_variables(true).into_iter().collect();
-        // minijinja 3.0 does not report the value being sliced (`params.pw[0:3]` yields no
-        // name), so the names are read from the text too: a name missed here would escape both
-        // the reference checks and secrecy (docs/decisions.md).
-        names.extend(root_paths(&source));
-        let mut refs = Vec::new();
-        for r in names.iter().map(|n| classify(n)) {
-            if !refs.contains(&r) {
-                refs.push(r);
-            }
-        }
-        Ok(Expr { source, pos, refs })
+        };
+        Ok(Expr {
+            source,
+            pos,
+            refs,
+            rewrite,
+            orders,
+        })
     }
 
-    fn compiled(&self) -> Result<Expression<'static, 'static>, String> {
-        ENV.compile_expression_owned(self.source.clone())
-            .map_err(|e| format!("`{}`: {e}", self.source))
-    }
-
-    /// Evaluates the expression in a scope.
+    /// Evaluates the expression in a scope. Fails when it reads a value that does not exist,
+    /// orders values of different kinds, or builds or gives a value over [`MAX_RESULT_BYTES`].
     pub fn eval(&self, scope: &MjValue) -> Result<Value, String> {
         self.eval_watched(scope, &Unwatched)
     }
@@ -120,16 +124,21 @@ impl Expr {
     /// a value).
     pub(crate) fn eval_watched(&self, scope: &MjValue, watch: &dyn Watch) -> Result<Value, String> {
         let secret = watch.reads_secret(self);
-        let value = self.compiled()?.eval(scope).map_err(|e| {
-            let why = if secret && e.kind() != minijinja::ErrorKind::UndefinedError {
-                format!(
-                    "{} (the details are not shown: the expression reads a secret)",
+        let value = expr_env::evaluate(&self.source, self.rewrite, scope.clone()).map_err(|e| {
+            if secret && e.kind() != minijinja::ErrorKind::UndefinedError {
+                return format!(
+                    "`{}`: {} (the details are not shown: the expression reads a secret)",
+                    self.source,
                     e.kind()
-                )
+                );
+            }
+            let detail = describe(&e);
+            // A checked operator names the part it is about, which may be the whole.
+            if detail.starts_with(&format!("`{}` ", self.source)) {
+                detail
             } else {
-                describe(&e)
-            };
-            format!("`{}`: {why}", self.source)
+                format!("`{}`: {detail}", self.source)
+            }
         })?;
         if value.is_undefined() {
             return Err(format!(
@@ -137,11 +146,58 @@ impl Expr {
                 self.source
             ));
         }
+        let size = size_of(&value, MAX_RESULT_BYTES + 1);
+        if size > MAX_RESULT_BYTES {
+            return Err(too_big(&self.source, size));
+        }
         let value = to_json(&value).map_err(|e| format!("`{}`: {e}", self.source))?;
         if secret {
             watch.secret_value(&value);
         }
         Ok(value)
+    }
+
+    /// Its type as far as the compiler can tell, given the types of the names it reads.
+    pub(crate) fn static_type(&self, names: &dyn Fn(&Ref) -> Ty) -> Ty {
+        match expr_tree::parse(&self.source) {
+            Ok(tree) => expr_types::infer(&tree, names),
+            Err(_) => Ty::Unknown,
+        }
+    }
+
+    /// Each ordering in it whose operands' declared types cannot be ordered, as a message and a
+    /// hint.
+    pub(crate) fn ordering_problems(&self, names: &dyn Fn(&Ref) -> Ty) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if self.orders
+            && let Ok(tree) = expr_tree::parse(&self.source)
+        {
+            expr_types::ordering_problems(&tree, &self.source, names, &mut out);
+        }
+        out
+    }
+}
+
+fn too_big(source: &str, size: usize) -> String {
+    format!(
+        "`{source}` gives a value of about {}, over the limit of {} on one value; \
+         have a step produce large data instead of an expression",
+        format_bytes(size),
+        format_bytes(MAX_RESULT_BYTES)
+    )
+}
+
+/// The names an expression reads: a variable, or a chain of attribute lookups on one written
+/// out in full (`steps.a.outputs.b`).
+fn names_in(e: &ast::Expr<'_>, out: &mut BTreeSet<String>) {
+    match e {
+        ast::Expr::Var(v) => {
+            out.insert(v.id.to_string());
+        }
+        ast::Expr::GetAttr(_) if let Some(name) = expr_types::dotted(e) => {
+            out.insert(name);
+        }
+        _ => expr_tree::each_child(e, &mut |c| names_in(c, out)),
     }
 }
 
@@ -163,72 +219,6 @@ impl Watch for Unwatched {
     fn secret_value(&self, _: &Value) {}
 }
 
-/// Every name an expression's text starts from a root with (`params.pw`, `steps.a.outputs.b`,
-/// `env`), outside string literals and attribute names, as a dotted path. A superset of what
-/// the expression can read: a root named in its text is the only way to reach a value.
-fn root_paths(source: &str) -> Vec<String> {
-    let b = source.as_bytes();
-    let ident_start = |c: u8| c.is_ascii_alphabetic() || c == b'_';
-    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
-    let skip_space = |mut j: usize| {
-        while j < b.len() && b[j].is_ascii_whitespace() {
-            j += 1;
-        }
-        j
-    };
-    let mut out = Vec::new();
-    // The last byte before the current token that is not a space.
-    let mut before: u8 = b' ';
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if c == b'\'' || c == b'"' {
-            i += 1;
-            while i < b.len() && b[i] != c {
-                i += if b[i] == b'\\' { 2 } else { 1 };
-            }
-            i += 1;
-            before = c;
-            continue;
-        }
-        if !ident_start(c) {
-            if !c.is_ascii_whitespace() {
-                before = c;
-            }
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < b.len() && ident(b[i]) {
-            i += 1;
-        }
-        let word = &source[start..i];
-        let next = skip_space(i);
-        // `a=…` names a keyword argument, `x.a` an attribute, `x | a` a filter.
-        let kwarg = b.get(next) == Some(&b'=') && b.get(next + 1) != Some(&b'=');
-        if ROOTS.contains(&word) && !kwarg && before != b'.' && before != b'|' {
-            let mut path = word.to_string();
-            let mut j = next;
-            while b.get(j) == Some(&b'.') {
-                let k = skip_space(j + 1);
-                if k >= b.len() || !ident_start(b[k]) {
-                    break;
-                }
-                let mut e = k;
-                while e < b.len() && ident(b[e]) {
-                    e += 1;
-                }
-                path.push('.');
-                path.push_str(&source[k..e]);
-                j = skip_space(e);
-            }
-            out.push(path);
-        }
-        before = b'a';
-    }
-    out
-}
-
 fn describe(e: &minijinja::Error) -> String {
     match e.kind() {
         minijinja::ErrorKind::UndefinedError => {
@@ -242,7 +232,8 @@ fn describe(e: &minijinja::Error) -> String {
     }
 }
 
-fn classify(name: &str) -> Ref {
+/// What a dotted name refers to.
+pub(crate) fn classify(name: &str) -> Ref {
     let parts: Vec<&str> = name.split('.').collect();
     match parts.as_slice() {
         ["params", p, ..] => Ref::Param((*p).into()),
@@ -272,18 +263,6 @@ pub fn to_json(value: &MjValue) -> Result<Value, String> {
 /// Converts JSON to a value expressions can use.
 pub fn from_json(value: &Value) -> MjValue {
     MjValue::from(minijinja::value::Serde(value))
-}
-
-/// Whether a value counts as true in an `if:`.
-pub fn truthy(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => !s.is_empty() && s != "false",
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-    }
 }
 
 /// A runbook value that may hold expressions, compiled.
@@ -399,6 +378,20 @@ impl Template {
                             Value::Null => {}
                             other => out.push_str(&other.to_string()),
                         },
+                    }
+                    if out.len() > MAX_RESULT_BYTES {
+                        let parts: Vec<String> = self
+                            .exprs()
+                            .iter()
+                            .map(|e| format!("`${{{{ {} }}}}`", e.source))
+                            .collect();
+                        return Err(format!(
+                            "the text with {} spliced in comes to about {}, over the limit of {} \
+                             on one value; have a step produce large data instead of an expression",
+                            parts.join(", "),
+                            format_bytes(out.len()),
+                            format_bytes(MAX_RESULT_BYTES)
+                        ));
                     }
                 }
                 Ok(Value::String(out))
@@ -525,7 +518,8 @@ mod tests {
 
     #[test]
     fn names_inside_slices_are_found() {
-        // minijinja reports no name for the value being sliced; the text is read too.
+        // minijinja's `undeclared_variables` reports no name for the value being sliced; the
+        // syntax tree is walked instead.
         let e = Expr::compile(
             "params.pw[0:3] ~ '-' ~ params.pw[3:] ~ steps.a.outputs.b[1:]",
             Pos::new(1, 1),
@@ -542,14 +536,14 @@ mod tests {
     }
 
     #[test]
-    fn root_paths_skip_strings_attributes_filters_and_keyword_arguments() {
+    fn names_inside_a_slice_bound_are_found() {
+        let e = Expr::compile("steps.a.outputs.l[0:params.n]", Pos::new(1, 1), &file()).unwrap();
         assert_eq!(
-            root_paths("'params.x' ~ \"env.Y\" ~ a.params ~ x | env ~ f(run=1) ~ params . pw[0]"),
-            vec!["params.pw"]
-        );
-        assert_eq!(
-            root_paths("env['AWS_X'] ~ steps.a.outputs['k'] ~ run.id == 'it\\'s'"),
-            vec!["env", "steps.a.outputs", "run.id"]
+            e.refs,
+            vec![
+                Ref::Param("n".into()),
+                Ref::StepOutput("a".into(), "l".into())
+            ]
         );
     }
 
@@ -568,5 +562,171 @@ mod tests {
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].pos, Pos::new(1, 7));
         assert!(errors[0].message.contains("invalid expression"));
+    }
+}
+
+#[cfg(test)]
+mod type_tests {
+    //! Orderings between kinds, and bounded results, as a run meets them.
+
+    use super::*;
+    use minijinja::context;
+
+    fn eval(src: &str) -> Result<Value, String> {
+        let scope = context! {
+            params => context! { n => 45000, s => "30000", on => true, list => vec![3, 1, 2] },
+            env => context! { MAX_LAG_MS => "30000", DR_PROMOTE => "False" },
+        };
+        Expr::compile(src, Pos::new(1, 1), &Arc::from("t.yaml"))
+            .expect("compiles")
+            .eval(&scope)
+    }
+
+    #[track_caller]
+    fn refused(src: &str, says: &[&str]) {
+        let err = eval(src).expect_err(src);
+        for s in says {
+            assert!(err.contains(s), "{src}: `{s}` not in: {err}");
+        }
+    }
+
+    #[test]
+    fn a_number_and_a_string_are_not_ordered_by_their_kind() {
+        // Jinja would say true: numbers order before strings whatever their values.
+        refused(
+            "params.n < env.MAX_LAG_MS",
+            &[
+                "`params.n` is a number and `env.MAX_LAG_MS` is a string",
+                "`env.MAX_LAG_MS | int`",
+                "environment variables are always strings",
+            ],
+        );
+        assert_eq!(eval("params.n < env.MAX_LAG_MS | int").unwrap(), false);
+        assert_eq!(eval("params.n > (env.MAX_LAG_MS | float)").unwrap(), true);
+        assert_eq!(eval("'abc' < 'abd'").unwrap(), true);
+        assert_eq!(eval("[1, 'a'] < [1, 'b']").unwrap(), true);
+    }
+
+    #[test]
+    fn no_way_of_writing_an_ordering_escapes_the_check() {
+        for src in [
+            "(params.n) >= (env.MAX_LAG_MS)",
+            "(params.n + 0) <= env.MAX_LAG_MS ~ ''",
+            "not (params.n > env.MAX_LAG_MS)",
+            "0 < params.n < env.MAX_LAG_MS",
+            "[params.n < env.MAX_LAG_MS][0]",
+            "params.n is lt(env.MAX_LAG_MS)",
+            "params.n is greaterthan env.MAX_LAG_MS",
+            "[params.n] | select('lt', env.MAX_LAG_MS) | list",
+            "[params.n, env.MAX_LAG_MS] | max",
+            "[params.n, env.MAX_LAG_MS] | min",
+            "[params.n, env.MAX_LAG_MS] | sort",
+            "{'a': params.n, 'b': env.MAX_LAG_MS} | dictsort(by='value')",
+            "[{'k': 1}, {'k': 'x'}] | sort(attribute='k')",
+            "[[1], ['x']] | max",
+            "true if params.n < env.MAX_LAG_MS else false",
+        ] {
+            refused(src, &["a number", "a string"]);
+        }
+    }
+
+    #[test]
+    fn bools_and_none_are_not_ordered_either() {
+        refused("true < 2", &["`true` is a bool and `2` is a number"]);
+        refused("none >= 0", &["`none` is none"]);
+        refused("params.on > false", &["a bool"]);
+    }
+
+    #[test]
+    fn equality_and_membership_are_unchanged() {
+        assert_eq!(eval("params.n == '45000'").unwrap(), false);
+        assert_eq!(eval("1 in params.list").unwrap(), true);
+        assert_eq!(eval("0 <= 1 == true").unwrap(), true);
+        // A chain means each link: `1 < 2 and 2 in [2, 3]`.
+        assert_eq!(eval("1 < 2 in [2, 3]").unwrap(), true);
+        assert_eq!(eval("1 < 2 in [true]").unwrap(), false);
+        assert_eq!(eval("params.list | sort | first").unwrap(), 1);
+        assert_eq!(eval("params.n * 2").unwrap(), 90000);
+        assert_eq!(eval("'ab' * 2").unwrap(), "abab");
+        assert_eq!(eval("[1] * 2").unwrap(), serde_json::json!([1, 1]));
+    }
+
+    #[test]
+    fn results_are_bounded_before_they_are_built() {
+        // The issue's example: it built 100 MB in 2.5 s and was journaled.
+        refused(
+            "'x' ~ ('y' * 100000000)",
+            &[
+                "`'y' * 100000000` would build about 95.4 MiB",
+                "limit of 1 MiB",
+            ],
+        );
+        refused("'y' * 2000000", &["would build about 1.9 MiB"]);
+        refused("[1, 2] * 100000", &["200000 items"]);
+        refused(
+            "'ab' | replace('', 'x' * 600000)",
+            &["`replace` would build"],
+        );
+        refused("'%100000000s' | format('a')", &["`format` would build"]);
+        refused("'a\\nb' | indent(1000000)", &["`indent` would build"]);
+        refused("range(10) | join('x' * 200000)", &["`join` would build"]);
+        refused("[1] | batch(200000, 0)", &["`batch`"]);
+        refused("[1] | slice(200000)", &["`slice`"]);
+        // Under the limit one by one, over it together.
+        refused(
+            "('x' * 1000000) ~ ('x' * 1000000) ~ ('x' * 1000000) ~ ('x' * 1000000) ~ ('x' * 1000000)",
+            &["in all over 4 MiB"],
+        );
+        // A result that is too large however it was made.
+        refused(
+            "('x' * 1000000) ~ ('x' * 100000)",
+            &["gives a value of about 1.0 MiB", "limit of 1 MiB"],
+        );
+        assert_eq!(
+            eval("('x' * 1000) | length").unwrap(),
+            serde_json::json!(1000)
+        );
+    }
+
+    #[test]
+    fn an_interpolated_string_is_bounded_too() {
+        let scope = context! { params => context! { s => "x".repeat(600_000) } };
+        let node =
+            crate::yaml::parse(&Arc::from("t.yaml"), "'${{ params.s }}${{ params.s }}'").unwrap();
+        let mut errors = Vec::new();
+        let t = Template::compile(&node, &Arc::from("t.yaml"), &mut errors);
+        let err = t.eval(&scope).unwrap_err();
+        assert!(
+            err.contains("with `${{ params.s }}`, `${{ params.s }}` spliced in comes to about 1.1 MiB, over the limit of 1 MiB"),
+            "{err}"
+        );
+    }
+
+    fn static_type(src: &str) -> Ty {
+        let names = |r: &Ref| match r {
+            Ref::Param(p) if p == "n" => Ty::Int,
+            Ref::Param(p) if p == "flag" => Ty::Bool,
+            Ref::Env(_) => Ty::String,
+            _ => Ty::Unknown,
+        };
+        Expr::compile(src, Pos::new(1, 1), &Arc::from("t.yaml"))
+            .unwrap()
+            .static_type(&names)
+    }
+
+    #[test]
+    fn the_compiler_knows_declared_and_literal_types() {
+        assert_eq!(static_type("params.n"), Ty::Int);
+        assert_eq!(static_type("params.n.x"), Ty::Unknown);
+        assert_eq!(static_type("env.X"), Ty::String);
+        assert_eq!(static_type("env.X | int"), Ty::Int);
+        assert_eq!(static_type("env.X == 'true'"), Ty::Bool);
+        assert_eq!(static_type("params.flag and params.flag"), Ty::Bool);
+        // Jinja's `and` gives one of its operands.
+        assert_eq!(static_type("params.flag and env.X"), Ty::Unknown);
+        assert_eq!(static_type("params.n / 2"), Ty::Number);
+        assert_eq!(static_type("'a' ~ params.n"), Ty::String);
+        assert_eq!(static_type("params.other"), Ty::Unknown);
+        assert_eq!(static_type("not env.X"), Ty::Bool);
     }
 }

@@ -33,6 +33,9 @@ mod diag;
 mod duration;
 mod event;
 mod expr;
+mod expr_env;
+mod expr_tree;
+mod expr_types;
 pub mod formats;
 mod journal;
 mod lock;
@@ -56,7 +59,8 @@ pub use dag::{Dag, GraphFormat};
 pub use diag::{Diagnostic, Diagnostics, Pos, nearest, suggest};
 pub use duration::{format_duration, parse_duration};
 pub use event::{Fanout, Recorder, RunEvent, RunSink, RunStatus, SinkError, Timestamp, now};
-pub use expr::{Expr, Ref, Template, truthy};
+pub use expr::{Expr, Ref, Template};
+pub use expr_env::MAX_RESULT_BYTES;
 pub use journal::{
     APPLICATION_ID, DEFAULT_STATE_DIR, Durability, JOURNAL_FILE, Journal, JournalError, MIGRATIONS,
     RunSummary, SCHEMA_VERSION, STATE_DIR_ENV, parse_status, resolve_state_dir,

@@ -21,7 +21,6 @@ use tokio::time::Instant;
 
 use crate::compile::{Condition, Runbook, Step};
 use crate::event::{RunEvent, RunSink, RunStatus, SinkError, now};
-use crate::expr::truthy;
 use crate::scope::Scope;
 use crate::secret_flow::SecretFlow;
 use crate::secrets::{REDACTED, Secrets};
@@ -770,8 +769,10 @@ fn decide(
     secrets: &RunSecrets,
     clock: Instant,
 ) -> Decision {
+    // A condition that reads a step's status decides alone, like `always` with a test.
     if let Some(blocker) = &slot.blocked_by
         && !matches!(step.condition, Condition::Always)
+        && !step.condition.reads_status()
     {
         return Decision::Skip(blocker.clone());
     }
@@ -782,8 +783,22 @@ fn decide(
     let watch = secrets.flow.watch(&secrets.values);
     if let Condition::If(t) = &step.condition {
         match t.eval_watched(&ctx(), &watch) {
-            Ok(v) if truthy(&v) => {}
-            Ok(_) => return Decision::Skip("its `if` condition was false".into()),
+            Ok(Value::Bool(true)) => {}
+            Ok(Value::Bool(false)) => {
+                return Decision::Skip("its `if` condition was false".into());
+            }
+            // Never truthiness: `"False"` is a string, and would have counted as true.
+            Ok(other) => {
+                let what = t
+                    .exprs()
+                    .first()
+                    .map_or_else(String::new, |e| format!(" `{}`", e.source));
+                return Decision::Fail(StepError::invalid_input(format!(
+                    "its `if` condition{what} gave {}, not true or false; compare it to get a bool, \
+                     e.g. `${{{{ env.X == 'true' }}}}` or `${{{{ env.X | lower == 'true' }}}}`",
+                    json_kind(&other)
+                )));
+            }
             Err(e) => {
                 return Decision::Fail(StepError::invalid_input(format!(
                     "its `if` condition could not be evaluated: {e}"
@@ -830,6 +845,18 @@ fn decide(
         return Decision::Fail(e);
     }
     Decision::Run(input)
+}
+
+/// `a string`, `a number`, … for messages that must not show the value (it may be secret).
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "none",
+        Value::Bool(_) => "a bool",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a map",
+    }
 }
 
 /// Evaluates a step's `with:` block in the run's current scope.

@@ -25,7 +25,7 @@ use serde_json::Value;
 use crate::compile::{Condition, Runbook, Site, type_hint};
 use crate::constraint::{BoundKind, Violation};
 use crate::diag::{Diagnostic, Pos};
-use crate::expr::{Expr, Ref, Template, truthy};
+use crate::expr::{Expr, Ref, Template};
 use crate::scope::Scope;
 use crate::secrets::{REDACTED, Secrets};
 use crate::step::Outputs;
@@ -250,7 +250,7 @@ impl Checker<'_> {
         if let Condition::If(t) = &step.condition
             && self.unknowns(t).known()
             && let Ok(v) = t.eval(&ctx)
-            && !truthy(&v)
+            && v == serde_json::Value::Bool(false)
         {
             // The step will be skipped: its inputs are never used.
             return;

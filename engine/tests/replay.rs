@@ -1,7 +1,8 @@
 //! The journal's transition table against the real scheduler: every history the scheduler
-//! produces — random DAGs, flaky steps, retries, `continue_on_error`, `always`, interruption at a
-//! random moment, then a resume — replays without error, the rebuilt state agrees with the run's
-//! report, and a resume never starts a step that had succeeded.
+//! produces — random DAGs, flaky steps, retries, `continue_on_error`, `always`, an `if:` that
+//! reads a status, interruption at a random moment, then a resume — replays without error, the
+//! rebuilt state agrees with the run's report, and a resume never starts a step that had
+//! succeeded.
 //!
 //! Runs on paused tokio time: no real sleeps.
 
@@ -72,7 +73,9 @@ struct StepGen {
     retryable: bool,
     attempts: u32,
     continue_on_error: bool,
-    always: bool,
+    /// 0: none; 1: `if: always`; 2: an `if:` that reads the status of its first need, which
+    /// runs after a failure too.
+    condition: u8,
 }
 
 fn step_gen(i: usize) -> impl Strategy<Value = StepGen> {
@@ -83,10 +86,10 @@ fn step_gen(i: usize) -> impl Strategy<Value = StepGen> {
         any::<bool>(),
         1u32..4,
         prop_oneof![4 => Just(false), 1 => Just(true)],
-        prop_oneof![5 => Just(false), 1 => Just(true)],
+        prop_oneof![8 => Just(0u8), 2 => Just(1u8), 2 => Just(2u8)],
     )
         .prop_map(
-            move |(needs, ms, fail_until, retryable, attempts, continue_on_error, always)| {
+            move |(needs, ms, fail_until, retryable, attempts, continue_on_error, condition)| {
                 let mut needs: Vec<usize> = if i == 0 { vec![] } else { needs };
                 needs.sort_unstable();
                 needs.dedup();
@@ -97,7 +100,7 @@ fn step_gen(i: usize) -> impl Strategy<Value = StepGen> {
                     retryable,
                     attempts,
                     continue_on_error,
-                    always,
+                    condition,
                 }
             },
         )
@@ -120,8 +123,12 @@ fn yaml(steps: &[StepGen]) -> String {
             s.attempts,
             s.continue_on_error,
         ));
-        if s.always {
-            src.push_str("    if: always\n");
+        match (s.condition, s.needs.first()) {
+            (1, _) => src.push_str("    if: always\n"),
+            (2, Some(j)) => src.push_str(&format!(
+                "    if: ${{{{ steps.s{j}.status != 'succeeded' }}}}\n"
+            )),
+            _ => {}
         }
     }
     src

@@ -274,6 +274,178 @@ outputs:
     assert_eq!(report.outputs["dns"], "skipped/succeeded");
 }
 
+/// The issue's example: a step that pages on-call when `switchover` failed used to be skipped
+/// without its condition being read.
+#[tokio::test(start_paused = true)]
+async fn a_condition_on_a_failed_status_runs_after_the_failure_and_the_run_still_fails() {
+    let h = harness();
+    let rb = compile_ok(
+        &h,
+        r#"
+runbook: t
+steps:
+  - { id: promote, uses: test.probe, with: { ms: 100 } }
+  - { id: switchover, uses: test.probe, needs: [promote], with: { ms: 100, fail_until: 1, retryable: false } }
+  - id: page_oncall
+    uses: test.probe
+    needs: [switchover]
+    if: ${{ steps.switchover.status == 'failed' }}
+  - { id: after_page, uses: test.probe, needs: [page_oncall] }
+  - id: celebrate
+    uses: test.probe
+    needs: [switchover]
+    if: ${{ steps.switchover.status == 'succeeded' }}
+  - { id: after_celebrate, uses: test.probe, needs: [celebrate] }
+  - { id: plain, uses: test.probe, needs: [switchover], if: "${{ 1 == 1 }}" }
+  - id: transitive
+    uses: test.probe
+    needs: [plain]
+    if: ${{ steps.switchover.status != 'succeeded' }}
+"#,
+    );
+    let (report, events) = run(&rb).await;
+    // The failure is still the run's outcome (exit 1).
+    assert_eq!(report.status, RunStatus::Failed);
+    assert_eq!(status(&report, "switchover"), StepStatus::Failed);
+    assert_eq!(status(&report, "page_oncall"), StepStatus::Succeeded);
+    // A dependant of a step that ran is free to run, as after an `always` step.
+    assert_eq!(status(&report, "after_page"), StepStatus::Succeeded);
+    // Its condition was read, and was false: skipped for that reason, and the failure upstream
+    // still skips what comes after.
+    assert_eq!(status(&report, "celebrate"), StepStatus::Skipped);
+    let reason = |id: &str| {
+        events.iter().find_map(|e| match e {
+            RunEvent::StepSkipped { step, reason, .. } if step == id => Some(reason.clone()),
+            _ => None,
+        })
+    };
+    assert_eq!(
+        reason("celebrate").as_deref(),
+        Some("its `if` condition was false")
+    );
+    assert_eq!(status(&report, "after_celebrate"), StepStatus::Skipped);
+    assert_eq!(
+        reason("after_celebrate").as_deref(),
+        Some("it needs `celebrate`, which was skipped after a failure")
+    );
+    // A condition that reads no status is not read after a failure.
+    assert_eq!(status(&report, "plain"), StepStatus::Skipped);
+    assert_eq!(
+        reason("plain").as_deref(),
+        Some("it needs `switchover`, which failed")
+    );
+    // The status read may be of a step reached through `needs`.
+    assert_eq!(status(&report, "transitive"), StepStatus::Succeeded);
+    // The journal's transition table accepts the history.
+    let ids: Vec<String> = rb.steps.iter().map(|s| s.id.clone()).collect();
+    let state = drflow_engine::RunState::replay_checked(&events, ids).unwrap();
+    assert_eq!(state.status, RunStatus::Failed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_condition_on_a_status_is_false_when_all_went_well() {
+    let h = harness();
+    let rb = compile_ok(
+        &h,
+        r#"
+runbook: t
+steps:
+  - { id: switchover, uses: test.probe }
+  - id: page_oncall
+    uses: test.probe
+    needs: [switchover]
+    if: ${{ steps.switchover.status == 'failed' }}
+  - { id: after_page, uses: test.probe, needs: [page_oncall] }
+"#,
+    );
+    let (report, _) = run(&rb).await;
+    assert_eq!(report.status, RunStatus::Succeeded);
+    assert_eq!(status(&report, "page_oncall"), StepStatus::Skipped);
+    assert_eq!(status(&report, "after_page"), StepStatus::Succeeded);
+}
+
+/// `"False"` used to count as true: every string but `false` and the empty one did.
+#[tokio::test(start_paused = true)]
+async fn an_if_that_gives_anything_but_a_bool_fails_the_step() {
+    let h = harness();
+    let rb = compile_ok(
+        &h,
+        r#"
+runbook: t
+steps:
+  - { id: flags, uses: test.probe, with: { value: "False" } }
+  - id: promote
+    uses: test.probe
+    needs: [flags]
+    if: ${{ steps.flags.outputs.value }}
+  - { id: after, uses: test.probe, needs: [promote] }
+  - { id: lag, uses: test.probe, with: { value: "30000" } }
+  - id: budget
+    uses: test.probe
+    needs: [lag]
+    if: ${{ steps.lag.outputs.value < 45000 }}
+"#,
+    );
+    let (report, _) = run(&rb).await;
+    assert_eq!(report.status, RunStatus::Failed);
+    let step = |id: &str| report.steps.iter().find(|s| s.id == id).unwrap();
+    assert_eq!(step("promote").status, StepStatus::Failed);
+    assert_eq!(step("promote").attempts, 0, "it never started");
+    let err = step("promote").error.clone().unwrap();
+    assert_eq!(err.kind, "invalid_input");
+    assert!(
+        err.message.contains("gave a string, not true or false"),
+        "{err}"
+    );
+    assert!(
+        !err.message.contains("False"),
+        "the value is not shown: {err}"
+    );
+    assert_eq!(step("after").status, StepStatus::Skipped);
+    let err = step("budget").error.clone().unwrap();
+    assert_eq!(err.kind, "invalid_input");
+    assert!(
+        err.message
+            .contains("`steps.lag.outputs.value` is a string and `45000` is a number"),
+        "{err}"
+    );
+    assert!(
+        h.log
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|(id, _, _)| id != "promote" && id != "budget"),
+        "neither ran"
+    );
+}
+
+#[test]
+fn an_if_is_one_expression_and_spaces_around_it_do_not_count() {
+    let h = harness();
+    let src = |cond: &str| {
+        format!(
+            "runbook: t\nparams:\n  a: {{ type: bool, default: false }}\n  b: {{ type: bool, default: false }}\nsteps:\n  - id: s\n    uses: test.probe\n    if: \"{cond}\"\n"
+        )
+    };
+    assert!(compile("t.yaml", &src(" ${{ params.a }} "), &h.registry).is_ok());
+    let err = compile(
+        "t.yaml",
+        &src("${{ params.a }} and ${{ params.b }}"),
+        &h.registry,
+    )
+    .unwrap_err();
+    assert_eq!(err.0.len(), 1, "{err:?}");
+    assert!(
+        err.0[0]
+            .message
+            .contains("makes a string, not true or false")
+    );
+    assert_eq!(
+        err.0[0].hint.as_deref(),
+        Some("write the whole condition inside one `${{ }}`: `if: ${{ params.a and params.b }}`")
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn retries_only_retryable_errors_or_listed_kinds() {
     let h = harness();

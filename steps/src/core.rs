@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use drflow_engine::{
     Outputs, Registry, StepContext, StepError, StepFuture, StepSpec, StepType, ValueType,
-    format_duration, parse_duration, truthy,
+    format_duration, parse_duration,
 };
 use serde_json::{Value, json};
 
@@ -43,6 +43,26 @@ fn shown(ctx: &StepContext, input: &Outputs, name: &str) -> String {
         drflow_engine::REDACTED.to_string()
     } else {
         text(input.get(name))
+    }
+}
+
+/// Reads the `condition` parameter, which must be true or false: a string such as `"False"`
+/// is an error, never "true because it is not empty".
+fn condition(input: &Outputs) -> Result<bool, StepError> {
+    match input.get("condition") {
+        Some(Value::Bool(b)) => Ok(*b),
+        other => Err(StepError::invalid_input(format!(
+            "`condition` must be true or false, but it is {}; compare it to get a bool, e.g. \
+             `${{{{ env.X == 'true' }}}}` or `${{{{ steps.s.outputs.n > 0 }}}}`",
+            match other {
+                None | Some(Value::Null) => "missing",
+                Some(Value::String(_)) => "a string",
+                Some(Value::Number(_)) => "a number",
+                Some(Value::Array(_)) => "a list",
+                Some(Value::Object(_)) => "a map",
+                Some(Value::Bool(_)) => "a bool",
+            }
+        ))),
     }
 }
 
@@ -192,8 +212,8 @@ impl Assert {
             StepSpec::new("core.assert", "Fails unless a condition is true.")
                 .required(
                     "condition",
-                    ValueType::Any,
-                    "An expression that must be true.",
+                    ValueType::Bool,
+                    "An expression that must give true; anything but a bool is an error.",
                 )
                 .optional(
                     "message",
@@ -212,8 +232,7 @@ impl StepType for Assert {
 
     fn run<'a>(&'a self, ctx: &'a StepContext, input: &'a Outputs) -> StepFuture<'a> {
         Box::pin(async move {
-            let holds = input.get("condition").is_some_and(truthy);
-            if holds {
+            if condition(input)? {
                 Ok(Outputs::new())
             } else {
                 Err(StepError::permanent(
@@ -255,7 +274,7 @@ impl WaitUntil {
             "core.wait_until",
             "Re-evaluates a condition every `interval` until it is true, or fails after `timeout`.",
         )
-        .required("condition", ValueType::Any, "An expression, re-evaluated at each check.")
+        .required("condition", ValueType::Bool, "An expression giving true or false, re-evaluated at each check; anything but a bool is an error.")
         .optional("interval", ValueType::Duration, json!("5s"), "Time between checks.")
         .at_least(0.001)
         .optional("timeout", ValueType::Duration, json!("5m"), "Give up after this long.")
@@ -284,7 +303,7 @@ impl StepType for WaitUntil {
             let mut checks = 0u64;
             loop {
                 checks += 1;
-                if current.get("condition").is_some_and(truthy) {
+                if condition(&current)? {
                     let mut out = Outputs::new();
                     out.insert("checks".into(), checks.into());
                     out.insert(
@@ -352,6 +371,32 @@ mod tests {
                 .await
                 .is_ok()
         );
+    }
+
+    #[tokio::test]
+    async fn conditions_must_be_bools_not_truthy_values() {
+        let ctx = StepContext::detached("c");
+        for value in [
+            json!("False"),
+            json!("yes"),
+            json!(1),
+            json!([]),
+            json!(null),
+        ] {
+            let err = Assert::new()
+                .run(&ctx, &input(json!({"condition": value})))
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind, "invalid_input", "{value}: {err}");
+            let err = WaitUntil::new()
+                .run(
+                    &ctx,
+                    &input(json!({"condition": value, "interval": "1s", "timeout": "1s"})),
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind, "invalid_input", "{value}: {err}");
+        }
     }
 
     #[tokio::test(start_paused = true)]
