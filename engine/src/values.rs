@@ -1007,8 +1007,10 @@ mod tests {
     }
 
     #[test]
+    // A declared string would be refused by the compiler already; an `any` parameter is only
+    // known to be ill-typed once its value is.
     fn an_ill_typed_value_is_refused_before_the_run() {
-        let src = "runbook: r\nparams:\n  n: { type: string, default: three }\nsteps:\n  - id: a\n    uses: t.net\n    with: { cidr: 10.0.0.0/16, count: '${{ params.n }}' }\n";
+        let src = "runbook: r\nparams:\n  n: { type: any, default: three }\nsteps:\n  - id: a\n    uses: t.net\n    with: { cidr: 10.0.0.0/16, count: '${{ params.n }}' }\n";
         let rb = compile(src);
         let r = check(&rb, None, &[], CheckTime::Validate);
         assert_eq!(
