@@ -1,6 +1,6 @@
 //! Resolving a runbook's parameters from defaults, a parameter file and `-p name=value`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -35,18 +35,30 @@ pub fn resolve_located(
     let mut errors = Vec::new();
     let mut values = Outputs::new();
     let mut origins = BTreeMap::new();
+    // Names given a value that was refused (or that may be in a file that could not be read):
+    // their error is already reported, and "required but was not given" would be false.
+    let mut given: BTreeSet<String> = flags.iter().map(|(n, _)| n.clone()).collect();
+    let mut file_unreadable = false;
     if let Some((path, source)) = file {
         let path: Arc<str> = Arc::from(path);
         match crate::yaml::parse(&path, source) {
-            Err(d) => errors.push(d),
-            Ok(node) => file_values(
-                &node,
-                &path,
-                runbook,
-                &mut values,
-                &mut origins,
-                &mut errors,
-            ),
+            Err(d) => {
+                errors.push(d);
+                file_unreadable = true;
+            }
+            Ok(node) => {
+                if let Some(entries) = node.as_map() {
+                    given.extend(entries.iter().filter_map(|(k, _)| k.as_str()).map(String::from));
+                }
+                file_values(
+                    &node,
+                    &path,
+                    runbook,
+                    &mut values,
+                    &mut origins,
+                    &mut errors,
+                )
+            }
         }
     }
     for (i, (name, text)) in flags.iter().enumerate() {
@@ -96,6 +108,7 @@ pub fn resolve_located(
                     origins.insert(p.name.clone(), ParamOrigin::Default);
                 }
                 None if !require_all => missing.push(p.name.clone()),
+                None if file_unreadable || given.contains(&p.name) => {}
                 None => errors.push(
                     Diagnostic::new(
                         runbook.file.clone(),
@@ -351,5 +364,39 @@ mod tests {
                 "did you mean `flag`? runbook `r` takes `flag` (`drflow validate rb.yaml --explain` describes them)"
             )
         );
+    }
+
+    /// A required parameter given a value of the wrong type (by `-p` or in a parameter file)
+    /// gets one error, about its value, not a second one saying it was not given; neither does
+    /// one that may be in a parameter file that could not be read.
+    #[test]
+    fn a_refused_required_value_is_not_also_reported_missing() {
+        let src = "runbook: r\nparams:\n  n: { type: int }\nsteps:\n  - { id: a, uses: core.x }\n";
+        let mut reg = crate::Registry::new();
+        struct X(crate::StepSpec);
+        impl crate::StepType for X {
+            fn spec(&self) -> &crate::StepSpec {
+                &self.0
+            }
+            fn run<'a>(
+                &'a self,
+                _: &'a crate::StepContext,
+                _: &'a Outputs,
+            ) -> crate::StepFuture<'a> {
+                Box::pin(async { Ok(Outputs::new()) })
+            }
+        }
+        reg.register(std::sync::Arc::new(X(crate::StepSpec::new("core.x", ""))));
+        let rb = crate::compile("rb.yaml", src, &reg).unwrap();
+        let flag = resolve(&rb, None, &[("n".into(), "abc".into())]).unwrap_err();
+        let file = resolve(&rb, Some(("p.yaml", "n: abc\n")), &[]).unwrap_err();
+        let broken = resolve(&rb, Some(("p.yaml", "n: [1\n")), &[]).unwrap_err();
+        for (route, e) in [("-p", flag), ("file", file), ("broken file", broken)] {
+            assert_eq!(e.0.len(), 1, "{route}: {e:?}");
+            assert!(!e.0[0].message.contains("not given"), "{route}: {e:?}");
+        }
+        // Not given anywhere: still required.
+        let none = resolve(&rb, Some(("p.yaml", "{}\n")), &[]).unwrap_err();
+        assert!(none.0[0].message.contains("required but was not given"));
     }
 }
