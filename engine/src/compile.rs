@@ -1345,12 +1345,17 @@ impl Compiler {
         }
     }
 
-    /// Orderings between declared types that cannot be ordered, and expressions that read no
-    /// name and fail whatever the run (they are evaluated here, so the size limit applies too).
+    /// Filters and tests that do not exist, orderings between declared types that cannot be
+    /// ordered, and expressions that read no name and fail whatever the run (they are evaluated here, so the size limit applies too).
     fn check_types(&mut self, t: &Template, names: &dyn Fn(&Ref) -> Ty) {
         for e in t.exprs() {
+            let unknown = e.unknown_callables();
+            let mut found = !unknown.is_empty();
+            for (message, hint) in unknown {
+                self.hint(e.pos, format!("`{}`: {message}", e.source), hint);
+            }
             let problems = e.ordering_problems(names);
-            let found = !problems.is_empty();
+            found |= !problems.is_empty();
             for (message, hint) in problems {
                 self.hint(e.pos, format!("`{}`: {message}", e.source), hint);
             }

@@ -165,6 +165,38 @@ impl Expr {
         }
     }
 
+    /// Each filter or test it names that does not exist, as a message and a hint. minijinja
+    /// finds out only when the filter is applied, which would fail the step at run time.
+    pub(crate) fn unknown_callables(&self) -> Vec<(String, String)> {
+        let Ok(tree) = expr_tree::parse(&self.source) else {
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        callables(&tree, &mut found);
+        let mut out: Vec<(String, String)> = Vec::new();
+        for c in found {
+            let (what, name, exists, names): (&str, String, fn(&str) -> bool, &[&str]) = match c
+            {
+                Callable::Filter(n) => ("filter", n, expr_env::has_filter, expr_env::FILTER_NAMES),
+                Callable::Test(n) => ("test", n, expr_env::has_test, expr_env::TEST_NAMES),
+            };
+            if exists(&name) {
+                continue;
+            }
+            let message = format!("there is no {what} `{name}`");
+            if out.iter().any(|(m, _)| *m == message) {
+                continue;
+            }
+            let known: Vec<&str> = names.iter().copied().filter(|n| exists(n)).collect();
+            let hint = match crate::diag::nearest(&name, known.iter().copied()) {
+                Some(near) => format!("did you mean `{near}`?"),
+                None => format!("the {what}s are: {}", known.join(", ")),
+            };
+            out.push((message, hint));
+        }
+        out
+    }
+
     /// Each ordering in it whose operands' declared types cannot be ordered, as a message and a
     /// hint.
     pub(crate) fn ordering_problems(&self, names: &dyn Fn(&Ref) -> Ty) -> Vec<(String, String)> {
@@ -176,6 +208,44 @@ impl Expr {
         }
         out
     }
+}
+
+/// A filter or test an expression names: `x | name`, `x is name`, and the names given as text
+/// to `select`, `reject`, `selectattr`, `rejectattr` (tests) and `map` (a filter).
+enum Callable {
+    Filter(String),
+    Test(String),
+}
+
+fn callables(e: &ast::Expr<'_>, out: &mut Vec<Callable>) {
+    // The n-th positional argument, when it is written as text.
+    let text_arg = |args: &[ast::CallArg<'_>], n: usize| {
+        args.iter()
+            .filter_map(|a| match a {
+                ast::CallArg::Pos(x) => Some(x),
+                _ => None,
+            })
+            .nth(n)
+            .and_then(|x| match x {
+                ast::Expr::Const(c) => c.value.as_str().map(str::to_string),
+                _ => None,
+            })
+    };
+    match e {
+        ast::Expr::Filter(f) => {
+            out.push(Callable::Filter(f.name.to_string()));
+            let named = match f.name {
+                "select" | "reject" => text_arg(&f.args, 0).map(Callable::Test),
+                "selectattr" | "rejectattr" => text_arg(&f.args, 1).map(Callable::Test),
+                "map" => text_arg(&f.args, 0).map(Callable::Filter),
+                _ => None,
+            };
+            out.extend(named);
+        }
+        ast::Expr::Test(t) => out.push(Callable::Test(t.name.to_string())),
+        _ => {}
+    }
+    expr_tree::each_child(e, &mut |c| callables(c, out));
 }
 
 fn too_big(source: &str, size: usize) -> String {

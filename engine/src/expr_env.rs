@@ -76,6 +76,82 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env
 });
 
+/// Whether expressions can use the filter `name` (minijinja's built-ins and drflow's checked
+/// replacements). minijinja looks filters up only when one is applied, so a misspelt filter
+/// would otherwise fail the step at run time; the compiler asks this instead.
+pub(crate) fn has_filter(name: &str) -> bool {
+    known(&format!("none | {name}"), ErrorKind::UnknownFilter)
+}
+
+/// Whether expressions can use the test `name` (`x is name`), as [`has_filter`] for filters.
+pub(crate) fn has_test(name: &str) -> bool {
+    known(&format!("none is {name}"), ErrorKind::UnknownTest)
+}
+
+/// Applies the callable to `none`: only a lookup failure says it does not exist (wrong
+/// arguments or a type error say that it does). What cannot be asked is taken as known.
+fn known(source: &str, unknown: ErrorKind) -> bool {
+    match ENV.compile_expression(source) {
+        Ok(e) => !matches!(e.eval(()), Err(err) if err.kind() == unknown),
+        Err(_) => true,
+    }
+}
+
+/// Filter names offered as "did you mean" (only those [`has_filter`] confirms).
+pub(crate) const FILTER_NAMES: &[&str] = &[
+    "abs",
+    "attr",
+    "batch",
+    "bool",
+    "capitalize",
+    "chain",
+    "count",
+    "d",
+    "default",
+    "dictsort",
+    "escape",
+    "first",
+    "float",
+    "format",
+    "groupby",
+    "indent",
+    "int",
+    "items",
+    "join",
+    "last",
+    "length",
+    "lines",
+    "list",
+    "lower",
+    "map",
+    "max",
+    "min",
+    "reject",
+    "rejectattr",
+    "replace",
+    "reverse",
+    "round",
+    "select",
+    "selectattr",
+    "slice",
+    "sort",
+    "split",
+    "string",
+    "sum",
+    "title",
+    "trim",
+    "unique",
+    "upper",
+    "zip",
+];
+
+/// Test names offered as "did you mean" (only those [`has_test`] confirms).
+pub(crate) const TEST_NAMES: &[&str] = &[
+    "boolean", "defined", "divisibleby", "endingwith", "eq", "even", "false", "filter", "float",
+    "ge", "gt", "in", "integer", "iterable", "le", "lt", "mapping", "ne", "none", "number", "odd",
+    "sameas", "sequence", "startingwith", "string", "test", "true", "undefined",
+];
+
 /// Plain minijinja, for the operations the checked functions hand back once they know the
 /// result is small enough.
 static PLAIN: LazyLock<Environment<'static>> = LazyLock::new(base);
