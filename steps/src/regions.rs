@@ -83,7 +83,17 @@ fn check_region(text: &str) -> Result<(), Violation> {
 pub fn region_hint(text: &str) -> String {
     let lower = text.trim().to_ascii_lowercase();
     if lower != text && is_region(&lower) {
+        if text.trim() != text {
+            return format!("remove the spaces around it: `{lower}`");
+        }
         return format!("region codes are lower case: `{lower}`");
+    }
+    // Not a typo of a commercial region: "did you mean us-west-1" would send a GovCloud or
+    // China deployment to another partition.
+    if lower.starts_with("us-gov-") || lower.starts_with("us-iso") || lower.starts_with("cn-") {
+        return "GovCloud, China and isolated regions are separate AWS partitions, which drflow \
+                does not support; use a commercial region such as `us-east-1`"
+            .into();
     }
     let area = lower.trim_end_matches(|c: char| c.is_ascii_digit());
     let siblings: Vec<String> = all()
@@ -152,5 +162,19 @@ mod tests {
             "region codes are lower case: `eu-west-1`"
         );
         assert_eq!(region_hint("eu-wset-1"), "did you mean `eu-west-1`?");
+    }
+
+    /// A region outside the commercial partition is not "corrected" to a commercial one, and
+    /// a region with a stray space is not said to be in the wrong case.
+    #[test]
+    fn gov_china_and_padded_regions_get_a_hint_of_their_own() {
+        for r in ["us-gov-west-1", "us-gov-east-1", "cn-north-1", "cn-northwest-1", "us-isob-east-1"] {
+            let hint = region_hint(r);
+            assert!(hint.contains("separate AWS partitions"), "{r}: {hint}");
+        }
+        assert_eq!(
+            region_hint("us-east-1 "),
+            "remove the spaces around it: `us-east-1`"
+        );
     }
 }

@@ -179,19 +179,9 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
                      route to each other, so their blocks must be distinct"
                 ),
             )
-            .hint({
-                let size = 1u64 << (32 - u32::from(a.prefix));
-                let next = u64::from(a.network().address) + size;
-                match u32::try_from(next) {
-                    Ok(address) => format!(
-                        "give the standby a block of its own, e.g. `{}`",
-                        drflow_engine::formats::Ipv4Cidr {
-                            address,
-                            prefix: a.prefix
-                        }
-                    ),
-                    Err(_) => "give the standby a block of its own".to_string(),
-                }
+            .hint(match next_block(a, b.prefix) {
+                Some(c) => format!("give the standby a block of its own, e.g. `{c}`"),
+                None => "give the standby a block of its own".to_string(),
             }))
         },
     );
@@ -201,6 +191,21 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         backend,
         run_peering,
     ));
+}
+
+/// The first block of prefix length `prefix` after `primary`: the suggestion for an
+/// overlapping standby keeps the standby's own size, which the VPC step has already accepted
+/// (the primary's size may be one a VPC cannot have, such as a /8).
+fn next_block(
+    primary: drflow_engine::formats::Ipv4Cidr,
+    prefix: u8,
+) -> Option<drflow_engine::formats::Ipv4Cidr> {
+    let end = u64::from(primary.network().address) + (1u64 << (32 - u32::from(primary.prefix)));
+    let size = 1u64 << (32 - u32::from(prefix));
+    let start = end.div_ceil(size) * size;
+    let address = u32::try_from(start).ok()?;
+    u32::try_from(start + size - 1).ok()?;
+    Some(drflow_engine::formats::Ipv4Cidr { address, prefix })
 }
 
 /// The names `network.vpc` builds (routes are named after their table and destination).
@@ -638,5 +643,18 @@ mod tests {
         assert_eq!(c.subnet24(12).unwrap(), "10.1.12.0/24");
         assert!(Cidr::parse("10.1.0.0/25").unwrap().subnet24(1).is_err());
         assert!(Cidr::parse("10.300.0.0/16").is_err());
+    }
+
+    /// With a primary a VPC cannot have (`10.0.0.0/8`), the suggested standby block used to be
+    /// `11.0.0.0/8`, refused in turn; it keeps the standby's own size now, after the primary.
+    #[test]
+    fn an_overlap_hint_suggests_a_block_of_the_standbys_size() {
+        let c = |t: &str| drflow_engine::formats::Ipv4Cidr::parse(t).unwrap();
+        let s = |p: &str, prefix| next_block(c(p), prefix).map(|b| b.to_string());
+        assert_eq!(s("10.0.0.0/8", 16).as_deref(), Some("11.0.0.0/16"));
+        assert_eq!(s("10.0.0.0/15", 16).as_deref(), Some("10.2.0.0/16"));
+        assert_eq!(s("10.20.128.0/17", 16).as_deref(), Some("10.21.0.0/16"));
+        assert_eq!(s("10.0.0.0/16", 16).as_deref(), Some("10.1.0.0/16"));
+        assert_eq!(s("255.255.0.0/16", 16), None);
     }
 }
