@@ -184,3 +184,35 @@ async fn a_name_held_by_another_environment_is_refused_not_taken_over() {
     assert_eq!(of_env(&cloud, "prod-eu"), prod_eu);
     assert_eq!(cloud.of(GLOBAL, Kind::HostedZone).len(), 1);
 }
+
+/// A destroy given other regions than the environment was provisioned in (`-p env_suffix=eu`
+/// alone, so the default us-east regions) used to delete the environment's global and us-east-1
+/// resources (DNS, health checks, alarms), then retry three times and blame "something drflow
+/// does not manage" for those held by its resources in the regions it was not given. It now
+/// names those regions and the parameters to pass, and fails at once with nothing deleted.
+#[tokio::test]
+async fn a_destroy_given_the_wrong_regions_names_the_regions_the_environment_is_in() {
+    let cloud = Cloud::new();
+    provision_prod_eu(&cloud).await;
+    let before = of_env(&cloud, "prod-eu");
+    let destroy = cloud
+        .try_run_as(
+            "destroy-wrong-regions",
+            "destroy.yaml",
+            "us-east.yaml",
+            &[("env_suffix", "prod-eu")],
+        )
+        .await;
+    assert_eq!(destroy.status, RunStatus::Failed, "{destroy:#?}");
+    let step = destroy.steps.iter().find(|s| s.id == "teardown").unwrap();
+    let error = step.error.as_ref().expect("an error");
+    assert_eq!(step.attempts, 1, "not retried: {error:?}");
+    assert!(!error.message.contains("does not manage"), "{}", error.message);
+    assert!(
+        error.message.contains("in eu-central-1, eu-south-1")
+            && error.message.contains("--params-file"),
+        "{}",
+        error.message
+    );
+    assert_eq!(of_env(&cloud, "prod-eu"), before, "nothing was deleted");
+}

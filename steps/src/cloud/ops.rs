@@ -222,6 +222,25 @@ fn run_readiness<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
 
 fn run_teardown<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
     Box::pin(async move {
+        // An environment with resources in regions the destroy was not given (its provision
+        // had other regions than these parameters say) would be half deleted: its global and
+        // shared-region resources gone, the rest left, and the stuck ones blamed on "something
+        // drflow does not manage". Refuse before deleting anything.
+        let elsewhere = regions_elsewhere(cx, p).await?;
+        if !elsewhere.is_empty() {
+            let mut given = input::strings(p, "regions")?;
+            given.sort();
+            given.dedup();
+            return Err(StepError::invalid_input(format!(
+                "environment `{}` has resources in {}, which this destroy does not cover (it was \
+                 given {}); nothing was deleted. Run it with the parameters the environment was \
+                 provisioned with (the same --params-file, or -p primary_region=… \
+                 -p standby_region=…)",
+                cx.suffix,
+                elsewhere.join(", "),
+                given.join(", "),
+            )));
+        }
         let (deleted, remaining) = delete_where(cx, p, |_| true).await?;
         if !remaining.is_empty() {
             return Err(StepError::retryable(
@@ -262,6 +281,23 @@ fn run_delete_superseded<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
 /// `regions` input and the global ones that `keep` selects: dependents first, in passes until
 /// nothing is left or a pass makes no progress. Returns how many were deleted and what could
 /// not be (still in use).
+/// The regions outside the step's `regions` that hold resources of this environment (by its
+/// tags), in table order.
+async fn regions_elsewhere(cx: &mut Cx, p: &Outputs) -> Result<Vec<String>, StepError> {
+    let given = input::strings(p, "regions")?;
+    let mut out = Vec::new();
+    for region in crate::regions::all().filter(|r| !given.iter().any(|g| g == r)) {
+        let found = cx.backend.list(Some(region), None).await?.iter().any(|r| {
+            r.tags.get(MANAGED_BY.0).map(String::as_str) == Some(MANAGED_BY.1)
+                && r.tags.get(SUFFIX_TAG) == Some(&cx.suffix)
+        });
+        if found {
+            out.push(region.to_string());
+        }
+    }
+    Ok(out)
+}
+
 async fn delete_where(
     cx: &mut Cx,
     p: &Outputs,
