@@ -175,10 +175,21 @@ impl Expr {
         callables(&tree, &mut found);
         let mut out: Vec<(String, String)> = Vec::new();
         for c in found {
-            let (what, name, exists, names): (&str, String, fn(&str) -> bool, &[&str]) = match c
-            {
-                Callable::Filter(n) => ("filter", n, expr_env::has_filter, expr_env::FILTER_NAMES),
-                Callable::Test(n) => ("test", n, expr_env::has_test, expr_env::TEST_NAMES),
+            let (what, name, is_filter) = match c {
+                Callable::Filter(n) => ("filter", n, true),
+                Callable::Test(n) => ("test", n, false),
+            };
+            let exists = |n: &str| {
+                if is_filter {
+                    expr_env::has_filter(n)
+                } else {
+                    expr_env::has_test(n)
+                }
+            };
+            let names = if is_filter {
+                expr_env::FILTER_NAMES
+            } else {
+                expr_env::TEST_NAMES
             };
             if exists(&name) {
                 continue;

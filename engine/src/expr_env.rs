@@ -147,9 +147,34 @@ pub(crate) const FILTER_NAMES: &[&str] = &[
 
 /// Test names offered as "did you mean" (only those [`has_test`] confirms).
 pub(crate) const TEST_NAMES: &[&str] = &[
-    "boolean", "defined", "divisibleby", "endingwith", "eq", "even", "false", "filter", "float",
-    "ge", "gt", "in", "integer", "iterable", "le", "lt", "mapping", "ne", "none", "number", "odd",
-    "sameas", "sequence", "startingwith", "string", "test", "true", "undefined",
+    "boolean",
+    "defined",
+    "divisibleby",
+    "endingwith",
+    "eq",
+    "even",
+    "false",
+    "filter",
+    "float",
+    "ge",
+    "gt",
+    "in",
+    "integer",
+    "iterable",
+    "le",
+    "lt",
+    "mapping",
+    "ne",
+    "none",
+    "number",
+    "odd",
+    "sameas",
+    "sequence",
+    "startingwith",
+    "string",
+    "test",
+    "true",
+    "undefined",
 ];
 
 /// Plain minijinja, for the operations the checked functions hand back once they know the

@@ -48,7 +48,12 @@ pub fn resolve_located(
             }
             Ok(node) => {
                 if let Some(entries) = node.as_map() {
-                    given.extend(entries.iter().filter_map(|(k, _)| k.as_str()).map(String::from));
+                    given.extend(
+                        entries
+                            .iter()
+                            .filter_map(|(k, _)| k.as_str())
+                            .map(String::from),
+                    );
                 }
                 file_values(
                     &node,

@@ -168,7 +168,13 @@ mod tests {
     /// a region with a stray space is not said to be in the wrong case.
     #[test]
     fn gov_china_and_padded_regions_get_a_hint_of_their_own() {
-        for r in ["us-gov-west-1", "us-gov-east-1", "cn-north-1", "cn-northwest-1", "us-isob-east-1"] {
+        for r in [
+            "us-gov-west-1",
+            "us-gov-east-1",
+            "cn-north-1",
+            "cn-northwest-1",
+            "us-isob-east-1",
+        ] {
             let hint = region_hint(r);
             assert!(hint.contains("separate AWS partitions"), "{r}: {hint}");
         }

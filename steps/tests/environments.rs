@@ -207,7 +207,11 @@ async fn a_destroy_given_the_wrong_regions_names_the_regions_the_environment_is_
     let step = destroy.steps.iter().find(|s| s.id == "teardown").unwrap();
     let error = step.error.as_ref().expect("an error");
     assert_eq!(step.attempts, 1, "not retried: {error:?}");
-    assert!(!error.message.contains("does not manage"), "{}", error.message);
+    assert!(
+        !error.message.contains("does not manage"),
+        "{}",
+        error.message
+    );
     assert!(
         error.message.contains("in eu-central-1, eu-south-1")
             && error.message.contains("--params-file"),
