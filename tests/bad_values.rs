@@ -136,6 +136,26 @@ fn an_ops_email_that_is_not_an_address_is_refused() {
 }
 
 #[test]
+fn a_domain_name_aws_would_store_otherwise_is_refused() {
+    // AWS keeps DNS names in lower case and ACM refuses a final dot: either would be drift.
+    let dot = refused(PROVISION, &["-p", "domain_name=trading.example.com."]);
+    assert!(dot.contains("ends with a dot"), "{dot}");
+    assert!(dot.contains("write `trading.example.com`"), "{dot}");
+    let upper = refused(PROVISION, &["-p", "domain_name=Trading.Example.com"]);
+    assert!(upper.contains("has upper-case letters"), "{upper}");
+    assert!(upper.contains("write `trading.example.com`"), "{upper}");
+}
+
+#[test]
+fn health_check_metrics_are_read_in_us_east_1_only() {
+    let text = refused(PROVISION, &["-p", "health_metrics_region=eu-west-1"]);
+    assert!(
+        text.contains("`health_metrics_region` must be one of `us-east-1`, not `eu-west-1`"),
+        "{text}"
+    );
+}
+
+#[test]
 fn counts_of_zero_are_refused() {
     insta::assert_snapshot!(refused(PROVISION, &["--params-file", &params("counts")]));
 }

@@ -23,13 +23,14 @@ pub const EMAIL: Format = Format {
     schema: Some(|| json!({"pattern": "^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"})),
 };
 
-/// A DNS domain name of two labels or more (`trading.example.com`), with an optional final dot.
+/// A DNS domain name of two labels or more in lower case, without a final dot
+/// (`trading.example.com`).
 pub const DOMAIN_NAME: Format = Format {
     name: "domain-name",
     doc: "a domain name such as `trading.example.com`",
     check: check_domain,
     schema: Some(
-        || json!({"pattern": "^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z0-9-]{2,63}\\.?$"}),
+        || json!({"pattern": "^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9-]{2,63}$"}),
     ),
 };
 
@@ -136,7 +137,7 @@ fn check_email(text: &str) -> Result<(), Violation> {
         || text.len() > 254
         || local.contains(char::is_whitespace)
         || domain.contains('@')
-        || check_domain(domain).is_err()
+        || domain_labels(domain).is_err()
     {
         return Err(bad());
     }
@@ -144,6 +145,29 @@ fn check_email(text: &str) -> Result<(), Violation> {
 }
 
 fn check_domain(text: &str) -> Result<(), Violation> {
+    // AWS stores names in lower case without the final dot, and ACM refuses the dot: a name
+    // written otherwise would read back as drift on every run, or fail half-way.
+    if let Some(name) = text.strip_suffix('.') {
+        return Err(
+            Violation::new(format!("ends with a dot: `{text}`")).hint(format!(
+                "write `{name}`: drflow adds the final dot where DNS needs it"
+            )),
+        );
+    }
+    if text.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(
+            Violation::new(format!("has upper-case letters: `{text}`")).hint(format!(
+                "write `{}`: DNS names are case-insensitive and AWS keeps them in lower case",
+                text.to_ascii_lowercase()
+            )),
+        );
+    }
+    domain_labels(text)
+}
+
+/// The shape of a domain name, in any case and with an optional final dot (as in an e-mail
+/// address's domain).
+fn domain_labels(text: &str) -> Result<(), Violation> {
     let name = text.strip_suffix('.').unwrap_or(text);
     let bad = |why: &str| {
         Violation::new(format!("is not a domain name ({why}): `{text}`")).hint(
@@ -223,7 +247,11 @@ mod tests {
     #[test]
     fn domain_names() {
         assert!(check_domain("trading.example.com").is_ok());
-        assert!(check_domain("api.trading.example.com.").is_ok());
+        assert!(domain_labels("api.trading.example.com.").is_ok());
+        // AWS keeps names in lower case and ACM refuses the final dot: either would be drift.
+        assert!(check_domain("api.trading.example.com.").is_err());
+        assert!(check_domain("Trading.Example.com").is_err());
+        assert!(check_email("Ops@Example.COM").is_ok());
         for bad in [
             "example",
             "-x.example.com",

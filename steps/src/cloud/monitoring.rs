@@ -47,6 +47,9 @@ pub(crate) fn alarm_event_pattern(suffix: &str) -> Value {
     })
 }
 
+/// The only region where Route 53 publishes health check metrics.
+const HEALTH_METRICS_REGIONS: &[&str] = &["us-east-1"];
+
 pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
     let sns = cloud_spec("sns.topic", "A KMS-encrypted SNS topic for incident notifications in one region, that CloudWatch and EventBridge may publish to, with an optional e-mail subscription for the ops team.")
         .required("region", ValueType::String, "AWS region.")
@@ -82,9 +85,12 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "health_metrics_region",
         ValueType::String,
         json!("us-east-1"),
-        "Where Route 53 publishes HealthCheckStatus (always us-east-1).",
+        "Where Route 53 publishes HealthCheckStatus: only us-east-1 (Route 53 developer guide, \
+         \"Monitoring health checks using CloudWatch\").",
     )
-    .format(AWS_REGION)
+    // Route 53 publishes health check metrics in us-east-1 only: an alarm anywhere else would
+    // never see a datapoint and never fire.
+    .one_of(HEALTH_METRICS_REGIONS)
     .required(
         "primary_health_check_id",
         ValueType::String,
@@ -308,9 +314,12 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "health_metrics_region",
         ValueType::String,
         json!("us-east-1"),
-        "Where HealthCheckStatus lives.",
+        "Where Route 53 publishes HealthCheckStatus: only us-east-1 (Route 53 developer guide, \
+         \"Monitoring health checks using CloudWatch\").",
     )
-    .format(AWS_REGION)
+    // Route 53 publishes health check metrics in us-east-1 only: an alarm anywhere else would
+    // never see a datapoint and never fire.
+    .one_of(HEALTH_METRICS_REGIONS)
     .required(
         "primary_health_check_id",
         ValueType::String,
