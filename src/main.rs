@@ -25,6 +25,7 @@ macro_rules! outln {
 
 mod cmd_journal;
 mod cmd_sim;
+mod log;
 mod progress;
 mod reference;
 mod report;
@@ -81,6 +82,10 @@ struct Global {
     /// Which cloud the steps act on: the embedded simulation, or AWS through the SDK.
     #[arg(long, global = true, env = "DRFLOW_TARGET", default_value = "sim")]
     target: Target,
+    /// Say more on stderr: -v every log record and each step's start and end, -vv debug
+    /// records, -vvv trace records. DRFLOW_LOG=<tracing filter> picks records instead.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -310,16 +315,7 @@ fn main() -> ExitCode {
             e.exit();
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DRFLOW_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(cmd_journal::scrubbed_stderr)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .without_time()
-        .init();
+    log::init(cli.global.verbose, std::io::stderr().is_terminal());
     let result = match cli.command {
         Command::Run(args) => {
             let json = args.output == OutputFormat::Json;
@@ -376,14 +372,18 @@ fn cloud_target(global: &Global) -> drflow_steps::Target {
     }
 }
 
-fn registry(global: &Global) -> Registry {
-    drflow_steps::registry(&drflow_steps::CloudConfig {
+fn cloud_config(global: &Global) -> drflow_steps::CloudConfig {
+    drflow_steps::CloudConfig {
         target: cloud_target(global),
         state_dir: global.state_dir.clone(),
         endpoint_url: std::env::var("AWS_ENDPOINT_URL")
             .ok()
             .filter(|v| !v.is_empty()),
-    })
+    }
+}
+
+fn registry(global: &Global) -> Registry {
+    drflow_steps::registry(&cloud_config(global))
 }
 
 fn read(path: &std::path::Path) -> Result<String, Failure> {
@@ -553,6 +553,7 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
         .map(|s| (s.id.clone(), s.uses.clone()))
         .collect();
     let terminal = std::io::stderr().is_terminal() && args.output == OutputFormat::Text;
+    let clock = report::VirtualClock::start(cloud_config(global), &rb);
     let mut progress = progress::Progress::new(uses, terminal);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -577,11 +578,19 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
             "error: {e}\n  hint: the run stopped because its progress could not be recorded"
         ),
     })?;
+    let summary = report::Summary {
+        target: global.target.name(),
+        virtual_time: clock.elapsed(),
+        journal: (!args.durable.no_journal).then_some(global.state_dir.as_path()),
+        rollback: durable.rollback_report(),
+    };
     match args.output {
-        OutputFormat::Text => out!("{}", report::text(&report, global.target.name())),
-        OutputFormat::Json => outln!("{:#}", report::json(&report, global.target.name())),
+        OutputFormat::Text => out!("{}", report::text(&report, &summary)),
+        OutputFormat::Json => {
+            outln!("{:#}", report::json(&report, &summary));
+            durable.print_rollback();
+        }
     }
-    durable.print_rollback();
     Ok(match report.status {
         RunStatus::Succeeded | RunStatus::RolledBack => EXIT_OK,
         RunStatus::Interrupted => EXIT_INTERRUPTED,
@@ -612,12 +621,12 @@ async fn forward_signals(stop: watch::Sender<Stop>) {
         }
         count += 1;
         if count == 1 {
-            eprintln!(
-                "drflow: stopping: no new steps start; running steps get the grace period (press Ctrl-C again to cancel them now)"
+            progress::print_now(
+                "drflow: stopping: no new steps start; running steps get the grace period (press Ctrl-C again to cancel them now)",
             );
             let _ = stop.send(Stop::Graceful);
         } else {
-            eprintln!("drflow: cancelling running steps now");
+            progress::print_now("drflow: cancelling running steps now");
             let _ = stop.send(Stop::Now);
             return;
         }

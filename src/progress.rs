@@ -1,54 +1,216 @@
-//! Progress a person can watch: a live line per running step on a terminal, plain log lines
-//! otherwise.
+//! Progress a person can watch, and the one way to stderr while a run is shown.
+//!
+//! On a terminal, each step that runs for more than a moment gets a live spinner line; every
+//! other line (log records, resource changes, step failures) is printed *above* the spinners
+//! through [`MultiProgress::println`], so nothing writes over them and no stale spinner is
+//! left in the scrollback. Off a terminal there are no spinners, and lines are collected and
+//! written in batches: when the engine goes idle ([`RunSink::flush`]), when a log record comes
+//! (so logs stay live and in order), and at the end, instead of one unbuffered write per
+//! fragment.
+//!
+//! What is shown depends on the verbosity ([`crate::log`]): by default a step shows only when
+//! it fails, is retried, interrupted or undone; with `-v` also when it starts, ends or is
+//! skipped.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use drflow_engine::{RunEvent, RunSink, SinkError, format_duration};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// How often spinners turn; a step gets one once it has run this long, so a run of quick
+/// steps draws almost nothing.
+const TICK: Duration = Duration::from_millis(120);
+
+/// Batched lines are written at the latest when this many bytes are waiting.
+const BATCH: usize = 32 * 1024;
+
+/// What stderr is showing: the live display, if any, and lines not yet written.
+struct Screen {
+    live: Option<MultiProgress>,
+    queued: Vec<u8>,
+}
+
+static SCREEN: Mutex<Screen> = Mutex::new(Screen {
+    live: None,
+    queued: Vec::new(),
+});
+
+fn screen() -> MutexGuard<'static, Screen> {
+    // A panic while printing leaves nothing half-done that matters: keep printing.
+    SCREEN.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Screen {
+    fn write_queued(&mut self) {
+        if !self.queued.is_empty() {
+            let _ = std::io::stderr().write_all(&self.queued);
+            self.queued.clear();
+        }
+    }
+}
+
+/// Prints `text` (one or more lines) on stderr now: above the live display while one is
+/// shown, otherwise after the lines queued before it, in one write.
+pub fn print_now(text: &str) {
+    let mut s = screen();
+    match &s.live {
+        Some(multi) => {
+            let _ = multi.println(text.strip_suffix('\n').unwrap_or(text));
+        }
+        None => {
+            s.queued.extend_from_slice(text.as_bytes());
+            if !text.ends_with('\n') {
+                s.queued.push(b'\n');
+            }
+            s.write_queued();
+        }
+    }
+}
+
+/// Queues a line for stderr, written with the next batch (see the module doc).
+fn queue(line: &str) {
+    let mut s = screen();
+    match &s.live {
+        Some(multi) => {
+            let _ = multi.println(line);
+        }
+        None => {
+            s.queued.extend_from_slice(line.as_bytes());
+            s.queued.push(b'\n');
+            if s.queued.len() >= BATCH {
+                s.write_queued();
+            }
+        }
+    }
+}
+
+/// Writes the queued lines.
+pub fn flush() {
+    screen().write_queued();
+}
+
+/// The steps running now, in the order they started, and the spinners of those that have run
+/// long enough to get one.
+struct Running {
+    multi: MultiProgress,
+    style: ProgressStyle,
+    next: u64,
+    order: HashMap<String, u64>,
+    steps: BTreeMap<u64, Spinner>,
+}
+
+struct Spinner {
+    label: String,
+    started: Instant,
+    bar: Option<ProgressBar>,
+}
+
+impl Running {
+    /// Gives a spinner to each step that has run for a tick, and turns every spinner.
+    fn tick(&mut self) {
+        for s in self.steps.values_mut() {
+            match &s.bar {
+                Some(bar) => bar.tick(),
+                None if s.started.elapsed() >= TICK => {
+                    let bar = ProgressBar::new_spinner()
+                        .with_style(self.style.clone())
+                        .with_message(s.label.clone())
+                        .with_elapsed(s.started.elapsed());
+                    s.bar = Some(self.multi.add(bar));
+                }
+                None => {}
+            }
+        }
+    }
+
+    fn finish(&mut self, step: &str) {
+        if let Some(n) = self.order.remove(step)
+            && let Some(Spinner { bar: Some(bar), .. }) = self.steps.remove(&n)
+        {
+            bar.finish_and_clear();
+            self.multi.remove(&bar);
+        }
+    }
+}
+
+/// The live display: the running steps, and the thread that turns their spinners.
+struct Live {
+    running: Arc<Mutex<Running>>,
+    stop: Option<mpsc::Sender<()>>,
+    ticker: Option<JoinHandle<()>>,
+}
+
+impl Live {
+    fn start() -> Live {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let running = Arc::new(Mutex::new(Running {
+            multi: multi.clone(),
+            style: ProgressStyle::with_template("  {spinner} {msg} {elapsed:>6}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            next: 0,
+            order: HashMap::new(),
+            steps: BTreeMap::new(),
+        }));
+        screen().live = Some(multi);
+        let (stop, stopped) = mpsc::channel::<()>();
+        let shared = Arc::clone(&running);
+        // One thread for all spinners (indicatif's steady tick would start one per bar).
+        let ticker = std::thread::Builder::new()
+            .name("drflow-progress".into())
+            .spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(TICK) {
+                    lock(&shared).tick();
+                }
+            })
+            .ok();
+        Live {
+            running,
+            stop: Some(stop),
+            ticker,
+        }
+    }
+
+    fn running(&self) -> MutexGuard<'_, Running> {
+        lock(&self.running)
+    }
+}
+
+fn lock(running: &Mutex<Running>) -> MutexGuard<'_, Running> {
+    running.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Draws run events on stderr.
 pub struct Progress {
     uses: HashMap<String, String>,
     start: Instant,
+    verbose: bool,
     live: Option<Live>,
 }
 
-struct Live {
-    multi: MultiProgress,
-    bars: HashMap<String, ProgressBar>,
-    style: ProgressStyle,
-}
-
 impl Progress {
-    /// `uses` maps step ids to step types; `terminal` selects live lines.
+    /// `uses` maps step ids to step types; `terminal` selects the live display. How much is
+    /// shown follows [`crate::log::verbosity`].
     pub fn new(uses: HashMap<String, String>, terminal: bool) -> Progress {
-        let live = terminal.then(|| Live {
-            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
-            bars: HashMap::new(),
-            style: ProgressStyle::with_template("  {spinner} {msg} {elapsed:>6}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        });
         Progress {
             uses,
             start: Instant::now(),
-            live,
+            verbose: crate::log::verbosity() > 0,
+            live: terminal.then(Live::start),
         }
     }
 
-    fn line(&self, text: String) {
+    fn line(&self, text: &str) {
         match &self.live {
-            Some(live) => {
-                let _ = live.multi.println(text);
-            }
-            None => {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "[{:>7}] {text}",
-                    format_duration(self.start.elapsed())
-                );
-            }
+            Some(_) => queue(text),
+            None => queue(&format!(
+                "[{:>7}] {text}",
+                format_duration(self.start.elapsed())
+            )),
         }
     }
 
@@ -59,12 +221,9 @@ impl Progress {
         }
     }
 
-    fn finish_bar(&mut self, step: &str) {
-        if let Some(live) = &mut self.live
-            && let Some(bar) = live.bars.remove(step)
-        {
-            bar.finish_and_clear();
-            live.multi.remove(&bar);
+    fn finish(&self, step: &str) {
+        if let Some(live) = &self.live {
+            live.running().finish(step);
         }
     }
 }
@@ -73,26 +232,38 @@ impl RunSink for Progress {
     fn record(&mut self, event: &RunEvent) -> Result<(), SinkError> {
         match event {
             RunEvent::StepStarted { step, attempt, .. } => {
-                let label = self.label(step);
                 let attempt_note = if *attempt > 1 {
                     format!(" attempt {attempt}")
                 } else {
                     String::new()
                 };
-                match &mut self.live {
+                match &self.live {
                     Some(live) => {
-                        let bar = live.multi.add(ProgressBar::new_spinner());
-                        bar.set_style(live.style.clone());
-                        bar.set_message(format!("{label}{attempt_note}"));
-                        bar.enable_steady_tick(Duration::from_millis(120));
-                        live.bars.insert(step.clone(), bar);
+                        let label = format!("{}{attempt_note}", self.label(step));
+                        let mut running = live.running();
+                        let n = running.next;
+                        running.next += 1;
+                        running.order.insert(step.clone(), n);
+                        running.steps.insert(
+                            n,
+                            Spinner {
+                                label,
+                                started: Instant::now(),
+                                bar: None,
+                            },
+                        );
                     }
-                    None => self.line(format!("start    {label}{attempt_note}")),
+                    None if self.verbose => {
+                        self.line(&format!("start    {}{attempt_note}", self.label(step)));
+                    }
+                    None => {}
                 }
             }
             RunEvent::StepSucceeded { step, .. } => {
-                self.finish_bar(step);
-                self.line(format!("ok       {}", self.label(step)));
+                self.finish(step);
+                if self.verbose {
+                    self.line(&format!("ok       {}", self.label(step)));
+                }
             }
             RunEvent::AttemptFailed {
                 step,
@@ -101,42 +272,59 @@ impl RunSink for Progress {
                 will_retry: true,
                 ..
             } => {
-                self.finish_bar(step);
-                self.line(format!(
+                self.finish(step);
+                self.line(&format!(
                     "retry    {} attempt {attempt} failed: {error}",
                     self.label(step)
                 ));
             }
             RunEvent::StepFailed { step, error, .. } => {
-                self.finish_bar(step);
-                self.line(format!("FAILED   {}: {error}", self.label(step)));
+                self.finish(step);
+                self.line(&format!("FAILED   {}: {error}", self.label(step)));
             }
             RunEvent::StepSkipped { step, reason, .. } => {
-                self.line(format!("skipped  {}: {reason}", self.label(step)));
+                if self.verbose {
+                    self.line(&format!("skipped  {}: {reason}", self.label(step)));
+                }
             }
             RunEvent::StepInterrupted { step, .. } => {
-                self.finish_bar(step);
-                self.line(format!("stopped  {}: interrupted", self.label(step)));
+                self.finish(step);
+                self.line(&format!("stopped  {}: interrupted", self.label(step)));
             }
             RunEvent::UndoStarted { step, .. } => {
-                self.line(format!("undo     {}", self.label(step)));
+                self.line(&format!("undo     {}", self.label(step)));
             }
             RunEvent::UndoFailed { step, error, .. } => {
-                self.line(format!("UNDO FAILED {}: {error}", self.label(step)));
+                self.line(&format!("UNDO FAILED {}: {error}", self.label(step)));
             }
             _ => {}
         }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        flush();
         Ok(())
     }
 }
 
 impl Drop for Progress {
     fn drop(&mut self) {
-        if let Some(live) = &mut self.live {
-            for (_, bar) in live.bars.drain() {
-                bar.finish_and_clear();
+        if let Some(mut live) = self.live.take() {
+            drop(live.stop.take());
+            if let Some(t) = live.ticker.take() {
+                let _ = t.join();
             }
-            let _ = live.multi.clear();
+            let running = live.running();
+            for s in running.steps.values() {
+                if let Some(bar) = &s.bar {
+                    bar.finish_and_clear();
+                }
+            }
+            let _ = running.multi.clear();
+            drop(running);
+            screen().live = None;
         }
+        flush();
     }
 }

@@ -30,7 +30,7 @@ pub fn scrubbed_stderr() -> ScrubbedLine {
     ScrubbedLine(Vec::new())
 }
 
-/// One log line, written to stderr (scrubbed) when dropped.
+/// One log line, written to stderr (scrubbed, and above the live display) when dropped.
 pub struct ScrubbedLine(Vec<u8>);
 
 impl std::io::Write for ScrubbedLine {
@@ -51,7 +51,7 @@ impl Drop for ScrubbedLine {
             Some(secrets) => secrets.scrub(&text).into_owned(),
             None => text.into_owned(),
         };
-        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+        crate::progress::print_now(&line);
     }
 }
 
@@ -453,8 +453,8 @@ impl Durable {
                 (None, None) => Vec::new(),
             };
             let state = RunState::replay(&events).map_err(|e| SinkError(e.to_string()))?;
-            eprintln!(
-                "drflow: the run failed and the runbook says `on_failure: rollback`: undoing"
+            crate::progress::print_now(
+                "drflow: the run failed and the runbook says `on_failure: rollback`: undoing",
             );
             let mut sinks = Sinks {
                 journal: self.journal.as_mut(),
@@ -514,11 +514,11 @@ impl Durable {
                             .find(|(_, f)| f.load(std::sync::atomic::Ordering::SeqCst))
                         {
                             told = true;
-                            eprintln!(
+                            crate::progress::print_now(&format!(
                                 "drflow: LOST the lock `{}`: another run may hold it now; stopping \
                                  (no new step starts)",
                                 display_key(key)
-                            );
+                            ));
                             if *tx.borrow() == Stop::No && tx.send(Stop::Graceful).is_err() {
                                 return;
                             }
@@ -528,6 +528,11 @@ impl Durable {
             }
         });
         rx
+    }
+
+    /// What the automatic rollback did, if the run failed and was rolled back.
+    pub fn rollback_report(&self) -> Option<&RollbackReport> {
+        self.rollback.as_ref()
     }
 
     /// Prints what an automatic rollback did (on stderr, so `--output json` stays one document).
