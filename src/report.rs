@@ -117,17 +117,18 @@ pub fn text(report: &RunReport, summary: &Summary<'_>) -> String {
         let _ = writeln!(out, "steps: {}", steps.join(", "));
     }
     if let Some(c) = changes(report) {
-        let _ = writeln!(out, "resources: {}", c.describe());
-        let unfinished = report
+        // A step that failed part-way has no outputs to count from; its `+ ~ -` lines above
+        // say what it did.
+        let partial = report
             .steps
             .iter()
             .any(|s| matches!(s.status, StepStatus::Failed | StepStatus::Interrupted));
-        if unfinished {
-            let _ = writeln!(
-                out,
-                "  (counted from the steps that succeeded; the `+ ~ -` lines above show what the others did)"
-            );
-        }
+        let by = if partial {
+            " (by the steps that succeeded)"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "resources: {}{by}", c.describe());
     }
     if let Some(r) = summary.rollback {
         let _ = write!(out, "\n{r}");
