@@ -93,7 +93,13 @@ fn ctrl_c_stops_the_run_reports_interrupted_steps_and_exits_130() {
     let state = tempfile::tempdir().expect("temp dir");
     let mut child = Command::new(env!("CARGO_BIN_EXE_drflow"))
         // `-v` shows each step's start, which is what this test waits for.
-        .args(["run", "tests/fixtures/ok/slow.yaml", "--grace", "200ms", "-v"])
+        .args([
+            "run",
+            "tests/fixtures/ok/slow.yaml",
+            "--grace",
+            "200ms",
+            "-v",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("DRFLOW_STATE_DIR", state.path())
         .stdout(Stdio::piped())

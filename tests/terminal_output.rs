@@ -92,9 +92,7 @@ fn masked(out: &Output, state: &Path) -> String {
             && let Some(i) = line.find(" in ")
         {
             let start = i + " in ".len();
-            let end = line[start..]
-                .find(' ')
-                .map_or(line.len(), |n| start + n);
+            let end = line[start..].find(' ').map_or(line.len(), |n| start + n);
             if is_duration(&line[start..end]) {
                 line.replace_range(start..end, "<dur>");
             }
@@ -191,7 +189,11 @@ fn a_failed_run_ends_with_the_error_and_the_commands_to_go_on() {
 #[test]
 fn a_failed_run_without_a_journal_says_to_run_it_again() {
     let dir = tempfile::tempdir().expect("dir");
-    let out = run(dir.path(), "tests/fixtures/ok/failing.yaml", &["--no-journal"]);
+    let out = run(
+        dir.path(),
+        "tests/fixtures/ok/failing.yaml",
+        &["--no-journal"],
+    );
     assert_eq!(out.status.code(), Some(1));
     let stdout = text(&out.stdout);
     let last = stdout.lines().last().unwrap_or_default();
@@ -210,12 +212,21 @@ fn verbose_and_drflow_log_say_more() {
     assert!(!quiet.contains("INFO"), "{quiet}");
     assert!(quiet.contains("  + vpc vpc-snap (eu-south-1)"), "{quiet}");
     // The runbook's own messages are for the person: shown by default.
-    assert!(quiet.contains("warning: page: paging on-call: check failed"), "{quiet}");
+    assert!(
+        quiet.contains("warning: page: paging on-call: check failed"),
+        "{quiet}"
+    );
 
     // A new environment, so that the VPC is created again and its record logged.
     let verbose = text(&run(dir.path(), file, &["-v", "-p", "env_suffix=verbose"]).stderr);
-    assert!(verbose.contains("start    network (network.vpc)"), "{verbose}");
-    assert!(verbose.contains("ok       network (network.vpc)"), "{verbose}");
+    assert!(
+        verbose.contains("start    network (network.vpc)"),
+        "{verbose}"
+    );
+    assert!(
+        verbose.contains("ok       network (network.vpc)"),
+        "{verbose}"
+    );
     assert!(verbose.contains("skipped  announce"), "{verbose}");
     // Full records, with the step they came from.
     assert!(
