@@ -26,6 +26,10 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 /// steps draws almost nothing.
 const TICK: Duration = Duration::from_millis(120);
 
+/// At most this many spinners are shown (the oldest running steps); a line below them counts
+/// the others, so a wide fan-out draws a dozen lines, not thousands.
+const MAX_SPINNERS: usize = 10;
+
 /// Batched lines are written at the latest when this many bytes are waiting.
 const BATCH: usize = 32 * 1024;
 
@@ -99,6 +103,8 @@ pub fn flush() {
 struct Running {
     multi: MultiProgress,
     style: ProgressStyle,
+    /// The line that counts running steps without a spinner.
+    more: Option<ProgressBar>,
     next: u64,
     order: HashMap<String, u64>,
     steps: BTreeMap<u64, Spinner>,
@@ -111,19 +117,47 @@ struct Spinner {
 }
 
 impl Running {
-    /// Gives a spinner to each step that has run for a tick, and turns every spinner.
+    /// Gives a spinner to each step that has run for a tick (the oldest first, up to
+    /// [`MAX_SPINNERS`]), turns every spinner, and counts the steps left without one.
     fn tick(&mut self) {
+        let mut shown = 0;
+        let mut others = 0;
         for s in self.steps.values_mut() {
-            match &s.bar {
-                Some(bar) => bar.tick(),
-                None if s.started.elapsed() >= TICK => {
-                    let bar = ProgressBar::new_spinner()
-                        .with_style(self.style.clone())
-                        .with_message(s.label.clone())
-                        .with_elapsed(s.started.elapsed());
-                    s.bar = Some(self.multi.add(bar));
-                }
-                None => {}
+            if let Some(bar) = &s.bar {
+                bar.tick();
+                shown += 1;
+            } else if s.started.elapsed() < TICK {
+                // Started since the last tick: maybe done before the next.
+            } else if shown == MAX_SPINNERS {
+                others += 1;
+            } else {
+                let bar = ProgressBar::new_spinner()
+                    .with_style(self.style.clone())
+                    .with_message(s.label.clone())
+                    .with_elapsed(s.started.elapsed());
+                s.bar = Some(match &self.more {
+                    Some(more) => self.multi.insert_before(more, bar),
+                    None => self.multi.add(bar),
+                });
+                shown += 1;
+            }
+        }
+        match (&self.more, others) {
+            (None, 0) => {}
+            (Some(more), 0) => {
+                more.finish_and_clear();
+                self.multi.remove(more);
+                self.more = None;
+            }
+            (Some(more), n) => more.set_message(format!("{n} more steps running")),
+            (None, n) => {
+                let more = ProgressBar::new_spinner()
+                    .with_style(
+                        ProgressStyle::with_template("    … and {msg}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    )
+                    .with_message(format!("{n} more steps running"));
+                self.more = Some(self.multi.add(more));
             }
         }
     }
@@ -152,6 +186,7 @@ impl Live {
             multi: multi.clone(),
             style: ProgressStyle::with_template("  {spinner} {msg} {elapsed:>6}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            more: None,
             next: 0,
             order: HashMap::new(),
             steps: BTreeMap::new(),
@@ -316,10 +351,13 @@ impl Drop for Progress {
                 let _ = t.join();
             }
             let running = live.running();
-            for s in running.steps.values() {
-                if let Some(bar) = &s.bar {
-                    bar.finish_and_clear();
-                }
+            for bar in running
+                .steps
+                .values()
+                .filter_map(|s| s.bar.as_ref())
+                .chain(running.more.as_ref())
+            {
+                bar.finish_and_clear();
             }
             let _ = running.multi.clear();
             drop(running);

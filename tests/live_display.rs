@@ -279,3 +279,40 @@ fn a_provision_on_a_terminal_leaves_no_stale_spinner_lines() {
         history.join("\n")
     );
 }
+
+/// A wide fan-out shows a few spinners and counts the rest, instead of a line per step.
+#[test]
+fn a_wide_fan_out_shows_a_few_spinners_and_counts_the_rest() {
+    let dir = tempfile::tempdir().expect("dir");
+    let gate = dir.path().join("gate");
+    std::fs::write(&gate, "").expect("gate");
+    let mut runbook = String::from(
+        "runbook: wide\nparams:\n  out: { type: string }\n  gate: { type: string }\nsteps:\n",
+    );
+    for i in 0..30 {
+        runbook.push_str(&format!(
+            "  - {{ id: w{i:02}, uses: core.append_file, with: {{ path: \"${{{{ params.out }}}}\", line: w{i}, hold_while: \"${{{{ params.gate }}}}\" }} }}\n"
+        ));
+    }
+    std::fs::write(dir.path().join("wide.yaml"), runbook).expect("runbook");
+    let out = format!("out={}", dir.path().join("out.txt").display());
+    let gate_param = format!("gate={}", gate.display());
+    let mut term = Terminal::spawn(
+        dir.path(),
+        &["run", "wide.yaml", "-p", &out, "-p", &gate_param],
+    );
+    term.wait_until("ten spinners and a count of the others", |h| {
+        h.iter().any(|r| r.contains("… and 20 more steps running"))
+    });
+    let spinners = term.history().iter().filter(|r| has_spinner(r)).count();
+    assert_eq!(spinners, 10, "{}", term.history().join("\n"));
+    std::fs::remove_file(&gate).expect("let the steps end");
+    assert_eq!(term.finish(), Some(0), "{}", term.history().join("\n"));
+    let history = term.history();
+    assert_clean(&history);
+    assert!(
+        !history.iter().any(|r| r.contains("more steps running")),
+        "{}",
+        history.join("\n")
+    );
+}
