@@ -14,7 +14,9 @@
 //!
 //! Library and binary runs alternate, and each figure is the best of `DRFLOW_BENCH_REPEAT`
 //! (default 5) runs, so a busy machine slows both alike. `DRFLOW_BENCH_SIZES` picks sizes
-//! (default 10000). `cargo bench --bench binary` prints a table in µs per step and the
+//! (default 10000), `DRFLOW_BENCH_SHAPES` shapes (default `chain,fanout,random`),
+//! `DRFLOW_BENCH_TTY=0` skips the terminal column, and `DRFLOW_BENCH_BIN=path/to/drflow` times
+//! another build of the binary (to compare before and after a change). `cargo bench --bench binary` prints a table in µs per step and the
 //! binary/library ratio; `cargo test --all-targets` runs it once with 200 steps, so CI notices
 //! if it breaks. It asserts no timing.
 
@@ -114,7 +116,7 @@ enum Output {
 fn binary(file: &Path, journaled: bool, output: Output, dir: &Path) -> Duration {
     let state = dir.join("state");
     let _ = std::fs::remove_dir_all(&state);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_drflow"));
+    let mut cmd = Command::new(drflow());
     cmd.arg("--state-dir")
         .arg(&state)
         .arg("run")
@@ -162,6 +164,16 @@ fn binary(file: &Path, journaled: bool, output: Output, dir: &Path) -> Duration 
     }
     assert!(status.success(), "drflow run failed: {status}");
     took
+}
+
+/// The binary to time: this build's, or `DRFLOW_BENCH_BIN` (to compare with another build).
+fn drflow() -> PathBuf {
+    std::env::var_os("DRFLOW_BENCH_BIN")
+        .filter(|v| !v.is_empty())
+        .map_or_else(
+            || PathBuf::from(env!("CARGO_BIN_EXE_drflow")),
+            PathBuf::from,
+        )
 }
 
 #[cfg(unix)]
@@ -219,6 +231,11 @@ fn main() {
             .and_then(|r| r.parse().ok())
             .unwrap_or(5)
     };
+    let shapes: Vec<String> = std::env::var("DRFLOW_BENCH_SHAPES")
+        .ok()
+        .map(|s| s.split(',').map(|x| x.trim().to_owned()).collect())
+        .unwrap_or_else(|| SHAPES.map(String::from).to_vec());
+    let tty = cfg!(unix) && std::env::var("DRFLOW_BENCH_TTY").map_or(true, |v| v != "0");
     let dir: PathBuf = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("binary-bench");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("bench dir");
@@ -227,7 +244,7 @@ fn main() {
         "shape", "steps", "lib off", "bin off", "ratio", "lib on", "bin on", "ratio", "bin on tty"
     );
     for &n in &sizes {
-        for shape in SHAPES {
+        for shape in shapes.iter().map(String::as_str) {
             let src = runbook(shape, n);
             let file = dir.join(format!("{shape}-{n}.yaml"));
             std::fs::write(&file, &src).expect("runbook file");
@@ -239,7 +256,11 @@ fn main() {
                     library(&src, true, &dir),
                     binary(&file, true, Output::Files, &dir),
                     #[cfg(unix)]
-                    binary(&file, true, Output::Terminal, &dir),
+                    if tty {
+                        binary(&file, true, Output::Terminal, &dir)
+                    } else {
+                        Duration::ZERO
+                    },
                     #[cfg(not(unix))]
                     Duration::ZERO,
                 ];

@@ -317,10 +317,8 @@ impl RunSink for Progress {
                 self.finish(step);
                 self.line(&format!("FAILED   {}: {error}", self.label(step)));
             }
-            RunEvent::StepSkipped { step, reason, .. } => {
-                if self.verbose {
-                    self.line(&format!("skipped  {}: {reason}", self.label(step)));
-                }
+            RunEvent::StepSkipped { step, reason, .. } if self.verbose => {
+                self.line(&format!("skipped  {}: {reason}", self.label(step)));
             }
             RunEvent::StepInterrupted { step, .. } => {
                 self.finish(step);
