@@ -129,6 +129,10 @@ fn ctrl_c_stops_the_run_reports_interrupted_steps_and_exits_130() {
     assert!(stdout.contains("long   interrupted"), "{stdout}");
     assert!(stdout.contains("after  not_started"), "{stdout}");
     assert!(stdout.contains("1 interrupted"), "{stdout}");
+    // It ends with the commands that go on from here.
+    let tail: Vec<&str> = stdout.lines().rev().take(4).collect();
+    assert!(tail[2].contains(" resume "), "{stdout}");
+    assert!(tail[0].contains(" rollback "), "{stdout}");
 }
 
 #[test]
