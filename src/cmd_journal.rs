@@ -5,7 +5,6 @@
 mod durable;
 mod show;
 
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -380,14 +379,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         })
 }
 
-fn new_progress(rb: &Runbook, output: OutputFormat) -> progress::Progress {
-    let uses: HashMap<String, String> = rb
-        .steps
-        .iter()
-        .map(|s| (s.id.clone(), s.uses.clone()))
-        .collect();
+fn new_progress(rb: &Runbook, output: OutputFormat) -> progress::Progress<'_> {
     let terminal = std::io::stderr().is_terminal() && output == OutputFormat::Text;
-    progress::Progress::new(uses, terminal)
+    progress::Progress::new(rb, terminal)
 }
 
 /// `drflow resume RUN`.

@@ -30,7 +30,6 @@ mod progress;
 mod reference;
 mod report;
 
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -547,14 +546,9 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
     let mut options = RunOptions::new(run_id);
     args.exec.apply(&mut options);
     options.redacted_params = redacted(&rb, &params);
-    let uses: HashMap<String, String> = rb
-        .steps
-        .iter()
-        .map(|s| (s.id.clone(), s.uses.clone()))
-        .collect();
     let terminal = std::io::stderr().is_terminal() && args.output == OutputFormat::Text;
     let clock = report::VirtualClock::start(cloud_config(global), &rb);
-    let mut progress = progress::Progress::new(uses, terminal);
+    let mut progress = progress::Progress::new(&rb, terminal);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use drflow_engine::{RunEvent, RunSink, SinkError, format_duration};
+use drflow_engine::{RunEvent, RunSink, Runbook, SinkError, format_duration};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How often spinners turn; a step gets one once it has run this long, so a run of quick
@@ -220,19 +220,20 @@ fn lock(running: &Mutex<Running>) -> MutexGuard<'_, Running> {
 }
 
 /// Draws run events on stderr.
-pub struct Progress {
-    uses: HashMap<String, String>,
+pub struct Progress<'a> {
+    /// For each step's type in its label.
+    rb: &'a Runbook,
     start: Instant,
     verbose: bool,
     live: Option<Live>,
 }
 
-impl Progress {
-    /// `uses` maps step ids to step types; `terminal` selects the live display. How much is
-    /// shown follows [`crate::log::verbosity`].
-    pub fn new(uses: HashMap<String, String>, terminal: bool) -> Progress {
+impl<'a> Progress<'a> {
+    /// The display of a run of `rb`; `terminal` selects the live display. How much is shown
+    /// follows [`crate::log::verbosity`].
+    pub fn new(rb: &'a Runbook, terminal: bool) -> Progress<'a> {
         Progress {
-            uses,
+            rb,
             start: Instant::now(),
             verbose: crate::log::verbosity() > 0,
             live: terminal.then(Live::start),
@@ -250,8 +251,8 @@ impl Progress {
     }
 
     fn label(&self, step: &str) -> String {
-        match self.uses.get(step) {
-            Some(uses) => format!("{step} ({uses})"),
+        match self.rb.index.get(step) {
+            Some(&i) => format!("{step} ({})", self.rb.steps[i].uses),
             None => step.to_string(),
         }
     }
@@ -263,7 +264,7 @@ impl Progress {
     }
 }
 
-impl RunSink for Progress {
+impl RunSink for Progress<'_> {
     fn record(&mut self, event: &RunEvent) -> Result<(), SinkError> {
         match event {
             RunEvent::StepStarted { step, attempt, .. } => {
@@ -341,7 +342,7 @@ impl RunSink for Progress {
     }
 }
 
-impl Drop for Progress {
+impl Drop for Progress<'_> {
     fn drop(&mut self) {
         if let Some(mut live) = self.live.take() {
             drop(live.stop.take());
