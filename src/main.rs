@@ -81,8 +81,12 @@ struct Global {
     /// Which cloud the steps act on: the embedded simulation, or AWS through the SDK.
     #[arg(long, global = true, env = "DRFLOW_TARGET", default_value = "sim")]
     target: Target,
-    /// Say more on stderr: -v every log record and each step's start and end, -vv debug
-    /// records, -vvv trace records. DRFLOW_LOG=<tracing filter> picks records instead.
+    /// Say more on stderr (repeat for more: -vv, -vvv).
+    ///
+    /// By default a run shows a line per resource created, changed or deleted, the runbook's
+    /// own messages, warnings, and steps that fail. -v adds each step's start and end and every
+    /// INFO log record, -vv DEBUG records, -vvv TRACE records. DRFLOW_LOG=<tracing filter>
+    /// (e.g. DRFLOW_LOG=debug) picks the log records instead.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
 }

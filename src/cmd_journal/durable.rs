@@ -305,6 +305,8 @@ impl PauseHook {
     }
 
     fn pause(&self) -> ! {
+        // What the display still holds goes out first: the process is about to be killed.
+        crate::progress::flush();
         if let Some(m) = &self.marker {
             let _ = std::fs::write(m, std::process::id().to_string());
         }
