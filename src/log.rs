@@ -15,9 +15,13 @@ use drflow_steps::{MESSAGE_EVENTS, RESOURCE_EVENTS};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{FilterExt, filter_fn};
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::{self, FormatEvent, FormatFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormattedFields};
+use tracing_subscriber::layer::{Filter, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// The environment variable holding a tracing filter for the log.
 pub const LOG_ENV: &str = "DRFLOW_LOG";
@@ -49,9 +53,24 @@ pub fn init(verbose: u8, ansi: bool) {
     };
     let full = from_env.is_some() || verbose > 0;
     let filter = from_env.unwrap_or_else(|| EnvFilter::new(default_filter(verbose)));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(crate::cmd_journal::scrubbed_stderr)
+    tracing_subscriber::registry()
+        .with(
+            layer(full, ansi, crate::cmd_journal::scrubbed_stderr).with_filter(filter.or(steps())),
+        )
+        .init();
+    if let Some(p) = problem {
+        crate::progress::print_now(&p);
+    }
+}
+
+/// The formatting layer: records in full, or lines for a person.
+fn layer<S, W>(full: bool, ansi: bool, writer: W) -> impl Layer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + 'static,
+{
+    tracing_subscriber::fmt::layer()
+        .with_writer(writer)
         .with_ansi(ansi)
         .event_format(Lines {
             full: full.then(|| {
@@ -62,10 +81,12 @@ pub fn init(verbose: u8, ansi: bool) {
             }),
             ansi,
         })
-        .init();
-    if let Some(p) = problem {
-        crate::progress::print_now(&p);
-    }
+}
+
+/// The spans steps run in, whatever the filter: a warning from inside a step then says which
+/// step it is about, even when INFO records are not shown.
+fn steps<S>() -> impl Filter<S> {
+    filter_fn(|meta| meta.is_span() && meta.name() == "step")
 }
 
 /// The filter `-v` picks when `DRFLOW_LOG` is not set.
@@ -184,7 +205,7 @@ where
                     let text = fields.fields.as_str();
                     text.split(' ')
                         .find_map(|kv| kv.strip_prefix("step="))
-                        .map(str::to_owned)
+                        .map(|v| v.trim_matches('"').to_owned())
                 })
             })
             .filter(|_| fields.get("step").is_empty());
@@ -200,6 +221,82 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// What the person format writes for the events `f` emits.
+    fn lines(f: impl FnOnce()) -> String {
+        let out = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = Arc::clone(&out);
+        let subscriber = tracing_subscriber::registry().with(
+            layer(false, false, move || Capture(Arc::clone(&sink)))
+                .with_filter(EnvFilter::new(default_filter(0)).or(steps())),
+        );
+        tracing::subscriber::with_default(subscriber, f);
+        let bytes = out.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn resource(change: &str, detail: &str) {
+        tracing::info!(
+            target: RESOURCE_EVENTS,
+            change,
+            kind = "vpc",
+            name = "vpc-eu",
+            region = "eu-south-1",
+            id = "vpc-1",
+            detail,
+            "{change} vpc vpc-eu (eu-south-1)"
+        );
+    }
+
+    #[test]
+    fn resources_show_as_plus_tilde_minus_lines() {
+        let out = lines(|| {
+            resource("created", "");
+            resource("updated", "cidr differed");
+            resource(
+                "replaced",
+                "cidr was \"10.0.0.0/16\", which cannot change in place",
+            );
+            resource("deleted", "");
+        });
+        assert_eq!(
+            out,
+            "  + vpc vpc-eu (eu-south-1)\n\
+             \x20 ~ vpc vpc-eu (eu-south-1): cidr differed\n\
+             -/+ vpc vpc-eu (eu-south-1): cidr was \"10.0.0.0/16\", which cannot change in place\n\
+             \x20 - vpc vpc-eu (eu-south-1)\n"
+        );
+    }
+
+    #[test]
+    fn runbook_messages_and_warnings_are_shown_and_info_records_are_not() {
+        let out = lines(|| {
+            tracing::info!(target: MESSAGE_EVENTS, step = "notify", "failover done");
+            tracing::warn!(target: MESSAGE_EVENTS, step = "notify", "slow");
+            tracing::info!(step = "x", "an INFO record, shown with -v only");
+            let span = tracing::info_span!("step", runbook = "r", step = "undo_me");
+            span.in_scope(|| tracing::warn!(attempt = 2, "Undo failed; retrying"));
+        });
+        assert_eq!(
+            out,
+            "notify: failover done\n\
+             warning: notify: slow\n\
+             warning: Undo failed; retrying (step=undo_me attempt=2)\n"
+        );
+    }
 
     #[test]
     fn each_verbosity_lets_more_through() {
