@@ -9,7 +9,6 @@ mod runs;
 mod show;
 mod table;
 
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -390,14 +389,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         })
 }
 
-fn new_progress(rb: &Runbook, output: OutputFormat) -> progress::Progress {
-    let uses: HashMap<String, String> = rb
-        .steps
-        .iter()
-        .map(|s| (s.id.clone(), s.uses.clone()))
-        .collect();
+fn new_progress(rb: &Runbook, output: OutputFormat) -> progress::Progress<'_> {
     let terminal = std::io::stderr().is_terminal() && output == OutputFormat::Text;
-    progress::Progress::new(uses, terminal)
+    progress::Progress::new(rb, terminal)
 }
 
 /// `drflow resume RUN`.
@@ -462,6 +456,7 @@ pub fn cmd_resume(global: &Global, args: ResumeArgs) -> Result<u8, Failure> {
         rollback: None,
         runbook_path: None,
     };
+    let clock = report::VirtualClock::start(crate::cloud_config(global), &rb);
     let mut progress = new_progress(&rb, args.output);
     let report = runtime()?.block_on(async {
         let (stop_tx, stop_rx) = watch::channel(Stop::No);
@@ -478,11 +473,19 @@ pub fn cmd_resume(global: &Global, args: ResumeArgs) -> Result<u8, Failure> {
             "error: {e}\n  hint: the run stopped because its progress could not be recorded"
         ),
     })?;
+    let summary = report::Summary {
+        target: global.target.name(),
+        virtual_time: clock.elapsed(),
+        journal: Some(global.state_dir.as_path()),
+        rollback: durable.rollback_report(),
+    };
     match args.output {
-        OutputFormat::Text => out!("{}", report::text(&report, global.target.name())),
-        OutputFormat::Json => outln!("{:#}", report::json(&report, global.target.name())),
+        OutputFormat::Text => out!("{}", report::text(&report, &summary)),
+        OutputFormat::Json => {
+            outln!("{:#}", report::json(&report, &summary));
+            durable.print_rollback();
+        }
     }
-    durable.print_rollback();
     Ok(exit_code(report.status))
 }
 

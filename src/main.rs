@@ -27,12 +27,12 @@ mod cmd_journal;
 mod cmd_sim;
 mod cmd_validate;
 mod confirm;
+mod log;
 mod plan;
 mod progress;
 mod reference;
 mod report;
 
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -82,6 +82,14 @@ struct Global {
     /// Which cloud the steps act on: the embedded simulation, or AWS through the SDK.
     #[arg(long, global = true, env = "DRFLOW_TARGET", default_value = "sim")]
     target: Target,
+    /// Say more on stderr (repeat for more: -vv, -vvv).
+    ///
+    /// By default a run shows a line per resource created, changed or deleted, the runbook's
+    /// own messages, warnings, and steps that fail. -v adds each step's start and end and every
+    /// INFO log record, -vv DEBUG records, -vvv TRACE records. DRFLOW_LOG=<tracing filter>
+    /// (e.g. DRFLOW_LOG=debug) picks the log records instead.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -350,16 +358,7 @@ fn main() -> ExitCode {
             e.exit();
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DRFLOW_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(cmd_journal::scrubbed_stderr)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .without_time()
-        .init();
+    log::init(cli.global.verbose, std::io::stderr().is_terminal());
     let result = match cli.command {
         Command::Run(args) => {
             let json = args.output == OutputFormat::Json;
@@ -567,13 +566,9 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
     let mut options = RunOptions::new(run_id);
     args.exec.apply(&mut options);
     options.redacted_params = redacted(&rb, &params);
-    let uses: HashMap<String, String> = rb
-        .steps
-        .iter()
-        .map(|s| (s.id.clone(), s.uses.clone()))
-        .collect();
     let terminal = std::io::stderr().is_terminal() && args.output == OutputFormat::Text;
-    let mut progress = progress::Progress::new(uses, terminal);
+    let clock = report::VirtualClock::start(cloud_config(global), &rb);
+    let mut progress = progress::Progress::new(&rb, terminal);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -597,11 +592,19 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
             "error: {e}\n  hint: the run stopped because its progress could not be recorded"
         ),
     })?;
+    let summary = report::Summary {
+        target: global.target.name(),
+        virtual_time: clock.elapsed(),
+        journal: (!args.durable.no_journal).then_some(global.state_dir.as_path()),
+        rollback: durable.rollback_report(),
+    };
     match args.output {
-        OutputFormat::Text => out!("{}", report::text(&report, global.target.name())),
-        OutputFormat::Json => outln!("{:#}", report::json(&report, global.target.name())),
+        OutputFormat::Text => out!("{}", report::text(&report, &summary)),
+        OutputFormat::Json => {
+            outln!("{:#}", report::json(&report, &summary));
+            durable.print_rollback();
+        }
     }
-    durable.print_rollback();
     Ok(match report.status {
         RunStatus::Succeeded | RunStatus::RolledBack => EXIT_OK,
         RunStatus::Interrupted => EXIT_INTERRUPTED,
@@ -632,12 +635,12 @@ async fn forward_signals(stop: watch::Sender<Stop>) {
         }
         count += 1;
         if count == 1 {
-            eprintln!(
-                "drflow: stopping: no new steps start; running steps get the grace period (press Ctrl-C again to cancel them now)"
+            progress::print_now(
+                "drflow: stopping: no new steps start; running steps get the grace period (press Ctrl-C again to cancel them now)",
             );
             let _ = stop.send(Stop::Graceful);
         } else {
-            eprintln!("drflow: cancelling running steps now");
+            progress::print_now("drflow: cancelling running steps now");
             let _ = stop.send(Stop::Now);
             return;
         }

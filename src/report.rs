@@ -1,12 +1,60 @@
-//! The end-of-run summary: a table of steps and the runbook's outputs, or one JSON document.
+//! The end-of-run summary: a table of steps, what happened to the cloud's resources, and the
+//! runbook's outputs or, for a run that did not succeed, its errors and the command to go on;
+//! or one JSON document.
 
+use std::collections::BTreeSet;
 use std::fmt::Write;
+use std::path::Path;
+use std::time::Duration;
 
-use drflow_engine::{RunReport, StepStatus, format_duration};
+use drflow_engine::{RollbackReport, RunReport, RunStatus, Runbook, StepStatus, format_duration};
+use drflow_steps::{Change, CloudConfig};
 use serde_json::{Value, json};
 
-/// The summary table and outputs, for people.
-pub fn text(report: &RunReport, target: &str) -> String {
+/// What the summary says besides the report itself.
+pub struct Summary<'a> {
+    /// `sim` or `aws`.
+    pub target: &'a str,
+    /// How far the target's own clock moved during the run (the sim's virtual time), when it
+    /// has one and the runbook acts on the cloud.
+    pub virtual_time: Option<Duration>,
+    /// Where the run was journaled, for the commands that go on from it; `None` with
+    /// `--no-journal`.
+    pub journal: Option<&'a Path>,
+    /// What the automatic rollback of a failed run (`on_failure: rollback`) did.
+    pub rollback: Option<&'a RollbackReport>,
+}
+
+/// Reads the target's own clock at the start of a run, to tell how far it moved by the end.
+pub struct VirtualClock {
+    start: Option<(CloudConfig, u64)>,
+}
+
+impl VirtualClock {
+    /// Reads the clock of `config`'s target, if it keeps one and `rb` has a cloud step (a run
+    /// of `core.*` steps only takes no cloud time worth telling).
+    pub fn start(config: CloudConfig, rb: &Runbook) -> VirtualClock {
+        let acts_on_cloud = rb
+            .steps
+            .iter()
+            .any(|s| drflow_steps::is_cloud_step(&s.uses));
+        let start = acts_on_cloud
+            .then(|| config.virtual_clock_ms())
+            .flatten()
+            .map(|ms| (config, ms));
+        VirtualClock { start }
+    }
+
+    /// How far the clock moved since [`VirtualClock::start`].
+    pub fn elapsed(&self) -> Option<Duration> {
+        let (config, start) = self.start.as_ref()?;
+        let now = config.virtual_clock_ms()?;
+        Some(Duration::from_millis(now.saturating_sub(*start)))
+    }
+}
+
+/// The summary table, resources, outputs or errors, and what to do next, for people.
+pub fn text(report: &RunReport, summary: &Summary<'_>) -> String {
     let mut out = String::new();
     let id_w = report
         .steps
@@ -23,17 +71,12 @@ pub fn text(report: &RunReport, target: &str) -> String {
     for s in &report.steps {
         let duration = s
             .duration_ms
-            .map(|ms| format_duration(std::time::Duration::from_millis(ms)))
+            .map(|ms| format_duration(Duration::from_millis(ms)))
             .unwrap_or_else(|| "-".into());
-        let change = s
-            .outputs
-            .as_ref()
-            .and_then(|o| o.get("change"))
-            .and_then(Value::as_str);
-        let note = match (&s.error, &s.note, change) {
+        let note = match (&s.error, &s.note, s.outputs.as_ref().and_then(step_changes)) {
             (Some(e), _, _) => e.to_string(),
             (None, Some(n), _) => n.clone(),
-            (None, None, Some(c)) => c.to_string(),
+            (None, None, Some(c)) => c.describe_step(),
             (None, None, None) => String::new(),
         };
         let _ = writeln!(
@@ -45,90 +88,225 @@ pub fn text(report: &RunReport, target: &str) -> String {
             duration
         );
     }
-    let count = |st: StepStatus| report.steps.iter().filter(|s| s.status == st).count();
+    let took = format_duration(Duration::from_millis(report.duration_ms));
+    let took = match summary.virtual_time {
+        Some(v) => format!("{took} ({} time {})", summary.target, format_duration(v)),
+        None => took,
+    };
     let _ = writeln!(
         out,
-        "\nrun {} of {} on target {}: {} in {} ({} succeeded, {} failed, {} skipped, {} not started, {} interrupted)",
+        "\nrun {} of {} on target {}: {} in {took}",
         report.run_id,
         report.runbook,
-        target,
+        summary.target,
         report.status.name(),
-        format_duration(std::time::Duration::from_millis(report.duration_ms)),
-        count(StepStatus::Succeeded),
-        count(StepStatus::Failed),
-        count(StepStatus::Skipped),
-        count(StepStatus::NotStarted),
-        count(StepStatus::Interrupted),
     );
-    if let Some(c) = changes(report) {
-        if c.created + c.updated + c.deleted == 0 {
-            let _ = writeln!(
-                out,
-                "no changes: {} provisioning step(s) found everything as it should be",
-                c.unchanged
-            );
-        } else {
-            let _ = writeln!(
-                out,
-                "changes, counted in steps: {} created resources, {} repaired drift, {} deleted resources, {} found nothing to change (each step's `changes` output lists its resources)",
-                c.created, c.updated, c.deleted, c.unchanged
-            );
-        }
+    let steps: Vec<String> = [
+        StepStatus::Succeeded,
+        StepStatus::Failed,
+        StepStatus::Skipped,
+        StepStatus::NotStarted,
+        StepStatus::Interrupted,
+    ]
+    .into_iter()
+    .map(|st| (report.steps.iter().filter(|s| s.status == st).count(), st))
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, st)| format!("{n} {}", st.name().replace('_', " ")))
+    .collect();
+    if !steps.is_empty() {
+        let _ = writeln!(out, "steps: {}", steps.join(", "));
     }
-    for e in &report.errors {
+    if let Some(c) = changes(report) {
+        // A step that failed part-way has no outputs to count from; its `+ ~ -` lines above
+        // say what it did.
+        let partial = report
+            .steps
+            .iter()
+            .any(|s| matches!(s.status, StepStatus::Failed | StepStatus::Interrupted));
+        let by = if partial {
+            " (by the steps that succeeded)"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "resources: {}{by}", c.describe());
+    }
+    if let Some(r) = summary.rollback {
+        let _ = write!(out, "\n{r}");
+    }
+    if report.status == RunStatus::Succeeded {
+        if !report.outputs.is_empty() {
+            let _ = writeln!(out, "\noutputs:");
+            let w = report.outputs.keys().map(String::len).max().unwrap_or(0);
+            for (k, v) in &report.outputs {
+                let shown = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let _ = writeln!(out, "  {k:<w$}  {shown}");
+            }
+        }
+        for e in &report.errors {
+            let _ = writeln!(out, "error: {e}");
+        }
+        return out;
+    }
+    // A run that did not succeed ends with why, and what to do about it.
+    let errors = errors(report);
+    if !errors.is_empty() {
+        out.push('\n');
+    }
+    for e in &errors {
         let _ = writeln!(out, "error: {e}");
     }
-    if !report.outputs.is_empty() {
-        let _ = writeln!(out, "\noutputs:");
-        let w = report.outputs.keys().map(String::len).max().unwrap_or(0);
-        for (k, v) in &report.outputs {
-            let shown = match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            let _ = writeln!(out, "  {k:<w$}  {shown}");
-        }
+    if let Some(next) = next_step(report, summary) {
+        let _ = writeln!(out, "{next}");
     }
     out
 }
 
-/// What provisioning steps (those with a `change` output) did.
+/// The commands to go on from a run that did not succeed.
+fn next_step(report: &RunReport, summary: &Summary<'_>) -> Option<String> {
+    let Some(journal) = summary.journal else {
+        return match report.status {
+            RunStatus::Succeeded | RunStatus::RolledBack => None,
+            _ => Some(
+                "to go on: run it again once the cause is fixed (this run was not journaled \
+                 (--no-journal), so it cannot be resumed or rolled back; steps find what a \
+                 previous run made)"
+                    .into(),
+            ),
+        };
+    };
+    let drflow = if journal == Path::new(drflow_steps::DEFAULT_STATE_DIR) {
+        "drflow".to_owned()
+    } else {
+        format!("drflow --state-dir {}", journal.display())
+    };
+    let id = &report.run_id;
+    let resume = format!("  {drflow} resume {id}");
+    let rollback = format!("  {drflow} rollback {id}");
+    Some(match report.status {
+        RunStatus::Succeeded => return None,
+        RunStatus::RolledBack => format!(
+            "what the run did was undone; fix the cause and start a new run. What happened:\n  {drflow} show {id}"
+        ),
+        RunStatus::RollbackFailed => {
+            format!("the rollback stopped; fix the cause, then finish it with:\n{rollback}")
+        }
+        RunStatus::Interrupted => format!(
+            "to go on where it stopped (succeeded steps are not run again):\n{resume}\nto undo what it did instead:\n{rollback}"
+        ),
+        _ => format!(
+            "to go on once the cause is fixed (succeeded steps are not run again):\n{resume}\nto undo what it did instead:\n{rollback}"
+        ),
+    })
+}
+
+/// What the run's cloud steps did to resources, counted from their `changes` and `resources`
+/// outputs.
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Changes {
-    /// Steps that created something.
+    /// Resources created.
     pub created: usize,
-    /// Steps that repaired drift.
+    /// Resources whose drift was repaired, in place or by replacement.
     pub updated: usize,
-    /// Steps that deleted resources (destroy, cleanup of replaced ones).
+    /// Resources deleted (teardown, superseded resources).
     pub deleted: usize,
-    /// Steps that found everything as it should be.
+    /// Resources the steps own that were already as they should be.
     pub unchanged: usize,
 }
 
-/// Counts the `change` outputs of the run's steps; `None` when no step reports one.
-pub fn changes(report: &RunReport) -> Option<Changes> {
-    let mut c = Changes {
-        created: 0,
-        updated: 0,
-        deleted: 0,
-        unchanged: 0,
-    };
-    let mut any = false;
-    for s in &report.steps {
-        match s
-            .outputs
-            .as_ref()
-            .and_then(|o| o.get("change"))
-            .and_then(Value::as_str)
-        {
-            Some("created") => c.created += 1,
-            Some("updated") => c.updated += 1,
-            Some("deleted") => c.deleted += 1,
-            Some(_) => c.unchanged += 1,
-            None => continue,
+impl Changes {
+    fn describe(&self) -> String {
+        if self.created + self.updated + self.deleted == 0 {
+            return match self.unchanged {
+                0 => "no changes".into(),
+                1 => "no changes (1 resource as it should be)".into(),
+                n => format!("no changes ({n} resources as they should be)"),
+            };
         }
-        any = true;
+        let mut parts = vec![
+            format!("{} created", self.created),
+            format!("{} changed", self.updated),
+            format!("{} deleted", self.deleted),
+        ];
+        if self.unchanged > 0 {
+            parts.push(format!("{} unchanged", self.unchanged));
+        }
+        parts.join(", ")
     }
-    any.then_some(c)
+
+    fn add(&mut self, other: &Changes) {
+        self.created += other.created;
+        self.updated += other.updated;
+        self.deleted += other.deleted;
+    }
+}
+
+/// The changes one step reports in its outputs, `None` for a step without a `change` output
+/// (it does not provision). `unchanged` is left at 0: it is counted over the whole run, where a
+/// resource two steps share counts once.
+fn step_changes(outputs: &drflow_engine::Outputs) -> Option<Changes> {
+    outputs.get("change")?;
+    let mut c = Changes::default();
+    for line in outputs
+        .get("changes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        match Change::of_line(line) {
+            Some(Change::Created) => c.created += 1,
+            Some(Change::Updated) => c.updated += 1,
+            Some(Change::Deleted) => c.deleted += 1,
+            Some(Change::Unchanged) | None => {}
+        }
+    }
+    Some(c)
+}
+
+/// Counts what the run's provisioning steps did to resources; `None` when no step provisions.
+pub fn changes(report: &RunReport) -> Option<Changes> {
+    let mut total = Changes::default();
+    let mut owned: BTreeSet<(&str, &str, &str)> = BTreeSet::new();
+    let mut any = false;
+    for o in report.steps.iter().filter_map(|s| s.outputs.as_ref()) {
+        let Some(c) = step_changes(o) else { continue };
+        any = true;
+        total.add(&c);
+        for r in o
+            .get("resources")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let field = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default();
+            owned.insert((field("kind"), field("region"), field("name")));
+        }
+    }
+    total.unchanged = owned.len().saturating_sub(total.created + total.updated);
+    any.then_some(total)
+}
+
+impl Changes {
+    /// Describes one step's changes for the table: `3 created, 1 changed`, or `unchanged`.
+    fn describe_step(&self) -> String {
+        let parts: Vec<String> = [
+            (self.created, "created"),
+            (self.updated, "changed"),
+            (self.deleted, "deleted"),
+        ]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        if parts.is_empty() {
+            "unchanged".into()
+        } else {
+            parts.join(", ")
+        }
+    }
 }
 
 /// Run-level errors, then one line per step that failed or was interrupted.
@@ -144,14 +322,15 @@ fn errors(report: &RunReport) -> Vec<String> {
     out
 }
 
-/// One JSON document: run id, status, steps, outputs, errors.
-pub fn json(report: &RunReport, target: &str) -> Value {
+/// One JSON document: run id, status, steps, outputs, errors, resource changes.
+pub fn json(report: &RunReport, summary: &Summary<'_>) -> Value {
     json!({
         "run_id": report.run_id,
         "runbook": report.runbook,
-        "target": target,
+        "target": summary.target,
         "status": report.status,
         "duration_ms": report.duration_ms,
+        "virtual_duration_ms": summary.virtual_time.map(|d| d.as_millis() as u64),
         "steps": report.steps,
         "outputs": report.outputs,
         "errors": errors(report),

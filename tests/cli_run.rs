@@ -92,7 +92,14 @@ fn a_failed_step_exits_1_skips_dependants_and_still_runs_always_steps() {
 fn ctrl_c_stops_the_run_reports_interrupted_steps_and_exits_130() {
     let state = tempfile::tempdir().expect("temp dir");
     let mut child = Command::new(env!("CARGO_BIN_EXE_drflow"))
-        .args(["run", "tests/fixtures/ok/slow.yaml", "--grace", "200ms"])
+        // `-v` shows each step's start, which is what this test waits for.
+        .args([
+            "run",
+            "tests/fixtures/ok/slow.yaml",
+            "--grace",
+            "200ms",
+            "-v",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("DRFLOW_STATE_DIR", state.path())
         .stdout(Stdio::piped())
@@ -122,6 +129,10 @@ fn ctrl_c_stops_the_run_reports_interrupted_steps_and_exits_130() {
     assert!(stdout.contains("long   interrupted"), "{stdout}");
     assert!(stdout.contains("after  not_started"), "{stdout}");
     assert!(stdout.contains("1 interrupted"), "{stdout}");
+    // It ends with the commands that go on from here.
+    let tail: Vec<&str> = stdout.lines().rev().take(4).collect();
+    assert!(tail[2].contains(" resume "), "{stdout}");
+    assert!(tail[0].contains(" rollback "), "{stdout}");
 }
 
 #[test]

@@ -421,9 +421,12 @@ fn on_failure_rollback_stops_at_a_failing_undo_and_drflow_rollback_finishes_it()
         &format!("refuse={}", refuse.display()),
     ]);
     assert_eq!(out.status.code(), Some(1));
-    let err = text(&out.stderr);
-    assert!(err.contains("rollback rollback_failed"), "{err}");
-    assert!(err.contains("still done, NOT undone: a"), "{err}");
+    // The summary tells what the rollback did and ends with the command that finishes it.
+    let summary = text(&out.stdout);
+    assert!(summary.contains("rollback rollback_failed"), "{summary}");
+    assert!(summary.contains("still done, NOT undone: a"), "{summary}");
+    let last = summary.lines().last().unwrap_or_default();
+    assert!(last.starts_with("  drflow rollback "), "{summary}");
     assert_eq!(sb.count("undo b"), 1);
     assert_eq!(sb.count("undo a"), 0);
     let state = RunState::replay(&sb.latest_events()).unwrap();

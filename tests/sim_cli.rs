@@ -63,8 +63,12 @@ fn provision_show_rerun_destroy_in_separate_processes() {
         .filter(|s| s["outputs"]["change"] != "unchanged")
         .collect();
     assert!(changed.is_empty(), "second provision changed: {changed:?}");
+    // Counted in resources: the second provision finds every one the first created.
+    let created = first["changes"]["created"].as_u64().unwrap_or(0);
+    assert!(created > 100, "{first:#}");
     assert_eq!(second["changes"]["created"], 0);
     assert_eq!(second["changes"]["updated"], 0);
+    assert_eq!(second["changes"]["unchanged"], created);
     assert_eq!(first["outputs"], second["outputs"]);
 
     // People see it said plainly.
@@ -78,7 +82,12 @@ fn provision_show_rerun_destroy_in_separate_processes() {
         ],
     );
     assert_eq!(code, 0);
-    assert!(text.contains("no changes: "), "{text}");
+    assert!(
+        text.contains(&format!(
+            "resources: no changes ({created} resources as they should be)"
+        )),
+        "{text}"
+    );
 
     let (code, out, err) = drflow(
         state,
@@ -86,8 +95,9 @@ fn provision_show_rerun_destroy_in_separate_processes() {
     );
     assert_eq!(code, 0, "{err}");
     let destroyed: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert!(
-        destroyed["changes"]["deleted"].as_u64() > Some(0),
+    assert_eq!(
+        destroyed["changes"]["deleted"].as_u64(),
+        Some(created),
         "{destroyed:#}"
     );
     assert_eq!(destroyed["changes"]["created"], 0);

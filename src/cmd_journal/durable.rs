@@ -32,7 +32,7 @@ pub fn scrubbed_stderr() -> ScrubbedLine {
     ScrubbedLine(Vec::new())
 }
 
-/// One log line, written to stderr (scrubbed) when dropped.
+/// One log line, written to stderr (scrubbed, and above the live display) when dropped.
 pub struct ScrubbedLine(Vec<u8>);
 
 impl std::io::Write for ScrubbedLine {
@@ -53,7 +53,7 @@ impl Drop for ScrubbedLine {
             Some(secrets) if !secrets.is_empty() => secrets.scrub(&text).into_owned(),
             _ => text.into_owned(),
         };
-        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+        crate::progress::print_now(&line);
     }
 }
 
@@ -322,6 +322,8 @@ impl PauseHook {
     }
 
     fn pause(&self) -> ! {
+        // What the display still holds goes out first: the process is about to be killed.
+        crate::progress::flush();
         if let Some(m) = &self.marker {
             let _ = std::fs::write(m, std::process::id().to_string());
         }
@@ -475,8 +477,8 @@ impl Durable {
                 (None, None) => Vec::new(),
             };
             let state = RunState::replay(&events).map_err(|e| SinkError(e.to_string()))?;
-            eprintln!(
-                "drflow: the run failed and the runbook says `on_failure: rollback`: undoing"
+            crate::progress::print_now(
+                "drflow: the run failed and the runbook says `on_failure: rollback`: undoing",
             );
             let mut sinks = Sinks {
                 journal: self.journal.as_mut(),
@@ -536,11 +538,11 @@ impl Durable {
                             .find(|(_, f)| f.load(std::sync::atomic::Ordering::SeqCst))
                         {
                             told = true;
-                            eprintln!(
+                            crate::progress::print_now(&format!(
                                 "drflow: LOST the lock `{}`: another run may hold it now; stopping \
                                  (no new step starts)",
                                 display_key(key)
-                            );
+                            ));
                             if *tx.borrow() == Stop::No && tx.send(Stop::Graceful).is_err() {
                                 return;
                             }
@@ -550,6 +552,11 @@ impl Durable {
             }
         });
         rx
+    }
+
+    /// What the automatic rollback did, if the run failed and was rolled back.
+    pub fn rollback_report(&self) -> Option<&RollbackReport> {
+        self.rollback.as_ref()
     }
 
     /// Prints what an automatic rollback did (on stderr, so `--output json` stays one document).

@@ -11,6 +11,10 @@ use drflow_engine::{
 };
 use serde_json::{Value, json};
 
+/// The tracing target of the messages `core.log` writes (field `step`, the message as the
+/// event's message): what a runbook says to the person running it, shown by default.
+pub const MESSAGE_EVENTS: &str = "drflow::message";
+
 /// Adds every `core.*` step to a registry.
 pub fn register(registry: &mut Registry) {
     registry.register(Arc::new(Log::new()));
@@ -108,9 +112,11 @@ impl StepType for Log {
             let message = text(input.get("message"));
             let logged = shown(ctx, input, "message");
             match input.get("level").and_then(Value::as_str).unwrap_or("info") {
-                "info" => tracing::info!(step = %ctx.step_id, "{logged}"),
-                "warn" => tracing::warn!(step = %ctx.step_id, "{logged}"),
-                "error" => tracing::error!(step = %ctx.step_id, "{logged}"),
+                "info" => tracing::info!(target: MESSAGE_EVENTS, step = %ctx.step_id, "{logged}"),
+                "warn" => tracing::warn!(target: MESSAGE_EVENTS, step = %ctx.step_id, "{logged}"),
+                "error" => {
+                    tracing::error!(target: MESSAGE_EVENTS, step = %ctx.step_id, "{logged}")
+                }
                 other => {
                     return Err(StepError::invalid_input(format!(
                         "unknown log level `{other}`; use info, warn or error"

@@ -27,9 +27,9 @@ use std::sync::Arc;
 
 use drflow_engine::Registry;
 
-pub use crate::core::duration_param;
+pub use crate::core::{MESSAGE_EVENTS, duration_param};
 pub use backend::{CloudBackend, CloudError, CreateRequest, ErrorKind, Kind, Resource};
-pub use cloud::framework::{Change, MANAGED_BY, SUFFIX_TAG};
+pub use cloud::framework::{Change, MANAGED_BY, RESOURCE_EVENTS, SUFFIX_TAG};
 pub use plan::{Action, Plan, ResourceChange};
 pub use sim::SimBackend;
 pub use target::{

@@ -92,6 +92,20 @@ impl CloudConfig {
         })
     }
 
+    /// The target's own clock, in milliseconds since the Unix epoch, for a target that keeps
+    /// one: the sim's virtual clock, which its API calls and waits move instead of the wall
+    /// clock (read from its world file, without locking: a run's start and end are enough).
+    /// `None` for AWS, whose time is the wall clock, and when the sim's world cannot be read.
+    /// The difference of two readings is how much cloud time a run took.
+    pub fn virtual_clock_ms(&self) -> Option<u64> {
+        match self.target {
+            Target::Sim => crate::sim::load_world(&crate::sim::world_path(&self.state_dir))
+                .ok()
+                .map(|w| w.clock_ms),
+            Target::Aws => None,
+        }
+    }
+
     /// A sim configuration with its state under `state_dir` (tests).
     pub fn sim(state_dir: impl AsRef<Path>) -> CloudConfig {
         CloudConfig {
@@ -183,6 +197,26 @@ mod tests {
         assert_eq!("sim".parse::<Target>(), Ok(Target::Sim));
         assert_eq!(" AWS ".parse::<Target>(), Ok(Target::Aws));
         assert!("gcp".parse::<Target>().unwrap_err().contains("sim or aws"));
+    }
+
+    #[test]
+    fn the_sim_has_a_virtual_clock_and_aws_has_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = CloudConfig::sim(dir.path());
+        // A fresh world starts at the sim's epoch.
+        assert_eq!(config.virtual_clock_ms(), Some(crate::sim::EPOCH_MS));
+        let sim = SimBackend::open(dir.path());
+        sim.mutate(|w| w.advance(std::time::Duration::from_secs(90)))
+            .unwrap();
+        assert_eq!(
+            config.virtual_clock_ms(),
+            Some(crate::sim::EPOCH_MS + 90_000)
+        );
+        let aws = CloudConfig {
+            target: Target::Aws,
+            ..config
+        };
+        assert_eq!(aws.virtual_clock_ms(), None);
     }
 
     #[test]

@@ -65,6 +65,14 @@ async fn changed_resources_are_repaired_and_reported_as_updated() {
         .unwrap()
         .2;
     assert!(lines.to_string().contains("ingress"), "{lines}");
+    // Each repair line reads back as a change, which the binary's summary counts.
+    for line in lines.as_array().unwrap() {
+        assert_eq!(
+            drflow_steps::Change::of_line(line.as_str().unwrap()),
+            Some(drflow_steps::Change::Updated),
+            "{line}"
+        );
+    }
     // Repaired for real.
     let db = cloud.one("eu-south-1", Kind::SecurityGroup, "db-sg-prod-eu");
     assert!(at(&db, "ingress.0.source_security_group_id").is_string());

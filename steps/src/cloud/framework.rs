@@ -47,6 +47,27 @@ pub const SUPERSEDED_TAG: &str = "drflow:superseded";
 /// it. A step's undo deletes only resources whose tag names the run being rolled back.
 pub const CREATED_BY_TAG: &str = "drflow:created-by-run";
 
+/// The tracing target of the one event every change to a resource emits, at level INFO, with
+/// the fields `change` (`created`, `updated`, `replaced` or `deleted`), `kind`, `name`, `region`,
+/// `id` and `detail` (what differed, for `updated` and `replaced`; empty otherwise). The
+/// `drflow` binary shows these events as its `+ ~ -` lines; other subscribers can select them
+/// with this target.
+pub const RESOURCE_EVENTS: &str = "drflow::resource";
+
+/// Emits the [`RESOURCE_EVENTS`] event of one resource change.
+fn resource_event(change: &str, kind: Kind, name: &str, region: &str, id: &str, detail: &str) {
+    tracing::info!(
+        target: RESOURCE_EVENTS,
+        change,
+        kind = kind.name(),
+        name,
+        region,
+        id,
+        detail,
+        "{change} {kind} {name} ({region})"
+    );
+}
+
 /// What a step did to one resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
@@ -68,6 +89,18 @@ impl Change {
             Change::Updated => "updated",
             Change::Deleted => "deleted",
             Change::Unchanged => "unchanged",
+        }
+    }
+
+    /// What one line of a cloud step's `changes` output reports, read from its first word
+    /// (`created`, `repaired`, `replaced`, `deleted`: the lines [`Cx`] writes). A repair and a
+    /// replacement are both [`Change::Updated`]. `None` for a line of another shape.
+    pub fn of_line(line: &str) -> Option<Change> {
+        match line.split_once(' ').map_or(line, |(first, _)| first) {
+            "created" => Some(Change::Created),
+            "repaired" | "replaced" => Some(Change::Updated),
+            "deleted" => Some(Change::Deleted),
+            _ => None,
         }
     }
 }
@@ -270,6 +303,7 @@ impl Cx {
         let Some(actual) = found else {
             let run_id = self.run_id.clone();
             let created = self.create(&d, Some(&run_id)).await?;
+            resource_event("created", d.kind, &d.name, &d.region, &created.id, "");
             self.changes
                 .push((Change::Created, format!("created {label}")));
             return Ok(created);
@@ -302,7 +336,14 @@ impl Cx {
                 &d.depends_on,
             )
             .await?;
-        tracing::warn!(kind = %d.kind, name = %d.name, region = %d.region, drift = %drift.join(", "), "Drift repaired");
+        resource_event(
+            "updated",
+            d.kind,
+            &d.name,
+            &d.region,
+            &updated.id,
+            &format!("{} differed", drift.join(", ")),
+        );
         self.changes.push((
             Change::Updated,
             format!("repaired {label}: {} differed", drift.join(", ")),
@@ -362,7 +403,6 @@ impl Cx {
                 .ok_or(StepError::from(e))?,
             Err(e) => return Err(e.into()),
         };
-        tracing::info!(kind = %d.kind, name = %d.name, region = %d.region, id = %created.id, "Created");
         Ok(created)
     }
 
@@ -464,7 +504,14 @@ impl Cx {
                 new
             }
         };
-        tracing::warn!(kind = %d.kind, name = %d.name, region = %d.region, key, "Drift repaired by replacement");
+        resource_event(
+            "replaced",
+            d.kind,
+            &d.name,
+            &d.region,
+            &replaced.id,
+            &format!("{key} was {has}, which cannot change in place"),
+        );
         Ok(replaced)
     }
 
@@ -477,8 +524,12 @@ impl Cx {
     }
 
     /// Records a deletion done outside [`Cx::ensure`] (teardown, superseded resources).
-    pub fn note_deleted(&mut self, line: String) {
-        self.changes.push((Change::Deleted, line));
+    pub fn note_deleted(&mut self, r: &Resource) {
+        resource_event("deleted", r.kind, &r.name, &r.region, &r.id, "");
+        self.changes.push((
+            Change::Deleted,
+            format!("deleted {} {} ({})", r.kind, r.name, r.region),
+        ));
     }
 
     /// Adds the change report to a step's own outputs.
@@ -921,7 +972,10 @@ impl StepType for CloudStep {
                     continue;
                 }
                 match backend.delete(region, kind, &found.id).await {
-                    Ok(()) => deleted.push(json!(format!("deleted {kind} {name} ({region})"))),
+                    Ok(()) => {
+                        resource_event("deleted", kind, name, region, &found.id, "");
+                        deleted.push(json!(format!("deleted {kind} {name} ({region})")));
+                    }
                     Err(e) if e.kind == ErrorKind::NotFound => {}
                     Err(e) => return Err(e.into()),
                 }
@@ -1063,5 +1117,27 @@ mod tests {
         let e = cx.check_name(Kind::LoadBalancer, "nlb-prod").unwrap_err();
         assert_eq!(e.kind, "undeclared_name");
         assert!(cx.check_name(Kind::Route, "rtb-1:0.0.0.0/0").is_ok());
+    }
+
+    #[test]
+    fn each_line_cx_writes_is_read_back_as_its_change() {
+        let label = "vpc vpc-prod (eu-south-1)";
+        let cases = [
+            (format!("created {label}"), Some(Change::Created)),
+            (
+                format!("repaired {label}: cidr differed"),
+                Some(Change::Updated),
+            ),
+            (
+                format!("replaced {label} (deleted a, created b): x was 1"),
+                Some(Change::Updated),
+            ),
+            (format!("deleted {label}"), Some(Change::Deleted)),
+            ("kept vpc x (eu-south-1)".to_string(), None),
+            (String::new(), None),
+        ];
+        for (line, want) in cases {
+            assert_eq!(Change::of_line(&line), want, "{line:?}");
+        }
     }
 }

@@ -335,7 +335,7 @@ async fn delete_where(
                 Ok(()) => {
                     deleted += 1;
                     progress = true;
-                    cx.note_deleted(format!("deleted {} {} ({})", r.kind, r.name, r.region));
+                    cx.note_deleted(&r);
                 }
                 Err(e) if e.kind == ErrorKind::NotFound => {}
                 Err(e) if e.kind == ErrorKind::DependencyViolation => remaining.push(r),

@@ -1,0 +1,283 @@
+//! Throughput through the release binary, as a user runs it, next to the library.
+//!
+//! For each shape of no-op runbook (the `core.set` chain, fan-out and random DAG of
+//! `benches/engine.rs` and `benches/journal.rs`), this times:
+//!
+//! - **library**: compile + run in this process, events dropped (`off`) or written ahead to a
+//!   fresh SQLite journal (`on`), as `benches/journal.rs` does;
+//! - **binary**: `drflow run FILE` as a child process, from spawn to exit (process start,
+//!   reading the file, compile, run, journal, the summary), with `--no-journal` (`off`) or
+//!   journaled in a fresh state dir (`on`), stdout and stderr written to files, the way
+//!   `drflow run … > log 2>&1` runs in CI;
+//! - **terminal**: the journaled binary with stdout and stderr on a pseudo-terminal (live
+//!   display on), the output drained by a thread as a terminal would.
+//!
+//! Library and binary runs alternate, and each figure is the best of `DRFLOW_BENCH_REPEAT`
+//! (default 5) runs, so a busy machine slows both alike. `DRFLOW_BENCH_SIZES` picks sizes
+//! (default 10000), `DRFLOW_BENCH_SHAPES` shapes (default `chain,fanout,random`),
+//! `DRFLOW_BENCH_TTY=0` skips the terminal column, and `DRFLOW_BENCH_BIN=path/to/drflow` times
+//! another build of the binary (to compare before and after a change). `cargo bench --bench binary` prints a table in µs per step and the
+//! binary/library ratio; `cargo test --all-targets` runs it once with 200 steps, so CI notices
+//! if it breaks. It asserts no timing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use drflow_engine::{
+    Durability, Journal, Outputs, RunEvent, RunOptions, RunSink, RunStatus, SinkError, Stop,
+    compile,
+};
+
+const SHAPES: [&str; 3] = ["chain", "fanout", "random"];
+
+/// The same shapes as `benches/engine.rs`: `n` no-op `core.set` steps.
+fn runbook(shape: &str, n: usize) -> String {
+    let mut src = String::with_capacity(n * 64);
+    src.push_str("runbook: bench\nsteps:\n");
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for i in 0..n {
+        let needs: Vec<usize> = match shape {
+            "chain" if i > 0 => vec![i - 1],
+            "fanout" if i > 0 => vec![0],
+            "random" if i > 0 => {
+                let k = (next() % 4) as usize;
+                let mut v: Vec<usize> = (0..k)
+                    .map(|_| i - 1 - (next() as usize % i.min(64)))
+                    .collect();
+                v.sort_unstable();
+                v.dedup();
+                v
+            }
+            _ => vec![],
+        };
+        let needs: Vec<String> = needs.iter().map(|j| format!("s{j}")).collect();
+        src.push_str(&format!(
+            "  - {{ id: s{i}, uses: core.set, needs: [{}] }}\n",
+            needs.join(", ")
+        ));
+    }
+    src
+}
+
+struct Discard;
+
+impl RunSink for Discard {
+    fn record(&mut self, _event: &RunEvent) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// One library run: compile + run, journaled to a fresh file in `dir` or not.
+fn library(src: &str, journaled: bool, dir: &Path) -> Duration {
+    let registry = drflow_steps::registry(&drflow_steps::CloudConfig::default());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let path = dir.join("library.db");
+    let mut journal =
+        journaled.then(|| Journal::open_with(&path, Durability::Normal).expect("journal"));
+    let t = Instant::now();
+    let rb = compile("bench.yaml", src, &registry).expect("bench runbook compiles");
+    let report = runtime.block_on(async {
+        let (_tx, rx) = tokio::sync::watch::channel(Stop::No);
+        let sink: &mut dyn RunSink = match journal.as_mut() {
+            Some(j) => j,
+            None => &mut Discard,
+        };
+        drflow_engine::run(&rb, &Outputs::new(), RunOptions::new("run"), sink, rx)
+            .await
+            .expect("run")
+    });
+    let took = t.elapsed();
+    assert_eq!(report.status, RunStatus::Succeeded);
+    drop(journal);
+    took
+}
+
+/// Where the binary's output goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Output {
+    /// Files, as in CI.
+    Files,
+    /// A pseudo-terminal, as for a person.
+    #[cfg(unix)]
+    Terminal,
+}
+
+/// One run of the binary on `file`, from spawn to exit, in a fresh state dir under `dir`.
+fn binary(file: &Path, journaled: bool, output: Output, dir: &Path) -> Duration {
+    let state = dir.join("state");
+    let _ = std::fs::remove_dir_all(&state);
+    let mut cmd = Command::new(drflow());
+    cmd.arg("--state-dir")
+        .arg(&state)
+        .arg("run")
+        .arg(file)
+        .env_remove("DRFLOW_LOG")
+        .env_remove("DRFLOW_TARGET")
+        .env_remove("DRFLOW_STATE_DIR")
+        .env_remove("DRFLOW_JOURNAL_SYNC")
+        .stdin(Stdio::null());
+    if !journaled {
+        cmd.arg("--no-journal");
+    }
+    #[cfg(unix)]
+    let mut drain = None;
+    match output {
+        Output::Files => {
+            let out = std::fs::File::create(dir.join("stdout.txt")).expect("stdout file");
+            let err = std::fs::File::create(dir.join("stderr.txt")).expect("stderr file");
+            cmd.stdout(out).stderr(err);
+        }
+        #[cfg(unix)]
+        Output::Terminal => {
+            let (reader, slave) = pty::open();
+            cmd.stdout(slave.try_clone().expect("dup")).stderr(slave);
+            drain = Some(reader);
+        }
+    }
+    let t = Instant::now();
+    let mut child = cmd.spawn().expect("spawn drflow");
+    // Our copies of the terminal side go, so the drain ends when drflow exits.
+    drop(cmd);
+    #[cfg(unix)]
+    let drained = drain.map(|mut r| {
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut r, &mut sink);
+            sink.len()
+        })
+    });
+    let status = child.wait().expect("wait");
+    let took = t.elapsed();
+    #[cfg(unix)]
+    if let Some(d) = drained {
+        assert!(d.join().expect("drain") > 0, "the terminal showed nothing");
+    }
+    assert!(status.success(), "drflow run failed: {status}");
+    took
+}
+
+/// The binary to time: this build's, or `DRFLOW_BENCH_BIN` (to compare with another build).
+fn drflow() -> PathBuf {
+    std::env::var_os("DRFLOW_BENCH_BIN")
+        .filter(|v| !v.is_empty())
+        .map_or_else(
+            || PathBuf::from(env!("CARGO_BIN_EXE_drflow")),
+            PathBuf::from,
+        )
+}
+
+#[cfg(unix)]
+mod pty {
+    use std::fs::{File, OpenOptions};
+
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+    use rustix::termios::{Winsize, tcsetwinsize};
+
+    /// A new pseudo-terminal of 40 × 120: the side to read, and the side for the child.
+    pub fn open() -> (File, File) {
+        let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
+            .expect("open a pseudo-terminal");
+        grantpt(&master).expect("grantpt");
+        unlockpt(&master).expect("unlockpt");
+        tcsetwinsize(
+            &master,
+            Winsize {
+                ws_row: 40,
+                ws_col: 120,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            },
+        )
+        .expect("window size");
+        let name = ptsname(&master, Vec::new()).expect("ptsname");
+        let slave = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(name.to_str().expect("utf-8 pty name"))
+            .expect("open the terminal side");
+        (File::from(master), slave)
+    }
+}
+
+fn us_per_step(d: Duration, n: usize) -> f64 {
+    d.as_secs_f64() * 1e6 / n as f64
+}
+
+fn main() {
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let sizes: Vec<usize> = if quick {
+        vec![200]
+    } else {
+        std::env::var("DRFLOW_BENCH_SIZES")
+            .ok()
+            .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+            .unwrap_or_else(|| vec![10_000])
+    };
+    let repeat: usize = if quick {
+        1
+    } else {
+        std::env::var("DRFLOW_BENCH_REPEAT")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(5)
+    };
+    let shapes: Vec<String> = std::env::var("DRFLOW_BENCH_SHAPES")
+        .ok()
+        .map(|s| s.split(',').map(|x| x.trim().to_owned()).collect())
+        .unwrap_or_else(|| SHAPES.map(String::from).to_vec());
+    let tty = cfg!(unix) && std::env::var("DRFLOW_BENCH_TTY").map_or(true, |v| v != "0");
+    let dir: PathBuf = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("binary-bench");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    println!(
+        "{:<7} {:>7} | {:>8} {:>8} {:>6} | {:>8} {:>8} {:>6} | {:>9}",
+        "shape", "steps", "lib off", "bin off", "ratio", "lib on", "bin on", "ratio", "bin on tty"
+    );
+    for &n in &sizes {
+        for shape in shapes.iter().map(String::as_str) {
+            let src = runbook(shape, n);
+            let file = dir.join(format!("{shape}-{n}.yaml"));
+            std::fs::write(&file, &src).expect("runbook file");
+            let mut best = [Duration::MAX; 5];
+            for _ in 0..repeat {
+                let runs = [
+                    library(&src, false, &dir),
+                    binary(&file, false, Output::Files, &dir),
+                    library(&src, true, &dir),
+                    binary(&file, true, Output::Files, &dir),
+                    #[cfg(unix)]
+                    if tty {
+                        binary(&file, true, Output::Terminal, &dir)
+                    } else {
+                        Duration::ZERO
+                    },
+                    #[cfg(not(unix))]
+                    Duration::ZERO,
+                ];
+                for (b, r) in best.iter_mut().zip(runs) {
+                    *b = (*b).min(r);
+                }
+                for f in ["library.db", "library.db-wal", "library.db-shm"] {
+                    let _ = std::fs::remove_file(dir.join(f));
+                }
+            }
+            let [lib_off, bin_off, lib_on, bin_on, tty] = best.map(|d| us_per_step(d, n));
+            println!(
+                "{shape:<7} {n:>7} | {lib_off:>8.2} {bin_off:>8.2} {:>5.2}x | {lib_on:>8.2} {bin_on:>8.2} {:>5.2}x | {tty:>9.2}",
+                bin_off / lib_off,
+                bin_on / lib_on,
+            );
+        }
+    }
+    println!("(µs per step, best of {repeat}; ratio = binary / library)");
+}
