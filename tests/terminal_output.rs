@@ -136,7 +136,11 @@ fn provision_rerun_and_destroy_show_resources_not_records() {
     );
     insta::assert_snapshot!("provision_again", masked(&again, state));
 
-    let destroy = run(state, "runbooks/destroy.yaml", &EU);
+    let destroy = run(
+        state,
+        "runbooks/destroy.yaml",
+        &["--params-file", "runbooks/params/eu.yaml", "--yes"],
+    );
     assert_eq!(destroy.status.code(), Some(0), "{}", text(&destroy.stderr));
     let minus = text(&destroy.stderr)
         .lines()
