@@ -501,7 +501,7 @@ pub(crate) fn membership_problem(
         ),
         (Some(n), Some(c)) if numeric(container_kind) && needle_kind == "a string" => format!(
             "to look in the number's digits, convert it to a string first: `{n} {symbol} {c} | string`; \
-             to compare numbers, convert the string: `{n} | int == {c}`"
+             to compare two values, use `==`"
         ),
         _ if container_kind == "a string" && numeric(needle_kind) => {
             "convert the number to a string first (`| string`), or the string to a number to \
