@@ -776,7 +776,10 @@ mod type_tests {
             &["`not in` looks for", "`params.n | string not in params.s`"],
         );
         in_refused("params.f in '1.0'", &["`params.f` is a number"]);
-        in_refused("true in 'True'", &["`true` is a bool and `'True'` is a string"]);
+        in_refused(
+            "true in 'True'",
+            &["`true` is a bool and `'True'` is a string"],
+        );
         in_refused("none in 'None'", &["`none` is none"]);
         in_refused("params.list in '[1, 2]'", &["is a list"]);
         // The conversions the hint offers do what they say.
@@ -795,7 +798,10 @@ mod type_tests {
                 "`'1' in params.n | string`",
             ],
         );
-        in_refused("1 in params.n", &["`1` is a number and `params.n` is a number", "`==`"]);
+        in_refused(
+            "1 in params.n",
+            &["`1` is a number and `params.n` is a number", "`==`"],
+        );
         in_refused("'a' in params.on", &["`params.on` is a bool"]);
         in_refused("'a' not in params.nothing", &["`params.nothing` is none"]);
     }
@@ -852,10 +858,7 @@ mod type_tests {
         ] {
             in_refused(src, &["a number", "a string"]);
         }
-        for src in [
-            "[1] | select('in', 2) | list",
-            "params.n is in(params.on)",
-        ] {
+        for src in ["[1] | select('in', 2) | list", "params.n is in(params.on)"] {
             in_refused(src, &["looks for a string in a string"]);
         }
         assert_eq!(
@@ -992,7 +995,12 @@ mod type_tests {
             "0 < params.n in params.s",
             "[params.n in params.s]",
         ] {
-            assert_eq!(static_problems(src).len(), 1, "{src}: {:?}", static_problems(src));
+            assert_eq!(
+                static_problems(src).len(),
+                1,
+                "{src}: {:?}",
+                static_problems(src)
+            );
         }
         // Containers that may hold anything, and types known only at run time, are left to
         // the run.

@@ -110,8 +110,7 @@ fn is_ordering(op: ast::BinOpKind) -> bool {
 
 /// A link of a chained comparison that runs checked: an ordering, `in` or `not in`.
 pub(crate) fn checked_compare(op: ast::CompareOpKind) -> bool {
-    Op::of_compare(op).is_some()
-        || matches!(op, ast::CompareOpKind::In | ast::CompareOpKind::NotIn)
+    Op::of_compare(op).is_some() || matches!(op, ast::CompareOpKind::In | ast::CompareOpKind::NotIn)
 }
 
 /// `a in b` or `a not in b` (which minijinja parses as `not (a in b)`): the symbol, the needle
@@ -120,7 +119,9 @@ pub(crate) fn membership<'x, 'a>(
     e: &'x ast::Expr<'a>,
 ) -> Option<(&'static str, &'x ast::Expr<'a>, &'x ast::Expr<'a>)> {
     match e {
-        ast::Expr::BinOp(b) if matches!(b.op, ast::BinOpKind::In) => Some(("in", &b.left, &b.right)),
+        ast::Expr::BinOp(b) if matches!(b.op, ast::BinOpKind::In) => {
+            Some(("in", &b.left, &b.right))
+        }
         ast::Expr::UnaryOp(u) if matches!(u.op, ast::UnaryOpKind::Not) => match &u.expr {
             ast::Expr::BinOp(b) if matches!(b.op, ast::BinOpKind::In) => {
                 Some(("not in", &b.left, &b.right))

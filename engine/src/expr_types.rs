@@ -241,9 +241,7 @@ pub(crate) fn infer(e: &ast::Expr<'_>, names: &dyn Fn(&Ref) -> Ty) -> Ty {
 /// `not in`, or a test such as `is lt` or `is in`.
 pub(crate) fn orders(e: &ast::Expr<'_>) -> bool {
     let here = match e {
-        ast::Expr::BinOp(b) => {
-            Op::of_binop(b.op).is_some() || matches!(b.op, ast::BinOpKind::In)
-        }
+        ast::Expr::BinOp(b) => Op::of_binop(b.op).is_some() || matches!(b.op, ast::BinOpKind::In),
         ast::Expr::Compare(c) => c
             .ops
             .iter()

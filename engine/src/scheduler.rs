@@ -660,7 +660,7 @@ pub async fn run(
                 if cut {
                     "running steps were cancelled"
                 } else {
-                    "no step was running, and the steps after the last ones to end were not started"
+                    "the running steps ended at that moment, and the steps after them were not started"
                 }
             ),
         );

@@ -548,7 +548,9 @@ async fn a_step_ending_exactly_at_the_run_timeout_does_not_fail_the_run() {
     let timed = |ms: u64| {
         let rb = compile_ok(
             &h,
-            &format!("runbook: t\nsteps:\n  - {{ id: s, uses: test.probe, with: {{ ms: {ms} }} }}\n"),
+            &format!(
+                "runbook: t\nsteps:\n  - {{ id: s, uses: test.probe, with: {{ ms: {ms} }} }}\n"
+            ),
         );
         async move {
             let (_tx, rx) = watch::channel(Stop::No);
@@ -559,7 +561,12 @@ async fn a_step_ending_exactly_at_the_run_timeout_does_not_fail_the_run() {
     };
     for ms in [999, 1000] {
         let (report, events) = timed(ms).await;
-        assert_eq!(report.status, RunStatus::Succeeded, "{ms} ms: {:?}", report.errors);
+        assert_eq!(
+            report.status,
+            RunStatus::Succeeded,
+            "{ms} ms: {:?}",
+            report.errors
+        );
         assert_eq!(status(&report, "s"), StepStatus::Succeeded, "{ms} ms");
         assert!(report.errors.is_empty(), "{ms} ms: {:?}", report.errors);
         assert!(
@@ -608,8 +615,16 @@ steps:
         "{events:?}"
     );
     assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
-    assert!(report.errors[0].contains("timeout of 1.0s was reached"), "{:?}", report.errors);
-    assert!(!report.errors[0].contains("cancelled"), "{:?}", report.errors);
+    assert!(
+        report.errors[0].contains("timeout of 1.0s was reached"),
+        "{:?}",
+        report.errors
+    );
+    assert!(
+        !report.errors[0].contains("cancelled"),
+        "{:?}",
+        report.errors
+    );
 }
 
 #[tokio::test(start_paused = true)]
