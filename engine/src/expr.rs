@@ -6,8 +6,8 @@
 //!
 //! Every expression is parsed when the runbook is compiled, and the names it refers to
 //! (`params.x`, `steps.a.outputs.b`, …) are extracted so the compiler can check them. What is
-//! checked on top of Jinja when an expression runs (ordering between values of one kind,
-//! bounded results) is in `expr_env.rs`, the syntax tree it works on in `expr_tree.rs`, and what
+//! checked on top of Jinja when an expression runs (ordering between values of one kind, typed
+//! `in`, bounded results) is in `expr_env.rs`, the syntax tree it works on in `expr_tree.rs`, and what
 //! the compiler knows of types in `expr_types.rs`.
 
 use std::collections::BTreeSet;
@@ -58,9 +58,10 @@ pub struct Expr {
     pub pos: Pos,
     /// The names it refers to.
     pub refs: Vec<Ref>,
-    /// Whether it has an operator that runs checked (an ordering or `*`; see `expr_env.rs`).
+    /// Whether it has an operator that runs checked (an ordering, `in` or `*`; see `expr_env.rs`).
     rewrite: bool,
-    /// Whether it orders values anywhere (an operator or a test such as `is lt`).
+    /// Whether it orders values or looks for one in another anywhere (an operator or a test such
+    /// as `is lt` or `is in`).
     orders: bool,
     // Not kept compiled: minijinja preallocates about 10 KB of instruction buffers per
     // expression, which made a 100k-step runbook of expressions take 1.3 GiB. Compiling again
@@ -114,7 +115,8 @@ impl Expr {
     }
 
     /// Evaluates the expression in a scope. Fails when it reads a value that does not exist,
-    /// orders values of different kinds, or builds or gives a value over [`MAX_RESULT_BYTES`].
+    /// orders values of different kinds, looks for a value where it cannot be (`1 in '10'`,
+    /// anything in a number), or builds or gives a value over [`MAX_RESULT_BYTES`].
     pub fn eval(&self, scope: &MjValue) -> Result<Value, String> {
         self.eval_watched(scope, &Unwatched)
     }
@@ -208,8 +210,8 @@ impl Expr {
         out
     }
 
-    /// Each ordering in it whose operands' declared types cannot be ordered, as a message and a
-    /// hint.
+    /// Each ordering in it whose operands' declared types cannot be ordered, and each `in` whose
+    /// needle's declared type cannot be in its container's, as a message and a hint.
     pub(crate) fn ordering_problems(&self, names: &dyn Fn(&Ref) -> Ty) -> Vec<(String, String)> {
         let mut out = Vec::new();
         if self.orders
@@ -719,9 +721,12 @@ mod type_tests {
     }
 
     #[test]
-    fn equality_and_membership_are_unchanged() {
+    fn equality_and_membership_of_one_kind_are_unchanged() {
         assert_eq!(eval("params.n == '45000'").unwrap(), false);
         assert_eq!(eval("1 in params.list").unwrap(), true);
+        assert_eq!(eval("'300' in params.s").unwrap(), true);
+        assert_eq!(eval("'x' not in params.s").unwrap(), true);
+        assert_eq!(eval("'MAX_LAG_MS' in env").unwrap(), true);
         assert_eq!(eval("0 <= 1 == true").unwrap(), true);
         // A chain means each link: `1 < 2 and 2 in [2, 3]`.
         assert_eq!(eval("1 < 2 in [2, 3]").unwrap(), true);
@@ -730,6 +735,144 @@ mod type_tests {
         assert_eq!(eval("params.n * 2").unwrap(), 90000);
         assert_eq!(eval("'ab' * 2").unwrap(), "abab");
         assert_eq!(eval("[1] * 2").unwrap(), serde_json::json!([1, 1]));
+    }
+
+    fn eval_in(src: &str) -> Result<Value, String> {
+        let scope = context! {
+            params => context! {
+                n => 1, s => "10", f => 1.0, on => true, nothing => (),
+                list => vec![1, 2], words => vec!["1", "2"], m => context! { a => 1 },
+            },
+            env => context! { NAMES => "db,web" },
+        };
+        Expr::compile(src, Pos::new(1, 1), &Arc::from("t.yaml"))
+            .expect("compiles")
+            .eval(&scope)
+    }
+
+    #[track_caller]
+    fn in_refused(src: &str, says: &[&str]) {
+        let err = eval_in(src).expect_err(src);
+        for s in says {
+            assert!(err.contains(s), "{src}: `{s}` not in: {err}");
+        }
+    }
+
+    #[test]
+    fn a_number_in_a_string_is_not_looked_for_as_text() {
+        // The QA case: Jinja turned 1 into "1" and found it in "10".
+        in_refused(
+            "params.n in params.s",
+            &[
+                "`params.n in params.s`",
+                "`in` looks for a string in a string, an item in a list or a key in a map",
+                "`params.n` is a number and `params.s` is a string",
+                "`params.n | string in params.s`",
+                "`params.n == params.s | int`",
+            ],
+        );
+        in_refused(
+            "params.n not in params.s",
+            &["`not in` looks for", "`params.n | string not in params.s`"],
+        );
+        in_refused("params.f in '1.0'", &["`params.f` is a number"]);
+        in_refused(
+            "true in 'True'",
+            &["`true` is a bool and `'True'` is a string"],
+        );
+        in_refused("none in 'None'", &["`none` is none"]);
+        in_refused("params.list in '[1, 2]'", &["is a list"]);
+        // The conversions the hint offers do what they say.
+        assert_eq!(eval_in("params.n | string in params.s").unwrap(), true);
+        assert_eq!(eval_in("params.n == params.s | int").unwrap(), false);
+        assert_eq!(eval_in("'db' in env.NAMES").unwrap(), true);
+        assert_eq!(eval_in("'' in params.s").unwrap(), true);
+    }
+
+    #[test]
+    fn nothing_is_in_a_number_a_bool_or_none() {
+        in_refused(
+            "'1' in params.n",
+            &[
+                "`'1'` is a string and `params.n` is a number",
+                "`'1' in params.n | string`",
+            ],
+        );
+        in_refused(
+            "1 in params.n",
+            &["`1` is a number and `params.n` is a number", "`==`"],
+        );
+        in_refused("'a' in params.on", &["`params.on` is a bool"]);
+        in_refused("'a' not in params.nothing", &["`params.nothing` is none"]);
+    }
+
+    #[test]
+    fn list_items_and_map_keys_match_only_their_own_kind() {
+        // minijinja finds `1` in `[true]` and `0` in `[false]`; a string never matched a number.
+        for (src, want) in [
+            ("1 in params.words", false),
+            ("'1' in params.list", false),
+            ("params.n in [true]", false),
+            ("true in params.list", false),
+            ("0 in [false]", false),
+            ("[1] in [[true]]", false),
+            ("1 in {'1': 'x'}", false),
+            ("true in {1: 'x'}", false),
+            ("none in [0, '', false]", false),
+            // What is of one kind still matches: whole and decimal numbers are one kind.
+            ("params.n in params.list", true),
+            ("params.f in params.list", true),
+            ("'1' in params.words", true),
+            ("true in [params.on]", true),
+            ("none in [none]", true),
+            ("[1, 'a'] in [[1.0, 'a']]", true),
+            ("{'a': 1} in [params.m]", true),
+            ("'a' in params.m", true),
+            ("1 in {1: 'x'}", true),
+            ("2 in range(3)", true),
+            ("'b' in ('a', 'b')", true),
+            ("params.n not in params.words", true),
+        ] {
+            assert_eq!(eval_in(src).unwrap(), want, "{src}");
+        }
+    }
+
+    #[test]
+    fn no_way_of_writing_in_escapes_the_check() {
+        for src in [
+            "(params.n) in (params.s)",
+            "not (params.n in params.s)",
+            "not params.n in params.s",
+            "params.n in params.s ~ ''",
+            "[params.n in params.s][0]",
+            "true if params.n in params.s else false",
+            "params.n is in(params.s)",
+            "params.n is in params.s",
+            "params.n is not in(params.s)",
+            "params.n in params.s == true",
+            "0 < params.n in params.s",
+            "params.n not in params.s not in 'x'",
+            "[params.n] | select('in', params.s) | list",
+            "[params.n] | reject('in', params.s) | list",
+            "[{'k': params.n}] | selectattr('k', 'in', params.s) | list",
+        ] {
+            in_refused(src, &["a number", "a string"]);
+        }
+        for src in ["[1] | select('in', 2) | list", "params.n is in(params.on)"] {
+            in_refused(src, &["looks for a string in a string"]);
+        }
+        assert_eq!(
+            eval_in("[1, '1', true] | select('in', params.list) | list").unwrap(),
+            serde_json::json!([1])
+        );
+        assert_eq!(eval_in("params.n is in(params.list)").unwrap(), true);
+        assert_eq!(eval_in("params.n is not in(params.words)").unwrap(), true);
+    }
+
+    #[test]
+    fn in_on_a_missing_value_says_it_does_not_exist() {
+        in_refused("params.missing in params.list", &["does not exist"]);
+        in_refused("1 in params.missing", &["does not exist"]);
     }
 
     #[test]
@@ -809,5 +952,68 @@ mod type_tests {
         assert_eq!(static_type("'a' ~ params.n"), Ty::String);
         assert_eq!(static_type("params.other"), Ty::Unknown);
         assert_eq!(static_type("not env.X"), Ty::Bool);
+        assert_eq!(static_type("params.n in env.X"), Ty::Bool);
+    }
+
+    fn static_problems(src: &str) -> Vec<String> {
+        let names = |r: &Ref| match r {
+            Ref::Param(p) if p == "n" => Ty::Int,
+            Ref::Param(p) if p == "x" => Ty::Number,
+            Ref::Param(p) if p == "s" => Ty::String,
+            Ref::Param(p) if p == "flag" => Ty::Bool,
+            Ref::Param(p) if p == "l" => Ty::List,
+            Ref::Param(p) if p == "m" => Ty::Map,
+            Ref::Env(_) => Ty::String,
+            _ => Ty::Unknown,
+        };
+        Expr::compile(src, Pos::new(1, 1), &Arc::from("t.yaml"))
+            .unwrap()
+            .ordering_problems(&names)
+            .into_iter()
+            .map(|(m, h)| format!("{m}; {h}"))
+            .collect()
+    }
+
+    #[test]
+    fn the_compiler_refuses_in_between_declared_types_that_cannot_hold() {
+        let p = static_problems("params.n in params.s");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].contains("`params.n` is an int and `params.s` is a string"),
+            "{p:?}"
+        );
+        assert!(p[0].contains("`params.n | string in params.s`"), "{p:?}");
+        for src in [
+            "not (params.x in env.X)",
+            "params.n not in params.s",
+            "params.n is in(params.s)",
+            "params.flag in params.s",
+            "params.l in params.s",
+            "params.s in params.n",
+            "params.s in params.flag",
+            "params.s in none",
+            "0 < params.n in params.s",
+            "[params.n in params.s]",
+        ] {
+            assert_eq!(
+                static_problems(src).len(),
+                1,
+                "{src}: {:?}",
+                static_problems(src)
+            );
+        }
+        // Containers that may hold anything, and types known only at run time, are left to
+        // the run.
+        for src in [
+            "params.n in params.l",
+            "params.n in params.m",
+            "params.s in params.s",
+            "params.unknown in params.s",
+            "params.n in params.unknown",
+            "params.n | string in params.s",
+            "'a' in env.X",
+        ] {
+            assert_eq!(static_problems(src), Vec::<String>::new(), "{src}");
+        }
     }
 }

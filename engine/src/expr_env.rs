@@ -6,6 +6,13 @@
 //!   `groupby` only order two numbers or two strings (or lists of such, item by item).
 //!   minijinja orders values of different kinds by their kind, so `45000 < "30000"` is silently
 //!   true; here it is an error that names both sides and their kinds.
+//! - **`in` looks for a string in a string, an item in a list or a key in a map.** minijinja
+//!   turns any other needle into text to search a string (`1 in "10"` is true), and compares
+//!   list items and keys across kinds (`1 in [true]` is true). Here a number (or a bool, none, a
+//!   list, a map) in a string is an error, and so is anything in a number, a bool or none; list
+//!   items and map keys match only a value of their own kind (`1 in ['1']`, `1 in [true]` are
+//!   false, `1 in [1.0]` is true). The same holds for `not in`, the test `in` and
+//!   `select('in', …)`.
 //! - **What one evaluation builds is bounded.** The operations that can build more than they
 //!   are given (`*` on strings and lists, `join`, `replace`, `indent`, `format`, `batch`,
 //!   `slice`) work out the size of what they would build *before* building it: no one of them
@@ -13,8 +20,8 @@
 //!   that. The result is measured again at the end (see [`size_of`]).
 //!
 //! The operators are changed by rewriting the parsed expression (minijinja's
-//! `unstable_machinery`, see `expr_tree.rs`): each ordering comparison and each `*` becomes a
-//! call to a checked function before code is generated. Working on the syntax tree rather than the text means
+//! `unstable_machinery`, see `expr_tree.rs`): each ordering comparison, each `in` and each `*`
+//! becomes a call to a checked function before code is generated. Working on the syntax tree rather than the text means
 //! that parentheses, filters and nesting cannot hide an operator from the check, and the
 //! replacement functions have names (`drflow:order`, …) that no expression can spell.
 
@@ -28,7 +35,7 @@ use minijinja::{
     AutoEscape, Environment, Error, ErrorKind, Expression, State, UndefinedBehavior, Value,
 };
 
-use crate::expr_tree::{CHAIN_FN, MUL_FN, ORDER_FN, Op, parse, rebuild};
+use crate::expr_tree::{CHAIN_FN, IN_FN, MUL_FN, ORDER_FN, Op, parse, rebuild};
 
 /// The largest value one expression may produce, and the most one operation inside it may
 /// build: 1 MiB. Strings are measured in bytes; lists and maps roughly as their JSON (see
@@ -48,6 +55,11 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env.add_function(ORDER_FN, order);
     env.add_function(CHAIN_FN, chain);
     env.add_function(MUL_FN, mul);
+    env.add_function(IN_FN, member);
+    // Also what `select('in', …)`, `reject('in', …)` and `selectattr(…, 'in', …)` call.
+    env.add_test("in", |needle: &Value, container: &Value| {
+        contains("in", needle, container, None)
+    });
     for (name, op) in [
         ("lt", Op::Lt),
         ("lessthan", Op::Lt),
@@ -423,7 +435,7 @@ fn order(a: &Value, b: &Value, meta: &str) -> Result<bool, Error> {
 /// becomes (`0 < x <= 10`). Its operands are all evaluated first, unlike Jinja's, which stops
 /// at the first false link; expressions have no side effects, so only an operand that fails to
 /// evaluate can tell the difference.
-fn chain(state: &State, args: Rest<Value>) -> Result<bool, Error> {
+fn chain(args: Rest<Value>) -> Result<bool, Error> {
     let Some((first, rest)) = args.split_first() else {
         return Err(bug());
     };
@@ -441,8 +453,8 @@ fn chain(state: &State, args: Rest<Value>) -> Result<bool, Error> {
         let holds = match symbol {
             "==" => left == right,
             "!=" => left != right,
-            "in" => minijinja::tests::is_in(state, left, right)?,
-            "not in" => !minijinja::tests::is_in(state, left, right)?,
+            "in" => contains("in", left, right, texts)?,
+            "not in" => !contains("not in", left, right, texts)?,
             other => ordered(Op::parse(other).ok_or_else(bug)?, left, right, texts)?,
         };
         if !holds {
@@ -451,6 +463,128 @@ fn chain(state: &State, args: Rest<Value>) -> Result<bool, Error> {
         left = right;
     }
     Ok(true)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Membership
+// ---------------------------------------------------------------------------------------------
+
+/// The message and hint for an `in` (or `not in`) whose needle cannot be in its container,
+/// shared by the compiler (declared types) and the run-time check (actual values). The texts
+/// are the operands' source when known.
+pub(crate) fn membership_problem(
+    symbol: &str,
+    needle: Option<&str>,
+    needle_kind: &str,
+    container: Option<&str>,
+    container_kind: &str,
+) -> (String, String) {
+    let sides = match (needle, container) {
+        (Some(n), Some(c)) => format!("`{n}` is {needle_kind} and `{c}` is {container_kind}"),
+        _ => format!("the value looked for is {needle_kind} and the container {container_kind}"),
+    };
+    let message = format!(
+        "`{symbol}` looks for a string in a string, an item in a list or a key in a map, but {sides}"
+    );
+    let numeric = |k: &str| matches!(k, "a number" | "an int");
+    let shown = |t: &str| {
+        if t.contains(' ') {
+            format!("({t})")
+        } else {
+            t.to_string()
+        }
+    };
+    let hint = match (needle.map(shown), container.map(shown)) {
+        (Some(n), Some(c)) if container_kind == "a string" && numeric(needle_kind) => format!(
+            "to look for the number's digits, convert it to a string first: `{n} | string {symbol} {c}`; \
+             to compare numbers, convert the string: `{n} == {c} | int`"
+        ),
+        (Some(n), Some(c)) if numeric(container_kind) && needle_kind == "a string" => format!(
+            "to look in the number's digits, convert it to a string first: `{n} {symbol} {c} | string`; \
+             to compare two values, use `==`"
+        ),
+        _ if container_kind == "a string" && numeric(needle_kind) => {
+            "convert the number to a string first (`| string`), or the string to a number to \
+             compare them (`| int`)"
+                .to_string()
+        }
+        _ if container_kind == "a string" => {
+            "look for a string in a string (convert with `| string`), or look in a list".to_string()
+        }
+        _ => "look in a string, a list or a map; to compare two values, use `==`".to_string(),
+    };
+    (message, hint)
+}
+
+/// Whether two values are equal as items of a list or keys of a map: of one kind (numbers
+/// whole or not are one kind) and equal, lists item by item, maps key by key. minijinja's `==`
+/// would also take `1` for `true`.
+fn same(a: &Value, b: &Value) -> bool {
+    let list = |k: ValueKind| matches!(k, ValueKind::Seq | ValueKind::Iterable);
+    match (a.kind(), b.kind()) {
+        (ValueKind::Number, ValueKind::Number)
+        | (ValueKind::String, ValueKind::String)
+        | (ValueKind::Bool, ValueKind::Bool)
+        | (ValueKind::None, ValueKind::None)
+        | (ValueKind::Bytes, ValueKind::Bytes) => a == b,
+        (x, y) if list(x) && list(y) => match (a.try_iter(), b.try_iter()) {
+            (Ok(xs), Ok(ys)) => {
+                let (xs, ys): (Vec<Value>, Vec<Value>) = (xs.collect(), ys.collect());
+                xs.len() == ys.len() && xs.iter().zip(&ys).all(|(x, y)| same(x, y))
+            }
+            _ => false,
+        },
+        (ValueKind::Map, ValueKind::Map) => {
+            a.len() == b.len()
+                && a.try_iter().is_ok_and(|mut keys| {
+                    keys.all(|k| match (a.get_item(&k), b.get_item(&k)) {
+                        (Ok(x), Ok(y)) if !y.is_undefined() => same(&x, &y),
+                        _ => false,
+                    })
+                })
+        }
+        _ => false,
+    }
+}
+
+/// `needle in container`, checked (see the module's documentation). `symbol` (`in` or
+/// `not in`) and `texts` (the operands' source text) are for the message.
+fn contains(
+    symbol: &str,
+    needle: &Value,
+    container: &Value,
+    texts: Option<(&str, &str)>,
+) -> Result<bool, Error> {
+    if needle.is_undefined() || container.is_undefined() {
+        return Err(Error::new(
+            ErrorKind::UndefinedError,
+            format!("a value used in `{symbol}` does not exist"),
+        ));
+    }
+    let refuse = || {
+        let (n, c) = texts.map_or((None, None), |(n, c)| (Some(n), Some(c)));
+        let (message, hint) =
+            membership_problem(symbol, n, kind_name(needle), c, kind_name(container));
+        Error::new(ErrorKind::InvalidOperation, format!("{message}; {hint}"))
+    };
+    match container.kind() {
+        ValueKind::String => match (needle.kind(), needle.as_str(), container.as_str()) {
+            (ValueKind::String, Some(n), Some(c)) => Ok(c.contains(n)),
+            _ => Err(refuse()),
+        },
+        ValueKind::Seq | ValueKind::Iterable | ValueKind::Map => {
+            Ok(container.try_iter()?.any(|item| same(&item, needle)))
+        }
+        _ => Err(refuse()),
+    }
+}
+
+/// `drflow:in(a, b, "in\0a text\0b text")`: what `a in b` becomes.
+fn member(needle: &Value, container: &Value, meta: &str) -> Result<bool, Error> {
+    let mut parts = meta.split('\0');
+    let symbol = parts.next().unwrap_or("in");
+    let texts = parts.next().zip(parts.next());
+    contains(symbol, needle, container, texts)
 }
 
 fn bug() -> Error {

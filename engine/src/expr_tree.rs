@@ -1,6 +1,6 @@
 //! minijinja's syntax tree of an expression: walking it, the text of its parts, and the rewrite
 //! that puts checked functions (see `expr_env.rs`) in place of the operators Jinja does not
-//! check. Uses minijinja's `unstable_machinery`, which has no semver promise: minijinja is
+//! check (orderings, `in` and `*`). Uses minijinja's `unstable_machinery`, which has no semver promise: minijinja is
 //! pinned to a patch release in the workspace's `Cargo.toml`.
 
 use minijinja::machinery::{self, Span, ast};
@@ -14,6 +14,9 @@ pub(crate) const ORDER_FN: &str = "drflow:order";
 pub(crate) const CHAIN_FN: &str = "drflow:chain";
 /// What `a * b` becomes: `drflow:mul(a, b, "a * b")`.
 pub(crate) const MUL_FN: &str = "drflow:mul";
+/// What `a in b` (and the test `a is in(b)`) becomes: `drflow:in(a, b, "in\0a text\0b text")`;
+/// `a not in b` becomes `not drflow:in(a, b, "not in\0…")`.
+pub(crate) const IN_FN: &str = "drflow:in";
 
 /// Parses an expression.
 pub(crate) fn parse(source: &str) -> Result<ast::Expr<'_>, Error> {
@@ -23,9 +26,11 @@ pub(crate) fn parse(source: &str) -> Result<ast::Expr<'_>, Error> {
 /// Whether an expression has an operator that [`rebuild`] replaces by a checked function.
 pub(crate) fn needs_rewrite(e: &ast::Expr<'_>) -> bool {
     let here = match e {
-        ast::Expr::BinOp(b) => is_ordering(b.op) || matches!(b.op, ast::BinOpKind::Mul),
-        ast::Expr::Compare(c) => c.ops.iter().any(|o| Op::of_compare(o.op).is_some()),
-        ast::Expr::Test(t) => ordering_test(t).is_some(),
+        ast::Expr::BinOp(b) => {
+            is_ordering(b.op) || matches!(b.op, ast::BinOpKind::Mul | ast::BinOpKind::In)
+        }
+        ast::Expr::Compare(c) => c.ops.iter().any(|o| checked_compare(o.op)),
+        ast::Expr::Test(t) => ordering_test(t).is_some() || membership_test(t).is_some(),
         _ => false,
     };
     let mut below = false;
@@ -101,6 +106,38 @@ impl Op {
 
 fn is_ordering(op: ast::BinOpKind) -> bool {
     Op::of_binop(op).is_some()
+}
+
+/// A link of a chained comparison that runs checked: an ordering, `in` or `not in`.
+pub(crate) fn checked_compare(op: ast::CompareOpKind) -> bool {
+    Op::of_compare(op).is_some() || matches!(op, ast::CompareOpKind::In | ast::CompareOpKind::NotIn)
+}
+
+/// `a in b` or `a not in b` (which minijinja parses as `not (a in b)`): the symbol, the needle
+/// and the container.
+pub(crate) fn membership<'x, 'a>(
+    e: &'x ast::Expr<'a>,
+) -> Option<(&'static str, &'x ast::Expr<'a>, &'x ast::Expr<'a>)> {
+    match e {
+        ast::Expr::BinOp(b) if matches!(b.op, ast::BinOpKind::In) => {
+            Some(("in", &b.left, &b.right))
+        }
+        ast::Expr::UnaryOp(u) if matches!(u.op, ast::UnaryOpKind::Not) => match &u.expr {
+            ast::Expr::BinOp(b) if matches!(b.op, ast::BinOpKind::In) => {
+                Some(("not in", &b.left, &b.right))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `x is in(y)` (or `x is in y`), with the container.
+pub(crate) fn membership_test<'x, 'a>(t: &'x ast::Test<'a>) -> Option<&'x ast::Expr<'a>> {
+    match (t.name, t.args.as_slice()) {
+        ("in", [ast::CallArg::Pos(container)]) => Some(container),
+        _ => None,
+    }
 }
 
 /// Calls `f` on each direct sub-expression of `e`.
@@ -260,8 +297,8 @@ fn compare_symbol(op: ast::CompareOpKind) -> &'static str {
     }
 }
 
-/// A copy of `e` with each ordering comparison and each `*` replaced by a call to its checked
-/// function. (minijinja's tree cannot be changed in place, so the whole tree is copied.)
+/// A copy of `e` with each ordering comparison, each `in` and each `*` replaced by a call to its
+/// checked function. (minijinja's tree cannot be changed in place, so the whole tree is copied.)
 pub(crate) fn rebuild<'a>(e: &ast::Expr<'a>, src: &str) -> ast::Expr<'a> {
     use ast::Expr as E;
     let r = |x: &ast::Expr<'a>| rebuild(x, src);
@@ -300,6 +337,26 @@ pub(crate) fn rebuild<'a>(e: &ast::Expr<'a>, src: &str) -> ast::Expr<'a> {
             },
             s.span(),
         )),
+        E::UnaryOp(_) | E::BinOp(_) if let Some((symbol, needle, container)) = membership(e) => {
+            let span = span_of(e);
+            let m = meta(symbol, needle, container);
+            let found = call(
+                IN_FN,
+                vec![r(needle), r(container), text_const(m, span)],
+                span,
+            );
+            if symbol == "in" {
+                found
+            } else {
+                E::UnaryOp(sp(
+                    ast::UnaryOp {
+                        op: ast::UnaryOpKind::Not,
+                        expr: found,
+                    },
+                    span,
+                ))
+            }
+        }
         E::UnaryOp(u) => E::UnaryOp(sp(
             ast::UnaryOp {
                 op: match u.op {
@@ -337,7 +394,7 @@ pub(crate) fn rebuild<'a>(e: &ast::Expr<'a>, src: &str) -> ast::Expr<'a> {
             }
         }
         E::Compare(c) => {
-            if c.ops.iter().any(|o| Op::of_compare(o.op).is_some()) {
+            if c.ops.iter().any(|o| checked_compare(o.op)) {
                 let mut items = vec![r(&c.expr)];
                 let mut left = &c.expr;
                 for o in &c.ops {
@@ -385,6 +442,14 @@ pub(crate) fn rebuild<'a>(e: &ast::Expr<'a>, src: &str) -> ast::Expr<'a> {
             call(
                 ORDER_FN,
                 vec![r(&t.expr), r(other), text_const(m, t.span())],
+                t.span(),
+            )
+        }
+        E::Test(t) if let Some(container) = membership_test(t) => {
+            let m = meta("in", &t.expr, container);
+            call(
+                IN_FN,
+                vec![r(&t.expr), r(container), text_const(m, t.span())],
                 t.span(),
             )
         }

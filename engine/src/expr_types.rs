@@ -11,8 +11,8 @@ use minijinja::machinery::ast;
 use minijinja::value::ValueKind;
 
 use crate::expr::{Ref, classify};
-use crate::expr_env::ordering_problem;
-use crate::expr_tree::{Op, each_child, ordering_test, text_of};
+use crate::expr_env::{membership_problem, ordering_problem};
+use crate::expr_tree::{Op, each_child, membership, membership_test, ordering_test, text_of};
 use crate::step::ValueType;
 
 /// What the compiler knows about the type of a value.
@@ -121,6 +121,17 @@ impl Ty {
             _ => false,
         }
     }
+
+    /// Whether a value of this type may be looked for (`in`) in one of type `container`: a
+    /// string in a string, anything in a list or a map. Unknown types are left to the run, but
+    /// nothing is ever in a number, a bool or none.
+    fn may_be_in(self, container: Ty) -> bool {
+        match container {
+            Ty::Unknown | Ty::List | Ty::Map => true,
+            Ty::String => matches!(self, Ty::String | Ty::Unknown),
+            Ty::None | Ty::Bool | Ty::Int | Ty::Number => false,
+        }
+    }
 }
 
 /// The dotted name of a chain of attribute lookups on a variable (`steps.a.outputs.b`).
@@ -226,12 +237,16 @@ pub(crate) fn infer(e: &ast::Expr<'_>, names: &dyn Fn(&Ref) -> Ty) -> Ty {
     }
 }
 
-/// Whether `e` orders values anywhere: `<`, `<=`, `>`, `>=`, or a test such as `is lt`.
+/// Whether `e` orders values or looks for one in another anywhere: `<`, `<=`, `>`, `>=`, `in`,
+/// `not in`, or a test such as `is lt` or `is in`.
 pub(crate) fn orders(e: &ast::Expr<'_>) -> bool {
     let here = match e {
-        ast::Expr::BinOp(b) => Op::of_binop(b.op).is_some(),
-        ast::Expr::Compare(c) => c.ops.iter().any(|o| Op::of_compare(o.op).is_some()),
-        ast::Expr::Test(t) => Op::of_test(t.name).is_some(),
+        ast::Expr::BinOp(b) => Op::of_binop(b.op).is_some() || matches!(b.op, ast::BinOpKind::In),
+        ast::Expr::Compare(c) => c
+            .ops
+            .iter()
+            .any(|o| crate::expr_tree::checked_compare(o.op)),
+        ast::Expr::Test(t) => Op::of_test(t.name).is_some() || t.name == "in",
         _ => false,
     };
     let mut below = false;
@@ -239,45 +254,73 @@ pub(crate) fn orders(e: &ast::Expr<'_>) -> bool {
     here || below
 }
 
-/// Every ordering in `e` between operands whose declared types cannot be ordered, as a message
-/// and a hint.
+/// Every ordering in `e` between operands whose declared types cannot be ordered, and every
+/// `in` whose needle cannot be in its container, as a message and a hint.
 pub(crate) fn ordering_problems(
     e: &ast::Expr<'_>,
     source: &str,
     names: &dyn Fn(&Ref) -> Ty,
     out: &mut Vec<(String, String)>,
 ) {
-    let mut check = |op: Op, l: &ast::Expr<'_>, r: &ast::Expr<'_>| {
+    let check = |op: Op, l: &ast::Expr<'_>, r: &ast::Expr<'_>| {
         let (lt, rt) = (infer(l, names), infer(r, names));
-        if !lt.orderable(rt) {
-            out.push(ordering_problem(
+        (!lt.orderable(rt)).then(|| {
+            ordering_problem(
                 op.symbol(),
                 text_of(source, l),
                 lt.name(),
                 text_of(source, r),
                 rt.name(),
                 false,
-            ));
-        }
+            )
+        })
     };
+    let check_in = |symbol: &str, n: &ast::Expr<'_>, c: &ast::Expr<'_>| {
+        let (nt, ct) = (infer(n, names), infer(c, names));
+        (!nt.may_be_in(ct)).then(|| {
+            membership_problem(
+                symbol,
+                text_of(source, n),
+                nt.name(),
+                text_of(source, c),
+                ct.name(),
+            )
+        })
+    };
+    if let Some((symbol, needle, container)) = membership(e) {
+        out.extend(check_in(symbol, needle, container));
+        // Below `not (a in b)` is `a in b`, already checked: look inside its operands only.
+        for x in [needle, container] {
+            ordering_problems(x, source, names, out);
+        }
+        return;
+    }
     match e {
         ast::Expr::BinOp(b) => {
             if let Some(op) = Op::of_binop(b.op) {
-                check(op, &b.left, &b.right);
+                out.extend(check(op, &b.left, &b.right));
             }
         }
         ast::Expr::Compare(c) => {
             let mut left = &c.expr;
             for o in &c.ops {
                 if let Some(op) = Op::of_compare(o.op) {
-                    check(op, left, &o.expr);
+                    out.extend(check(op, left, &o.expr));
+                }
+                match o.op {
+                    ast::CompareOpKind::In => out.extend(check_in("in", left, &o.expr)),
+                    ast::CompareOpKind::NotIn => out.extend(check_in("not in", left, &o.expr)),
+                    _ => {}
                 }
                 left = &o.expr;
             }
         }
         ast::Expr::Test(t) => {
             if let Some((op, other)) = ordering_test(t) {
-                check(op, &t.expr, other);
+                out.extend(check(op, &t.expr, other));
+            }
+            if let Some(container) = membership_test(t) {
+                out.extend(check_in("in", &t.expr, container));
             }
         }
         _ => {}

@@ -340,6 +340,8 @@ pub async fn run(
     let mut inline_streak: u64 = 0;
     let mut retry_due: VecDeque<usize> = VecDeque::new();
     let mut run_errors = Vec::new();
+    // Whether the run's deadline passed while something was running or waiting for a retry.
+    let mut timed_out = false;
     let runbook_name: Arc<str> = Arc::from(runbook.name.as_str());
     let run_id: Arc<str> = Arc::from(options.run_id.as_str());
 
@@ -503,9 +505,12 @@ pub async fn run(
                     }
                     _ = sleep_opt(sleep_until) => {
                         if stopping.is_none() {
-                            let limit = options.timeout.unwrap_or_default();
-                            stopping = Some(format!("the run's timeout of {} was reached; running steps were cancelled", crate::duration::format_duration(limit)));
-                            run_errors.push(stopping.clone().unwrap_or_default());
+                            // A step whose time runs out at this same instant was woken with
+                            // us: let it finish first, so it is not cancelled at its last step.
+                            // (What it reports is kept by the cancellation below.)
+                            tokio::task::yield_now().await;
+                            timed_out = true;
+                            stopping = Some("timeout".into());
                             // The timeout bounds the whole run: no grace period on top of it.
                             grace_deadline = Some(Instant::now());
                         } else {
@@ -629,8 +634,37 @@ pub async fn run(
         }
     }
 
+    // A deadline that passed as the last steps ended stopped nothing: the run is decided by
+    // its steps alone.
+    let every_step_ended = slots.iter().all(|s| {
+        matches!(
+            s.status,
+            StepStatus::Succeeded | StepStatus::Failed | StepStatus::Skipped
+        )
+    });
+    if timed_out && every_step_ended {
+        timed_out = false;
+        stopping = None;
+    }
     // Whatever was running or waiting for a retry when we stopped was interrupted.
     let interrupted = stopping.is_some();
+    if timed_out {
+        let cut = slots
+            .iter()
+            .any(|s| s.in_flight || (s.status == StepStatus::NotStarted && s.attempts > 0));
+        run_errors.insert(
+            0,
+            format!(
+                "the run's timeout of {} was reached; {}",
+                crate::duration::format_duration(options.timeout.unwrap_or_default()),
+                if cut {
+                    "running steps were cancelled"
+                } else {
+                    "the running steps ended at that moment, and the steps after them were not started"
+                }
+            ),
+        );
+    }
     for (i, slot) in slots.iter_mut().enumerate() {
         let waiting = slot.status == StepStatus::NotStarted && slot.attempts > 0;
         if interrupted && (slot.in_flight || waiting) {
@@ -646,7 +680,6 @@ pub async fn run(
         .iter()
         .zip(&runbook.steps)
         .any(|(s, step)| s.status == StepStatus::Failed && !step.continue_on_error);
-    let timed_out = interrupted && run_errors.iter().any(|e| e.contains("timeout"));
     let status = if interrupted && !timed_out {
         RunStatus::Interrupted
     } else if interrupted || failed {

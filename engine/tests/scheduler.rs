@@ -540,6 +540,93 @@ steps:
     assert!(report.errors[0].contains("timeout"), "{:?}", report.errors);
 }
 
+/// `drflow run b.yaml --timeout 1` with one 1 s step ended "failed … 1 succeeded, 0 failed" and
+/// said running steps were cancelled, though none were.
+#[tokio::test(start_paused = true)]
+async fn a_step_ending_exactly_at_the_run_timeout_does_not_fail_the_run() {
+    let h = harness();
+    let timed = |ms: u64| {
+        let rb = compile_ok(
+            &h,
+            &format!(
+                "runbook: t\nsteps:\n  - {{ id: s, uses: test.probe, with: {{ ms: {ms} }} }}\n"
+            ),
+        );
+        async move {
+            let (_tx, rx) = watch::channel(Stop::No);
+            let mut options = RunOptions::new("r");
+            options.timeout = Some(Duration::from_secs(1));
+            run_with(&rb, options, rx).await
+        }
+    };
+    for ms in [999, 1000] {
+        let (report, events) = timed(ms).await;
+        assert_eq!(
+            report.status,
+            RunStatus::Succeeded,
+            "{ms} ms: {:?}",
+            report.errors
+        );
+        assert_eq!(status(&report, "s"), StepStatus::Succeeded, "{ms} ms");
+        assert!(report.errors.is_empty(), "{ms} ms: {:?}", report.errors);
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, RunEvent::StepInterrupted { .. })),
+            "{ms} ms: {events:?}"
+        );
+    }
+    // A millisecond late, the step is cancelled and the run fails by the timeout.
+    let (report, _) = timed(1001).await;
+    assert_eq!(report.status, RunStatus::Failed);
+    assert_eq!(status(&report, "s"), StepStatus::Interrupted);
+    assert!(
+        report.errors[0].contains("timeout of 1.0s was reached; running steps were cancelled"),
+        "{:?}",
+        report.errors
+    );
+}
+
+/// At the exact deadline with a step still to start, the timeout does stop the run, but says
+/// what it stopped: no step was running.
+#[tokio::test(start_paused = true)]
+async fn a_timeout_between_two_steps_says_none_was_cancelled() {
+    let h = harness();
+    let rb = compile_ok(
+        &h,
+        r#"
+runbook: t
+steps:
+  - { id: first, uses: test.probe, with: { ms: 1000 } }
+  - { id: second, uses: test.probe, needs: [first], with: { ms: 1000 } }
+"#,
+    );
+    let (_tx, rx) = watch::channel(Stop::No);
+    let mut options = RunOptions::new("r");
+    options.timeout = Some(Duration::from_secs(1));
+    let (report, events) = run_with(&rb, options, rx).await;
+    assert_eq!(report.status, RunStatus::Failed);
+    assert_eq!(status(&report, "first"), StepStatus::Succeeded);
+    assert_eq!(status(&report, "second"), StepStatus::NotStarted);
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, RunEvent::StepInterrupted { .. })),
+        "{events:?}"
+    );
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert!(
+        report.errors[0].contains("timeout of 1.0s was reached"),
+        "{:?}",
+        report.errors
+    );
+    assert!(
+        !report.errors[0].contains("cancelled"),
+        "{:?}",
+        report.errors
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_graceful_stop_lets_running_steps_finish_within_the_grace_period() {
     let h = harness();
