@@ -601,6 +601,17 @@ fn render(rb: &Runbook, params: &ResolvedParams, findings: Vec<Finding>) -> Vec<
             }
         }
     }
+    // A value computed from a parameter that is itself refused follows from that one mistake
+    // (`api.<domain_name>` when `domain_name` is): the parameter's own problem is the one to fix.
+    for a in 0..groups.len() {
+        if let Located::Param { name, exact: false } = &groups[a].located
+            && groups.iter().zip(&keep).any(|(g, k)| {
+                *k && matches!(&g.located, Located::Param { name: n, exact: true } if n == name)
+            })
+        {
+            keep[a] = false;
+        }
+    }
     let secret_names: Vec<&str> = rb
         .params
         .iter()
@@ -897,6 +908,17 @@ mod tests {
         assert_eq!(
             d.message,
             "`name` is 6 characters long, more than the 4 allowed (in step `a`, computed from parameter `s`)"
+        );
+    }
+
+    #[test]
+    fn a_value_computed_from_a_refused_parameter_is_not_reported_again() {
+        let src = "runbook: r\nparams:\n  s: { type: string, default: abcdefg }\nsteps:\n  - id: a\n    uses: t.short\n    with: { name: '${{ params.s }}' }\n  - id: b\n    needs: [a]\n    uses: t.short\n    with: { name: 'x-${{ params.s }}' }\n";
+        let rb = compile(src);
+        let r = check(&rb, None, &[], CheckTime::Validate);
+        assert_eq!(
+            one(&r).message,
+            "`s` is 7 characters long, more than the 4 allowed (the default of `s`, used as `name` by step `a`)"
         );
     }
 
