@@ -386,7 +386,14 @@ fn main() -> ExitCode {
         Command::Resume(args) => cmd_journal::cmd_resume(&cli.global, args),
         Command::Runs(args) => cmd_journal::cmd_runs(&cli.global, args),
         Command::Show(args) => cmd_journal::cmd_show(&cli.global, args),
-        Command::Outputs(args) => cmd_journal::cmd_outputs(&cli.global, args),
+        Command::Outputs(args) => {
+            let json = args.output == OutputFormat::Json;
+            cmd_journal::cmd_outputs(&cli.global, args).inspect_err(|f| {
+                if json && f.code == EXIT_INVALID {
+                    outln!("{:#}", f.json());
+                }
+            })
+        }
         Command::Rollback(args) => cmd_journal::cmd_rollback(&cli.global, args),
         Command::Sim { action } => cmd_sim::run(&cli.global.state_dir, &action)
             .map(|()| EXIT_OK)

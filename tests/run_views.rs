@@ -465,6 +465,27 @@ fn outputs_selector_mistakes_are_clear_errors() {
         all.push_str(&format!("$ drflow {}\n{}\n", args.join(" "), stderr(&out)));
     }
     insta::assert_snapshot!("outputs_selector_mistakes", mask(&all, dir.path()));
+
+    // `--output json` promises one JSON document on stdout, for a mistake too.
+    let out = drflow(
+        dir.path(),
+        &[
+            "outputs",
+            "-p",
+            "routing_policy=weighted",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["status"], "invalid");
+    assert!(
+        doc["errors"][0]
+            .as_str()
+            .is_some_and(|e| e.contains("does not name an environment")),
+        "{doc}"
+    );
 }
 
 /// `--state-dir` needs a value; one that is a command's name is said to be the mistake it is.

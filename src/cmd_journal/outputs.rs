@@ -39,7 +39,7 @@ pub struct OutputsArgs {
     runbook: Option<String>,
     /// text (a header, then one `name  value` line each) or json (one object).
     #[arg(long, default_value = "text")]
-    output: OutputFormat,
+    pub(crate) output: OutputFormat,
 }
 
 /// `drflow outputs`.
