@@ -24,55 +24,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use drflow_engine::{
-    Durability, Journal, Outputs, RunEvent, RunOptions, RunSink, RunStatus, SinkError, Stop,
-    compile,
-};
+use drflow_engine::{Durability, Journal, Outputs, RunOptions, RunSink, RunStatus, Stop, compile};
+
+mod common;
+
+use common::{Discard, runbook};
 
 const SHAPES: [&str; 3] = ["chain", "fanout", "random"];
-
-/// The same shapes as `benches/engine.rs`: `n` no-op `core.set` steps.
-fn runbook(shape: &str, n: usize) -> String {
-    let mut src = String::with_capacity(n * 64);
-    src.push_str("runbook: bench\nsteps:\n");
-    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
-    for i in 0..n {
-        let needs: Vec<usize> = match shape {
-            "chain" if i > 0 => vec![i - 1],
-            "fanout" if i > 0 => vec![0],
-            "random" if i > 0 => {
-                let k = (next() % 4) as usize;
-                let mut v: Vec<usize> = (0..k)
-                    .map(|_| i - 1 - (next() as usize % i.min(64)))
-                    .collect();
-                v.sort_unstable();
-                v.dedup();
-                v
-            }
-            _ => vec![],
-        };
-        let needs: Vec<String> = needs.iter().map(|j| format!("s{j}")).collect();
-        src.push_str(&format!(
-            "  - {{ id: s{i}, uses: core.set, needs: [{}] }}\n",
-            needs.join(", ")
-        ));
-    }
-    src
-}
-
-struct Discard;
-
-impl RunSink for Discard {
-    fn record(&mut self, _event: &RunEvent) -> Result<(), SinkError> {
-        Ok(())
-    }
-}
 
 /// One library run: compile + run, journaled to a fresh file in `dir` or not.
 fn library(src: &str, journaled: bool, dir: &Path) -> Duration {
