@@ -319,7 +319,11 @@ fn mask(text: &str, state: &Path) -> String {
                 .unwrap_or(chars.len());
             let word: String = chars[i..end].iter().collect();
             let generated = word.len() >= 4 || out.ends_with("awsdns-");
-            if generated && word.chars().any(|c| c.is_ascii_digit()) {
+            // A run id's random suffix may be all letters (`-dccb`).
+            let run_id_suffix = out.ends_with("<id>-")
+                && word.len() == 4
+                && word.chars().all(|c| c.is_ascii_hexdigit());
+            if run_id_suffix || (generated && word.chars().any(|c| c.is_ascii_digit())) {
                 out.push_str("<id>");
             } else {
                 out.push_str(&word);
