@@ -27,6 +27,7 @@ use crate::constraint::{BoundKind, Violation};
 use crate::diag::{Diagnostic, Pos};
 use crate::expr::{Expr, Ref, Template};
 use crate::scope::Scope;
+use crate::secret_flow::SecretFlow;
 use crate::secrets::{REDACTED, Secrets};
 use crate::step::Outputs;
 
@@ -117,6 +118,7 @@ pub fn check_values(
         runbook,
         params,
         time,
+        flow: SecretFlow::of(runbook),
         known_outputs: HashMap::new(),
         findings: Vec::new(),
         report: ValueReport::default(),
@@ -187,6 +189,8 @@ struct Checker<'a> {
     runbook: &'a Runbook,
     params: &'a ResolvedParams,
     time: CheckTime<'a>,
+    /// Which inputs read a secret: their values are never quoted, whatever expression made them.
+    flow: SecretFlow,
     /// Outputs known before the run, per step index: echoed inputs.
     known_outputs: HashMap<usize, Outputs>,
     findings: Vec<Finding>,
@@ -328,6 +332,32 @@ impl Checker<'_> {
                 continue;
             };
             self.report.checked += 1;
+            if self.flow.secret_inputs(i).iter().any(|n| n == key)
+                && (!p.ty.accepts(v) || p.check(v).is_err())
+            {
+                // A value derived from a secret (`params.pw | upper`, a credential in `env`) is
+                // not in the scrubber's list, and a violation or hint would quote it.
+                if !p.ty.accepts(v) {
+                    bad_type.insert(key);
+                }
+                let docs = p.constraint_docs();
+                let hint = if docs.is_empty() {
+                    type_hint(p.ty)
+                } else {
+                    format!("allowed: {}", docs.join("; "))
+                };
+                let mut violation = Violation::new(format!(
+                    "is secret, and its value is not {} {} its declaration allows (the value is \
+                     not shown)",
+                    crate::compile::article(p.ty),
+                    p.ty
+                ));
+                if !hint.is_empty() {
+                    violation = violation.hint(hint);
+                }
+                self.violation(i, key, violation);
+                continue;
+            }
             if !p.ty.accepts(v) {
                 bad_type.insert(key);
                 let mut violation = Violation::new(format!(
@@ -382,10 +412,22 @@ impl Checker<'_> {
                     .or_else(|| rule.reads.first().copied())
                     .unwrap_or_default();
                 let located = self.locate(i, field, None);
+                let secret = self.flow.secret_inputs(i);
+                let (sentence, hint) = if rule.reads.iter().any(|r| secret.iter().any(|n| n == r)) {
+                    (
+                        format!(
+                            "secret values break the rule: {} (the values are not shown)",
+                            rule.doc
+                        ),
+                        None,
+                    )
+                } else {
+                    (v.message.clone(), v.hint.clone())
+                };
                 self.findings.push(Finding {
                     located,
-                    sentence: v.message.clone(),
-                    hint: v.hint.clone(),
+                    sentence,
+                    hint,
                     step: step.id.clone(),
                     key: field.to_string(),
                     subject: field.to_string(),
@@ -1015,7 +1057,11 @@ mod tests {
         let r = check(&rb, Some("c: Sup3rS3cret\n"), &[], CheckTime::Validate);
         let d = one(&r);
         assert!(!d.message.contains("Sup3rS3cret"), "{}", d.message);
-        assert!(d.message.contains("`***`"), "{}", d.message);
+        assert!(
+            d.message.contains("(the value is not shown)"),
+            "{}",
+            d.message
+        );
         assert!(
             d.conceal_source,
             "the parameter file's line is not quoted back"
@@ -1026,6 +1072,39 @@ mod tests {
             "{}",
             one(&r).message
         );
+    }
+
+    /// A value transformed from a secret is not in the scrubber's list (and may be too short
+    /// for it): the value check names the input and what it allows, never the value.
+    #[test]
+    fn a_value_derived_from_a_secret_is_never_shown() {
+        let src = "runbook: r\nparams:\n  c: { type: string, secret: true }\nsteps:\n  - id: a\n    uses: t.net\n    with: { cidr: '${{ params.c | upper }}', name: '${{ params.c[0:2] }}-too-long' }\n";
+        let rb = compile(src);
+        let r = check(&rb, None, &[("c", "sup3rs3cret")], CheckTime::Validate);
+        assert_eq!(r.problems.len(), 2, "{:#?}", r.problems);
+        for d in &r.problems {
+            let text = format!("{} {:?}", d.message, d.hint);
+            assert!(!text.contains("SUP3RS3CRET"), "{text}");
+            assert!(!text.contains("su-too-long"), "{text}");
+            assert!(text.contains("(the value is not shown)"), "{text}");
+        }
+    }
+
+    /// A rule's message quotes the values it compares: one that reads a secret names the rule.
+    #[test]
+    fn a_rule_over_a_secret_does_not_quote_it() {
+        let src = PAIR.replace(
+            "q: { type: string, default: 10.1.0.0/16 }",
+            "q: { type: string, secret: true }",
+        );
+        let rb = compile(&src);
+        let r = check(&rb, None, &[("q", "10.0.128.0/17")], CheckTime::Validate);
+        let d = one(&r);
+        assert_eq!(
+            d.message,
+            "`-p q=***`: secret values break the rule: They do not overlap. (the values are not shown) (used as `b` by step `peer`)"
+        );
+        assert_eq!(d.hint, None);
     }
 
     #[test]
