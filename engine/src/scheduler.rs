@@ -897,7 +897,7 @@ fn decide(
 }
 
 /// `a string`, `a number`, … for messages that must not show the value (it may be secret).
-fn json_kind(value: &Value) -> &'static str {
+pub(crate) fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "none",
         Value::Bool(_) => "a bool",

@@ -251,13 +251,41 @@ impl Checker<'_> {
         let rb = self.runbook;
         let step = &rb.steps[i];
         let ctx = scope.context(0.0);
+        // Errors of expressions that read only what is known now: the step would fail with them
+        // when it starts, after earlier steps have done their work. Watched, so an expression
+        // that reads a secret says only what kind of error it was.
+        let derived = Secrets::default();
+        let watch = self.flow.watch(&derived);
+        let mut failed: Vec<(Option<Located>, String, Option<String>, String)> = Vec::new();
         if let Condition::If(t) = &step.condition
             && self.unknowns(t).known()
-            && let Ok(v) = t.eval(&ctx)
-            && v == serde_json::Value::Bool(false)
         {
-            // The step will be skipped: its inputs are never used.
-            return;
+            let located = Some(Located::Runbook(step.pos));
+            match t.eval_watched(&ctx, &watch) {
+                // The step will be skipped: its inputs are never used.
+                Ok(Value::Bool(false)) => return,
+                Ok(Value::Bool(true)) => {}
+                _ if !reads_only_params(t) => {}
+                Ok(other) => failed.push((
+                    located,
+                    format!(
+                        "its `if` condition gives {}, not true or false",
+                        crate::scheduler::json_kind(&other)
+                    ),
+                    Some(
+                        "compare it to get a bool, e.g. `${{ params.x == 'yes' }}`, or declare the \
+                         parameter `type: bool`"
+                            .into(),
+                    ),
+                    "if".into(),
+                )),
+                Err(e) => failed.push((
+                    located,
+                    format!("its `if` condition cannot be evaluated: {e}"),
+                    None,
+                    "if".into(),
+                )),
+            }
         }
         let spec = step.step_type.spec();
         let mut input = Outputs::new();
@@ -274,13 +302,28 @@ impl Checker<'_> {
                 unknown.insert(key.as_str(), u);
                 continue;
             }
-            match t.eval(&ctx) {
+            match t.eval_watched(&ctx, &watch) {
                 Ok(v) => {
                     input.insert(key.clone(), v);
                     evaluated.insert(key.as_str());
                 }
-                // The step fails with this error when it starts; nothing to add here.
-                Err(_) => {
+                Err(_) if !reads_only_params(t) => {
+                    unknown.insert(
+                        key.as_str(),
+                        Unknowns {
+                            at_run: true,
+                            ..Unknowns::default()
+                        },
+                    );
+                }
+                Err(e) => {
+                    failed.push((
+                        None,
+                        format!("`{key}` cannot be evaluated: {e}"),
+                        None,
+                        key.clone(),
+                    ));
+                    // Nothing more to check on it, nor on the rules that read it.
                     unknown.insert(
                         key.as_str(),
                         Unknowns {
@@ -290,6 +333,19 @@ impl Checker<'_> {
                     );
                 }
             }
+        }
+        drop(watch);
+        for (located, sentence, hint, key) in failed {
+            let located = located.unwrap_or_else(|| self.locate(i, &key, None));
+            self.findings.push(Finding {
+                located,
+                sentence,
+                hint,
+                step: step.id.clone(),
+                subject: key.clone(),
+                key,
+                bound: None,
+            });
         }
         for (key, u) in &unknown {
             // Only inputs with something to check: a declared type or constraint.
@@ -699,6 +755,15 @@ fn render(rb: &Runbook, params: &ResolvedParams, findings: Vec<Finding>) -> Vec<
     out
 }
 
+/// Whether a template reads nothing but parameters. Only its evaluation errors are refused before
+/// the run: what reads `env` or `run` (directly, or through an echoed output) fails when its step
+/// starts, with the run's own wording (an unset variable, a string `if:` from the environment).
+fn reads_only_params(t: &Template) -> bool {
+    t.exprs()
+        .iter()
+        .all(|e| e.refs.iter().all(|r| matches!(r, Ref::Param(_))))
+}
+
 /// The file, position, message prefix and location context of a group.
 fn place(
     rb: &Runbook,
@@ -1088,6 +1153,49 @@ mod tests {
             assert!(!text.contains("su-too-long"), "{text}");
             assert!(text.contains("(the value is not shown)"), "{text}");
         }
+    }
+
+    /// An `if:` or an input that reads only parameters and would fail when its step starts (an
+    /// ordering between a number and a string, known only from the parameters' values) is
+    /// refused before the run, located; a secret's error does not quote it.
+    #[test]
+    fn an_expression_that_would_fail_at_run_time_is_refused_before_the_run() {
+        let src = "runbook: r\nparams:\n  a: { type: any, default: 5 }\n  b: { type: any, default: '7' }\n  pw: { type: any, secret: true }\nsteps:\n  - id: s\n    uses: t.net\n    if: ${{ params.a < params.b }}\n    with: { cidr: 10.0.0.0/16 }\n  - id: t\n    uses: t.net\n    with: { cidr: \"${{ 'x' if params.a < params.b else 'y' }}\", name: \"${{ 'x' if params.pw < 3 else 'y' }}\" }\n  - id: u\n    uses: t.net\n    if: ${{ params.b }}\n    with: { cidr: 10.0.0.0/16 }\n";
+        let rb = compile(src);
+        let r = check(&rb, None, &[("pw", "sup3rs3cret")], CheckTime::Validate);
+        let found: Vec<(Pos, &str)> = r
+            .problems
+            .iter()
+            .map(|d| (d.pos, d.message.as_str()))
+            .collect();
+        assert_eq!(found.len(), 4, "{found:#?}");
+        assert!(found.contains(&(
+            Pos::new(7, 5),
+            "its `if` condition cannot be evaluated: `params.a < params.b`: `<` orders two numbers or two strings, but `params.a` is a number and `params.b` is a string; convert the string to a number first: `params.b | int` or `params.b | float` (in step `s`)"
+        )), "{found:#?}");
+        assert!(
+            found.contains(&(
+                Pos::new(14, 5),
+                "its `if` condition gives a string, not true or false (in step `u`)"
+            )),
+            "{found:#?}"
+        );
+        assert!(
+            found.iter().any(|(_, m)| m.starts_with(
+                "`cidr` cannot be evaluated: `'x' if params.a < params.b else 'y'`: `<` orders"
+            )),
+            "{found:#?}"
+        );
+        let secret = found
+            .iter()
+            .find(|(_, m)| m.contains("`name` cannot be evaluated"))
+            .unwrap();
+        assert!(
+            secret.1.contains("the details are not shown"),
+            "{}",
+            secret.1
+        );
+        assert!(!secret.1.contains("sup3rs3cret"), "{}", secret.1);
     }
 
     /// A rule's message quotes the values it compares: one that reads a secret names the rule.
