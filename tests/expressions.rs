@@ -182,7 +182,8 @@ steps:
 }
 
 /// `${{ 'x' ~ ('y' * 100000000) }}` built 100 MB, exited 0 and journaled it. The constant form
-/// is refused by the compiler (see `bad_input.rs`); here the size is known only at run time.
+/// is refused by the compiler (see `bad_input.rs`), one from parameters by the value check before
+/// the run (`values.rs`); here the size comes from the environment, read when the step starts.
 #[test]
 fn a_value_over_the_limit_fails_the_step_and_is_never_journaled() {
     let r = run(
@@ -190,14 +191,13 @@ fn a_value_over_the_limit_fails_the_step_and_is_never_journaled() {
 runbook: huge
 params:
   filler: { type: string, default: "y" }
-  times: { type: int, default: 100000000 }
 steps:
   - id: huge
     uses: core.log
-    with: { message: "${{ 'x' ~ (params.filler * params.times) }}" }
+    with: { message: "${{ 'x' ~ (params.filler * (env.HUGE_TIMES | int)) }}" }
   - { id: after, uses: core.log, needs: [huge], with: { message: never } }
 "#,
-        &[],
+        &[("HUGE_TIMES", "100000000")],
     );
     assert_eq!(r.out.status.code(), Some(1));
     let (kind, message) = r.error("huge");

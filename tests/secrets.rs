@@ -220,6 +220,57 @@ outputs:
     assert_eq!(json["outputs"]["region"], "eu-south-1");
 }
 
+/// A value that a step declaration refuses is quoted by the value check, unless it derives from
+/// a secret: a transformed secret parameter (under `validate` and at the start of `run`) or a
+/// credential variable (at the start of `run`) is refused without being shown.
+#[test]
+fn a_refused_value_derived_from_a_secret_is_not_quoted() {
+    let sb = sandbox(
+        "v.yaml",
+        r#"runbook: refused
+params:
+  pw: { type: string, secret: true }
+steps:
+  - id: a
+    uses: cloud.teardown
+    with: { env_suffix: "${{ params.pw | upper }}", regions: [us-east-1] }
+  - id: b
+    uses: cloud.teardown
+    with: { env_suffix: "${{ params.pw[0:2] }}-", regions: [us-east-1] }
+  - id: c
+    uses: cloud.teardown
+    with: { env_suffix: "${{ env.MY_API_TOKEN }}", regions: [us-east-1] }
+"#,
+    );
+    let mut printed = Vec::new();
+    for args in [
+        vec!["validate", "v.yaml", "-p", "pw=Hunter_Two"],
+        vec!["run", "v.yaml", "-p", "pw=Hunter_Two"],
+    ] {
+        let mut c = sb.cmd();
+        c.env("MY_API_TOKEN", "Abc_DEF").args(&args);
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        printed.push((args.join(" "), out));
+    }
+    let seen = Seen {
+        printed,
+        state: Vec::new(),
+    };
+    let validate = seen.stderr(0);
+    assert_eq!(validate.matches("is secret").count(), 1, "{validate}");
+    let run = seen.stderr(1);
+    assert_eq!(run.matches("is secret").count(), 2, "{run}");
+    seen.assert_absent(&[
+        "HUNTER_TWO",
+        "hunter-two",
+        "Hu-",
+        "`H`",
+        "Abc_DEF",
+        "abc-def",
+    ]);
+}
+
 /// A secret step output is secret downstream: the next step gets it in clear (it writes it to
 /// a file), what that step outputs is secret, and so is the runbook output.
 #[test]

@@ -872,6 +872,22 @@ fn decide(
             )));
         }
     }
+    // A rule's message quotes the values it compares; a secret one may be too short (or too
+    // transformed) for the scrubber to find.
+    for rule in &spec.rules {
+        if rule
+            .reads
+            .iter()
+            .any(|r| secret_inputs.iter().any(|n| n == r))
+            && let Some(values) = spec.rule_input(rule, &input)
+            && (rule.check)(&values).is_err()
+        {
+            return Decision::Fail(StepError::invalid_input(format!(
+                "secret values break the rule: {} (the values are not shown)",
+                rule.doc
+            )));
+        }
+    }
     // The same declaration the compiler and the value check use: constraints and rules on
     // values only known now.
     if let Err(e) = spec.check_input(&input) {
@@ -881,7 +897,7 @@ fn decide(
 }
 
 /// `a string`, `a number`, … for messages that must not show the value (it may be secret).
-fn json_kind(value: &Value) -> &'static str {
+pub(crate) fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "none",
         Value::Bool(_) => "a bool",

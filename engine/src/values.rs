@@ -27,6 +27,7 @@ use crate::constraint::{BoundKind, Violation};
 use crate::diag::{Diagnostic, Pos};
 use crate::expr::{Expr, Ref, Template};
 use crate::scope::Scope;
+use crate::secret_flow::SecretFlow;
 use crate::secrets::{REDACTED, Secrets};
 use crate::step::Outputs;
 
@@ -117,6 +118,7 @@ pub fn check_values(
         runbook,
         params,
         time,
+        flow: SecretFlow::of(runbook),
         known_outputs: HashMap::new(),
         findings: Vec::new(),
         report: ValueReport::default(),
@@ -187,6 +189,8 @@ struct Checker<'a> {
     runbook: &'a Runbook,
     params: &'a ResolvedParams,
     time: CheckTime<'a>,
+    /// Which inputs read a secret: their values are never quoted, whatever expression made them.
+    flow: SecretFlow,
     /// Outputs known before the run, per step index: echoed inputs.
     known_outputs: HashMap<usize, Outputs>,
     findings: Vec<Finding>,
@@ -247,13 +251,41 @@ impl Checker<'_> {
         let rb = self.runbook;
         let step = &rb.steps[i];
         let ctx = scope.context(0.0);
+        // Errors of expressions that read only what is known now: the step would fail with them
+        // when it starts, after earlier steps have done their work. Watched, so an expression
+        // that reads a secret says only what kind of error it was.
+        let derived = Secrets::default();
+        let watch = self.flow.watch(&derived);
+        let mut failed: Vec<(Option<Located>, String, Option<String>, String)> = Vec::new();
         if let Condition::If(t) = &step.condition
             && self.unknowns(t).known()
-            && let Ok(v) = t.eval(&ctx)
-            && v == serde_json::Value::Bool(false)
         {
-            // The step will be skipped: its inputs are never used.
-            return;
+            let located = Some(Located::Runbook(step.pos));
+            match t.eval_watched(&ctx, &watch) {
+                // The step will be skipped: its inputs are never used.
+                Ok(Value::Bool(false)) => return,
+                Ok(Value::Bool(true)) => {}
+                _ if !reads_only_params(t) => {}
+                Ok(other) => failed.push((
+                    located,
+                    format!(
+                        "its `if` condition gives {}, not true or false",
+                        crate::scheduler::json_kind(&other)
+                    ),
+                    Some(
+                        "compare it to get a bool, e.g. `${{ params.x == 'yes' }}`, or declare the \
+                         parameter `type: bool`"
+                            .into(),
+                    ),
+                    "if".into(),
+                )),
+                Err(e) => failed.push((
+                    located,
+                    format!("its `if` condition cannot be evaluated: {e}"),
+                    None,
+                    "if".into(),
+                )),
+            }
         }
         let spec = step.step_type.spec();
         let mut input = Outputs::new();
@@ -270,13 +302,28 @@ impl Checker<'_> {
                 unknown.insert(key.as_str(), u);
                 continue;
             }
-            match t.eval(&ctx) {
+            match t.eval_watched(&ctx, &watch) {
                 Ok(v) => {
                     input.insert(key.clone(), v);
                     evaluated.insert(key.as_str());
                 }
-                // The step fails with this error when it starts; nothing to add here.
-                Err(_) => {
+                Err(_) if !reads_only_params(t) => {
+                    unknown.insert(
+                        key.as_str(),
+                        Unknowns {
+                            at_run: true,
+                            ..Unknowns::default()
+                        },
+                    );
+                }
+                Err(e) => {
+                    failed.push((
+                        None,
+                        format!("`{key}` cannot be evaluated: {e}"),
+                        None,
+                        key.clone(),
+                    ));
+                    // Nothing more to check on it, nor on the rules that read it.
                     unknown.insert(
                         key.as_str(),
                         Unknowns {
@@ -286,6 +333,19 @@ impl Checker<'_> {
                     );
                 }
             }
+        }
+        drop(watch);
+        for (located, sentence, hint, key) in failed {
+            let located = located.unwrap_or_else(|| self.locate(i, &key, None));
+            self.findings.push(Finding {
+                located,
+                sentence,
+                hint,
+                step: step.id.clone(),
+                subject: key.clone(),
+                key,
+                bound: None,
+            });
         }
         for (key, u) in &unknown {
             // Only inputs with something to check: a declared type or constraint.
@@ -328,6 +388,32 @@ impl Checker<'_> {
                 continue;
             };
             self.report.checked += 1;
+            if self.flow.secret_inputs(i).iter().any(|n| n == key)
+                && (!p.ty.accepts(v) || p.check(v).is_err())
+            {
+                // A value derived from a secret (`params.pw | upper`, a credential in `env`) is
+                // not in the scrubber's list, and a violation or hint would quote it.
+                if !p.ty.accepts(v) {
+                    bad_type.insert(key);
+                }
+                let docs = p.constraint_docs();
+                let hint = if docs.is_empty() {
+                    type_hint(p.ty)
+                } else {
+                    format!("allowed: {}", docs.join("; "))
+                };
+                let mut violation = Violation::new(format!(
+                    "is secret, and its value is not {} {} its declaration allows (the value is \
+                     not shown)",
+                    crate::compile::article(p.ty),
+                    p.ty
+                ));
+                if !hint.is_empty() {
+                    violation = violation.hint(hint);
+                }
+                self.violation(i, key, violation);
+                continue;
+            }
             if !p.ty.accepts(v) {
                 bad_type.insert(key);
                 let mut violation = Violation::new(format!(
@@ -382,10 +468,22 @@ impl Checker<'_> {
                     .or_else(|| rule.reads.first().copied())
                     .unwrap_or_default();
                 let located = self.locate(i, field, None);
+                let secret = self.flow.secret_inputs(i);
+                let (sentence, hint) = if rule.reads.iter().any(|r| secret.iter().any(|n| n == r)) {
+                    (
+                        format!(
+                            "secret values break the rule: {} (the values are not shown)",
+                            rule.doc
+                        ),
+                        None,
+                    )
+                } else {
+                    (v.message.clone(), v.hint.clone())
+                };
                 self.findings.push(Finding {
                     located,
-                    sentence: v.message.clone(),
-                    hint: v.hint.clone(),
+                    sentence,
+                    hint,
                     step: step.id.clone(),
                     key: field.to_string(),
                     subject: field.to_string(),
@@ -655,6 +753,15 @@ fn render(rb: &Runbook, params: &ResolvedParams, findings: Vec<Finding>) -> Vec<
         out.push(d);
     }
     out
+}
+
+/// Whether a template reads nothing but parameters. Only its evaluation errors are refused before
+/// the run: what reads `env` or `run` (directly, or through an echoed output) fails when its step
+/// starts, with the run's own wording (an unset variable, a string `if:` from the environment).
+fn reads_only_params(t: &Template) -> bool {
+    t.exprs()
+        .iter()
+        .all(|e| e.refs.iter().all(|r| matches!(r, Ref::Param(_))))
 }
 
 /// The file, position, message prefix and location context of a group.
@@ -1015,7 +1122,11 @@ mod tests {
         let r = check(&rb, Some("c: Sup3rS3cret\n"), &[], CheckTime::Validate);
         let d = one(&r);
         assert!(!d.message.contains("Sup3rS3cret"), "{}", d.message);
-        assert!(d.message.contains("`***`"), "{}", d.message);
+        assert!(
+            d.message.contains("(the value is not shown)"),
+            "{}",
+            d.message
+        );
         assert!(
             d.conceal_source,
             "the parameter file's line is not quoted back"
@@ -1026,6 +1137,82 @@ mod tests {
             "{}",
             one(&r).message
         );
+    }
+
+    /// A value transformed from a secret is not in the scrubber's list (and may be too short
+    /// for it): the value check names the input and what it allows, never the value.
+    #[test]
+    fn a_value_derived_from_a_secret_is_never_shown() {
+        let src = "runbook: r\nparams:\n  c: { type: string, secret: true }\nsteps:\n  - id: a\n    uses: t.net\n    with: { cidr: '${{ params.c | upper }}', name: '${{ params.c[0:2] }}-too-long' }\n";
+        let rb = compile(src);
+        let r = check(&rb, None, &[("c", "sup3rs3cret")], CheckTime::Validate);
+        assert_eq!(r.problems.len(), 2, "{:#?}", r.problems);
+        for d in &r.problems {
+            let text = format!("{} {:?}", d.message, d.hint);
+            assert!(!text.contains("SUP3RS3CRET"), "{text}");
+            assert!(!text.contains("su-too-long"), "{text}");
+            assert!(text.contains("(the value is not shown)"), "{text}");
+        }
+    }
+
+    /// An `if:` or an input that reads only parameters and would fail when its step starts (an
+    /// ordering between a number and a string, known only from the parameters' values) is
+    /// refused before the run, located; a secret's error does not quote it.
+    #[test]
+    fn an_expression_that_would_fail_at_run_time_is_refused_before_the_run() {
+        let src = "runbook: r\nparams:\n  a: { type: any, default: 5 }\n  b: { type: any, default: '7' }\n  pw: { type: any, secret: true }\nsteps:\n  - id: s\n    uses: t.net\n    if: ${{ params.a < params.b }}\n    with: { cidr: 10.0.0.0/16 }\n  - id: t\n    uses: t.net\n    with: { cidr: \"${{ 'x' if params.a < params.b else 'y' }}\", name: \"${{ 'x' if params.pw < 3 else 'y' }}\" }\n  - id: u\n    uses: t.net\n    if: ${{ params.b }}\n    with: { cidr: 10.0.0.0/16 }\n";
+        let rb = compile(src);
+        let r = check(&rb, None, &[("pw", "sup3rs3cret")], CheckTime::Validate);
+        let found: Vec<(Pos, &str)> = r
+            .problems
+            .iter()
+            .map(|d| (d.pos, d.message.as_str()))
+            .collect();
+        assert_eq!(found.len(), 4, "{found:#?}");
+        assert!(found.contains(&(
+            Pos::new(7, 5),
+            "its `if` condition cannot be evaluated: `params.a < params.b`: `<` orders two numbers or two strings, but `params.a` is a number and `params.b` is a string; convert the string to a number first: `params.b | int` or `params.b | float` (in step `s`)"
+        )), "{found:#?}");
+        assert!(
+            found.contains(&(
+                Pos::new(14, 5),
+                "its `if` condition gives a string, not true or false (in step `u`)"
+            )),
+            "{found:#?}"
+        );
+        assert!(
+            found.iter().any(|(_, m)| m.starts_with(
+                "`cidr` cannot be evaluated: `'x' if params.a < params.b else 'y'`: `<` orders"
+            )),
+            "{found:#?}"
+        );
+        let secret = found
+            .iter()
+            .find(|(_, m)| m.contains("`name` cannot be evaluated"))
+            .unwrap();
+        assert!(
+            secret.1.contains("the details are not shown"),
+            "{}",
+            secret.1
+        );
+        assert!(!secret.1.contains("sup3rs3cret"), "{}", secret.1);
+    }
+
+    /// A rule's message quotes the values it compares: one that reads a secret names the rule.
+    #[test]
+    fn a_rule_over_a_secret_does_not_quote_it() {
+        let src = PAIR.replace(
+            "q: { type: string, default: 10.1.0.0/16 }",
+            "q: { type: string, secret: true }",
+        );
+        let rb = compile(&src);
+        let r = check(&rb, None, &[("q", "10.0.128.0/17")], CheckTime::Validate);
+        let d = one(&r);
+        assert_eq!(
+            d.message,
+            "`-p q=***`: secret values break the rule: They do not overlap. (the values are not shown) (used as `b` by step `peer`)"
+        );
+        assert_eq!(d.hint, None);
     }
 
     #[test]

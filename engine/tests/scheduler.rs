@@ -115,7 +115,11 @@ fn harness() -> Harness {
             .optional("m", ValueType::Int, json!(0), "at most n")
             .rule("m is at most n.", &["n", "m"], |i| {
                 if i["m"].as_i64() > i["n"].as_i64() {
-                    Err(drflow_engine::RuleViolation::at("m", "m is more than n"))
+                    // Quotes the values, as real rules do (two CIDRs that overlap).
+                    Err(drflow_engine::RuleViolation::at(
+                        "m",
+                        format!("m ({}) is more than n ({})", i["m"], i["n"]),
+                    ))
                 } else {
                     Ok(())
                 }
@@ -885,6 +889,42 @@ steps:
     assert_eq!(status(&report, "flaky"), StepStatus::Interrupted);
 }
 
+/// A rule's message quotes the values it compares; when one of them derives from a secret
+/// (here a one-digit length, too short for the scrubber), the refusal names the rule only.
+#[tokio::test(start_paused = true)]
+async fn a_rule_broken_by_a_secret_value_at_run_time_does_not_quote_it() {
+    let h = harness();
+    let rb = compile_ok(
+        &h,
+        r#"
+runbook: t
+params:
+  pw: { type: string, secret: true }
+steps:
+  - { id: src, uses: test.probe, with: { value: "${{ params.pw | length }}" } }
+  - { id: ruled, uses: test.bounded, needs: [src], with: { n: 5, m: "${{ steps.src.outputs.value }}" } }
+"#,
+    );
+    let mut rec = Recorder::default();
+    let (_tx, rx) = watch::channel(Stop::No);
+    let mut params = Outputs::new();
+    params.insert("pw".into(), json!("hunter2x"));
+    let report = drflow_engine::run(&rb, &params, RunOptions::new("r"), &mut rec, rx)
+        .await
+        .unwrap();
+    let err = report
+        .steps
+        .iter()
+        .find(|s| s.id == "ruled")
+        .and_then(|s| s.error.clone())
+        .unwrap();
+    assert_eq!(err.kind, "invalid_input");
+    assert_eq!(
+        err.message,
+        "secret values break the rule: m is at most n. (the values are not shown)"
+    );
+}
+
 /// A value known only at run time (another step's output) is checked by the same declaration
 /// when its step starts: refused as `invalid_input` before the step runs.
 #[tokio::test(start_paused = true)]
@@ -916,7 +956,10 @@ steps:
     );
     assert_eq!(
         error("ruled"),
-        Some(("invalid_input".to_string(), "m is more than n".to_string()))
+        Some((
+            "invalid_input".to_string(),
+            "m (100) is more than n (5)".to_string()
+        ))
     );
     assert_eq!(status(&report, "fine"), StepStatus::Succeeded);
     let log = h.log.lock().unwrap();
