@@ -23,6 +23,9 @@ pub struct Outcome {
     pub failed: Vec<(String, String)>,
     /// For a rollback: the steps it undid, in order.
     pub undone: Vec<String>,
+    /// Steps whose outputs are secret (an input derives from a secret), so what they would
+    /// change cannot be shown.
+    pub hidden: Vec<String>,
     /// Whether the run (or rollback) would not finish: a step failed for good (one with
     /// `continue_on_error` is listed in `failed` but does not stop the run).
     pub would_fail: bool,
@@ -35,23 +38,28 @@ pub fn plan_run(global: &Global, rb: &mut Runbook, params: &Outputs) -> Result<O
     let real = bind(rb, &scratch);
     let (_tx, stop) = watch::channel(Stop::No);
     let mut sink = Recorder::default();
-    let report = quietly(drflow_engine::run(
-        rb,
-        params,
-        RunOptions::new("plan"),
-        &mut sink,
-        stop,
-    ));
+    // The run adds every value derived from a secret to this set as it evaluates it, so the
+    // plan is scrubbed of transformed secrets too, not only of the parameters as given.
+    let secrets = run_secrets(rb, params);
+    let mut options = RunOptions::new("plan");
+    options.secrets = secrets.clone();
+    let report = quietly(drflow_engine::run(rb, params, options, &mut sink, stop));
     unbind(rb, real);
     let report = report?;
     let mut outcome = Outcome {
         plan: Plan::default(),
         failed: Vec::new(),
         undone: Vec::new(),
+        hidden: Vec::new(),
         would_fail: report.status != RunStatus::Succeeded,
     };
     for step in &report.steps {
         if let Some(o) = &step.outputs {
+            if o.get("changes")
+                .is_some_and(|c| c == drflow_engine::REDACTED)
+            {
+                outcome.hidden.push(step.id.clone());
+            }
             outcome.plan.add_step_outputs(o);
         }
         if let Some(e) = &step.error {
@@ -63,7 +71,7 @@ pub fn plan_run(global: &Global, rb: &mut Runbook, params: &Outputs) -> Result<O
             .failed
             .extend(report.errors.iter().map(|e| (String::new(), e.clone())));
     }
-    scrub(&mut outcome, rb, params);
+    scrub(&mut outcome, &secrets);
     Ok(outcome)
 }
 
@@ -86,6 +94,7 @@ pub fn plan_rollback(
         plan: Plan::default(),
         failed: Vec::new(),
         undone: report.undone.clone(),
+        hidden: Vec::new(),
         would_fail: report.status != RunStatus::RolledBack,
     };
     outcome
@@ -94,7 +103,7 @@ pub fn plan_rollback(
     if let Some((step, e)) = &report.failed {
         outcome.failed.push((step.clone(), e.to_string()));
     }
-    scrub(&mut outcome, rb, params);
+    scrub(&mut outcome, &run_secrets(rb, params));
     Ok(outcome)
 }
 
@@ -144,15 +153,19 @@ fn quietly<T, E: std::fmt::Display>(
     .map_err(|e| failure(format!("error: the plan could not be made: {e}")))
 }
 
-/// Secret parameters never show, not even inside a drifted value.
-fn scrub(outcome: &mut Outcome, rb: &Runbook, params: &Outputs) {
+/// The secret parameters' values, the set a run adds derived secrets to.
+fn run_secrets(rb: &Runbook, params: &Outputs) -> Secrets {
     let names: Vec<&str> = rb
         .params
         .iter()
         .filter(|p| p.secret)
         .map(|p| p.name.as_str())
         .collect();
-    let secrets = Secrets::from_params(params, &names);
+    Secrets::from_params(params, &names)
+}
+
+/// Secrets never show, not even inside a drifted value.
+fn scrub(outcome: &mut Outcome, secrets: &Secrets) {
     if secrets.is_empty() {
         return;
     }
@@ -170,8 +183,13 @@ fn scrub(outcome: &mut Outcome, rb: &Runbook, params: &Outputs) {
 /// The plan as text: one line per resource, the failures, a count line.
 pub fn text(outcome: &Outcome) -> String {
     let mut s = String::new();
-    if outcome.plan.is_empty() && outcome.failed.is_empty() {
+    if outcome.plan.is_empty() && outcome.failed.is_empty() && outcome.hidden.is_empty() {
         s.push_str("No changes: the world already matches the runbook.\n");
+    }
+    for step in &outcome.hidden {
+        s.push_str(&format!(
+            "? step `{step}`: its changes are not shown, because its inputs derive from a secret\n"
+        ));
     }
     for c in &outcome.plan.changes {
         s.push_str(&format!("{c}\n"));
@@ -226,6 +244,7 @@ pub fn cmd_plan(
                     "change": change,
                     "delete": delete,
                     "changes": outcome.plan.changes,
+                    "hidden": outcome.hidden,
                     "failed": outcome.failed.iter().map(|(step, error)| json!({"step": step, "error": error})).collect::<Vec<_>>(),
                 }
             })

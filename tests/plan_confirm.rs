@@ -411,3 +411,30 @@ fn a_plan_for_eu_next_to_prod_eu_sees_only_eu() {
     );
     assert_eq!(files(state), before, "world and journal untouched");
 }
+
+/// A plan never shows a value derived from a secret (a resource named from `params.pw | lower`),
+/// and says which steps' changes it cannot show rather than claiming there are none.
+#[test]
+fn a_plan_never_shows_a_value_derived_from_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let file = dir.path().join("secret_suffix.yaml");
+    std::fs::write(
+        &file,
+        "runbook: secret-suffix\nparams:\n  pw: { type: string, secret: true }\nsteps:\n  - id: vpc\n    uses: network.vpc\n    with:\n      env_suffix: ${{ params.pw | lower }}\n      region: us-east-1\n      role: primary\n",
+    )
+    .unwrap();
+    let file = file.display().to_string();
+    let out = run(&state, &["run", &file, "--plan", "-p", "pw=Hunter-two"]);
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("Plan:"), "{all}");
+    assert!(!all.to_lowercase().contains("hunter"), "{all}");
+    assert!(
+        all.contains(
+            "? step `vpc`: its changes are not shown, because its inputs derive from a secret"
+        ),
+        "{all}"
+    );
+    assert!(!all.contains("No changes"), "{all}");
+}
