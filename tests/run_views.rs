@@ -319,7 +319,8 @@ fn mask(text: &str, state: &Path) -> String {
                 .unwrap_or(chars.len());
             let word: String = chars[i..end].iter().collect();
             let generated = word.len() >= 4 || out.ends_with("awsdns-");
-            if generated && word.chars().any(|c| c.is_ascii_digit()) {
+            // A run id ends in 4 random hex digits, which may all be letters (`-dccb`).
+            if generated && (word.chars().any(|c| c.is_ascii_digit()) || out.ends_with("<id>-")) {
                 out.push_str("<id>");
             } else {
                 out.push_str(&word);
