@@ -299,9 +299,8 @@ pub fn redacted(runbook: &Runbook, params: &Outputs) -> Value {
 mod tests {
     use super::*;
 
-    fn runbook() -> Runbook {
-        let src = "runbook: r\nparams:\n  flag: { type: bool, default: false }\nsteps:\n  - { id: a, uses: t.x }\n";
-        let mut reg = crate::Registry::new();
+    /// A registry with one no-op step type, `t.x`.
+    fn registry() -> crate::Registry {
         struct X(crate::StepSpec);
         impl crate::StepType for X {
             fn spec(&self) -> &crate::StepSpec {
@@ -315,8 +314,14 @@ mod tests {
                 Box::pin(async { Ok(Outputs::new()) })
             }
         }
+        let mut reg = crate::Registry::new();
         reg.register(std::sync::Arc::new(X(crate::StepSpec::new("t.x", ""))));
-        crate::compile("rb.yaml", src, &reg).unwrap()
+        reg
+    }
+
+    fn runbook() -> Runbook {
+        let src = "runbook: r\nparams:\n  flag: { type: bool, default: false }\nsteps:\n  - { id: a, uses: t.x }\n";
+        crate::compile("rb.yaml", src, &registry()).unwrap()
     }
 
     /// The same spellings of a boolean on every route: `-p`, a parameter file, a default.
@@ -376,23 +381,8 @@ mod tests {
     /// one that may be in a parameter file that could not be read.
     #[test]
     fn a_refused_required_value_is_not_also_reported_missing() {
-        let src = "runbook: r\nparams:\n  n: { type: int }\nsteps:\n  - { id: a, uses: core.x }\n";
-        let mut reg = crate::Registry::new();
-        struct X(crate::StepSpec);
-        impl crate::StepType for X {
-            fn spec(&self) -> &crate::StepSpec {
-                &self.0
-            }
-            fn run<'a>(
-                &'a self,
-                _: &'a crate::StepContext,
-                _: &'a Outputs,
-            ) -> crate::StepFuture<'a> {
-                Box::pin(async { Ok(Outputs::new()) })
-            }
-        }
-        reg.register(std::sync::Arc::new(X(crate::StepSpec::new("core.x", ""))));
-        let rb = crate::compile("rb.yaml", src, &reg).unwrap();
+        let src = "runbook: r\nparams:\n  n: { type: int }\nsteps:\n  - { id: a, uses: t.x }\n";
+        let rb = crate::compile("rb.yaml", src, &registry()).unwrap();
         let flag = resolve(&rb, None, &[("n".into(), "abc".into())]).unwrap_err();
         let file = resolve(&rb, Some(("p.yaml", "n: abc\n")), &[]).unwrap_err();
         let broken = resolve(&rb, Some(("p.yaml", "n: [1\n")), &[]).unwrap_err();
