@@ -172,23 +172,7 @@ fn us_per_step(d: Duration, n: usize) -> f64 {
 }
 
 fn main() {
-    let quick = !std::env::args().any(|a| a == "--bench");
-    let sizes: Vec<usize> = if quick {
-        vec![200]
-    } else {
-        std::env::var("DRFLOW_BENCH_SIZES")
-            .ok()
-            .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-            .unwrap_or_else(|| vec![10_000])
-    };
-    let repeat: usize = if quick {
-        1
-    } else {
-        std::env::var("DRFLOW_BENCH_REPEAT")
-            .ok()
-            .and_then(|r| r.parse().ok())
-            .unwrap_or(5)
-    };
+    let (sizes, repeat) = common::sizes_and_repeat(5);
     let shapes: Vec<String> = std::env::var("DRFLOW_BENCH_SHAPES")
         .ok()
         .map(|s| s.split(',').map(|x| x.trim().to_owned()).collect())

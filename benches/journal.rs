@@ -87,23 +87,7 @@ fn measure(shape: &str, n: usize, mode: Mode, repeat: usize, dir: &std::path::Pa
 }
 
 fn main() {
-    let quick = !std::env::args().any(|a| a == "--bench");
-    let sizes: Vec<usize> = if quick {
-        vec![200]
-    } else {
-        std::env::var("DRFLOW_BENCH_SIZES")
-            .ok()
-            .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-            .unwrap_or_else(|| vec![10_000])
-    };
-    let repeat: usize = if quick {
-        1
-    } else {
-        std::env::var("DRFLOW_BENCH_REPEAT")
-            .ok()
-            .and_then(|r| r.parse().ok())
-            .unwrap_or(3)
-    };
+    let (sizes, repeat) = common::sizes_and_repeat(3);
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("journal-bench");
     std::fs::create_dir_all(&dir).expect("bench dir");
     println!(

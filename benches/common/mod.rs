@@ -45,3 +45,21 @@ impl RunSink for Discard {
         Ok(())
     }
 }
+
+/// How big and how often: 200 steps once under `cargo test` (no `--bench`), otherwise
+/// `DRFLOW_BENCH_SIZES` (default 10000) and `DRFLOW_BENCH_REPEAT` (default `default_repeat`).
+pub fn sizes_and_repeat(default_repeat: usize) -> (Vec<usize>, usize) {
+    let quick = !std::env::args().any(|a| a == "--bench");
+    if quick {
+        return (vec![200], 1);
+    }
+    let sizes = std::env::var("DRFLOW_BENCH_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![10_000]);
+    let repeat = std::env::var("DRFLOW_BENCH_REPEAT")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(default_repeat);
+    (sizes, repeat)
+}
