@@ -146,7 +146,7 @@ fn a_run_that_loses_its_lock_stops_and_says_so() {
     sb.write("locked.yaml", LOCKED);
     let hold = sb.path("hold");
     std::fs::write(&hold, "").unwrap();
-    let child = sb.spawn(
+    let mut child = sb.spawn(
         &[
             "run".into(),
             "locked.yaml".into(),
@@ -170,13 +170,36 @@ fn a_run_that_loses_its_lock_stops_and_says_so() {
             .unwrap();
         assert_eq!(n, 1);
     }
-    // The heartbeat (every 50 ms) notices within a few beats; give it ample time.
-    std::thread::sleep(Duration::from_secs(1));
+    // The heartbeat (every 50 ms) notices within a few beats: wait until the run says so,
+    // reading its stderr as it is written, then let the held step finish.
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let stderr = std::sync::Arc::clone(&stderr);
+        let mut pipe = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut pipe, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                stderr
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    wait_for("the run to notice it lost its lock", || {
+        stderr
+            .lock()
+            .unwrap()
+            .contains("LOST the lock `failover-prod`")
+    });
     std::fs::remove_file(&hold).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let err = text(&out.stderr);
-    assert!(err.contains("LOST the lock `failover-prod`"), "{err}");
-    assert_ne!(out.status.code(), Some(0), "{err}");
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    let err = stderr.lock().unwrap().clone();
+    assert_ne!(status.code(), Some(0), "{err}");
     assert_eq!(
         sb.count("after"),
         0,
