@@ -155,13 +155,7 @@ fn quietly<T, E: std::fmt::Display>(
 
 /// The secret parameters' values, the set a run adds derived secrets to.
 fn run_secrets(rb: &Runbook, params: &Outputs) -> Secrets {
-    let names: Vec<&str> = rb
-        .params
-        .iter()
-        .filter(|p| p.secret)
-        .map(|p| p.name.as_str())
-        .collect();
-    Secrets::from_params(params, &names)
+    Secrets::from_params(params, &rb.secret_params())
 }
 
 /// Secrets never show, not even inside a drifted value.

@@ -213,6 +213,17 @@ pub struct Runbook {
     pub dag: Dag,
 }
 
+impl Runbook {
+    /// The names of the parameters declared `secret: true`, in declaration order.
+    pub fn secret_params(&self) -> Vec<&str> {
+        self.params
+            .iter()
+            .filter(|p| p.secret)
+            .map(|p| p.name.as_str())
+            .collect()
+    }
+}
+
 /// SHA-256 of a runbook's text, hex.
 pub fn content_hash(source: &str) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";

@@ -114,10 +114,9 @@ impl SecretFlow {
     pub fn of(runbook: &Runbook) -> SecretFlow {
         let mut flow = SecretFlow {
             params: runbook
-                .params
-                .iter()
-                .filter(|p| p.secret)
-                .map(|p| p.name.clone())
+                .secret_params()
+                .into_iter()
+                .map(str::to_owned)
                 .collect(),
             index: runbook.index.clone(),
             steps: vec![StepSecrets::default(); runbook.steps.len()],

@@ -710,12 +710,7 @@ fn render(rb: &Runbook, params: &ResolvedParams, findings: Vec<Finding>) -> Vec<
             keep[a] = false;
         }
     }
-    let secret_names: Vec<&str> = rb
-        .params
-        .iter()
-        .filter(|p| p.secret)
-        .map(|p| p.name.as_str())
-        .collect();
+    let secret_names = rb.secret_params();
     let secrets = Secrets::from_params(&params.values, &secret_names);
     let secret_values: Vec<String> = secret_names
         .iter()

@@ -87,11 +87,7 @@ pub(super) fn lock_failure(e: LockError) -> Failure {
 }
 
 pub(super) fn secret_names(rb: &Runbook) -> Vec<&str> {
-    rb.params
-        .iter()
-        .filter(|p| p.secret)
-        .map(|p| p.name.as_str())
-        .collect()
+    rb.secret_params()
 }
 
 /// The lease key of a runbook's `lock:` and of a run itself.
