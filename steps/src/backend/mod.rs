@@ -6,6 +6,7 @@
 //! maps each `(kind, verb)` to one or a few SDK calls, so it stays a thin translation.
 
 mod error;
+mod failover;
 mod kind;
 
 use std::collections::BTreeMap;
@@ -17,6 +18,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use error::{CloudError, ErrorKind};
+pub use failover::{
+    AlarmState, AlarmStateValue, ChangeInfo, ChangeStatus, Datapoint, DnsAnswer, FailoverApi,
+    GlobalClusterMember, GlobalClusterStatus, GroupCapacity, HealthCheckStatus, MetricQuery,
+    ProbeResult, RecordSet, TargetHealth, not_found,
+};
 pub use kind::{GLOBAL, IdStyle, Kind, NameRule, Replacement};
 
 /// Resource tags, sorted so that comparisons and the world file are stable.
