@@ -26,6 +26,7 @@
 //!
 //! The engine knows nothing about AWS: step types come from the `drflow-steps` crate.
 
+mod clock;
 mod compile;
 mod constraint;
 mod dag;
@@ -50,6 +51,7 @@ mod step;
 mod values;
 mod yaml;
 
+pub use clock::{Clock, SharedClock, Sleep, VirtualClock, WallClock};
 pub use compile::{
     BOOL_HINT, Condition, OnFailure, ParamDecl, RetryPolicy, Runbook, Site, Step, compile,
     content_hash,
