@@ -128,6 +128,7 @@ pub fn state_dir_from_env() -> PathBuf {
 /// sim's world or look for credentials.
 pub struct LazyBackend {
     config: CloudConfig,
+    clock: Option<drflow_engine::SharedClock>,
     backend: OnceLock<Result<Arc<dyn CloudBackend>, CloudError>>,
 }
 
@@ -145,7 +146,25 @@ impl LazyBackend {
     pub fn new(config: CloudConfig) -> LazyBackend {
         LazyBackend {
             config,
+            clock: None,
             backend: OnceLock::new(),
+        }
+    }
+
+    /// The same, on the run's clock: the sim's time is then the run's virtual time. Without a
+    /// clock the sim's time stands where the world was saved (what `drflow sim` commands use).
+    pub fn with_clock(mut self, clock: drflow_engine::SharedClock) -> LazyBackend {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Saves what the backend holds in memory, if anything (the sim's world). The runner calls
+    /// it before each journal commit and at the end of a command, so the journal never records
+    /// a step whose effects are not saved. A backend never opened has nothing to save.
+    pub fn checkpoint(&self) -> Result<(), CloudError> {
+        match self.backend.get() {
+            Some(Ok(b)) => b.checkpoint(),
+            _ => Ok(()),
         }
     }
 
@@ -164,7 +183,7 @@ impl LazyBackend {
     /// The backend, opening it if this is the first call.
     pub fn get(&self) -> Result<Arc<dyn CloudBackend>, CloudError> {
         self.backend
-            .get_or_init(|| open(&self.config))
+            .get_or_init(|| open(&self.config, self.clock.clone()))
             .as_ref()
             .map(Arc::clone)
             .map_err(Clone::clone)
@@ -181,11 +200,18 @@ pub fn unavailable(target: Target) -> Option<&'static str> {
     }
 }
 
-fn open(config: &CloudConfig) -> Result<Arc<dyn CloudBackend>, CloudError> {
+fn open(
+    config: &CloudConfig,
+    clock: Option<drflow_engine::SharedClock>,
+) -> Result<Arc<dyn CloudBackend>, CloudError> {
     if let Some(why) = unavailable(config.target) {
         return Err(CloudError::new(ErrorKind::NotBuilt, why));
     }
-    Ok(Arc::new(SimBackend::open(&config.state_dir)))
+    let sim = SimBackend::open(&config.state_dir);
+    Ok(Arc::new(match clock {
+        Some(clock) => sim.with_clock(clock),
+        None => sim,
+    }))
 }
 
 #[cfg(test)]

@@ -169,4 +169,10 @@ pub trait CloudBackend: Send + Sync {
 
     /// The backend's clock in milliseconds since the Unix epoch (virtual in the sim).
     fn now_ms<'a>(&'a self) -> CloudFuture<'a, u64>;
+
+    /// Saves what the backend keeps in memory (the sim's world); nothing to do for a real
+    /// cloud. Called before each journal commit and at the end of a command.
+    fn checkpoint(&self) -> Result<(), CloudError> {
+        Ok(())
+    }
 }

@@ -78,6 +78,8 @@ pub struct SimBackend {
     /// Never reads or writes a file: the world lives and dies in `cache`.
     scratch: bool,
     cache: Mutex<Option<Cached>>,
+    /// The run's clock, when the sim runs inside a run (see [`SimBackend::with_clock`]).
+    clock: Option<drflow_engine::SharedClock>,
 }
 
 impl std::fmt::Debug for SimBackend {
@@ -154,7 +156,14 @@ impl SimBackend {
             dir: state_dir.join("sim"),
             scratch: false,
             cache: Mutex::new(None),
+            clock: None,
         }
+    }
+
+    /// The same sim on a run's clock: its time is the run's virtual time.
+    pub fn with_clock(mut self, clock: drflow_engine::SharedClock) -> SimBackend {
+        self.clock = Some(clock);
+        self
     }
 
     /// A sim that acts on `world` in memory and never touches a file: what a plan runs on.
@@ -163,6 +172,7 @@ impl SimBackend {
             dir: PathBuf::new(),
             scratch: true,
             cache: Mutex::new(Some(Cached { world, stamp: None })),
+            clock: None,
         }
     }
 
