@@ -1,6 +1,6 @@
-//! Durable runs on the command line: the journal and locks of `drflow run` ([`Durable`]), and
-//! the commands `resume`, `rollback` ([here](self)), `runs` ([`runs`]), `show` ([`show`]) and
-//! `outputs` ([`outputs`]). See docs/journal.md.
+//! Durable runs on the command line: the runner's options, errors and notices for `drflow run`
+//! ([`durable`]), and the commands `resume`, `rollback` ([here](self)), `runs` ([`runs`]),
+//! `show` ([`show`]) and `outputs` ([`outputs`]). See docs/journal.md.
 
 mod durable;
 mod environment;
@@ -13,25 +13,22 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use drflow_engine::{
-    JOURNAL_FILE, Journal, Lease, Outputs, Prior, ResumePoint, RunOptions, RunState, RunStatus,
-    Runbook, Secrets, Stop, resolve_params,
-};
-use serde_json::{Value, json};
+use drflow_engine::runner::{LoadRequest, Loaded, LoadedRun, NothingToDo, Purpose};
+use drflow_engine::{JOURNAL_FILE, Journal, RunOptions, RunStatus, Runbook, Stop};
+use serde_json::json;
 use tokio::sync::watch;
 
-pub use durable::{Durable, DurableArgs, LockArgs, scrubbed_stderr};
+pub use durable::{DurableArgs, LockArgs, scrubbed_stderr};
+pub(crate) use durable::{print_rollback, runner, runner_failure, runtime, set_log_secrets};
 pub use outputs::{OutputsArgs, cmd_outputs};
 pub use runs::{RunsArgs, cmd_runs};
 pub use show::{ShowArgs, cmd_show};
 
-use durable::{
-    PauseHook, Sinks, journal_failure, secret_names, set_log_secrets, take_leases, take_run_lease,
-};
+use durable::journal_failure;
 
 use crate::{
     EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Failure, Global, OutputFormat, parse_flags, progress,
-    read, registry, report,
+    read, report,
 };
 
 /// `drflow resume`.
@@ -88,14 +85,8 @@ pub struct RollbackArgs {
     yes: bool,
 }
 
-/// Opens the journal of the state dir for a command that only reads or continues runs: a
-/// missing journal is an error, not created.
-pub(super) fn open_existing(global: &Global) -> Result<Journal, Failure> {
-    let path = existing_journal(global)?;
-    Journal::open(&path).map_err(journal_failure)
-}
-
-/// Like [`open_existing`], to read only (`show`, `outputs`): works in a read-only state dir.
+/// Opens the journal of the state dir to read it only (`show`, `outputs`): works in a read-only
+/// state dir; a missing journal is an error, not created.
 pub(super) fn open_existing_read_only(global: &Global) -> Result<Journal, Failure> {
     let path = existing_journal(global)?;
     Journal::open_read_only(&path).map_err(journal_failure)
@@ -113,280 +104,62 @@ fn existing_journal(global: &Global) -> Result<PathBuf, Failure> {
     Ok(path)
 }
 
-/// A journaled run, loaded back with its runbook and parameters.
-struct Loaded {
-    journal: Journal,
-    /// The lease on the run itself, taken before its journal was read.
-    run_lease: Lease,
-    state: RunState,
-    rb: Runbook,
-    params: Outputs,
-}
-
-/// What `load_run` loads a run for.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Purpose {
-    Resume,
-    Rollback,
-}
-
-/// Loads a run for `resume` or `rollback`: takes the run's own lease, replays its journal, says
-/// when there is nothing to do (`Ok(None)`, exit 0) or the run cannot be continued that way,
-/// recompiles its runbook (refusing a changed file unless `force`), and rebuilds its parameters
-/// (secrets from `-p`).
-///
-/// The lease comes first: another `resume` of the same run that finished in between would
-/// otherwise leave this one continuing from a state it no longer is in.
+/// Loads a run for `resume` or `rollback` through the runner (see
+/// [`drflow_engine::runner::Runner::load`]), on `runtime`. `Ok(None)` when there is nothing to
+/// do (said on stderr; exit 0).
+#[allow(clippy::too_many_arguments)]
 fn load_run(
     global: &Global,
+    runtime: &tokio::runtime::Runtime,
     purpose: Purpose,
     run: &str,
     file: Option<&Path>,
     force: bool,
     flags: &[String],
     params_file: Option<&Path>,
-) -> Result<Option<Loaded>, Failure> {
-    let journal = open_existing(global)?;
-    let run_id = journal.find_run(run).map_err(journal_failure)?;
-    let run_lease = take_run_lease(journal.path(), &run_id)?;
-    let events = journal.events(&run_id).map_err(journal_failure)?;
-    let state = RunState::replay(&events).map_err(|e| Failure::invalid(format!("error: {e}")))?;
-    hold_after_replay();
-    // What the journal alone decides comes before anything about the runbook file.
-    match (purpose, state.status) {
-        (Purpose::Resume, RunStatus::Succeeded) => {
-            eprintln!("drflow: run {run_id} already succeeded; nothing to resume");
-            return Ok(None);
-        }
-        (Purpose::Resume, RunStatus::RolledBack) => {
-            return Err(Failure::invalid(format!(
-                "error: run {run_id} was rolled back; it cannot be resumed (what it did was undone, \
-                 or has no undo and was left as it is)\n  hint: start a new run"
-            )));
-        }
-        (Purpose::Resume, _)
-            if state.rollback_started() || state.status == RunStatus::RollbackFailed =>
-        {
-            return Err(Failure::invalid(format!(
-                "error: run {run_id} is being rolled back (status {}); it cannot be resumed\n  \
-                 hint: finish the unwind with `drflow rollback {run_id}`, then start a new run",
-                state.status.name()
-            )));
-        }
-        (Purpose::Rollback, RunStatus::RolledBack) => {
-            eprintln!("drflow: run {run_id} is already rolled back; nothing to undo");
-            return Ok(None);
-        }
-        _ => {}
-    }
-    let path = file.map_or_else(|| PathBuf::from(&state.path), Path::to_path_buf);
-    if file.is_none() && !path.exists() {
-        return Err(Failure::invalid(format!(
-            "error: the runbook of run {run_id}, {}, is no longer there\n  hint: if it moved, \
-             point at it with `--file PATH`",
-            path.display()
-        )));
-    }
-    let (mut rb, _) = crate::load(&path, &registry(global))?;
-    if rb.name != state.runbook {
-        return Err(Failure::invalid(format!(
-            "error: {} is the runbook `{}`, but run {run_id} ran the runbook `{}`; --force \
-             cannot resume or roll back a run against another runbook\n  hint: point --file \
-             at the runbook the run started from",
-            path.display(),
-            rb.name,
-            state.runbook
-        )));
-    }
-    crate::refuse_unbuilt_target(global, &rb)?;
-    if rb.content_hash != state.content_hash && !force {
-        return Err(Failure::invalid(format!(
-            "error: the runbook {} changed since run {run_id} started (content hash {} then, {} \
-             now)\n  hint: resuming against a different runbook can repeat or skip work; start a \
-             new run, or pass --force if the change is safe",
-            path.display(),
-            short(&state.content_hash),
-            short(&rb.content_hash)
-        )));
-    }
-    if !force {
-        RunState::replay_checked(&events, rb.steps.iter().map(|s| s.id.clone()))
-            .map_err(|e| Failure::invalid(format!("error: {e}")))?;
-    } else if purpose == Purpose::Resume {
-        refuse_changed_succeeded_steps(&state, &rb, &run_id)?;
-    }
-    let params = rebuild_params(&mut rb, &state, flags, params_file)?;
-    durable::refuse_short_secrets(&rb, &params)?;
-    set_log_secrets(&Secrets::from_params(&params, &secret_names(&rb)));
-    Ok(Some(Loaded {
-        journal,
-        run_lease,
-        state,
-        rb,
-        params,
-    }))
-}
-
-/// `--force` lets a resume go on against an edited runbook, but never hands a step the outputs
-/// its old definition produced: a succeeded step whose `uses` or `with` changed is refused.
-fn refuse_changed_succeeded_steps(
-    state: &RunState,
-    rb: &Runbook,
-    run_id: &str,
-) -> Result<(), Failure> {
-    let changed: Vec<&str> = state
-        .steps
-        .iter()
-        .filter(|(_, s)| s.status == drflow_engine::StepPhase::Succeeded)
-        .filter_map(|(id, _)| {
-            let then = state.step_hashes.get(id)?;
-            match rb.index.get(id) {
-                Some(&i) if &rb.steps[i].definition_hash == then => None,
-                Some(_) => Some(id.as_str()),
-                // A step the runbook no longer has is ignored under --force (docs/journal.md).
-                None => None,
-            }
-        })
-        .collect();
-    if changed.is_empty() {
-        return Ok(());
-    }
-    Err(Failure::invalid(format!(
-        "error: step{} {} succeeded in run {run_id} but {} changed since (its `uses` or `with`), \
-         so the outputs recorded for it would not match; even --force will not restore them\n  \
-         hint: start a new run, or undo the edit to {}",
-        if changed.len() == 1 { "" } else { "s" },
-        changed
-            .iter()
-            .map(|c| format!("`{c}`"))
-            .collect::<Vec<_>>()
-            .join(", "),
-        if changed.len() == 1 {
-            "its definition"
-        } else {
-            "their definitions"
-        },
-        if changed.len() == 1 {
-            "that step"
-        } else {
-            "those steps"
-        },
-    )))
-}
-
-/// A test hook: with `DRFLOW_TEST_HOLD_AFTER_REPLAY=GATE`, `resume` and `rollback` create
-/// `GATE.reached` right after replaying the run's journal, then wait as long as the file `GATE`
-/// exists, so a test can run a second command at that point.
-fn hold_after_replay() {
-    let Some(gate) = std::env::var_os("DRFLOW_TEST_HOLD_AFTER_REPLAY").map(PathBuf::from) else {
-        return;
-    };
-    let mut reached = gate.clone().into_os_string();
-    reached.push(".reached");
-    let _ = std::fs::write(&reached, std::process::id().to_string());
-    while gate.exists() {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
-fn short(hash: &str) -> &str {
-    let h = hash.strip_prefix("sha256:").unwrap_or(hash);
-    &h[..h.len().min(12)]
-}
-
-/// The run's parameters: non-secret ones from the journal, as journaled (JSON values, never
-/// turned into text and parsed again: a string `"007"` stays a string), secret ones from `-p` /
-/// `--params-file` (or their defaults).
-fn rebuild_params(
-    rb: &mut Runbook,
-    state: &RunState,
-    flags: &[String],
-    params_file: Option<&Path>,
-) -> Result<Outputs, Failure> {
-    let secrets: Vec<String> = secret_names(rb).into_iter().map(str::to_owned).collect();
-    let user = parse_flags(flags)?;
-    if let Some((name, _)) = user
-        .iter()
-        .find(|(n, _)| !rb.params.iter().any(|p| &p.name == n))
-    {
-        return Err(Failure::invalid(format!(
-            "error: `-p {name}=…`: the runbook {} has no parameter `{name}`",
-            rb.name
-        )));
-    }
-    if let Some((name, _)) = user.iter().find(|(n, _)| !secrets.contains(n)) {
-        return Err(Failure::invalid(format!(
-            "error: `-p {name}=…`: only secret parameters can be given again; the others are \
-             fixed by the journal\n  hint: start a new run to change `{name}`"
-        )));
-    }
-    let mut journaled: Vec<(String, Value)> = Vec::new();
-    if let Some(values) = state.params.as_object() {
-        for (name, value) in values {
-            let Some(decl) = rb.params.iter().find(|p| &p.name == name) else {
-                continue;
-            };
-            if decl.secret {
-                continue;
-            }
-            if !decl.ty.accepts(value) {
-                return Err(Failure::invalid(format!(
-                    "error: the run was started with `{name}` = {value}, which is not of the \
-                     type the runbook now declares for it ({})\n  hint: start a new run",
-                    decl.ty
-                )));
-            }
-            journaled.push((name.clone(), value.clone()));
-        }
-    }
-    let source = match params_file {
+    lock: &LockArgs,
+) -> Result<Option<LoadedRun>, Failure> {
+    let secret_params = parse_flags(flags)?;
+    let params_source = match params_file {
         Some(p) => Some((p.display().to_string(), read(p)?)),
         None => None,
     };
-    // The journaled values stand in for defaults while the secrets are resolved, so a required
-    // parameter is not reported missing; they are put back as they were right after.
-    let declared = rb.params.clone();
-    for p in &mut rb.params {
-        if let Some((_, v)) = journaled.iter().find(|(n, _)| n == &p.name) {
-            p.default = Some(v.clone());
+    let (registry, backend) = crate::cloud(global);
+    let runner = runner(global, Some(backend));
+    let request = LoadRequest {
+        run,
+        purpose,
+        file,
+        force,
+        secret_params: &secret_params,
+        params_file: params_source
+            .as_ref()
+            .map(|(n, s)| (n.as_str(), s.as_str())),
+        lock: lock.wait(),
+    };
+    let loaded = runtime
+        .block_on(runner.load(&registry, request))
+        .map_err(runner_failure)?;
+    let loaded = match loaded {
+        Loaded::NothingToDo { run_id, reason } => {
+            match reason {
+                NothingToDo::AlreadySucceeded => {
+                    eprintln!("drflow: run {run_id} already succeeded; nothing to resume");
+                }
+                NothingToDo::AlreadyRolledBack => {
+                    eprintln!("drflow: run {run_id} is already rolled back; nothing to undo");
+                }
+            }
+            return Ok(None);
         }
+        Loaded::Ready(loaded) => *loaded,
+    };
+    if let Err(f) = crate::refuse_unbuilt_target(global, &loaded.runbook) {
+        runtime.block_on(loaded.session.release());
+        return Err(f);
     }
-    let resolved = resolve_params(
-        rb,
-        source.as_ref().map(|(p, s)| (p.as_str(), s.as_str())),
-        &user,
-    );
-    rb.params = declared;
-    let mut params = resolved.map_err(|d| {
-        let sources: Vec<(&str, &str)> = source
-            .iter()
-            .map(|(p, s)| (p.as_str(), s.as_str()))
-            .collect();
-        let mut message = d.render(&sources);
-        if !secrets.is_empty() {
-            message.push_str(&format!(
-                "note: secret parameters ({}) are never journaled; give them again with -p\n",
-                secrets.join(", ")
-            ));
-        }
-        Failure::invalid(message)
-    })?;
-    // The journal fixes every non-secret parameter, whatever a parameter file says.
-    for (name, value) in journaled {
-        params.insert(name, value);
-    }
-    Ok(params)
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure {
-            diagnostics: Vec::new(),
-            code: EXIT_FAILED,
-            message: format!("error: cannot start the async runtime: {e}"),
-        })
+    set_log_secrets(loaded.session.secrets());
+    Ok(Some(loaded))
 }
 
 fn new_progress(rb: &Runbook, output: OutputFormat) -> progress::Progress<'_> {
@@ -396,100 +169,71 @@ fn new_progress(rb: &Runbook, output: OutputFormat) -> progress::Progress<'_> {
 
 /// `drflow resume RUN`.
 pub fn cmd_resume(global: &Global, args: ResumeArgs) -> Result<u8, Failure> {
+    let runtime = runtime()?;
     let Some(loaded) = load_run(
         global,
+        &runtime,
         Purpose::Resume,
         &args.run,
         args.file.as_deref(),
         args.force,
         &args.params,
         args.params_file.as_deref(),
+        &args.lock,
     )?
     else {
         return Ok(EXIT_OK);
     };
-    let Loaded {
-        mut journal,
-        run_lease,
+    let prior = loaded.prior();
+    let LoadedRun {
+        run_id,
         state,
-        rb,
+        runbook: rb,
         params,
+        session,
     } = loaded;
-    let run_id = state.run_id.clone();
-    let mut leases = vec![run_lease];
-    leases.extend(take_leases(
-        journal.path(),
-        &rb,
-        &run_id,
-        &params,
-        &args.lock,
-        false,
-    )?);
-    let mut prior = Prior::default();
-    for step in &rb.steps {
-        if let ResumePoint::Done { outputs } = state.resume_point(&step.id) {
-            prior.succeeded.insert(step.id.clone(), outputs);
-        }
-        if let Some(s) = state.step(&step.id) {
-            prior.attempts.insert(step.id.clone(), s.attempts);
-        }
-    }
-    let done = prior.succeeded.len();
-    journal.attach(&run_id).map_err(journal_failure)?;
     eprintln!(
-        "drflow: resuming run {run_id} of {} ({}) on target {}: {done} of {} steps already \
+        "drflow: resuming run {run_id} of {} ({}) on target {}: {} of {} steps already \
          succeeded",
         rb.name,
         state.path,
         global.target.name(),
+        prior.succeeded.len(),
         rb.steps.len()
     );
     let mut options = RunOptions::new(run_id);
     args.exec.apply(&mut options);
     options.prior = Some(prior);
-    options.redacted_params = Durable::redacted_params(&rb, &params);
-    let mut durable = Durable {
-        journal: Some(journal),
-        leases,
-        secrets: Secrets::from_params(&params, &secret_names(&rb)),
-        pause: PauseHook::from_env(),
-        rollback: None,
-        runbook_path: None,
-    };
+    options.redacted_params = drflow_engine::runner::redacted_params(&rb, &params);
     let clock = report::VirtualClock::start(crate::cloud_config(global), &rb);
     let mut progress = new_progress(&rb, args.output);
-    let report = runtime()?.block_on(async {
+    let outcome = runtime.block_on(async {
         let (stop_tx, stop_rx) = watch::channel(Stop::No);
         tokio::spawn(crate::forward_signals(stop_tx));
-        durable
+        session
             .run(&rb, &params, options, &mut progress, stop_rx)
             .await
     });
     drop(progress);
-    let report = report.map_err(|e| Failure {
-        diagnostics: Vec::new(),
-        code: EXIT_FAILED,
-        message: format!(
-            "error: {e}\n  hint: the run stopped because its progress could not be recorded"
-        ),
-    })?;
+    let outcome = outcome.map_err(runner_failure)?;
     let summary = report::Summary {
         target: global.target.name(),
         virtual_time: clock.elapsed(),
         journal: Some(global.state_dir.as_path()),
-        rollback: durable.rollback_report(),
+        rollback: outcome.rollback.as_ref(),
     };
     match args.output {
-        OutputFormat::Text => out!("{}", report::text(&report, &summary)),
+        OutputFormat::Text => out!("{}", report::text(&outcome.report, &summary)),
         OutputFormat::Json => {
-            outln!("{:#}", report::json(&report, &summary));
-            durable.print_rollback();
+            outln!("{:#}", report::json(&outcome.report, &summary));
+            print_rollback(outcome.rollback.as_ref());
         }
     }
-    Ok(exit_code(report.status))
+    Ok(exit_code(outcome.report.status))
 }
 
-fn exit_code(status: RunStatus) -> u8 {
+/// The exit code of a run that ended with `status`.
+pub(crate) fn exit_code(status: RunStatus) -> u8 {
     match status {
         RunStatus::Succeeded | RunStatus::RolledBack => EXIT_OK,
         RunStatus::Interrupted => EXIT_INTERRUPTED,
@@ -501,58 +245,42 @@ fn exit_code(status: RunStatus) -> u8 {
 pub fn cmd_rollback(global: &Global, args: RollbackArgs) -> Result<u8, Failure> {
     // Before the run's lease is taken: a refusal leaves the journal byte for byte as it was.
     let ask = crate::confirm::check_rollback(&args.run, args.yes)?;
-    let Some(Loaded {
-        mut journal,
-        run_lease,
+    let runtime = runtime()?;
+    let Some(LoadedRun {
+        run_id,
         state,
-        mut rb,
+        runbook: mut rb,
         params,
+        session,
     }) = load_run(
         global,
+        &runtime,
         Purpose::Rollback,
         &args.run,
         args.file.as_deref(),
         args.force,
         &args.params,
         args.params_file.as_deref(),
+        &args.lock,
     )?
     else {
         return Ok(EXIT_OK);
     };
-    let run_id = state.run_id.clone();
-    let _leases = (
-        run_lease,
-        take_leases(journal.path(), &rb, &run_id, &params, &args.lock, false)?,
-    );
-    if ask {
-        crate::confirm::ask_rollback(global, &mut rb, &state, &params)?;
+    if ask && let Err(f) = crate::confirm::ask_rollback(global, &mut rb, &state, &params) {
+        runtime.block_on(session.release());
+        return Err(f);
     }
-    journal.attach(&run_id).map_err(journal_failure)?;
     eprintln!("drflow: rolling back run {run_id} of {}", rb.name);
-    let secrets = Secrets::from_params(&params, &secret_names(&rb));
     let mut progress = new_progress(&rb, args.output);
-    let pause = PauseHook::from_env();
-    let result = runtime()?.block_on(async {
+    let result = runtime.block_on(async {
         let (stop_tx, stop_rx) = watch::channel(Stop::No);
         tokio::spawn(crate::forward_signals(stop_tx));
-        let mut sinks = Sinks {
-            journal: Some(&mut journal),
-            recorder: None,
-            progress: &mut progress,
-            secrets: &secrets,
-            pause: pause.as_ref(),
-            runbook_path: None,
-        };
-        drflow_engine::rollback(&rb, &state, &params, &mut sinks, stop_rx).await
+        session
+            .rollback(&rb, &state, &params, &mut progress, stop_rx)
+            .await
     });
     drop(progress);
-    let report = result.map_err(|e| Failure {
-        diagnostics: Vec::new(),
-        code: EXIT_FAILED,
-        message: format!(
-            "error: {e}\n  hint: the rollback stopped because its progress could not be recorded"
-        ),
-    })?;
+    let report = result.map_err(runner_failure)?;
     match args.output {
         OutputFormat::Text => out!("{report}"),
         OutputFormat::Json => outln!("{:#}", json!({ "run_id": run_id, "rollback": report })),

@@ -39,9 +39,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use drflow_engine::runner::StartOptions;
 use drflow_engine::{
-    CheckTime, Diagnostics, GraphFormat, Outputs, Registry, RunOptions, RunStatus, Runbook, Stop,
-    compile, parse_duration, redacted,
+    CheckTime, Diagnostics, GraphFormat, Outputs, Registry, RunOptions, Runbook, Stop, compile,
+    parse_duration, redacted,
 };
 use tokio::sync::watch;
 
@@ -436,17 +437,19 @@ fn registry(global: &Global) -> Registry {
     drflow_steps::registry(&cloud_config(global))
 }
 
+/// The step registry of a command that runs steps, with the backend its cloud steps share (the
+/// runner saves it at checkpoints).
+fn cloud(global: &Global) -> (Registry, std::sync::Arc<drflow_steps::LazyBackend>) {
+    let backend = std::sync::Arc::new(drflow_steps::LazyBackend::new(cloud_config(global)));
+    (drflow_steps::registry_with_backend(backend.clone()), backend)
+}
+
 fn read(path: &std::path::Path) -> Result<String, Failure> {
     std::fs::read_to_string(path).map_err(|e| {
-        let hint = match e.kind() {
-            std::io::ErrorKind::InvalidData => "the file is not UTF-8 text; save it as UTF-8",
-            std::io::ErrorKind::IsADirectory => "give a runbook file, not a directory",
-            std::io::ErrorKind::PermissionDenied => "check the file's permissions",
-            _ => "check the path; runbooks ship under runbooks/",
-        };
         Failure::invalid(format!(
-            "error: cannot read {}: {e}\n  hint: {hint}\n",
-            path.display()
+            "error: cannot read {}: {e}\n  hint: {}\n",
+            path.display(),
+            drflow_engine::runner::read_hint(&e)
         ))
     })
 }
@@ -541,7 +544,7 @@ fn new_run_id() -> String {
 }
 
 fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
-    let registry = registry(global);
+    let (registry, backend) = cloud(global);
     let (mut rb, runbook_source) = load(&args.file, &registry)?;
     refuse_unbuilt_target(global, &rb)?;
     let flags = parse_flags(&args.params)?;
@@ -560,9 +563,19 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
         return plan::cmd_plan(global, &mut rb, &params, &args.file, args.output);
     }
     let ask = confirm::check_run(&rb, &args.file, args.yes)?;
-    let mut durable = cmd_journal::Durable::start(global, &rb, &params, &run_id, &args.durable)?;
-    if ask {
-        confirm::ask_run(global, &mut rb, &params)?;
+    let runtime = cmd_journal::runtime()?;
+    let runner = cmd_journal::runner(global, Some(backend));
+    let start = StartOptions {
+        no_journal: args.durable.no_journal,
+        lock: args.durable.lock.wait(),
+    };
+    let session = runtime
+        .block_on(runner.start(&rb, &params, &run_id, start))
+        .map_err(cmd_journal::runner_failure)?;
+    cmd_journal::set_log_secrets(session.secrets());
+    if ask && let Err(f) = confirm::ask_run(global, &mut rb, &params) {
+        runtime.block_on(session.release());
+        return Err(f);
     }
     eprintln!(
         "drflow: run {run_id} of {} ({}) on target {}",
@@ -576,47 +589,29 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
     let terminal = std::io::stderr().is_terminal() && args.output == OutputFormat::Text;
     let clock = report::VirtualClock::start(cloud_config(global), &rb);
     let mut progress = progress::Progress::new(&rb, terminal);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure {
-            diagnostics: Vec::new(),
-            code: EXIT_FAILED,
-            message: format!("error: cannot start the async runtime: {e}"),
-        })?;
-    let report = runtime.block_on(async {
+    let outcome = runtime.block_on(async {
         let (stop_tx, stop_rx) = watch::channel(Stop::No);
         tokio::spawn(forward_signals(stop_tx));
-        durable
+        session
             .run(&rb, &params, options, &mut progress, stop_rx)
             .await
     });
     drop(progress);
-    let report = report.map_err(|e| Failure {
-        diagnostics: Vec::new(),
-        code: EXIT_FAILED,
-        message: format!(
-            "error: {e}\n  hint: the run stopped because its progress could not be recorded"
-        ),
-    })?;
+    let outcome = outcome.map_err(cmd_journal::runner_failure)?;
     let summary = report::Summary {
         target: global.target.name(),
         virtual_time: clock.elapsed(),
         journal: (!args.durable.no_journal).then_some(global.state_dir.as_path()),
-        rollback: durable.rollback_report(),
+        rollback: outcome.rollback.as_ref(),
     };
     match args.output {
-        OutputFormat::Text => out!("{}", report::text(&report, &summary)),
+        OutputFormat::Text => out!("{}", report::text(&outcome.report, &summary)),
         OutputFormat::Json => {
-            outln!("{:#}", report::json(&report, &summary));
-            durable.print_rollback();
+            outln!("{:#}", report::json(&outcome.report, &summary));
+            cmd_journal::print_rollback(outcome.rollback.as_ref());
         }
     }
-    Ok(match report.status {
-        RunStatus::Succeeded | RunStatus::RolledBack => EXIT_OK,
-        RunStatus::Interrupted => EXIT_INTERRUPTED,
-        _ => EXIT_FAILED,
-    })
+    Ok(cmd_journal::exit_code(outcome.report.status))
 }
 
 /// Turns the first Ctrl-C or SIGTERM into a graceful stop and the second into an immediate one.

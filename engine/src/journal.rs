@@ -71,7 +71,7 @@ use crate::state::{RunState, TransitionError, event_name};
 pub const APPLICATION_ID: i32 = 0x4452_464C;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The journal's file name inside the state dir.
 pub const JOURNAL_FILE: &str = "journal.db";
@@ -84,9 +84,10 @@ pub const STATE_DIR_ENV: &str = "DRFLOW_STATE_DIR";
 
 /// Every schema migration: (version it produces, name, SQL). Applied in order, never edited once
 /// released: a change to the schema is a new entry.
-pub const MIGRATIONS: &[(u32, &str, &str)] = &[(
-    1,
-    "runs, events and lock leases",
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "runs, events and lock leases",
     "CREATE TABLE runs (
         id            TEXT PRIMARY KEY,
         runbook       TEXT NOT NULL,
@@ -117,7 +118,19 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[(
         heartbeat_at REAL NOT NULL,
         expires_at   REAL NOT NULL
     );",
-)];
+    ),
+    (
+        2,
+        "lease fencing tokens",
+        // A token per key that only grows, kept when a lease is released: whoever holds a
+        // lease can show which grant it is, and a store can refuse the writes of an older one.
+        "ALTER TABLE leases ADD COLUMN token INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE lease_tokens (
+        key    TEXT PRIMARY KEY,
+        token  INTEGER NOT NULL
+    ) WITHOUT ROWID;",
+    ),
+];
 
 /// The shortest run id prefix `find_run` accepts: `resume`, `rollback` act on what it names.
 pub const MIN_RUN_PREFIX: usize = 4;
@@ -701,6 +714,15 @@ impl Journal {
             self.in_tx = false;
         }
         Ok(())
+    }
+
+    /// Drops the journal as a killed process would: events not yet committed are lost (a test
+    /// hook's "crash"; see `crate::runner::Hooks`).
+    pub fn abandon(mut self) {
+        if self.in_tx {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            self.in_tx = false;
+        }
     }
 
     /// Every run, newest first.

@@ -19,10 +19,13 @@
 //! 6. [`RunState`]: a run rebuilt from its events by one transition table; an impossible event is
 //!    a [`TransitionError`]. [`RunState::resume_point`] says what a resume does with each step
 //!    (feeding [`Prior`]).
-//! 7. [`Lease`]: a runbook's `lock:`, held by one live run at a time across processes.
+//! 7. [`LeaseStore`] and [`HeldLease`]: a runbook's `lock:` (and each run), held by one live run
+//!    at a time across processes, renewed by a tokio task.
 //! 8. [`redact`], [`SecretFlow`] and [`Secrets`]: secret parameters, and every value derived
 //!    from one or from a credential variable, never written in clear nor printed.
 //! 9. [`rollback()`]: undoes succeeded steps in reverse dependency order, resumably.
+//! 10. [`runner`]: the whole life of a durable run (journal, leases, lock key, scheduling,
+//!     `on_failure: rollback`, resume) as a library API with typed errors and test hooks.
 //!
 //! The engine knows nothing about AWS: step types come from the `drflow-steps` crate.
 
@@ -42,6 +45,7 @@ mod journal;
 mod lock;
 mod params;
 mod rollback;
+pub mod runner;
 mod scheduler;
 mod scope;
 mod secret_flow;
@@ -67,7 +71,10 @@ pub use journal::{
     APPLICATION_ID, DEFAULT_STATE_DIR, Durability, JOURNAL_FILE, Journal, JournalError, MIGRATIONS,
     RunSummary, SCHEMA_VERSION, STATE_DIR_ENV, parse_status, resolve_state_dir,
 };
-pub use lock::{Holder, Lease, LeaseOptions, LockError, hostname, live_holder, lock_holder};
+pub use lock::{
+    FileLeaseStore, HeldLease, Holder, HolderIdentity, LeaseFuture, LeaseGrant, LeaseOptions,
+    LeaseStore, LeaseWallClock, LockError, hostname, live_holder, lock_holder,
+};
 pub use params::{redacted, resolve as resolve_params, resolve_located as resolve_params_located};
 pub use rollback::{RollbackPlan, RollbackReport, plan_rollback, rollback};
 pub use scheduler::{

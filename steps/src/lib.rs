@@ -21,7 +21,6 @@ mod plan;
 pub mod regions;
 pub mod sim;
 mod target;
-mod testing;
 
 use std::sync::Arc;
 
@@ -36,9 +35,6 @@ pub use target::{
     CloudConfig, DEFAULT_STATE_DIR, LazyBackend, STATE_DIR_ENV, TARGET_ENV, Target,
     state_dir_from_env, unavailable as target_unavailable,
 };
-
-/// Set to `1` to add the test-only steps (`core.append_file`) to [`registry`].
-pub const TEST_STEPS_ENV: &str = "DRFLOW_TEST_STEPS";
 
 /// Every built-in step type, with the cloud steps bound to the target in `config`. The backend
 /// opens on first use, so `validate`, `steps` and `schema` never touch the sim's world.
@@ -86,9 +82,5 @@ pub fn registry_with_backend(backend: Arc<LazyBackend>) -> Registry {
     let mut registry = Registry::new();
     core::register(&mut registry);
     cloud::register(&mut registry, &backend);
-    // Test-only steps (not idempotent on purpose) are there only when asked for.
-    if std::env::var_os(TEST_STEPS_ENV).is_some_and(|v| !v.is_empty() && v != "0") {
-        testing::register(&mut registry);
-    }
     registry
 }
