@@ -1,31 +1,99 @@
-//! `core.append_file`: a step whose side effect can be counted, for tests of the journal
-//! (crash, resume, rollback) and for demonstrating them.
+//! `test.append_file`: a step whose side effect can be counted, for tests of the journal
+//! (crash, resume, rollback). It lives in test code: the shipped binary never has it.
 //!
-//! Unlike every other step it is deliberately **not** idempotent: each run appends one more line,
-//! so a test can count how often the engine really ran it. Its undo appends `undo <line>`.
+//! Unlike every shipped step it is deliberately **not** idempotent: each run appends one more
+//! line, so a test can count how often the engine really ran it. Its undo appends `undo <line>`.
+//! It can hold after appending: on a [`Gates`] gate (in-process tests) or while a file exists
+//! (a child process driven by a test).
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use drflow_engine::{
     Outputs, Registry, StepContext, StepError, StepFuture, StepSpec, StepType, ValueType,
 };
 use serde_json::{Value, json};
+use tokio::sync::watch;
 
-/// Adds `core.append_file` to a registry.
-pub fn register(registry: &mut Registry) {
-    registry.register(Arc::new(AppendFile::new()));
+/// Adds `test.append_file` to a registry; its `gate:` input names a gate of `gates`.
+pub fn register(registry: &mut Registry, gates: &Gates) {
+    registry.register(Arc::new(AppendFile::new(gates.clone())));
 }
 
-struct AppendFile(StepSpec);
+/// Named gates a test opens and closes; a step with `gate: NAME` holds while NAME is closed.
+/// A gate never closed is open.
+#[derive(Clone, Default)]
+pub struct Gates(Arc<Mutex<HashMap<String, Gate>>>);
+
+#[derive(Clone)]
+struct Gate {
+    open: watch::Sender<bool>,
+    /// How many steps reached the gate.
+    arrived: watch::Sender<u32>,
+}
+
+impl Gates {
+    fn gate(&self, name: &str) -> Gate {
+        let mut gates = self.0.lock().unwrap();
+        gates
+            .entry(name.to_owned())
+            .or_insert_with(|| Gate {
+                open: watch::channel(true).0,
+                arrived: watch::channel(0).0,
+            })
+            .clone()
+    }
+
+    /// Steps reaching `name` hold until it is opened.
+    pub fn close(&self, name: &str) {
+        self.gate(name).open.send_replace(false);
+    }
+
+    /// Lets the steps held at `name` go on.
+    pub fn open(&self, name: &str) {
+        self.gate(name).open.send_replace(true);
+    }
+
+    /// Waits until `n` steps reached `name` (blocking: call it from a test thread).
+    pub fn wait_arrived(&self, name: &str, n: u32) {
+        let mut rx = self.gate(name).arrived.subscribe();
+        futures_block_on(async move {
+            rx.wait_for(|a| *a >= n).await.unwrap();
+        });
+    }
+
+    /// Waits until `n` steps reached `name`.
+    pub async fn arrived(&self, name: &str, n: u32) {
+        let mut rx = self.gate(name).arrived.subscribe();
+        rx.wait_for(|a| *a >= n).await.unwrap();
+    }
+
+    async fn pass(&self, name: &str) {
+        let gate = self.gate(name);
+        gate.arrived.send_modify(|a| *a += 1);
+        let mut rx = gate.open.subscribe();
+        let _ = rx.wait_for(|open| *open).await;
+    }
+}
+
+/// Runs a future to completion on a small runtime of its own (for a blocking test thread).
+fn futures_block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+struct AppendFile(StepSpec, Gates);
 
 impl AppendFile {
-    fn new() -> Self {
+    fn new(gates: Gates) -> Self {
         AppendFile(
             StepSpec::new(
-                "core.append_file",
+                "test.append_file",
                 "Appends a line to a file (undo appends `undo <line>`). Not idempotent on \
                  purpose: tests count its lines to see how often a step really ran.",
             )
@@ -42,6 +110,12 @@ impl AppendFile {
                 "After appending, wait while this file exists (lets a test kill the run mid-step).",
             )
             .optional(
+                "gate",
+                ValueType::String,
+                Value::Null,
+                "After appending, wait while this gate of the test is closed.",
+            )
+            .optional(
                 "fail_undo_while",
                 ValueType::String,
                 Value::Null,
@@ -49,6 +123,7 @@ impl AppendFile {
             )
             .output("line", ValueType::String, "The line appended.")
             .with_undo(),
+            gates,
         )
     }
 }
@@ -79,6 +154,9 @@ impl StepType for AppendFile {
             let path = string(input, "path").unwrap_or_default();
             let line = string(input, "line").unwrap_or_default();
             append(path, line)?;
+            if let Some(gate) = string(input, "gate") {
+                self.1.pass(gate).await;
+            }
             if let Some(hold) = string(input, "hold_while") {
                 while Path::new(hold).exists() {
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -105,30 +183,5 @@ impl StepType for AppendFile {
             append(path, &format!("undo {line}"))?;
             Ok(Outputs::new())
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn appends_once_per_run_and_undo_appends_a_marker() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log");
-        let step = AppendFile::new();
-        let mut input = Outputs::new();
-        input.insert("path".into(), json!(path.to_str().unwrap()));
-        input.insert("line".into(), json!("a"));
-        let ctx = StepContext::detached("s");
-        let out = step.run(&ctx, &input).await.unwrap();
-        assert_eq!(out["line"], json!("a"));
-        step.run(&ctx, &input).await.unwrap();
-        step.undo(&ctx, &input).await.unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "a\na\nundo a\n");
-        let flag = dir.path().join("flag");
-        std::fs::write(&flag, "").unwrap();
-        input.insert("fail_undo_while".into(), json!(flag.to_str().unwrap()));
-        assert!(step.undo(&ctx, &input).await.is_err());
     }
 }

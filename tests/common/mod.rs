@@ -1,13 +1,18 @@
-//! Shared by the durable-run tests: a sandbox directory holding a runbook, and the helpers that
-//! run, kill and wait for `drflow` there. Each test file uses its own subset.
+//! Shared by the durable-run tests: a sandbox directory holding a runbook, the helpers that
+//! run `drflow` there, and the in-process runner ([`inproc`]) with the test-only steps
+//! ([`append_file`]) for what the shipped binary cannot do: count a step's runs, hold it, crash
+//! a run at a named point. Each test file uses its own subset.
 #![allow(dead_code)]
+
+pub mod append_file;
+pub mod inproc;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A temporary working directory with `crashy.yaml` in it; `drflow` runs there with the
-/// default state dir (`.drflow`) and the test steps enabled.
+/// default state dir (`.drflow`).
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
 }
@@ -30,7 +35,7 @@ impl Sandbox {
         self.path(".drflow").join("journal.db")
     }
 
-    /// The side-effect file the `core.append_file` steps write to.
+    /// The side-effect file the `test.append_file` steps write to.
     pub fn out(&self) -> String {
         self.path("out.txt").display().to_string()
     }
@@ -42,10 +47,8 @@ impl Sandbox {
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_drflow"));
         c.current_dir(self.dir.path())
-            .env("DRFLOW_TEST_STEPS", "1")
             .env("DRFLOW_LOG", "warn")
             .env_remove("DRFLOW_STATE_DIR")
-            .env_remove("DRFLOW_TEST_PAUSE")
             .env_remove("DRFLOW_JOURNAL_SYNC")
             .stdin(Stdio::null());
         c

@@ -205,6 +205,7 @@ impl Runner {
             hooks: self.options.hooks.clone(),
             checkpoint: self.options.checkpoint.clone(),
             notices: self.options.notices.clone(),
+            finished: false,
         }
     }
 
@@ -240,6 +241,19 @@ pub struct Session {
     hooks: Hooks,
     checkpoint: Option<Checkpoint>,
     notices: Option<Notices>,
+    /// Whether it ended normally; dropped before (its future dropped mid-run, as a process is
+    /// killed), the events not yet committed are dropped too.
+    finished: bool,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(j) = self.journal.take()
+            && !self.finished
+        {
+            j.abandon();
+        }
+    }
 }
 
 impl std::fmt::Debug for Session {
@@ -269,8 +283,9 @@ impl Session {
     }
 
     /// Gives the leases up without running.
-    pub async fn release(self) {
-        leases::release_all(self.leases).await;
+    pub async fn release(mut self) {
+        self.finished = true;
+        leases::release_all(std::mem::take(&mut self.leases)).await;
     }
 
     /// Runs (or, with `options.prior`, resumes) the runbook, journaling every event, then rolls
@@ -313,6 +328,7 @@ impl Session {
             Ok(report) => report,
             Err(RunError::Sink(source)) => {
                 watcher.abort();
+                self.finished = true;
                 leases::release_all(std::mem::take(&mut self.leases)).await;
                 return Err(RunnerError::Recording { what: "run", source });
             }
@@ -349,6 +365,7 @@ impl Session {
                 }
                 Err(e) => {
                     watcher.abort();
+                    self.finished = true;
                     leases::release_all(std::mem::take(&mut self.leases)).await;
                     return Err(e);
                 }
@@ -367,6 +384,7 @@ impl Session {
             }
         }
         let end = self.end_checkpoint();
+        self.finished = true;
         leases::release_all(std::mem::take(&mut self.leases)).await;
         end.map_err(|source| RunnerError::Recording { what: "run", source })?;
         Ok(RunOutcome {
@@ -391,6 +409,7 @@ impl Session {
             return Err(self.crash(point));
         }
         let end = self.end_checkpoint();
+        self.finished = true;
         leases::release_all(std::mem::take(&mut self.leases)).await;
         let report = result?;
         end.map_err(|source| RunnerError::Recording {

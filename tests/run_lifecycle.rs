@@ -1,34 +1,69 @@
-//! Regression tests for the durable-run QA pass (docs/journal.md), through the `drflow` binary.
+//! The life of a durable run (docs/journal.md): what a run killed at a given point leaves, how
+//! resume and `--force` decide what runs again, how a run holds and loses its lock, and the
+//! messages and refusals of `run`, `resume` and `rollback` around them.
+//!
+//! Kills are in-process: the library runner stops at a named point through its test hooks, as
+//! a SIGKILL would, leaving its leases to a process that is gone; its steps are the test-only
+//! `test.append_file`, which counts how often a step really ran and holds on a gate. What the
+//! command line prints and exits with is checked through the `drflow` binary, with shipped
+//! steps only. Nothing waits on wall time.
 
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 mod common;
 
-use common::{Sandbox, kill, text, wait_for};
-use drflow_engine::RunEvent;
+use common::inproc::{InProc, Load, Pause, block_on, crash_at, point};
+use common::{Sandbox, text};
+use drflow_engine::runner::{HookAction, HookPoint, Loaded, Purpose, RunnerError};
+use drflow_engine::{RunEvent, RunStatus};
 
 const RUNBOOK: &str = r#"runbook: crashy
 params:
   out: { type: string }
-  hold: { type: string, default: /nonexistent/hold }
 steps:
   - id: a
-    uses: core.append_file
+    uses: test.append_file
     with: { path: "${{ params.out }}", line: a }
   - id: b
     needs: [a]
-    uses: core.append_file
-    with: { path: "${{ params.out }}", line: b, hold_while: "${{ params.hold }}" }
+    uses: test.append_file
+    with: { path: "${{ params.out }}", line: b, gate: b }
   - id: c
     needs: [b]
-    uses: core.append_file
+    uses: test.append_file
     with: { path: "${{ params.out }}", line: c }
 outputs:
   c: ${{ steps.c.outputs.line }}
 "#;
 
+/// The same shape with shipped steps only, for what the binary runs.
+const PLAIN: &str = r#"runbook: plain
+steps:
+  - id: a
+    uses: core.set
+    with: { x: 1 }
+  - id: b
+    needs: [a]
+    uses: core.set
+    with: { y: 2 }
+"#;
+
 impl Sandbox {
+    fn crashy(&self) -> std::path::PathBuf {
+        self.path("crashy.yaml")
+    }
+
+    fn out_param(&self) -> Vec<(&'static str, String)> {
+        vec![("out", self.out())]
+    }
+
+    /// Runs crashy.yaml in-process and kills it at `at` (`before:step_started:c`, …).
+    fn crash(&self, at: &str) {
+        crash_at(self.dir.path(), &self.crashy(), &self.out_param(), point(at));
+    }
+
     /// The latest run's events, read by a separate process (`drflow show --output json`), so
     /// this test process never holds the journal open.
     fn events(&self) -> Vec<RunEvent> {
@@ -80,23 +115,21 @@ fn holds_lock(pid: u32, file: &std::path::Path) -> Option<bool> {
 #[test]
 fn a_reader_closing_the_journal_does_not_lose_the_runs_later_commits() {
     let sb = Sandbox::new(RUNBOOK);
-    let hold = sb.path("hold");
-    std::fs::write(&hold, "").unwrap();
-    let marker = sb.path("paused");
-    let child = sb.spawn(
-        &sb.run_args(&["-p", &format!("hold={}", hold.display())]),
-        &[
-            ("DRFLOW_TEST_PAUSE", "after:step_succeeded:b".into()),
-            ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
-        ],
-    );
-    wait_for("b to start", || sb.has_event("step_started", "b"));
-    // The running process keeps SQLite's shared lock on the journal while it has it open.
-    if let Some(held) = holds_lock(child.id(), &sb.journal_path()) {
-        assert!(
-            held,
-            "drflow dropped its lock on journal.db while the run is live"
-        );
+    let (hooks, pause) = Pause::at(point("after:step_succeeded:b"));
+    let inproc = InProc {
+        hooks,
+        ..InProc::new(sb.dir.path())
+    };
+    inproc.gates.close("b");
+    let run = {
+        let (inproc, file, params) = (inproc.clone(), sb.crashy(), sb.out_param());
+        std::thread::spawn(move || block_on(inproc.run(&file, &params)))
+    };
+    inproc.gates.wait_arrived("b", 1);
+    assert!(sb.has_event("step_started", "b"));
+    // This process runs the run, and keeps SQLite's shared lock on the journal while it is open.
+    if let Some(held) = holds_lock(std::process::id(), &sb.journal_path()) {
+        assert!(held, "the run dropped its lock on journal.db while it is live");
     }
     // A foreign reader (the sqlite3 module of Python, when there is one) opens and closes it.
     let python = Command::new("python3")
@@ -113,54 +146,64 @@ fn a_reader_closing_the_journal_does_not_lose_the_runs_later_commits() {
             "a reader deleted the WAL of a live run"
         );
     }
-    std::fs::remove_file(&hold).unwrap();
-    wait_for("the pause after b succeeded", || marker.exists());
+    inproc.gates.open("b");
+    pause.wait();
     assert!(
         sb.has_event("step_succeeded", "b"),
         "b's success was committed but a reader cannot see it"
     );
-    kill(child);
+    pause.end(HookAction::Crash);
+    assert!(matches!(
+        run.join().unwrap(),
+        Err(RunnerError::Crashed { .. })
+    ));
     assert!(sb.has_event("step_succeeded", "b"), "b's success was lost");
 }
 
 const LOCKED: &str = r#"runbook: locked
 params:
   out: { type: string }
-  hold: { type: string }
 lock: failover-prod
 steps:
   - id: work
-    uses: core.append_file
-    with: { path: "${{ params.out }}", line: work, hold_while: "${{ params.hold }}" }
+    uses: test.append_file
+    with: { path: "${{ params.out }}", line: work, gate: work }
   - id: after
     needs: [work]
-    uses: core.append_file
+    uses: test.append_file
     with: { path: "${{ params.out }}", line: after }
 "#;
 
+/// The lock of [`LOCKED`] with shipped steps, for the binary.
+const LOCKED_PLAIN: &str = r#"runbook: locked_plain
+lock: failover-prod
+steps:
+  - id: work
+    uses: core.log
+    with: { message: working }
+"#;
+
 /// A run whose lock is taken from under it (another host took over an expired lease) says so
-/// loudly and starts nothing more.
-#[test]
-fn a_run_that_loses_its_lock_stops_and_says_so() {
+/// loudly and starts nothing more. On paused tokio time with the leases on a virtual clock: the
+/// renewal that finds the lease gone comes after `renew_every` of that clock, not of wall time.
+#[tokio::test(start_paused = true)]
+async fn a_run_that_loses_its_lock_stops_and_says_so() {
     let sb = Sandbox::new(RUNBOOK);
     sb.write("locked.yaml", LOCKED);
-    let hold = sb.path("hold");
-    std::fs::write(&hold, "").unwrap();
-    let mut child = sb.spawn(
-        &[
-            "run".into(),
-            "locked.yaml".into(),
-            "-p".into(),
-            format!("out={}", sb.path("out.txt").display()),
-            "-p".into(),
-            format!("hold={}", hold.display()),
-        ],
-        &[("DRFLOW_TEST_LEASE_HEARTBEAT_MS", "50".into())],
-    );
-    wait_for("work to run", || sb.count("work") == 1);
+    let inproc = InProc {
+        leases: drflow_engine::LeaseOptions::on_clock(Arc::new(
+            drflow_engine::VirtualClock::new(1_700_000_000_000),
+        )),
+        ..InProc::new(sb.dir.path())
+    };
+    inproc.gates.close("work");
+    let run = {
+        let (inproc, file, params) = (inproc.clone(), sb.path("locked.yaml"), sb.out_param());
+        tokio::spawn(async move { inproc.run(&file, &params).await })
+    };
+    inproc.gates.arrived("work", 1).await;
     {
         let c = rusqlite::Connection::open(sb.journal_path()).unwrap();
-        c.busy_timeout(Duration::from_secs(10)).unwrap();
         let n = c
             .execute(
                 "UPDATE leases SET run_id = 'other-run', hostname = 'otherhost' \
@@ -170,41 +213,19 @@ fn a_run_that_loses_its_lock_stops_and_says_so() {
             .unwrap();
         assert_eq!(n, 1);
     }
-    // The heartbeat (every 50 ms) notices within a few beats: wait until the run says so,
-    // reading its stderr as it is written, then let the held step finish.
-    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let reader = {
-        let stderr = std::sync::Arc::clone(&stderr);
-        let mut pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = std::io::Read::read(&mut pipe, &mut buf) {
-                if n == 0 {
-                    break;
-                }
-                stderr
-                    .lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        })
-    };
-    wait_for("the run to notice it lost its lock", || {
-        stderr
-            .lock()
-            .unwrap()
-            .contains("LOST the lock `failover-prod`")
-    });
-    std::fs::remove_file(&hold).unwrap();
-    let status = child.wait().unwrap();
-    reader.join().unwrap();
-    let err = stderr.lock().unwrap().clone();
-    assert_ne!(status.code(), Some(0), "{err}");
-    assert_eq!(
-        sb.count("after"),
-        0,
-        "a step started after the lock was lost"
+    // The next renewal is due 10 s (of the lease clock) after the last.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    assert!(inproc.noticed("LOST the lock `failover-prod`"));
+    inproc.gates.open("work");
+    let outcome = run.await.unwrap().unwrap();
+    assert_eq!(outcome.report.status, RunStatus::Interrupted);
+    assert_eq!(outcome.lost_leases, ["failover-prod"]);
+    assert!(
+        outcome.report.errors.iter().any(|e| e.contains("the lock `failover-prod` was lost")),
+        "{:?}",
+        outcome.report.errors
     );
+    assert_eq!(sb.count("after"), 0, "a step started after the lock was lost");
 }
 
 /// `run_started` is on disk before the first step can start: a run killed right then can be
@@ -212,20 +233,12 @@ fn a_run_that_loses_its_lock_stops_and_says_so() {
 #[test]
 fn a_run_killed_before_its_first_step_is_recorded_and_resumable() {
     let sb = Sandbox::new(RUNBOOK);
-    let marker = sb.path("paused");
-    let child = sb.spawn(
-        &sb.run_args(&[]),
-        &[
-            ("DRFLOW_TEST_PAUSE", "before:step_started:a".into()),
-            ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
-        ],
-    );
-    wait_for("the pause before a starts", || marker.exists());
-    kill(child);
+    sb.crash("before:step_started:a");
     let runs = text(&sb.output(&["runs"]).stdout);
-    assert!(runs.contains("crashy"), "{runs}");
-    let out = sb.output(&["resume", "latest"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(runs.contains("crashy") && runs.contains("crashed"), "{runs}");
+    let inproc = InProc::new(sb.dir.path());
+    let outcome = block_on(inproc.resume(Load::default())).unwrap().unwrap();
+    assert_eq!(outcome.report.status, RunStatus::Succeeded);
     assert_eq!(sb.count("c"), 1);
 }
 
@@ -347,8 +360,9 @@ steps:
 #[test]
 fn a_journal_with_a_damaged_inner_page_is_refused_and_left_unchanged() {
     let sb = Sandbox::new(RUNBOOK);
+    sb.write("plain.yaml", PLAIN);
     for _ in 0..30 {
-        let out = sb.output(&sb.run_args(&[]));
+        let out = sb.output(&["run", "plain.yaml"]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     }
     // Fold the WAL into the file, as the last process to close it does.
@@ -357,9 +371,8 @@ fn a_journal_with_a_damaged_inner_page_is_refused_and_left_unchanged() {
     assert!(bytes.len() > 12288, "{}", bytes.len());
     bytes[8192..12288].fill(b'A');
     std::fs::write(sb.journal_path(), &bytes).unwrap();
-    std::fs::write(sb.path("out.txt"), "").unwrap();
     for args in [
-        sb.run_args(&[]),
+        vec!["run".to_owned(), "plain.yaml".into()],
         vec!["runs".into()],
         vec!["show".into(), "latest".into()],
     ] {
@@ -372,16 +385,17 @@ fn a_journal_with_a_damaged_inner_page_is_refused_and_left_unchanged() {
         );
         let err = text(&out.stderr);
         assert!(err.contains("is corrupt"), "{args:?}: {err}");
+        assert!(!err.contains("drflow: run "), "nothing may run: {err}");
     }
     assert_eq!(std::fs::read(sb.journal_path()).unwrap(), bytes);
-    assert_eq!(sb.count("a"), 0, "nothing may run");
 }
 
 /// An empty run id or a too-short prefix names no run, even when there is only one.
 #[test]
 fn an_empty_or_too_short_run_id_is_refused() {
     let sb = Sandbox::new(RUNBOOK);
-    assert!(sb.output(&sb.run_args(&[])).status.success());
+    sb.write("plain.yaml", PLAIN);
+    assert!(sb.output(&["run", "plain.yaml"]).status.success());
     for cmd in ["resume", "show", "rollback"] {
         for id in ["", "2"] {
             // `rollback` wants --yes off a terminal before it looks at the id.
@@ -427,8 +441,9 @@ fn a_rolled_back_run_cannot_be_resumed() {
 #[test]
 fn a_finished_run_whose_file_changed_has_nothing_to_resume() {
     let sb = Sandbox::new(RUNBOOK);
-    assert!(sb.output(&sb.run_args(&[])).status.success());
-    sb.write("crashy.yaml", &format!("{RUNBOOK}description: edited\n"));
+    sb.write("plain.yaml", PLAIN);
+    assert!(sb.output(&["run", "plain.yaml"]).status.success());
+    sb.write("plain.yaml", &format!("{PLAIN}description: edited\n"));
     let out = sb.output(&["resume", "latest"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("nothing to resume"));
@@ -438,36 +453,18 @@ fn a_finished_run_whose_file_changed_has_nothing_to_resume() {
 #[test]
 fn force_refuses_another_runbook() {
     let sb = Sandbox::new(RUNBOOK);
-    let marker = sb.path("paused");
-    let child = sb.spawn(
-        &sb.run_args(&[]),
-        &[
-            ("DRFLOW_TEST_PAUSE", "before:step_started:c".into()),
-            ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
-        ],
-    );
-    wait_for("the pause", || marker.exists());
-    kill(child);
+    sb.crash("before:step_started:c");
     sb.write("noundo.yaml", NO_UNDO);
     let out = sb.output(&["resume", "latest", "--file", "noundo.yaml", "--force"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("another runbook"));
 }
 
-/// A runbook moved since the run started: the error points at `--file`.
+/// A runbook moved since the run started: the error points at `--file`, and `--file` finds it.
 #[test]
 fn a_moved_runbook_points_at_file() {
     let sb = Sandbox::new(RUNBOOK);
-    let marker = sb.path("paused");
-    let child = sb.spawn(
-        &sb.run_args(&[]),
-        &[
-            ("DRFLOW_TEST_PAUSE", "before:step_started:c".into()),
-            ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
-        ],
-    );
-    wait_for("the pause", || marker.exists());
-    kill(child);
+    sb.crash("before:step_started:c");
     std::fs::rename(sb.path("crashy.yaml"), sb.path("moved.yaml")).unwrap();
     let out = sb.output(&["resume", "latest"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
@@ -476,93 +473,106 @@ fn a_moved_runbook_points_at_file() {
         "{}",
         text(&out.stderr)
     );
-    let out = sb.output(&["resume", "latest", "--file", "moved.yaml"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let moved = sb.path("moved.yaml");
+    let inproc = InProc::new(sb.dir.path());
+    let load = Load {
+        file: Some(&moved),
+        ..Load::default()
+    };
+    let outcome = block_on(inproc.resume(load)).unwrap().unwrap();
+    assert_eq!(outcome.report.status, RunStatus::Succeeded);
+    assert_eq!(sb.count("c"), 1);
 }
 
-/// A crashed run's duration ends at its last event, not now.
+/// A crashed run's duration ends at its last event, not now: a run whose events are two
+/// seconds apart, long ago, lasted two seconds.
 #[test]
 fn a_crashed_runs_duration_stops_at_its_last_event() {
     let sb = Sandbox::new(RUNBOOK);
-    let marker = sb.path("paused");
-    let child = sb.spawn(
-        &sb.run_args(&[]),
-        &[
-            ("DRFLOW_TEST_PAUSE", "before:step_started:c".into()),
-            ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
-        ],
-    );
-    wait_for("the pause", || marker.exists());
-    kill(child);
-    std::thread::sleep(Duration::from_millis(1500));
+    {
+        let mut j = drflow_engine::Journal::open_in(&sb.path(".drflow")).unwrap();
+        use drflow_engine::RunSink as _;
+        j.record(&RunEvent::RunStarted {
+            run_id: "20200101T000000-0001".into(),
+            runbook: "crashy".into(),
+            path: sb.crashy().display().to_string(),
+            content_hash: "sha256:00".into(),
+            params: serde_json::json!({}),
+            at: 1_577_836_800.0,
+            step_hashes: Default::default(),
+        })
+        .unwrap();
+        j.record(&RunEvent::StepStarted {
+            step: "a".into(),
+            attempt: 1,
+            at: 1_577_836_802.0,
+        })
+        .unwrap();
+    }
     let out = sb.output(&["runs", "--output", "json"]);
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows[0]["status"], "crashed");
     let d = rows[0]["duration_seconds"].as_f64().unwrap();
-    assert!(d < 1.0, "duration {d} keeps growing after the crash");
+    assert!((d - 2.0).abs() < 1e-6, "duration {d} keeps growing after the crash");
 }
 
-/// Small messages: a refused lock names no run id that is never recorded; a bad
-/// `DRFLOW_JOURNAL_SYNC` is an error; `resume -p` of an unknown parameter says so.
+/// Small messages: a refused lock names no run id that is never recorded, and waiting for it
+/// gives up after `--wait-lock-timeout`; a bad `DRFLOW_JOURNAL_SYNC` is an error; resuming with
+/// `-p` of an unknown parameter says so.
 #[test]
 fn small_messages() {
     let sb = Sandbox::new(RUNBOOK);
-    sb.write("locked.yaml", LOCKED);
-    let hold = sb.path("hold");
-    std::fs::write(&hold, "").unwrap();
-    let args = [
-        "run".to_owned(),
-        "locked.yaml".to_owned(),
-        "-p".to_owned(),
-        format!("out={}", sb.path("out.txt").display()),
-        "-p".to_owned(),
-        format!("hold={}", hold.display()),
-    ];
-    let child = sb.spawn(&args, &[]);
-    wait_for("work to run", || sb.count("work") == 1);
-    let out = sb.output(&args);
+    sb.write("locked.yaml", LOCKED_PLAIN);
+    // This (live) process holds the lock, as another run would.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let held = runtime.block_on(async {
+        let store = drflow_engine::FileLeaseStore::open(
+            &drflow_engine::Journal::open_in(&sb.path(".drflow")).unwrap().path().to_owned(),
+        )
+        .unwrap();
+        drflow_engine::HeldLease::acquire(
+            Arc::new(store),
+            "lock/failover-prod",
+            "holder-run",
+            &drflow_engine::LeaseOptions::default(),
+        )
+        .await
+        .unwrap()
+    });
+    let out = sb.output(&["run", "locked.yaml"]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
+    assert!(err.contains("is held by run holder-run"), "{err}");
     assert!(!err.contains("drflow: run "), "{err}");
-    let out = sb.output(
-        &[
-            &args[..],
-            &[
-                "--wait-lock".into(),
-                "--wait-lock-timeout".into(),
-                "1s".into(),
-            ],
-        ]
-        .concat(),
-    );
+    let out = sb.output(&["run", "locked.yaml", "--wait-lock", "--wait-lock-timeout", "1ms"]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(err.contains("the lock `failover-prod` after"), "{err}");
-    std::fs::remove_file(&hold).unwrap();
-    assert!(child.wait_with_output().unwrap().status.success());
+    runtime.block_on(held.release()).unwrap();
+    let out = sb.output(&["run", "locked.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 
     let out = sb
         .cmd()
         .env("DRFLOW_JOURNAL_SYNC", "bogus")
-        .args(sb.run_args(&[]))
+        .args(["run", "locked.yaml"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("DRFLOW_JOURNAL_SYNC"));
 
-    let marker = sb.path("paused");
-    let child = sb.spawn(
-        &sb.run_args(&[]),
-        &[
-            ("DRFLOW_TEST_PAUSE", "before:step_started:c".into()),
-            ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
-        ],
+    sb.crash("before:step_started:c");
+    let inproc = InProc::new(sb.dir.path());
+    let load = Load {
+        secrets: &[("notaparam", "1")],
+        ..Load::default()
+    };
+    let err = block_on(inproc.resume(load)).unwrap_err();
+    assert!(
+        err.message().contains("has no parameter `notaparam`"),
+        "{}",
+        err.message()
     );
-    wait_for("the pause", || marker.exists());
-    kill(child);
-    let out = sb.output(&["resume", "latest", "-p", "notaparam=1"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("has no parameter `notaparam`"));
 }
 
 // ---- review findings: resume re-decides steps; leases before replay; parameter types ----
@@ -611,14 +621,20 @@ fn resuming_a_run_whose_step_fails_again_keeps_its_journal_replayable() {
 #[test]
 fn a_forced_resume_may_skip_a_step_that_was_running_when_the_run_died() {
     let sb = Sandbox::new(RUNBOOK);
-    let hold = sb.path("hold");
-    std::fs::write(&hold, "").unwrap();
-    let child = sb.spawn(
-        &sb.run_args(&["-p", &format!("hold={}", hold.display())]),
-        &[],
-    );
-    wait_for("b to start", || sb.has_event("step_started", "b"));
-    kill(child);
+    // Killed while b holds: the run's future is dropped where it stands, its leases left to a
+    // process that is gone.
+    let dying = InProc::crashing(sb.dir.path(), |_| false);
+    dying.gates.close("b");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let run = {
+        let (inproc, file, params) = (dying.clone(), sb.crashy(), sb.out_param());
+        runtime.spawn(async move { inproc.run(&file, &params).await })
+    };
+    dying.gates.wait_arrived("b", 1);
+    run.abort();
+    assert!(runtime.block_on(run).unwrap_err().is_cancelled());
+    drop(runtime);
+    assert!(sb.has_event("step_started", "b"));
     sb.write(
         "crashy.yaml",
         &RUNBOOK.replace(
@@ -626,15 +642,15 @@ fn a_forced_resume_may_skip_a_step_that_was_running_when_the_run_died() {
             "  - id: b\n    if: ${{ false }}\n    needs: [a]\n",
         ),
     );
-    let out = sb.output(&["resume", "latest", "--force"]);
-    let err = text(&out.stderr);
-    assert!(!err.contains("DRJ0") && !err.contains("refused"), "{err}");
-    assert!(sb.has_event("step_skipped", "b"), "{err}");
+    let inproc = InProc::new(sb.dir.path());
+    let force = Load {
+        force: true,
+        ..Load::default()
+    };
+    block_on(inproc.resume(force)).unwrap();
+    assert!(sb.has_event("step_skipped", "b"));
     // The journal replays: resuming, showing and rolling back still work.
-    let out = sb.output(&["resume", "latest", "--force"]);
-    let err = text(&out.stderr);
-    assert!(!err.contains("DRJ0"), "{err}");
-    assert!(matches!(out.status.code(), Some(0 | 1)), "{err}");
+    block_on(inproc.resume(force)).unwrap();
     let out = sb.output(&["show", "latest"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     // b wrote its line before the kill and was not run again; c ran after the skip.
@@ -648,35 +664,26 @@ fn a_forced_resume_may_skip_a_step_that_was_running_when_the_run_died() {
 #[test]
 fn resume_takes_the_runs_lease_before_replaying_it() {
     let sb = Sandbox::new(RUNBOOK);
-    let marker = sb.path("paused");
-    let child = sb.spawn(
-        &sb.run_args(&[]),
-        &[
-            ("DRFLOW_TEST_PAUSE", "before:step_started:c".into()),
-            ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
-        ],
-    );
-    wait_for("the pause", || marker.exists());
-    kill(child);
-    let gate = sb.path("gate");
-    std::fs::write(&gate, "").unwrap();
-    let first = sb.spawn(
-        &["resume".into(), "latest".into()],
-        &[("DRFLOW_TEST_HOLD_AFTER_REPLAY", gate.display().to_string())],
-    );
-    wait_for("the first resume to replay", || {
-        sb.path("gate.reached").exists()
-    });
+    sb.crash("before:step_started:c");
+    let (hooks, pause) = Pause::at(|p| matches!(p, HookPoint::AfterReplay { .. }));
+    let first = {
+        let inproc = InProc {
+            hooks,
+            ..InProc::new(sb.dir.path())
+        };
+        std::thread::spawn(move || block_on(inproc.resume(Load::default())))
+    };
+    pause.wait();
     // The first resume has replayed and holds the lease: a second one is refused outright.
-    let out = sb.output(&["resume", "latest"]);
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("still being worked on"), "{err}");
+    let inproc = InProc::new(sb.dir.path());
+    let err = block_on(inproc.resume(Load::default())).unwrap_err();
+    assert!(err.message().contains("still being worked on"), "{}", err.message());
     assert_eq!(sb.count("c"), 0);
-    std::fs::remove_file(&gate).unwrap();
-    let out = first.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    pause.end(HookAction::Continue);
+    let outcome = first.join().unwrap().unwrap().unwrap();
+    assert_eq!(outcome.report.status, RunStatus::Succeeded);
     assert_eq!(sb.count("c"), 1);
+    assert!(block_on(inproc.resume(Load::default())).unwrap().is_none());
     let out = sb.output(&["resume", "latest"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("nothing to resume"));
@@ -690,7 +697,7 @@ params:
   n: { type: any }
 steps:
   - id: a
-    uses: core.append_file
+    uses: test.append_file
     with: { path: "${{ params.out }}", line: a }
   - id: echo
     needs: [a]
@@ -709,30 +716,20 @@ outputs:
 fn resumed_parameters_keep_their_types() {
     let sb = Sandbox::new(RUNBOOK);
     sb.write("typed.yaml", TYPED);
-    sb.write(
-        "params.yaml",
-        &format!(
-            "out: {:?}\nv: \"007\"\nw: \"true\"\nn: [1, \"2\"]\n",
-            sb.path("out.txt").display().to_string()
-        ),
+    let params = format!(
+        "out: {:?}\nv: \"007\"\nw: \"true\"\nn: [1, \"2\"]\n",
+        sb.out()
     );
-    let marker = sb.path("paused");
-    let child = sb.spawn(
-        &[
-            "run".into(),
-            "typed.yaml".into(),
-            "--params-file".into(),
-            "params.yaml".into(),
-        ],
-        &[
-            ("DRFLOW_TEST_PAUSE", "before:step_started:echo".into()),
-            ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
-        ],
-    );
-    wait_for("the pause", || marker.exists());
-    kill(child);
-    let out = sb.output(&["resume", "latest"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let dying = InProc {
+        params_file: Some(("params.yaml".into(), params)),
+        ..InProc::crashing(sb.dir.path(), point("before:step_started:echo"))
+    };
+    assert!(matches!(
+        block_on(dying.run(&sb.path("typed.yaml"), &[])),
+        Err(RunnerError::Crashed { .. })
+    ));
+    let inproc = InProc::new(sb.dir.path());
+    block_on(inproc.resume(Load::default())).unwrap().unwrap();
     let out = sb.output(&["outputs", "latest", "--output", "json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let outputs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -749,27 +746,40 @@ fn resumed_parameters_keep_their_types() {
 #[test]
 fn force_ignores_a_succeeded_step_the_runbook_no_longer_has() {
     let sb = Sandbox::new(RUNBOOK);
-    let marker = sb.path("paused");
-    let child = sb.spawn(
-        &sb.run_args(&[]),
-        &[
-            ("DRFLOW_TEST_PAUSE", "before:step_started:c".into()),
-            ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
-        ],
-    );
-    wait_for("the pause", || marker.exists());
-    kill(child);
+    sb.crash("before:step_started:c");
     let without_b = RUNBOOK
         .replace(
-            "  - id: b\n    needs: [a]\n    uses: core.append_file\n    with: { path: \"${{ params.out }}\", line: b, hold_while: \"${{ params.hold }}\" }\n",
+            "  - id: b\n    needs: [a]\n    uses: test.append_file\n    with: { path: \"${{ params.out }}\", line: b, gate: b }\n",
             "",
         )
         .replace("needs: [b]", "needs: [a]");
     assert!(!without_b.contains("id: b"), "{without_b}");
     sb.write("crashy.yaml", &without_b);
-    let out = sb.output(&["resume", "latest", "--force"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let inproc = InProc::new(sb.dir.path());
+    let force = Load {
+        force: true,
+        ..Load::default()
+    };
+    let outcome = block_on(inproc.resume(force)).unwrap().unwrap();
+    assert_eq!(outcome.report.status, RunStatus::Succeeded);
     assert_eq!(sb.count("a"), 1);
     assert_eq!(sb.count("b"), 1);
     assert_eq!(sb.count("c"), 1);
+}
+
+/// The load of a crashed run takes over the run's lease from the process that died.
+#[test]
+fn resume_takes_over_the_lease_of_the_run_that_died() {
+    let sb = Sandbox::new(RUNBOOK);
+    sb.crash("after:step_succeeded:a");
+    let inproc = InProc::new(sb.dir.path());
+    let loaded = block_on(inproc.load("latest", Purpose::Resume, Load::default())).unwrap();
+    let Loaded::Ready(loaded) = loaded else {
+        panic!("nothing to resume")
+    };
+    let lease = &loaded.session.leases()[0];
+    assert_eq!(lease.key(), format!("run/{}", loaded.run_id));
+    let dead = lease.took_over().expect("the dead run's lease was taken over");
+    assert_eq!(dead.pid, common::inproc::dead_process().pid);
+    block_on(loaded.session.release());
 }
