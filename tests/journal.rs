@@ -1,41 +1,41 @@
-//! Durable runs, end to end through the `drflow` binary: SIGKILL at several points then resume,
-//! one run per lock key, secrets never journaled, corrupted or foreign journals refused.
+//! Durable runs, end to end: a run killed at several points then resumed, one run per lock key,
+//! secrets never journaled, corrupted or foreign journals refused.
 //!
-//! Steps are `core.append_file` (enabled by `DRFLOW_TEST_STEPS=1`): every run of a step appends
-//! one line, so counting lines counts how often the engine really ran it. Kill points come from
-//! `DRFLOW_TEST_PAUSE` (the process stops dead at an event and creates a marker file) or from a
-//! step holding while a file exists; the test waits for the marker or for the event in the
-//! journal, never for a fixed time.
+//! Steps are the test-only `test.append_file`: every run of a step appends one line, so counting
+//! lines counts how often the engine really ran it. Runs are killed in-process: the library
+//! runner crashes at a named point through its test hooks (nothing more is journaled, its
+//! leases are left to a process that is gone), or its future is dropped while a step holds on a
+//! gate. What the command line shows is checked through the `drflow` binary. Nothing waits for
+//! a fixed time.
 
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
 
 mod common;
 
-use common::{Sandbox, kill, text, wait_for};
-use drflow_engine::{Journal, RunEvent, RunState, RunStatus, StepPhase};
+use common::inproc::{InProc, Load, block_on, crash_at, point};
+use common::{Sandbox, text};
+use drflow_engine::runner::{LockWait, RunnerError};
+use drflow_engine::{Journal, RunEvent, RunState, RunStatus, Stop, StepPhase};
 use serde_json::Value;
 
 const RUNBOOK: &str = r#"runbook: crashy
 params:
   out: { type: string }
-  hold: { type: string, default: /nonexistent/hold }
   token: { type: string, default: "", secret: true }
 steps:
   - id: a
-    uses: core.append_file
+    uses: test.append_file
     with: { path: "${{ params.out }}", line: a }
   - id: b
     needs: [a]
-    uses: core.append_file
-    with: { path: "${{ params.out }}", line: b, hold_while: "${{ params.hold }}" }
+    uses: test.append_file
+    with: { path: "${{ params.out }}", line: b, gate: b }
   - id: side
-    uses: core.append_file
+    uses: test.append_file
     with: { path: "${{ params.out }}", line: side }
   - id: c
     needs: [b, side]
-    uses: core.append_file
+    uses: test.append_file
     with: { path: "${{ params.out }}", line: "c after ${{ steps.b.outputs.line }}" }
 outputs:
   a: ${{ steps.a.outputs.line }}
@@ -43,7 +43,56 @@ outputs:
   c: ${{ steps.c.outputs.line }}
 "#;
 
+/// The same shape with shipped steps only, for what the binary runs.
+const PLAIN: &str = r#"runbook: plain
+steps:
+  - id: a
+    uses: core.set
+    with: { x: 1 }
+"#;
+
 impl Sandbox {
+    fn crashy(&self) -> std::path::PathBuf {
+        self.path("crashy.yaml")
+    }
+
+    fn params(&self, extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+        let mut p = vec![("out", self.out())];
+        p.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        p
+    }
+
+    /// Runs crashy.yaml in-process and kills it at `at` (`before:step_started:c`, …).
+    fn crash(&self, at: &str, extra: &[(&'static str, &str)]) {
+        crash_at(self.dir.path(), &self.crashy(), &self.params(extra), point(at));
+    }
+
+    /// Runs crashy.yaml in-process and kills it (drops it) while b holds after its side effect
+    /// and `side` has succeeded: b is the only step in flight.
+    fn kill_while_b_runs(&self) {
+        let (side_done, side) = std::sync::mpsc::channel();
+        let side_done = std::sync::Mutex::new(side_done);
+        let dying = InProc {
+            hooks: drflow_engine::runner::Hooks::new(move |p| {
+                if p.is(true, "step_succeeded", "side") {
+                    let _ = side_done.lock().unwrap().send(());
+                }
+                drflow_engine::runner::HookAction::Continue
+            }),
+            ..InProc::crashing(self.dir.path(), |_| false)
+        };
+        dying.gates.close("b");
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let run = {
+            let (inproc, file, params) = (dying.clone(), self.crashy(), self.params(&[]));
+            runtime.spawn(async move { inproc.run(&file, &params).await })
+        };
+        dying.gates.wait_arrived("b", 1);
+        side.recv().unwrap();
+        run.abort();
+        assert!(runtime.block_on(run).unwrap_err().is_cancelled());
+    }
+
     fn journal(&self) -> Journal {
         Journal::open(&self.journal_path()).unwrap()
     }
@@ -72,20 +121,25 @@ fn has_event(sb: &Sandbox, name: &str, step: &str) -> bool {
         .any(|e| drflow_engine::event_name(e) == name && e.step() == Some(step))
 }
 
-/// Resumes the latest run and checks it succeeded with every output present.
+/// Resumes the latest run in-process and checks it succeeded with every output present.
 fn resume_and_check_complete(sb: &Sandbox) -> RunState {
-    let out = sb.output(&["resume", "latest", "--output", "json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "resume failed: {}",
-        text(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["status"], "succeeded");
-    assert_eq!(report["outputs"]["a"], "a");
-    assert_eq!(report["outputs"]["b"], "b");
-    assert_eq!(report["outputs"]["c"], "c after b");
+    resume_with(sb, &[])
+}
+
+fn resume_with(sb: &Sandbox, secrets: &[(&str, &str)]) -> RunState {
+    let inproc = InProc::new(sb.dir.path());
+    let load = Load {
+        secrets,
+        ..Load::default()
+    };
+    let outcome = block_on(inproc.resume(load))
+        .unwrap_or_else(|e| panic!("resume failed: {}", e.message()))
+        .expect("something to resume");
+    let report = &outcome.report;
+    assert_eq!(report.status, RunStatus::Succeeded);
+    assert_eq!(report.outputs["a"], "a");
+    assert_eq!(report.outputs["b"], "b");
+    assert_eq!(report.outputs["c"], "c after b");
     let state = RunState::replay(&sb.latest_events()).unwrap();
     assert_eq!(state.status, RunStatus::Succeeded);
     assert_eq!(state.resumed_at.len(), 1);
@@ -94,18 +148,9 @@ fn resume_and_check_complete(sb: &Sandbox) -> RunState {
 }
 
 #[test]
-fn sigkill_before_a_step_starts_then_resume_runs_each_step_once() {
+fn killed_before_a_step_starts_then_resume_runs_each_step_once() {
     let sb = Sandbox::new(RUNBOOK);
-    let marker = sb.path("paused");
-    let child = sb.spawn(
-        &sb.run_args(&[]),
-        &[
-            ("DRFLOW_TEST_PAUSE", "before:step_started:c".into()),
-            ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
-        ],
-    );
-    wait_for("the pause before c starts", || marker.exists());
-    kill(child);
+    sb.crash("before:step_started:c", &[]);
     assert_eq!(sb.count("c after b"), 0, "c must not have run");
     assert!(!has_event(&sb, "step_started", "c"));
 
@@ -118,23 +163,11 @@ fn sigkill_before_a_step_starts_then_resume_runs_each_step_once() {
 }
 
 #[test]
-fn sigkill_while_a_step_runs_then_resume_runs_it_again_and_nothing_else() {
+fn killed_while_a_step_runs_then_resume_runs_it_again_and_nothing_else() {
     let sb = Sandbox::new(RUNBOOK);
-    let hold = sb.path("hold");
-    std::fs::write(&hold, "").unwrap();
-    let child = sb.spawn(
-        &sb.run_args(&["-p", &format!("hold={}", hold.display())]),
-        &[],
-    );
     // b has started (journaled) and done its side effect, and is now holding; `side` (parallel
-    // to a and b) has finished, so b is the only step in flight when the process dies.
-    wait_for("b to run", || {
-        sb.count("b") == 1
-            && has_event(&sb, "step_started", "b")
-            && has_event(&sb, "step_succeeded", "side")
-    });
-    kill(child);
-    std::fs::remove_file(&hold).unwrap();
+    // to a and b) has finished, so b is the only step in flight when the run dies.
+    sb.kill_while_b_runs();
 
     let state = resume_and_check_complete(&sb);
     // The contract: a step started and never finished runs again (hence idempotency).
@@ -153,18 +186,9 @@ fn sigkill_while_a_step_runs_then_resume_runs_it_again_and_nothing_else() {
 }
 
 #[test]
-fn sigkill_after_a_step_succeeded_before_its_dependants_start() {
+fn killed_after_a_step_succeeded_before_its_dependants_start() {
     let sb = Sandbox::new(RUNBOOK);
-    let marker = sb.path("paused");
-    let child = sb.spawn(
-        &sb.run_args(&[]),
-        &[
-            ("DRFLOW_TEST_PAUSE", "after:step_succeeded:b".into()),
-            ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
-        ],
-    );
-    wait_for("the pause after b succeeded", || marker.exists());
-    kill(child);
+    sb.crash("after:step_succeeded:b", &[]);
     assert!(has_event(&sb, "step_succeeded", "b"));
     assert_eq!(sb.count("c after b"), 0);
 
@@ -176,16 +200,25 @@ fn sigkill_after_a_step_succeeded_before_its_dependants_start() {
     assert_eq!(state.steps["b"].attempts, 1);
 }
 
+/// Killed as b's success was about to be journaled: b did its work, the journal does not say
+/// so, and the resume runs it again (the contract that makes steps idempotent).
+#[test]
+fn killed_before_a_steps_success_is_journaled_runs_it_again() {
+    let sb = Sandbox::new(RUNBOOK);
+    sb.crash("before:step_succeeded:b", &[]);
+    assert!(!has_event(&sb, "step_succeeded", "b"));
+    assert_eq!(sb.count("b"), 1);
+    resume_and_check_complete(&sb);
+    assert_eq!(sb.count("b"), 2);
+    assert_eq!(sb.count("c after b"), 1);
+}
+
 #[test]
 fn show_prints_every_attempt_and_json_has_the_state() {
     let sb = Sandbox::new(RUNBOOK);
-    let out = sb.output(
-        &sb.run_args(&[])
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let inproc = InProc::new(sb.dir.path());
+    let outcome = block_on(inproc.run(&sb.crashy(), &sb.params(&[]))).unwrap();
+    assert_eq!(outcome.report.status, RunStatus::Succeeded);
     let show = sb.output(&["show", "latest"]);
     let s = text(&show.stdout);
     assert!(s.contains("status       succeeded after"), "{s}");
@@ -211,31 +244,21 @@ fn show_prints_every_attempt_and_json_has_the_state() {
 #[test]
 fn resume_refuses_a_changed_runbook_unless_forced() {
     let sb = Sandbox::new(RUNBOOK);
-    let marker = sb.path("paused");
-    let child = sb.spawn(
-        &sb.run_args(&[]),
-        &[
-            ("DRFLOW_TEST_PAUSE", "before:step_started:c".into()),
-            ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
-        ],
-    );
-    wait_for("the pause", || marker.exists());
-    kill(child);
-    std::fs::write(
-        sb.path("crashy.yaml"),
-        format!("{RUNBOOK}description: edited\n"),
-    )
-    .unwrap();
-    let out = sb.output(&["resume", "latest"]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = text(&out.stderr);
+    sb.crash("before:step_started:c", &[]);
+    sb.write("crashy.yaml", &format!("{RUNBOOK}description: edited\n"));
+    let inproc = InProc::new(sb.dir.path());
+    let err = block_on(inproc.resume(Load::default())).unwrap_err();
+    let message = err.message();
     assert!(
-        err.contains("changed since run") && err.contains("--force"),
-        "{err}"
+        message.contains("changed since run") && message.contains("--force"),
+        "{message}"
     );
     assert_eq!(sb.count("c after b"), 0);
-    let out = sb.output(&["resume", "latest", "--force"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let force = Load {
+        force: true,
+        ..Load::default()
+    };
+    block_on(inproc.resume(force)).unwrap().unwrap();
     assert_eq!(sb.count("c after b"), 1);
 }
 
@@ -243,16 +266,7 @@ fn resume_refuses_a_changed_runbook_unless_forced() {
 fn secrets_are_never_journaled_and_must_be_given_again_on_resume() {
     let sb = Sandbox::new(RUNBOOK);
     let secret = "hunter2-very-secret";
-    let marker = sb.path("paused");
-    let child = sb.spawn(
-        &sb.run_args(&["-p", &format!("token={secret}")]),
-        &[
-            ("DRFLOW_TEST_PAUSE", "before:step_started:c".into()),
-            ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
-        ],
-    );
-    wait_for("the pause", || marker.exists());
-    kill(child);
+    sb.crash("before:step_started:c", &[("token", secret)]);
     let state = RunState::replay(&sb.latest_events()).unwrap();
     assert_eq!(state.params["token"], "***");
     // Neither the database nor its WAL holds the secret.
@@ -264,127 +278,128 @@ fn secrets_are_never_journaled_and_must_be_given_again_on_resume() {
         );
     }
     // A non-secret parameter cannot be changed on resume.
-    let out = sb.output(&["resume", "latest", "-p", "out=/tmp/elsewhere"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("only secret parameters"));
-    let out = sb.output(&["resume", "latest", "-p", &format!("token={secret}")]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(!text(&out.stdout).contains(secret));
-    assert!(!text(&out.stderr).contains(secret));
+    let inproc = InProc::new(sb.dir.path());
+    let load = Load {
+        secrets: &[("out", "/tmp/elsewhere")],
+        ..Load::default()
+    };
+    let err = block_on(inproc.resume(load)).unwrap_err();
+    assert!(err.message().contains("only secret parameters"), "{}", err.message());
+    resume_with(&sb, &[("token", secret)]);
 }
 
 const LOCKED: &str = r#"runbook: locked
 params:
   out: { type: string }
-  hold: { type: string }
+  gate: { type: string, default: work }
   env: { type: string, default: prod }
 lock: failover-${{ params.env }}
 steps:
   - id: work
-    uses: core.append_file
-    with: { path: "${{ params.out }}", line: work, hold_while: "${{ params.hold }}" }
+    uses: test.append_file
+    with: { path: "${{ params.out }}", line: work, gate: "${{ params.gate }}" }
 "#;
 
-#[test]
-fn two_concurrent_runs_of_one_lock_key_exactly_one_proceeds() {
+/// Two runs of one lock key started at once: exactly one gets it, the other is refused and told
+/// who holds it; another key is not blocked; `--wait-lock` waits for the holder. On paused tokio
+/// time, with the leases on a virtual clock: the waiting run's polls cost no wall time.
+#[tokio::test(start_paused = true)]
+async fn two_concurrent_runs_of_one_lock_key_exactly_one_proceeds() {
     let sb = Sandbox::new(RUNBOOK);
-    std::fs::write(sb.path("locked.yaml"), LOCKED).unwrap();
-    let hold = sb.path("hold");
-    std::fs::write(&hold, "").unwrap();
-    let args: Vec<String> = [
-        "run",
-        "locked.yaml",
-        "-p",
-        &format!("out={}", sb.out()),
-        "-p",
-        &format!("hold={}", hold.display()),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let first = sb.spawn(&args, &[]);
-    let second = sb.spawn(&args, &[]);
-    // One of them gets the lock and starts its step; the other is refused.
-    wait_for("one run to start its step", || sb.count("work") == 1);
-    let (winner, loser) = {
-        let mut children = [Some(first), Some(second)];
-        let loser_idx = loop {
-            let mut found = None;
-            for (i, c) in children.iter_mut().enumerate() {
-                if let Some(ch) = c
-                    && ch.try_wait().unwrap().is_some()
-                {
-                    found = Some(i);
-                }
-            }
-            if let Some(i) = found {
-                break i;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        let loser = children[loser_idx].take().unwrap();
-        let winner = children[1 - loser_idx].take().unwrap();
-        (winner, loser)
+    sb.write("locked.yaml", LOCKED);
+    let inproc = InProc {
+        leases: drflow_engine::LeaseOptions::on_clock(std::sync::Arc::new(
+            drflow_engine::VirtualClock::new(1_700_000_000_000),
+        )),
+        ..InProc::new(sb.dir.path())
     };
-    let refused = loser.wait_with_output().unwrap();
-    assert_eq!(refused.status.code(), Some(2));
-    let err = text(&refused.stderr);
-    let holder = sb.journal().latest_run_id().unwrap().unwrap();
-    assert!(
-        err.contains("the lock `failover-prod` is held by run") && err.contains(&holder),
-        "{err}"
+    inproc.gates.close("work");
+    let file = sb.path("locked.yaml");
+    let params = sb.params(&[]);
+    let (first, second) = tokio::join!(
+        inproc.start(&file, &params, LockWait::default()),
+        inproc.start(&file, &params, LockWait::default())
     );
+    let (winner, refused) = match (first, second) {
+        (Ok(w), Err(e)) | (Err(e), Ok(w)) => (w, e),
+        (a, b) => panic!("expected exactly one winner: {:?} / {:?}", a.is_ok(), b.is_ok()),
+    };
+    let (rb, run_params, run_id, session) = winner;
+    let message = refused.message();
+    assert!(
+        message.contains("the lock `failover-prod` is held by run") && message.contains(&run_id),
+        "{message}"
+    );
+    assert!(matches!(refused, RunnerError::LockHeld { .. }));
+    let held = tokio::spawn(async move {
+        let mut quiet = drflow_engine::Recorder::default();
+        let options = drflow_engine::RunOptions::new(run_id);
+        session
+            .run(&rb, &run_params, options, &mut quiet, tokio::sync::watch::channel(Stop::No).1)
+            .await
+    });
+    inproc.gates.arrived("work", 1).await;
     // A different key is not blocked.
-    let other_hold = sb.path("no-hold");
-    let out = sb.output(&[
-        "run",
-        "locked.yaml",
-        "-p",
-        &format!("out={}", sb.path("other.txt").display()),
-        "-p",
-        &format!("hold={}", other_hold.display()),
-        "-p",
-        "env=dev",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let other = inproc
+        .run(&file, &sb.params(&[("env", "dev"), ("gate", "open")]))
+        .await
+        .unwrap();
+    assert_eq!(other.report.status, RunStatus::Succeeded);
 
     // --wait-lock waits for the holder, then proceeds.
-    let waiter = sb.spawn(
-        &[args.clone(), vec!["--wait-lock".to_owned()]].concat(),
-        &[],
-    );
-    std::fs::remove_file(&hold).unwrap();
-    let won = winner.wait_with_output().unwrap();
-    assert_eq!(won.status.code(), Some(0), "{}", text(&won.stderr));
-    let waited = waiter.wait_with_output().unwrap();
-    assert_eq!(waited.status.code(), Some(0), "{}", text(&waited.stderr));
+    let waiter = {
+        let (inproc, file, params) = (inproc.clone(), file.clone(), sb.params(&[("gate", "open")]));
+        let wait = LockWait {
+            wait: true,
+            timeout: None,
+        };
+        tokio::spawn(async move { inproc.start(&file, &params, wait).await.map(|s| s.3) })
+    };
+    while !inproc.noticed("waiting for the lock `failover-prod`") {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(!waiter.is_finished());
+    inproc.gates.open("work");
+    assert_eq!(held.await.unwrap().unwrap().report.status, RunStatus::Succeeded);
+    let session = waiter.await.unwrap().unwrap();
+    session.release().await;
     assert_eq!(sb.count("work"), 2);
 }
 
+/// A run killed while it holds its lock leaves the lease behind; the next run of the key takes
+/// it over (the process is gone) and says so, and the killed run shows as crashed.
 #[test]
 fn a_lock_left_by_a_killed_run_is_taken_over() {
     let sb = Sandbox::new(RUNBOOK);
-    std::fs::write(sb.path("locked.yaml"), LOCKED).unwrap();
-    let hold = sb.path("hold");
-    std::fs::write(&hold, "").unwrap();
-    let args = [
-        "run".to_owned(),
-        "locked.yaml".to_owned(),
-        "-p".to_owned(),
-        format!("out={}", sb.out()),
-        "-p".to_owned(),
-        format!("hold={}", hold.display()),
-    ];
-    let child = sb.spawn(&args, &[]);
-    wait_for("the run to hold the lock", || sb.count("work") == 1);
-    kill(child);
-    std::fs::remove_file(&hold).unwrap();
-    let out = sb.output(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    sb.write("locked.yaml", LOCKED);
+    let dying = InProc::crashing(sb.dir.path(), |_| false);
+    dying.gates.close("work");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let run = {
+        let (inproc, file, params) = (dying.clone(), sb.path("locked.yaml"), sb.params(&[]));
+        runtime.spawn(async move { inproc.run(&file, &params).await })
+    };
+    dying.gates.wait_arrived("work", 1);
+    run.abort();
+    assert!(runtime.block_on(run).unwrap_err().is_cancelled());
+    let killed = sb.journal().latest_run_id().unwrap().unwrap();
+    // The binary takes the lock over, and says from whom.
+    sb.write(
+        "plain_locked.yaml",
+        "runbook: plain_locked\nlock: failover-prod\nsteps:\n  - id: s\n    uses: core.log\n    with: { message: hi }\n",
+    );
+    let out = sb.output(&["run", "plain_locked.yaml"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("took over the lock `failover-prod`"));
     // The killed run shows as crashed and can be resumed.
     let runs = text(&sb.output(&["runs"]).stdout);
     assert!(runs.contains("crashed"), "{runs}");
+    let inproc = InProc::new(sb.dir.path());
+    let outcome = block_on(inproc.resume_run(&killed, Load::default()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome.report.status, RunStatus::Succeeded);
+    assert_eq!(sb.count("work"), 2, "the killed step runs again");
 }
 
 const UNDO: &str = r#"runbook: undoable
@@ -394,11 +409,11 @@ params:
 on_failure: rollback
 steps:
   - id: a
-    uses: core.append_file
+    uses: test.append_file
     with: { path: "${{ params.out }}", line: a, fail_undo_while: "${{ params.refuse }}" }
   - id: b
     needs: [a]
-    uses: core.append_file
+    uses: test.append_file
     with: { path: "${{ params.out }}", line: b }
   - id: c
     needs: [b]
@@ -409,24 +424,23 @@ steps:
 #[test]
 fn on_failure_rollback_stops_at_a_failing_undo_and_drflow_rollback_finishes_it() {
     let sb = Sandbox::new(RUNBOOK);
-    std::fs::write(sb.path("undo.yaml"), UNDO).unwrap();
+    sb.write("undo.yaml", UNDO);
     let refuse = sb.path("refuse");
     std::fs::write(&refuse, "").unwrap();
-    let out = sb.output(&[
-        "run",
-        "undo.yaml",
-        "-p",
-        &format!("out={}", sb.out()),
-        "-p",
-        &format!("refuse={}", refuse.display()),
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    // The summary tells what the rollback did and ends with the command that finishes it.
-    let summary = text(&out.stdout);
-    assert!(summary.contains("rollback rollback_failed"), "{summary}");
+    let inproc = InProc::new(sb.dir.path());
+    let refuse_param = refuse.display().to_string();
+    let outcome = block_on(inproc.run(
+        &sb.path("undo.yaml"),
+        &sb.params(&[("refuse", &refuse_param)]),
+    ))
+    .unwrap();
+    assert_eq!(outcome.report.status, RunStatus::Failed);
+    assert!(inproc.noticed("rolling back"));
+    // What the rollback did, as the summary prints it.
+    let rollback = outcome.rollback.expect("the run was rolled back");
+    assert_eq!(rollback.status, RunStatus::RollbackFailed);
+    let summary = rollback.to_string();
     assert!(summary.contains("still done, NOT undone: a"), "{summary}");
-    let last = summary.lines().last().unwrap_or_default();
-    assert!(last.starts_with("  drflow rollback "), "{summary}");
     assert_eq!(sb.count("undo b"), 1);
     assert_eq!(sb.count("undo a"), 0);
     let state = RunState::replay(&sb.latest_events()).unwrap();
@@ -434,11 +448,13 @@ fn on_failure_rollback_stops_at_a_failing_undo_and_drflow_rollback_finishes_it()
     assert_eq!(state.step_status("a"), StepPhase::UndoFailed);
 
     // Resume is refused for a run being unwound; rollback finishes the job, b is not undone twice.
-    assert_eq!(sb.output(&["resume", "latest"]).status.code(), Some(2));
+    let out = sb.output(&["resume", "latest"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("is being rolled back"));
     std::fs::remove_file(&refuse).unwrap();
-    let out = sb.output(&["rollback", "latest", "--yes"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("already undone:  b"));
+    let report = block_on(inproc.rollback()).unwrap();
+    assert_eq!(report.status, RunStatus::RolledBack);
+    assert!(report.to_string().contains("already undone:  b"), "{report}");
     assert_eq!(sb.count("undo a"), 1);
     assert_eq!(sb.count("undo b"), 1);
     let state = RunState::replay(&sb.latest_events()).unwrap();
@@ -446,9 +462,10 @@ fn on_failure_rollback_stops_at_a_failing_undo_and_drflow_rollback_finishes_it()
 }
 
 fn assert_refused_untouched(sb: &Sandbox, expect: &str) {
+    sb.write("plain.yaml", PLAIN);
     let before = std::fs::read(sb.journal_path()).unwrap();
     for args in [
-        sb.run_args(&[]),
+        vec!["run".to_owned(), "plain.yaml".to_owned()],
         vec!["runs".to_owned()],
         vec!["show".to_owned(), "latest".to_owned()],
     ] {
@@ -461,9 +478,9 @@ fn assert_refused_untouched(sb: &Sandbox, expect: &str) {
         );
         let err = text(&out.stderr);
         assert!(err.contains(expect), "{args:?}: {err}");
+        assert!(!err.contains("drflow: run "), "nothing may run: {err}");
     }
     assert_eq!(std::fs::read(sb.journal_path()).unwrap(), before);
-    assert_eq!(sb.count("a"), 0, "nothing may run");
 }
 
 #[test]
@@ -489,12 +506,8 @@ fn another_applications_sqlite_file_is_refused_and_left_unchanged() {
 #[test]
 fn a_corrupted_journal_is_refused_and_left_unchanged() {
     let sb = Sandbox::new(RUNBOOK);
-    let out = sb.output(
-        &sb.run_args(&[])
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
+    sb.write("plain.yaml", PLAIN);
+    let out = sb.output(&["run", "plain.yaml"]);
     assert_eq!(out.status.code(), Some(0));
     // Scribble over everything after the 100-byte header: the schema page is gone.
     let mut bytes = std::fs::read(sb.journal_path()).unwrap();
@@ -503,7 +516,6 @@ fn a_corrupted_journal_is_refused_and_left_unchanged() {
         *b = 0xA5;
     }
     std::fs::write(sb.journal_path(), &bytes).unwrap();
-    std::fs::write(sb.path("out.txt"), "").unwrap();
     assert_refused_untouched(&sb, "corrupt");
 }
 
@@ -511,9 +523,10 @@ fn a_corrupted_journal_is_refused_and_left_unchanged() {
 #[test]
 fn state_dir_flag_moves_the_journal() {
     let sb = Sandbox::new(RUNBOOK);
+    sb.write("plain.yaml", PLAIN);
     let elsewhere = sb.path("state");
     let mut args = vec!["--state-dir".to_owned(), elsewhere.display().to_string()];
-    args.extend(sb.run_args(&[]));
+    args.extend(["run".to_owned(), "plain.yaml".to_owned()]);
     let out = sb.output(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(elsewhere.join("journal.db").exists());
@@ -521,28 +534,24 @@ fn state_dir_flag_moves_the_journal() {
     assert!(Path::new(&elsewhere).is_dir());
 }
 
+/// `run_started` journals the runbook's absolute path, so a resume from another directory
+/// finds it; the binary shows that path.
 #[test]
 fn resume_from_another_directory_finds_the_runbook_by_its_absolute_path() {
     let sb = Sandbox::new(RUNBOOK);
-    let marker = sb.path("paused");
-    let child = sb.spawn(
-        &sb.run_args(&[]),
-        &[
-            ("DRFLOW_TEST_PAUSE", "before:step_started:c".into()),
-            ("DRFLOW_TEST_PAUSE_FILE", marker.display().to_string()),
-        ],
-    );
-    wait_for("the pause", || marker.exists());
-    kill(child);
-    let elsewhere = tempfile::tempdir().unwrap();
-    let out = sb
-        .cmd()
-        .current_dir(elsewhere.path())
-        .env("DRFLOW_STATE_DIR", sb.path(".drflow"))
-        .args(["resume", "latest"])
-        .output()
-        .unwrap();
+    sb.write("plain.yaml", PLAIN);
+    let out = sb.output(&["run", "plain.yaml"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let state = RunState::replay(&sb.latest_events()).unwrap();
+    let journaled = Path::new(&state.path);
+    assert!(journaled.is_absolute(), "{}", state.path);
+    assert_eq!(
+        journaled,
+        std::fs::canonicalize(sb.path("plain.yaml")).unwrap()
+    );
+    // A run killed half-way resumes with no file given, from wherever this process runs.
+    sb.crash("before:step_started:c", &[]);
+    resume_and_check_complete(&sb);
     assert_eq!(sb.count("c after b"), 1);
 }
 
@@ -579,29 +588,28 @@ steps:
     assert!(!stdout.contains(secret) && !stderr.contains(secret));
 }
 
+/// A stop request (SIGTERM in the binary) with no grace period interrupts the holding step;
+/// the resume runs it again and finishes the run.
 #[test]
-fn sigterm_interrupts_and_resume_finishes_the_run() {
+fn a_stop_interrupts_and_resume_finishes_the_run() {
     let sb = Sandbox::new(RUNBOOK);
-    let hold = sb.path("hold");
-    std::fs::write(&hold, "").unwrap();
-    let child = sb.spawn(
-        &sb.run_args(&["-p", &format!("hold={}", hold.display()), "--grace", "0s"]),
-        &[],
-    );
-    wait_for("b to hold", || {
-        has_event(&sb, "step_started", "b") && has_event(&sb, "step_succeeded", "side")
-    });
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    let inproc = InProc {
+        grace: Some(std::time::Duration::ZERO),
+        ..InProc::new(sb.dir.path())
+    };
+    inproc.gates.close("b");
+    let (stop, stopped) = tokio::sync::watch::channel(Stop::No);
+    let run = {
+        let (inproc, file, params) = (inproc.clone(), sb.crashy(), sb.params(&[]));
+        std::thread::spawn(move || block_on(inproc.run_until(&file, &params, stopped)))
+    };
+    inproc.gates.wait_arrived("b", 1);
+    stop.send(Stop::Graceful).unwrap();
+    let outcome = run.join().unwrap().unwrap();
+    assert_eq!(outcome.report.status, RunStatus::Interrupted);
     let state = RunState::replay(&sb.latest_events()).unwrap();
     assert_eq!(state.status, RunStatus::Interrupted);
     assert_eq!(state.step_status("b"), StepPhase::Interrupted);
-    std::fs::remove_file(&hold).unwrap();
     resume_and_check_complete(&sb);
     assert_eq!(sb.count("a"), 1);
     assert_eq!(sb.count("b"), 2, "b was interrupted, so it runs again");

@@ -231,7 +231,16 @@ impl InProc {
 
     /// Resumes the latest run; `Ok(None)` when there is nothing to resume.
     pub async fn resume(&self, how: Load<'_>) -> Result<Option<RunOutcome>, RunnerError> {
-        let loaded = match self.load("latest", Purpose::Resume, how).await? {
+        self.resume_run("latest", how).await
+    }
+
+    /// Resumes the run `run`; `Ok(None)` when there is nothing to resume.
+    pub async fn resume_run(
+        &self,
+        run: &str,
+        how: Load<'_>,
+    ) -> Result<Option<RunOutcome>, RunnerError> {
+        let loaded = match self.load(run, Purpose::Resume, how).await? {
             Loaded::NothingToDo { .. } => return Ok(None),
             Loaded::Ready(l) => *l,
         };
