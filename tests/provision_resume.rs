@@ -1,21 +1,43 @@
-//! A provision killed half-way (SIGKILL, no chance to clean up) and resumed completes without
-//! duplicate resources, and its outputs are those of an uninterrupted provision.
+//! A provision killed half-way (no chance to clean up) and resumed completes without duplicate
+//! resources, and its outputs are those of an uninterrupted provision.
+//!
+//! The provision runs in-process on the library runner, which its test hooks crash (or pause)
+//! at a named event, as a SIGKILL would: nothing more is journaled and its leases are left to a
+//! process that is gone. The resume, the rollback and the refused destroy are the `drflow`
+//! binary's.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
+use drflow_engine::runner::{HookAction, RunnerError};
 use serde_json::Value;
+
+mod common;
+
+use common::inproc::{InProc, Pause, block_on, point};
 
 fn drflow(state: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_drflow"));
     c.current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("DRFLOW_STATE_DIR", state)
-        .env_remove("DRFLOW_TEST_PAUSE")
         .env_remove("DRFLOW_TARGET")
         .stdin(Stdio::null());
     c
+}
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// The runner over `state` with the eu parameters, as `drflow run runbooks/provision.yaml
+/// --params-file runbooks/params/eu.yaml` would run it.
+fn provision_runner(state: &Path) -> InProc {
+    let params = std::fs::read_to_string(repo("runbooks/params/eu.yaml")).expect("params");
+    InProc {
+        params_file: Some(("runbooks/params/eu.yaml".into(), params)),
+        ..InProc::at_state_dir(state)
+    }
 }
 
 fn run_ok(state: &Path, args: &[&str]) -> String {
@@ -65,33 +87,32 @@ fn resources(state: &Path) -> BTreeMap<(String, String, String), Value> {
     seen
 }
 
+/// Provisions in-process and kills the run at `pause` (`after:step_succeeded:database`, …).
 fn kill_at(state: &Path, pause: &str) {
-    let marker = state.join("paused");
-    let mut child = drflow(state)
-        .args([
-            "run",
-            "runbooks/provision.yaml",
-            "--params-file",
-            "runbooks/params/eu.yaml",
-        ])
-        .env("DRFLOW_TEST_PAUSE", pause)
-        .env("DRFLOW_TEST_PAUSE_FILE", &marker)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !marker.exists() {
-        assert!(Instant::now() < deadline, "provision never reached {pause}");
-        assert!(
-            child.try_wait().expect("poll").is_none(),
-            "provision ended before reaching {pause}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
+    let dying = InProc {
+        hooks: drflow_engine::runner::Hooks::crash_at(point(pause)),
+        identity: Some(common::inproc::dead_process()),
+        ..provision_runner(state)
+    };
+    match block_on(dying.run(&repo("runbooks/provision.yaml"), &[])) {
+        Err(RunnerError::Crashed { .. }) => {}
+        other => panic!("provision never reached {pause}: {:?}", other.map(|o| o.report.status)),
     }
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reap");
-    std::fs::remove_file(&marker).expect("marker");
+}
+
+/// Provisions in-process on a thread of its own, paused at `at` until the returned handle ends
+/// the pause (the run then crashes there).
+fn pause_at(state: &Path, at: &str) -> (Pause, std::thread::JoinHandle<()>) {
+    let (hooks, pause) = Pause::at(point(at));
+    let inproc = InProc {
+        hooks,
+        ..provision_runner(state)
+    };
+    let run = std::thread::spawn(move || {
+        let _ = block_on(inproc.run(&repo("runbooks/provision.yaml"), &[]));
+    });
+    pause.wait();
+    (pause, run)
 }
 
 #[test]
@@ -170,26 +191,7 @@ fn outputs_without_a_run_is_a_clear_error() {
 fn destroy_is_refused_while_a_provision_of_the_same_environment_runs() {
     let dir = tempfile::tempdir().expect("dir");
     let state = dir.path();
-    let marker = state.join("paused");
-    let mut child = drflow(state)
-        .args([
-            "run",
-            "runbooks/provision.yaml",
-            "--params-file",
-            "runbooks/params/eu.yaml",
-        ])
-        .env("DRFLOW_TEST_PAUSE", "before:step_started:dns")
-        .env("DRFLOW_TEST_PAUSE_FILE", &marker)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !marker.exists() {
-        assert!(Instant::now() < deadline, "provision never paused");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let holder = std::fs::read_to_string(&marker).expect("pid");
+    let (pause, run) = pause_at(state, "before:step_started:dns");
     let out = drflow(state)
         .args([
             "run",
@@ -200,8 +202,8 @@ fn destroy_is_refused_while_a_provision_of_the_same_environment_runs() {
         ])
         .output()
         .expect("runs");
-    child.kill().expect("kill");
-    child.wait().expect("reap");
+    pause.end(HookAction::Crash);
+    run.join().expect("the provision thread");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
@@ -209,7 +211,6 @@ fn destroy_is_refused_while_a_provision_of_the_same_environment_runs() {
         "names the lock: {stderr}"
     );
     assert!(stderr.contains("held by"), "names the holder: {stderr}");
-    assert!(!holder.is_empty());
     // The world was not touched by the refused destroy: the half-built environment is still there.
     assert!(!world(state).is_empty());
 }
@@ -220,20 +221,7 @@ fn destroy_is_refused_while_a_provision_of_the_same_environment_runs() {
 fn a_destroy_of_eu_goes_on_while_prod_eu_is_being_provisioned_and_leaves_it_alone() {
     let dir = tempfile::tempdir().expect("dir");
     let state = dir.path();
-    let marker = state.join("paused");
-    let mut child = drflow(state)
-        .args(PROVISION)
-        .env("DRFLOW_TEST_PAUSE", "before:step_started:dns")
-        .env("DRFLOW_TEST_PAUSE_FILE", &marker)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !marker.exists() {
-        assert!(Instant::now() < deadline, "provision never paused");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (pause, run) = pause_at(state, "before:step_started:dns");
     let before = resources(state);
     let out = drflow(state)
         .args([
@@ -249,8 +237,8 @@ fn a_destroy_of_eu_goes_on_while_prod_eu_is_being_provisioned_and_leaves_it_alon
         ])
         .output()
         .expect("runs");
-    child.kill().expect("kill");
-    child.wait().expect("reap");
+    pause.end(HookAction::Crash);
+    run.join().expect("the provision thread");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
