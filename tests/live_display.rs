@@ -1,9 +1,14 @@
 //! The live display on a terminal: log lines and resource lines printed while steps run go
 //! above the spinners, so nothing garbles and no stale spinner line is left behind.
 //!
-//! drflow runs under a pseudo-terminal; what it writes is fed through a terminal emulator
-//! (`vt100`), and the screen plus its scrollback is checked once the run has ended. The tests
-//! never sleep: they wait for the screen to show something, or for the run to end.
+//! What runs under a pseudo-terminal is either the `drflow` binary (a whole provision), or, for
+//! runs that need steps held until the test lets them go, this test program itself started
+//! again as a child ([`child_process_entry`]): the library runner with the test-only
+//! `test.append_file` (held while a file exists), drawn by the binary's own display, log and
+//! summary modules (`src/progress.rs`, `src/log.rs`, `src/report.rs`). What it writes is fed
+//! through a terminal emulator (`vt100`), and the screen plus its scrollback is checked once
+//! the run has ended. The tests never sleep: they wait for the screen to show something, or
+//! for the run to end.
 #![cfg(unix)]
 
 use std::fs::{File, OpenOptions};
@@ -15,6 +20,104 @@ use std::time::{Duration, Instant};
 
 use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
 use rustix::termios::{Winsize, tcsetwinsize};
+
+mod common;
+
+/// The binary's live display, log writer and summary, driven here by the library runner.
+#[path = "../src/log.rs"]
+#[allow(dead_code)]
+mod log;
+#[path = "../src/progress.rs"]
+#[allow(dead_code)]
+mod progress;
+#[path = "../src/report.rs"]
+#[allow(dead_code)]
+mod report;
+
+/// What `log.rs` writes its lines through in the binary: here, the display's `print_now`
+/// without a secret scrubber (these runs have no secrets).
+mod cmd_journal {
+    pub fn scrubbed_stderr() -> Line {
+        Line(Vec::new())
+    }
+
+    pub struct Line(Vec<u8>);
+
+    impl std::io::Write for Line {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Drop for Line {
+        fn drop(&mut self) {
+            crate::progress::print_now(&String::from_utf8_lossy(&self.0));
+        }
+    }
+}
+
+/// The environment variable that makes this program the child: `DIR\nRUNBOOK\nNAME=VALUE…`.
+const CHILD: &str = "DRFLOW_LIVE_DISPLAY_CHILD";
+
+/// Not a test: the entry of the child process the tests below start under a terminal. It runs
+/// a runbook as `drflow run` would, on the library runner, and exits with its exit code.
+#[test]
+fn child_process_entry() {
+    let Ok(spec) = std::env::var(CHILD) else {
+        return;
+    };
+    let mut lines = spec.lines();
+    let dir = std::path::PathBuf::from(lines.next().expect("dir"));
+    let runbook = dir.join(lines.next().expect("runbook"));
+    let params: Vec<(&str, String)> = lines
+        .map(|l| {
+            let (k, v) = l.split_once('=').expect("NAME=VALUE");
+            (k, v.to_owned())
+        })
+        .collect();
+    std::process::exit(child_run(&dir, &runbook, &params));
+}
+
+fn child_run(dir: &Path, runbook: &Path, params: &[(&str, String)]) -> i32 {
+    use std::io::{IsTerminal, Write};
+    let terminal = std::io::stderr().is_terminal();
+    log::init(0, terminal);
+    let inproc = common::inproc::InProc::new(dir);
+    common::inproc::block_on(async {
+        let (rb, params, run_id, session) = inproc
+            .start(runbook, params, Default::default())
+            .await
+            .expect("the run starts");
+        let mut options = drflow_engine::RunOptions::new(run_id);
+        options.redacted_params = drflow_engine::runner::redacted_params(&rb, &params);
+        let mut progress = progress::Progress::new(&rb, terminal);
+        let stop = tokio::sync::watch::channel(drflow_engine::Stop::No).1;
+        let outcome = session
+            .run(&rb, &params, options, &mut progress, stop)
+            .await
+            .expect("the run ends");
+        drop(progress);
+        let state_dir = dir.join(".drflow");
+        let summary = report::Summary {
+            target: "sim",
+            virtual_time: None,
+            journal: Some(&state_dir),
+            rollback: None,
+        };
+        let mut out = std::io::stdout();
+        let _ = write!(out, "{}", report::text(&outcome.report, &summary));
+        let _ = out.flush();
+        match outcome.report.status {
+            drflow_engine::RunStatus::Succeeded => 0,
+            _ => 1,
+        }
+    })
+}
 
 const ROWS: u16 = 40;
 const COLS: u16 = 160;
@@ -30,6 +133,25 @@ struct Terminal {
 impl Terminal {
     /// Starts `drflow args` in `dir` with stdout and stderr on a new pseudo-terminal.
     fn spawn(dir: &Path, args: &[&str]) -> Terminal {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_drflow"));
+        cmd.args(args);
+        Terminal::start(dir, cmd)
+    }
+
+    /// Starts this program as the child that runs `runbook` (in `dir`) with `params` on the
+    /// library runner, on a new pseudo-terminal.
+    fn spawn_child(dir: &Path, runbook: &str, params: &[(&str, &Path)]) -> Terminal {
+        let mut spec = format!("{}\n{runbook}", dir.display());
+        for (k, v) in params {
+            spec.push_str(&format!("\n{k}={}", v.display()));
+        }
+        let mut cmd = Command::new(std::env::current_exe().expect("this test program"));
+        cmd.args(["--exact", "child_process_entry", "--nocapture", "--quiet"])
+            .env(CHILD, spec);
+        Terminal::start(dir, cmd)
+    }
+
+    fn start(dir: &Path, mut cmd: Command) -> Terminal {
         let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
             .expect("open a pseudo-terminal");
         grantpt(&master).expect("grantpt");
@@ -51,11 +173,8 @@ impl Terminal {
             .open(name.to_str().expect("utf-8 pty name"))
             .expect("open the terminal side");
         let child = {
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_drflow"));
-            cmd.args(args)
-                .current_dir(dir)
+            cmd.current_dir(dir)
                 .env("TERM", "xterm-256color")
-                .env("DRFLOW_TEST_STEPS", "1")
                 .env_remove("DRFLOW_LOG")
                 .env_remove("DRFLOW_STATE_DIR")
                 .env_remove("DRFLOW_TARGET")
@@ -155,10 +274,10 @@ params:
   second: { type: string }
 steps:
   - id: long
-    uses: core.append_file
+    uses: test.append_file
     with: { path: "${{ params.out }}", line: long, hold_while: "${{ params.first }}" }
   - id: gate
-    uses: core.append_file
+    uses: test.append_file
     with: { path: "${{ params.out }}", line: gate, hold_while: "${{ params.second }}" }
   - id: network
     uses: network.vpc
@@ -181,27 +300,19 @@ fn lines_logged_while_steps_run_go_above_the_spinners_and_leave_none_behind() {
     std::fs::write(&first, "").expect("gate");
     std::fs::write(&second, "").expect("gate");
     std::fs::write(dir.path().join("live.yaml"), RUNBOOK).expect("runbook");
-    let param = |k: &str, p: &Path| format!("{k}={}", p.display());
     let out = dir.path().join("out.txt");
-    let args = [
-        "run".to_string(),
-        "live.yaml".into(),
-        "-p".into(),
-        param("out", &out),
-        "-p".into(),
-        param("first", &first),
-        "-p".into(),
-        param("second", &second),
-    ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut term = Terminal::spawn(dir.path(), &args);
+    let mut term = Terminal::spawn_child(
+        dir.path(),
+        "live.yaml",
+        &[("out", &out), ("first", &first), ("second", &second)],
+    );
 
     // Both held steps have spinners on screen...
     term.wait_until("the spinners of both held steps", |h| {
         h.iter()
-            .any(|r| has_spinner(r) && r.contains("long (core.append_file)"))
+            .any(|r| has_spinner(r) && r.contains("long (test.append_file)"))
             && h.iter()
-                .any(|r| has_spinner(r) && r.contains("gate (core.append_file)"))
+                .any(|r| has_spinner(r) && r.contains("gate (test.append_file)"))
     });
     // ...when the steps that log and create resources run.
     std::fs::remove_file(&second).expect("open the gate");
@@ -212,7 +323,7 @@ fn lines_logged_while_steps_run_go_above_the_spinners_and_leave_none_behind() {
     let history = term.history();
     let spinner = history
         .iter()
-        .rposition(|r| has_spinner(r) && r.contains("long (core.append_file)"))
+        .rposition(|r| has_spinner(r) && r.contains("long (test.append_file)"))
         .expect("the spinner of `long` is on screen");
     let message = history
         .iter()
@@ -291,16 +402,12 @@ fn a_wide_fan_out_shows_a_few_spinners_and_counts_the_rest() {
     );
     for i in 0..30 {
         runbook.push_str(&format!(
-            "  - {{ id: w{i:02}, uses: core.append_file, with: {{ path: \"${{{{ params.out }}}}\", line: w{i}, hold_while: \"${{{{ params.gate }}}}\" }} }}\n"
+            "  - {{ id: w{i:02}, uses: test.append_file, with: {{ path: \"${{{{ params.out }}}}\", line: w{i}, hold_while: \"${{{{ params.gate }}}}\" }} }}\n"
         ));
     }
     std::fs::write(dir.path().join("wide.yaml"), runbook).expect("runbook");
-    let out = format!("out={}", dir.path().join("out.txt").display());
-    let gate_param = format!("gate={}", gate.display());
-    let mut term = Terminal::spawn(
-        dir.path(),
-        &["run", "wide.yaml", "-p", &out, "-p", &gate_param],
-    );
+    let out = dir.path().join("out.txt");
+    let mut term = Terminal::spawn_child(dir.path(), "wide.yaml", &[("out", &out), ("gate", &gate)]);
     term.wait_until("ten spinners and a count of the others", |h| {
         h.iter().any(|r| r.contains("… and 20 more steps running"))
     });

@@ -15,7 +15,6 @@ fn drflow(state: &Path) -> Command {
     c.current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("DRFLOW_STATE_DIR", state)
         .env_remove("DRFLOW_TARGET")
-        .env_remove("DRFLOW_TEST_PAUSE")
         .stdin(Stdio::null());
     c
 }

@@ -16,7 +16,6 @@ fn drflow(state: &Path, args: &[&str]) -> Output {
         .env("DRFLOW_STATE_DIR", state)
         .env_remove("DRFLOW_LOG")
         .env_remove("DRFLOW_TARGET")
-        .env_remove("DRFLOW_TEST_PAUSE")
         .env("NO_COLOR", "1")
         .output()
         .expect("drflow runs")
