@@ -1065,7 +1065,7 @@ mod tests {
 
     #[test]
     fn what_cannot_be_known_before_the_run_is_skipped_and_said() {
-        let src = "runbook: r\nparams:\n  c: { type: string }\nsteps:\n  - id: a\n    uses: t.net\n    with: { cidr: '${{ params.c }}' }\n  - id: b\n    uses: t.net\n    with: { cidr: '${{ env.DRFLOW_TEST_VALUES_CIDR }}' }\n  - id: c\n    uses: t.net\n    needs: [a]\n    with: { cidr: '${{ steps.a.outputs.id }}' }\n";
+        let src = "runbook: r\nparams:\n  c: { type: string }\nsteps:\n  - id: a\n    uses: t.net\n    with: { cidr: '${{ params.c }}' }\n  - id: b\n    uses: t.net\n    with: { cidr: '${{ env.DRFLOW_UNSET_VALUES_CIDR }}' }\n  - id: c\n    uses: t.net\n    needs: [a]\n    with: { cidr: '${{ steps.a.outputs.id }}' }\n";
         let rb = compile(src);
         let r = check(&rb, None, &[], CheckTime::Validate);
         assert!(r.problems.is_empty(), "{:?}", r.problems);
