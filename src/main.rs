@@ -441,7 +441,10 @@ fn registry(global: &Global) -> Registry {
 /// runner saves it at checkpoints).
 fn cloud(global: &Global) -> (Registry, std::sync::Arc<drflow_steps::LazyBackend>) {
     let backend = std::sync::Arc::new(drflow_steps::LazyBackend::new(cloud_config(global)));
-    (drflow_steps::registry_with_backend(backend.clone()), backend)
+    (
+        drflow_steps::registry_with_backend(backend.clone()),
+        backend,
+    )
 }
 
 fn read(path: &std::path::Path) -> Result<String, Failure> {

@@ -15,7 +15,7 @@ mod common;
 use common::inproc::{InProc, Load, block_on, crash_at, point};
 use common::{Sandbox, text};
 use drflow_engine::runner::{LockWait, RunnerError};
-use drflow_engine::{Journal, RunEvent, RunState, RunStatus, Stop, StepPhase};
+use drflow_engine::{Journal, RunEvent, RunState, RunStatus, StepPhase, Stop};
 use serde_json::Value;
 
 const RUNBOOK: &str = r#"runbook: crashy
@@ -64,7 +64,12 @@ impl Sandbox {
 
     /// Runs crashy.yaml in-process and kills it at `at` (`before:step_started:c`, …).
     fn crash(&self, at: &str, extra: &[(&'static str, &str)]) {
-        crash_at(self.dir.path(), &self.crashy(), &self.params(extra), point(at));
+        crash_at(
+            self.dir.path(),
+            &self.crashy(),
+            &self.params(extra),
+            point(at),
+        );
     }
 
     /// Runs crashy.yaml in-process and kills it (drops it) while b holds after its side effect
@@ -284,7 +289,11 @@ fn secrets_are_never_journaled_and_must_be_given_again_on_resume() {
         ..Load::default()
     };
     let err = block_on(inproc.resume(load)).unwrap_err();
-    assert!(err.message().contains("only secret parameters"), "{}", err.message());
+    assert!(
+        err.message().contains("only secret parameters"),
+        "{}",
+        err.message()
+    );
     resume_with(&sb, &[("token", secret)]);
 }
 
@@ -322,7 +331,11 @@ async fn two_concurrent_runs_of_one_lock_key_exactly_one_proceeds() {
     );
     let (winner, refused) = match (first, second) {
         (Ok(w), Err(e)) | (Err(e), Ok(w)) => (w, e),
-        (a, b) => panic!("expected exactly one winner: {:?} / {:?}", a.is_ok(), b.is_ok()),
+        (a, b) => panic!(
+            "expected exactly one winner: {:?} / {:?}",
+            a.is_ok(),
+            b.is_ok()
+        ),
     };
     let (rb, run_params, run_id, session) = winner;
     let message = refused.message();
@@ -335,7 +348,13 @@ async fn two_concurrent_runs_of_one_lock_key_exactly_one_proceeds() {
         let mut quiet = drflow_engine::Recorder::default();
         let options = drflow_engine::RunOptions::new(run_id);
         session
-            .run(&rb, &run_params, options, &mut quiet, tokio::sync::watch::channel(Stop::No).1)
+            .run(
+                &rb,
+                &run_params,
+                options,
+                &mut quiet,
+                tokio::sync::watch::channel(Stop::No).1,
+            )
             .await
     });
     inproc.gates.arrived("work", 1).await;
@@ -360,7 +379,10 @@ async fn two_concurrent_runs_of_one_lock_key_exactly_one_proceeds() {
     }
     assert!(!waiter.is_finished());
     inproc.gates.open("work");
-    assert_eq!(held.await.unwrap().unwrap().report.status, RunStatus::Succeeded);
+    assert_eq!(
+        held.await.unwrap().unwrap().report.status,
+        RunStatus::Succeeded
+    );
     let session = waiter.await.unwrap().unwrap();
     session.release().await;
     assert_eq!(sb.count("work"), 2);
@@ -454,7 +476,10 @@ fn on_failure_rollback_stops_at_a_failing_undo_and_drflow_rollback_finishes_it()
     std::fs::remove_file(&refuse).unwrap();
     let report = block_on(inproc.rollback()).unwrap();
     assert_eq!(report.status, RunStatus::RolledBack);
-    assert!(report.to_string().contains("already undone:  b"), "{report}");
+    assert!(
+        report.to_string().contains("already undone:  b"),
+        "{report}"
+    );
     assert_eq!(sb.count("undo a"), 1);
     assert_eq!(sb.count("undo b"), 1);
     let state = RunState::replay(&sb.latest_events()).unwrap();

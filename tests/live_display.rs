@@ -407,7 +407,8 @@ fn a_wide_fan_out_shows_a_few_spinners_and_counts_the_rest() {
     }
     std::fs::write(dir.path().join("wide.yaml"), runbook).expect("runbook");
     let out = dir.path().join("out.txt");
-    let mut term = Terminal::spawn_child(dir.path(), "wide.yaml", &[("out", &out), ("gate", &gate)]);
+    let mut term =
+        Terminal::spawn_child(dir.path(), "wide.yaml", &[("out", &out), ("gate", &gate)]);
     term.wait_until("ten spinners and a count of the others", |h| {
         h.iter().any(|r| r.contains("… and 20 more steps running"))
     });

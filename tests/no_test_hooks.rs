@@ -31,5 +31,8 @@ fn the_binary_and_the_library_crates_read_no_test_variable() {
         .filter(|f| std::fs::read_to_string(f).unwrap().contains(&needle))
         .map(|f| f.strip_prefix(root).unwrap().display().to_string())
         .collect();
-    assert!(offenders.is_empty(), "{needle}* read in shipped code: {offenders:?}");
+    assert!(
+        offenders.is_empty(),
+        "{needle}* read in shipped code: {offenders:?}"
+    );
 }

@@ -96,7 +96,10 @@ fn kill_at(state: &Path, pause: &str) {
     };
     match block_on(dying.run(&repo("runbooks/provision.yaml"), &[])) {
         Err(RunnerError::Crashed { .. }) => {}
-        other => panic!("provision never reached {pause}: {:?}", other.map(|o| o.report.status)),
+        other => panic!(
+            "provision never reached {pause}: {:?}",
+            other.map(|o| o.report.status)
+        ),
     }
 }
 

@@ -61,7 +61,12 @@ impl Sandbox {
 
     /// Runs crashy.yaml in-process and kills it at `at` (`before:step_started:c`, …).
     fn crash(&self, at: &str) {
-        crash_at(self.dir.path(), &self.crashy(), &self.out_param(), point(at));
+        crash_at(
+            self.dir.path(),
+            &self.crashy(),
+            &self.out_param(),
+            point(at),
+        );
     }
 
     /// The latest run's events, read by a separate process (`drflow show --output json`), so
@@ -129,7 +134,10 @@ fn a_reader_closing_the_journal_does_not_lose_the_runs_later_commits() {
     assert!(sb.has_event("step_started", "b"));
     // This process runs the run, and keeps SQLite's shared lock on the journal while it is open.
     if let Some(held) = holds_lock(std::process::id(), &sb.journal_path()) {
-        assert!(held, "the run dropped its lock on journal.db while it is live");
+        assert!(
+            held,
+            "the run dropped its lock on journal.db while it is live"
+        );
     }
     // A foreign reader (the sqlite3 module of Python, when there is one) opens and closes it.
     let python = Command::new("python3")
@@ -191,9 +199,9 @@ async fn a_run_that_loses_its_lock_stops_and_says_so() {
     let sb = Sandbox::new(RUNBOOK);
     sb.write("locked.yaml", LOCKED);
     let inproc = InProc {
-        leases: drflow_engine::LeaseOptions::on_clock(Arc::new(
-            drflow_engine::VirtualClock::new(1_700_000_000_000),
-        )),
+        leases: drflow_engine::LeaseOptions::on_clock(Arc::new(drflow_engine::VirtualClock::new(
+            1_700_000_000_000,
+        ))),
         ..InProc::new(sb.dir.path())
     };
     inproc.gates.close("work");
@@ -221,11 +229,19 @@ async fn a_run_that_loses_its_lock_stops_and_says_so() {
     assert_eq!(outcome.report.status, RunStatus::Interrupted);
     assert_eq!(outcome.lost_leases, ["failover-prod"]);
     assert!(
-        outcome.report.errors.iter().any(|e| e.contains("the lock `failover-prod` was lost")),
+        outcome
+            .report
+            .errors
+            .iter()
+            .any(|e| e.contains("the lock `failover-prod` was lost")),
         "{:?}",
         outcome.report.errors
     );
-    assert_eq!(sb.count("after"), 0, "a step started after the lock was lost");
+    assert_eq!(
+        sb.count("after"),
+        0,
+        "a step started after the lock was lost"
+    );
 }
 
 /// `run_started` is on disk before the first step can start: a run killed right then can be
@@ -235,7 +251,10 @@ fn a_run_killed_before_its_first_step_is_recorded_and_resumable() {
     let sb = Sandbox::new(RUNBOOK);
     sb.crash("before:step_started:a");
     let runs = text(&sb.output(&["runs"]).stdout);
-    assert!(runs.contains("crashy") && runs.contains("crashed"), "{runs}");
+    assert!(
+        runs.contains("crashy") && runs.contains("crashed"),
+        "{runs}"
+    );
     let inproc = InProc::new(sb.dir.path());
     let outcome = block_on(inproc.resume(Load::default())).unwrap().unwrap();
     assert_eq!(outcome.report.status, RunStatus::Succeeded);
@@ -513,7 +532,10 @@ fn a_crashed_runs_duration_stops_at_its_last_event() {
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows[0]["status"], "crashed");
     let d = rows[0]["duration_seconds"].as_f64().unwrap();
-    assert!((d - 2.0).abs() < 1e-6, "duration {d} keeps growing after the crash");
+    assert!(
+        (d - 2.0).abs() < 1e-6,
+        "duration {d} keeps growing after the crash"
+    );
 }
 
 /// Small messages: a refused lock names no run id that is never recorded, and waiting for it
@@ -526,10 +548,8 @@ fn small_messages() {
     // This (live) process holds the lock, as another run would.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let held = runtime.block_on(async {
-        let store = drflow_engine::FileLeaseStore::open(
-            &drflow_engine::Journal::open_in(&sb.path(".drflow")).unwrap().path().to_owned(),
-        )
-        .unwrap();
+        drflow_engine::Journal::open_in(&sb.path(".drflow")).unwrap();
+        let store = drflow_engine::FileLeaseStore::open(&sb.journal_path()).unwrap();
         drflow_engine::HeldLease::acquire(
             Arc::new(store),
             "lock/failover-prod",
@@ -544,7 +564,13 @@ fn small_messages() {
     let err = text(&out.stderr);
     assert!(err.contains("is held by run holder-run"), "{err}");
     assert!(!err.contains("drflow: run "), "{err}");
-    let out = sb.output(&["run", "locked.yaml", "--wait-lock", "--wait-lock-timeout", "1ms"]);
+    let out = sb.output(&[
+        "run",
+        "locked.yaml",
+        "--wait-lock",
+        "--wait-lock-timeout",
+        "1ms",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(err.contains("the lock `failover-prod` after"), "{err}");
@@ -677,7 +703,11 @@ fn resume_takes_the_runs_lease_before_replaying_it() {
     // The first resume has replayed and holds the lease: a second one is refused outright.
     let inproc = InProc::new(sb.dir.path());
     let err = block_on(inproc.resume(Load::default())).unwrap_err();
-    assert!(err.message().contains("still being worked on"), "{}", err.message());
+    assert!(
+        err.message().contains("still being worked on"),
+        "{}",
+        err.message()
+    );
     assert_eq!(sb.count("c"), 0);
     pause.end(HookAction::Continue);
     let outcome = first.join().unwrap().unwrap().unwrap();
@@ -779,7 +809,9 @@ fn resume_takes_over_the_lease_of_the_run_that_died() {
     };
     let lease = &loaded.session.leases()[0];
     assert_eq!(lease.key(), format!("run/{}", loaded.run_id));
-    let dead = lease.took_over().expect("the dead run's lease was taken over");
+    let dead = lease
+        .took_over()
+        .expect("the dead run's lease was taken over");
     assert_eq!(dead.pid, common::inproc::dead_process().pid);
     block_on(loaded.session.release());
 }

@@ -369,10 +369,7 @@ fn resume_evaluates_core_set_secret_outputs_again() {
 fn resume_refuses_to_use_a_lost_secret_output() {
     let sb = sandbox(
         "lost.yaml",
-        &RESUME.replace(
-            "steps.conn.outputs.url ==",
-            "steps.say.outputs.message ==",
-        ),
+        &RESUME.replace("steps.conn.outputs.url ==", "steps.say.outputs.message =="),
     );
     let out = format!("out={}", sb.out());
     let seen = Seen::after(

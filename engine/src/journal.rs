@@ -88,7 +88,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (
         1,
         "runs, events and lock leases",
-    "CREATE TABLE runs (
+        "CREATE TABLE runs (
         id            TEXT PRIMARY KEY,
         runbook       TEXT NOT NULL,
         path          TEXT NOT NULL,

@@ -154,7 +154,7 @@ pub enum LockError {
     )]
     Held {
         /// The current holder.
-        holder: Holder,
+        holder: Box<Holder>,
     },
     /// `--wait-lock` gave up.
     #[error(
@@ -163,7 +163,7 @@ pub enum LockError {
     )]
     Timeout {
         /// The holder when we gave up.
-        holder: Holder,
+        holder: Box<Holder>,
         /// How long we waited.
         waited: Duration,
     },
@@ -277,7 +277,9 @@ impl FileLeaseStore {
                 None => None,
                 Some((holder, proc_start)) => {
                     if !holder_is_gone(&holder, proc_start.as_deref(), &self.me, t) {
-                        return Err(LockError::Held { holder });
+                        return Err(LockError::Held {
+                            holder: Box::new(holder),
+                        });
                     }
                     Some(holder)
                 }
@@ -653,8 +655,13 @@ pub fn live_holder(journal: &Journal, key: &str) -> Result<Option<Holder>, Journ
     let row = read_lease(journal.conn(), key).map_err(sql(&path, "reading a run lock"))?;
     let now = crate::event::now();
     Ok(row.and_then(|(holder, proc_start)| {
-        (!holder_is_gone(&holder, proc_start.as_deref(), &HolderIdentity::current(), now))
-            .then_some(holder)
+        (!holder_is_gone(
+            &holder,
+            proc_start.as_deref(),
+            &HolderIdentity::current(),
+            now,
+        ))
+        .then_some(holder)
     }))
 }
 
@@ -724,11 +731,15 @@ mod tests {
         let (_dir, path) = journal_path();
         let o = virtual_options();
         let s = store(&path, &o);
-        let first = HeldLease::acquire(s.clone(), "k", "run-a", &o).await.unwrap();
+        let first = HeldLease::acquire(s.clone(), "k", "run-a", &o)
+            .await
+            .unwrap();
         let t1 = first.token();
         let stale = first.grant.clone();
         first.release().await.unwrap();
-        let second = HeldLease::acquire(s.clone(), "k", "run-a", &o).await.unwrap();
+        let second = HeldLease::acquire(s.clone(), "k", "run-a", &o)
+            .await
+            .unwrap();
         assert!(second.token() > t1);
         // The older grant of the same run can neither renew nor release the new one.
         assert!(matches!(
@@ -850,7 +861,9 @@ mod tests {
         let (_dir, path) = journal_path();
         let o = virtual_options();
         let s = store(&path, &o);
-        let lease = HeldLease::acquire(s.clone(), "k", "run-a", &o).await.unwrap();
+        let lease = HeldLease::acquire(s.clone(), "k", "run-a", &o)
+            .await
+            .unwrap();
         let mut waited_for = None;
         let err = HeldLease::acquire_waiting(
             s.clone(),

@@ -107,7 +107,10 @@ pub(crate) fn runner_failure(e: RunnerError) -> Failure {
 
 /// The runner of this command line: the journal under the state dir, leases on wall time, the
 /// backend saved through `checkpoint`, notices on stderr.
-pub(crate) fn runner(global: &Global, checkpoint: Option<Arc<drflow_steps::LazyBackend>>) -> Runner {
+pub(crate) fn runner(
+    global: &Global,
+    checkpoint: Option<Arc<drflow_steps::LazyBackend>>,
+) -> Runner {
     let mut options = RunnerOptions::new(&global.state_dir);
     options.checkpoint = checkpoint.map(|backend| {
         Arc::new(move || backend.checkpoint().map_err(|e| e.to_string()))

@@ -7,10 +7,10 @@ use drflow_engine::{JOURNAL_FILE, Journal, iso8601, now};
 use serde_json::{Value, json};
 
 use super::durable::journal_failure;
-use drflow_engine::runner::run_lease_key as run_key;
 use super::environment::Environment;
 use super::table::{Align, render};
 use crate::{EXIT_OK, Failure, Global, OutputFormat};
+use drflow_engine::runner::run_lease_key as run_key;
 
 /// `drflow runs`.
 #[derive(Args)]

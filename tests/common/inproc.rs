@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use drflow_engine::runner::{
-    HookAction, HookPoint, Hooks, LoadRequest, Loaded, LoadedRun, LockWait, Notice, Purpose, RunOutcome,
-    Runner, RunnerError, RunnerOptions, Session, StartOptions,
+    HookAction, HookPoint, Hooks, LoadRequest, Loaded, LoadedRun, LockWait, Notice, Purpose,
+    RunOutcome, Runner, RunnerError, RunnerOptions, Session, StartOptions,
 };
 use drflow_engine::{
     FileLeaseStore, HolderIdentity, JOURNAL_FILE, Journal, LeaseOptions, Outputs, Registry,
@@ -85,12 +85,19 @@ impl InProc {
 
     /// Whether a notice containing `text` was given.
     pub fn noticed(&self, text: &str) -> bool {
-        self.notices.lock().unwrap().iter().any(|n| n.contains(text))
+        self.notices
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|n| n.contains(text))
     }
 
     /// The same, as a process that crashes (hooks `crash_at`) and whose leases are then left by
     /// a process that is gone.
-    pub fn crashing(dir: &Path, at: impl Fn(&HookPoint<'_>) -> bool + Send + Sync + 'static) -> InProc {
+    pub fn crashing(
+        dir: &Path,
+        at: impl Fn(&HookPoint<'_>) -> bool + Send + Sync + 'static,
+    ) -> InProc {
         InProc {
             hooks: Hooks::crash_at(at),
             identity: Some(dead_process()),
@@ -186,7 +193,8 @@ impl InProc {
         file: &Path,
         params: &[(&str, String)],
     ) -> Result<RunOutcome, RunnerError> {
-        self.run_until(file, params, watch::channel(Stop::No).1).await
+        self.run_until(file, params, watch::channel(Stop::No).1)
+            .await
     }
 
     /// Like [`InProc::run`], stopping as `stop` says.
@@ -207,7 +215,12 @@ impl InProc {
     }
 
     /// Loads the run `run` for `purpose`.
-    pub async fn load(&self, run: &str, purpose: Purpose, how: Load<'_>) -> Result<Loaded, RunnerError> {
+    pub async fn load(
+        &self,
+        run: &str,
+        purpose: Purpose,
+        how: Load<'_>,
+    ) -> Result<Loaded, RunnerError> {
         let secrets: Vec<(String, String)> = how
             .secrets
             .iter()
@@ -257,14 +270,23 @@ impl InProc {
         options.redacted_params = drflow_engine::runner::redacted_params(&runbook, &params);
         let mut quiet = drflow_engine::Recorder::default();
         session
-            .run(&runbook, &params, options, &mut quiet, watch::channel(Stop::No).1)
+            .run(
+                &runbook,
+                &params,
+                options,
+                &mut quiet,
+                watch::channel(Stop::No).1,
+            )
             .await
             .map(Some)
     }
 
     /// Rolls back the latest run.
     pub async fn rollback(&self) -> Result<drflow_engine::RollbackReport, RunnerError> {
-        let loaded = match self.load("latest", Purpose::Rollback, Load::default()).await? {
+        let loaded = match self
+            .load("latest", Purpose::Rollback, Load::default())
+            .await?
+        {
             Loaded::NothingToDo { .. } => panic!("nothing to roll back"),
             Loaded::Ready(l) => *l,
         };

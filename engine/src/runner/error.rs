@@ -130,7 +130,7 @@ pub enum RunnerError {
         /// The key as the runbook gives it.
         key: String,
         /// Who holds it.
-        holder: Holder,
+        holder: Box<Holder>,
     },
     /// Waiting for the runbook's lock timed out.
     #[error(
@@ -141,7 +141,7 @@ pub enum RunnerError {
         /// The key as the runbook gives it.
         key: String,
         /// Who holds it.
-        holder: Holder,
+        holder: Box<Holder>,
         /// How long we waited.
         waited: Duration,
     },
@@ -155,7 +155,7 @@ pub enum RunnerError {
         /// The run.
         run_id: String,
         /// Who holds it.
-        holder: Holder,
+        holder: Box<Holder>,
     },
     /// A rolled-back run cannot be resumed.
     #[error(
@@ -335,10 +335,7 @@ fn render_params(
     file: &Option<(String, String)>,
     secrets: &[String],
 ) -> String {
-    let sources: Vec<(&str, &str)> = file
-        .iter()
-        .map(|(p, s)| (p.as_str(), s.as_str()))
-        .collect();
+    let sources: Vec<(&str, &str)> = file.iter().map(|(p, s)| (p.as_str(), s.as_str())).collect();
     let mut message = diagnostics.render(&sources);
     if !secrets.is_empty() {
         message.push_str(&format!(

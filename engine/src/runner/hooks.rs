@@ -64,7 +64,10 @@ pub enum HookAction {
 /// Callbacks at named points of a run, for tests. A hook may block to pause the run there (the
 /// run's coordinator waits; run it on a thread of its own), and may crash it.
 #[derive(Clone, Default)]
-pub struct Hooks(Option<Arc<dyn Fn(HookPoint<'_>) -> HookAction + Send + Sync>>);
+pub struct Hooks(Option<HookFn>);
+
+/// A hook callback.
+pub type HookFn = Arc<dyn Fn(HookPoint<'_>) -> HookAction + Send + Sync>;
 
 impl Hooks {
     /// No hooks (what the binary uses).
@@ -98,6 +101,10 @@ impl Hooks {
 
 impl fmt::Debug for Hooks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_some() { "Hooks(set)" } else { "Hooks(none)" })
+        f.write_str(if self.0.is_some() {
+            "Hooks(set)"
+        } else {
+            "Hooks(none)"
+        })
     }
 }

@@ -41,10 +41,8 @@ use crate::state::RunState;
 use crate::step::Outputs;
 
 pub use error::{RunnerError, RunnerErrorKind, read_hint};
-pub use hooks::{HookAction, HookPoint, Hooks};
-pub use leases::{
-    LockWait, Notice, Notices, display_lease_key, lock_lease_key, run_lease_key,
-};
+pub use hooks::{HookAction, HookFn, HookPoint, Hooks};
+pub use leases::{LockWait, Notice, Notices, display_lease_key, lock_lease_key, run_lease_key};
 pub use load::{LoadRequest, Loaded, LoadedRun, NothingToDo, Purpose, compile_file};
 pub use sink::Checkpoint;
 
@@ -149,7 +147,8 @@ impl Runner {
         // Before the journal is opened: a refused run leaves no state dir behind.
         leases::refuse_secret_lock(rb)?;
         let secrets = Secrets::from_params(params, &rb.secret_params());
-        let needs_journal = !how.no_journal || (rb.lock.is_some() && self.options.lease_store.is_none());
+        let needs_journal =
+            !how.no_journal || (rb.lock.is_some() && self.options.lease_store.is_none());
         let journal = if needs_journal {
             Some(Journal::open_in(&self.options.state_dir)?)
         } else {
@@ -330,14 +329,19 @@ impl Session {
                 watcher.abort();
                 self.finished = true;
                 leases::release_all(std::mem::take(&mut self.leases)).await;
-                return Err(RunnerError::Recording { what: "run", source });
+                return Err(RunnerError::Recording {
+                    what: "run",
+                    source,
+                });
             }
         };
         scrub_report(&self.secrets, &mut report);
         let mut rollback = None;
         if report.status == RunStatus::Failed && rb.on_failure == OnFailure::Rollback {
             let events = match (&self.journal, &recorder) {
-                (Some(j), _) => j.events(&report.run_id).map_err(|e| SinkError(e.to_string())),
+                (Some(j), _) => j
+                    .events(&report.run_id)
+                    .map_err(|e| SinkError(e.to_string())),
                 (None, Some(r)) => Ok(r.events()),
                 (None, None) => Ok(Vec::new()),
             };
@@ -355,7 +359,10 @@ impl Session {
                         source: SinkError(e.to_string()),
                     }),
                 },
-                Err(source) => Err(RunnerError::Recording { what: "run", source }),
+                Err(source) => Err(RunnerError::Recording {
+                    what: "run",
+                    source,
+                }),
             };
             match undone {
                 Ok(r) => rollback = Some(r),
@@ -386,7 +393,10 @@ impl Session {
         let end = self.end_checkpoint();
         self.finished = true;
         leases::release_all(std::mem::take(&mut self.leases)).await;
-        end.map_err(|source| RunnerError::Recording { what: "run", source })?;
+        end.map_err(|source| RunnerError::Recording {
+            what: "run",
+            source,
+        })?;
         Ok(RunOutcome {
             report,
             rollback,
