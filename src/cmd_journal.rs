@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use drflow_engine::{
-    JOURNAL_FILE, Journal, Lease, Outputs, Prior, ResumePoint, RunOptions, RunState, RunStatus,
-    Runbook, Secrets, Stop, resolve_params,
+    JOURNAL_FILE, Journal, Lease, Outputs, Prior, Registry, ResumePoint, RunOptions, RunState,
+    RunStatus, Runbook, Secrets, SharedClock, Stop, resolve_params,
 };
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -29,9 +29,10 @@ use durable::{
     PauseHook, Sinks, journal_failure, secret_names, set_log_secrets, take_leases, take_run_lease,
 };
 
+use crate::runtime::Runtime;
 use crate::{
     EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Failure, Global, OutputFormat, parse_flags, progress,
-    read, registry, report,
+    read, report,
 };
 
 /// `drflow resume`.
@@ -137,8 +138,10 @@ enum Purpose {
 ///
 /// The lease comes first: another `resume` of the same run that finished in between would
 /// otherwise leave this one continuing from a state it no longer is in.
+#[allow(clippy::too_many_arguments)]
 fn load_run(
     global: &Global,
+    registry: &Registry,
     purpose: Purpose,
     run: &str,
     file: Option<&Path>,
@@ -187,7 +190,7 @@ fn load_run(
             path.display()
         )));
     }
-    let (mut rb, _) = crate::load(&path, &registry(global))?;
+    let (mut rb, _) = crate::load(&path, registry)?;
     if rb.name != state.runbook {
         return Err(Failure::invalid(format!(
             "error: {} is the runbook `{}`, but run {run_id} ran the runbook `{}`; --force \
@@ -378,26 +381,18 @@ fn rebuild_params(
     Ok(params)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure {
-            diagnostics: Vec::new(),
-            code: EXIT_FAILED,
-            message: format!("error: cannot start the async runtime: {e}"),
-        })
-}
-
-fn new_progress(rb: &Runbook, output: OutputFormat) -> progress::Progress<'_> {
+fn new_progress(rb: &Runbook, output: OutputFormat, clock: SharedClock) -> progress::Progress<'_> {
     let terminal = std::io::stderr().is_terminal() && output == OutputFormat::Text;
-    progress::Progress::new(rb, terminal)
+    progress::Progress::new(rb, terminal, clock)
 }
 
 /// `drflow resume RUN`.
 pub fn cmd_resume(global: &Global, args: ResumeArgs) -> Result<u8, Failure> {
+    let config = crate::cloud_config(global);
+    let runtime = Runtime::start(&config)?;
     let Some(loaded) = load_run(
         global,
+        &runtime.registry(&config),
         Purpose::Resume,
         &args.run,
         args.file.as_deref(),
@@ -448,6 +443,7 @@ pub fn cmd_resume(global: &Global, args: ResumeArgs) -> Result<u8, Failure> {
     args.exec.apply(&mut options);
     options.prior = Some(prior);
     options.redacted_params = Durable::redacted_params(&rb, &params);
+    options.clock = runtime.clock();
     let mut durable = Durable {
         journal: Some(journal),
         leases,
@@ -456,9 +452,9 @@ pub fn cmd_resume(global: &Global, args: ResumeArgs) -> Result<u8, Failure> {
         rollback: None,
         runbook_path: None,
     };
-    let clock = report::VirtualClock::start(crate::cloud_config(global), &rb);
-    let mut progress = new_progress(&rb, args.output);
-    let report = runtime()?.block_on(async {
+    let mut progress = new_progress(&rb, args.output, runtime.clock());
+    let wall = std::time::Instant::now();
+    let report = runtime.block_on(async {
         let (stop_tx, stop_rx) = watch::channel(Stop::No);
         tokio::spawn(crate::forward_signals(stop_tx));
         durable
@@ -475,7 +471,8 @@ pub fn cmd_resume(global: &Global, args: ResumeArgs) -> Result<u8, Failure> {
     })?;
     let summary = report::Summary {
         target: global.target.name(),
-        virtual_time: clock.elapsed(),
+        virtual_time: runtime.clock().is_virtual(),
+        wall_time: wall.elapsed(),
         journal: Some(global.state_dir.as_path()),
         rollback: durable.rollback_report(),
     };
@@ -501,6 +498,8 @@ fn exit_code(status: RunStatus) -> u8 {
 pub fn cmd_rollback(global: &Global, args: RollbackArgs) -> Result<u8, Failure> {
     // Before the run's lease is taken: a refusal leaves the journal byte for byte as it was.
     let ask = crate::confirm::check_rollback(&args.run, args.yes)?;
+    let config = crate::cloud_config(global);
+    let runtime = Runtime::start(&config)?;
     let Some(Loaded {
         mut journal,
         run_lease,
@@ -509,6 +508,7 @@ pub fn cmd_rollback(global: &Global, args: RollbackArgs) -> Result<u8, Failure> 
         params,
     }) = load_run(
         global,
+        &runtime.registry(&config),
         Purpose::Rollback,
         &args.run,
         args.file.as_deref(),
@@ -530,9 +530,9 @@ pub fn cmd_rollback(global: &Global, args: RollbackArgs) -> Result<u8, Failure> 
     journal.attach(&run_id).map_err(journal_failure)?;
     eprintln!("drflow: rolling back run {run_id} of {}", rb.name);
     let secrets = Secrets::from_params(&params, &secret_names(&rb));
-    let mut progress = new_progress(&rb, args.output);
+    let mut progress = new_progress(&rb, args.output, runtime.clock());
     let pause = PauseHook::from_env();
-    let result = runtime()?.block_on(async {
+    let result = runtime.block_on(async {
         let (stop_tx, stop_rx) = watch::channel(Stop::No);
         tokio::spawn(crate::forward_signals(stop_tx));
         let mut sinks = Sinks {
@@ -543,7 +543,7 @@ pub fn cmd_rollback(global: &Global, args: RollbackArgs) -> Result<u8, Failure> 
             pause: pause.as_ref(),
             runbook_path: None,
         };
-        drflow_engine::rollback(&rb, &state, &params, &mut sinks, stop_rx).await
+        drflow_engine::rollback(&rb, &state, &params, runtime.clock(), &mut sinks, stop_rx).await
     });
     drop(progress);
     let report = result.map_err(|e| Failure {

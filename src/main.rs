@@ -32,6 +32,7 @@ mod plan;
 mod progress;
 mod reference;
 mod report;
+mod runtime;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -541,7 +542,11 @@ fn new_run_id() -> String {
 }
 
 fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
-    let registry = registry(global);
+    let config = cloud_config(global);
+    // First, so that the steps and the cloud backend are bound to the run's clock.
+    let runtime = runtime::Runtime::start(&config)?;
+    let clock = runtime.clock();
+    let registry = runtime.registry(&config);
     let (mut rb, runbook_source) = load(&args.file, &registry)?;
     refuse_unbuilt_target(global, &rb)?;
     let flags = parse_flags(&args.params)?;
@@ -552,7 +557,10 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
         &runbook_source,
         args.params_file.as_deref(),
         &flags,
-        CheckTime::Run { run_id: &run_id },
+        CheckTime::Run {
+            run_id: &run_id,
+            started_at: clock.now_ms() as f64 / 1000.0,
+        },
         true,
     )?;
     let params: Outputs = resolved.values;
@@ -573,17 +581,10 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
     let mut options = RunOptions::new(run_id);
     args.exec.apply(&mut options);
     options.redacted_params = redacted(&rb, &params);
+    options.clock = clock.clone();
     let terminal = std::io::stderr().is_terminal() && args.output == OutputFormat::Text;
-    let clock = report::VirtualClock::start(cloud_config(global), &rb);
-    let mut progress = progress::Progress::new(&rb, terminal);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure {
-            diagnostics: Vec::new(),
-            code: EXIT_FAILED,
-            message: format!("error: cannot start the async runtime: {e}"),
-        })?;
+    let mut progress = progress::Progress::new(&rb, terminal, clock.clone());
+    let wall = std::time::Instant::now();
     let report = runtime.block_on(async {
         let (stop_tx, stop_rx) = watch::channel(Stop::No);
         tokio::spawn(forward_signals(stop_tx));
@@ -601,7 +602,8 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
     })?;
     let summary = report::Summary {
         target: global.target.name(),
-        virtual_time: clock.elapsed(),
+        virtual_time: clock.is_virtual(),
+        wall_time: wall.elapsed(),
         journal: (!args.durable.no_journal).then_some(global.state_dir.as_path()),
         rollback: durable.rollback_report(),
     };

@@ -448,6 +448,7 @@ impl Durable {
         stop: watch::Receiver<Stop>,
     ) -> Result<RunReport, RunError> {
         options.secrets = self.secrets.clone();
+        let clock = options.clock.clone();
         set_log_secrets(&self.secrets);
         let recorder = (self.journal.is_none() && rb.on_failure == OnFailure::Rollback)
             .then(Recorder::default);
@@ -484,7 +485,8 @@ impl Durable {
                 pause: self.pause.as_ref(),
                 runbook_path: None,
             };
-            let rollback = drflow_engine::rollback(rb, &state, params, &mut sinks, stop).await?;
+            let rollback =
+                drflow_engine::rollback(rb, &state, params, clock, &mut sinks, stop).await?;
             self.rollback = Some(rollback);
         }
         for lease in &self.leases {
@@ -512,38 +514,42 @@ impl Durable {
             .map(|l| (l.key().to_owned(), l.lost_flag()))
             .collect();
         let (tx, rx) = watch::channel(*outer.borrow());
+        let tx = std::sync::Arc::new(tx);
+        // A lost lease is a real-world event, flagged by the lease's heartbeat thread: it is
+        // watched on the wall clock by a thread, not by a tokio timer, which on the paused
+        // runtime of a sim run would spin through virtual time while the run waits.
+        let lost = std::sync::Arc::clone(&tx);
+        std::thread::Builder::new()
+            .name("drflow-lease-watch".into())
+            .spawn(move || {
+                // Ends with the run: when nobody listens to the stop signal any more.
+                while !lost.is_closed() {
+                    if let Some((key, _)) = flags
+                        .iter()
+                        .find(|(_, f)| f.load(std::sync::atomic::Ordering::SeqCst))
+                    {
+                        crate::progress::print_now(&format!(
+                            "drflow: LOST the lock `{}`: another run may hold it now; stopping \
+                             (no new step starts)",
+                            display_key(key)
+                        ));
+                        if *lost.borrow() == Stop::No {
+                            let _ = lost.send(Stop::Graceful);
+                        }
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            })
+            .ok();
         tokio::spawn(async move {
-            let mut told = false;
             loop {
-                tokio::select! {
-                    changed = outer.changed() => {
-                        if changed.is_err() {
-                            return;
-                        }
-                        let s = *outer.borrow();
-                        if tx.send(s).is_err() {
-                            return;
-                        }
-                    }
-                    () = tokio::time::sleep(Duration::from_millis(200)) => {
-                        if told {
-                            continue;
-                        }
-                        if let Some((key, _)) = flags
-                            .iter()
-                            .find(|(_, f)| f.load(std::sync::atomic::Ordering::SeqCst))
-                        {
-                            told = true;
-                            crate::progress::print_now(&format!(
-                                "drflow: LOST the lock `{}`: another run may hold it now; stopping \
-                                 (no new step starts)",
-                                display_key(key)
-                            ));
-                            if *tx.borrow() == Stop::No && tx.send(Stop::Graceful).is_err() {
-                                return;
-                            }
-                        }
-                    }
+                if outer.changed().await.is_err() {
+                    return;
+                }
+                let s = *outer.borrow();
+                if tx.send(s).is_err() {
+                    return;
                 }
             }
         });
