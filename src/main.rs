@@ -622,36 +622,53 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
 }
 
 /// Turns the first Ctrl-C or SIGTERM into a graceful stop and the second into an immediate one.
-async fn forward_signals(stop: watch::Sender<Stop>) {
+///
+/// Call it inside the runtime: the signals are caught from the call on, not from when the task
+/// that forwards them first runs, so a signal sent as soon as the run shows progress is never
+/// missed (and never kills the process without a report).
+fn forward_signals(stop: watch::Sender<Stop>) -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let mut count = 0;
-    loop {
-        #[cfg(unix)]
-        let term_recv = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending::<()>().await,
+    let (mut int, mut term) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
+    };
+    async move {
+        let mut count = 0;
+        loop {
+            #[cfg(unix)]
+            tokio::select! {
+                () = next_signal(&mut int) => {}
+                () = next_signal(&mut term) => {}
             }
-        };
-        #[cfg(not(unix))]
-        let term_recv = std::future::pending::<()>();
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => if r.is_err() { return },
-            _ = term_recv => {}
+            #[cfg(not(unix))]
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+            count += 1;
+            if count == 1 {
+                progress::print_now(
+                    "drflow: stopping: no new steps start; running steps get the grace period (press Ctrl-C again to cancel them now)",
+                );
+                let _ = stop.send(Stop::Graceful);
+            } else {
+                progress::print_now("drflow: cancelling running steps now");
+                let _ = stop.send(Stop::Now);
+                return;
+            }
         }
-        count += 1;
-        if count == 1 {
-            progress::print_now(
-                "drflow: stopping: no new steps start; running steps get the grace period (press Ctrl-C again to cancel them now)",
-            );
-            let _ = stop.send(Stop::Graceful);
-        } else {
-            progress::print_now("drflow: cancelling running steps now");
-            let _ = stop.send(Stop::Now);
-            return;
+    }
+}
+
+/// The next delivery of a signal caught with `tokio::signal::unix::signal`, or never.
+#[cfg(unix)]
+async fn next_signal(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
         }
+        None => std::future::pending().await,
     }
 }

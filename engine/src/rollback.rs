@@ -460,6 +460,35 @@ steps:
         assert_eq!(state.step_status("c"), StepPhase::Succeeded);
     }
 
+    /// A rollback is on the clock it is given, like a run: a sim rollback's journal is on
+    /// virtual time, not the wall clock.
+    #[tokio::test(start_paused = true)]
+    async fn a_rollback_stamps_its_events_on_the_clock_it_is_given() {
+        let f = fixture();
+        let rec = failed_run(&f).await;
+        let before = rec.events().len();
+        let state = RunState::replay(&rec.events()).unwrap();
+        let mut sink = rec.clone();
+        let (_tx, rx) = watch::channel(Stop::No);
+        let clock = Arc::new(crate::clock::VirtualClock::new(1_767_225_600_000));
+        let report = rollback(&f.runbook, &state, &Outputs::new(), clock, &mut sink, rx)
+            .await
+            .unwrap();
+        assert_eq!(report.status, RunStatus::RolledBack);
+        let stamps: Vec<f64> = rec.events()[before..]
+            .iter()
+            .map(|e| match e {
+                RunEvent::RunResumed { at }
+                | RunEvent::UndoStarted { at, .. }
+                | RunEvent::UndoSucceeded { at, .. }
+                | RunEvent::RunFinished { at, .. } => *at,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(stamps.len(), 6, "{stamps:?}");
+        assert!(stamps.iter().all(|&t| t == 1_767_225_600.0), "{stamps:?}");
+    }
+
     #[tokio::test]
     async fn a_failing_undo_stops_and_reports_what_is_left_then_a_second_rollback_finishes() {
         let f = fixture();
