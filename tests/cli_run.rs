@@ -140,10 +140,19 @@ fn ctrl_c_stops_the_run_reports_interrupted_steps_and_exits_130() {
 }
 
 /// On the sim a run is on virtual time: a 10-minute `core.sleep` is over at once, and the run
-/// says it took 600 seconds (`run.elapsed_seconds`, the durations, the summary).
+/// says it took 600 seconds (`run.elapsed_seconds`, the durations, the summary, the journal).
 #[test]
 fn a_ten_minute_sleep_on_the_sim_takes_600_virtual_seconds() {
-    let out = drflow(&[
+    let state = tempfile::tempdir().expect("temp dir");
+    let in_state = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_drflow"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("DRFLOW_STATE_DIR", state.path())
+            .output()
+            .expect("drflow runs")
+    };
+    let out = in_state(&[
         "run",
         "tests/fixtures/ok/ten_minutes.yaml",
         "--output",
@@ -160,6 +169,18 @@ fn a_ten_minute_sleep_on_the_sim_takes_600_virtual_seconds() {
     assert_eq!(doc["duration_ms"], 600_000, "{doc:#}");
     assert_eq!(doc["virtual_duration_ms"], 600_000, "{doc:#}");
     assert_eq!(doc["steps"][0]["duration_ms"], 600_000, "{doc:#}");
+    // The journal is on the same virtual time: a fresh world's clock starts at 2026-01-01.
+    let runs: Value =
+        serde_json::from_slice(&in_state(&["runs", "--output", "json"]).stdout).expect("json");
+    assert_eq!(
+        runs[0]["started_at"], "2026-01-01T00:00:00.000Z",
+        "{runs:#}"
+    );
+    assert_eq!(
+        runs[0]["finished_at"], "2026-01-01T00:10:00.000Z",
+        "{runs:#}"
+    );
+    assert_eq!(runs[0]["duration_seconds"], 600.0, "{runs:#}");
 
     let out = drflow(&["run", "tests/fixtures/ok/ten_minutes.yaml"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
