@@ -14,7 +14,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use drflow_engine::{Clock, JOURNAL_FILE, Journal, Registry, SharedClock, VirtualClock, WallClock};
+use drflow_engine::{Clock, Registry, SharedClock, VirtualClock, WallClock};
 use drflow_steps::{CloudConfig, LazyBackend, Target};
 
 use crate::{EXIT_FAILED, Failure};
@@ -26,8 +26,9 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// The runtime and clock for a command on `config`'s target. On the sim the clock starts
-    /// where [`sim_start_ms`] says.
+    /// The runtime and clock for a command on `config`'s target. On the sim the clock starts at
+    /// the world's saved time (read without locking); a world that cannot be read starts it at
+    /// the wall-clock time, and the first cloud step reports what is wrong with the world.
     pub fn start(config: &CloudConfig) -> Result<Runtime, Failure> {
         let built = match config.target {
             Target::Sim => tokio::runtime::Builder::new_current_thread()
@@ -45,7 +46,9 @@ impl Runtime {
         })?;
         let clock: SharedClock = match config.target {
             Target::Sim => {
-                let base_ms = sim_start_ms(config);
+                let base_ms = config
+                    .virtual_clock_ms()
+                    .unwrap_or_else(|| WallClock.now_ms());
                 // Made inside the runtime, so that it counts the runtime's paused time.
                 let _inside = tokio.enter();
                 Arc::new(VirtualClock::new(base_ms))
@@ -71,32 +74,4 @@ impl Runtime {
             LazyBackend::new(config.clone()).with_clock(self.clock()),
         ))
     }
-}
-
-/// Where a sim command's virtual clock starts: the world's saved time (read without locking),
-/// or the latest time the state directory's journal has recorded, if that is later. A run of
-/// `core.*` steps moves no world, and virtual time must not go backwards from one command to the
-/// next: a resume would end before its run began, and `latest` would not be the latest run. A
-/// world that cannot be read (the first cloud step says what is wrong with it) and no journal
-/// start it at the wall-clock time.
-fn sim_start_ms(config: &CloudConfig) -> u64 {
-    let journaled = || -> Option<u64> {
-        let path = config.state_dir.join(JOURNAL_FILE);
-        // Never create a journal here: only a run does.
-        if !path.exists() {
-            return None;
-        }
-        let runs = Journal::open_read_only(&path).ok()?.list_runs().ok()?;
-        runs.iter()
-            .flat_map(|r| [Some(r.started_at), r.last_event_at, r.finished_at])
-            .flatten()
-            .map(|t| (t * 1000.0).round() as u64)
-            .max()
-    };
-    config
-        .virtual_clock_ms()
-        .into_iter()
-        .chain(journaled())
-        .max()
-        .unwrap_or_else(|| WallClock.now_ms())
 }
