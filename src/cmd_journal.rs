@@ -14,18 +14,19 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use drflow_engine::runner::{LoadRequest, Loaded, LoadedRun, NothingToDo, Purpose};
-use drflow_engine::{JOURNAL_FILE, Journal, RunOptions, RunStatus, Runbook, Stop};
+use drflow_engine::{JOURNAL_FILE, Journal, RunOptions, RunStatus, Runbook, SharedClock, Stop};
 use serde_json::json;
 use tokio::sync::watch;
 
 pub use durable::{DurableArgs, LockArgs, scrubbed_stderr};
-pub(crate) use durable::{print_rollback, runner, runner_failure, runtime, set_log_secrets};
+pub(crate) use durable::{print_rollback, runner, runner_failure, set_log_secrets};
 pub use outputs::{OutputsArgs, cmd_outputs};
 pub use runs::{RunsArgs, cmd_runs};
 pub use show::{ShowArgs, cmd_show};
 
 use durable::journal_failure;
 
+use crate::runtime::Runtime;
 use crate::{
     EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Failure, Global, OutputFormat, parse_flags, progress,
     read, report,
@@ -105,12 +106,12 @@ fn existing_journal(global: &Global) -> Result<PathBuf, Failure> {
 }
 
 /// Loads a run for `resume` or `rollback` through the runner (see
-/// [`drflow_engine::runner::Runner::load`]), on `runtime`. `Ok(None)` when there is nothing to
+/// [`drflow_engine::runner::Runner::load`]), on `runtime` and its clock. `Ok(None)` when there is nothing to
 /// do (said on stderr; exit 0).
 #[allow(clippy::too_many_arguments)]
 fn load_run(
     global: &Global,
-    runtime: &tokio::runtime::Runtime,
+    runtime: &Runtime,
     purpose: Purpose,
     run: &str,
     file: Option<&Path>,
@@ -124,8 +125,8 @@ fn load_run(
         Some(p) => Some((p.display().to_string(), read(p)?)),
         None => None,
     };
-    let (registry, backend) = crate::cloud(global);
-    let runner = runner(global, Some(backend));
+    let (registry, backend) = crate::cloud(global, runtime);
+    let runner = runner(global, Some(backend), runtime.clock());
     let request = LoadRequest {
         run,
         purpose,
@@ -162,14 +163,14 @@ fn load_run(
     Ok(Some(loaded))
 }
 
-fn new_progress(rb: &Runbook, output: OutputFormat) -> progress::Progress<'_> {
+fn new_progress(rb: &Runbook, output: OutputFormat, clock: SharedClock) -> progress::Progress<'_> {
     let terminal = std::io::stderr().is_terminal() && output == OutputFormat::Text;
-    progress::Progress::new(rb, terminal)
+    progress::Progress::new(rb, terminal, clock)
 }
 
 /// `drflow resume RUN`.
 pub fn cmd_resume(global: &Global, args: ResumeArgs) -> Result<u8, Failure> {
-    let runtime = runtime()?;
+    let runtime = Runtime::start(&crate::cloud_config(global))?;
     let Some(loaded) = load_run(
         global,
         &runtime,
@@ -205,8 +206,9 @@ pub fn cmd_resume(global: &Global, args: ResumeArgs) -> Result<u8, Failure> {
     args.exec.apply(&mut options);
     options.prior = Some(prior);
     options.redacted_params = drflow_engine::runner::redacted_params(&rb, &params);
-    let clock = report::VirtualClock::start(crate::cloud_config(global), &rb);
-    let mut progress = new_progress(&rb, args.output);
+    options.clock = runtime.clock();
+    let mut progress = new_progress(&rb, args.output, runtime.clock());
+    let wall = std::time::Instant::now();
     let outcome = runtime.block_on(async {
         let (stop_tx, stop_rx) = watch::channel(Stop::No);
         tokio::spawn(crate::forward_signals(stop_tx));
@@ -218,7 +220,8 @@ pub fn cmd_resume(global: &Global, args: ResumeArgs) -> Result<u8, Failure> {
     let outcome = outcome.map_err(runner_failure)?;
     let summary = report::Summary {
         target: global.target.name(),
-        virtual_time: clock.elapsed(),
+        virtual_time: runtime.clock().is_virtual(),
+        wall_time: wall.elapsed(),
         journal: Some(global.state_dir.as_path()),
         rollback: outcome.rollback.as_ref(),
     };
@@ -245,7 +248,7 @@ pub(crate) fn exit_code(status: RunStatus) -> u8 {
 pub fn cmd_rollback(global: &Global, args: RollbackArgs) -> Result<u8, Failure> {
     // Before the run's lease is taken: a refusal leaves the journal byte for byte as it was.
     let ask = crate::confirm::check_rollback(&args.run, args.yes)?;
-    let runtime = runtime()?;
+    let runtime = Runtime::start(&crate::cloud_config(global))?;
     let Some(LoadedRun {
         run_id,
         state,
@@ -271,7 +274,7 @@ pub fn cmd_rollback(global: &Global, args: RollbackArgs) -> Result<u8, Failure> 
         return Err(f);
     }
     eprintln!("drflow: rolling back run {run_id} of {}", rb.name);
-    let mut progress = new_progress(&rb, args.output);
+    let mut progress = new_progress(&rb, args.output, runtime.clock());
     let result = runtime.block_on(async {
         let (stop_tx, stop_rx) = watch::channel(Stop::No);
         tokio::spawn(crate::forward_signals(stop_tx));

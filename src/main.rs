@@ -32,6 +32,7 @@ mod plan;
 mod progress;
 mod reference;
 mod report;
+mod runtime;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -438,13 +439,12 @@ fn registry(global: &Global) -> Registry {
 }
 
 /// The step registry of a command that runs steps, with the backend its cloud steps share (the
-/// runner saves it at checkpoints).
-fn cloud(global: &Global) -> (Registry, std::sync::Arc<drflow_steps::LazyBackend>) {
-    let backend = std::sync::Arc::new(drflow_steps::LazyBackend::new(cloud_config(global)));
-    (
-        drflow_steps::registry_with_backend(backend.clone()),
-        backend,
-    )
+/// runner saves it at checkpoints), both on `runtime`'s clock.
+fn cloud(
+    global: &Global,
+    runtime: &runtime::Runtime,
+) -> (Registry, std::sync::Arc<drflow_steps::LazyBackend>) {
+    runtime.cloud(&cloud_config(global))
 }
 
 fn read(path: &std::path::Path) -> Result<String, Failure> {
@@ -547,7 +547,10 @@ fn new_run_id() -> String {
 }
 
 fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
-    let (registry, backend) = cloud(global);
+    // First, so that the steps and the cloud backend are bound to the run's clock.
+    let runtime = runtime::Runtime::start(&cloud_config(global))?;
+    let clock = runtime.clock();
+    let (registry, backend) = cloud(global, &runtime);
     let (mut rb, runbook_source) = load(&args.file, &registry)?;
     refuse_unbuilt_target(global, &rb)?;
     let flags = parse_flags(&args.params)?;
@@ -558,7 +561,10 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
         &runbook_source,
         args.params_file.as_deref(),
         &flags,
-        CheckTime::Run { run_id: &run_id },
+        CheckTime::Run {
+            run_id: &run_id,
+            started_at: clock.now_ms() as f64 / 1000.0,
+        },
         true,
     )?;
     let params: Outputs = resolved.values;
@@ -566,8 +572,7 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
         return plan::cmd_plan(global, &mut rb, &params, &args.file, args.output);
     }
     let ask = confirm::check_run(&rb, &args.file, args.yes)?;
-    let runtime = cmd_journal::runtime()?;
-    let runner = cmd_journal::runner(global, Some(backend));
+    let runner = cmd_journal::runner(global, Some(backend), clock.clone());
     let start = StartOptions {
         no_journal: args.durable.no_journal,
         lock: args.durable.lock.wait(),
@@ -589,9 +594,10 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
     let mut options = RunOptions::new(run_id);
     args.exec.apply(&mut options);
     options.redacted_params = redacted(&rb, &params);
+    options.clock = clock.clone();
     let terminal = std::io::stderr().is_terminal() && args.output == OutputFormat::Text;
-    let clock = report::VirtualClock::start(cloud_config(global), &rb);
-    let mut progress = progress::Progress::new(&rb, terminal);
+    let mut progress = progress::Progress::new(&rb, terminal, clock.clone());
+    let wall = std::time::Instant::now();
     let outcome = runtime.block_on(async {
         let (stop_tx, stop_rx) = watch::channel(Stop::No);
         tokio::spawn(forward_signals(stop_tx));
@@ -603,7 +609,8 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
     let outcome = outcome.map_err(cmd_journal::runner_failure)?;
     let summary = report::Summary {
         target: global.target.name(),
-        virtual_time: clock.elapsed(),
+        virtual_time: clock.is_virtual(),
+        wall_time: wall.elapsed(),
         journal: (!args.durable.no_journal).then_some(global.state_dir.as_path()),
         rollback: outcome.rollback.as_ref(),
     };
@@ -618,36 +625,53 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
 }
 
 /// Turns the first Ctrl-C or SIGTERM into a graceful stop and the second into an immediate one.
-async fn forward_signals(stop: watch::Sender<Stop>) {
+///
+/// Call it inside the runtime: the signals are caught from the call on, not from when the task
+/// that forwards them first runs, so a signal sent as soon as the run shows progress is never
+/// missed (and never kills the process without a report).
+fn forward_signals(stop: watch::Sender<Stop>) -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let mut count = 0;
-    loop {
-        #[cfg(unix)]
-        let term_recv = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending::<()>().await,
+    let (mut int, mut term) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
+    };
+    async move {
+        let mut count = 0;
+        loop {
+            #[cfg(unix)]
+            tokio::select! {
+                () = next_signal(&mut int) => {}
+                () = next_signal(&mut term) => {}
             }
-        };
-        #[cfg(not(unix))]
-        let term_recv = std::future::pending::<()>();
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => if r.is_err() { return },
-            _ = term_recv => {}
+            #[cfg(not(unix))]
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+            count += 1;
+            if count == 1 {
+                progress::print_now(
+                    "drflow: stopping: no new steps start; running steps get the grace period (press Ctrl-C again to cancel them now)",
+                );
+                let _ = stop.send(Stop::Graceful);
+            } else {
+                progress::print_now("drflow: cancelling running steps now");
+                let _ = stop.send(Stop::Now);
+                return;
+            }
         }
-        count += 1;
-        if count == 1 {
-            progress::print_now(
-                "drflow: stopping: no new steps start; running steps get the grace period (press Ctrl-C again to cancel them now)",
-            );
-            let _ = stop.send(Stop::Graceful);
-        } else {
-            progress::print_now("drflow: cancelling running steps now");
-            let _ = stop.send(Stop::Now);
-            return;
+    }
+}
+
+/// The next delivery of a signal caught with `tokio::signal::unix::signal`, or never.
+#[cfg(unix)]
+async fn next_signal(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
         }
+        None => std::future::pending().await,
     }
 }

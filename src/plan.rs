@@ -12,6 +12,7 @@ use drflow_steps::Plan;
 use serde_json::json;
 use tokio::sync::watch;
 
+use crate::runtime::Runtime;
 use crate::{EXIT_FAILED, EXIT_OK, Failure, Global, OutputFormat};
 
 /// What a run (or a rollback) on the scratch world did.
@@ -34,7 +35,9 @@ pub struct Outcome {
 /// Runs `rb` with `params` on a scratch copy of the target's world and returns what it did.
 /// `rb`'s steps are bound to the scratch world meanwhile and bound back afterwards.
 pub fn plan_run(global: &Global, rb: &mut Runbook, params: &Outputs) -> Result<Outcome, Failure> {
-    let scratch = scratch_registry(global)?;
+    // A runtime and clock of its own: the plan's waits must not move the real world's time.
+    let runtime = Runtime::start(&crate::cloud_config(global))?;
+    let scratch = scratch_registry(global, &runtime)?;
     let real = bind(rb, &scratch);
     let (_tx, stop) = watch::channel(Stop::No);
     let mut sink = Recorder::default();
@@ -43,7 +46,11 @@ pub fn plan_run(global: &Global, rb: &mut Runbook, params: &Outputs) -> Result<O
     let secrets = run_secrets(rb, params);
     let mut options = RunOptions::new("plan");
     options.secrets = secrets.clone();
-    let report = quietly(drflow_engine::run(rb, params, options, &mut sink, stop));
+    options.clock = runtime.clock();
+    let report = quietly(
+        &runtime,
+        drflow_engine::run(rb, params, options, &mut sink, stop),
+    );
     unbind(rb, real);
     let report = report?;
     let mut outcome = Outcome {
@@ -83,11 +90,15 @@ pub fn plan_rollback(
     state: &RunState,
     params: &Outputs,
 ) -> Result<Outcome, Failure> {
-    let scratch = scratch_registry(global)?;
+    let runtime = Runtime::start(&crate::cloud_config(global))?;
+    let scratch = scratch_registry(global, &runtime)?;
     let real = bind(rb, &scratch);
     let (_tx, stop) = watch::channel(Stop::No);
     let mut sink = Recorder::default();
-    let report = quietly(drflow_engine::rollback(rb, state, params, &mut sink, stop));
+    let report = quietly(
+        &runtime,
+        drflow_engine::rollback(rb, state, params, runtime.clock(), &mut sink, stop),
+    );
     unbind(rb, real);
     let report = report?;
     let mut outcome = Outcome {
@@ -107,11 +118,13 @@ pub fn plan_rollback(
     Ok(outcome)
 }
 
-fn scratch_registry(global: &Global) -> Result<Registry, Failure> {
-    drflow_steps::scratch_registry(&crate::cloud_config(global)).map_err(|e| Failure {
-        diagnostics: Vec::new(),
-        code: EXIT_FAILED,
-        message: format!("error: cannot make a scratch copy of the world to plan on: {e}"),
+fn scratch_registry(global: &Global, runtime: &Runtime) -> Result<Registry, Failure> {
+    drflow_steps::scratch_registry(&crate::cloud_config(global), runtime.clock()).map_err(|e| {
+        Failure {
+            diagnostics: Vec::new(),
+            code: EXIT_FAILED,
+            message: format!("error: cannot make a scratch copy of the world to plan on: {e}"),
+        }
     })
 }
 
@@ -133,24 +146,20 @@ fn unbind(rb: &mut Runbook, types: Vec<Arc<dyn StepType>>) {
     }
 }
 
-/// Runs `work` on a runtime of its own with logging off: a step's "Created" log line would claim
-/// what did not happen.
+/// Runs `work` on `runtime` with logging off: a step's "Created" log line would claim what did
+/// not happen.
 fn quietly<T, E: std::fmt::Display>(
+    runtime: &Runtime,
     work: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, Failure> {
-    let failure = |message: String| Failure {
-        diagnostics: Vec::new(),
-        code: EXIT_FAILED,
-        message,
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| failure(format!("error: cannot start the async runtime: {e}")))?;
     tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
         runtime.block_on(work)
     })
-    .map_err(|e| failure(format!("error: the plan could not be made: {e}")))
+    .map_err(|e| Failure {
+        diagnostics: Vec::new(),
+        code: EXIT_FAILED,
+        message: format!("error: the plan could not be made: {e}"),
+    })
 }
 
 /// The secret parameters' values, the set a run adds derived secrets to.

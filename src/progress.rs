@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use drflow_engine::{RunEvent, RunSink, Runbook, SinkError, format_duration};
+use drflow_engine::{RunEvent, RunSink, Runbook, SharedClock, SinkError, format_duration};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How often spinners turn; a step gets one once it has run this long, so a run of quick
@@ -223,18 +223,23 @@ fn lock(running: &Mutex<Running>) -> MutexGuard<'_, Running> {
 pub struct Progress<'a> {
     /// For each step's type in its label.
     rb: &'a Runbook,
-    start: Instant,
+    /// The run's clock, and when the display started on it: a line off a terminal starts with
+    /// the run's time so far (virtual on the sim). Spinners count wall time: they show a person
+    /// what is taking real time.
+    clock: SharedClock,
+    start_ms: u64,
     verbose: bool,
     live: Option<Live>,
 }
 
 impl<'a> Progress<'a> {
-    /// The display of a run of `rb`; `terminal` selects the live display. How much is shown
-    /// follows [`crate::log::verbosity`].
-    pub fn new(rb: &'a Runbook, terminal: bool) -> Progress<'a> {
+    /// The display of a run of `rb` on `clock`; `terminal` selects the live display. How much
+    /// is shown follows [`crate::log::verbosity`].
+    pub fn new(rb: &'a Runbook, terminal: bool, clock: SharedClock) -> Progress<'a> {
         Progress {
             rb,
-            start: Instant::now(),
+            start_ms: clock.now_ms(),
+            clock,
             verbose: crate::log::verbosity() > 0,
             live: terminal.then(Live::start),
         }
@@ -245,7 +250,9 @@ impl<'a> Progress<'a> {
             Some(_) => queue(text),
             None => queue(&format!(
                 "[{:>7}] {text}",
-                format_duration(self.start.elapsed())
+                format_duration(Duration::from_millis(
+                    self.clock.now_ms().saturating_sub(self.start_ms)
+                ))
             )),
         }
     }

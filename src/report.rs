@@ -7,50 +7,24 @@ use std::fmt::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use drflow_engine::{RollbackReport, RunReport, RunStatus, Runbook, StepStatus, format_duration};
-use drflow_steps::{Change, CloudConfig};
+use drflow_engine::{RollbackReport, RunReport, RunStatus, StepStatus, format_duration};
+use drflow_steps::Change;
 use serde_json::{Value, json};
 
 /// What the summary says besides the report itself.
 pub struct Summary<'a> {
     /// `sim` or `aws`.
     pub target: &'a str,
-    /// How far the target's own clock moved during the run (the sim's virtual time), when it
-    /// has one and the runbook acts on the cloud.
-    pub virtual_time: Option<Duration>,
+    /// Whether the run was on virtual time (the sim's): its durations are then virtual, and the
+    /// summary adds the wall time.
+    pub virtual_time: bool,
+    /// How long the command took on the wall clock.
+    pub wall_time: Duration,
     /// Where the run was journaled, for the commands that go on from it; `None` with
     /// `--no-journal`.
     pub journal: Option<&'a Path>,
     /// What the automatic rollback of a failed run (`on_failure: rollback`) did.
     pub rollback: Option<&'a RollbackReport>,
-}
-
-/// Reads the target's own clock at the start of a run, to tell how far it moved by the end.
-pub struct VirtualClock {
-    start: Option<(CloudConfig, u64)>,
-}
-
-impl VirtualClock {
-    /// Reads the clock of `config`'s target, if it keeps one and `rb` has a cloud step (a run
-    /// of `core.*` steps only takes no cloud time worth telling).
-    pub fn start(config: CloudConfig, rb: &Runbook) -> VirtualClock {
-        let acts_on_cloud = rb
-            .steps
-            .iter()
-            .any(|s| drflow_steps::is_cloud_step(&s.uses));
-        let start = acts_on_cloud
-            .then(|| config.virtual_clock_ms())
-            .flatten()
-            .map(|ms| (config, ms));
-        VirtualClock { start }
-    }
-
-    /// How far the clock moved since [`VirtualClock::start`].
-    pub fn elapsed(&self) -> Option<Duration> {
-        let (config, start) = self.start.as_ref()?;
-        let now = config.virtual_clock_ms()?;
-        Some(Duration::from_millis(now.saturating_sub(*start)))
-    }
 }
 
 /// The summary table, resources, outputs or errors, and what to do next, for people.
@@ -89,9 +63,14 @@ pub fn text(report: &RunReport, summary: &Summary<'_>) -> String {
         );
     }
     let took = format_duration(Duration::from_millis(report.duration_ms));
-    let took = match summary.virtual_time {
-        Some(v) => format!("{took} ({} time {})", summary.target, format_duration(v)),
-        None => took,
+    let took = if summary.virtual_time {
+        format!(
+            "{took} of {} time ({} wall)",
+            summary.target,
+            format_duration(summary.wall_time)
+        )
+    } else {
+        took
     };
     let _ = writeln!(
         out,
@@ -330,7 +309,8 @@ pub fn json(report: &RunReport, summary: &Summary<'_>) -> Value {
         "target": summary.target,
         "status": report.status,
         "duration_ms": report.duration_ms,
-        "virtual_duration_ms": summary.virtual_time.map(|d| d.as_millis() as u64),
+        "virtual_duration_ms": summary.virtual_time.then_some(report.duration_ms),
+        "wall_duration_ms": summary.wall_time.as_millis() as u64,
         "steps": report.steps,
         "outputs": report.outputs,
         "errors": errors(report),

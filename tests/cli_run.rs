@@ -92,10 +92,14 @@ fn a_failed_step_exits_1_skips_dependants_and_still_runs_always_steps() {
 fn ctrl_c_stops_the_run_reports_interrupted_steps_and_exits_130() {
     let state = tempfile::tempdir().expect("temp dir");
     let mut child = Command::new(env!("CARGO_BIN_EXE_drflow"))
-        // `-v` shows each step's start, which is what this test waits for.
+        // `-v` shows each step's start, which is what this test waits for. On the aws target
+        // (fine for a runbook of `core.*` steps) the 60 s sleep is wall time, which the signal
+        // cuts short; on the sim it would be virtual time, over before the signal comes.
         .args([
             "run",
             "tests/fixtures/ok/slow.yaml",
+            "--target",
+            "aws",
             "--grace",
             "200ms",
             "-v",
@@ -133,6 +137,58 @@ fn ctrl_c_stops_the_run_reports_interrupted_steps_and_exits_130() {
     let tail: Vec<&str> = stdout.lines().rev().take(4).collect();
     assert!(tail[2].contains(" resume "), "{stdout}");
     assert!(tail[0].contains(" rollback "), "{stdout}");
+}
+
+/// On the sim a run is on virtual time: a 10-minute `core.sleep` is over at once, and the run
+/// says it took 600 seconds (`run.elapsed_seconds`, the durations, the summary, the journal).
+#[test]
+fn a_ten_minute_sleep_on_the_sim_takes_600_virtual_seconds() {
+    let state = tempfile::tempdir().expect("temp dir");
+    let in_state = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_drflow"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("DRFLOW_STATE_DIR", state.path())
+            .output()
+            .expect("drflow runs")
+    };
+    let out = in_state(&[
+        "run",
+        "tests/fixtures/ok/ten_minutes.yaml",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["outputs"]["elapsed"], 600.0, "{doc:#}");
+    assert_eq!(doc["duration_ms"], 600_000, "{doc:#}");
+    assert_eq!(doc["virtual_duration_ms"], 600_000, "{doc:#}");
+    assert_eq!(doc["steps"][0]["duration_ms"], 600_000, "{doc:#}");
+    // The journal is on the same virtual time: a fresh world's clock starts at 2026-01-01.
+    let runs: Value =
+        serde_json::from_slice(&in_state(&["runs", "--output", "json"]).stdout).expect("json");
+    assert_eq!(
+        runs[0]["started_at"], "2026-01-01T00:00:00.000Z",
+        "{runs:#}"
+    );
+    assert_eq!(
+        runs[0]["finished_at"], "2026-01-01T00:10:00.000Z",
+        "{runs:#}"
+    );
+    assert_eq!(runs[0]["duration_seconds"], 600.0, "{runs:#}");
+
+    let out = drflow(&["run", "tests/fixtures/ok/ten_minutes.yaml"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("elapsed  600.0"), "{stdout}");
+    assert!(
+        stdout.contains(": succeeded in 10m00s of sim time ("),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -202,13 +258,28 @@ fn the_schema_lists_every_step_type_and_its_parameters() {
     );
 }
 
-/// Regression: provision's steps finish on their first poll on the simulated cloud, and the run
-/// used to ignore `--timeout` (and Ctrl-C) because the scheduler never waited.
+/// Regression: steps that finish on their first poll (provision's, on the simulated cloud)
+/// made the run ignore `--timeout` (and Ctrl-C) because the scheduler never waited. On the wall
+/// clock (the aws target) such steps still take time: 500 of them take more than 1 ms. (On the
+/// sim a step that never waits takes no virtual time at all, so there is nothing to cut.)
 #[test]
 fn the_run_timeout_also_stops_a_run_of_quick_steps() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut runbook =
+        String::from("runbook: quick\nsteps:\n  - { id: s0, uses: core.set, with: { n: 0 } }\n");
+    for i in 1..500 {
+        runbook.push_str(&format!(
+            "  - {{ id: s{i}, uses: core.set, needs: [s{}], with: {{ n: {i} }} }}\n",
+            i - 1
+        ));
+    }
+    let file = dir.path().join("quick.yaml");
+    std::fs::write(&file, runbook).expect("runbook");
     let out = drflow(&[
         "run",
-        "runbooks/provision.yaml",
+        file.to_str().expect("utf-8 path"),
+        "--target",
+        "aws",
         "--timeout",
         "1ms",
         "--max-parallel",

@@ -95,7 +95,10 @@ fn child_run(dir: &Path, runbook: &Path, params: &[(&str, String)]) -> i32 {
             .expect("the run starts");
         let mut options = drflow_engine::RunOptions::new(run_id);
         options.redacted_params = drflow_engine::runner::redacted_params(&rb, &params);
-        let mut progress = progress::Progress::new(&rb, terminal);
+        // On the wall clock (the runner's default): the held steps wait for the test, in real
+        // time.
+        let mut progress = progress::Progress::new(&rb, terminal, options.clock.clone());
+        let wall = std::time::Instant::now();
         let stop = tokio::sync::watch::channel(drflow_engine::Stop::No).1;
         let outcome = session
             .run(&rb, &params, options, &mut progress, stop)
@@ -105,7 +108,8 @@ fn child_run(dir: &Path, runbook: &Path, params: &[(&str, String)]) -> i32 {
         let state_dir = dir.join(".drflow");
         let summary = report::Summary {
             target: "sim",
-            virtual_time: None,
+            virtual_time: false,
+            wall_time: wall.elapsed(),
             journal: Some(&state_dir),
             rollback: None,
         };

@@ -49,8 +49,8 @@ fn is_duration(token: &str) -> bool {
     }
 }
 
-/// The output with the run id, the state dir and wall-clock durations masked: the duration
-/// column of the table, the `[ elapsed]` before a progress line, and the wall time of the run.
+/// The output with the run id, the state dir and durations masked: the duration column of the
+/// table, the `[ elapsed]` before a progress line, and the time and wall time of the run.
 fn masked(out: &Output, state: &Path) -> String {
     let stderr = text(&out.stderr);
     let stdout = text(&out.stdout);
@@ -94,6 +94,13 @@ fn masked(out: &Output, state: &Path) -> String {
             let end = line[start..].find(' ').map_or(line.len(), |n| start + n);
             if is_duration(&line[start..end]) {
                 line.replace_range(start..end, "<dur>");
+            }
+            // On the sim the run's time is virtual; the wall time follows it.
+            if let Some(open) = line.rfind(" (")
+                && let Some(wall) = line[open + 2..].strip_suffix(" wall)")
+                && is_duration(wall)
+            {
+                line.replace_range(open + 2..line.len() - " wall)".len(), "<wall>");
             }
         }
         lines.push(line);

@@ -16,6 +16,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::event::Timestamp;
+
 /// A future a clock's sleep returns.
 pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -80,6 +82,57 @@ impl Clock for VirtualClock {
     fn is_virtual(&self) -> bool {
         true
     }
+}
+
+/// A run's clock and the moment the run (or a rollback) started on it: what the engine's
+/// timestamps, step durations and `run.elapsed_seconds` read.
+#[derive(Debug, Clone)]
+pub(crate) struct RunClock {
+    clock: SharedClock,
+    start_ms: u64,
+}
+
+impl RunClock {
+    /// Starts counting now on `clock`.
+    pub(crate) fn start(clock: SharedClock) -> RunClock {
+        let start_ms = clock.now_ms();
+        RunClock { clock, start_ms }
+    }
+
+    /// The clock itself, to hand to steps.
+    pub(crate) fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// Now, in milliseconds since the Unix epoch.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Now, as journaled.
+    pub(crate) fn now(&self) -> Timestamp {
+        timestamp(self.now_ms())
+    }
+
+    /// When counting started, as journaled.
+    pub(crate) fn started_at(&self) -> Timestamp {
+        timestamp(self.start_ms)
+    }
+
+    /// Milliseconds since the start. A wall clock set back meanwhile reads 0, never less.
+    pub(crate) fn elapsed_ms(&self) -> u64 {
+        self.now_ms().saturating_sub(self.start_ms)
+    }
+
+    /// Seconds since the start, what `run.elapsed_seconds` reads.
+    pub(crate) fn elapsed_seconds(&self) -> f64 {
+        self.elapsed_ms() as f64 / 1000.0
+    }
+}
+
+/// Milliseconds since the Unix epoch as a journal [`Timestamp`].
+pub(crate) fn timestamp(ms: u64) -> Timestamp {
+    ms as f64 / 1000.0
 }
 
 #[cfg(test)]

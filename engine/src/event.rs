@@ -9,10 +9,16 @@ use serde_json::Value;
 
 use crate::step::{Outputs, StepError};
 
-/// Seconds since the Unix epoch, with millisecond precision, as journaled.
+/// Seconds since the Unix epoch, with millisecond precision, as journaled. A run's events are
+/// stamped on the run's clock ([`crate::RunOptions::clock`]): on the simulated cloud that is
+/// virtual time.
 pub type Timestamp = f64;
 
 /// The current wall-clock time as a [`Timestamp`].
+///
+/// Never for what happens in a run (its events read the run's clock): only for what lives on
+/// the wall clock whatever the target, such as leases shared between processes and the time a
+/// journal schema was migrated.
 pub fn now() -> Timestamp {
     let d = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

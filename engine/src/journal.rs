@@ -536,6 +536,7 @@ impl Journal {
                 self.conn
                     .execute(
                         "INSERT INTO migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+                        // A fact about this file, not about a run: wall-clock time.
                         params![v, name, crate::event::now()],
                     )
                     .map_err(sql(path, "recording a schema migration"))?;

@@ -10,7 +10,9 @@
 //!    declared constraints ([`ParamSpec`], [`Rule`]), each problem located where the value came
 //!    from.
 //! 4. [`run`]: the scheduler, which runs the [`Dag`] and reports [`RunEvent`]s to a
-//!    [`RunSink`] before acting on them, and returns a [`RunReport`].
+//!    [`RunSink`] before acting on them, and returns a [`RunReport`]. Everything time-related
+//!    in a run reads its [`Clock`] ([`RunOptions::clock`]): wall time, or the simulated cloud's
+//!    [`VirtualClock`] on a paused tokio runtime.
 //!
 //! Durable runs (see `docs/journal.md`):
 //!

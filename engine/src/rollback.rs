@@ -20,10 +20,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::watch;
-use tokio::time::Instant;
 
+use crate::clock::{RunClock, SharedClock};
 use crate::compile::Runbook;
-use crate::event::{RunEvent, RunSink, RunStatus, SinkError, now};
+use crate::event::{RunEvent, RunSink, RunStatus, SinkError};
 use crate::scheduler::{Stop, backoff, evaluate_watched};
 use crate::scope::Scope;
 use crate::secret_flow::SecretFlow;
@@ -138,17 +138,22 @@ impl fmt::Display for RollbackReport {
 /// Performs the rollback of `state` (a run of `runbook`), journaling to `sink`.
 ///
 /// `params` are the run's resolved parameters (secrets in clear: undo inputs are evaluated from
-/// them and from the journaled outputs). Stops before the next undo when `stop` asks to.
+/// them and from the journaled outputs). `clock` is the clock of the command that rolls back
+/// (as [`crate::RunOptions::clock`]): it stamps the events, gives `run.elapsed_seconds` (since
+/// the rollback began) and is what the undos get. Stops before the next undo when `stop` asks to.
 pub async fn rollback(
     runbook: &Runbook,
     state: &RunState,
     params: &Outputs,
+    clock: SharedClock,
     sink: &mut dyn RunSink,
     mut stop: watch::Receiver<Stop>,
 ) -> Result<RollbackReport, SinkError> {
     let plan = plan_rollback(runbook, state);
-    let clock = Instant::now();
-    sink.record(&RunEvent::RunResumed { at: now() })?;
+    let time = RunClock::start(clock);
+    sink.record(&RunEvent::RunResumed {
+        at: time.started_at(),
+    })?;
     let scope = Scope::new(&state.run_id, state.started_at, params);
     // Undo inputs are evaluated again: what they derive from secrets is scrubbed out of the
     // undo's error, which is journaled and reported.
@@ -177,9 +182,9 @@ pub async fn rollback(
         let step = &runbook.steps[i];
         sink.record(&RunEvent::UndoStarted {
             step: step.id.clone(),
-            at: now(),
+            at: time.now(),
         })?;
-        let outcome = undo_one(runbook, i, state, &scope, clock, &flow, &derived).await;
+        let outcome = undo_one(runbook, i, state, &scope, &time, &flow, &derived).await;
         match outcome {
             Ok(outputs) => {
                 let count = |key: &str| {
@@ -197,7 +202,7 @@ pub async fn rollback(
                 }
                 sink.record(&RunEvent::UndoSucceeded {
                     step: step.id.clone(),
-                    at: now(),
+                    at: time.now(),
                 })?;
                 report.undone.push(step.id.clone());
             }
@@ -208,7 +213,7 @@ pub async fn rollback(
                 sink.record(&RunEvent::UndoFailed {
                     step: step.id.clone(),
                     error: error.clone(),
-                    at: now(),
+                    at: time.now(),
                 })?;
                 report.status = RunStatus::RollbackFailed;
                 report.failed = Some((step.id.clone(), error));
@@ -221,7 +226,7 @@ pub async fn rollback(
     sink.record(&RunEvent::RunFinished {
         status: report.status,
         outputs: state.outputs.clone(),
-        at: now(),
+        at: time.now(),
     })?;
     sink.flush()?;
     Ok(report)
@@ -237,7 +242,7 @@ async fn undo_one(
     i: usize,
     state: &RunState,
     scope: &Scope,
-    clock: Instant,
+    time: &RunClock,
     flow: &SecretFlow,
     derived: &Secrets,
 ) -> Result<Outputs, StepError> {
@@ -247,7 +252,7 @@ async fn undo_one(
         None => evaluate_watched(
             &step.with,
             scope,
-            clock,
+            time.elapsed_seconds(),
             flow,
             derived,
             flow.secret_inputs(i),
@@ -265,6 +270,7 @@ async fn undo_one(
             previous_outputs: previous.clone(),
             reevaluate: None,
             secret_inputs: flow.secret_inputs(i).to_vec(),
+            clock: time.clock().clone(),
         };
         let fut = step.step_type.undo(&ctx, &input);
         let result = match step.timeout {
@@ -418,9 +424,16 @@ steps:
         let state = RunState::replay(&recorder.events()).unwrap();
         let mut sink = recorder.clone();
         let (_tx, rx) = watch::channel(Stop::No);
-        rollback(&f.runbook, &state, &Outputs::new(), &mut sink, rx)
-            .await
-            .unwrap()
+        rollback(
+            &f.runbook,
+            &state,
+            &Outputs::new(),
+            Arc::new(crate::clock::WallClock),
+            &mut sink,
+            rx,
+        )
+        .await
+        .unwrap()
     }
 
     #[tokio::test]
@@ -445,6 +458,35 @@ steps:
         assert_eq!(state.status, RunStatus::RolledBack);
         assert_eq!(state.step_status("a"), StepPhase::Undone);
         assert_eq!(state.step_status("c"), StepPhase::Succeeded);
+    }
+
+    /// A rollback is on the clock it is given, like a run: a sim rollback's journal is on
+    /// virtual time, not the wall clock.
+    #[tokio::test(start_paused = true)]
+    async fn a_rollback_stamps_its_events_on_the_clock_it_is_given() {
+        let f = fixture();
+        let rec = failed_run(&f).await;
+        let before = rec.events().len();
+        let state = RunState::replay(&rec.events()).unwrap();
+        let mut sink = rec.clone();
+        let (_tx, rx) = watch::channel(Stop::No);
+        let clock = Arc::new(crate::clock::VirtualClock::new(1_767_225_600_000));
+        let report = rollback(&f.runbook, &state, &Outputs::new(), clock, &mut sink, rx)
+            .await
+            .unwrap();
+        assert_eq!(report.status, RunStatus::RolledBack);
+        let stamps: Vec<f64> = rec.events()[before..]
+            .iter()
+            .map(|e| match e {
+                RunEvent::RunResumed { at }
+                | RunEvent::UndoStarted { at, .. }
+                | RunEvent::UndoSucceeded { at, .. }
+                | RunEvent::RunFinished { at, .. } => *at,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(stamps.len(), 6, "{stamps:?}");
+        assert!(stamps.iter().all(|&t| t == 1_767_225_600.0), "{stamps:?}");
     }
 
     #[tokio::test]
@@ -485,10 +527,13 @@ steps:
         let rec = failed_run(&f).await;
         // Simulate a crash right after undo_started for b.
         let mut sink = rec.clone();
-        sink.record(&RunEvent::RunResumed { at: now() }).unwrap();
+        sink.record(&RunEvent::RunResumed {
+            at: crate::event::now(),
+        })
+        .unwrap();
         sink.record(&RunEvent::UndoStarted {
             step: "b".into(),
-            at: now(),
+            at: crate::event::now(),
         })
         .unwrap();
         let report = unwind(&f, &rec).await;
@@ -507,9 +552,16 @@ steps:
         let (tx, rx) = watch::channel(Stop::No);
         tx.send(Stop::Graceful).unwrap();
         let mut sink = rec.clone();
-        let report = rollback(&f.runbook, &state, &Outputs::new(), &mut sink, rx)
-            .await
-            .unwrap();
+        let report = rollback(
+            &f.runbook,
+            &state,
+            &Outputs::new(),
+            Arc::new(crate::clock::WallClock),
+            &mut sink,
+            rx,
+        )
+        .await
+        .unwrap();
         assert_eq!(report.status, RunStatus::Interrupted);
         assert_eq!(report.remaining, vec!["b", "a"]);
     }

@@ -4,6 +4,10 @@
 //! One coordinator owns all run state and is the only writer of events: every state change goes
 //! to the [`RunSink`] before the coordinator acts on it (starts a step, starts a retry, lets a
 //! dependant go). Step attempts run as tokio tasks and report back to the coordinator.
+//!
+//! Time: every timestamp, step duration and `run.elapsed_seconds` reads the run's clock
+//! ([`RunOptions::clock`]); backoff, step and run timeouts and the grace period are tokio timers,
+//! which run on the same time (virtual on the paused runtime of a sim run, wall time otherwise).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
@@ -19,8 +23,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::clock::{RunClock, SharedClock, WallClock};
 use crate::compile::{Condition, Runbook, Step};
-use crate::event::{RunEvent, RunSink, RunStatus, SinkError, now};
+use crate::event::{RunEvent, RunSink, RunStatus, SinkError};
 use crate::scope::Scope;
 use crate::secret_flow::SecretFlow;
 use crate::secrets::{REDACTED, Secrets};
@@ -66,6 +71,11 @@ pub struct RunOptions {
     /// it, so that the sink (journal, display) and the log writer can scrub it out of text
     /// (`Secrets` clones share their values). Give the same set the sink scrubs with.
     pub secrets: Secrets,
+    /// The run's clock: every event's timestamp, step durations, `run.elapsed_seconds`, and the
+    /// clock steps get ([`StepContext::clock`]). Default [`WallClock`]; a run on the simulated
+    /// cloud gives a [`crate::VirtualClock`] and runs on a paused tokio runtime, so that the
+    /// engine's timers (backoff, timeouts, grace) are on the same virtual time.
+    pub clock: SharedClock,
 }
 
 impl RunOptions {
@@ -79,6 +89,7 @@ impl RunOptions {
             prior: None,
             redacted_params: Value::Object(Default::default()),
             secrets: Secrets::default(),
+            clock: Arc::new(WallClock),
         }
     }
 }
@@ -123,7 +134,7 @@ pub struct StepReport {
     pub status: StepStatus,
     /// Attempts made, counting those made before a resume.
     pub attempts: u32,
-    /// From its first start to its end, in this run.
+    /// From its first start to its end, in this run, on the run's clock.
     pub duration_ms: Option<u64>,
     /// The last error, when it failed.
     pub error: Option<StepError>,
@@ -148,7 +159,8 @@ pub struct RunReport {
     pub outputs: Outputs,
     /// Run-level problems (an output that could not be evaluated, why it was interrupted).
     pub errors: Vec<String>,
-    /// Wall time of the run.
+    /// How long the run took on its clock ([`RunOptions::clock`]): virtual time on the
+    /// simulated cloud, wall time otherwise.
     pub duration_ms: u64,
 }
 
@@ -183,8 +195,9 @@ struct Slot {
     blocked_by: Option<String>,
     attempts: u32,
     attempts_base: u32,
-    started: Option<Instant>,
-    ended: Option<Instant>,
+    /// On the run's clock, in milliseconds since the Unix epoch.
+    started: Option<u64>,
+    ended: Option<u64>,
     error: Option<StepError>,
     note: Option<String>,
     outputs: Option<Outputs>,
@@ -213,7 +226,7 @@ impl RunSecrets {
         step: &Step,
         journaled: &Outputs,
         scope: &Scope,
-        clock: Instant,
+        time: &RunClock,
     ) -> Option<Outputs> {
         if !self.flow.has_secret_outputs(i) {
             return None;
@@ -228,7 +241,7 @@ impl RunSecrets {
             && let Ok(input) = evaluate_watched(
                 &step.with,
                 scope,
-                clock,
+                time.elapsed_seconds(),
                 &self.flow,
                 &self.values,
                 self.flow.secret_inputs(i),
@@ -277,8 +290,8 @@ pub async fn run(
     sink: &mut dyn RunSink,
     mut stop: watch::Receiver<Stop>,
 ) -> Result<RunReport, RunError> {
-    let clock = Instant::now();
-    let started_at = now();
+    let time = RunClock::start(options.clock.clone());
+    let started_at = time.started_at();
     let resuming = options.prior.is_some();
     if resuming {
         sink.record(&RunEvent::RunResumed { at: started_at })?;
@@ -333,7 +346,7 @@ pub async fn run(
     let mut running = 0usize;
     let mut waiting_retry = 0usize;
     let max_parallel = options.max_parallel.unwrap_or(usize::MAX).max(1);
-    let deadline = options.timeout.map(|t| clock + t);
+    let deadline = options.timeout.map(|t| Instant::now() + t);
     let mut stopping: Option<String> = None;
     let mut grace_deadline: Option<Instant> = None;
     let mut listening = true;
@@ -361,7 +374,7 @@ pub async fn run(
                     &runbook_name,
                     &scope,
                     &secrets,
-                    clock,
+                    &time,
                 )?;
                 continue;
             }
@@ -370,8 +383,9 @@ pub async fn run(
             if let Some(outputs) = prior.succeeded.get(&step.id) {
                 slots[i].note =
                     Some("succeeded before the resume; outputs restored from the journal".into());
-                let clear = secrets.restore(i, step, outputs, &scope, clock);
+                let clear = secrets.restore(i, step, outputs, &scope, &time);
                 settle(
+                    &time,
                     runbook,
                     &mut slots,
                     &mut ready,
@@ -383,15 +397,16 @@ pub async fn run(
                 );
                 continue;
             }
-            match decide(step, i, &slots[i], &scope, &secrets, clock) {
+            match decide(step, i, &slots[i], &scope, &secrets, &time) {
                 Decision::Skip(reason) => {
                     sink.record(&RunEvent::StepSkipped {
                         step: step.id.clone(),
                         reason: reason.clone(),
-                        at: now(),
+                        at: time.now(),
                     })?;
                     slots[i].note = Some(reason);
                     settle(
+                        &time,
                         runbook,
                         &mut slots,
                         &mut ready,
@@ -406,10 +421,11 @@ pub async fn run(
                     sink.record(&RunEvent::StepFailed {
                         step: step.id.clone(),
                         error: error.clone(),
-                        at: now(),
+                        at: time.now(),
                     })?;
                     slots[i].error = Some(error);
                     settle(
+                        &time,
                         runbook,
                         &mut slots,
                         &mut ready,
@@ -423,7 +439,7 @@ pub async fn run(
                 Decision::Run(input) => {
                     let input = Arc::new(input);
                     slots[i].input = Some(input.clone());
-                    slots[i].started = Some(Instant::now());
+                    slots[i].started = Some(time.now_ms());
                     start_attempt(
                         sink,
                         &mut workers,
@@ -434,7 +450,7 @@ pub async fn run(
                         &runbook_name,
                         &scope,
                         &secrets,
-                        clock,
+                        &time,
                     )?;
                     running += 1;
                 }
@@ -577,9 +593,10 @@ pub async fn run(
                             step: step.id.clone(),
                             attempt,
                             outputs: recorded.clone(),
-                            at: now(),
+                            at: time.now(),
                         })?;
                         settle(
+                            &time,
                             runbook,
                             &mut slots,
                             &mut ready,
@@ -600,7 +617,7 @@ pub async fn run(
                             attempt,
                             error: error.clone(),
                             will_retry,
-                            at: now(),
+                            at: time.now(),
                         })?;
                         if will_retry {
                             let wait = backoff(&step.retry, slots[idx].attempts);
@@ -614,10 +631,11 @@ pub async fn run(
                             sink.record(&RunEvent::StepFailed {
                                 step: step.id.clone(),
                                 error: error.clone(),
-                                at: now(),
+                                at: time.now(),
                             })?;
                             slots[idx].error = Some(error);
                             settle(
+                                &time,
                                 runbook,
                                 &mut slots,
                                 &mut ready,
@@ -670,10 +688,10 @@ pub async fn run(
         if interrupted && (slot.in_flight || waiting) {
             sink.record(&RunEvent::StepInterrupted {
                 step: runbook.steps[i].id.clone(),
-                at: now(),
+                at: time.now(),
             })?;
             slot.status = StepStatus::Interrupted;
-            slot.ended = Some(Instant::now());
+            slot.ended = Some(time.now_ms());
         }
     }
     let failed = slots
@@ -689,7 +707,7 @@ pub async fn run(
     };
     let mut outputs = Outputs::new();
     if !interrupted {
-        let ctx = scope.context(clock.elapsed().as_secs_f64());
+        let ctx = scope.context(time.elapsed_seconds());
         let watch = secrets.flow.watch(&secrets.values);
         for (i, (name, t)) in runbook.outputs.iter().enumerate() {
             let secret = secrets.flow.runbook_output_is_secret(i);
@@ -727,7 +745,7 @@ pub async fn run(
     sink.record(&RunEvent::RunFinished {
         status,
         outputs: outputs.clone(),
-        at: now(),
+        at: time.now(),
     })?;
     sink.flush()?;
     let steps = slots
@@ -740,7 +758,7 @@ pub async fn run(
             attempts: s.attempts_base + s.attempts,
             duration_ms: s
                 .started
-                .map(|st| (s.ended.unwrap_or_else(Instant::now) - st).as_millis() as u64),
+                .map(|st| s.ended.unwrap_or_else(|| time.now_ms()).saturating_sub(st)),
             error: s.error.filter(|_| s.status != StepStatus::Succeeded),
             note: s.note,
             outputs: s.outputs,
@@ -753,7 +771,7 @@ pub async fn run(
         steps,
         outputs,
         errors: run_errors,
-        duration_ms: clock.elapsed().as_millis() as u64,
+        duration_ms: time.elapsed_ms(),
     };
     scrub_report_text(&secrets.values, &mut report);
     Ok(report)
@@ -800,7 +818,7 @@ fn decide(
     slot: &Slot,
     scope: &Scope,
     secrets: &RunSecrets,
-    clock: Instant,
+    time: &RunClock,
 ) -> Decision {
     // A condition that reads a step's status decides alone, like `always` with a test.
     if let Some(blocker) = &slot.blocked_by
@@ -812,7 +830,7 @@ fn decide(
     if let Some(error) = secrets.reads_lost(step) {
         return Decision::Fail(error);
     }
-    let ctx = || scope.context(clock.elapsed().as_secs_f64());
+    let ctx = || scope.context(time.elapsed_seconds());
     let watch = secrets.flow.watch(&secrets.values);
     if let Condition::If(t) = &step.condition {
         match t.eval_watched(&ctx(), &watch) {
@@ -844,7 +862,7 @@ fn decide(
         None => match evaluate_watched(
             &step.with,
             scope,
-            clock,
+            time.elapsed_seconds(),
             &secrets.flow,
             &secrets.values,
             secrets.flow.secret_inputs(idx),
@@ -908,16 +926,17 @@ pub(crate) fn json_kind(value: &Value) -> &'static str {
     }
 }
 
-/// Evaluates a step's `with:` block in the run's current scope.
+/// Evaluates a step's `with:` block in the run's current scope, `run.elapsed_seconds` being
+/// `elapsed_seconds` (seconds on the run's clock since it started).
 pub fn evaluate_input(
     with: &[(String, crate::expr::Template)],
     scope: &Scope,
-    clock: Instant,
+    elapsed_seconds: f64,
 ) -> Result<Outputs, StepError> {
     evaluate_watched(
         with,
         scope,
-        clock,
+        elapsed_seconds,
         &SecretFlow::default(),
         &Secrets::default(),
         &[],
@@ -929,12 +948,12 @@ pub fn evaluate_input(
 pub(crate) fn evaluate_watched(
     with: &[(String, crate::expr::Template)],
     scope: &Scope,
-    clock: Instant,
+    elapsed_seconds: f64,
     flow: &SecretFlow,
     values: &Secrets,
     secret: &[String],
 ) -> Result<Outputs, StepError> {
-    let ctx = scope.context(clock.elapsed().as_secs_f64());
+    let ctx = scope.context(elapsed_seconds);
     let watch = flow.watch(values);
     let mut input = Outputs::new();
     for (name, t) in with {
@@ -966,14 +985,14 @@ fn start_attempt(
     runbook: &Arc<str>,
     scope: &Scope,
     secrets: &RunSecrets,
-    clock: Instant,
+    time: &RunClock,
 ) -> Result<(), SinkError> {
     slot.attempts += 1;
     let attempt = slot.attempts_base + slot.attempts;
     sink.record(&RunEvent::StepStarted {
         step: step.id.clone(),
         attempt,
-        at: now(),
+        at: time.now(),
     })?;
     slot.in_flight = true;
     let step_type: Arc<dyn StepType> = step.step_type.clone();
@@ -989,11 +1008,12 @@ fn start_attempt(
             let scope = scope.clone();
             let flow = secrets.flow.clone();
             let values = secrets.values.clone();
+            let time = time.clone();
             Reevaluate(Arc::new(move || {
                 evaluate_watched(
                     &with,
                     &scope,
-                    clock,
+                    time.elapsed_seconds(),
                     &flow,
                     &values,
                     flow.secret_inputs(idx),
@@ -1001,6 +1021,7 @@ fn start_attempt(
             }))
         }),
         secret_inputs: secrets.flow.secret_inputs(idx).to_vec(),
+        clock: time.clock().clone(),
     };
     let timeout = step.timeout;
     let mut attempt: Pin<Box<dyn Future<Output = Msg> + Send>> = Box::pin(async move {
@@ -1044,6 +1065,7 @@ fn start_attempt(
 /// (secret ones `***`); `clear`, when given, is what expressions see instead.
 #[allow(clippy::too_many_arguments)]
 fn settle(
+    time: &RunClock,
     runbook: &Runbook,
     slots: &mut [Slot],
     ready: &mut VecDeque<usize>,
@@ -1057,7 +1079,7 @@ fn settle(
     scope.set_step(&step.id, status.name(), clear.or(outputs.as_ref()));
     let slot = &mut slots[i];
     slot.status = status;
-    slot.ended = Some(Instant::now());
+    slot.ended = Some(time.now_ms());
     slot.outputs = outputs;
     let blocks = match status {
         StepStatus::Failed if !step.continue_on_error => {

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::clock::{Clock, SharedClock, VirtualClock, WallClock};
 use crate::constraint::{BoundKind, Format, Rule, RuleViolation, Violation, num};
 
 /// A map of named values: a step's input (`with:`) after expressions were evaluated, or its outputs.
@@ -749,6 +750,8 @@ pub struct StepContext {
     /// error message: the engine scrubs secrets of 4 characters or more out of text, but only
     /// the step can keep a shorter one out (e.g. by writing `***` instead).
     pub secret_inputs: Vec<String>,
+    /// The run's clock (see [`StepContext::clock`]).
+    pub clock: SharedClock,
 }
 
 impl StepContext {
@@ -762,7 +765,19 @@ impl StepContext {
             previous_outputs: None,
             reevaluate: None,
             secret_inputs: Vec::new(),
+            clock: Arc::new(VirtualClock::new(WallClock.now_ms())),
         }
+    }
+
+    /// The run's clock: what a step that waits or tells time reads (`core.sleep`,
+    /// `core.wait_until`), so that on the simulated cloud its waits are virtual time, shared
+    /// with every other step of the run and with the backend. Sleep with [`Clock::sleep`] and
+    /// measure with [`Clock::now_ms`] (milliseconds since the Unix epoch).
+    ///
+    /// A [detached](StepContext::detached) context's clock starts at the wall-clock time and
+    /// moves with tokio's time: real time on a normal runtime, virtual time on a paused one.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 
     /// Whether the input `name` is secret (see [`StepContext::secret_inputs`]).

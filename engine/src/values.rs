@@ -73,6 +73,9 @@ pub enum CheckTime<'a> {
     Run {
         /// The run's id.
         run_id: &'a str,
+        /// When the run starts, on its clock ([`crate::RunOptions::clock`]): what
+        /// `run.started_at` reads.
+        started_at: crate::Timestamp,
     },
 }
 
@@ -204,11 +207,12 @@ impl Checker<'_> {
             .dag
             .topo_order()
             .unwrap_or_else(|| (0..rb.steps.len()).collect());
-        let run_id = match self.time {
-            CheckTime::Validate => "validate",
-            CheckTime::Run { run_id } => run_id,
+        let (run_id, started_at) = match self.time {
+            // Nothing reads `run` at validation time: such values are skipped as unknown.
+            CheckTime::Validate => ("validate", 0.0),
+            CheckTime::Run { run_id, started_at } => (run_id, started_at),
         };
-        let scope = Scope::new(run_id, crate::event::now(), &self.params.values);
+        let scope = Scope::new(run_id, started_at, &self.params.values);
         for i in order {
             self.step(i, &scope);
         }
@@ -1088,7 +1092,10 @@ mod tests {
             &rb,
             None,
             &[("c", "10.0.0.0/16")],
-            CheckTime::Run { run_id: "r1" },
+            CheckTime::Run {
+                run_id: "r1",
+                started_at: 0.0,
+            },
         );
         assert!(r.problems.is_empty() && r.skipped.is_empty(), "{r:?}");
     }

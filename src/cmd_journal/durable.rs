@@ -9,7 +9,7 @@ use clap::Args;
 use drflow_engine::runner::{
     LockWait, Notice, Runner, RunnerError, RunnerErrorKind, RunnerOptions,
 };
-use drflow_engine::{JournalError, Secrets, iso8601};
+use drflow_engine::{JournalError, Secrets, SharedClock, iso8601};
 
 use crate::{EXIT_FAILED, EXIT_INVALID, Failure, Global, parse_duration_arg};
 
@@ -105,13 +105,16 @@ pub(crate) fn runner_failure(e: RunnerError) -> Failure {
     }
 }
 
-/// The runner of this command line: the journal under the state dir, leases on wall time, the
-/// backend saved through `checkpoint`, notices on stderr.
+/// The runner of this command line: the journal under the state dir, leases on wall time, runs
+/// on the command's `clock` (see [`crate::runtime`]), the backend saved through `checkpoint`,
+/// notices on stderr.
 pub(crate) fn runner(
     global: &Global,
     checkpoint: Option<Arc<drflow_steps::LazyBackend>>,
+    clock: SharedClock,
 ) -> Runner {
     let mut options = RunnerOptions::new(&global.state_dir);
+    options.clock = clock;
     options.checkpoint = checkpoint.map(|backend| {
         Arc::new(move || backend.checkpoint().map_err(|e| e.to_string()))
             as drflow_engine::runner::Checkpoint
@@ -151,18 +154,6 @@ fn print_notice(notice: Notice<'_>) {
             "drflow: the run failed and the runbook says `on_failure: rollback`: undoing",
         ),
     }
-}
-
-/// The async runtime of a command that runs steps.
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure {
-            diagnostics: Vec::new(),
-            code: EXIT_FAILED,
-            message: format!("error: cannot start the async runtime: {e}"),
-        })
 }
 
 /// Prints what an automatic rollback did (on stderr, so `--output json` stays one document).

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::Args;
-use drflow_engine::{JOURNAL_FILE, Journal, iso8601, now};
+use drflow_engine::{JOURNAL_FILE, Journal, iso8601};
 use serde_json::{Value, json};
 
 use super::durable::journal_failure;
@@ -46,13 +46,11 @@ pub fn cmd_runs(global: &Global, args: RunsArgs) -> Result<u8, Failure> {
             } else {
                 r.status.clone()
             };
-            // A live run's duration grows with the clock; a crashed run's ends at its last
-            // journaled event (about when it died), not now.
-            let end = match (r.finished_at, live) {
-                (Some(f), _) => f,
-                (None, true) => now(),
-                (None, false) => r.last_event_at.unwrap_or(r.started_at),
-            };
+            // A run that has not finished counts up to its last journaled event: about when a
+            // crashed run died, and as far as a live one has got. Not up to now: a run's
+            // timestamps are on its own clock, virtual time on the sim, which the wall clock
+            // here knows nothing of.
+            let end = r.finished_at.or(r.last_event_at).unwrap_or(r.started_at);
             json!({
                 "id": r.id,
                 "runbook": r.runbook,

@@ -134,11 +134,17 @@ struct Sleep(StepSpec);
 
 impl Sleep {
     fn new() -> Self {
-        Sleep(StepSpec::new("core.sleep", "Waits for a while.").required(
-            "duration",
-            ValueType::Duration,
-            "How long to wait, e.g. `30s`.",
-        ))
+        Sleep(
+            StepSpec::new(
+                "core.sleep",
+                "Waits for a while on the run's clock (on the sim, virtual time: no wall time).",
+            )
+            .required(
+                "duration",
+                ValueType::Duration,
+                "How long to wait, e.g. `30s`.",
+            ),
+        )
     }
 }
 
@@ -147,9 +153,10 @@ impl StepType for Sleep {
         &self.0
     }
 
-    fn run<'a>(&'a self, _ctx: &'a StepContext, input: &'a Outputs) -> StepFuture<'a> {
+    fn run<'a>(&'a self, ctx: &'a StepContext, input: &'a Outputs) -> StepFuture<'a> {
         Box::pin(async move {
-            tokio::time::sleep(duration_param(input, "duration")?).await;
+            // On the run's clock: on the sim, virtual time shared with the other steps.
+            ctx.clock().sleep(duration_param(input, "duration")?).await;
             Ok(Outputs::new())
         })
     }
@@ -278,7 +285,7 @@ impl WaitUntil {
     fn new() -> Self {
         WaitUntil(StepSpec::new(
             "core.wait_until",
-            "Re-evaluates a condition every `interval` until it is true, or fails after `timeout`.",
+            "Re-evaluates a condition every `interval` until it is true, or fails after `timeout`; both on the run's clock (on the sim, virtual time).",
         )
         .required("condition", ValueType::Bool, "An expression giving true or false, re-evaluated at each check; anything but a bool is an error.")
         .optional("interval", ValueType::Duration, json!("5s"), "Time between checks.")
@@ -304,7 +311,10 @@ impl StepType for WaitUntil {
                     "`interval` must be more than zero",
                 ));
             }
-            let start = tokio::time::Instant::now();
+            // Measured and waited on the run's clock: on the sim, virtual time.
+            let clock = ctx.clock();
+            let start_ms = clock.now_ms();
+            let elapsed = || Duration::from_millis(clock.now_ms().saturating_sub(start_ms));
             let mut current = input.clone();
             let mut checks = 0u64;
             loop {
@@ -312,13 +322,10 @@ impl StepType for WaitUntil {
                 if condition(&current)? {
                     let mut out = Outputs::new();
                     out.insert("checks".into(), checks.into());
-                    out.insert(
-                        "waited_seconds".into(),
-                        json!(start.elapsed().as_secs_f64()),
-                    );
+                    out.insert("waited_seconds".into(), json!(elapsed().as_secs_f64()));
                     return Ok(out);
                 }
-                let elapsed = start.elapsed();
+                let elapsed = elapsed();
                 if elapsed >= timeout {
                     return Err(StepError::permanent(
                         "timeout",
@@ -329,7 +336,7 @@ impl StepType for WaitUntil {
                     ));
                 }
                 // The last wait is cut short so the final check falls on the timeout itself.
-                tokio::time::sleep(interval.min(timeout - elapsed)).await;
+                clock.sleep(interval.min(timeout - elapsed)).await;
                 if let Some(again) = &ctx.reevaluate {
                     current = (again.0)()?;
                 }

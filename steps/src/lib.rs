@@ -50,12 +50,20 @@ pub fn registry(config: &CloudConfig) -> Registry {
 /// and nothing under the state directory is created or written. The aws target has no backend
 /// yet: its cloud steps fail as they do in [`registry`].
 ///
+/// The copy is on `clock`, the clock of the run that plans (see [`LazyBackend::with_clock`]).
+///
 /// Errors: the world file cannot be read or was written by a newer drflow.
-pub fn scratch_registry(config: &CloudConfig) -> Result<Registry, CloudError> {
+pub fn scratch_registry(
+    config: &CloudConfig,
+    clock: drflow_engine::SharedClock,
+) -> Result<Registry, CloudError> {
     if target::unavailable(config.target).is_some() {
-        return Ok(registry(config));
+        return Ok(registry_with_backend(Arc::new(
+            LazyBackend::new(config.clone()).with_clock(clock),
+        )));
     }
-    let sim: Arc<dyn CloudBackend> = Arc::new(SimBackend::scratch_copy(&config.state_dir)?);
+    let sim: Arc<dyn CloudBackend> =
+        Arc::new(SimBackend::scratch_copy(&config.state_dir)?.with_clock(clock));
     Ok(registry_with_backend(Arc::new(LazyBackend::from_backend(
         config.clone(),
         sim,

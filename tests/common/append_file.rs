@@ -8,7 +8,8 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -144,6 +145,38 @@ fn append(path: &str, line: &str) -> Result<(), StepError> {
         .map_err(|e| StepError::permanent("io", format!("cannot append to {path}: {e}")))
 }
 
+/// Waits while the file `hold` exists: a real-world event (a test removes the file), watched on
+/// the wall clock by a thread of its own that wakes the step when the file is gone. Not a tokio
+/// timer: on the paused runtime of a sim run, a polling timer would wake at every virtual step
+/// and spin virtual time forward for as long as the test takes; and not a blocking task, which
+/// would hold virtual time still and stall the run's other steps meanwhile. The run's other
+/// timers go on as usual (in virtual time, on the sim). The thread ends when the step is
+/// cancelled.
+async fn hold_while(hold: &str) -> Result<(), StepError> {
+    /// Tells the watcher to stop when the step's future is dropped (the step was cancelled).
+    struct Cancel(Arc<AtomicBool>);
+    impl Drop for Cancel {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let _cancel = Cancel(cancelled.clone());
+    let hold = PathBuf::from(hold);
+    let (released, wait) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("drflow-hold".into())
+        .spawn(move || {
+            while hold.exists() && !cancelled.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = released.send(());
+        })
+        .map_err(|e| StepError::permanent("io", format!("cannot watch the hold file: {e}")))?;
+    wait.await
+        .map_err(|_| StepError::permanent("io", "the hold file's watcher stopped"))
+}
+
 impl StepType for AppendFile {
     fn spec(&self) -> &StepSpec {
         &self.0
@@ -158,9 +191,7 @@ impl StepType for AppendFile {
                 self.1.pass(gate).await;
             }
             if let Some(hold) = string(input, "hold_while") {
-                while Path::new(hold).exists() {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
+                hold_while(hold).await?;
             }
             let mut out = Outputs::new();
             out.insert("line".into(), json!(line));

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::watch;
 
+use crate::clock::Clock;
 use crate::compile::Runbook;
 use crate::lock::{HeldLease, Holder, LeaseOptions, LeaseStore, LockError};
 use crate::scheduler::Stop;
@@ -96,16 +97,19 @@ pub(super) fn refuse_secret_lock(rb: &Runbook) -> Result<(), RunnerError> {
     Ok(())
 }
 
-/// Evaluates the runbook's `lock:` expression with the run's parameters. A key that reads or
-/// contains a secret is refused: lock keys are stored in the journal and shown in messages.
+/// Evaluates the runbook's `lock:` expression with the run's parameters, `run.started_at` being
+/// now on the run's `clock` (virtual time on the simulated cloud, like the run's own events). A
+/// key that reads or contains a secret is refused: lock keys are stored in the journal and shown
+/// in messages.
 pub(super) fn evaluate_lock(
     rb: &Runbook,
     run_id: &str,
     params: &Outputs,
+    clock: &dyn Clock,
 ) -> Result<Option<String>, RunnerError> {
     refuse_secret_lock(rb)?;
     let Some(t) = &rb.lock else { return Ok(None) };
-    let ctx = Scope::new(run_id, crate::event::now(), params).context(0.0);
+    let ctx = Scope::new(run_id, crate::clock::timestamp(clock.now_ms()), params).context(0.0);
     let key = match t.eval(&ctx) {
         Ok(Value::String(s)) => s,
         Ok(Value::Null) => return Err(RunnerError::LockNothing),
@@ -142,16 +146,18 @@ pub(super) async fn take_run_lease(
 }
 
 /// Takes the runbook's `lock:` lease, if it has one.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn take_lock_lease(
     store: &Arc<dyn LeaseStore>,
     options: &LeaseOptions,
     rb: &Runbook,
     run_id: &str,
     params: &Outputs,
+    clock: &dyn Clock,
     wait: LockWait,
     notices: Option<&super::Notices>,
 ) -> Result<Option<HeldLease>, RunnerError> {
-    let Some(key) = evaluate_lock(rb, run_id, params)? else {
+    let Some(key) = evaluate_lock(rb, run_id, params, clock)? else {
         return Ok(None);
     };
     let lease_key = lock_lease_key(&key);

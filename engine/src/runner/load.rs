@@ -149,6 +149,7 @@ impl Runner {
             &runbook,
             &run_id,
             &params,
+            self.options.clock.as_ref(),
             request.lock,
             self.options.notices.as_ref(),
         )

@@ -30,6 +30,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::sync::watch;
 
+use crate::clock::{SharedClock, WallClock};
 use crate::compile::{OnFailure, Runbook};
 use crate::event::{Recorder, RunSink, RunStatus, SinkError};
 use crate::journal::{JOURNAL_FILE, Journal};
@@ -63,6 +64,11 @@ pub struct RunnerOptions {
     pub checkpoint: Option<Checkpoint>,
     /// Where [`Notice`]s go; dropped when `None`.
     pub notices: Option<Notices>,
+    /// The clock of the runs this runner starts, resumes and rolls back: what a `lock:` key's
+    /// `run.started_at` reads and what [`Session::rollback`] is stamped on. Give the clock of
+    /// [`RunOptions::clock`] (the simulated cloud's virtual clock on a sim run); default
+    /// [`WallClock`]. Leases stay on their own clock ([`LeaseOptions::clock`]).
+    pub clock: SharedClock,
 }
 
 impl RunnerOptions {
@@ -75,6 +81,7 @@ impl RunnerOptions {
             hooks: Hooks::none(),
             checkpoint: None,
             notices: None,
+            clock: Arc::new(WallClock),
         }
     }
 }
@@ -88,6 +95,7 @@ impl std::fmt::Debug for RunnerOptions {
             .field("hooks", &self.hooks)
             .field("checkpoint", &self.checkpoint.is_some())
             .field("notices", &self.notices.is_some())
+            .field("virtual_clock", &self.clock.is_virtual())
             .finish()
     }
 }
@@ -170,6 +178,7 @@ impl Runner {
                 rb,
                 run_id,
                 params,
+                self.options.clock.as_ref(),
                 how.lock,
                 self.options.notices.as_ref(),
             )
@@ -204,6 +213,7 @@ impl Runner {
             hooks: self.options.hooks.clone(),
             checkpoint: self.options.checkpoint.clone(),
             notices: self.options.notices.clone(),
+            clock: self.options.clock.clone(),
             finished: false,
         }
     }
@@ -240,6 +250,8 @@ pub struct Session {
     hooks: Hooks,
     checkpoint: Option<Checkpoint>,
     notices: Option<Notices>,
+    /// The clock a rollback of the loaded run is on ([`RunnerOptions::clock`]).
+    clock: SharedClock,
     /// Whether it ended normally; dropped before (its future dropped mid-run, as a process is
     /// killed), the events not yet committed are dropped too.
     finished: bool,
@@ -302,6 +314,8 @@ impl Session {
         stop: watch::Receiver<Stop>,
     ) -> Result<RunOutcome, RunnerError> {
         options.secrets = self.secrets.clone();
+        // The automatic rollback is on the run's own clock.
+        let clock = options.clock.clone();
         let recorder = (self.journal.is_none() && rb.on_failure == OnFailure::Rollback)
             .then(Recorder::default);
         let (stop, watcher) =
@@ -351,7 +365,7 @@ impl Session {
                         if let Some(n) = &self.notices {
                             n(Notice::RollingBack);
                         }
-                        self.undo(rb, &state, params, progress, recorder, stop)
+                        self.undo(rb, &state, params, clock, progress, recorder, stop)
                             .await
                     }
                     Err(e) => Err(RunnerError::Recording {
@@ -405,7 +419,8 @@ impl Session {
     }
 
     /// Undoes the succeeded steps of a loaded run (`state`) in reverse dependency order,
-    /// journaling every event. Releases the leases at the end.
+    /// journaling every event on the runner's clock ([`RunnerOptions::clock`]). Releases the
+    /// leases at the end.
     pub async fn rollback(
         mut self,
         rb: &Runbook,
@@ -414,7 +429,10 @@ impl Session {
         progress: &mut dyn RunSink,
         stop: watch::Receiver<Stop>,
     ) -> Result<RollbackReport, RunnerError> {
-        let result = self.undo(rb, state, params, progress, None, stop).await;
+        let clock = self.clock.clone();
+        let result = self
+            .undo(rb, state, params, clock, progress, None, stop)
+            .await;
         if let Err(RunnerError::Crashed { point }) = result {
             return Err(self.crash(point));
         }
@@ -429,11 +447,13 @@ impl Session {
         Ok(report)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn undo(
         &mut self,
         rb: &Runbook,
         state: &RunState,
         params: &Outputs,
+        clock: SharedClock,
         progress: &mut dyn RunSink,
         recorder: Option<Recorder>,
         stop: watch::Receiver<Stop>,
@@ -448,7 +468,7 @@ impl Session {
             runbook_path: None,
             crashed: None,
         };
-        let result = crate::rollback::rollback(rb, state, params, &mut sink, stop).await;
+        let result = crate::rollback::rollback(rb, state, params, clock, &mut sink, stop).await;
         if let Some(point) = sink.crashed.take() {
             return Err(RunnerError::Crashed { point });
         }
