@@ -22,9 +22,11 @@
 //!
 //! [`HeldLease`] keeps a lease renewed by a tokio task. Expiry is judged by other processes on
 //! wall time, while a run on the simulated cloud runs on a paused tokio runtime whose timers
-//! jump ahead: so the task wakes on tokio's clock, but renews only when the *lease clock*
-//! ([`LeaseOptions::clock`], wall time by default) says `renew_every` has passed since the last
-//! renewal. It never rewrites the lease on every virtual tick.
+//! jump ahead: so the task waits on the *lease clock* ([`LeaseOptions::clock`], wall time by
+//! default), not on tokio's, and renews when that clock says `renew_every` has passed since the
+//! last renewal. It never rewrites the lease on every virtual tick, and it never gives a paused
+//! runtime a timer to jump to: while a sim run waits for the real world, a tokio timer looping
+//! in the lease task would spin virtual time forward.
 
 use std::fmt;
 use std::future::Future;
@@ -51,7 +53,7 @@ pub struct LeaseOptions {
     pub ttl: Duration,
     /// How long after the last renewal the holder renews it (default 10 s, a third of `ttl`).
     pub renew_every: Duration,
-    /// How often the keeping task looks at the lease clock (tokio time; default 1 s).
+    /// How often the keeping task looks at the lease clock (on that clock; default 1 s).
     pub check_every: Duration,
     /// How often a run waiting for a held lock (`--wait-lock`) tries again (default 200 ms).
     pub poll: Duration,
@@ -88,7 +90,10 @@ impl LeaseOptions {
 
 /// Wall time whose waits are real even on a paused tokio runtime (where `tokio::time::sleep`
 /// is virtual): other processes judge a lease on wall time, so waiting for one must too. A wait
-/// runs on tokio's blocking pool, which also keeps a paused runtime from jumping ahead meanwhile.
+/// is a thread of its own that wakes the task when the time is up: not a tokio timer, which a
+/// paused runtime would jump to (a loop of them spins virtual time forward), and not a blocking
+/// task, which would hold a paused runtime's time still meanwhile (the lease task waits for as
+/// long as the run lasts, and the run's own timers must go on).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LeaseWallClock;
 
@@ -99,7 +104,22 @@ impl Clock for LeaseWallClock {
 
     fn sleep(&self, duration: Duration) -> Sleep {
         Box::pin(async move {
-            let _ = tokio::task::spawn_blocking(move || std::thread::sleep(duration)).await;
+            let (done, wait) = tokio::sync::oneshot::channel::<()>();
+            let thread = std::thread::Builder::new()
+                .name("drflow-lease-wait".into())
+                .spawn(move || {
+                    std::thread::sleep(duration);
+                    let _ = done.send(());
+                });
+            match thread {
+                Ok(_) => {
+                    let _ = wait.await;
+                }
+                // No thread to be had: wait on the blocking pool rather than not at all.
+                Err(_) => {
+                    let _ = tokio::task::spawn_blocking(move || std::thread::sleep(duration)).await;
+                }
+            }
         })
     }
 
@@ -517,7 +537,7 @@ impl Drop for HeldLease {
 }
 
 /// Renews `grant` whenever `renew_every` has passed on the lease clock, looking every
-/// `check_every` of tokio time (see the module docs).
+/// `check_every` of that clock (see the module docs).
 async fn renew_loop(
     store: Arc<dyn LeaseStore>,
     grant: LeaseGrant,
@@ -526,7 +546,7 @@ async fn renew_loop(
 ) {
     let mut renewed = options.now();
     loop {
-        tokio::time::sleep(options.check_every).await;
+        options.clock.sleep(options.check_every).await;
         let t = options.now();
         if t - renewed < options.renew_every.as_secs_f64() {
             continue;
@@ -910,6 +930,29 @@ mod tests {
         // All in one process (as in the daemon): our own pid is a live holder too.
         let winners = results.iter().filter(|r| r.is_ok()).count();
         assert_eq!(winners, 1, "{results:?}");
+    }
+
+    /// A sim run waiting for the real world (a test's gate, a person) while it holds a lease on
+    /// wall time: the lease task gives the paused runtime no timer to jump to, so virtual time
+    /// stands still instead of spinning forward for as long as the wait takes.
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_on_wall_time_does_not_move_paused_time_while_the_run_waits() {
+        let (_dir, path) = journal_path();
+        let o = LeaseOptions::default();
+        let lease = HeldLease::acquire(store(&path, &o), "k", "run-a", &o)
+            .await
+            .unwrap();
+        let start = tokio::time::Instant::now();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        // The real world: something that happens a little later in wall time.
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            let _ = tx.send(());
+        });
+        rx.await.unwrap();
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert!(!lease.is_lost());
+        lease.release().await.unwrap();
     }
 
     #[tokio::test(start_paused = true)]

@@ -178,3 +178,22 @@ async fn a_refused_lock_journals_nothing_and_names_the_holder() {
     assert_eq!(lock_holder(&j, "run/run-1").unwrap(), None);
     held.release().await.unwrap();
 }
+
+/// A run on the simulated cloud reads one clock, its lock key too: the key's `run.started_at`
+/// is on the runner's clock (virtual time), not the wall clock.
+#[tokio::test(start_paused = true)]
+async fn the_lock_key_reads_the_runners_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = RunnerOptions::new(dir.path());
+    o.clock = Arc::new(drflow_engine::VirtualClock::new(1_767_225_600_000));
+    let runner = drflow_engine::runner::Runner::new(o);
+    let rb = runbook("lock: \"k-${{ run.started_at }}\"\n");
+    let session = runner
+        .start(&rb, &Outputs::new(), "run-1", StartOptions::default())
+        .await
+        .unwrap();
+    let keys: Vec<&str> = session.leases().iter().map(|l| l.key()).collect();
+    let key = format!("lock/k-{}", drflow_engine::iso8601(1_767_225_600.0));
+    assert_eq!(keys, ["run/run-1", key.as_str()]);
+    session.release().await;
+}
