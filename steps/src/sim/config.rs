@@ -70,6 +70,26 @@ pub struct SimConfig {
     pub alb_healthy_checks_to_serve: u32,
     /// Shortest EventBridge schedule. EventBridge guide: 1 minute.
     pub eventbridge_schedule_min_ms: u64,
+    /// Route 53 health check interval, standard variant (`request_interval: 30`). Route 53
+    /// Developer Guide, "How Route 53 determines whether a health check is healthy": 30 s.
+    pub health_check_standard_interval_ms: u64,
+    /// Route 53 checker locations probing each health check. Same guide: about 15.
+    pub health_check_checkers: u32,
+    /// A health check is healthy while MORE than this share of its checkers (percent) see the
+    /// endpoint healthy. Same guide: 18 %.
+    pub health_check_healthy_above_pct: u32,
+    /// Periods an alarm looks back beyond `EvaluationPeriods` when datapoints are missing.
+    /// CloudWatch User Guide, "Configuring how CloudWatch alarms treat missing data": it
+    /// "retrieves a higher number of data points than Evaluation Periods"; its examples show 5
+    /// for 3, so 2.
+    pub alarm_evaluation_extra_periods: u32,
+    /// How often AWS services publish the metrics the sim reads off the world (ALB host counts,
+    /// Aurora lag, EC2 CPU). CloudWatch User Guide, AWS services' metrics: 1 minute.
+    pub service_metric_period_ms: u64,
+    /// How long the sim keeps metric samples. CloudWatch keeps 1-minute datapoints 15 days
+    /// (CloudWatch User Guide, "Metrics retention"); the sim keeps 3 hours, far more than any
+    /// alarm here looks back, so the world file stays small.
+    pub metric_retention_ms: u64,
 }
 
 impl Default for SimConfig {
@@ -100,6 +120,12 @@ impl Default for SimConfig {
             instance_launch_warm_ms: 36_000,
             alb_healthy_checks_to_serve: 1,
             eventbridge_schedule_min_ms: 60_000,
+            health_check_standard_interval_ms: 30_000,
+            health_check_checkers: 15,
+            health_check_healthy_above_pct: 18,
+            alarm_evaluation_extra_periods: 2,
+            service_metric_period_ms: 60_000,
+            metric_retention_ms: 3 * 3_600_000,
         }
     }
 }

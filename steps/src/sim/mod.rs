@@ -8,10 +8,13 @@
 //! writes the file atomically (temporary file, then rename) before unlocking. No update is lost
 //! and a crash never leaves a half-written world.
 
+mod cloudwatch;
 mod config;
+mod dns;
 mod events;
 mod ids;
 mod presence;
+mod route53;
 mod show;
 mod world;
 
