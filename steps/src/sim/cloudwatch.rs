@@ -640,10 +640,6 @@ pub struct CloudWatchSim {
     pub evaluated_to_ms: u64,
 }
 
-/// The shortest alarm period the sim ticks at (10 s: the shortest high-resolution period an
-/// alarm may have, CloudWatch API, PutMetricAlarm).
-pub const TICK_MS: u64 = 10_000;
-
 impl CloudWatchSim {
     /// Brings the alarms in line with the alarm resources: new ones start `INSUFFICIENT_DATA`,
     /// changed specs are re-read (state kept), deleted ones are forgotten.
@@ -666,14 +662,22 @@ impl CloudWatchSim {
         self.alarms.retain(|arn, _| seen.contains(arn));
     }
 
-    /// The next evaluation instant after the last one processed: every [`TICK_MS`].
-    pub fn next_due_ms(&self) -> u64 {
+    /// The next instant after the last one processed at which a metric alarm's period ends or
+    /// the services publish their metrics ([`SimConfig::service_metric_period_ms`]).
+    pub fn next_due_ms(&self, config: &SimConfig) -> u64 {
         let t = self.evaluated_to_ms;
-        t - t % TICK_MS + TICK_MS
+        let next = |p: u64| t - t % p + p;
+        self.alarms
+            .values()
+            .filter_map(|a| match &a.kind {
+                AlarmKind::Metric(spec) => Some(next(spec.period_ms)),
+                _ => None,
+            })
+            .fold(next(config.service_metric_period_ms.max(1)), u64::min)
     }
 
-    /// Evaluates at `at_ms` (a multiple of [`TICK_MS`]) every metric alarm whose period ends
-    /// then, then every composite alarm; returns the state changes in that order.
+    /// Evaluates at `at_ms` every metric alarm whose period ends then, then every composite
+    /// alarm; returns the state changes in that order.
     pub fn evaluate_at(&mut self, at_ms: u64, config: &SimConfig) -> Vec<AlarmChange> {
         self.evaluated_to_ms = at_ms;
         let mut changes = Vec::new();

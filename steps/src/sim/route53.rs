@@ -330,6 +330,49 @@ impl HealthCheckSim {
         }
     }
 
+    /// Like [`HealthCheckSim::advance_to`] while the endpoint answers `answer` all along (the
+    /// world does not change between two of its events): once every checker agrees with it and
+    /// nothing is in flight, the remaining probes change nothing, so they are skipped in one
+    /// step instead of run one by one.
+    pub fn advance_steady(&mut self, now: u64, answer: &EndpointAnswer, out: &mut Vec<Route53Event>) {
+        let ok = self.probe.passes(answer);
+        let mut observe = |_: &ProbeSpec, _: u64| answer.clone();
+        while !self.settled(ok) {
+            if self.next_due_ms() > now {
+                return;
+            }
+            let due = self.next_due_ms();
+            self.advance_to(due, &mut observe, out);
+        }
+        for c in &mut self.checkers {
+            if c.next_probe_ms <= now {
+                let k = (now - c.next_probe_ms) / self.probe.interval_ms + 1;
+                let last = c.next_probe_ms + (k - 1) * self.probe.interval_ms;
+                c.next_probe_ms += k * self.probe.interval_ms;
+                if !ok {
+                    self.last_failure_at_ms = self.last_failure_at_ms.max(Some(last));
+                }
+            }
+        }
+        let status = if self.healthy { 1.0 } else { 0.0 };
+        while self.metric_period_start_ms + self.metric_period_ms <= now {
+            out.push(Route53Event::MetricDatapoint {
+                health_check_id: self.id.clone(),
+                period_start_ms: self.metric_period_start_ms,
+                value: self.metric_min,
+            });
+            self.metric_period_start_ms += self.metric_period_ms;
+            self.metric_min = status;
+        }
+    }
+
+    /// Whether every checker sees the endpoint as `ok` and has told Route 53 so.
+    fn settled(&self, ok: bool) -> bool {
+        self.checkers
+            .iter()
+            .all(|c| c.healthy == ok && c.reported_healthy == ok && c.streak == 0 && c.in_flight.is_empty())
+    }
+
     /// Recomputes the verdict at `at_ms` and records a change.
     fn refresh(&mut self, at_ms: u64, out: &mut Vec<Route53Event>) {
         let healthy = self.verdict();
@@ -527,6 +570,26 @@ mod tests {
             .collect();
         // Unhealthy 20 to 36 s after the outage at 100 s: during the third minute.
         assert_eq!(points, [(0, 1.0), (60, 1.0), (120, 0.0), (180, 0.0)]);
+    }
+
+    #[test]
+    fn skipping_steady_stretches_gives_the_same_story_as_probing_one_by_one() {
+        let c = SimConfig::default();
+        let mut one_by_one = HealthCheckSim::new("hc-1", spec(), &c, T0);
+        let mut steady = one_by_one.clone();
+        let down = |t: u64| t >= T0 + 100_000 && t < T0 + 400_000;
+        let slow = run(&mut one_by_one, T0 + 900_000, &down);
+        // The world changes at 100 s and 400 s; between them the endpoint answers the same.
+        let mut fast = Vec::new();
+        for (until, answer) in [
+            (T0 + 100_000 - 1, ok()),
+            (T0 + 400_000 - 1, EndpointAnswer::Unreachable),
+            (T0 + 900_000, ok()),
+        ] {
+            steady.advance_steady(until, &answer, &mut fast);
+        }
+        assert_eq!(slow, fast);
+        assert_eq!(one_by_one, steady);
     }
 
     #[test]

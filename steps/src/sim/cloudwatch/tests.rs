@@ -228,7 +228,7 @@ fn an_alarm_starts_insufficient_and_goes_alarm_on_the_third_breaching_minute() {
     let mut changes = Vec::new();
     let mut t = T0;
     while t < T0 + 12 * MIN {
-        t = cw.next_due_ms().max(t + TICK_MS);
+        t = cw.next_due_ms(&config).max(t + 10_000);
         if t % MIN == 0 {
             let start = t - MIN;
             let down = start >= T0 + 5 * MIN;
@@ -251,19 +251,18 @@ fn an_alarm_starts_insufficient_and_goes_alarm_on_the_third_breaching_minute() {
     assert_eq!(
         seen,
         [
-            // Its rule is false while both are INSUFFICIENT_DATA.
-            ("regional-outage".to_string(), InsufficientData, Fine, 0),
             ("hc-alarm-primary".to_string(), InsufficientData, Fine, 1),
             ("hc-alarm-standby".to_string(), InsufficientData, Fine, 1),
+            // Composites follow in the same evaluation.
+            ("regional-outage".to_string(), InsufficientData, Fine, 1),
             // Minutes 5, 6 and 7 breach; the last of them is over at minute 8.
             ("hc-alarm-primary".to_string(), Fine, Alarm, 8),
             ("regional-outage".to_string(), Fine, Alarm, 8),
         ]
     );
-    // The composite's first evaluation came at the first tick after its creation, the metric
-    // alarms' at the end of their first period.
-    assert_eq!(changes[0].at_ms, T0 + 20_000);
-    assert_eq!(changes[1].at_ms, T0 + MIN);
+    // Each alarm evaluates as its first period ends: the one it was created in.
+    assert_eq!(changes[0].at_ms, T0 + MIN);
+    assert_eq!(cw.next_due_ms(&config), T0 + 12 * MIN);
     assert_eq!(changes[3].at_ms, T0 + 8 * MIN);
     assert_eq!(cw.describe("us-east-1", None).len(), 3);
 }
