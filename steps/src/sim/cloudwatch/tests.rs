@@ -262,7 +262,7 @@ fn an_alarm_starts_insufficient_and_goes_alarm_on_the_third_breaching_minute() {
     );
     // Each alarm evaluates as its first period ends: the one it was created in.
     assert_eq!(changes[0].at_ms, T0 + MIN);
-    assert_eq!(cw.next_due_ms(&config), T0 + 12 * MIN);
+    assert_eq!(cw.next_due_ms(&config), T0 + 13 * MIN);
     assert_eq!(changes[3].at_ms, T0 + 8 * MIN);
     assert_eq!(cw.describe("us-east-1", None).len(), 3);
 }
