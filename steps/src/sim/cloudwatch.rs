@@ -823,5 +823,102 @@ pub struct SqsMessage {
     pub available_at_ms: u64,
 }
 
+/// A UUID-shaped id drawn from `seed` (EventBridge event ids, SQS message ids).
+pub fn seeded_uuid(seed: &str) -> String {
+    let hex: String = (0..4)
+        .map(|i| {
+            format!(
+                "{:08x}",
+                (hash_unit(seed, 100 + i) * f64::from(u32::MAX)) as u32
+            )
+        })
+        .collect();
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
+}
+
+/// Completes an event as EventBridge puts it on a bus: its `id` and `time`.
+pub fn stamp_event(mut event: Value, at_ms: u64) -> Value {
+    let seed = format!("{event}/{at_ms}");
+    if let Some(map) = event.as_object_mut() {
+        map.insert("id".into(), Value::String(seeded_uuid(&seed)));
+        map.insert(
+            "time".into(),
+            Value::String(drflow_engine::iso8601(at_ms as f64 / 1000.0)),
+        );
+    }
+    event
+}
+
+/// Where an event put on `region`'s default bus at `sent_at_ms` ends up: for every enabled
+/// rule there whose pattern matches, each SQS target gets the event after a
+/// [delivery latency](delivery_latency_ms); a target that is another region's bus forwards it
+/// there (one hop, as EventBridge does not forward a forwarded event again).
+/// `rules(region, event)` gives a region's matching rules.
+pub fn route_event(
+    rules: &dyn Fn(&str, &Value) -> Vec<Resource>,
+    region: &str,
+    event: &Value,
+    sent_at_ms: u64,
+    config: &SimConfig,
+) -> Vec<SqsMessage> {
+    let mut out = Vec::new();
+    route_hop(rules, region, event, sent_at_ms, config, 0, &mut out);
+    out
+}
+
+fn route_hop(
+    rules: &dyn Fn(&str, &Value) -> Vec<Resource>,
+    region: &str,
+    event: &Value,
+    at_ms: u64,
+    config: &SimConfig,
+    hop: u32,
+    out: &mut Vec<SqsMessage>,
+) {
+    let id = event.get("id").and_then(Value::as_str).unwrap_or("");
+    for rule in rules(region, event) {
+        if rule
+            .spec
+            .get("state")
+            .and_then(Value::as_str)
+            .unwrap_or("ENABLED")
+            != "ENABLED"
+        {
+            continue;
+        }
+        let targets = rule.spec.get("targets").and_then(Value::as_array).cloned();
+        for target in targets.unwrap_or_default() {
+            let Some(arn) = target.get("arn").and_then(Value::as_str) else {
+                continue;
+            };
+            let seed = format!("{id}/{}/{arn}", rule.arn);
+            let arrives = at_ms + delivery_latency_ms(config, &seed);
+            let parts: Vec<&str> = arn.split(':').collect();
+            match parts.get(2).copied() {
+                Some("sqs") => out.push(SqsMessage {
+                    message_id: seeded_uuid(&seed),
+                    queue_arn: arn.to_string(),
+                    body: event.clone(),
+                    sent_at_ms: at_ms,
+                    available_at_ms: arrives,
+                }),
+                Some("events") if hop == 0 && arn.contains(":event-bus/") => {
+                    if let Some(to) = parts.get(3).filter(|r| **r != region) {
+                        route_hop(rules, to, event, arrives, config, hop + 1, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

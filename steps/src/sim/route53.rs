@@ -334,7 +334,12 @@ impl HealthCheckSim {
     /// world does not change between two of its events): once every checker agrees with it and
     /// nothing is in flight, the remaining probes change nothing, so they are skipped in one
     /// step instead of run one by one.
-    pub fn advance_steady(&mut self, now: u64, answer: &EndpointAnswer, out: &mut Vec<Route53Event>) {
+    pub fn advance_steady(
+        &mut self,
+        now: u64,
+        answer: &EndpointAnswer,
+        out: &mut Vec<Route53Event>,
+    ) {
         let ok = self.probe.passes(answer);
         let mut observe = |_: &ProbeSpec, _: u64| answer.clone();
         while !self.settled(ok) {
@@ -368,9 +373,9 @@ impl HealthCheckSim {
 
     /// Whether every checker sees the endpoint as `ok` and has told Route 53 so.
     fn settled(&self, ok: bool) -> bool {
-        self.checkers
-            .iter()
-            .all(|c| c.healthy == ok && c.reported_healthy == ok && c.streak == 0 && c.in_flight.is_empty())
+        self.checkers.iter().all(|c| {
+            c.healthy == ok && c.reported_healthy == ok && c.streak == 0 && c.in_flight.is_empty()
+        })
     }
 
     /// Recomputes the verdict at `at_ms` and records a change.

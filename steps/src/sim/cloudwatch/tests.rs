@@ -320,3 +320,69 @@ fn delivery_latency_has_the_measured_median_and_tail() {
         delivery_latency_ms(&config, "same")
     );
 }
+
+fn rule(region: &str, name: &str, pattern: Value, target: &str) -> Resource {
+    let mut r = alarm_resource(name, json!({}), Kind::EventRule);
+    r.region = region.into();
+    r.arn = format!("arn:aws:events:{region}:000000000000:rule/{name}");
+    r.spec = json!({"event_pattern": pattern, "state": "ENABLED", "targets": [{"id": "t", "arn": target}]});
+    r
+}
+
+#[test]
+fn alarm_events_reach_the_queue_through_the_forwarding_rule() {
+    let config = SimConfig::default();
+    let pattern = json!({
+        "source": ["aws.cloudwatch"],
+        "detail-type": ["CloudWatch Alarm State Change"],
+        "detail": {"alarmName": ["hc-alarm-primary"]},
+    });
+    let queue = "arn:aws:sqs:us-east-2:000000000000:alarm-events";
+    let rules = vec![
+        rule(
+            "us-east-1",
+            "fwd",
+            pattern.clone(),
+            "arn:aws:events:us-east-2:000000000000:event-bus/default",
+        ),
+        rule("us-east-2", "to-queue", pattern, queue),
+    ];
+    let matching = |region: &str, event: &Value| -> Vec<Resource> {
+        rules
+            .iter()
+            .filter(|r| {
+                r.region == region && crate::sim::pattern_matches(&r.spec["event_pattern"], event)
+            })
+            .cloned()
+            .collect()
+    };
+    let alarm = hc_alarm("hc-alarm-primary", "hc-p");
+    let event = stamp_event(
+        crate::sim::alarm_state_change_event(&alarm, "OK", "ALARM"),
+        T0,
+    );
+    assert!(
+        event["time"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-01-01T00:00:00")
+    );
+    let delivered = route_event(&matching, "us-east-1", &event, T0, &config);
+    assert_eq!(delivered.len(), 1);
+    let m = &delivered[0];
+    assert_eq!(m.queue_arn, queue);
+    assert_eq!(m.body["detail"]["state"]["value"], "ALARM");
+    // Two hops, each well under a second.
+    assert!(
+        m.available_at_ms > T0 && m.available_at_ms < T0 + 2_000,
+        "{}",
+        m.available_at_ms - T0
+    );
+    // Another alarm's event goes nowhere.
+    let other = hc_alarm("hc-alarm-primary-x", "hc-p");
+    let event = stamp_event(
+        crate::sim::alarm_state_change_event(&other, "OK", "ALARM"),
+        T0,
+    );
+    assert!(route_event(&matching, "us-east-1", &event, T0, &config).is_empty());
+}
