@@ -631,7 +631,7 @@ pub type AlarmResource<'a> = (&'a Resource, u64, u64);
 
 /// CloudWatch: every alarm's state and every metric's samples.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct CloudWatchSim {
+pub struct CloudWatchState {
     /// Alarms by ARN.
     pub alarms: BTreeMap<String, AlarmSim>,
     /// Samples.
@@ -640,7 +640,7 @@ pub struct CloudWatchSim {
     pub evaluated_to_ms: u64,
 }
 
-impl CloudWatchSim {
+impl CloudWatchState {
     /// Brings the alarms in line with the alarm resources: new ones start `INSUFFICIENT_DATA`,
     /// changed specs are re-read (state kept), deleted ones are forgotten.
     pub fn sync<'a>(&mut self, resources: impl IntoIterator<Item = AlarmResource<'a>>) {

@@ -12,7 +12,7 @@
 //!   `INSYNC` ([`SimConfig::dns_insync_ms`] after it was submitted, Route 53 FAQ: within 60 s).
 //!   The sim takes the worst case: name servers answer the old record until the change is
 //!   `INSYNC`. `ListResourceRecordSets` shows the new record at once, as Route 53 does.
-//! - **Resolvers** ([`DnsSim::resolve_cached`]) keep an answer for its TTL (60 s for an alias
+//! - **Resolvers** ([`DnsState::cached`], [`DnsState::remember`]) keep an answer for its TTL (60 s for an alias
 //!   to a load balancer, [`SimConfig::dns_alias_ttl_ms`]), so clients follow a change up to a
 //!   TTL late. A resolver is named by the caller (the synthetic client of the next issue).
 //!
@@ -245,7 +245,7 @@ pub struct CachedAnswer {
 
 /// Route 53's DNS side: changes on their way and resolvers' caches.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct DnsSim {
+pub struct DnsState {
     /// Submitted changes, oldest first.
     pub changes: Vec<DnsChange>,
     /// Each resolver's cache, by resolver, then by `name type`.
@@ -256,7 +256,7 @@ pub struct DnsSim {
 /// Route 53 keeps changes for 90 days; a day is plenty for a run to ask.
 pub const CHANGE_MEMORY_MS: u64 = 86_400_000;
 
-impl DnsSim {
+impl DnsState {
     /// Records a change of `record_id` submitted at `now`, whose spec was `before`. Returns
     /// its `ChangeInfo` (`PENDING`).
     pub fn submit(
@@ -306,34 +306,37 @@ impl DnsSim {
             .map_or(current, |c| &c.before)
     }
 
-    /// What resolver `resolver_id` answers for `name`/`record_type` at `now`: its cached answer
-    /// while the TTL lasts, else `authoritative()` (the answer and its TTL), cached from now.
-    /// `NXDOMAIN` is not cached.
-    pub fn resolve_cached(
+    /// What resolver `resolver_id` still has cached for `name`/`record_type` at `now`; drops
+    /// the answers whose TTL has run out.
+    pub fn cached(
         &mut self,
         resolver_id: &str,
         name: &str,
         record_type: &str,
         now: u64,
-        authoritative: impl FnOnce() -> (DnsAnswer, u64),
-    ) -> DnsAnswer {
-        let key = format!("{} {record_type}", normalize(name));
-        let cache = self.resolvers.entry(resolver_id.to_string()).or_default();
+    ) -> Option<DnsAnswer> {
+        let cache = self.resolvers.get_mut(resolver_id)?;
         cache.retain(|_, c| c.expires_at_ms > now);
-        if let Some(c) = cache.get(&key) {
-            return c.answer.clone();
+        cache
+            .get(&format!("{} {record_type}", normalize(name)))
+            .map(|c| c.answer.clone())
+    }
+
+    /// Resolver `resolver_id` keeps `answer` from `now` for `ttl_ms`. `NXDOMAIN` is not kept.
+    pub fn remember(&mut self, resolver_id: &str, answer: &DnsAnswer, now: u64, ttl_ms: u64) {
+        if answer.response_code != "NOERROR" || ttl_ms == 0 {
+            return;
         }
-        let (answer, ttl_ms) = authoritative();
-        if answer.response_code == "NOERROR" {
-            cache.insert(
-                key,
+        self.resolvers
+            .entry(resolver_id.to_string())
+            .or_default()
+            .insert(
+                format!("{} {}", normalize(&answer.record_name), answer.record_type),
                 CachedAnswer {
                     answer: answer.clone(),
                     expires_at_ms: now + ttl_ms,
                 },
             );
-        }
-        answer
     }
 }
 
@@ -460,7 +463,7 @@ mod tests {
     #[test]
     fn a_change_is_pending_then_insync_and_served_only_then() {
         let c = SimConfig::default();
-        let mut dns = DnsSim::default();
+        let mut dns = DnsState::default();
         let old = json!({"weight": 100});
         let new = json!({"weight": 0});
         let info = dns.submit("r-primary", old.clone(), 1_000, &c);
@@ -485,22 +488,18 @@ mod tests {
 
     #[test]
     fn a_resolver_keeps_its_answer_until_the_ttl_expires() {
-        let mut dns = DnsSim::default();
+        let mut dns = DnsState::default();
         let name = "api.trading.example.com.";
-        let first = dns.resolve_cached("client-1", name, "A", 0, || (answer("primary"), 60_000));
-        assert_eq!(first.record_data, ["primary"]);
-        let cached = dns.resolve_cached("client-1", name, "A", 59_999, || {
-            (answer("standby"), 60_000)
-        });
+        assert_eq!(dns.cached("client-1", name, "A", 0), None);
+        dns.remember("client-1", &answer("primary"), 0, 60_000);
+        let cached = dns.cached("client-1", name, "A", 59_999).unwrap();
         assert_eq!(cached.record_data, ["primary"]);
-        // Another resolver asks Route 53 afresh.
-        let other = dns.resolve_cached("client-2", name, "A", 30_000, || {
-            (answer("standby"), 60_000)
-        });
-        assert_eq!(other.record_data, ["standby"]);
-        let expired = dns.resolve_cached("client-1", name, "A", 60_000, || {
-            (answer("standby"), 60_000)
-        });
-        assert_eq!(expired.record_data, ["standby"]);
+        // Another resolver has nothing cached and asks Route 53 afresh.
+        assert_eq!(dns.cached("client-2", name, "A", 30_000), None);
+        assert_eq!(dns.cached("client-1", name, "A", 60_000), None);
+        let mut nx = answer("x");
+        nx.response_code = "NXDOMAIN".into();
+        dns.remember("client-1", &nx, 0, 60_000);
+        assert_eq!(dns.cached("client-1", name, "A", 1), None);
     }
 }

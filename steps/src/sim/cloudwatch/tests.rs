@@ -195,7 +195,7 @@ fn hc_alarm(name: &str, hc: &str) -> Resource {
 #[test]
 fn an_alarm_starts_insufficient_and_goes_alarm_on_the_third_breaching_minute() {
     let config = SimConfig::default();
-    let mut cw = CloudWatchSim::default();
+    let mut cw = CloudWatchState::default();
     let primary = hc_alarm("hc-alarm-primary", "hc-p");
     let standby = hc_alarm("hc-alarm-standby", "hc-s");
     let composite = alarm_resource(
@@ -272,7 +272,7 @@ fn an_alarm_never_looks_before_it_existed() {
     // Breaching missing data right after creation would alarm at once; periods before the
     // alarm existed are not in its range, so it waits for real datapoints.
     let config = SimConfig::default();
-    let mut cw = CloudWatchSim::default();
+    let mut cw = CloudWatchState::default();
     let a = hc_alarm("hc-alarm-primary", "hc-p");
     cw.sync([(&a, T0 + 30_000, T0 + 30_000)]);
     let p = MetricId::new(
@@ -289,7 +289,7 @@ fn an_alarm_never_looks_before_it_existed() {
 
 #[test]
 fn deleted_alarms_are_forgotten_and_changed_specs_reread() {
-    let mut cw = CloudWatchSim::default();
+    let mut cw = CloudWatchState::default();
     let a = hc_alarm("a", "hc-p");
     let b = hc_alarm("b", "hc-p");
     cw.sync([(&a, T0, T0), (&b, T0, T0)]);
