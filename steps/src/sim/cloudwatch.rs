@@ -22,9 +22,15 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::World;
+use super::agenda::Event;
 use super::config::SimConfig;
+use super::process::Process;
 use super::route53::hash_unit;
-use crate::backend::{AlarmState, AlarmStateValue, Datapoint, Kind, MetricQuery, Resource, Tags};
+use crate::backend::{
+    AlarmState, AlarmStateValue, CloudError, Datapoint, ErrorKind, Kind, MetricQuery, Resource,
+    Tags,
+};
 
 /// One metric: where it lives and what it is.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -638,6 +644,9 @@ pub struct CloudWatchState {
     pub metrics: MetricStore,
     /// The last evaluation instant processed.
     pub evaluated_to_ms: u64,
+    /// What EventBridge delivered into SQS queues, in delivery order (see [`queue_messages`]).
+    #[serde(default)]
+    pub sqs: Vec<SqsMessage>,
 }
 
 impl CloudWatchState {
@@ -918,6 +927,275 @@ fn route_hop(
             }
         }
     }
+}
+
+const NAME: &str = "cloudwatch";
+
+/// Records one datapoint (`PutMetricData`, or a service publishing its own metric).
+pub fn put_metric_data(
+    world: &mut World,
+    region: &str,
+    namespace: &str,
+    name: &str,
+    dims: &Tags,
+    at_ms: u64,
+    value: f64,
+) {
+    let metric = MetricId {
+        region: region.into(),
+        namespace: namespace.into(),
+        metric_name: name.into(),
+        dimensions: dims.clone(),
+    };
+    world.cloudwatch.metrics.put(&metric, at_ms, value);
+}
+
+/// CloudWatch as a process of the world: wakes as alarm periods end (and the services publish
+/// their per-minute metrics), evaluates the alarms and sends their state changes on.
+pub struct CloudWatch;
+
+impl Process for CloudWatch {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn sync(&self, world: &mut World) {
+        let World {
+            regions,
+            cloudwatch,
+            clock_ms,
+            ..
+        } = world;
+        cloudwatch.sync(
+            regions
+                .values()
+                .flat_map(|m| m.values())
+                .filter(|r| matches!(r.resource.kind, Kind::MetricAlarm | Kind::CompositeAlarm))
+                .map(|r| (&r.resource, r.created_at_ms, r.updated_at_ms)),
+        );
+        if cloudwatch.evaluated_to_ms == 0 {
+            cloudwatch.evaluated_to_ms = *clock_ms;
+        }
+        let due = world.cloudwatch.next_due_ms(&world.config);
+        let pending = world.agenda.find(|e| e.process == NAME).map(|e| e.at_ms);
+        if pending != Some(due) {
+            world.agenda.cancel(|e| e.process == NAME);
+            world.schedule(due, NAME, "", "evaluate", Value::Null);
+        }
+    }
+
+    fn handle(&self, world: &mut World, _event: &Event) {
+        let now = world.clock_ms;
+        if now % world.config.service_metric_period_ms.max(1) == 0 {
+            publish_service_metrics(world, now);
+        }
+        let changes = evaluate_reachable(world, now);
+        for c in changes {
+            send_state_change(world, &c);
+        }
+        if now % 3_600_000 == 0 {
+            let keep_from = now.saturating_sub(world.config.metric_retention_ms);
+            world.cloudwatch.metrics.prune(keep_from);
+        }
+        let due = world.cloudwatch.next_due_ms(&world.config);
+        world.schedule(due, NAME, "", "evaluate", Value::Null);
+    }
+}
+
+/// Evaluates the alarms at `now`, except those of a region that is down: its CloudWatch is
+/// out with it, so they keep their state until it is back.
+fn evaluate_reachable(world: &mut World, now: u64) -> Vec<AlarmChange> {
+    let down: Vec<String> = world
+        .cloudwatch
+        .alarms
+        .values()
+        .map(|a| a.region.clone())
+        .filter(|r| world.region_down(r))
+        .collect();
+    if down.is_empty() {
+        return world.cloudwatch.evaluate_at(now, &world.config);
+    }
+    let frozen: BTreeMap<String, AlarmSim> = world
+        .cloudwatch
+        .alarms
+        .iter()
+        .filter(|(_, a)| down.contains(&a.region))
+        .map(|(k, a)| (k.clone(), a.clone()))
+        .collect();
+    let changes = world.cloudwatch.evaluate_at(now, &world.config);
+    for (arn, a) in frozen {
+        world.cloudwatch.alarms.insert(arn, a);
+    }
+    changes
+        .into_iter()
+        .filter(|c| {
+            world
+                .cloudwatch
+                .alarms
+                .get(&c.arn)
+                .is_some_and(|a| a.state == c.state)
+        })
+        .collect()
+}
+
+/// Publishes what AWS services report every minute and the world knows: each target group's
+/// `HealthyHostCount` and `UnHealthyHostCount` (`AWS/ApplicationELB`), for the period that
+/// just ended.
+fn publish_service_metrics(world: &mut World, now: u64) {
+    let period = world.config.service_metric_period_ms.max(1);
+    let mut samples = Vec::new();
+    for tg in world.list(None, Some(Kind::TargetGroup)) {
+        if world.region_down(&tg.region) {
+            continue;
+        }
+        let Some(lb) = alb_of_target_group(world, &tg) else {
+            continue;
+        };
+        let (healthy, unhealthy) = world.target_groups.get(&tg.arn).map_or((0, 0), |g| {
+            let n = |s: &str| g.targets.iter().filter(|t| t.state == s).count();
+            (n("healthy"), n("unhealthy"))
+        });
+        let dims = [
+            ("TargetGroup", tg.attr_str("arn_suffix")),
+            ("LoadBalancer", lb.attr_str("arn_suffix")),
+        ];
+        for (metric, value) in [
+            ("HealthyHostCount", healthy),
+            ("UnHealthyHostCount", unhealthy),
+        ] {
+            samples.push((
+                MetricId::new(&tg.region, "AWS/ApplicationELB", metric, &dims),
+                value as f64,
+            ));
+        }
+    }
+    for (metric, value) in samples {
+        world.cloudwatch.metrics.put(&metric, now - period, value);
+    }
+}
+
+/// The load balancer whose listener forwards to `tg`.
+fn alb_of_target_group(world: &World, tg: &Resource) -> Option<Resource> {
+    let listener = world
+        .list(Some(&tg.region), Some(Kind::Listener))
+        .into_iter()
+        .find(|l| {
+            l.spec
+                .pointer("/default_action/target_group_arn")
+                .and_then(Value::as_str)
+                == Some(tg.arn.as_str())
+        })?;
+    let lb_arn = listener
+        .spec
+        .get("load_balancer_arn")?
+        .as_str()?
+        .to_string();
+    world
+        .list(Some(&tg.region), Some(Kind::LoadBalancer))
+        .into_iter()
+        .find(|lb| lb.arn == lb_arn)
+}
+
+/// Puts the `CloudWatch Alarm State Change` event of `change` on its region's bus and delivers
+/// it where the rules say (nowhere when the region is down).
+fn send_state_change(world: &mut World, change: &AlarmChange) {
+    let Some(alarm) = world
+        .cloudwatch
+        .alarms
+        .get(&change.arn)
+        .map(|a| a.region.clone())
+        .and_then(|region| {
+            world
+                .list(Some(&region), None)
+                .into_iter()
+                .find(|r| r.arn == change.arn)
+        })
+    else {
+        return;
+    };
+    if world.region_down(&alarm.region) {
+        return;
+    }
+    let event = stamp_event(
+        super::alarm_state_change_event(&alarm, change.previous.name(), change.state.name()),
+        change.at_ms,
+    );
+    let rules = |region: &str, e: &Value| -> Vec<Resource> {
+        if world.region_down(region) {
+            return Vec::new();
+        }
+        world.rules_matching(region, e)
+    };
+    let messages = route_event(&rules, &alarm.region, &event, change.at_ms, &world.config);
+    world.cloudwatch.sqs.extend(messages);
+}
+
+/// The messages EventBridge delivered into the queue `queue` (its ARN or URL) and that are
+/// there by now, oldest first: what a daemon receiving from it gets.
+pub fn queue_messages<'a>(world: &'a World, queue: &str) -> Vec<&'a SqsMessage> {
+    let arn = queue_arn(queue);
+    let now = world.clock_ms;
+    let mut v: Vec<&SqsMessage> = world
+        .cloudwatch
+        .sqs
+        .iter()
+        .filter(|m| m.queue_arn == arn && m.available_at_ms <= now)
+        .collect();
+    v.sort_by_key(|m| m.available_at_ms);
+    v
+}
+
+/// A queue's ARN from its ARN or its URL (`https://sqs.<region>.amazonaws.com/<account>/<name>`).
+fn queue_arn(queue: &str) -> String {
+    let Some(rest) = queue.strip_prefix("https://sqs.") else {
+        return queue.to_string();
+    };
+    let mut parts = rest.split('/');
+    let host = parts.next().unwrap_or("");
+    let region = host.split('.').next().unwrap_or("");
+    let account = parts.next().unwrap_or("");
+    let name = parts.next().unwrap_or("");
+    format!("arn:aws:sqs:{region}:{account}:{name}")
+}
+
+/// `DescribeAlarms` of a region.
+pub fn describe_alarms(
+    world: &World,
+    region: &str,
+    name_prefix: Option<&str>,
+) -> Result<Vec<AlarmState>, CloudError> {
+    if world.region_down(region) {
+        return Err(CloudError::new(
+            ErrorKind::Unavailable,
+            format!("CloudWatch in {region} is unreachable (region outage)"),
+        ));
+    }
+    Ok(world.cloudwatch.describe(region, name_prefix))
+}
+
+/// `GetMetricData` for one metric: the statistic per period from `start_ms` to `end_ms`.
+pub fn get_metric_data(
+    world: &World,
+    q: &MetricQuery,
+    start_ms: u64,
+    end_ms: u64,
+) -> Result<Vec<Datapoint>, CloudError> {
+    if world.region_down(&q.region) {
+        return Err(CloudError::new(
+            ErrorKind::Unavailable,
+            format!("CloudWatch in {} is unreachable (region outage)", q.region),
+        ));
+    }
+    if Statistic::parse(&q.stat).is_none() {
+        return Err(CloudError::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "unknown statistic {:?}: use Average, Minimum, Maximum, Sum or SampleCount",
+                q.stat
+            ),
+        ));
+    }
+    Ok(world.cloudwatch.get_metric_data(q, start_ms, end_ms))
 }
 
 #[cfg(test)]

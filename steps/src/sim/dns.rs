@@ -21,11 +21,17 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use super::World;
+use super::agenda::Event;
 use super::config::SimConfig;
+use super::process::Process;
 use super::route53::hash_unit;
-use crate::backend::{ChangeInfo, ChangeStatus, DnsAnswer, RecordSet};
+use crate::backend::{
+    ChangeInfo, ChangeStatus, CloudError, DnsAnswer, ErrorKind, GLOBAL, Kind, RecordSet, Tags,
+    not_found,
+};
 
 /// A name as Route 53 compares it: lower case, without the final dot.
 pub fn normalize(name: &str) -> String {
@@ -338,6 +344,237 @@ impl DnsState {
                 },
             );
     }
+}
+
+const NAME: &str = "dns";
+
+/// Route 53 DNS as a process of the world. It needs no events of its own: whether a change is
+/// `INSYNC` and what a record answers are worked out from the time when asked.
+pub struct Dns;
+
+impl Process for Dns {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn handle(&self, _world: &mut World, _event: &Event) {}
+}
+
+fn check_zone(world: &World, zone: &str) -> Result<(), CloudError> {
+    world
+        .get(GLOBAL, Kind::HostedZone, zone)
+        .map(|_| ())
+        .map_err(|_| not_found("hosted zone", zone))
+}
+
+/// The record resources of `name` (in `zone` when given), in creation order.
+fn record_resources<'w>(
+    world: &'w World,
+    zone: Option<&str>,
+    name: &str,
+) -> Vec<&'w super::SimResource> {
+    let name = normalize(name);
+    let mut v: Vec<&super::SimResource> = world
+        .regions
+        .get(GLOBAL)
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter(|r| r.resource.kind == Kind::DnsRecord)
+        .filter(|r| {
+            zone.is_none_or(|z| {
+                r.resource
+                    .spec
+                    .get("hosted_zone_id")
+                    .and_then(Value::as_str)
+                    == Some(z)
+            })
+        })
+        .filter(|r| {
+            r.resource
+                .spec
+                .get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| normalize(n) == name)
+        })
+        .collect();
+    v.sort_by_key(|r| r.seq);
+    v
+}
+
+/// `ListResourceRecordSets` of `zone`, only `name`: the records as last changed (a change
+/// shows at once, before it is `INSYNC`).
+pub fn list_resource_record_sets(
+    world: &World,
+    zone: &str,
+    name: &str,
+) -> Result<Vec<RecordSet>, CloudError> {
+    check_zone(world, zone)?;
+    Ok(record_resources(world, Some(zone), name)
+        .into_iter()
+        .map(|r| {
+            ServedRecord::from_spec(&r.resource.id, &r.resource.spec, &world.config).record_set()
+        })
+        .collect())
+}
+
+/// `ChangeResourceRecordSets` with one `UPSERT` of a weighted record's weight. The change is
+/// `PENDING` for [`SimConfig::dns_insync_ms`]; name servers answer the old weight until then.
+pub fn set_record_weight(
+    world: &mut World,
+    zone: &str,
+    name: &str,
+    record_type: &str,
+    set_identifier: &str,
+    weight: u8,
+) -> Result<ChangeInfo, CloudError> {
+    check_zone(world, zone)?;
+    let r = record_resources(world, Some(zone), name)
+        .into_iter()
+        .map(|r| &r.resource)
+        .find(|r| {
+            let rec = ServedRecord::from_spec(&r.id, &r.spec, &world.config);
+            rec.record_type == record_type && rec.set_identifier.as_deref() == Some(set_identifier)
+        })
+        .cloned()
+        .ok_or_else(|| {
+            not_found(
+                "record",
+                &format!("{} {record_type} {set_identifier}", normalize(name)),
+            )
+        })?;
+    if !matches!(
+        ServedRecord::from_spec(&r.id, &r.spec, &world.config).routing,
+        Routing::Weighted(_)
+    ) {
+        return Err(CloudError::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "{} {record_type} {set_identifier} is not a weighted record: move a failover record with its health check",
+                normalize(name)
+            ),
+        ));
+    }
+    world.update(
+        GLOBAL,
+        Kind::DnsRecord,
+        &r.id,
+        &json!({ "weight": weight }),
+        &Tags::new(),
+        &r.depends_on,
+    )?;
+    let now = world.clock_ms;
+    let config = world.config.clone();
+    Ok(world.dns.submit(&r.id, r.spec.clone(), now, &config))
+}
+
+/// `GetChange`.
+pub fn get_change(world: &World, id: &str) -> Result<ChangeInfo, CloudError> {
+    world
+        .dns
+        .change(id)
+        .map(|c| c.info(world.clock_ms))
+        .ok_or_else(|| not_found("change", id))
+}
+
+/// Whether the record is healthy for Route 53 now: its health check (if any), and for an alias
+/// with `EvaluateTargetHealth` its load balancer (reachable from the internet with a healthy
+/// target serving).
+fn record_healthy(world: &World, r: &ServedRecord) -> bool {
+    let check = r
+        .health_check_id
+        .as_deref()
+        .is_none_or(|id| super::route53::is_healthy(world, id));
+    let target = !r.evaluate_target_health
+        || r.alias_dns_name.as_deref().is_none_or(|dns| {
+            world
+                .list(None, Some(Kind::LoadBalancer))
+                .iter()
+                .find(|lb| lb.attr_str("dns_name").eq_ignore_ascii_case(dns))
+                .is_none_or(|lb| {
+                    !world.region_down(&lb.region) && super::app::serving(world, &lb.region)
+                })
+        });
+    check && target
+}
+
+/// What Route 53's name servers answer for `name`/`record_type` now, and the answer's TTL;
+/// `seed` picks among weighted records.
+fn authoritative(
+    world: &World,
+    zone: Option<&str>,
+    name: &str,
+    record_type: &str,
+    seed: &str,
+) -> (DnsAnswer, u64) {
+    let now = world.clock_ms;
+    let all: Vec<ServedRecord> = record_resources(world, zone, name)
+        .into_iter()
+        .map(|r| {
+            let served = world.dns.served_spec(&r.resource.id, &r.resource.spec, now);
+            ServedRecord::from_spec(&r.resource.id, served, &world.config)
+        })
+        .collect();
+    let of_type: Vec<ServedRecord> = all
+        .iter()
+        .filter(|r| r.record_type == record_type)
+        .cloned()
+        .collect();
+    let chosen = choose(&of_type, &|r| record_healthy(world, r), hash_unit(seed, 0));
+    let answer = DnsAnswer {
+        record_name: normalize(name),
+        record_type: record_type.to_string(),
+        response_code: if all.is_empty() {
+            "NXDOMAIN"
+        } else {
+            "NOERROR"
+        }
+        .into(),
+        record_data: chosen.map(ServedRecord::data).unwrap_or_default(),
+    };
+    (answer, chosen.map_or(0, |r| r.ttl_ms))
+}
+
+/// `TestDNSAnswer`: what Route 53's name servers answer now.
+pub fn test_dns_answer(
+    world: &World,
+    zone: &str,
+    name: &str,
+    record_type: &str,
+) -> Result<DnsAnswer, CloudError> {
+    check_zone(world, zone)?;
+    let seed = format!("test-dns-answer/{}/{}", normalize(name), world.clock_ms);
+    Ok(authoritative(world, Some(zone), name, record_type, &seed).0)
+}
+
+/// The load balancer DNS name Route 53 sends a client resolving `name` to now, if it has one
+/// (no resolver cache: see [`resolve_cached`]).
+pub fn resolve(world: &World, name: &str) -> Option<String> {
+    let seed = format!("resolve/{}/{}", normalize(name), world.clock_ms);
+    authoritative(world, None, name, "A", &seed)
+        .0
+        .record_data
+        .into_iter()
+        .next()
+}
+
+/// What resolver `resolver_id` (a client's DNS resolver) answers for `name`/`record_type`
+/// now: its cached answer until the TTL runs out, else Route 53's, which it then keeps for
+/// the record's TTL (60 s for an alias to a load balancer). Each resolver draws its own
+/// weighted choice.
+pub fn resolve_cached(
+    world: &mut World,
+    resolver_id: &str,
+    name: &str,
+    record_type: &str,
+) -> DnsAnswer {
+    let now = world.clock_ms;
+    if let Some(answer) = world.dns.cached(resolver_id, name, record_type, now) {
+        return answer;
+    }
+    let seed = format!("{resolver_id}/{}/{now}", normalize(name));
+    let (answer, ttl_ms) = authoritative(world, None, name, record_type, &seed);
+    world.dns.remember(resolver_id, &answer, now, ttl_ms);
+    answer
 }
 
 #[cfg(test)]

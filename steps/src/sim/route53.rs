@@ -3,7 +3,7 @@
 //!
 //! The model follows the Route 53 Developer Guide, "How Amazon Route 53 determines whether a
 //! health check is healthy":
-//! - about 15 checker locations ([`SimConfig::health_check_checkers`]) each probe the endpoint
+//! - about 15 checker locations ([`SimConfig::route53_checkers`]) each probe the endpoint
 //!   every request interval (10 s fast, 30 s standard, from the health check's spec), spread
 //!   over the interval;
 //! - a checker changes its view after `FailureThreshold` consecutive probes that disagree with
@@ -17,10 +17,18 @@
 //! Everything here is a pure state machine: the world supplies what a probe sees
 //! ([`EndpointAnswer`]) through a closure, at the probe's virtual time. No I/O, no wall clock.
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::World;
+use super::agenda::Event;
 use super::config::SimConfig;
+use super::process::Process;
+use crate::backend::{CloudError, GLOBAL, HealthCheckStatus, Kind, Resource, Tags, not_found};
+
+const NAME: &str = "route53";
 
 /// What one probe of the endpoint gets back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,7 +209,7 @@ impl HealthCheckSim {
     /// reports a new check healthy until its checkers say otherwise), their probes spread evenly
     /// over the interval from a seeded offset, each with its own report delay.
     pub fn new(id: &str, probe: ProbeSpec, config: &SimConfig, now: u64) -> HealthCheckSim {
-        let n = u64::from(config.health_check_checkers.max(1));
+        let n = u64::from(config.route53_checkers.max(1));
         let interval = probe.interval_ms;
         let offset = (hash_unit(id, 0) * interval as f64) as u64;
         let checkers = (0..n)
@@ -224,7 +232,7 @@ impl HealthCheckSim {
             id: id.to_string(),
             probe,
             checkers,
-            healthy_above_pct: config.health_check_healthy_above_pct,
+            healthy_above_pct: config.route53_healthy_share_pct,
             healthy: true,
             changed_at_ms: None,
             last_failure_at_ms: None,
@@ -412,6 +420,191 @@ impl HealthCheckSim {
         self.probe = probe;
         self.refresh(now, out);
     }
+}
+
+/// Every health check's checkers, by health check id (the world's `route53` field).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Route53State {
+    /// By health check id.
+    pub checks: BTreeMap<String, HealthCheckSim>,
+}
+
+/// The Route 53 health checkers, as a process of the world.
+///
+/// They run in [`Process::accrue`]: between two events of the world nothing changes, so the
+/// endpoint answers every probe of the stretch the same and [`HealthCheckSim::advance_steady`]
+/// runs them all at once, without an event per probe.
+pub struct HealthCheckers;
+
+/// Where Route 53 publishes health check metrics (Route 53 Developer Guide, "Monitoring health
+/// checks using CloudWatch": US East (N. Virginia) only).
+pub const METRICS_REGION: &str = "us-east-1";
+
+/// What Route 53's checkers get from the endpoint a health check names, now.
+fn endpoint_answer(world: &World, probe: &ProbeSpec) -> EndpointAnswer {
+    let a = super::app::http_get(world, GLOBAL, &probe.fqdn, &probe.path);
+    match a.status {
+        Some(status) => EndpointAnswer::Http {
+            status,
+            body: a.body,
+        },
+        None => EndpointAnswer::Unreachable,
+    }
+}
+
+impl Process for HealthCheckers {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn sync(&self, world: &mut World) {
+        let now = world.clock_ms;
+        let World {
+            regions,
+            route53,
+            config,
+            cloudwatch,
+            ..
+        } = world;
+        let checks: Vec<&Resource> = regions
+            .get(GLOBAL)
+            .into_iter()
+            .flat_map(|m| m.values())
+            .map(|r| &r.resource)
+            .filter(|r| r.kind == Kind::HealthCheck)
+            .collect();
+        route53
+            .checks
+            .retain(|id, _| checks.iter().any(|c| &c.id == id));
+        let mut out = Vec::new();
+        for c in checks {
+            let probe = ProbeSpec::from_spec(&c.spec, config);
+            match route53.checks.get_mut(&c.id) {
+                Some(hc) if hc.probe == probe => {}
+                Some(hc) => hc.respec(probe, now, &mut out),
+                None => {
+                    route53
+                        .checks
+                        .insert(c.id.clone(), HealthCheckSim::new(&c.id, probe, config, now));
+                }
+            }
+        }
+        publish(cloudwatch, out);
+    }
+
+    fn handle(&self, _world: &mut World, _event: &Event) {}
+
+    fn accrue(&self, world: &mut World, to_ms: u64) {
+        let answers: Vec<(String, EndpointAnswer)> = world
+            .route53
+            .checks
+            .values()
+            .filter(|hc| hc.next_due_ms() <= to_ms)
+            .map(|hc| (hc.id.clone(), endpoint_answer(world, &hc.probe)))
+            .collect();
+        let mut out = Vec::new();
+        for (id, answer) in answers {
+            if let Some(hc) = world.route53.checks.get_mut(&id) {
+                hc.advance_steady(to_ms, &answer, &mut out);
+            }
+        }
+        publish(&mut world.cloudwatch, out);
+    }
+}
+
+/// Sends what the checkers did on: `HealthCheckStatus` datapoints to CloudWatch, verdict
+/// changes to the log.
+fn publish(cloudwatch: &mut super::cloudwatch::CloudWatchState, events: Vec<Route53Event>) {
+    for e in events {
+        match e {
+            Route53Event::MetricDatapoint {
+                health_check_id,
+                period_start_ms,
+                value,
+            } => {
+                let metric = super::cloudwatch::MetricId::new(
+                    METRICS_REGION,
+                    "AWS/Route53",
+                    "HealthCheckStatus",
+                    &[("HealthCheckId", &health_check_id)],
+                );
+                cloudwatch.metrics.put(&metric, period_start_ms, value);
+            }
+            Route53Event::StatusChanged {
+                health_check_id,
+                at_ms,
+                healthy,
+            } => {
+                tracing::debug!(health_check = %health_check_id, at_ms, healthy, "sim: health check status changed");
+            }
+        }
+    }
+}
+
+fn status_of(world: &World, id: &str) -> Result<HealthCheckStatus, CloudError> {
+    world
+        .get(GLOBAL, Kind::HealthCheck, id)
+        .map_err(|_| not_found("health check", id))?;
+    let n = world.config.route53_checkers;
+    Ok(match world.route53.checks.get(id) {
+        Some(hc) => HealthCheckStatus {
+            health_check_id: id.to_string(),
+            healthy: hc.healthy,
+            checkers: hc.checkers.len() as u32,
+            checkers_healthy: hc.checkers_healthy(),
+            last_failure_at_ms: hc.last_failure_at_ms,
+            changed_at_ms: hc.changed_at_ms,
+            inverted: hc.probe.inverted,
+        },
+        // Not synced yet: a new check is healthy.
+        None => HealthCheckStatus {
+            health_check_id: id.to_string(),
+            healthy: true,
+            checkers: n,
+            checkers_healthy: n,
+            last_failure_at_ms: None,
+            changed_at_ms: None,
+            inverted: false,
+        },
+    })
+}
+
+/// Whether Route 53 has health check `id` as healthy now (after `Inverted`); an unknown check
+/// is healthy, as a record whose check is gone is answered anyway.
+pub fn is_healthy(world: &World, id: &str) -> bool {
+    world.route53.checks.get(id).is_none_or(|hc| hc.healthy)
+}
+
+/// `GetHealthCheckStatus`.
+pub fn get_health_check_status(world: &World, id: &str) -> Result<HealthCheckStatus, CloudError> {
+    status_of(world, id)
+}
+
+/// `UpdateHealthCheck` with `Inverted`: the spec changes and the verdict flips at once.
+pub fn set_health_check_inverted(
+    world: &mut World,
+    id: &str,
+    inverted: bool,
+) -> Result<HealthCheckStatus, CloudError> {
+    let check = world
+        .get(GLOBAL, Kind::HealthCheck, id)
+        .map_err(|_| not_found("health check", id))?;
+    let deps = check.resource.depends_on.clone();
+    world.update(
+        GLOBAL,
+        Kind::HealthCheck,
+        id,
+        &json!({ "inverted": inverted }),
+        &Tags::new(),
+        &deps,
+    )?;
+    let now = world.clock_ms;
+    let mut out = Vec::new();
+    if let Some(hc) = world.route53.checks.get_mut(id) {
+        hc.set_inverted(inverted, now, &mut out);
+    }
+    publish(&mut world.cloudwatch, out);
+    status_of(world, id)
 }
 
 #[cfg(test)]
