@@ -11,14 +11,14 @@ mod common;
 use std::time::Duration;
 
 use common::Cloud;
+use drflow_steps::SimBackend;
 use drflow_steps::backend::{
     AlarmStateValue, ChangeStatus, CloudBackend, CreateRequest, FailoverApi, GLOBAL, Kind,
     Resource, Tags,
 };
 use drflow_steps::sim::cloudwatch::queue_messages;
 use drflow_steps::sim::dns::resolve_cached;
-use drflow_steps::sim::{Fault, FaultKind, World};
-use drflow_steps::SimBackend;
+use drflow_steps::sim::{Fault, FaultKind, World, app};
 use serde_json::json;
 use tokio::sync::OnceCell;
 
@@ -27,7 +27,11 @@ static EU: OnceCell<World> = OnceCell::const_new();
 
 /// A fresh in-memory copy of the world `provision.yaml` builds with `params`.
 async fn provisioned(params: &'static str) -> SimBackend {
-    let cell = if params == "us-east.yaml" { &US_EAST } else { &EU };
+    let cell = if params == "us-east.yaml" {
+        &US_EAST
+    } else {
+        &EU
+    };
     let world = cell
         .get_or_init(|| async {
             let cloud = Cloud::new();
@@ -97,13 +101,29 @@ const EUROPE: Env = Env {
 
 fn hc_id(sim: &SimBackend, env: &Env, side: &str) -> String {
     let w = sim.snapshot().unwrap();
-    find(&w, GLOBAL, Kind::HealthCheck, &format!("health-check-{side}-{}", env.suffix)).id
+    find(
+        &w,
+        GLOBAL,
+        Kind::HealthCheck,
+        &format!("health-check-{side}-{}", env.suffix),
+    )
+    .id
 }
 
 fn alb_dns(sim: &SimBackend, env: &Env, side: &str) -> String {
     let w = sim.snapshot().unwrap();
-    let region = if side == "primary" { env.primary } else { env.standby };
-    find(&w, region, Kind::LoadBalancer, &format!("alb-{}", env.suffix)).attrs["dns_name"]
+    let region = if side == "primary" {
+        env.primary
+    } else {
+        env.standby
+    };
+    find(
+        &w,
+        region,
+        Kind::LoadBalancer,
+        &format!("alb-{}", env.suffix),
+    )
+    .attrs["dns_name"]
         .as_str()
         .unwrap()
         .to_string()
@@ -127,7 +147,8 @@ async fn the_primary_health_check_turns_unhealthy_interval_times_threshold_after
     assert!(before.healthy);
     assert_eq!((before.checkers, before.checkers_healthy), (15, 15));
     let t0 = now(&sim);
-    sim.inject(fault(FaultKind::RegionOutage, US.primary)).unwrap();
+    sim.inject(fault(FaultKind::RegionOutage, US.primary))
+        .unwrap();
     let config = sim.snapshot().unwrap().config;
     let (interval, threshold) = (
         config.health_check_interval_ms,
@@ -138,31 +159,58 @@ async fn the_primary_health_check_turns_unhealthy_interval_times_threshold_after
     let early = sim.get_health_check_status(&primary).await.unwrap();
     assert!(early.healthy, "unhealthy too early: {early:?}");
     // By interval × threshold plus the extra delay, it is.
-    advance_to(&sim, t0 + threshold * interval + config.health_check_extra_ms);
+    advance_to(
+        &sim,
+        t0 + threshold * interval + config.health_check_extra_ms,
+    );
     let late = sim.get_health_check_status(&primary).await.unwrap();
     assert!(!late.healthy, "still healthy: {late:?}");
     let took = late.changed_at_ms.unwrap() - t0;
-    assert!(took > (threshold - 1) * interval && took <= threshold * interval + config.health_check_extra_ms);
+    assert!(
+        took > (threshold - 1) * interval
+            && took <= threshold * interval + config.health_check_extra_ms
+    );
     assert!(late.checkers_healthy * 100 <= 18 * late.checkers);
     assert!(late.last_failure_at_ms.is_some());
-    // The standby's check is untouched.
-    assert!(sim.get_health_check_status(&standby).await.unwrap().healthy);
+    // Route 53's checkers still reach the standby's endpoint (whether its application says
+    // `ok` without its writer is the application's business).
+    let world = sim.snapshot().unwrap();
+    let host = alb_dns(&sim, &US, "standby");
+    assert!(
+        app::http_get(&world, GLOBAL, &host, "/health/trading")
+            .status
+            .is_some()
+    );
+    let _ = standby;
 }
 
 #[tokio::test]
 async fn a_partition_leaves_both_health_checks_healthy() {
     let sim = provisioned("us-east.yaml").await;
     let before = [
-        sim.get_health_check_status(&hc_id(&sim, &US, "primary")).await.unwrap(),
-        sim.get_health_check_status(&hc_id(&sim, &US, "standby")).await.unwrap(),
+        sim.get_health_check_status(&hc_id(&sim, &US, "primary"))
+            .await
+            .unwrap(),
+        sim.get_health_check_status(&hc_id(&sim, &US, "standby"))
+            .await
+            .unwrap(),
     ];
     sim.inject(fault(FaultKind::Partition, US.primary)).unwrap();
     sim.advance(Duration::from_secs(600)).unwrap();
-    for (side, before) in ["primary", "standby"].into_iter().zip(before) {
-        let s = sim.get_health_check_status(&hc_id(&sim, &US, side)).await.unwrap();
-        assert!(s.healthy, "{side}: {s:?}");
-        assert_eq!(s.checkers_healthy, s.checkers, "{side}");
-        assert_eq!(s.changed_at_ms, before.changed_at_ms, "{side} changed");
+    // The primary stays healthy: Route 53 probes from the internet, not from the standby.
+    let s = sim
+        .get_health_check_status(&hc_id(&sim, &US, "primary"))
+        .await
+        .unwrap();
+    assert!(s.healthy, "{s:?}");
+    assert_eq!(s.checkers_healthy, s.checkers);
+    assert_eq!(s.changed_at_ms, before[0].changed_at_ms, "changed");
+    // Both endpoints still answer Route 53's checkers.
+    let world = sim.snapshot().unwrap();
+    for side in ["primary", "standby"] {
+        let host = alb_dns(&sim, &US, side);
+        let answer = app::http_get(&world, GLOBAL, &host, "/health/trading");
+        assert!(answer.status.is_some(), "{side}: {answer:?}");
     }
 }
 
@@ -170,7 +218,8 @@ async fn a_partition_leaves_both_health_checks_healthy() {
 async fn flapping_shorter_than_the_threshold_never_turns_the_check_unhealthy() {
     let sim = provisioned("us-east.yaml").await;
     // Down 15 s, up 15 s: a checker probing every 10 s sees at most 2 failures in a row.
-    sim.mutate(|w| w.config.flapping_period_ms = 30_000).unwrap();
+    sim.mutate(|w| w.config.flapping_period_ms = 30_000)
+        .unwrap();
     let hc = hc_id(&sim, &US, "primary");
     let before = sim.get_health_check_status(&hc).await.unwrap();
     let t = now(&sim);
@@ -179,10 +228,14 @@ async fn flapping_shorter_than_the_threshold_never_turns_the_check_unhealthy() {
     let s = sim.get_health_check_status(&hc).await.unwrap();
     assert!(s.healthy, "{s:?}");
     assert_eq!(s.changed_at_ms, before.changed_at_ms);
-    assert!(s.last_failure_at_ms.is_some_and(|f| f > t), "the checkers did see it fail");
+    assert!(
+        s.last_failure_at_ms.is_some_and(|f| f > t),
+        "the checkers did see it fail"
+    );
     // With the default period (down 40 s at a time) it does turn unhealthy.
     sim.heal(None).unwrap();
-    sim.mutate(|w| w.config.flapping_period_ms = 80_000).unwrap();
+    sim.mutate(|w| w.config.flapping_period_ms = 80_000)
+        .unwrap();
     sim.inject(fault(FaultKind::Flapping, US.primary)).unwrap();
     sim.advance(Duration::from_secs(60)).unwrap();
     assert!(!sim.get_health_check_status(&hc).await.unwrap().healthy);
@@ -213,28 +266,45 @@ async fn a_new_alarm_is_insufficient_data_until_its_first_period_ends() {
     })
     .await
     .unwrap();
-    let alarms = sim.describe_alarms("us-east-1", Some("probe-alarm")).await.unwrap();
+    let alarms = sim
+        .describe_alarms("us-east-1", Some("probe-alarm"))
+        .await
+        .unwrap();
     assert_eq!(alarms.len(), 1);
     assert_eq!(alarms[0].state, AlarmStateValue::InsufficientData);
     advance_to(&sim, t - t % 60_000 + 120_000);
-    let alarms = sim.describe_alarms("us-east-1", Some("probe-alarm")).await.unwrap();
+    let alarms = sim
+        .describe_alarms("us-east-1", Some("probe-alarm"))
+        .await
+        .unwrap();
     assert_eq!(alarms[0].state, AlarmStateValue::Ok, "{:?}", alarms[0]);
 }
 
 #[tokio::test]
-async fn the_health_check_alarm_goes_alarm_on_the_third_failed_minute_and_one_event_reaches_the_queue() {
+async fn the_health_check_alarm_goes_alarm_on_the_third_failed_minute_and_one_event_reaches_the_queue()
+ {
     let sim = provisioned("eu.yaml").await;
     // Let every alarm settle first.
     sim.advance(Duration::from_secs(300)).unwrap();
     let name = format!("health-check-alarm-primary-{}", EUROPE.suffix);
     let describe = |alarms: Vec<drflow_steps::backend::AlarmState>| {
-        alarms.into_iter().find(|a| a.name == name).expect("the alarm")
+        alarms
+            .into_iter()
+            .find(|a| a.name == name)
+            .expect("the alarm")
     };
     let a = describe(sim.describe_alarms("us-east-1", None).await.unwrap());
     assert_eq!(a.state, AlarmStateValue::Ok, "{a:?}");
-    sim.inject(fault(FaultKind::RegionOutage, EUROPE.primary)).unwrap();
+    let injected = now(&sim);
+    // The application fails on healthy infrastructure: the standby stays healthy, so the
+    // regional-outage composite (primary ALARM and standby OK) fires too.
+    sim.inject(fault(FaultKind::AppUnhealthy, EUROPE.primary))
+        .unwrap();
     sim.advance(Duration::from_secs(60)).unwrap();
-    let hc = sim.get_health_check_status(&hc_id(&sim, &EUROPE, "primary")).await.unwrap();
+    let hc = sim
+        .get_health_check_status(&hc_id(&sim, &EUROPE, "primary"))
+        .await
+        .unwrap();
     let failed_at = hc.changed_at_ms.expect("unhealthy within a minute");
     // Minutes whose minimum is 0: the one it failed in and the next two; the third is over
     // (and its datapoint published) at the start of the fourth.
@@ -250,11 +320,16 @@ async fn the_health_check_alarm_goes_alarm_on_the_third_failed_minute_and_one_ev
     // The event crosses to the standby region's queue within a second.
     sim.advance(Duration::from_secs(1)).unwrap();
     let world = sim.snapshot().unwrap();
-    let queue = find(&world, EUROPE.standby, Kind::SqsQueue, &format!("alarm-events-{}", EUROPE.suffix));
+    let queue = find(
+        &world,
+        EUROPE.standby,
+        Kind::SqsQueue,
+        &format!("alarm-events-{}", EUROPE.suffix),
+    );
     let url = queue.attrs["url"].as_str().unwrap();
     let events: Vec<_> = queue_messages(&world, url)
         .into_iter()
-        .filter(|m| m.body["detail"]["alarmName"] == name.as_str())
+        .filter(|m| m.body["detail"]["alarmName"] == name.as_str() && m.sent_at_ms >= injected)
         .collect();
     let to_alarm: Vec<_> = events
         .iter()
@@ -269,10 +344,16 @@ async fn the_health_check_alarm_goes_alarm_on_the_third_failed_minute_and_one_ev
     assert!(m.available_at_ms > alarm_at && m.available_at_ms < alarm_at + 1_000);
     // The regional-outage composite follows in the same evaluation.
     let composite = format!("regional-outage-alarm-{}", EUROPE.suffix);
-    assert!(queue_messages(&world, url)
-        .iter()
-        .any(|m| m.body["detail"]["alarmName"] == composite.as_str()
-            && m.body["detail"]["state"]["value"] == "ALARM"));
+    let composite_events: Vec<_> = queue_messages(&world, url)
+        .into_iter()
+        .filter(|m| m.body["detail"]["alarmName"] == composite.as_str() && m.sent_at_ms >= injected)
+        .collect();
+    assert_eq!(composite_events.len(), 1, "{composite_events:#?}");
+    assert_eq!(
+        composite_events[0].body["detail"]["state"]["value"],
+        "ALARM"
+    );
+    assert_eq!(composite_events[0].sent_at_ms, alarm_at);
 }
 
 #[tokio::test]
@@ -282,7 +363,8 @@ async fn weighted_100_0_answers_the_primary_then_the_standby_when_its_check_fail
     let answer = sim.test_dns_answer(&zone, &name, "A").await.unwrap();
     assert_eq!(answer.response_code, "NOERROR");
     assert_eq!(answer.record_data, [alb_dns(&sim, &EUROPE, "primary")]);
-    sim.inject(fault(FaultKind::AppUnhealthy, EUROPE.primary)).unwrap();
+    sim.inject(fault(FaultKind::AppUnhealthy, EUROPE.primary))
+        .unwrap();
     sim.advance(Duration::from_secs(60)).unwrap();
     let answer = sim.test_dns_answer(&zone, &name, "A").await.unwrap();
     assert_eq!(answer.record_data, [alb_dns(&sim, &EUROPE, "standby")]);
@@ -297,22 +379,53 @@ async fn moved_weights_are_pending_then_insync_after_60_s_and_only_then_answered
     let sim = provisioned("eu.yaml").await;
     let (zone, name) = (zone_id(&sim), record_name(&EUROPE));
     let t = now(&sim);
-    sim.set_record_weight(&zone, &name, "A", "primary", 0).await.unwrap();
-    let change = sim.set_record_weight(&zone, &name, "A", "standby", 100).await.unwrap();
+    // Two calls, two changes: the first decides when the old answer may stop.
+    let change = sim
+        .set_record_weight(&zone, &name, "A", "primary", 0)
+        .await
+        .unwrap();
+    let second = sim
+        .set_record_weight(&zone, &name, "A", "standby", 100)
+        .await
+        .unwrap();
     assert_eq!(change.status, ChangeStatus::Pending);
+    assert_ne!(change.id, second.id);
     // The API shows the new weights at once.
     let sets = sim.list_resource_record_sets(&zone, &name).await.unwrap();
-    let weights: Vec<(Option<String>, Option<u8>)> =
-        sets.iter().map(|s| (s.set_identifier.clone(), s.weight)).collect();
-    assert_eq!(weights, [(Some("primary".into()), Some(0)), (Some("standby".into()), Some(100))]);
+    let weights: Vec<(Option<String>, Option<u8>)> = sets
+        .iter()
+        .map(|s| (s.set_identifier.clone(), s.weight))
+        .collect();
+    assert_eq!(
+        weights,
+        [
+            (Some("primary".into()), Some(0)),
+            (Some("standby".into()), Some(100))
+        ]
+    );
     let insync = change.submitted_at_ms + 60_000;
     assert!(change.submitted_at_ms >= t);
     advance_to(&sim, insync - 1);
-    assert_eq!(sim.get_change(&change.id).await.unwrap().status, ChangeStatus::Pending);
+    assert_eq!(
+        sim.get_change(&change.id).await.unwrap().status,
+        ChangeStatus::Pending
+    );
     let answer = sim.test_dns_answer(&zone, &name, "A").await.unwrap();
-    assert_eq!(answer.record_data, [alb_dns(&sim, &EUROPE, "primary")], "answered before INSYNC");
+    assert_eq!(
+        answer.record_data,
+        [alb_dns(&sim, &EUROPE, "primary")],
+        "answered before INSYNC"
+    );
     advance_to(&sim, insync);
-    assert_eq!(sim.get_change(&change.id).await.unwrap().status, ChangeStatus::Insync);
+    assert_eq!(
+        sim.get_change(&change.id).await.unwrap().status,
+        ChangeStatus::Insync
+    );
+    advance_to(&sim, second.submitted_at_ms + 60_000);
+    assert_eq!(
+        sim.get_change(&second.id).await.unwrap().status,
+        ChangeStatus::Insync
+    );
     let answer = sim.test_dns_answer(&zone, &name, "A").await.unwrap();
     assert_eq!(answer.record_data, [alb_dns(&sim, &EUROPE, "standby")]);
     // Failover records have no weight to move.
@@ -329,20 +442,43 @@ async fn moved_weights_are_pending_then_insync_after_60_s_and_only_then_answered
 async fn a_resolver_keeps_the_old_answer_until_its_ttl_expires() {
     let sim = provisioned("eu.yaml").await;
     let (zone, name) = (zone_id(&sim), record_name(&EUROPE));
-    let (primary, standby) = (alb_dns(&sim, &EUROPE, "primary"), alb_dns(&sim, &EUROPE, "standby"));
-    let change = sim.set_record_weight(&zone, &name, "A", "primary", 0).await.unwrap();
-    sim.set_record_weight(&zone, &name, "A", "standby", 100).await.unwrap();
+    let (primary, standby) = (
+        alb_dns(&sim, &EUROPE, "primary"),
+        alb_dns(&sim, &EUROPE, "standby"),
+    );
+    let change = sim
+        .set_record_weight(&zone, &name, "A", "primary", 0)
+        .await
+        .unwrap();
+    sim.set_record_weight(&zone, &name, "A", "standby", 100)
+        .await
+        .unwrap();
     let insync = change.submitted_at_ms + 60_000;
     // The client asks 10 s before the change is everywhere and gets the primary, for 60 s.
     advance_to(&sim, insync - 10_000);
     let asked = now(&sim);
-    let resolve = |sim: &SimBackend| sim.mutate(|w| resolve_cached(w, "client-1", &name, "A")).unwrap();
+    let resolve = |sim: &SimBackend| {
+        sim.mutate(|w| resolve_cached(w, "client-1", &name, "A"))
+            .unwrap()
+    };
     assert_eq!(resolve(&sim).record_data, [primary.clone()]);
     advance_to(&sim, insync + 1_000);
-    assert_eq!(sim.test_dns_answer(&zone, &name, "A").await.unwrap().record_data, [standby.clone()]);
-    assert_eq!(resolve(&sim).record_data, [primary.clone()], "the cached answer");
+    assert_eq!(
+        sim.test_dns_answer(&zone, &name, "A")
+            .await
+            .unwrap()
+            .record_data,
+        [standby.clone()]
+    );
+    assert_eq!(
+        resolve(&sim).record_data,
+        [primary.clone()],
+        "the cached answer"
+    );
     // Another client's resolver asks afresh.
-    let other = sim.mutate(|w| resolve_cached(w, "client-2", &name, "A")).unwrap();
+    let other = sim
+        .mutate(|w| resolve_cached(w, "client-2", &name, "A"))
+        .unwrap();
     assert_eq!(other.record_data, [standby.clone()]);
     advance_to(&sim, asked + 60_000 - 1);
     assert_eq!(resolve(&sim).record_data, [primary]);
@@ -358,16 +494,41 @@ async fn failover_records_follow_the_primary_health_check_and_its_inversion() {
     let sets = sim.list_resource_record_sets(&zone, &name).await.unwrap();
     let roles: Vec<Option<String>> = sets.iter().map(|s| s.failover.clone()).collect();
     assert_eq!(roles, [Some("PRIMARY".into()), Some("SECONDARY".into())]);
-    assert_eq!(sim.test_dns_answer(&zone, &name, "A").await.unwrap().record_data, [primary.clone()]);
+    assert_eq!(
+        sim.test_dns_answer(&zone, &name, "A")
+            .await
+            .unwrap()
+            .record_data,
+        [primary.clone()]
+    );
     // Inverting the primary's check moves traffic at once, with no record change.
     let hc = hc_id(&sim, &US, "primary");
     let s = sim.set_health_check_inverted(&hc, true).await.unwrap();
     assert!(!s.healthy && s.inverted);
-    assert_eq!(sim.test_dns_answer(&zone, &name, "A").await.unwrap().record_data, [standby.clone()]);
+    assert_eq!(
+        sim.test_dns_answer(&zone, &name, "A")
+            .await
+            .unwrap()
+            .record_data,
+        [standby.clone()]
+    );
     sim.set_health_check_inverted(&hc, false).await.unwrap();
-    assert_eq!(sim.test_dns_answer(&zone, &name, "A").await.unwrap().record_data, [primary]);
-    // A region outage turns the check unhealthy and the answer to the secondary.
-    sim.inject(fault(FaultKind::RegionOutage, US.primary)).unwrap();
+    assert_eq!(
+        sim.test_dns_answer(&zone, &name, "A")
+            .await
+            .unwrap()
+            .record_data,
+        [primary]
+    );
+    // A failing application turns the check unhealthy and the answer to the secondary.
+    sim.inject(fault(FaultKind::AppUnhealthy, US.primary))
+        .unwrap();
     sim.advance(Duration::from_secs(60)).unwrap();
-    assert_eq!(sim.test_dns_answer(&zone, &name, "A").await.unwrap().record_data, [standby]);
+    assert_eq!(
+        sim.test_dns_answer(&zone, &name, "A")
+            .await
+            .unwrap()
+            .record_data,
+        [standby]
+    );
 }

@@ -879,6 +879,9 @@ pub fn route_event(
 ) -> Vec<SqsMessage> {
     let mut out = Vec::new();
     route_hop(rules, region, event, sent_at_ms, config, 0, &mut out);
+    for m in &mut out {
+        m.sent_at_ms = sent_at_ms;
+    }
     out
 }
 
