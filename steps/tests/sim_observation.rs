@@ -461,25 +461,25 @@ async fn a_resolver_keeps_the_old_answer_until_its_ttl_expires() {
         sim.mutate(|w| resolve_cached(w, "client-1", &name, "A"))
             .unwrap()
     };
-    assert_eq!(resolve(&sim).record_data, [primary.clone()]);
+    assert_eq!(resolve(&sim).record_data, [primary.to_string()]);
     advance_to(&sim, insync + 1_000);
     assert_eq!(
         sim.test_dns_answer(&zone, &name, "A")
             .await
             .unwrap()
             .record_data,
-        [standby.clone()]
+        [standby.to_string()]
     );
     assert_eq!(
         resolve(&sim).record_data,
-        [primary.clone()],
+        [primary.to_string()],
         "the cached answer"
     );
     // Another client's resolver asks afresh.
     let other = sim
         .mutate(|w| resolve_cached(w, "client-2", &name, "A"))
         .unwrap();
-    assert_eq!(other.record_data, [standby.clone()]);
+    assert_eq!(other.record_data, [standby.to_string()]);
     advance_to(&sim, asked + 60_000 - 1);
     assert_eq!(resolve(&sim).record_data, [primary]);
     advance_to(&sim, asked + 60_000);
@@ -499,7 +499,7 @@ async fn failover_records_follow_the_primary_health_check_and_its_inversion() {
             .await
             .unwrap()
             .record_data,
-        [primary.clone()]
+        [primary.to_string()]
     );
     // Inverting the primary's check moves traffic at once, with no record change.
     let hc = hc_id(&sim, &US, "primary");
@@ -510,7 +510,7 @@ async fn failover_records_follow_the_primary_health_check_and_its_inversion() {
             .await
             .unwrap()
             .record_data,
-        [standby.clone()]
+        [standby.to_string()]
     );
     sim.set_health_check_inverted(&hc, false).await.unwrap();
     assert_eq!(
