@@ -385,11 +385,12 @@ impl CloudWatchState {
             }
             let first = a.created_at_ms - a.created_at_ms % p;
             let range = u64::from(spec.evaluation_periods) + extra;
+            let samples = self.metrics.samples(&spec.metric);
             let points: Vec<Option<f64>> = (1..=range)
                 .map(|k| at_ms.checked_sub(k * p))
                 .take_while(|s| s.is_some_and(|s| s >= first))
                 .flatten()
-                .map(|s| self.metrics.statistic(&spec.metric, spec.stat, s, s + p))
+                .map(|s| metrics::statistic_of(samples, spec.stat, s, s + p))
                 .collect();
             let (state, reason) = evaluate(spec, &points, a.state);
             if state != a.state {
