@@ -14,7 +14,7 @@ use common::Cloud;
 use drflow_steps::SimBackend;
 use drflow_steps::backend::{
     AlarmStateValue, ChangeStatus, CloudBackend, CreateRequest, FailoverApi, GLOBAL, Kind,
-    Resource, Tags,
+    MetricQuery, Resource, Tags,
 };
 use drflow_steps::sim::cloudwatch::queue_messages;
 use drflow_steps::sim::dns::resolve_cached;
@@ -317,6 +317,26 @@ async fn the_health_check_alarm_goes_alarm_on_the_third_failed_minute_and_one_ev
     let a = describe(sim.describe_alarms("us-east-1", None).await.unwrap());
     assert_eq!(a.state, AlarmStateValue::Alarm, "{a:?}");
     assert_eq!(a.updated_at_ms, alarm_at);
+    // What the alarm saw: `HealthCheckStatus` per minute in us-east-1, 0 from the failed minute.
+    let mut dimensions = Tags::new();
+    dimensions.insert("HealthCheckId".into(), hc.health_check_id.clone());
+    let query = MetricQuery {
+        region: "us-east-1".into(),
+        namespace: "AWS/Route53".into(),
+        metric_name: "HealthCheckStatus".into(),
+        dimensions,
+        stat: "Minimum".into(),
+        period_s: 60,
+    };
+    let points = sim
+        .get_metric_data(&query, minute - 120_000, alarm_at)
+        .await
+        .unwrap();
+    let seen: Vec<(i64, f64)> = points
+        .iter()
+        .map(|p| ((p.at_ms as i64 - minute as i64) / 60_000, p.value))
+        .collect();
+    assert_eq!(seen, [(-2, 1.0), (-1, 1.0), (0, 0.0), (1, 0.0), (2, 0.0)]);
     // The event crosses to the standby region's queue within a second.
     sim.advance(Duration::from_secs(1)).unwrap();
     let world = sim.snapshot().unwrap();
