@@ -506,3 +506,38 @@ async fn on_the_runs_clock_parallel_calls_overlap_and_waits_sleep_on_the_clock()
     assert_eq!(sim.now_ms().await.unwrap(), clock.now_ms());
     assert!(sim.advance(secs(1)).is_err());
 }
+
+/// A whole provision on the run's clock (paused tokio time, as the binary runs a sim run):
+/// waits sleep on the clock, parallel steps' waits overlap, and the world ends at the clock's
+/// time, saved only when checkpointed.
+#[tokio::test(start_paused = true)]
+async fn a_provision_on_the_runs_clock_overlaps_parallel_waits() {
+    use drflow_engine::Clock;
+    // The same provision with the world keeping its own time: every wait adds up.
+    let serial = {
+        let sim = Arc::new(SimBackend::scratch(World::default()));
+        let cloud = common::Cloud::with_backend(tempfile::tempdir().unwrap(), sim.clone());
+        cloud.run("provision.yaml", "eu.yaml").await;
+        sim.snapshot().unwrap().clock_ms - drflow_steps::sim::EPOCH_MS
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(drflow_engine::VirtualClock::new(
+        drflow_steps::sim::EPOCH_MS,
+    ));
+    let sim = Arc::new(SimBackend::open(dir.path()).with_clock(clock.clone()));
+    let cloud = common::Cloud::with_backend(tempfile::tempdir().unwrap(), sim.clone());
+    cloud.run("provision.yaml", "eu.yaml").await;
+    let elapsed = clock.now_ms() - drflow_steps::sim::EPOCH_MS;
+    println!("provision: {serial} ms of sim time serially, {elapsed} ms on the run's clock");
+    assert!(
+        elapsed < serial,
+        "on the clock {elapsed} ms, serially {serial} ms"
+    );
+    // Nothing is on disk until the checkpoint, then all of it.
+    let path = drflow_steps::sim::world_path(dir.path());
+    assert!(!path.exists());
+    sim.checkpoint().unwrap();
+    let saved = drflow_steps::sim::load_world(&path).unwrap();
+    assert_eq!(saved.clock_ms, clock.now_ms());
+    assert_eq!(saved.len(), sim.snapshot().unwrap().len());
+}

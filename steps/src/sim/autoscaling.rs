@@ -242,8 +242,8 @@ impl Process for AutoScaling {
     }
 }
 
-fn new_instance_id(world: &mut World) -> String {
-    format!("i-0{:016x}", world.rng.next_u64())
+fn new_instance_id(rng: &mut super::SimRng) -> String {
+    format!("i-0{:016x}", rng.next_u64())
 }
 
 /// Launches or terminates instances until the group matches its spec.
@@ -277,14 +277,12 @@ fn reconcile(world: &mut World, region: &str, name: &str) {
         world.config.instance_launch_warm_ms,
     );
     let retry = world.config.asg_launch_retry_ms;
-    let mut ids: Vec<String> = Vec::new();
     let zones: Vec<String> = w
         .zones
         .iter()
         .filter(|z| !world.az_lost(region, z))
         .cloned()
         .collect();
-    // Ids are drawn up front: the generator lives in the world.
     let g = &world.asgs[&k];
     let active = g
         .instances
@@ -292,14 +290,11 @@ fn reconcile(world: &mut World, region: &str, name: &str) {
         .filter(|i| !lost.contains(&i.id))
         .filter(|i| matches!(i.state, InstanceState::Pending | InstanceState::InService))
         .count() as u32;
-    let want_new = w.desired.saturating_sub(active) + w.warm_min.unwrap_or(0);
-    for _ in 0..want_new {
-        ids.push(new_instance_id(world));
-    }
     let mut terminated: Vec<String> = Vec::new();
+    // Disjoint borrows: the group, and the generator instance ids are drawn from.
+    let rng = &mut world.rng;
     let g = world.asgs.get_mut(&k).expect("inserted above");
     g.instances.retain(|i| !lost.contains(&i.id));
-    let mut ids = ids.into_iter();
     let blocked = g.retry_at_ms.is_some_and(|t| t > now);
     if active < w.desired && !blocked {
         let mut missing = w.desired - active;
@@ -324,7 +319,7 @@ fn reconcile(world: &mut World, region: &str, name: &str) {
             g.retry_at_ms = Some(now + retry);
         } else {
             for _ in 0..missing {
-                let Some(id) = ids.next() else { break };
+                let id = new_instance_id(rng);
                 let az = least_used_zone(&g.instances, &zones);
                 g.instances.push(Instance {
                     id,
@@ -362,7 +357,7 @@ fn reconcile(world: &mut World, region: &str, name: &str) {
             .filter(|i| matches!(i.state, InstanceState::Warm | InstanceState::WarmingUp))
             .count() as u32;
         for _ in warm_now..min {
-            let Some(id) = ids.next() else { break };
+            let id = new_instance_id(rng);
             let az = least_used_zone(&g.instances, &zones);
             g.instances.push(Instance {
                 id,
