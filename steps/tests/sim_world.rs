@@ -541,3 +541,46 @@ async fn a_provision_on_the_runs_clock_overlaps_parallel_waits() {
     assert_eq!(saved.clock_ms, clock.now_ms());
     assert_eq!(saved.len(), sim.snapshot().unwrap().len());
 }
+
+#[tokio::test]
+async fn a_long_partition_keeps_the_world_small_and_the_standby_is_rebuilt_after() {
+    let sim = sim();
+    sim.inject(Fault::new(FaultKind::Partition)).unwrap();
+    sim.advance(secs(2 * 3600)).unwrap();
+    let world = sim.snapshot().unwrap();
+    assert!(world.aurora[GLOBAL_DB].log.len() <= drflow_steps::sim::aurora::MAX_LOG);
+    let db = sim.describe_global_cluster(GLOBAL_DB).await.unwrap();
+    let behind = db.writer().unwrap().last_write_seq.unwrap()
+        - db.member_in(STANDBY).unwrap().last_write_seq.unwrap();
+    // Two hours of writes, 10 a second, all missing on the standby.
+    assert!(behind >= 71_000, "{behind}");
+    // A failover now would lose every one of them, counted without the log (the positions
+    // as the failover froze them, a call's latency after the look above).
+    let (lost, frozen) = {
+        let sim = SimBackend::scratch(world);
+        let started = sim
+            .failover_global_cluster(GLOBAL_DB, &cluster_arn(&sim, STANDBY), true)
+            .await
+            .unwrap();
+        let frozen = started.writer().unwrap().last_write_seq.unwrap()
+            - started.member_in(STANDBY).unwrap().last_write_seq.unwrap();
+        (
+            sim.snapshot().unwrap().aurora[GLOBAL_DB].lost[0].count,
+            frozen,
+        )
+    };
+    assert_eq!(lost, frozen);
+    sim.heal(None).unwrap();
+    sim.advance(secs(5)).unwrap();
+    let status = sim.status().unwrap();
+    let standby = status.regions.iter().find(|r| r.region == STANDBY).unwrap();
+    assert!(
+        standby
+            .database
+            .as_ref()
+            .unwrap()
+            .replication_lag_ms
+            .unwrap()
+            <= 1000
+    );
+}

@@ -33,6 +33,10 @@ use crate::backend::{
 
 const NAME: &str = "aurora";
 
+/// The most writes kept for secondaries that lag: an hour at 10 writes a second. Bounds the
+/// world file during a long outage or partition.
+pub const MAX_LOG: usize = 36_000;
+
 /// One committed write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Write {
@@ -96,8 +100,13 @@ pub struct GlobalDb {
     pub last_seq: u64,
     /// When the next steady write is due, while writes flow.
     pub next_write_at_ms: Option<u64>,
-    /// Committed writes some secondary has not applied yet, oldest first.
+    /// Committed writes some secondary has not applied yet, oldest first: at most
+    /// [`MAX_LOG`], so a secondary cut off for longer is rebuilt (skips ahead) on its return.
     pub log: VecDeque<Write>,
+    /// The first sequence number the current writer committed: sequence numbers are
+    /// contiguous from there, so what a member lacks is counted without the log.
+    #[serde(default)]
+    pub epoch_first_seq: u64,
     /// A switchover or failover in progress.
     pub operation: Option<Operation>,
     /// Writes lost by managed failovers, oldest first.
@@ -285,6 +294,9 @@ fn accrue_db(world: &mut World, id: &str, to_ms: u64) {
             };
             if !secondaries.is_empty() {
                 db.log.push_back(w);
+                if db.log.len() > MAX_LOG {
+                    db.log.pop_front();
+                }
             }
             if let Some(m) = db.members.get_mut(&writer_region) {
                 m.applied_seq = w.seq;
@@ -407,6 +419,7 @@ fn complete_operation(world: &mut World, id: &str) {
     }
     db.writer_region = Some(op.to_region.clone());
     db.next_write_at_ms = None;
+    db.epoch_first_seq = db.last_seq + 1;
     // Every other member restarts from the new writer's position (the old writer is rebuilt
     // as a secondary: what it had beyond that is gone).
     let pos = db.members.get(&op.to_region).cloned().unwrap_or_default();
@@ -489,17 +502,17 @@ fn start_operation(
     let db = world.aurora.get_mut(id).expect("checked by the caller");
     let from_region = db.writer_region.clone().unwrap_or_default();
     if kind == "failover" {
-        // The target is promoted from what it holds now: every write it lacks is lost.
+        // The target is promoted from what it holds now: every write of the current writer's
+        // it lacks is lost.
         let have = db.members.get(&to_region).map_or(0, |m| m.applied_seq);
-        let lost: Vec<Write> = db.log.iter().filter(|w| w.seq > have).copied().collect();
         let writer_seq = db.members.get(&from_region).map_or(0, |m| m.applied_seq);
-        let lost: Vec<Write> = lost.into_iter().filter(|w| w.seq <= writer_seq).collect();
-        if let (Some(first), Some(last)) = (lost.first(), lost.last()) {
+        let first = (have + 1).max(db.epoch_first_seq.max(1));
+        if writer_seq >= first {
             db.lost.push(LostWrites {
                 at_ms: now,
-                count: lost.len() as u64,
-                first_seq: first.seq,
-                last_seq: last.seq,
+                count: writer_seq - first + 1,
+                first_seq: first,
+                last_seq: writer_seq,
             });
         }
     }
