@@ -17,6 +17,8 @@
 pub mod backend;
 mod cloud;
 mod core;
+mod failover;
+mod json;
 mod plan;
 pub mod regions;
 pub mod sim;

@@ -1,0 +1,1 @@
+//! Failover step types (in progress).
