@@ -32,6 +32,7 @@ use drflow_engine::Registry;
 pub use crate::core::{MESSAGE_EVENTS, duration_param};
 pub use backend::{CloudBackend, CloudError, CreateRequest, ErrorKind, Kind, Resource};
 pub use cloud::framework::{Change, MANAGED_BY, RESOURCE_EVENTS, SUFFIX_TAG};
+pub use failover::{Decision, Readings, Signal, Verdict, decide};
 pub use plan::{Action, Plan, ResourceChange};
 pub use sim::SimBackend;
 pub use target::{
@@ -74,10 +75,9 @@ pub fn is_cloud_step(name: &str) -> bool {
     static CLOUD: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
         let mut registry = Registry::new();
         // Registering never opens the backend, so any configuration will do.
-        cloud::register(
-            &mut registry,
-            &Arc::new(LazyBackend::new(CloudConfig::default())),
-        );
+        let backend = Arc::new(LazyBackend::new(CloudConfig::default()));
+        cloud::register(&mut registry, &backend);
+        failover::register_cloud(&mut registry, &backend);
         registry.names().collect()
     });
     CLOUD.contains(&name)
@@ -88,6 +88,8 @@ pub fn registry_with_backend(backend: Arc<LazyBackend>) -> Registry {
     let mut registry = Registry::new();
     core::register(&mut registry);
     cloud::register(&mut registry, &backend);
+    failover::register_cloud(&mut registry, &backend);
+    failover::register_pure(&mut registry);
     // Test-only steps (not idempotent on purpose) are there only when asked for.
     if std::env::var_os(TEST_STEPS_ENV).is_some_and(|v| !v.is_empty() && v != "0") {
         testing::register(&mut registry);
