@@ -64,7 +64,8 @@ pub const SIGNAL: Format = Format {
             Ok(())
         } else {
             let mut v = Violation::new(format!(
-                "is not a signal: `{text}`; the signals are `health_check`, `alarms` and `probe`"
+                "names `{text}`, which is not a signal; the signals are `health_check`, `alarms` \
+                 and `probe`"
             ));
             if let Some(near) = drflow_engine::nearest(text, SIGNAL_NAMES.iter().copied()) {
                 v = v.hint(format!("did you mean `{near}`?"));

@@ -12,11 +12,6 @@ use drflow_engine::{
 };
 use serde_json::{Value, json};
 
-/// The phases, in the order a run goes through them.
-pub(crate) const PHASES: [&str; 7] = [
-    "signals", "database", "fence", "promote", "scale", "traffic", "verify",
-];
-
 pub(crate) struct Report(StepSpec);
 
 impl Report {
@@ -44,8 +39,9 @@ impl Report {
             .required(
                 "phases",
                 ValueType::Map,
-                "Each phase's outputs by name (`signals`, `database`, `fence`, `promote`, \
-                 `scale`, `traffic`, `verify`), `{}` when it did not run.",
+                "Each phase's outputs by name, in the order they run, `{}` for one that did not \
+                 run. Read by name: `promote` (RPO, lost writes), `scale` (shortfall), `verify` \
+                 (when the new side was served); every phase's `actions` and times.",
             )
             .output(
                 "decision",
@@ -101,13 +97,14 @@ pub(crate) fn report(decision: &str, reason: &str, first: Option<f64>, phases: &
     };
     let mut actions = Vec::new();
     let mut seconds = serde_json::Map::new();
-    for name in PHASES {
+    let names: Vec<&String> = phases.as_object().map(|m| m.keys().collect()).unwrap_or_default();
+    for name in names {
         let Some(p) = phase(name) else { continue };
         if let Some(list) = p.get("actions").and_then(Value::as_array) {
             actions.extend(list.iter().cloned());
         }
         if let (Some(a), Some(b)) = (num(p.get("started_at_ms")), num(p.get("ended_at_ms"))) {
-            seconds.insert(name.into(), json!(((b - a) / 1000.0).max(0.0)));
+            seconds.insert(name.clone(), json!(((b - a) / 1000.0).max(0.0)));
         }
     }
     let served = phase("verify").and_then(|p| num(p.get("served_at_ms")));
@@ -130,7 +127,7 @@ pub(crate) fn report(decision: &str, reason: &str, first: Option<f64>, phases: &
         .and_then(Value::as_u64)
         .unwrap_or(0);
     let mut summary = match decision {
-        "none" => "nothing to do: the new side already serves".to_string(),
+        "none" => format!("nothing to do: {reason}"),
         d => format!("{d}: {reason}"),
     };
     if let Some(r) = rto.as_f64() {
@@ -219,7 +216,7 @@ mod tests {
         assert_eq!(out["lost_writes"], Value::Null);
         assert_eq!(out["actions"], json!([]));
         assert_eq!(out["summary"], "hold: 1 of 3 signals");
-        let out = report("none", "", None, &phases);
+        let out = report("none", "the standby already serves", None, &phases);
         assert!(out["summary"].as_str().unwrap().contains("already serves"));
     }
 }
