@@ -7,7 +7,9 @@ use std::sync::Arc;
 use drflow_engine::{Outputs, Registry, StepError, ValueType};
 use serde_json::{Value, json};
 
-use super::step::{BodyFuture, FailoverStep, Fx, duration, failover_spec, poll, string, unreachable};
+use super::step::{
+    BodyFuture, FailoverStep, Fx, duration, failover_spec, poll, string, unreachable,
+};
 use crate::backend::GroupCapacity;
 use crate::regions::AWS_REGION;
 use crate::target::LazyBackend;
@@ -36,7 +38,11 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "`scale_to_zero` or `deregister_targets`.",
     )
     .one_of(FENCE_MODES)
-    .required("asg_name", ValueType::String, "The region's Auto Scaling group.")
+    .required(
+        "asg_name",
+        ValueType::String,
+        "The region's Auto Scaling group.",
+    )
     .optional(
         "target_group_arn",
         ValueType::String,
@@ -62,11 +68,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::Bool,
         "The fence is in place and was confirmed.",
     )
-    .output(
-        "reachable",
-        ValueType::Bool,
-        "The region could be reached.",
-    )
+    .output("reachable", ValueType::Bool, "The region could be reached.")
     .output("detail", ValueType::String, "What was found, in words.");
     reg.register(FailoverStep::boxed(fence, backend, run_fence));
 
@@ -100,12 +102,12 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "Time between reads.",
     )
     .at_least(0.1)
+    .output("target_capacity", ValueType::Int, "What was asked for.")
     .output(
-        "target_capacity",
+        "in_service",
         ValueType::Int,
-        "What was asked for.",
+        "Instances in service at the end.",
     )
-    .output("in_service", ValueType::Int, "Instances in service at the end.")
     .output(
         "shortfall",
         ValueType::Int,
@@ -127,11 +129,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
     .required("region", ValueType::String, "The group's region.")
     .format(AWS_REGION)
     .required("asg_name", ValueType::String, "The group.")
-    .required(
-        "desired_capacity",
-        ValueType::Int,
-        "The desired capacity.",
-    )
+    .required("desired_capacity", ValueType::Int, "The desired capacity.")
     .at_least(0.0)
     .required("min_size", ValueType::Int, "The minimum size.")
     .at_least(0.0)
@@ -173,7 +171,11 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
             Ok(())
         },
     )
-    .output("in_service", ValueType::Int, "Instances in service at the end.");
+    .output(
+        "in_service",
+        ValueType::Int,
+        "Instances in service at the end.",
+    );
     reg.register(FailoverStep::boxed(set, backend, run_set));
 }
 

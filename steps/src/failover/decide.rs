@@ -263,7 +263,7 @@ pub fn decide(r: &Readings) -> Verdict {
 }
 
 fn ms(v: u64) -> String {
-    if v % 1000 == 0 {
+    if v.is_multiple_of(1000) {
         format!("{} s", v / 1000)
     } else {
         format!("{:.1} s", v as f64 / 1000.0)
@@ -784,9 +784,8 @@ mod tests {
     fn the_declaration_refuses_an_unreachable_quorum_and_unknown_signals() {
         let spec = Decide::new().0;
         let rule = &spec.rules[0];
-        let input = |signals: Value, quorum: i64| {
-            step_input(json!({"signals": signals, "quorum": quorum}))
-        };
+        let input =
+            |signals: Value, quorum: i64| step_input(json!({"signals": signals, "quorum": quorum}));
         assert!((rule.check)(&input(json!(["alarms"]), 1)).is_ok());
         let v = (rule.check)(&input(json!(["alarms"]), 2)).unwrap_err();
         assert_eq!(v.field, Some("quorum"));

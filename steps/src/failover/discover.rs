@@ -203,7 +203,9 @@ fn run<'a>(fx: &'a Fx, p: &'a Outputs) -> BodyFuture<'a> {
 
         let global = name("aurora-global");
         let found = find(fx, &mut gaps, GLOBAL, Kind::GlobalCluster, &global).await?;
-        let global_id = found.map(|g| g.id).ok_or_else(|| missing("global cluster", &global))?;
+        let global_id = found
+            .map(|g| g.id)
+            .ok_or_else(|| missing("global cluster", &global))?;
 
         let mut hc = Vec::new();
         for side in ["primary", "standby"] {
@@ -235,7 +237,10 @@ fn run<'a>(fx: &'a Fx, p: &'a Outputs) -> BodyFuture<'a> {
             .backend
             .list_resource_record_sets(&zone.id, &record)
             .await?;
-        let set = |id: &str| sets.iter().find(|s| s.set_identifier.as_deref() == Some(id));
+        let set = |id: &str| {
+            sets.iter()
+                .find(|s| s.set_identifier.as_deref() == Some(id))
+        };
         let (Some(p_set), Some(s_set)) = (set("primary"), set("standby")) else {
             return Err(missing("record set primary/standby of", &record));
         };

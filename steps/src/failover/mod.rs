@@ -11,11 +11,15 @@ mod capacity;
 mod database;
 mod decide;
 mod discover;
+#[cfg(test)]
+mod fake;
 mod notify;
 mod report;
-mod sim_stub;
 mod signals;
+mod sim_stub;
 mod step;
+#[cfg(test)]
+mod tests;
 mod traffic;
 
 use std::sync::Arc;

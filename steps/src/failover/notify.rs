@@ -16,12 +16,12 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
          the step; the step fails only when topics were given and none took the message. Not \
          idempotent by nature: a re-run notifies again, which for people is the safe side.",
     )
+    .required("topic_arns", ValueType::List, "The topics (both regions').")
     .required(
-        "topic_arns",
-        ValueType::List,
-        "The topics (both regions').",
+        "subject",
+        ValueType::String,
+        "The subject (at most 100 characters).",
     )
-    .required("subject", ValueType::String, "The subject (at most 100 characters).")
     .min_len(1)
     .max_len(100)
     .required("message", ValueType::String, "The message.")

@@ -7,9 +7,7 @@
 
 use std::sync::Arc;
 
-use drflow_engine::{
-    Outputs, Registry, StepContext, StepFuture, StepSpec, StepType, ValueType,
-};
+use drflow_engine::{Outputs, Registry, StepContext, StepFuture, StepSpec, StepType, ValueType};
 use serde_json::{Value, json};
 
 pub(crate) struct Report(StepSpec);
@@ -43,11 +41,7 @@ impl Report {
                  run. Read by name: `promote` (RPO, lost writes), `scale` (shortfall), `verify` \
                  (when the new side was served); every phase's `actions` and times.",
             )
-            .output(
-                "decision",
-                ValueType::String,
-                "The decision.",
-            )
+            .output("decision", ValueType::String, "The decision.")
             .output(
                 "rto_seconds",
                 ValueType::Any,
@@ -97,7 +91,10 @@ pub(crate) fn report(decision: &str, reason: &str, first: Option<f64>, phases: &
     };
     let mut actions = Vec::new();
     let mut seconds = serde_json::Map::new();
-    let names: Vec<&String> = phases.as_object().map(|m| m.keys().collect()).unwrap_or_default();
+    let names: Vec<&String> = phases
+        .as_object()
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
     for name in names {
         let Some(p) = phase(name) else { continue };
         if let Some(list) = p.get("actions").and_then(Value::as_array) {
@@ -199,12 +196,21 @@ mod tests {
         assert_eq!(out["shortfall"], 1);
         assert_eq!(
             out["actions"],
-            json!(["FailoverGlobalCluster x", "UpdateAutoScalingGroup y", "ChangeResourceRecordSets z"])
+            json!([
+                "FailoverGlobalCluster x",
+                "UpdateAutoScalingGroup y",
+                "ChangeResourceRecordSets z"
+            ])
         );
         assert_eq!(out["phase_seconds"]["promote"], json!(60.0));
         assert!(out["phase_seconds"].get("fence").is_none());
         let s = out["summary"].as_str().unwrap();
-        assert!(s.contains("served after 170 s") && s.contains("3 write(s) lost") && s.contains("short by 1"), "{s}");
+        assert!(
+            s.contains("served after 170 s")
+                && s.contains("3 write(s) lost")
+                && s.contains("short by 1"),
+            "{s}"
+        );
     }
 
     #[test]

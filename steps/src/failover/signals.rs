@@ -102,7 +102,11 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "The earliest failure the run can see: when the health check turned unhealthy, else \
          when an alarm went to ALARM, else the first failed probe (null: nothing failed).",
     )
-    .output("readings", ValueType::Int, "How many times each signal was read.")
+    .output(
+        "readings",
+        ValueType::Int,
+        "How many times each signal was read.",
+    )
     .output(
         "detail",
         ValueType::Map,
@@ -174,7 +178,9 @@ fn run<'a>(fx: &'a Fx, p: &'a Outputs) -> BodyFuture<'a> {
         let window = duration(p, "window")?;
         let interval = duration(p, "interval")?;
         if interval.is_zero() {
-            return Err(StepError::invalid_input("`interval` must be more than zero"));
+            return Err(StepError::invalid_input(
+                "`interval` must be more than zero",
+            ));
         }
         let readings = (window.as_millis() / interval.as_millis()) as u32 + 1;
 

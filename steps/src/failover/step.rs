@@ -188,8 +188,12 @@ where
         if elapsed >= timeout {
             return Ok(None);
         }
-        fx.sleep(interval.max(Duration::from_millis(1)).min(timeout - elapsed))
-            .await;
+        fx.sleep(
+            interval
+                .max(Duration::from_millis(1))
+                .min(timeout - elapsed),
+        )
+        .await;
     }
 }
 

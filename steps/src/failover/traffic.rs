@@ -61,11 +61,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::String,
         "The global database whose writer must be on the new side.",
     )
-    .required(
-        "region",
-        ValueType::String,
-        "The new side's region.",
-    )
+    .required("region", ValueType::String, "The new side's region.")
     .format(AWS_REGION)
     .required(
         "target_group_arn",
@@ -125,11 +121,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "Time between questions.",
     )
     .at_least(0.1)
-    .output(
-        "answer",
-        ValueType::List,
-        "What Route 53 answered last.",
-    )
+    .output("answer", ValueType::List, "What Route 53 answered last.")
     .output(
         "served_at_ms",
         ValueType::Int,
@@ -163,24 +155,22 @@ fn run_shift<'a>(fx: &'a Fx, p: &'a Outputs) -> BodyFuture<'a> {
         };
 
         // Never send traffic where it cannot be served.
-        let ready = poll(fx, interval, timeout, || {
-            async move {
-                let status = fx.backend.describe_global_cluster(cluster).await?;
-                let writer_ok = status
-                    .member_in(region)
-                    .is_some_and(|m| m.is_writer && m.status == "available");
-                let healthy = fx
-                    .backend
-                    .describe_target_health(region, tg)
-                    .await?
-                    .iter()
-                    .filter(|t| t.state == "healthy")
-                    .count();
-                if writer_ok && healthy > 0 {
-                    Ok(Some(healthy))
-                } else {
-                    Ok(None)
-                }
+        let ready = poll(fx, interval, timeout, || async move {
+            let status = fx.backend.describe_global_cluster(cluster).await?;
+            let writer_ok = status
+                .member_in(region)
+                .is_some_and(|m| m.is_writer && m.status == "available");
+            let healthy = fx
+                .backend
+                .describe_target_health(region, tg)
+                .await?
+                .iter()
+                .filter(|t| t.state == "healthy")
+                .count();
+            if writer_ok && healthy > 0 {
+                Ok(Some(healthy))
+            } else {
+                Ok(None)
             }
         })
         .await?;
@@ -259,7 +249,11 @@ fn run_shift<'a>(fx: &'a Fx, p: &'a Outputs) -> BodyFuture<'a> {
             if synced.is_none() {
                 return Err(StepError::retryable(
                     "timeout",
-                    format!("change {} was not INSYNC after {}", c.id, drflow_engine::format_duration(timeout)),
+                    format!(
+                        "change {} was not INSYNC after {}",
+                        c.id,
+                        drflow_engine::format_duration(timeout)
+                    ),
                 ));
             }
         }
