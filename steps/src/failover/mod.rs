@@ -16,7 +16,6 @@ mod fake;
 mod notify;
 mod report;
 mod signals;
-mod sim_stub;
 mod step;
 #[cfg(test)]
 mod tests;
