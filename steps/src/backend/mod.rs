@@ -115,7 +115,10 @@ pub struct CreateRequest {
 /// Every method is idempotent in the sense a retry needs: `create` of a name that exists fails
 /// with [`ErrorKind::Conflict`] (steps find first), `delete` of an id that is gone fails with
 /// [`ErrorKind::NotFound`] (steps treat that as done).
-pub trait CloudBackend: Send + Sync {
+///
+/// Every backend also speaks the typed [`FailoverApi`], so a step calls a failover verb on the
+/// backend it already holds.
+pub trait CloudBackend: FailoverApi + Send + Sync {
     /// `sim` or `aws`.
     fn target(&self) -> crate::Target;
 

@@ -70,6 +70,32 @@ pub struct SimConfig {
     pub alb_healthy_checks_to_serve: u32,
     /// Shortest EventBridge schedule. EventBridge guide: 1 minute.
     pub eventbridge_schedule_min_ms: u64,
+    /// Route 53 checker locations probing each health check. Route 53 Developer Guide, "How
+    /// Route 53 determines whether a health check is healthy": about 15.
+    pub route53_checkers: u32,
+    /// A health check is healthy while more than this share of checkers (in percent) see the
+    /// endpoint healthy. Same guide: 18 %.
+    pub route53_healthy_share_pct: u32,
+    /// Route 53 checker HTTP limits: time to connect. Same guide: 4 s.
+    pub route53_connect_timeout_ms: u64,
+    /// How often the trading application commits a write on the database writer while it
+    /// serves (a modelling choice, not an AWS figure: 10 writes a second).
+    pub app_write_interval_ms: u64,
+    /// The application's health endpoint says `ok` only while its last quote is younger than
+    /// this. The launch template's health endpoint (`MAX_QUOTE_AGE`): 30 s.
+    pub app_max_quote_age_ms: u64,
+    /// A `flapping` fault's period: the application is down for the first half, up for the
+    /// second. A modelling choice: 80 s, long enough to trip a 10 s × 3 health check each time.
+    pub flapping_period_ms: u64,
+    /// Replication lag while a `lag-spike` fault lasts. A modelling choice: 120 s, twice the
+    /// 60 s RPO budget.
+    pub lag_spike_ms: u64,
+    /// How long Auto Scaling waits before retrying a failed launch. Not documented by AWS
+    /// (observed: about 10 s at first, backing off); the sim retries at a steady 10 s.
+    pub asg_launch_retry_ms: u64,
+    /// drflow's own probe gives up on an endpoint after this long (like Route 53's checkers:
+    /// 4 s to connect, 2 s to answer; aws-timings.md).
+    pub probe_timeout_ms: u64,
 }
 
 impl Default for SimConfig {
@@ -100,6 +126,15 @@ impl Default for SimConfig {
             instance_launch_warm_ms: 36_000,
             alb_healthy_checks_to_serve: 1,
             eventbridge_schedule_min_ms: 60_000,
+            route53_checkers: 15,
+            route53_healthy_share_pct: 18,
+            route53_connect_timeout_ms: 4_000,
+            app_write_interval_ms: 100,
+            app_max_quote_age_ms: 30_000,
+            flapping_period_ms: 80_000,
+            lag_spike_ms: 120_000,
+            asg_launch_retry_ms: 10_000,
+            probe_timeout_ms: 6_000,
         }
     }
 }

@@ -1,38 +1,75 @@
-//! The embedded simulated cloud: a deterministic [`World`] persisted as JSON under the state
-//! directory, so that `provision`, `failover` and `destroy` run in separate processes see the
-//! same resources.
+//! The embedded simulated cloud: a deterministic [`World`] that lives in virtual time,
+//! persisted as JSON under the state directory, so that `provision`, `failover` and `destroy`
+//! run in separate processes see the same cloud.
 //!
-//! Concurrency: steps of one run call the backend from several tokio tasks, and two drflow
-//! processes may run at once. Every call takes the in-process mutex, then an exclusive lock on
-//! `world.lock`, re-reads the file if another process replaced it, applies the operation and
-//! writes the file atomically (temporary file, then rename) before unlocking. No update is lost
-//! and a crash never leaves a half-written world.
+//! The world is a discrete-event simulation: an [agenda](agenda) of future events, processes
+//! that AWS would run by itself ([`process`]: health checkers, replication, Auto Scaling…) and
+//! [faults](faults) injected through [`SimBackend::inject`]. See `docs/sim.md`.
+//!
+//! Time: a backend made [`with_clock`](SimBackend::with_clock) runs on the run's clock: every
+//! call first advances the world to the clock's now, a mutating call costs
+//! [`SimConfig::api_call_ms`] as a sleep on the clock (so parallel calls overlap) and a wait
+//! sleeps on the clock. Without a clock (`drflow sim` commands, library tests) the world keeps
+//! its own time: waits and mutating calls move it, and [`SimBackend::advance`] does.
+//!
+//! Saving: the world lives in memory. A backend with a clock (a run) holds the world file's
+//! lock from its first call until [`CloudBackend::checkpoint`] (which saves, atomically, and
+//! releases it) or until it is dropped; another process wanting the world waits, with a
+//! message, and reloads the file if it changed. A backend without a clock saves and releases
+//! after every call that changed something. Backends opened on the same directory in one
+//! process share one world in memory. A [scratch](SimBackend::scratch) world never touches a
+//! file. No update is lost and a crash never leaves a half-written world.
 
+mod agenda;
+mod api;
+pub mod app;
+pub mod aurora;
+pub mod autoscaling;
+pub mod cloudwatch;
 mod config;
+pub mod dns;
 mod events;
+mod faults;
+mod faults_process;
 mod ids;
 mod presence;
+mod process;
+mod rng;
+pub mod route53;
 mod show;
+mod status;
 mod world;
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use serde_json::Value;
 
+pub use agenda::{Agenda, Event};
 pub use config::SimConfig;
 pub use events::{alarm_state_change_event, pattern_matches};
+pub use faults::{
+    ActiveFault, Fault, FaultError, FaultId, FaultKind, Faults, nearest, parse_duration,
+};
 pub use ids::{ACCOUNT, alb_hosted_zone_id};
 pub use presence::{ResourceRef, missing};
+pub use process::{Process, processes};
+pub use rng::SimRng;
 pub use show::{reset, show};
-pub use world::{EPOCH_MS, SimResource, World, availability_zones, merge};
+pub use status::{
+    DatabaseStatus, GroupSummary, HealthCheckSummary, RegionStatus, SimStatus, TrafficStatus,
+    render as render_status, status as world_status,
+};
+pub use world::{EPOCH_MS, SimResource, SnsMessage, World, availability_zones, merge};
 
 use crate::Target;
 use crate::backend::{
-    CloudBackend, CloudError, CloudFuture, CreateRequest, ErrorKind, Kind, Resource, Tags,
+    CloudBackend, CloudError, CloudFuture, CreateRequest, ErrorKind, Kind, Resource, ResourceState,
+    Tags,
 };
 
 /// The world file under a state directory.
@@ -66,18 +103,48 @@ fn stamp(path: &Path) -> Option<Stamp> {
     })
 }
 
-struct Cached {
-    world: World,
+/// The world in memory and what is known about its file.
+#[derive(Default)]
+struct Store {
+    /// The world, once read.
+    world: Option<World>,
+    /// The file version `world` was read from or last saved as.
     stamp: Option<Stamp>,
+    /// The world file's lock, while held.
+    lock: Option<File>,
+    /// Changes not saved yet.
+    dirty: bool,
 }
 
-/// The sim backend: a [`World`] in memory, mirrored to `<state_dir>/sim/world.json`, or (a
+/// One world, shared by every backend of this process on the same directory.
+struct Shared {
+    dir: PathBuf,
+    /// Never reads or writes a file: the world lives and dies in memory.
+    scratch: bool,
+    store: Mutex<Store>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if self.scratch {
+            return;
+        }
+        let store = self.store.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = save_if_dirty(&self.dir, store) {
+            eprintln!("drflow: the simulated cloud's last changes were not saved: {e}");
+        }
+    }
+}
+
+fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<Shared>>> {
+    static OPEN: OnceLock<Mutex<HashMap<PathBuf, Weak<Shared>>>> = OnceLock::new();
+    OPEN.get_or_init(Default::default)
+}
+
+/// The sim backend: a [`World`] in memory, saved to `<state_dir>/sim/world.json`, or (a
 /// [scratch](SimBackend::scratch) backend) kept in memory only.
 pub struct SimBackend {
-    dir: PathBuf,
-    /// Never reads or writes a file: the world lives and dies in `cache`.
-    scratch: bool,
-    cache: Mutex<Option<Cached>>,
+    shared: Arc<Shared>,
     /// The run's clock, when the sim runs inside a run (see [`SimBackend::with_clock`]).
     clock: Option<drflow_engine::SharedClock>,
 }
@@ -85,7 +152,8 @@ pub struct SimBackend {
 impl std::fmt::Debug for SimBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SimBackend")
-            .field("dir", &self.dir)
+            .field("dir", &self.shared.dir)
+            .field("on_clock", &self.clock.is_some())
             .finish()
     }
 }
@@ -95,6 +163,10 @@ fn internal(what: &str, path: &Path, e: impl std::fmt::Display) -> CloudError {
         ErrorKind::Internal,
         format!("sim: could not {what} {}: {e}", path.display()),
     )
+}
+
+fn poisoned() -> CloudError {
+    CloudError::new(ErrorKind::Internal, "sim: world lock poisoned by a panic")
 }
 
 /// Reads a world file; a missing file is an empty world.
@@ -141,7 +213,7 @@ pub fn save_world(path: &Path, world: &World) -> Result<(), CloudError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(|e| internal("create", dir, e))?;
     let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
-    let bytes = serde_json::to_vec_pretty(world).map_err(|e| internal("encode", path, e))?;
+    let bytes = serde_json::to_vec(world).map_err(|e| internal("encode", path, e))?;
     let mut f = File::create(&tmp).map_err(|e| internal("write", &tmp, e))?;
     f.write_all(&bytes)
         .and_then(|()| f.sync_all())
@@ -149,18 +221,109 @@ pub fn save_world(path: &Path, world: &World) -> Result<(), CloudError> {
     fs::rename(&tmp, path).map_err(|e| internal("replace", path, e))
 }
 
+fn save_if_dirty(dir: &Path, store: &mut Store) -> Result<(), CloudError> {
+    if let (true, Some(world)) = (store.dirty, &store.world) {
+        let path = dir.join("world.json");
+        save_world(&path, world)?;
+        store.stamp = stamp(&path);
+        store.dirty = false;
+    }
+    Ok(())
+}
+
+impl Shared {
+    /// Takes the world file's lock if not held (waiting, with a message, while another process
+    /// holds it) and makes sure `store.world` is the file's current version.
+    fn begin(&self, store: &mut Store) -> Result<(), CloudError> {
+        if self.scratch {
+            if store.world.is_none() {
+                store.world = Some(World::default());
+            }
+            return Ok(());
+        }
+        if store.lock.is_none() {
+            fs::create_dir_all(&self.dir).map_err(|e| internal("create", &self.dir, e))?;
+            let lock_path = self.dir.join("world.lock");
+            let lock = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+                .map_err(|e| internal("open", &lock_path, e))?;
+            match lock.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    eprintln!(
+                        "drflow: waiting for the simulated cloud in {}: another drflow process is using it",
+                        self.dir.display()
+                    );
+                    lock.lock().map_err(|e| internal("lock", &lock_path, e))?;
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(internal("lock", &lock_path, e));
+                }
+            }
+            store.lock = Some(lock);
+            let path = self.dir.join("world.json");
+            let current = stamp(&path);
+            if store.world.is_none() || store.stamp != current || current.is_none() {
+                if store.dirty {
+                    // Unsaved changes and a file changed by another process: both cannot be
+                    // kept. Never happens while saves happen before the lock is released.
+                    return Err(CloudError::new(
+                        ErrorKind::Internal,
+                        "sim: the world file changed under unsaved changes",
+                    ));
+                }
+                remove_stale_temporaries(&self.dir);
+                store.world = Some(load_world(&path)?);
+                store.stamp = current;
+            }
+        }
+        Ok(())
+    }
+
+    /// Saves unsaved changes and releases the world file's lock.
+    fn end(&self, store: &mut Store) -> Result<(), CloudError> {
+        if self.scratch {
+            return Ok(());
+        }
+        let saved = save_if_dirty(&self.dir, store);
+        if saved.is_ok() {
+            store.lock = None;
+        }
+        saved
+    }
+}
+
 impl SimBackend {
     /// A sim whose world lives under `state_dir`. Nothing is read until the first call.
+    /// Backends opened on the same directory in one process share the world in memory.
     pub fn open(state_dir: &Path) -> SimBackend {
+        let dir = state_dir.join("sim");
+        let key = std::path::absolute(&dir).unwrap_or_else(|_| dir.clone());
+        let mut open = registry().lock().unwrap_or_else(|e| e.into_inner());
+        open.retain(|_, w| w.strong_count() > 0);
+        let shared = match open.get(&key).and_then(Weak::upgrade) {
+            Some(s) => s,
+            None => {
+                let s = Arc::new(Shared {
+                    dir,
+                    scratch: false,
+                    store: Mutex::new(Store::default()),
+                });
+                open.insert(key, Arc::downgrade(&s));
+                s
+            }
+        };
         SimBackend {
-            dir: state_dir.join("sim"),
-            scratch: false,
-            cache: Mutex::new(None),
+            shared,
             clock: None,
         }
     }
 
-    /// The same sim on a run's clock: its time is the run's virtual time.
+    /// The same sim on a run's clock: its time is the run's virtual time, and the world stays
+    /// locked and in memory between [checkpoints](CloudBackend::checkpoint).
     pub fn with_clock(mut self, clock: drflow_engine::SharedClock) -> SimBackend {
         self.clock = Some(clock);
         self
@@ -169,9 +332,14 @@ impl SimBackend {
     /// A sim that acts on `world` in memory and never touches a file: what a plan runs on.
     pub fn scratch(world: World) -> SimBackend {
         SimBackend {
-            dir: PathBuf::new(),
-            scratch: true,
-            cache: Mutex::new(Some(Cached { world, stamp: None })),
+            shared: Arc::new(Shared {
+                dir: PathBuf::new(),
+                scratch: true,
+                store: Mutex::new(Store {
+                    world: Some(world),
+                    ..Store::default()
+                }),
+            }),
             clock: None,
         }
     }
@@ -183,81 +351,170 @@ impl SimBackend {
         Ok(SimBackend::scratch(load_world(&world_path(state_dir))?))
     }
 
-    fn path(&self) -> PathBuf {
-        self.dir.join("world.json")
-    }
-
-    /// Runs `op` on the current world under both locks; saves when `op` reports a change.
+    /// Runs `op` on the current world, first advanced to now. `mutating`: `op` changes the
+    /// world (and, without a clock, costs [`SimConfig::api_call_ms`] of the world's time).
     fn with_world<T>(
         &self,
-        op: impl FnOnce(&mut World) -> Result<(T, bool), CloudError>,
+        mutating: bool,
+        op: impl FnOnce(&mut World) -> Result<T, CloudError>,
     ) -> Result<T, CloudError> {
-        let mut guard = self.cache.lock().map_err(|_| {
-            CloudError::new(ErrorKind::Internal, "sim: world lock poisoned by a panic")
-        })?;
-        if self.scratch {
-            let cached = guard.get_or_insert_with(|| Cached {
-                world: World::default(),
-                stamp: None,
-            });
-            cached.world.settle();
-            return op(&mut cached.world).map(|(v, _)| v);
+        let mut store = self.shared.store.lock().map_err(|_| poisoned())?;
+        self.shared.begin(&mut store)?;
+        let world = store.world.as_mut().expect("begin loads the world");
+        let before = world.clock_ms;
+        let now = match &self.clock {
+            Some(c) => c.now_ms().max(before),
+            None if mutating => before + world.config.api_call_ms,
+            None => before,
+        };
+        world.advance_to(now);
+        let result = op(world);
+        let moved = world.clock_ms != before;
+        store.dirty |= moved || (mutating && result.is_ok());
+        if self.clock.is_none() {
+            self.shared.end(&mut store)?;
         }
-        fs::create_dir_all(&self.dir).map_err(|e| internal("create", &self.dir, e))?;
-        let lock_path = self.dir.join("world.lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| internal("open", &lock_path, e))?;
-        // Held until `lock` drops at the end of this function: other processes wait here.
-        lock.lock().map_err(|e| internal("lock", &lock_path, e))?;
-        let path = self.path();
-        let current = stamp(&path);
-        let fresh = match guard.take() {
-            Some(c) if c.stamp == current && current.is_some() => c,
-            _ => {
-                remove_stale_temporaries(&self.dir);
-                Cached {
-                    world: load_world(&path)?,
-                    stamp: current,
+        result
+    }
+
+    /// A copy of the current world (tests, the drill).
+    pub fn snapshot(&self) -> Result<World, CloudError> {
+        self.with_world(false, |w| Ok(w.clone()))
+    }
+
+    /// Changes the world directly, behind the step library's back: drift in tests and drills.
+    /// Saved like any other change.
+    pub fn mutate<T>(&self, f: impl FnOnce(&mut World) -> T) -> Result<T, CloudError> {
+        let mut store = self.shared.store.lock().map_err(|_| poisoned())?;
+        self.shared.begin(&mut store)?;
+        let world = store.world.as_mut().expect("begin loads the world");
+        let value = f(world);
+        world.changed();
+        world.sync_now();
+        store.dirty = true;
+        if self.clock.is_none() {
+            self.shared.end(&mut store)?;
+        }
+        Ok(value)
+    }
+
+    /// Injects a fault; returns its id. Errors: see [`FaultError`]; nothing changes then.
+    pub fn inject(&self, fault: Fault) -> Result<FaultId, FaultError> {
+        let mut out = Err(FaultError::ZeroDuration);
+        self.with_world(false, |w| {
+            out = w.inject_fault(&fault);
+            Ok(())
+        })?;
+        if out.is_ok() {
+            self.mark_dirty()?;
+        }
+        out
+    }
+
+    /// Ends every fault of `kind` (all faults when `None`), pending ones too; returns the ids.
+    pub fn heal(&self, kind: Option<FaultKind>) -> Result<Vec<FaultId>, CloudError> {
+        let healed = self.with_world(false, |w| Ok(w.heal_faults(kind)))?;
+        if !healed.is_empty() {
+            self.mark_dirty()?;
+        }
+        Ok(healed)
+    }
+
+    fn mark_dirty(&self) -> Result<(), CloudError> {
+        let mut store = self.shared.store.lock().map_err(|_| poisoned())?;
+        self.shared.begin(&mut store)?;
+        store.dirty = true;
+        if self.clock.is_none() {
+            self.shared.end(&mut store)?;
+        }
+        Ok(())
+    }
+
+    /// Moves the world's time forward by `by`, processing every event on the way. Refused on
+    /// a backend with a clock, whose time is the run's (sleep on the clock instead).
+    pub fn advance(&self, by: Duration) -> Result<(), CloudError> {
+        if self.clock.is_some() {
+            return Err(CloudError::new(
+                ErrorKind::InvalidInput,
+                "the sim runs on the run's clock: sleep on the clock to move its time",
+            ));
+        }
+        let mut store = self.shared.store.lock().map_err(|_| poisoned())?;
+        self.shared.begin(&mut store)?;
+        let world = store.world.as_mut().expect("begin loads the world");
+        world.advance(by);
+        store.dirty = true;
+        self.shared.end(&mut store)
+    }
+
+    /// The state a failover depends on, per region (what `drflow sim status` shows).
+    pub fn status(&self) -> Result<SimStatus, CloudError> {
+        self.with_world(false, |w| Ok(status::status(w)))
+    }
+
+    /// Every message published to an SNS topic so far, oldest first.
+    pub fn published(&self) -> Result<Vec<SnsMessage>, CloudError> {
+        self.with_world(false, |w| Ok(w.sns.clone()))
+    }
+
+    fn now_on_clock(&self) -> Option<u64> {
+        self.clock.as_ref().map(|c| c.now_ms())
+    }
+
+    /// A mutating call: on a clock, first the API's latency as a sleep, then the change.
+    async fn act<T>(
+        &self,
+        op: impl FnOnce(&mut World) -> Result<T, CloudError>,
+    ) -> Result<T, CloudError> {
+        if let Some(clock) = &self.clock {
+            let cost = self.with_world(false, |w| Ok(w.config.api_call_ms))?;
+            clock.sleep(Duration::from_millis(cost)).await;
+        }
+        self.with_world(true, op)
+    }
+
+    async fn wait_on_clock(
+        &self,
+        clock: &drflow_engine::SharedClock,
+        region: &str,
+        kind: Kind,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<Resource, CloudError> {
+        let deadline = clock.now_ms() + timeout.as_millis() as u64;
+        loop {
+            let (r, ready_at, now) = self.with_world(false, |w| {
+                let r = w.get(region, kind, id)?;
+                Ok((r.resource.clone(), r.ready_at_ms, w.clock_ms))
+            })?;
+            match r.state {
+                ResourceState::Available | ResourceState::Modifying => return Ok(r),
+                ResourceState::Failed => {
+                    return Err(CloudError::new(
+                        ErrorKind::Unavailable,
+                        format!("{kind} {} in {region} has failed", r.name),
+                    ));
+                }
+                ResourceState::Creating if ready_at > deadline => {
+                    clock
+                        .sleep(Duration::from_millis(deadline.saturating_sub(now)))
+                        .await;
+                    return Err(CloudError::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "{kind} {} in {region} was not available after {}s",
+                            r.name,
+                            timeout.as_secs()
+                        ),
+                    ));
+                }
+                ResourceState::Creating => {
+                    // At least a millisecond, so a clock behind the world still gets there.
+                    let d = ready_at.saturating_sub(now).max(1);
+                    clock.sleep(Duration::from_millis(d)).await;
                 }
             }
-        };
-        let mut cached = fresh;
-        cached.world.settle();
-        let before = cached.world.clone();
-        let result = op(&mut cached.world);
-        let changed = match &result {
-            Ok((_, changed)) => *changed,
-            // A failed wait may still have moved the clock.
-            Err(_) => cached.world != before,
-        };
-        if changed {
-            if let Err(e) = save_world(&path, &cached.world) {
-                // Keep memory and disk in step: drop the unsaved change.
-                *guard = Some(Cached {
-                    world: before,
-                    stamp: current,
-                });
-                return Err(e);
-            }
-            cached.stamp = stamp(&path);
         }
-        *guard = Some(cached);
-        result.map(|(v, _)| v)
-    }
-
-    /// A copy of the current world (tests, `drflow sim show`, the drill).
-    pub fn snapshot(&self) -> Result<World, CloudError> {
-        self.with_world(|w| Ok((w.clone(), false)))
-    }
-
-    /// Changes the world directly, behind the step library's back: drift and fault injection in
-    /// tests and drills. Saved like any other change.
-    pub fn mutate<T>(&self, f: impl FnOnce(&mut World) -> T) -> Result<T, CloudError> {
-        self.with_world(|w| Ok((f(w), true)))
     }
 }
 
@@ -285,11 +542,8 @@ impl CloudBackend for SimBackend {
         kind: Kind,
         name: &'a str,
     ) -> CloudFuture<'a, Option<Resource>> {
-        ready(self.with_world(|w| {
-            Ok((
-                w.find(region, kind, name).map(|r| r.resource.clone()),
-                false,
-            ))
+        ready(self.with_world(false, |w| {
+            Ok(w.find(region, kind, name).map(|r| r.resource.clone()))
         }))
     }
 
@@ -298,11 +552,11 @@ impl CloudBackend for SimBackend {
         region: Option<&'a str>,
         kind: Option<Kind>,
     ) -> CloudFuture<'a, Vec<Resource>> {
-        ready(self.with_world(|w| Ok((w.list(region, kind), false))))
+        ready(self.with_world(false, |w| Ok(w.list(region, kind))))
     }
 
     fn create<'a>(&'a self, request: &'a CreateRequest) -> CloudFuture<'a, Resource> {
-        ready(self.with_world(|w| w.create(request).map(|r| (r, true))))
+        Box::pin(self.act(|w| w.create(request)))
     }
 
     fn update<'a>(
@@ -314,14 +568,11 @@ impl CloudBackend for SimBackend {
         tags: &'a Tags,
         depends_on: &'a [String],
     ) -> CloudFuture<'a, Resource> {
-        ready(self.with_world(|w| {
-            w.update(region, kind, id, spec, tags, depends_on)
-                .map(|r| (r, true))
-        }))
+        Box::pin(self.act(move |w| w.update(region, kind, id, spec, tags, depends_on)))
     }
 
     fn delete<'a>(&'a self, region: &'a str, kind: Kind, id: &'a str) -> CloudFuture<'a, ()> {
-        ready(self.with_world(|w| w.delete(region, kind, id).map(|()| ((), true))))
+        Box::pin(self.act(move |w| w.delete(region, kind, id)))
     }
 
     fn wait_available<'a>(
@@ -331,15 +582,21 @@ impl CloudBackend for SimBackend {
         id: &'a str,
         timeout: Duration,
     ) -> CloudFuture<'a, Resource> {
-        ready(self.with_world(|w| {
-            let before = w.clock_ms;
-            w.wait_available(region, kind, id, timeout)
-                .map(|r| (r, w.clock_ms != before))
-        }))
+        match &self.clock {
+            Some(clock) => Box::pin(self.wait_on_clock(clock, region, kind, id, timeout)),
+            None => ready(self.with_world(false, |w| w.wait_available(region, kind, id, timeout))),
+        }
     }
 
     fn now_ms<'a>(&'a self) -> CloudFuture<'a, u64> {
-        ready(self.with_world(|w| Ok((w.clock_ms, false))))
+        ready(self.with_world(false, |w| {
+            Ok(self.now_on_clock().unwrap_or(w.clock_ms).max(w.clock_ms))
+        }))
+    }
+
+    fn checkpoint(&self) -> Result<(), CloudError> {
+        let mut store = self.shared.store.lock().map_err(|_| poisoned())?;
+        self.shared.end(&mut store)
     }
 }
 

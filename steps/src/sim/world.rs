@@ -10,13 +10,21 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::agenda::Agenda;
+use super::app::AppState;
+use super::aurora::GlobalDb;
+use super::autoscaling::{AsgState, TargetGroupState};
 use super::config::SimConfig;
+use super::faults::Faults;
 use super::ids::{IdGen, identity};
+use super::rng::SimRng;
+use super::{cloudwatch, dns, route53};
 use crate::backend::{
     CloudError, CreateRequest, ErrorKind, GLOBAL, Kind, Resource, ResourceState, Tags,
 };
 
-/// The world file's format version; bumped when a change would misread old files.
+/// The world file's format version; bumped when a change would misread old files. (Format 1
+/// files load: the dynamic state they lack starts empty.)
 pub const FORMAT: u32 = 1;
 
 /// 2026-01-01T00:00:00Z: where the virtual clock of a fresh world starts.
@@ -51,6 +59,64 @@ pub struct World {
     pub config: SimConfig,
     /// Resources by region (or `global`), then by id.
     pub regions: BTreeMap<String, BTreeMap<String, SimResource>>,
+    /// Future events, earliest first.
+    #[serde(default)]
+    pub agenda: Agenda,
+    /// Injected faults not yet over.
+    #[serde(default)]
+    pub faults: Faults,
+    /// The seeded generator behind every random choice (checker jitter, instance ids).
+    #[serde(default)]
+    pub rng: SimRng,
+    /// Aurora Global Databases by global cluster id: writer, members, the stream of writes.
+    #[serde(default)]
+    pub aurora: BTreeMap<String, GlobalDb>,
+    /// Auto Scaling groups by `region/name`: their instances and warm pools.
+    #[serde(default)]
+    pub asgs: BTreeMap<String, AsgState>,
+    /// Target groups by ARN: registered targets and their health.
+    #[serde(default)]
+    pub target_groups: BTreeMap<String, TargetGroupState>,
+    /// The trading application by region.
+    #[serde(default)]
+    pub apps: BTreeMap<String, AppState>,
+    /// Every message published to an SNS topic, oldest first.
+    #[serde(default)]
+    pub sns: Vec<SnsMessage>,
+    /// Route 53 health checkers (owned by `route53.rs`).
+    #[serde(default)]
+    pub route53: route53::Route53State,
+    /// CloudWatch metrics and alarm states (owned by `cloudwatch.rs`).
+    #[serde(default)]
+    pub cloudwatch: cloudwatch::CloudWatchState,
+    /// Route 53 changes and resolvers (owned by `dns.rs`).
+    #[serde(default)]
+    pub dns: dns::DnsState,
+    /// Resources or faults changed since processes last synced (not saved: a loaded world
+    /// syncs anyway).
+    #[serde(skip, default = "yes")]
+    pub(crate) needs_sync: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One message published to an SNS topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnsMessage {
+    /// `MessageId`.
+    pub message_id: String,
+    /// The topic's region.
+    pub region: String,
+    /// `TopicArn`.
+    pub topic_arn: String,
+    /// `Subject`.
+    pub subject: String,
+    /// `Message`.
+    pub message: String,
+    /// When it was published.
+    pub at_ms: u64,
 }
 
 impl Default for World {
@@ -61,6 +127,18 @@ impl Default for World {
             seq: 0,
             config: SimConfig::default(),
             regions: BTreeMap::new(),
+            agenda: Agenda::default(),
+            faults: Faults::default(),
+            rng: SimRng::default(),
+            aurora: BTreeMap::new(),
+            asgs: BTreeMap::new(),
+            target_groups: BTreeMap::new(),
+            apps: BTreeMap::new(),
+            sns: Vec::new(),
+            route53: route53::Route53State::default(),
+            cloudwatch: cloudwatch::CloudWatchState::default(),
+            dns: dns::DnsState::default(),
+            needs_sync: true,
         }
     }
 }
@@ -121,10 +199,9 @@ impl World {
         }
     }
 
-    /// Advances the virtual clock and settles.
+    /// Advances the virtual clock by `by`, processing every event on the way.
     pub fn advance(&mut self, by: Duration) {
-        self.clock_ms = self.clock_ms.saturating_add(by.as_millis() as u64);
-        self.settle();
+        self.advance_to(self.clock_ms.saturating_add(by.as_millis() as u64));
     }
 
     /// How long creating a resource of this kind takes, from the config.
@@ -245,7 +322,6 @@ impl World {
             ));
         }
         self.seq += 1;
-        self.clock_ms += self.config.api_call_ms;
         let mut ids = IdGen::new(self.seq, req.kind, &req.region, &req.name);
         let ident = identity(&mut ids, req.kind, &req.region, &req.name, &req.spec);
         let delay = self.create_delay_ms(req.kind);
@@ -275,6 +351,11 @@ impl World {
                 seq: self.seq,
             },
         );
+        if delay > 0 {
+            let at = self.clock_ms + delay;
+            self.schedule(at, "resources", &resource.id, "ready", Value::Null);
+        }
+        self.changed();
         Ok(resource)
     }
 
@@ -300,8 +381,8 @@ impl World {
                 format!("{kind} {id} would refer to {missing}, which does not exist"),
             ));
         }
-        self.clock_ms += self.config.api_call_ms;
         let now = self.clock_ms;
+        self.changed();
         let r = self.get_mut(region, kind, id)?;
         merge(&mut r.resource.spec, spec);
         for (k, v) in tags {
@@ -358,7 +439,7 @@ impl World {
                 ),
             ));
         }
-        self.clock_ms += self.config.api_call_ms;
+        self.changed();
         if let Some(m) = self.regions.get_mut(region) {
             m.remove(id);
             if m.is_empty() {
@@ -392,11 +473,10 @@ impl World {
                         r.resource.name,
                         limit / 1000
                     );
-                    self.clock_ms += limit;
+                    self.advance_to(self.clock_ms + limit);
                     return Err(CloudError::new(ErrorKind::Timeout, message));
                 }
-                self.clock_ms += remaining;
-                self.settle();
+                self.advance_to(self.clock_ms + remaining);
                 Ok(self.get(region, kind, id)?.resource.clone())
             }
         }
