@@ -128,6 +128,20 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "A failover is refused when more than this much data is not replicated.",
     )
     .optional(
+        "writes_at_risk",
+        ValueType::Any,
+        Value::Null,
+        "What `rds.describe_global_cluster` read before (its `writes_at_risk`): reported as \
+         `lost_writes` when this step finds the promotion made or under way already (a resumed \
+         run), since the members' positions are reset by the promotion.",
+    )
+    .optional(
+        "data_at_risk_ms",
+        ValueType::Any,
+        Value::Null,
+        "Likewise its `data_at_risk_ms`, reported as `rpo_seconds` then.",
+    )
+    .optional(
         "timeout",
         ValueType::Duration,
         json!("10m"),
@@ -152,8 +166,8 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "lost_writes",
         ValueType::Any,
         "Writes committed on the old writer and not replicated at the promotion, from the \
-         members' positions (0 for a switchover; null when unknown, or when the promotion was \
-         made by an earlier run).",
+         members' positions (0 for a switchover; when an earlier attempt promoted, the \
+         `writes_at_risk` given; null when unknown).",
     )
     .output(
         "rpo_seconds",
@@ -278,6 +292,16 @@ fn run_promote<'a>(fx: &'a Fx, p: &'a Outputs) -> BodyFuture<'a> {
         let target = member(&status, region)?.clone();
         let (mut lost, mut rpo_ms): (Option<u64>, Option<u64>) = (None, None);
         let mut asked = false;
+        if target.is_writer || in_progress(&status) {
+            // Promoted by an earlier attempt: the positions now are the new writer's, so the
+            // figures read before the promotion are the ones that say what was lost.
+            if mode == "switchover" {
+                (lost, rpo_ms) = (Some(0), Some(0));
+            } else {
+                lost = p.get("writes_at_risk").and_then(Value::as_u64);
+                rpo_ms = p.get("data_at_risk_ms").and_then(Value::as_u64);
+            }
+        }
         if target.is_writer && !in_progress(&status) {
             tracing::info!(step = %fx.step_id, "{} already writes in {region}: nothing to promote", target.db_cluster_id);
         } else if in_progress(&status) {

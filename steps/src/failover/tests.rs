@@ -235,6 +235,7 @@ async fn a_promotion_killed_while_waiting_resumes_by_waiting() {
     .await
     .unwrap();
     assert_eq!(resumed["promoted"], false);
+    assert_eq!(resumed["lost_writes"], 0, "a switchover loses nothing");
     assert_eq!(fake.with(|s| s.promotions_asked), 1);
     let writer = fake.with(|s| {
         s.cluster
