@@ -108,3 +108,187 @@ fn provision_show_rerun_destroy_in_separate_processes() {
     assert_eq!(code, 0);
     assert!(out.contains("cleared"));
 }
+
+/// A state directory holding a provisioned eu world, settled for ten minutes: provisioned once
+/// per test binary, copied for each test.
+fn provisioned() -> tempfile::TempDir {
+    static ONCE: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let src = ONCE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let (code, _, err) = drflow(
+            dir.path(),
+            &[
+                "run",
+                "runbooks/provision.yaml",
+                "--params-file",
+                "runbooks/params/eu.yaml",
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+        let (code, _, err) = drflow(dir.path(), &["sim", "advance", "10m"]);
+        assert_eq!(code, 0, "{err}");
+        dir
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("sim")).unwrap();
+    std::fs::copy(
+        src.path().join("sim/world.json"),
+        dir.path().join("sim/world.json"),
+    )
+    .unwrap();
+    dir
+}
+
+fn world_bytes(state: &std::path::Path) -> Vec<u8> {
+    std::fs::read(state.join("sim/world.json")).unwrap()
+}
+
+/// Runs a `drflow sim fault …` that must be refused: exit 2, the message and hint, and the
+/// world file untouched.
+fn refused(args: &[&str], message: &str, hint: &str) {
+    let dir = provisioned();
+    let before = world_bytes(dir.path());
+    let (code, out, err) = drflow(dir.path(), args);
+    assert_eq!(code, 2, "{args:?}: {out}{err}");
+    assert!(err.contains(message), "{args:?}: {err}");
+    assert!(err.contains(&format!("hint: {hint}")), "{args:?}: {err}");
+    assert_eq!(
+        world_bytes(dir.path()),
+        before,
+        "{args:?} changed the world"
+    );
+}
+
+#[test]
+fn an_unknown_fault_kind_suggests_the_nearest() {
+    refused(
+        &["sim", "fault", "regoin-outage"],
+        "unknown fault kind \"regoin-outage\"",
+        "did you mean region-outage?",
+    );
+    refused(
+        &["sim", "heal", "partitoin"],
+        "unknown fault kind",
+        "did you mean partition?",
+    );
+}
+
+#[test]
+fn a_bad_duration_is_refused() {
+    refused(
+        &["sim", "fault", "lag-spike", "--for", "5x"],
+        "--for: \"5x\" is not a duration (unknown unit \"x\"",
+        "durations look like 90s",
+    );
+    refused(
+        &["sim", "advance", "soon"],
+        "is not a duration",
+        "durations look like 90s",
+    );
+    refused(
+        &["sim", "fault", "lag-spike", "--for", "0s"],
+        "must last longer than 0 s",
+        "give --for a positive duration",
+    );
+}
+
+#[test]
+fn an_unknown_region_or_zone_is_refused() {
+    refused(
+        &["sim", "fault", "region-outage", "--region", "eu-south-2"],
+        "unknown region \"eu-south-2\"",
+        "did you mean eu-south-1?",
+    );
+    refused(
+        &["sim", "fault", "az-loss", "--az", "eu-south-1q"],
+        "unknown availability zone \"eu-south-1q\" in eu-south-1",
+        "zones: eu-south-1a, eu-south-1b",
+    );
+    refused(
+        &["sim", "fault", "partition", "--az", "eu-south-1a"],
+        "--az only applies to az-loss",
+        "leave out --az",
+    );
+}
+
+#[test]
+fn a_start_in_the_past_is_refused() {
+    refused(
+        &["sim", "fault", "partition", "--at", "-5m"],
+        "would start 300s in the past",
+        "give --at as a delay from now",
+    );
+    refused(
+        &["sim", "fault", "partition", "--at", "2026-01-01T00:00:00Z"],
+        "in the past",
+        "give --at as a delay from now",
+    );
+    refused(
+        &["sim", "fault", "partition", "--at", "30s"],
+        "expected +DURATION",
+        "e.g. --at +30s",
+    );
+}
+
+#[test]
+fn a_fault_on_an_empty_world_says_to_provision_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = drflow(dir.path(), &["sim", "fault", "region-outage"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the simulated cloud is empty"), "{err}");
+    assert!(err.contains("hint: build something first"), "{err}");
+    assert!(!dir.path().join("sim/world.json").exists());
+}
+
+#[test]
+fn fault_advance_status_and_heal_play_out_across_processes() {
+    let dir = provisioned();
+    let state = dir.path();
+    let (code, out, err) = drflow(state, &["sim", "fault", "region-outage", "--for", "10m"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("fault #1 region-outage in eu-south-1 from now to"),
+        "{out}"
+    );
+    let (code, out, _) = drflow(state, &["sim", "fault", "lag-spike", "--at", "+1m"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("fault #2 lag-spike in every region"), "{out}");
+    let (code, _, _) = drflow(state, &["sim", "advance", "45s"]);
+    assert_eq!(code, 0);
+    let (code, out, err) = drflow(state, &["sim", "status", "--output", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["writer_region"], "eu-south-1");
+    let region = |name: &str| {
+        status["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["region"] == name)
+            .unwrap()
+            .clone()
+    };
+    let primary = region("eu-south-1");
+    assert_eq!(primary["up"], false);
+    assert_eq!(primary["health_check"]["healthy"], false);
+    assert_eq!(primary["health_check"]["checkers_healthy"], 0);
+    let standby = region("eu-central-1");
+    assert_eq!(standby["database"]["writer"], false);
+    assert!(standby["database"]["replication_lag_ms"].as_u64().unwrap() <= 1000);
+    assert_eq!(standby["groups"][0]["in_service"], 1);
+    assert_eq!(status["faults"].as_array().unwrap().len(), 2);
+    let (code, text, _) = drflow(state, &["sim", "status"]);
+    assert_eq!(code, 0);
+    assert!(text.contains("eu-south-1 (DOWN)  writer"), "{text}");
+    assert!(
+        text.contains("UNHEALTHY (0/15 checkers healthy, 0%)"),
+        "{text}"
+    );
+    let (code, out, _) = drflow(state, &["sim", "heal", "region-outage"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.trim(), "healed fault(s) #1");
+    let (_, out, _) = drflow(state, &["sim", "heal"]);
+    assert_eq!(out.trim(), "healed fault(s) #2");
+    let (_, out, _) = drflow(state, &["sim", "heal"]);
+    assert_eq!(out.trim(), "no fault to heal");
+}

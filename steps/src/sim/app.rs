@@ -200,10 +200,16 @@ pub fn http_get(world: &World, from: &str, host: &str, path: &str) -> HttpAnswer
         };
     }
     let tgs = alb_target_groups(world, &region);
-    if !tgs
-        .iter()
-        .any(|tg| super::autoscaling::has_healthy_target(world, tg))
-    {
+    // With no healthy target an ALB fails open to its unhealthy ones (ELB guide, target group
+    // health checks); with none registered, or only new ones, it answers 503 itself.
+    let routable = tgs.iter().any(|tg| {
+        super::autoscaling::has_healthy_target(world, tg)
+            || world
+                .target_groups
+                .get(tg)
+                .is_some_and(|g| g.targets.iter().any(|t| t.state == "unhealthy"))
+    });
+    if !routable || instances_in_service(world, &region) == 0 {
         return HttpAnswer {
             status: Some(503),
             body: "503 Service Temporarily Unavailable".into(),

@@ -292,17 +292,10 @@ fn reconcile(world: &mut World, region: &str, name: &str) {
         .filter(|i| !lost.contains(&i.id))
         .filter(|i| matches!(i.state, InstanceState::Pending | InstanceState::InService))
         .count() as u32;
-    let warm_now = g
-        .instances
-        .iter()
-        .filter(|i| !lost.contains(&i.id))
-        .filter(|i| matches!(i.state, InstanceState::Warm | InstanceState::WarmingUp))
-        .count() as u32;
     let want_new = w.desired.saturating_sub(active) + w.warm_min.unwrap_or(0);
     for _ in 0..want_new {
         ids.push(new_instance_id(world));
     }
-    let mut launched_at: Option<u64> = None;
     let mut terminated: Vec<String> = Vec::new();
     let g = world.asgs.get_mut(&k).expect("inserted above");
     g.instances.retain(|i| !lost.contains(&i.id));
@@ -321,7 +314,6 @@ fn reconcile(world: &mut World, region: &str, name: &str) {
             }
             i.state = InstanceState::Pending;
             i.ready_at_ms = now + warm;
-            launched_at = Some(launched_at.map_or(i.ready_at_ms, |t: u64| t.min(i.ready_at_ms)));
             missing -= 1;
         }
         if missing > 0 && short {
@@ -331,23 +323,17 @@ fn reconcile(world: &mut World, region: &str, name: &str) {
             ));
             g.retry_at_ms = Some(now + retry);
         } else {
-            for n in 0..missing {
+            for _ in 0..missing {
                 let Some(id) = ids.next() else { break };
-                let az = zones
-                    .get((g.instances.len() + n as usize) % zones.len().max(1))
-                    .cloned()
-                    .unwrap_or_default();
+                let az = least_used_zone(&g.instances, &zones);
                 g.instances.push(Instance {
                     id,
                     az,
                     state: InstanceState::Pending,
                     ready_at_ms: now + cold,
                 });
-                launched_at = Some(launched_at.map_or(now + cold, |t: u64| t.min(now + cold)));
             }
-            if missing > 0 {
-                g.last_failure = None;
-            }
+            g.last_failure = None;
         }
     }
     if active > w.desired {
@@ -369,31 +355,23 @@ fn reconcile(world: &mut World, region: &str, name: &str) {
         }
         g.instances.retain(|i| !i.id.is_empty());
     }
-    if let Some(min) = w.warm_min {
+    if let (Some(min), false) = (w.warm_min, short) {
         let warm_now = g
             .instances
             .iter()
             .filter(|i| matches!(i.state, InstanceState::Warm | InstanceState::WarmingUp))
             .count() as u32;
-        let _ = warm_now;
-        if !short {
-            for n in warm_now..min {
-                let Some(id) = ids.next() else { break };
-                let az = zones
-                    .get((g.instances.len() + n as usize) % zones.len().max(1))
-                    .cloned()
-                    .unwrap_or_default();
-                g.instances.push(Instance {
-                    id,
-                    az,
-                    state: InstanceState::WarmingUp,
-                    ready_at_ms: now + cold,
-                });
-                launched_at = Some(launched_at.map_or(now + cold, |t: u64| t.min(now + cold)));
-            }
+        for _ in warm_now..min {
+            let Some(id) = ids.next() else { break };
+            let az = least_used_zone(&g.instances, &zones);
+            g.instances.push(Instance {
+                id,
+                az,
+                state: InstanceState::WarmingUp,
+                ready_at_ms: now + cold,
+            });
         }
     }
-    let _ = warm_now;
     let retry_at = g.retry_at_ms;
     let pending: Vec<u64> = g
         .instances
@@ -413,12 +391,21 @@ fn reconcile(world: &mut World, region: &str, name: &str) {
             world.schedule(at, ASG, &k, "launch-done", Value::Null);
         }
     }
-    let _ = launched_at;
     if let Some(at) = retry_at
         && !world.agenda.has(ASG, &k, "retry")
     {
         world.schedule(at, ASG, &k, "retry", Value::Null);
     }
+}
+
+/// The zone with the fewest instances of the group (the first such, in zone order): Auto
+/// Scaling balances a group across its zones.
+fn least_used_zone(instances: &[Instance], zones: &[String]) -> String {
+    zones
+        .iter()
+        .min_by_key(|z| instances.iter().filter(|i| &i.az == *z).count())
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn register(world: &mut World, tg_arn: &str, id: &str, az: &str) {

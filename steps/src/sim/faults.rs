@@ -232,6 +232,9 @@ pub enum FaultError {
         /// The nearest kind, if one is near.
         suggestion: Option<String>,
     },
+    /// The world has nothing in it yet.
+    #[error("the simulated cloud is empty: there is nothing to break")]
+    EmptyWorld,
     /// Not a region the world has anything in.
     #[error("unknown region {given:?}: the simulated cloud has nothing there")]
     UnknownRegion {
@@ -265,7 +268,7 @@ pub enum FaultError {
         kind: FaultKind,
     },
     /// A start time before now.
-    #[error("the fault would start {ago_ms} ms in the past")]
+    #[error("the fault would start {}s in the past", ago_ms.div_ceil(1000))]
     InPast {
         /// How far before now.
         ago_ms: u64,
@@ -289,8 +292,8 @@ impl FaultError {
                     None => format!("kinds: {}", all.join(", ")),
                 }
             }
-            FaultError::UnknownRegion { known, .. } if known.is_empty() => {
-                "the world is empty: run `drflow run runbooks/provision.yaml` first".into()
+            FaultError::EmptyWorld => {
+                "build something first: drflow run runbooks/provision.yaml --params-file runbooks/params/eu.yaml".into()
             }
             FaultError::UnknownRegion { given, known } => {
                 match nearest(given, known.iter().map(String::as_str)) {

@@ -72,6 +72,9 @@ impl World {
             return Err(FaultError::ZeroDuration);
         }
         let known = self.known_regions();
+        if known.is_empty() {
+            return Err(FaultError::EmptyWorld);
+        }
         let region = match &fault.region {
             Some(r) if !known.contains(r) => {
                 return Err(FaultError::UnknownRegion {

@@ -358,19 +358,33 @@ impl SimBackend {
         mutating: bool,
         op: impl FnOnce(&mut World) -> Result<T, CloudError>,
     ) -> Result<T, CloudError> {
+        self.transact(mutating, |w| {
+            let r = op(w);
+            let changed = mutating && r.is_ok();
+            (r, changed)
+        })
+    }
+
+    /// The one way to the world: lock, load if needed, advance to now, run `op` (which says
+    /// whether it changed the world), and without a clock save and unlock.
+    fn transact<T, E: From<CloudError>>(
+        &self,
+        costs_time: bool,
+        op: impl FnOnce(&mut World) -> (Result<T, E>, bool),
+    ) -> Result<T, E> {
         let mut store = self.shared.store.lock().map_err(|_| poisoned())?;
         self.shared.begin(&mut store)?;
         let world = store.world.as_mut().expect("begin loads the world");
         let before = world.clock_ms;
         let now = match &self.clock {
             Some(c) => c.now_ms().max(before),
-            None if mutating => before + world.config.api_call_ms,
+            None if costs_time => before + world.config.api_call_ms,
             None => before,
         };
         world.advance_to(now);
-        let result = op(world);
+        let (result, changed) = op(world);
         let moved = world.clock_ms != before;
-        store.dirty |= moved || (mutating && result.is_ok());
+        store.dirty |= moved || changed;
         if self.clock.is_none() {
             self.shared.end(&mut store)?;
         }
@@ -385,49 +399,30 @@ impl SimBackend {
     /// Changes the world directly, behind the step library's back: drift in tests and drills.
     /// Saved like any other change.
     pub fn mutate<T>(&self, f: impl FnOnce(&mut World) -> T) -> Result<T, CloudError> {
-        let mut store = self.shared.store.lock().map_err(|_| poisoned())?;
-        self.shared.begin(&mut store)?;
-        let world = store.world.as_mut().expect("begin loads the world");
-        let value = f(world);
-        world.changed();
-        world.sync_now();
-        store.dirty = true;
-        if self.clock.is_none() {
-            self.shared.end(&mut store)?;
-        }
-        Ok(value)
+        self.transact(false, |w| {
+            let value = f(w);
+            w.changed();
+            w.sync_now();
+            (Ok(value), true)
+        })
     }
 
     /// Injects a fault; returns its id. Errors: see [`FaultError`]; nothing changes then.
     pub fn inject(&self, fault: Fault) -> Result<FaultId, FaultError> {
-        let mut out = Err(FaultError::ZeroDuration);
-        self.with_world(false, |w| {
-            out = w.inject_fault(&fault);
-            Ok(())
-        })?;
-        if out.is_ok() {
-            self.mark_dirty()?;
-        }
-        out
+        self.transact(false, |w| {
+            let r = w.inject_fault(&fault);
+            let ok = r.is_ok();
+            (r, ok)
+        })
     }
 
     /// Ends every fault of `kind` (all faults when `None`), pending ones too; returns the ids.
     pub fn heal(&self, kind: Option<FaultKind>) -> Result<Vec<FaultId>, CloudError> {
-        let healed = self.with_world(false, |w| Ok(w.heal_faults(kind)))?;
-        if !healed.is_empty() {
-            self.mark_dirty()?;
-        }
-        Ok(healed)
-    }
-
-    fn mark_dirty(&self) -> Result<(), CloudError> {
-        let mut store = self.shared.store.lock().map_err(|_| poisoned())?;
-        self.shared.begin(&mut store)?;
-        store.dirty = true;
-        if self.clock.is_none() {
-            self.shared.end(&mut store)?;
-        }
-        Ok(())
+        self.transact(false, |w| {
+            let healed = w.heal_faults(kind);
+            let changed = !healed.is_empty();
+            (Ok(healed), changed)
+        })
     }
 
     /// Moves the world's time forward by `by`, processing every event on the way. Refused on
@@ -439,12 +434,10 @@ impl SimBackend {
                 "the sim runs on the run's clock: sleep on the clock to move its time",
             ));
         }
-        let mut store = self.shared.store.lock().map_err(|_| poisoned())?;
-        self.shared.begin(&mut store)?;
-        let world = store.world.as_mut().expect("begin loads the world");
-        world.advance(by);
-        store.dirty = true;
-        self.shared.end(&mut store)
+        self.transact(false, |w| {
+            w.advance(by);
+            (Ok(()), true)
+        })
     }
 
     /// The state a failover depends on, per region (what `drflow sim status` shows).

@@ -26,6 +26,11 @@ impl Cloud {
     pub fn new() -> Cloud {
         let dir = tempfile::tempdir().expect("temp dir");
         let sim = Arc::new(SimBackend::open(dir.path()));
+        Cloud::with_backend(dir, sim)
+    }
+
+    /// A cloud on `sim` (a scratch world, or one on a clock); `dir` is only its label.
+    pub fn with_backend(dir: tempfile::TempDir, sim: Arc<SimBackend>) -> Cloud {
         let lazy = LazyBackend::from_backend(CloudConfig::sim(dir.path()), sim.clone());
         let registry = registry_with_backend(Arc::new(lazy));
         Cloud { dir, sim, registry }
