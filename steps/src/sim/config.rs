@@ -96,6 +96,21 @@ pub struct SimConfig {
     /// drflow's own probe gives up on an endpoint after this long (like Route 53's checkers:
     /// 4 s to connect, 2 s to answer; aws-timings.md).
     pub probe_timeout_ms: u64,
+    /// Route 53 health check interval, standard variant (`request_interval: 30`). Route 53
+    /// Developer Guide, "How Route 53 determines whether a health check is healthy": 30 s.
+    pub health_check_standard_interval_ms: u64,
+    /// Periods an alarm looks back beyond `EvaluationPeriods` when datapoints are missing.
+    /// CloudWatch User Guide, "Configuring how CloudWatch alarms treat missing data": it
+    /// "retrieves a higher number of data points than Evaluation Periods"; its examples show 5
+    /// for 3, so 2.
+    pub alarm_evaluation_extra_periods: u32,
+    /// How often AWS services publish the metrics the sim reads off the world (ALB host counts,
+    /// Aurora lag, EC2 CPU). CloudWatch User Guide, AWS services' metrics: 1 minute.
+    pub service_metric_period_ms: u64,
+    /// How long the sim keeps metric samples. CloudWatch keeps 1-minute datapoints 15 days
+    /// (CloudWatch User Guide, "Metrics retention"); the sim keeps 3 hours, far more than any
+    /// alarm here looks back, so the world file stays small.
+    pub metric_retention_ms: u64,
 }
 
 impl Default for SimConfig {
@@ -135,6 +150,10 @@ impl Default for SimConfig {
             lag_spike_ms: 120_000,
             asg_launch_retry_ms: 10_000,
             probe_timeout_ms: 6_000,
+            health_check_standard_interval_ms: 30_000,
+            alarm_evaluation_extra_periods: 2,
+            service_metric_period_ms: 60_000,
+            metric_retention_ms: 3 * 3_600_000,
         }
     }
 }
