@@ -744,3 +744,33 @@ fn the_binary_fails_over_a_region_outage() {
     assert_eq!(report["outputs"]["decision"], "none", "{report:#}");
     assert_eq!(report["outputs"]["actions"], json!([]), "{report:#}");
 }
+
+/// An emulator whose health checks never fail can be driven by alarms alone: `signals:
+/// [alarms]`, `quorum: 1`. The health check alarm needs three 1-minute periods, so it fires
+/// minutes after the outage. (With `us-east.yaml` the alarms live in the primary region itself,
+/// us-east-1, where Route 53 publishes: an outage there leaves them unreadable, so this is the
+/// `eu.yaml` layout.)
+#[test]
+fn alarms_alone_can_drive_a_failover() {
+    let env = Env::provisioned("eu.yaml");
+    env.inject(FaultKind::RegionOutage, None);
+    env.advance(Duration::from_secs(60));
+    let flags = [("signals", "[alarms]"), ("quorum", "1")];
+    let early = env.failover(&flags);
+    assert_eq!(out(&early, "decision"), "hold", "{}", describe(&early));
+    env.advance(Duration::from_secs(300));
+    let report = env.failover(&flags);
+    let d = format!(
+        "{}\n{:#}",
+        describe(&report),
+        step_out(&report, "signals")["detail"]
+    );
+    assert_eq!(report.status, RunStatus::Succeeded, "{d}");
+    assert_eq!(out(&report, "decision"), "failover", "{d}");
+    assert_eq!(
+        step_out(&report, "signals")["health_check_down"],
+        Value::Null,
+        "not read"
+    );
+    assert_eq!(writer(&env.status()), env.param("standby_region"));
+}
