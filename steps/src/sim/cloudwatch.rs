@@ -380,7 +380,7 @@ impl CloudWatchState {
                 continue;
             };
             let p = spec.period_ms;
-            if at_ms % p != 0 || at_ms <= a.created_at_ms {
+            if !at_ms.is_multiple_of(p) || at_ms <= a.created_at_ms {
                 continue;
             }
             let first = a.created_at_ms - a.created_at_ms % p;
@@ -542,14 +542,14 @@ impl Process for CloudWatch {
 
     fn handle(&self, world: &mut World, _event: &Event) {
         let now = world.clock_ms;
-        if now % world.config.service_metric_period_ms.max(1) == 0 {
+        if now.is_multiple_of(world.config.service_metric_period_ms.max(1)) {
             publish_service_metrics(world, now);
         }
         let changes = evaluate_reachable(world, now);
         for c in changes {
             send_state_change(world, &c);
         }
-        if now % 3_600_000 == 0 {
+        if now.is_multiple_of(3_600_000) {
             let keep_from = now.saturating_sub(world.config.metric_retention_ms);
             world.cloudwatch.metrics.prune(keep_from);
         }

@@ -164,7 +164,7 @@ impl World {
                 && match f.kind {
                     FaultKind::AppUnhealthy => true,
                     // Down first, then up, each for half the period.
-                    FaultKind::Flapping => ((now - f.start_ms) / half) % 2 == 0,
+                    FaultKind::Flapping => ((now - f.start_ms) / half).is_multiple_of(2),
                     _ => false,
                 }
         })
