@@ -44,3 +44,69 @@ pub(crate) fn register_pure(reg: &mut Registry) {
     decide::register(reg);
     report::register(reg);
 }
+
+#[cfg(test)]
+mod declared {
+    use super::*;
+    use crate::CloudConfig;
+
+    /// The keys a source reads from its input: `(p, "key")` and `p.get("key")`.
+    fn keys(src: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        for pat in ["(p, \"", "p.get(\""] {
+            let mut rest = src;
+            while let Some(at) = rest.find(pat) {
+                rest = &rest[at + pat.len()..];
+                if let Some(end) = rest.find('"') {
+                    out.push(&rest[..end]);
+                }
+            }
+        }
+        out
+    }
+
+    /// A misspelt parameter name in a body would compile and fail at run time: every key a
+    /// body reads is one its file's step types declare.
+    #[test]
+    fn every_key_a_body_reads_is_declared() {
+        type Register = fn(&mut Registry, &Arc<LazyBackend>);
+        let files: [(&str, &str, Register); 6] = [
+            (
+                "discover.rs",
+                include_str!("discover.rs"),
+                discover::register,
+            ),
+            ("signals.rs", include_str!("signals.rs"), signals::register),
+            (
+                "database.rs",
+                include_str!("database.rs"),
+                database::register,
+            ),
+            (
+                "capacity.rs",
+                include_str!("capacity.rs"),
+                capacity::register,
+            ),
+            ("traffic.rs", include_str!("traffic.rs"), traffic::register),
+            ("notify.rs", include_str!("notify.rs"), notify::register),
+        ];
+        let backend = Arc::new(LazyBackend::new(CloudConfig::default()));
+        let mut total = 0;
+        for (file, src, register) in files {
+            let mut reg = Registry::new();
+            register(&mut reg, &backend);
+            let declared: Vec<&str> = reg
+                .iter()
+                .flat_map(|t| t.spec().params.iter().map(|p| p.name))
+                .collect();
+            for key in keys(src) {
+                total += 1;
+                assert!(
+                    declared.contains(&key),
+                    "{file} reads `{key}`, which it does not declare"
+                );
+            }
+        }
+        assert!(total > 40, "the scan found only {total} keys");
+    }
+}
