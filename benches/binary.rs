@@ -15,7 +15,8 @@
 //! Library and binary runs alternate, and each figure is the best of `DRFLOW_BENCH_REPEAT`
 //! (default 5) runs, so a busy machine slows both alike. `DRFLOW_BENCH_SIZES` picks sizes
 //! (default 10000), `DRFLOW_BENCH_SHAPES` shapes (default `chain,fanout,random`),
-//! `DRFLOW_BENCH_TTY=0` skips the terminal column, and `DRFLOW_BENCH_BIN=path/to/drflow` times
+//! `DRFLOW_BENCH_TTY=0` skips the terminal column, `DRFLOW_BENCH_PROVISION=0` skips the last
+//! figure (a whole `runbooks/provision.yaml` on a fresh simulated cloud), and `DRFLOW_BENCH_BIN=path/to/drflow` times
 //! another build of the binary (to compare before and after a change). `cargo bench --bench binary` prints a table in µs per step and the
 //! binary/library ratio; `cargo test --all-targets` runs it once with 200 steps, so CI notices
 //! if it breaks. It asserts no timing.
@@ -222,4 +223,44 @@ fn main() {
         }
     }
     println!("(µs per step, best of {repeat}; ratio = binary / library)");
+    if std::env::var("DRFLOW_BENCH_PROVISION").map_or(true, |v| v != "0") {
+        let best = (0..repeat)
+            .map(|_| provision(&dir))
+            .min()
+            .unwrap_or_default();
+        println!(
+            "provision (runbooks/provision.yaml, eu.yaml) on the sim, journaled, from spawn to exit: {:.0} ms (best of {repeat})",
+            best.as_secs_f64() * 1000.0
+        );
+    }
+}
+
+/// `drflow run runbooks/provision.yaml` on a fresh simulated cloud, as a user runs it: the sim's
+/// whole path (world in memory, checkpoints, the final save) plus the journal.
+fn provision(dir: &Path) -> Duration {
+    let state = dir.join("provision-state");
+    let _ = std::fs::remove_dir_all(&state);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let t = Instant::now();
+    let status = Command::new(drflow())
+        .current_dir(repo)
+        .args([
+            "run",
+            "runbooks/provision.yaml",
+            "--params-file",
+            "runbooks/params/eu.yaml",
+            "--output",
+            "json",
+        ])
+        .arg("--state-dir")
+        .arg(&state)
+        .env_remove("DRFLOW_TARGET")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("drflow runs");
+    let took = t.elapsed();
+    assert!(status.success(), "provision failed");
+    took
 }

@@ -292,3 +292,64 @@ fn fault_advance_status_and_heal_play_out_across_processes() {
     let (_, out, _) = drflow(state, &["sim", "heal"]);
     assert_eq!(out.trim(), "no fault to heal");
 }
+
+/// A run holding the world (on its clock, between checkpoints) makes another process wait, with
+/// a message, and the other process then sees the run's changes and keeps its own.
+#[test]
+fn a_second_process_waits_for_the_run_holding_the_world_and_loses_nothing() {
+    use std::io::{BufRead, BufReader};
+    use std::sync::Arc;
+
+    use drflow_steps::CloudBackend;
+    use drflow_steps::sim::FaultKind;
+
+    let dir = provisioned();
+    let state = dir.path();
+    // The clock is only read here, never slept on: a plain runtime will do.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _enter = rt.enter();
+    let base = drflow_steps::sim::load_world(&drflow_steps::sim::world_path(state))
+        .unwrap()
+        .clock_ms;
+    let clock = Arc::new(drflow_engine::VirtualClock::new(base));
+    let run = drflow_steps::SimBackend::open(state).with_clock(clock);
+    // The run changes the world and has not checkpointed yet: the file does not have it.
+    run.mutate(|w| w.config.lag_spike_ms = 99_000).unwrap();
+    assert_ne!(
+        drflow_steps::sim::load_world(&drflow_steps::sim::world_path(state))
+            .unwrap()
+            .config
+            .lag_spike_ms,
+        99_000
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_drflow"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("DRFLOW_STATE_DIR", state)
+        .args(["sim", "fault", "partition"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(
+        line.contains("waiting for the simulated cloud") && line.contains("another drflow process"),
+        "{line}"
+    );
+    run.checkpoint().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let world = drflow_steps::sim::load_world(&drflow_steps::sim::world_path(state)).unwrap();
+    assert_eq!(world.config.lag_spike_ms, 99_000);
+    assert_eq!(world.faults.list.len(), 1);
+    assert_eq!(world.faults.list[0].kind, FaultKind::Partition);
+    // And the run, at its next call, sees the fault the other process injected.
+    let status = run.status().unwrap();
+    assert_eq!(status.faults.len(), 1);
+    drop(run);
+}

@@ -177,6 +177,10 @@ impl Process for Replication {
     fn handle(&self, world: &mut World, event: &Event) {
         match event.what.as_str() {
             "publish-lag" => {
+                if !world.aurora.contains_key(&event.target) {
+                    // Deleted: its periodic event ends here.
+                    return;
+                }
                 publish_lag(world, &event.target);
                 let period = world.config.aurora_lag_metric_period_ms.max(1);
                 let next = world.clock_ms + period;

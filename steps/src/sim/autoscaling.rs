@@ -591,6 +591,15 @@ pub fn describe_group(
     name: &str,
 ) -> Result<GroupCapacity, CloudError> {
     region_reachable(world, region)?;
+    group_capacity(world, region, name)
+}
+
+/// A group's capacity as the sim knows it, reachable or not (for `drflow sim status`).
+pub fn group_capacity(
+    world: &World,
+    region: &str,
+    name: &str,
+) -> Result<GroupCapacity, CloudError> {
     let r = world
         .find(region, Kind::AutoScalingGroup, name)
         .ok_or_else(|| not_found("Auto Scaling group", name))?;

@@ -27,6 +27,9 @@ pub mod aurora;
 pub mod autoscaling;
 pub mod cloudwatch;
 mod config;
+// `dns.rs` belongs to the simobs work since the skeleton; its first version has one needless
+// lifetime that is theirs to remove (then this allow goes).
+#[allow(clippy::needless_lifetimes)]
 pub mod dns;
 mod events;
 mod faults;
@@ -114,6 +117,8 @@ struct Store {
     lock: Option<File>,
     /// Changes not saved yet.
     dirty: bool,
+    /// Saved, but not flushed to the disk yet.
+    unflushed: bool,
 }
 
 /// One world, shared by every backend of this process on the same directory.
@@ -130,7 +135,7 @@ impl Drop for Shared {
             return;
         }
         let store = self.store.get_mut().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = save_if_dirty(&self.dir, store) {
+        if let Err(e) = save_if_dirty(&self.dir, store, true) {
             eprintln!("drflow: the simulated cloud's last changes were not saved: {e}");
         }
     }
@@ -208,25 +213,41 @@ fn remove_stale_temporaries(dir: &Path) {
     }
 }
 
-/// Writes a world file atomically: a reader sees the old or the new world, never half of one.
+/// Writes a world file atomically and durably: a reader sees the old or the new world, never
+/// half of one, and the new one survives a power loss once this returns.
 pub fn save_world(path: &Path, world: &World) -> Result<(), CloudError> {
+    write_world(path, world, true)
+}
+
+/// Writes a world file atomically (a temporary file renamed over it). `sync`: also flush it to
+/// the disk first. Without, the save survives the process being killed (the kernel has it) but
+/// not a power loss, like the journal's default `synchronous=NORMAL`.
+fn write_world(path: &Path, world: &World, sync: bool) -> Result<(), CloudError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(|e| internal("create", dir, e))?;
     let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
     let bytes = serde_json::to_vec(world).map_err(|e| internal("encode", path, e))?;
     let mut f = File::create(&tmp).map_err(|e| internal("write", &tmp, e))?;
     f.write_all(&bytes)
-        .and_then(|()| f.sync_all())
+        .and_then(|()| if sync { f.sync_all() } else { Ok(()) })
         .map_err(|e| internal("write", &tmp, e))?;
     fs::rename(&tmp, path).map_err(|e| internal("replace", path, e))
 }
 
-fn save_if_dirty(dir: &Path, store: &mut Store) -> Result<(), CloudError> {
+/// Saves unsaved changes. Checkpoints within a command do not wait for the disk (`final_save`
+/// false); the last save of a command does, and flushes an earlier unflushed one.
+fn save_if_dirty(dir: &Path, store: &mut Store, final_save: bool) -> Result<(), CloudError> {
+    let path = dir.join("world.json");
     if let (true, Some(world)) = (store.dirty, &store.world) {
-        let path = dir.join("world.json");
-        save_world(&path, world)?;
+        write_world(&path, world, final_save)?;
         store.stamp = stamp(&path);
         store.dirty = false;
+        store.unflushed = !final_save;
+    } else if final_save && store.unflushed {
+        File::open(&path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| internal("flush", &path, e))?;
+        store.unflushed = false;
     }
     Ok(())
 }
@@ -288,7 +309,7 @@ impl Shared {
         if self.scratch {
             return Ok(());
         }
-        let saved = save_if_dirty(&self.dir, store);
+        let saved = save_if_dirty(&self.dir, store, false);
         if saved.is_ok() {
             store.lock = None;
         }

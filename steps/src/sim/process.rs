@@ -20,7 +20,6 @@ use super::agenda::Event;
 use super::faults::{ActiveFault, FaultKind};
 use super::world::World;
 use super::{app, aurora, autoscaling, cloudwatch, dns, faults_process, route53};
-use crate::backend::ResourceState;
 
 /// One of the cloud's own processes. Implementations are stateless: their state is in the
 /// world, so it is saved with it.
@@ -164,10 +163,5 @@ impl World {
         !self
             .active_faults()
             .any(|f| f.kind == FaultKind::Partition && (f.hits(from) || f.hits(to)))
-    }
-
-    /// Whether resources of `kind` in `region` are usable (not creating or failed).
-    pub fn usable(&self, state: ResourceState) -> bool {
-        matches!(state, ResourceState::Available | ResourceState::Modifying)
     }
 }

@@ -157,10 +157,8 @@ pub fn status(world: &World) -> SimStatus {
             .list(Some(&region), Some(Kind::AutoScalingGroup))
             .iter()
             .filter_map(|g| {
-                // Describe refuses a region that is down; status still shows what is there.
-                let mut w = world.clone_light();
-                w.faults.list.clear();
-                let c = super::autoscaling::describe_group(&w, &region, &g.name).ok()?;
+                // Unlike the API, status shows a group in a region that is down.
+                let c = super::autoscaling::group_capacity(world, &region, &g.name).ok()?;
                 Some(GroupSummary {
                     name: c.name,
                     desired: c.desired_capacity,
@@ -193,6 +191,7 @@ pub fn status(world: &World) -> SimStatus {
         .filter_map(|r| r.spec.get("name").and_then(Value::as_str))
         .map(|n| n.trim_end_matches('.').to_string())
         .collect();
+    names.sort();
     names.dedup();
     let traffic = names
         .into_iter()
@@ -221,19 +220,6 @@ pub fn status(world: &World) -> SimStatus {
         regions,
         traffic,
         faults: world.faults.list.clone(),
-    }
-}
-
-impl World {
-    /// A copy without the bulky history (metrics, SNS messages): for what-if reads.
-    fn clone_light(&self) -> World {
-        let mut w = World {
-            cloudwatch: Default::default(),
-            sns: Vec::new(),
-            ..self.clone()
-        };
-        w.agenda = Default::default();
-        w
     }
 }
 
