@@ -14,7 +14,7 @@ use common::Cloud;
 use drflow_steps::SimBackend;
 use drflow_steps::backend::{
     AlarmStateValue, ChangeStatus, CloudBackend, CreateRequest, FailoverApi, GLOBAL, Kind,
-    Resource, Tags,
+    MetricQuery, Resource, Tags,
 };
 use drflow_steps::sim::cloudwatch::queue_messages;
 use drflow_steps::sim::dns::resolve_cached;
@@ -317,6 +317,26 @@ async fn the_health_check_alarm_goes_alarm_on_the_third_failed_minute_and_one_ev
     let a = describe(sim.describe_alarms("us-east-1", None).await.unwrap());
     assert_eq!(a.state, AlarmStateValue::Alarm, "{a:?}");
     assert_eq!(a.updated_at_ms, alarm_at);
+    // What the alarm saw: `HealthCheckStatus` per minute in us-east-1, 0 from the failed minute.
+    let mut dimensions = Tags::new();
+    dimensions.insert("HealthCheckId".into(), hc.health_check_id.clone());
+    let query = MetricQuery {
+        region: "us-east-1".into(),
+        namespace: "AWS/Route53".into(),
+        metric_name: "HealthCheckStatus".into(),
+        dimensions,
+        stat: "Minimum".into(),
+        period_s: 60,
+    };
+    let points = sim
+        .get_metric_data(&query, minute - 120_000, alarm_at)
+        .await
+        .unwrap();
+    let seen: Vec<(i64, f64)> = points
+        .iter()
+        .map(|p| ((p.at_ms as i64 - minute as i64) / 60_000, p.value))
+        .collect();
+    assert_eq!(seen, [(-2, 1.0), (-1, 1.0), (0, 0.0), (1, 0.0), (2, 0.0)]);
     // The event crosses to the standby region's queue within a second.
     sim.advance(Duration::from_secs(1)).unwrap();
     let world = sim.snapshot().unwrap();
@@ -461,25 +481,25 @@ async fn a_resolver_keeps_the_old_answer_until_its_ttl_expires() {
         sim.mutate(|w| resolve_cached(w, "client-1", &name, "A"))
             .unwrap()
     };
-    assert_eq!(resolve(&sim).record_data, [primary.clone()]);
+    assert_eq!(resolve(&sim).record_data, [primary.to_string()]);
     advance_to(&sim, insync + 1_000);
     assert_eq!(
         sim.test_dns_answer(&zone, &name, "A")
             .await
             .unwrap()
             .record_data,
-        [standby.clone()]
+        [standby.to_string()]
     );
     assert_eq!(
         resolve(&sim).record_data,
-        [primary.clone()],
+        [primary.to_string()],
         "the cached answer"
     );
     // Another client's resolver asks afresh.
     let other = sim
         .mutate(|w| resolve_cached(w, "client-2", &name, "A"))
         .unwrap();
-    assert_eq!(other.record_data, [standby.clone()]);
+    assert_eq!(other.record_data, [standby.to_string()]);
     advance_to(&sim, asked + 60_000 - 1);
     assert_eq!(resolve(&sim).record_data, [primary]);
     advance_to(&sim, asked + 60_000);
@@ -499,7 +519,7 @@ async fn failover_records_follow_the_primary_health_check_and_its_inversion() {
             .await
             .unwrap()
             .record_data,
-        [primary.clone()]
+        [primary.to_string()]
     );
     // Inverting the primary's check moves traffic at once, with no record change.
     let hc = hc_id(&sim, &US, "primary");
@@ -510,7 +530,7 @@ async fn failover_records_follow_the_primary_health_check_and_its_inversion() {
             .await
             .unwrap()
             .record_data,
-        [standby.clone()]
+        [standby.to_string()]
     );
     sim.set_health_check_inverted(&hc, false).await.unwrap();
     assert_eq!(
@@ -531,4 +551,19 @@ async fn failover_records_follow_the_primary_health_check_and_its_inversion() {
             .record_data,
         [standby]
     );
+}
+
+#[tokio::test]
+async fn the_lag_monitor_feeds_the_fast_lag_alarm() {
+    let sim = provisioned("eu.yaml").await;
+    let name = format!("replication-lag-fast-alarm-{}", EUROPE.suffix);
+    let state = |alarms: Vec<drflow_steps::backend::AlarmState>| alarms[0].state;
+    let a = sim.describe_alarms(EUROPE.standby, Some(&name)).await.unwrap();
+    assert_eq!(state(a), AlarmStateValue::Ok);
+    // Replication falls 120 s behind: Aurora's per-minute lag datapoint shows it, the monitor
+    // republishes it every 30 s, and the 30-second alarm fires.
+    sim.inject(fault(FaultKind::LagSpike, EUROPE.standby)).unwrap();
+    sim.advance(Duration::from_secs(300)).unwrap();
+    let a = sim.describe_alarms(EUROPE.standby, Some(&name)).await.unwrap();
+    assert_eq!(state(a), AlarmStateValue::Alarm);
 }

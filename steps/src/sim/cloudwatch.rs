@@ -33,6 +33,7 @@ use crate::backend::{
 
 mod eventbridge;
 mod metrics;
+mod monitor;
 mod rule;
 
 use eventbridge::send_state_change;
@@ -385,11 +386,12 @@ impl CloudWatchState {
             }
             let first = a.created_at_ms - a.created_at_ms % p;
             let range = u64::from(spec.evaluation_periods) + extra;
+            let samples = self.metrics.samples(&spec.metric);
             let points: Vec<Option<f64>> = (1..=range)
                 .map(|k| at_ms.checked_sub(k * p))
                 .take_while(|s| s.is_some_and(|s| s >= first))
                 .flatten()
-                .map(|s| self.metrics.statistic(&spec.metric, spec.stat, s, s + p))
+                .map(|s| metrics::statistic_of(samples, spec.stat, s, s + p))
                 .collect();
             let (state, reason) = evaluate(spec, &points, a.state);
             if state != a.state {
@@ -533,17 +535,27 @@ impl Process for CloudWatch {
             cloudwatch.evaluated_to_ms = *clock_ms;
         }
         let due = world.cloudwatch.next_due_ms(&world.config);
-        let pending = world.agenda.find(|e| e.process == NAME).map(|e| e.at_ms);
+        let pending = world
+            .agenda
+            .find(|e| e.process == NAME && e.what == "evaluate")
+            .map(|e| e.at_ms);
         if pending != Some(due) {
-            world.agenda.cancel(|e| e.process == NAME);
+            world
+                .agenda
+                .cancel(|e| e.process == NAME && e.what == "evaluate");
             world.schedule(due, NAME, "", "evaluate", Value::Null);
         }
     }
 
-    fn handle(&self, world: &mut World, _event: &Event) {
+    fn handle(&self, world: &mut World, event: &Event) {
         let now = world.clock_ms;
+        if event.what == "monitor-sample" {
+            monitor::sample_due(world, &event.target, now);
+            return;
+        }
         if now.is_multiple_of(world.config.service_metric_period_ms.max(1)) {
             publish_service_metrics(world, now);
+            monitor::invoke_due(world, now);
         }
         let changes = evaluate_reachable(world, now);
         for c in changes {

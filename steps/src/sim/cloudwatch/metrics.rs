@@ -139,11 +139,12 @@ impl MetricStore {
         start_ms: u64,
         end_ms: u64,
     ) -> Option<f64> {
-        let s = self.series.get(&metric.key())?;
-        let from = s.partition_point(|x| x.at_ms < start_ms);
-        let to = s.partition_point(|x| x.at_ms < end_ms);
-        let values: Vec<f64> = s[from..to].iter().map(|x| x.value).collect();
-        stat.of(&values)
+        statistic_of(self.samples(metric), stat, start_ms, end_ms)
+    }
+
+    /// One metric's samples, oldest first.
+    pub fn samples(&self, metric: &MetricId) -> &[Sample] {
+        self.series.get(&metric.key()).map_or(&[], Vec::as_slice)
     }
 
     /// One datapoint per period of `period_ms` from `start_ms` (rounded down to a period) to
@@ -176,4 +177,18 @@ impl MetricStore {
         }
         self.series.retain(|_, s| !s.is_empty());
     }
+}
+
+/// The statistic over `samples` (oldest first) in `[start_ms, end_ms)`; `None` when there are
+/// none.
+pub fn statistic_of(
+    samples: &[Sample],
+    stat: Statistic,
+    start_ms: u64,
+    end_ms: u64,
+) -> Option<f64> {
+    let from = samples.partition_point(|x| x.at_ms < start_ms);
+    let to = samples.partition_point(|x| x.at_ms < end_ms);
+    let values: Vec<f64> = samples[from..to].iter().map(|x| x.value).collect();
+    stat.of(&values)
 }

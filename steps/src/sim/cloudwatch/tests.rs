@@ -229,7 +229,7 @@ fn an_alarm_starts_insufficient_and_goes_alarm_on_the_third_breaching_minute() {
     let mut t = T0;
     while t < T0 + 12 * MIN {
         t = cw.next_due_ms(&config).max(t + 10_000);
-        if t % MIN == 0 {
+        if t.is_multiple_of(MIN) {
             let start = t - MIN;
             let down = start >= T0 + 5 * MIN;
             cw.metrics.put(&p, start, if down { 0.0 } else { 1.0 });
@@ -338,7 +338,7 @@ fn alarm_events_reach_the_queue_through_the_forwarding_rule() {
         "detail": {"alarmName": ["hc-alarm-primary"]},
     });
     let queue = "arn:aws:sqs:us-east-2:000000000000:alarm-events";
-    let rules = vec![
+    let rules = [
         rule(
             "us-east-1",
             "fwd",

@@ -123,7 +123,7 @@ fn recovers_after_threshold_successes_and_inverted_flips_the_verdict() {
     let c = SimConfig::default();
     let mut hc = HealthCheckSim::new("hc-1", spec(), &c, T0);
     let events = run(&mut hc, T0 + 300_000, &|t| {
-        t >= T0 + 60_000 && t < T0 + 120_000
+        (T0 + 60_000..T0 + 120_000).contains(&t)
     });
     let changes: Vec<bool> = events
         .iter()
@@ -164,7 +164,7 @@ fn skipping_steady_stretches_gives_the_same_story_as_probing_one_by_one() {
     let c = SimConfig::default();
     let mut one_by_one = HealthCheckSim::new("hc-1", spec(), &c, T0);
     let mut steady = one_by_one.clone();
-    let down = |t: u64| t >= T0 + 100_000 && t < T0 + 400_000;
+    let down = |t: u64| (T0 + 100_000..T0 + 400_000).contains(&t);
     let slow = run(&mut one_by_one, T0 + 900_000, &down);
     // The world changes at 100 s and 400 s; between them the endpoint answers the same.
     let mut fast = Vec::new();
