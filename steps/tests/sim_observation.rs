@@ -558,12 +558,19 @@ async fn the_lag_monitor_feeds_the_fast_lag_alarm() {
     let sim = provisioned("eu.yaml").await;
     let name = format!("replication-lag-fast-alarm-{}", EUROPE.suffix);
     let state = |alarms: Vec<drflow_steps::backend::AlarmState>| alarms[0].state;
-    let a = sim.describe_alarms(EUROPE.standby, Some(&name)).await.unwrap();
+    let a = sim
+        .describe_alarms(EUROPE.standby, Some(&name))
+        .await
+        .unwrap();
     assert_eq!(state(a), AlarmStateValue::Ok);
     // Replication falls 120 s behind: Aurora's per-minute lag datapoint shows it, the monitor
     // republishes it every 30 s, and the 30-second alarm fires.
-    sim.inject(fault(FaultKind::LagSpike, EUROPE.standby)).unwrap();
+    sim.inject(fault(FaultKind::LagSpike, EUROPE.standby))
+        .unwrap();
     sim.advance(Duration::from_secs(300)).unwrap();
-    let a = sim.describe_alarms(EUROPE.standby, Some(&name)).await.unwrap();
+    let a = sim
+        .describe_alarms(EUROPE.standby, Some(&name))
+        .await
+        .unwrap();
     assert_eq!(state(a), AlarmStateValue::Alarm);
 }
