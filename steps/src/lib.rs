@@ -17,6 +17,8 @@
 pub mod backend;
 mod cloud;
 mod core;
+mod failover;
+mod json;
 mod plan;
 pub mod regions;
 pub mod sim;
@@ -29,6 +31,7 @@ use drflow_engine::Registry;
 pub use crate::core::{MESSAGE_EVENTS, duration_param};
 pub use backend::{CloudBackend, CloudError, CreateRequest, ErrorKind, Kind, Resource};
 pub use cloud::framework::{Change, MANAGED_BY, RESOURCE_EVENTS, SUFFIX_TAG};
+pub use failover::{Decision, Readings, Signal, Verdict, decide};
 pub use plan::{Action, Plan, ResourceChange};
 pub use sim::SimBackend;
 pub use target::{
@@ -76,10 +79,9 @@ pub fn is_cloud_step(name: &str) -> bool {
     static CLOUD: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
         let mut registry = Registry::new();
         // Registering never opens the backend, so any configuration will do.
-        cloud::register(
-            &mut registry,
-            &Arc::new(LazyBackend::new(CloudConfig::default())),
-        );
+        let backend = Arc::new(LazyBackend::new(CloudConfig::default()));
+        cloud::register(&mut registry, &backend);
+        failover::register_cloud(&mut registry, &backend);
         registry.names().collect()
     });
     CLOUD.contains(&name)
@@ -90,5 +92,7 @@ pub fn registry_with_backend(backend: Arc<LazyBackend>) -> Registry {
     let mut registry = Registry::new();
     core::register(&mut registry);
     cloud::register(&mut registry, &backend);
+    failover::register_cloud(&mut registry, &backend);
+    failover::register_pure(&mut registry);
     registry
 }

@@ -285,7 +285,7 @@ fn run_asg<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
             "propagate_tags": true,
         });
         if warm > 0 {
-            crate::sim::merge(
+            crate::json::merge(
                 &mut spec,
                 &json!({"warm_pool": {
                     "min_size": warm,

@@ -406,7 +406,7 @@ fn run_rds<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
                 "backup_retention_period": input::int(p, "backup_retention_days")?,
             });
             if role == Role::Primary {
-                crate::sim::merge(
+                crate::json::merge(
                     &mut spec,
                     &json!({
                         "master_username": input::str(p, "master_username")?,
@@ -508,7 +508,7 @@ fn run_dynamodb<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
         };
         let tags = cx.tags(&name, Role::Primary);
         let mut spec = table_spec(input::str(p, "primary_kms_key_arn")?);
-        crate::sim::merge(&mut spec, &json!({"replica_regions": [standby]}));
+        crate::json::merge(&mut spec, &json!({"replica_regions": [standby]}));
         let table = cx
             .ensure(
                 Desired::new(Kind::DynamoTable, primary, &name, spec)
@@ -520,7 +520,7 @@ fn run_dynamodb<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
         // A global-table replica is a table in the other region that the service keeps in sync;
         // the aws backend creates it with UpdateTable(ReplicaUpdates) on the source.
         let mut spec = table_spec(input::str(p, "standby_kms_key_arn")?);
-        crate::sim::merge(&mut spec, &json!({"replica_of": table.arn}));
+        crate::json::merge(&mut spec, &json!({"replica_of": table.arn}));
         let tags = cx.tags(&name, Role::Standby);
         let replica = cx
             .ensure(
@@ -611,7 +611,7 @@ fn run_s3<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
             )
             .await?;
         let mut spec = bucket_spec(&src, primary_key);
-        crate::sim::merge(
+        crate::json::merge(
             &mut spec,
             &json!({"replication": {
                 "role": role.arn,

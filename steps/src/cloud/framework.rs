@@ -380,7 +380,7 @@ impl Cx {
         let b = &self.backend;
         let mut spec = d.spec.clone();
         if d.create_only.is_object() {
-            crate::sim::merge(&mut spec, &d.create_only);
+            crate::json::merge(&mut spec, &d.create_only);
         }
         let mut tags = d.tags.clone();
         if let Some(run) = created_by {

@@ -1,7 +1,7 @@
 //! The provisioning step library. Each file is one service (or one concern) and registers its
 //! step types; [`framework`] holds the find-or-create-or-repair loop they share.
 
-mod checks;
+pub(crate) mod checks;
 mod compute;
 mod data;
 mod drift;

@@ -456,7 +456,7 @@ fn metric_alarm(description: &str, metric: Value, topic: &str) -> Value {
         "ok_actions": [topic],
         "insufficient_data_actions": [],
     });
-    crate::sim::merge(&mut spec, &metric);
+    crate::json::merge(&mut spec, &metric);
     spec
 }
 
@@ -819,7 +819,7 @@ fn run_dashboard<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
         let ns = s("metric_namespace")?;
         let widget = |x: u32, y: u32, title: &str, region: &str, metrics: Value, extra: Value| {
             let mut props = json!({"title": title, "region": region, "view": "timeSeries", "stat": "Minimum", "period": 60, "metrics": metrics});
-            crate::sim::merge(&mut props, &extra);
+            crate::json::merge(&mut props, &extra);
             json!({"type": "metric", "x": x, "y": y, "width": 12, "height": 6, "properties": props})
         };
         let body = json!({"widgets": [

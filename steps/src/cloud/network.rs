@@ -547,7 +547,7 @@ async fn route(
     role: super::framework::Role,
 ) -> Result<(), StepError> {
     let mut spec = json!({"route_table_id": table, "destination_cidr_block": destination});
-    crate::sim::merge(&mut spec, &target);
+    crate::json::merge(&mut spec, &target);
     let name = format!("{table}:{destination}");
     let tags = cx.tags(&name, role);
     cx.ensure(

@@ -175,7 +175,7 @@ const IAM_NAMES: Names = &[
 fn ingress(port: u16, from: serde_json::Value, why: &str) -> serde_json::Value {
     let mut rule =
         json!({"protocol": "tcp", "from_port": port, "to_port": port, "description": why});
-    crate::sim::merge(&mut rule, &from);
+    crate::json::merge(&mut rule, &from);
     rule
 }
 

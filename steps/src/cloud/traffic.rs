@@ -614,7 +614,7 @@ fn run_dns<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
             let mut spec = spec;
             let owned = if policy == "failover" {
                 // The failover role is the record's identity; only weights move at run time.
-                crate::sim::merge(&mut spec, &initial);
+                crate::json::merge(&mut spec, &initial);
                 serde_json::Value::Null
             } else {
                 initial

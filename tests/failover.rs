@@ -1,0 +1,773 @@
+//! The failover and failback runbooks on the simulated cloud, one fault at a time, through the
+//! library: provision into a temporary state directory, inject the fault through the sim's
+//! faults API, let virtual time pass, run `runbooks/failover.yaml`, and check what it decided
+//! and did against the sim's own account (`SimBackend::status`). Every run is on a paused
+//! runtime with the sim on the run's virtual clock: minutes of simulated time, no sleeps.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use drflow_engine::{
+    Outputs, Recorder, RunOptions, RunReport, RunStatus, SharedClock, Stop, VirtualClock, compile,
+    resolve_params,
+};
+use drflow_steps::sim::{Fault, FaultKind, SimStatus};
+use drflow_steps::{CloudBackend, CloudConfig, LazyBackend, SimBackend};
+use serde_json::{Value, json};
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// One environment on the sim, provisioned with one of the shipped parameter files.
+struct Env {
+    dir: tempfile::TempDir,
+    params: &'static str,
+}
+
+impl Env {
+    /// Provisions `runbooks/provision.yaml` with `runbooks/params/<params>`, then lets ten
+    /// minutes pass so that writes flow and every health check and alarm has settled.
+    fn provisioned(params: &'static str) -> Env {
+        let env = Env {
+            dir: tempfile::tempdir().unwrap(),
+            params,
+        };
+        let report = env.run("runbooks/provision.yaml", &[]);
+        assert_eq!(report.status, RunStatus::Succeeded, "{:#?}", report.errors);
+        env.advance(Duration::from_secs(600));
+        env
+    }
+
+    fn state(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The sim without a clock: faults, time and status, as `drflow sim` sees them.
+    fn sim(&self) -> SimBackend {
+        SimBackend::open(self.state())
+    }
+
+    fn inject(&self, kind: FaultKind, region: Option<&str>) {
+        self.sim()
+            .inject(Fault {
+                kind,
+                region: region.map(str::to_string),
+                az: None,
+                at_ms: None,
+                for_ms: None,
+            })
+            .unwrap_or_else(|e| panic!("inject {kind:?}: {e}"));
+    }
+
+    fn advance(&self, by: Duration) {
+        self.sim().advance(by).unwrap();
+    }
+
+    fn status(&self) -> SimStatus {
+        self.sim().status().unwrap()
+    }
+
+    fn param(&self, name: &str) -> String {
+        let text =
+            std::fs::read_to_string(repo(&format!("runbooks/params/{}", self.params))).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("{name} in {}", self.params))
+            .trim()
+            .to_string()
+    }
+
+    /// Runs a shipped runbook with this environment's parameter file and `flags`, on a paused
+    /// runtime, the sim on the run's virtual clock; saves the world at the end.
+    fn run(&self, runbook: &str, flags: &[(&str, &str)]) -> RunReport {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let config = CloudConfig::sim(self.state());
+        runtime.block_on(async {
+            let base = config.virtual_clock_ms().expect("the sim keeps a clock");
+            let clock: SharedClock = Arc::new(VirtualClock::new(base));
+            let sim: Arc<dyn CloudBackend> =
+                Arc::new(SimBackend::open(self.state()).with_clock(clock));
+            let lazy = Arc::new(LazyBackend::from_backend(config.clone(), sim));
+            let registry = drflow_steps::registry_with_backend(Arc::clone(&lazy));
+            let source = std::fs::read_to_string(repo(runbook)).unwrap();
+            let rb = compile(runbook, &source, &registry).unwrap_or_else(|d| panic!("{d:?}"));
+            let params_path = format!("runbooks/params/{}", self.params);
+            let params_text = std::fs::read_to_string(repo(&params_path)).unwrap();
+            let flags: Vec<(String, String)> = flags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let params = resolve_params(&rb, Some((&params_path, &params_text)), &flags)
+                .unwrap_or_else(|d| panic!("{d:?}"));
+            let (_tx, stop) = tokio::sync::watch::channel(Stop::No);
+            let mut sink = Recorder::default();
+            let report = drflow_engine::run(
+                &rb,
+                &params,
+                RunOptions::new(format!("test-{}", rb.name)),
+                &mut sink,
+                stop,
+            )
+            .await
+            .expect("the run goes to its end");
+            lazy.checkpoint().expect("the world is saved");
+            report
+        })
+    }
+
+    fn failover(&self, flags: &[(&str, &str)]) -> RunReport {
+        self.run("runbooks/failover.yaml", flags)
+    }
+}
+
+fn out<'r>(report: &'r RunReport, name: &str) -> &'r Value {
+    report.outputs.get(name).unwrap_or(&Value::Null)
+}
+
+fn step<'r>(report: &'r RunReport, id: &str) -> &'r drflow_engine::StepReport {
+    report.steps.iter().find(|s| s.id == id).unwrap()
+}
+
+fn step_out<'r>(report: &'r RunReport, id: &str) -> &'r Outputs {
+    step(report, id)
+        .outputs
+        .as_ref()
+        .unwrap_or_else(|| panic!("{id} has no outputs: {:?}", step(report, id)))
+}
+
+fn writer(status: &SimStatus) -> String {
+    status.writer_region.clone().unwrap_or_default()
+}
+
+/// Where DNS sends the public name's clients now, by region.
+fn serving(status: &SimStatus) -> Vec<String> {
+    status
+        .traffic
+        .iter()
+        .find(|t| t.name.starts_with("api."))
+        .map(|t| t.regions.clone())
+        .unwrap_or_default()
+}
+
+fn lost_writes(status: &SimStatus) -> u64 {
+    status
+        .regions
+        .iter()
+        .filter_map(|r| r.database.as_ref())
+        .map(|d| d.lost_writes)
+        .max()
+        .unwrap_or(0)
+}
+
+fn describe(report: &RunReport) -> String {
+    let steps: Vec<String> = report
+        .steps
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {:?} {}",
+                s.id,
+                s.status,
+                s.error
+                    .as_ref()
+                    .map(|e| e.to_string())
+                    .or(s.note.clone())
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    format!(
+        "{:?}\noutputs: {}\nsteps:\n  {}\nerrors: {:?}",
+        report.status,
+        serde_json::to_string_pretty(&report.outputs).unwrap(),
+        steps.join("\n  "),
+        report.errors
+    )
+}
+
+/// A region outage: the writer is lost, so a managed failover, losing exactly the writes the
+/// standby did not hold; then a second run changes nothing.
+#[test]
+fn region_outage_fails_over_losing_only_the_unreplicated_writes() {
+    for params in ["eu.yaml", "us-east.yaml"] {
+        let env = Env::provisioned(params);
+        let (primary, standby) = (env.param("primary_region"), env.param("standby_region"));
+        assert_eq!(serving(&env.status()), vec![primary.clone()]);
+        env.inject(FaultKind::RegionOutage, None);
+        env.advance(Duration::from_secs(45));
+        let report = env.failover(&[]);
+        let d = describe(&report);
+        if std::env::var_os("SHOW").is_some() {
+            eprintln!("{params}: {d}");
+        }
+        assert_eq!(report.status, RunStatus::Succeeded, "{params}: {d}");
+        assert_eq!(out(&report, "decision"), "failover", "{d}");
+        let status = env.status();
+        assert_eq!(writer(&status), standby, "{d}");
+        assert_eq!(serving(&status), vec![standby.clone()], "{d}");
+        // Lost writes: what the sim says the promotion lost, as the run read it before.
+        assert_eq!(
+            out(&report, "lost_writes"),
+            &json!(lost_writes(&status)),
+            "{d}"
+        );
+        let rpo = out(&report, "rpo_seconds").as_f64().unwrap();
+        assert!(rpo < 60.0, "{d}");
+        let rto = out(&report, "rto_seconds").as_f64().unwrap();
+        assert!(rto > 0.0 && rto < 300.0, "RTO {rto} s: {d}");
+        let phases = out(&report, "phase_seconds");
+        for p in ["signals", "promote", "scale", "traffic", "verify"] {
+            assert!(phases.get(p).is_some(), "phase {p}: {d}");
+        }
+        assert!(!out(&report, "actions").as_array().unwrap().is_empty());
+        let scale = step_out(&report, "scale");
+        assert_eq!(scale["shortfall"], 0, "{d}");
+
+        // A second run finds the standby serving and changes nothing.
+        let again = env.failover(&[]);
+        let d = describe(&again);
+        assert_eq!(again.status, RunStatus::Succeeded, "{d}");
+        assert_eq!(out(&again, "decision"), "none", "{d}");
+        assert_eq!(out(&again, "actions"), &json!([]), "{d}");
+        assert!(
+            out(&again, "summary")
+                .as_str()
+                .unwrap()
+                .contains("already serves"),
+            "{d}"
+        );
+        assert_eq!(writer(&env.status()), standby);
+    }
+}
+
+/// The application fails on healthy infrastructure: its database is fine, so a switchover,
+/// nothing lost; the primary is fenced first.
+#[test]
+fn app_unhealthy_switches_over_losing_nothing() {
+    let env = Env::provisioned("eu.yaml");
+    let standby = env.param("standby_region");
+    let before = lost_writes(&env.status());
+    env.inject(FaultKind::AppUnhealthy, None);
+    env.advance(Duration::from_secs(45));
+    let report = env.failover(&[]);
+    let d = describe(&report);
+    assert_eq!(report.status, RunStatus::Succeeded, "{d}");
+    assert_eq!(out(&report, "decision"), "switchover", "{d}");
+    assert_eq!(out(&report, "lost_writes"), 0, "{d}");
+    assert_eq!(out(&report, "rpo_seconds"), &json!(0.0), "{d}");
+    assert_eq!(step_out(&report, "fence")["fenced"], true, "{d}");
+    let status = env.status();
+    assert_eq!(writer(&status), standby);
+    assert_eq!(serving(&status), vec![standby]);
+    assert_eq!(lost_writes(&status), before, "a switchover loses nothing");
+}
+
+/// The writer's cluster fails, its region is fine: a managed failover, and the primary's
+/// instances are fenced (its region can be reached).
+#[test]
+fn db_failure_fails_over() {
+    let env = Env::provisioned("us-east.yaml");
+    let standby = env.param("standby_region");
+    env.inject(FaultKind::DbFailure, None);
+    env.advance(Duration::from_secs(45));
+    let report = env.failover(&[]);
+    let d = describe(&report);
+    assert_eq!(report.status, RunStatus::Succeeded, "{d}");
+    assert_eq!(out(&report, "decision"), "failover", "{d}");
+    assert_eq!(step_out(&report, "fence")["fenced"], true, "{d}");
+    let status = env.status();
+    assert_eq!(writer(&status), standby, "{d}");
+    assert_eq!(serving(&status), vec![standby], "{d}");
+    assert_eq!(
+        out(&report, "lost_writes"),
+        &json!(lost_writes(&status)),
+        "{d}"
+    );
+}
+
+/// Holds: nothing promoted, fenced, scaled or moved; the run succeeds and says why.
+fn assert_held(env: &Env, report: &RunReport, why: &str) {
+    let d = describe(report);
+    assert_eq!(report.status, RunStatus::Succeeded, "{d}");
+    assert_eq!(out(report, "decision"), "hold", "{d}");
+    assert!(
+        out(report, "summary").as_str().unwrap().contains(why),
+        "{why}: {d}"
+    );
+    assert_eq!(out(report, "actions"), &json!([]), "{d}");
+    for s in ["fence", "promote", "scale", "traffic", "verify"] {
+        assert_eq!(
+            step(report, s).status,
+            drflow_engine::StepStatus::Skipped,
+            "{s}: {d}"
+        );
+    }
+    let status = env.status();
+    assert_eq!(writer(&status), env.param("primary_region"));
+    assert_eq!(lost_writes(&status), 0);
+    // Both regions were told.
+    let told = env.sim().published().unwrap();
+    assert!(told.iter().any(|m| m.subject.contains("hold")), "{told:?}");
+}
+
+/// An endpoint going up and down never reads as down over the confirmation window.
+#[test]
+fn flapping_holds() {
+    let env = Env::provisioned("eu.yaml");
+    env.inject(FaultKind::Flapping, None);
+    for wait in [20, 45, 70] {
+        env.advance(Duration::from_secs(wait));
+        let report = env.failover(&[]);
+        assert_held(&env, &report, "not confirmed");
+    }
+}
+
+/// The standby cannot reach the primary, but Route 53's checkers can: drflow is the one cut
+/// off, so it holds.
+#[test]
+fn partition_holds() {
+    let env = Env::provisioned("us-east.yaml");
+    env.inject(FaultKind::Partition, None);
+    env.advance(Duration::from_secs(45));
+    let report = env.failover(&[]);
+    assert_held(&env, &report, "isolation");
+}
+
+/// The writer is lost while replication lags beyond the budget: blocked, nothing promoted, the
+/// run fails so that someone looks; a re-run with a larger budget fails over.
+#[test]
+fn lag_spike_beyond_the_budget_blocks() {
+    let env = Env::provisioned("eu.yaml");
+    let standby = env.param("standby_region");
+    env.inject(FaultKind::LagSpike, None);
+    env.advance(Duration::from_secs(180));
+    env.inject(FaultKind::RegionOutage, None);
+    env.advance(Duration::from_secs(45));
+    let report = env.failover(&[]);
+    let d = describe(&report);
+    assert_eq!(report.status, RunStatus::Failed, "{d}");
+    assert_eq!(out(&report, "decision"), "blocked", "{d}");
+    assert!(
+        out(&report, "reason")
+            .as_str()
+            .unwrap()
+            .contains("max_data_loss"),
+        "{d}"
+    );
+    for s in ["fence", "promote", "scale", "traffic"] {
+        assert_eq!(
+            step(&report, s).status,
+            drflow_engine::StepStatus::Skipped,
+            "{s}: {d}"
+        );
+    }
+    assert_eq!(
+        step(&report, "blocked").status,
+        drflow_engine::StepStatus::Failed,
+        "{d}"
+    );
+    let status = env.status();
+    assert_eq!(
+        writer(&status),
+        env.param("primary_region"),
+        "nothing promoted"
+    );
+    assert_eq!(lost_writes(&status), 0);
+
+    let report = env.failover(&[("max_data_loss", "10m")]);
+    let d = describe(&report);
+    assert_eq!(report.status, RunStatus::Succeeded, "{d}");
+    assert_eq!(out(&report, "decision"), "failover", "{d}");
+    assert!(out(&report, "rpo_seconds").as_f64().unwrap() > 60.0, "{d}");
+    assert_eq!(writer(&env.status()), standby);
+}
+
+/// The standby cannot launch all it needs: the failover goes on with what launched, reports
+/// the shortfall, and says so in the notification.
+#[test]
+fn capacity_short_fails_over_with_the_shortfall_reported() {
+    let env = Env::provisioned("eu.yaml");
+    let standby = env.param("standby_region");
+    env.inject(FaultKind::CapacityShort, Some(&standby));
+    env.inject(FaultKind::RegionOutage, None);
+    env.advance(Duration::from_secs(45));
+    let report = env.failover(&[("capacity_wait", "90s")]);
+    let d = describe(&report);
+    assert_eq!(report.status, RunStatus::Succeeded, "{d}");
+    assert_eq!(out(&report, "decision"), "failover", "{d}");
+    let shortfall = out(&report, "capacity_shortfall").as_u64().unwrap();
+    assert!(shortfall > 0, "{d}");
+    let scale = step_out(&report, "scale");
+    assert!(
+        scale["last_failure"]
+            .as_str()
+            .unwrap()
+            .contains("InsufficientInstanceCapacity"),
+        "{d}"
+    );
+    assert_eq!(serving(&env.status()), vec![standby]);
+    let told = env.sim().published().unwrap();
+    assert!(
+        told.iter().any(|m| m.message.contains("capacity short")),
+        "{told:?}"
+    );
+}
+
+/// After a region outage and its failover, the region comes back; failback returns to it with
+/// nothing lost, the standby goes back to its minimal size, and provision finds nothing to do.
+#[test]
+fn failback_after_a_region_outage_returns_everything_as_provisioned() {
+    for params in ["eu.yaml", "us-east.yaml"] {
+        let env = Env::provisioned(params);
+        let (primary, standby) = (env.param("primary_region"), env.param("standby_region"));
+        env.inject(FaultKind::RegionOutage, None);
+        env.advance(Duration::from_secs(45));
+        let report = env.failover(&[]);
+        assert_eq!(
+            out(&report, "decision"),
+            "failover",
+            "{}",
+            describe(&report)
+        );
+        let lost = lost_writes(&env.status());
+        env.sim().heal(None).unwrap();
+        env.advance(Duration::from_secs(300));
+
+        let back = env.run("runbooks/failback.yaml", &[]);
+        let d = describe(&back);
+        if std::env::var_os("SHOW").is_some() {
+            eprintln!("{params}: {d}");
+        }
+        assert_eq!(back.status, RunStatus::Succeeded, "{params}: {d}");
+        assert_eq!(out(&back, "decision"), "failback", "{d}");
+        assert_eq!(out(&back, "lost_writes"), 0, "{d}");
+        let status = env.status();
+        assert_eq!(writer(&status), primary, "{d}");
+        assert_eq!(serving(&status), vec![primary.clone()], "{d}");
+        assert_eq!(lost_writes(&status), lost, "the failback lost nothing more");
+        let group = |region: &str| {
+            status
+                .regions
+                .iter()
+                .find(|r| r.region == region)
+                .and_then(|r| r.groups.first().cloned())
+                .unwrap()
+        };
+        assert_eq!(group(&standby).desired, 1, "{d}");
+        assert_eq!(group(&primary).desired, 2, "{d}");
+
+        // Failback again: nothing to move.
+        let again = env.run("runbooks/failback.yaml", &[]);
+        let d = describe(&again);
+        assert_eq!(again.status, RunStatus::Succeeded, "{d}");
+        assert_eq!(out(&again, "decision"), "none", "{d}");
+        assert_eq!(out(&again, "actions"), &json!([]), "{d}");
+
+        // Everything is as provision wants it.
+        let provision = env.run("runbooks/provision.yaml", &[]);
+        assert_eq!(provision.status, RunStatus::Succeeded);
+        let mut changes: Vec<Value> = Vec::new();
+        for s in &provision.steps {
+            if let Some(c) = s.outputs.as_ref().and_then(|o| o.get("changes")) {
+                changes.extend(c.as_array().cloned().unwrap_or_default());
+            }
+        }
+        assert!(
+            changes.is_empty(),
+            "{params}: provision changed {changes:?}"
+        );
+    }
+}
+
+/// A sink that records, and stops the run `delay` (virtual) after step `kill_at` starts: a
+/// crash in the middle of that step, after whatever it did in that time.
+struct KillAt {
+    kill_at: String,
+    delay: Duration,
+    stop: tokio::sync::watch::Sender<Stop>,
+    recorder: Recorder,
+}
+
+impl drflow_engine::RunSink for KillAt {
+    fn record(&mut self, event: &drflow_engine::RunEvent) -> Result<(), drflow_engine::SinkError> {
+        if let drflow_engine::RunEvent::StepStarted { step, .. } = event
+            && *step == self.kill_at
+        {
+            let (stop, delay) = (self.stop.clone(), self.delay);
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _ = stop.send(Stop::Now);
+            });
+        }
+        self.recorder.record(event)
+    }
+}
+
+impl Env {
+    /// A copy of this environment's world in a new state directory.
+    fn copy(&self) -> Env {
+        let env = Env {
+            dir: tempfile::tempdir().unwrap(),
+            params: self.params,
+        };
+        std::fs::create_dir_all(env.state().join("sim")).unwrap();
+        std::fs::copy(
+            self.state().join("sim/world.json"),
+            env.state().join("sim/world.json"),
+        )
+        .unwrap();
+        env
+    }
+
+    /// Runs the failover, killed `delay` after `kill_at` starts, then resumed as `drflow
+    /// resume` does: the steps that succeeded keep their outputs, the rest run again.
+    fn failover_killed_and_resumed(
+        &self,
+        kill_at: &str,
+        delay: Duration,
+    ) -> (RunReport, RunReport) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let config = CloudConfig::sim(self.state());
+        let runbook = "runbooks/failover.yaml";
+        let run_once = |prior: Option<drflow_engine::Prior>, kill: bool| {
+            runtime.block_on(async {
+                let base = config.virtual_clock_ms().unwrap();
+                let clock: SharedClock = Arc::new(VirtualClock::new(base));
+                let sim: Arc<dyn CloudBackend> =
+                    Arc::new(SimBackend::open(self.state()).with_clock(clock));
+                let lazy = Arc::new(LazyBackend::from_backend(config.clone(), sim));
+                let registry = drflow_steps::registry_with_backend(Arc::clone(&lazy));
+                let source = std::fs::read_to_string(repo(runbook)).unwrap();
+                let rb = compile(runbook, &source, &registry).unwrap();
+                let path = format!("runbooks/params/{}", self.params);
+                let text = std::fs::read_to_string(repo(&path)).unwrap();
+                let params = resolve_params(&rb, Some((&path, &text)), &[]).unwrap();
+                let (tx, stop) = tokio::sync::watch::channel(Stop::No);
+                let mut options = RunOptions::new("killed");
+                options.prior = prior;
+                let mut sink = KillAt {
+                    kill_at: if kill {
+                        kill_at.to_string()
+                    } else {
+                        String::new()
+                    },
+                    delay,
+                    stop: tx,
+                    recorder: Recorder::default(),
+                };
+                let report = drflow_engine::run(&rb, &params, options, &mut sink, stop)
+                    .await
+                    .unwrap();
+                lazy.checkpoint().unwrap();
+                report
+            })
+        };
+        let first = run_once(None, true);
+        let mut prior = drflow_engine::Prior::default();
+        for s in &first.steps {
+            prior.attempts.insert(s.id.clone(), s.attempts);
+            if s.status == drflow_engine::StepStatus::Succeeded {
+                prior
+                    .succeeded
+                    .insert(s.id.clone(), s.outputs.clone().unwrap_or_default());
+            }
+        }
+        let resumed = run_once(Some(prior), false);
+        (first, resumed)
+    }
+}
+
+/// A failover killed in the middle of each of its steps and resumed ends as an uninterrupted
+/// one does: the standby writes and serves, the promotion happened once (the sim refuses a
+/// second, which would fail the run) and lost what an uninterrupted failover loses.
+#[test]
+fn a_failover_killed_at_any_step_and_resumed_ends_the_same() {
+    let template = Env::provisioned("eu.yaml");
+    template.inject(FaultKind::RegionOutage, None);
+    template.advance(Duration::from_secs(45));
+    let baseline = template.copy();
+    let report = baseline.failover(&[]);
+    assert_eq!(
+        out(&report, "decision"),
+        "failover",
+        "{}",
+        describe(&report)
+    );
+    let expected_lost = lost_writes(&baseline.status());
+    let standby = template.param("standby_region");
+    let mut interrupted = 0;
+    for kill_at in [
+        "discover",
+        "signals",
+        "database",
+        "decide",
+        "fence",
+        "promote",
+        "scale",
+        "traffic",
+        "verify",
+        "report",
+        "notify_end",
+    ] {
+        for delay in [Duration::from_secs(1), Duration::from_secs(30)] {
+            let env = template.copy();
+            let (first, resumed) = env.failover_killed_and_resumed(kill_at, delay);
+            let d = format!(
+                "killed in {kill_at} after {delay:?}:\n{}",
+                describe(&resumed)
+            );
+            // A step that ends sooner than the delay is not interrupted: the run went on.
+            if first.status != RunStatus::Succeeded {
+                interrupted += 1;
+            }
+            assert_eq!(resumed.status, RunStatus::Succeeded, "{d}");
+            assert_eq!(out(&resumed, "decision"), "failover", "{d}");
+            let status = env.status();
+            assert_eq!(writer(&status), standby, "{d}");
+            assert_eq!(serving(&status), vec![standby.clone()], "{d}");
+            assert_eq!(lost_writes(&status), expected_lost, "{d}");
+            assert_eq!(out(&resumed, "lost_writes"), &json!(expected_lost), "{d}");
+        }
+    }
+    assert!(
+        interrupted >= 14,
+        "only {interrupted} runs were interrupted"
+    );
+}
+
+/// Failover and failback of one environment share their lock, so one waits for (or is refused
+/// by) the other, and another environment's are independent.
+#[test]
+fn failover_and_failback_of_an_environment_share_one_lock() {
+    let registry = drflow_steps::registry(&CloudConfig::default());
+    let key = |runbook: &str, params: &str| {
+        let source = std::fs::read_to_string(repo(runbook)).unwrap();
+        let rb = compile(runbook, &source, &registry).unwrap();
+        let path = format!("runbooks/params/{params}");
+        let text = std::fs::read_to_string(repo(&path)).unwrap();
+        let values = resolve_params(&rb, Some((&path, &text)), &[]).unwrap();
+        let scope = drflow_engine::Scope::new("r", drflow_engine::now(), &values).context(0.0);
+        rb.lock.as_ref().expect("a lock").eval(&scope).unwrap()
+    };
+    assert_eq!(key("runbooks/failover.yaml", "eu.yaml"), "failover-prod-eu");
+    assert_eq!(key("runbooks/failback.yaml", "eu.yaml"), "failover-prod-eu");
+    assert_eq!(
+        key("runbooks/failover.yaml", "us-east.yaml"),
+        "failover-prod-us"
+    );
+    assert_eq!(
+        key("runbooks/failback.yaml", "us-east.yaml"),
+        "failover-prod-us"
+    );
+}
+
+/// `drflow run runbooks/failover.yaml` as a person runs it, after `drflow run
+/// runbooks/provision.yaml`, with the fault injected into the same state directory.
+#[test]
+fn the_binary_fails_over_a_region_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let drflow = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_drflow"))
+            .current_dir(repo(""))
+            .env("DRFLOW_LOG", "warn")
+            .env_remove("DRFLOW_TARGET")
+            .arg("--state-dir")
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let params = ["--params-file", "runbooks/params/eu.yaml"];
+    let provision = drflow(&[&["run", "runbooks/provision.yaml"], &params[..]].concat());
+    assert!(
+        provision.status.success(),
+        "{}",
+        String::from_utf8_lossy(&provision.stderr)
+    );
+    let sim = SimBackend::open(dir.path());
+    sim.advance(Duration::from_secs(600)).unwrap();
+    sim.inject(Fault {
+        kind: FaultKind::RegionOutage,
+        region: None,
+        az: None,
+        at_ms: None,
+        for_ms: None,
+    })
+    .unwrap();
+    sim.advance(Duration::from_secs(45)).unwrap();
+    drop(sim);
+    let run = drflow(
+        &[
+            &["run", "runbooks/failover.yaml"],
+            &params[..],
+            &["--output", "json"],
+        ]
+        .concat(),
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let report: Value = serde_json::from_slice(&run.stdout).unwrap();
+    let outputs = &report["outputs"];
+    assert_eq!(outputs["decision"], "failover", "{report:#}");
+    assert!(outputs["lost_writes"].as_u64().is_some(), "{report:#}");
+    assert!(
+        outputs["rto_seconds"].as_f64().unwrap() < 300.0,
+        "{report:#}"
+    );
+    let status = SimBackend::open(dir.path()).status().unwrap();
+    assert_eq!(writer(&status), "eu-central-1");
+    assert_eq!(serving(&status), vec!["eu-central-1".to_string()]);
+    assert_eq!(outputs["lost_writes"], json!(lost_writes(&status)));
+    // And a second run says the standby already serves.
+    let again = drflow(
+        &[
+            &["run", "runbooks/failover.yaml"],
+            &params[..],
+            &["--output", "json"],
+        ]
+        .concat(),
+    );
+    let report: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(report["outputs"]["decision"], "none", "{report:#}");
+    assert_eq!(report["outputs"]["actions"], json!([]), "{report:#}");
+}
+
+/// An emulator whose health checks never fail can be driven by alarms alone: `signals:
+/// [alarms]`, `quorum: 1`. The health check alarm needs three 1-minute periods, so it fires
+/// minutes after the outage. (With `us-east.yaml` the alarms live in the primary region itself,
+/// us-east-1, where Route 53 publishes: an outage there leaves them unreadable, so this is the
+/// `eu.yaml` layout.)
+#[test]
+fn alarms_alone_can_drive_a_failover() {
+    let env = Env::provisioned("eu.yaml");
+    env.inject(FaultKind::RegionOutage, None);
+    env.advance(Duration::from_secs(60));
+    let flags = [("signals", "[alarms]"), ("quorum", "1")];
+    let early = env.failover(&flags);
+    assert_eq!(out(&early, "decision"), "hold", "{}", describe(&early));
+    env.advance(Duration::from_secs(300));
+    let report = env.failover(&flags);
+    let d = format!(
+        "{}\n{:#}",
+        describe(&report),
+        step_out(&report, "signals")["detail"]
+    );
+    assert_eq!(report.status, RunStatus::Succeeded, "{d}");
+    assert_eq!(out(&report, "decision"), "failover", "{d}");
+    assert_eq!(
+        step_out(&report, "signals")["health_check_down"],
+        Value::Null,
+        "not read"
+    );
+    assert_eq!(writer(&env.status()), env.param("standby_region"));
+}
