@@ -505,6 +505,15 @@ async fn on_the_runs_clock_parallel_calls_overlap_and_waits_sleep_on_the_clock()
     assert_eq!(db.writer().unwrap().region, STANDBY);
     assert_eq!(sim.now_ms().await.unwrap(), clock.now_ms());
     assert!(sim.advance(secs(1)).is_err());
+    // A probe that gets no answer costs its timeout on the clock.
+    sim.inject(Fault::new(FaultKind::Partition)).unwrap();
+    let before = clock.now_ms();
+    let probe = sim
+        .probe(STANDBY, &alb_url(&sim, PRIMARY), None)
+        .await
+        .unwrap();
+    assert!(probe.status.is_none());
+    assert_eq!(clock.now_ms() - before, 6_000);
 }
 
 /// A whole provision on the run's clock (paused tokio time, as the binary runs a sim run):

@@ -174,6 +174,20 @@ impl FailoverApi for SimBackend {
         url: &'a str,
         search_string: Option<&'a str>,
     ) -> CloudFuture<'a, ProbeResult> {
-        self.read(move |w| app::probe(w, from_region, url, search_string))
+        Box::pin(async move {
+            let (result, timeout_ms) = self.with_world(false, |w| {
+                Ok((
+                    app::probe(w, from_region, url, search_string)?,
+                    w.config.probe_timeout_ms,
+                ))
+            })?;
+            // An endpoint that does not answer costs the probe its whole timeout.
+            if let (Some(clock), None) = (&self.clock, result.status) {
+                clock
+                    .sleep(std::time::Duration::from_millis(timeout_ms))
+                    .await;
+            }
+            Ok(result)
+        })
     }
 }

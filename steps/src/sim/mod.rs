@@ -151,7 +151,7 @@ fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<Shared>>> {
 pub struct SimBackend {
     shared: Arc<Shared>,
     /// The run's clock, when the sim runs inside a run (see [`SimBackend::with_clock`]).
-    clock: Option<drflow_engine::SharedClock>,
+    pub(crate) clock: Option<drflow_engine::SharedClock>,
 }
 
 impl std::fmt::Debug for SimBackend {
