@@ -288,8 +288,26 @@ impl Cx {
         let label = format!("{} {} ({})", d.kind, d.name, d.region);
         self.owned
             .push(json!({"kind": d.kind.name(), "region": d.region, "name": d.name}));
-        let found = b.find(&d.region, d.kind, &d.name).await?;
-        if let Some(other) = found.as_ref().and_then(|r| self.foreign(r)) {
+        let actual = match b.find(&d.region, d.kind, &d.name).await? {
+            Some(r) => r,
+            None => {
+                let run_id = self.run_id.clone();
+                match self.create(&d, Some(&run_id)).await? {
+                    Made::Created(created) => {
+                        resource_event("created", d.kind, &d.name, &d.region, &created.id, "");
+                        self.changes
+                            .push((Change::Created, format!("created {label}")));
+                        return Ok(created);
+                    }
+                    // Another step (or a retry) created it between our find and create, e.g.
+                    // the DNS validation record both regions' certificate steps ensure in
+                    // parallel: it is not ours to count as created, and it is checked like
+                    // any resource found.
+                    Made::Found(theirs) => theirs,
+                }
+            }
+        };
+        if let Some(other) = self.foreign(&actual) {
             return Err(StepError::permanent(
                 "conflict",
                 format!(
@@ -300,14 +318,6 @@ impl Cx {
                 ),
             ));
         }
-        let Some(actual) = found else {
-            let run_id = self.run_id.clone();
-            let created = self.create(&d, Some(&run_id)).await?;
-            resource_event("created", d.kind, &d.name, &d.region, &created.id, "");
-            self.changes
-                .push((Change::Created, format!("created {label}")));
-            return Ok(created);
-        };
         let mut drift = diff(&d.spec, &actual.spec);
         let tag_drift: Vec<String> = d
             .tags
@@ -375,8 +385,9 @@ impl Cx {
     }
 
     /// Creates the desired resource (with its creation-only keys), tagged as created by
-    /// `created_by` (a run id) if given.
-    async fn create(&self, d: &Desired, created_by: Option<&str>) -> Result<Resource, StepError> {
+    /// `created_by` (a run id) if given; if someone else created it between our find and this
+    /// call, returns theirs as [`Made::Found`].
+    async fn create(&self, d: &Desired, created_by: Option<&str>) -> Result<Made, StepError> {
         let b = &self.backend;
         let mut spec = d.spec.clone();
         if d.create_only.is_object() {
@@ -394,16 +405,16 @@ impl Cx {
             tags,
             depends_on: d.depends_on.clone(),
         };
-        let created = match b.create(&req).await {
-            Ok(r) => r,
-            // Someone created it between our find and create (a parallel retry): use theirs.
-            Err(e) if e.kind == ErrorKind::Conflict => b
-                .find(&d.region, d.kind, &d.name)
-                .await?
-                .ok_or(StepError::from(e))?,
-            Err(e) => return Err(e.into()),
-        };
-        Ok(created)
+        match b.create(&req).await {
+            Ok(r) => Ok(Made::Created(r)),
+            // Someone created it between our find and create (a parallel step or retry).
+            Err(e) if e.kind == ErrorKind::Conflict => Ok(Made::Found(
+                b.find(&d.region, d.kind, &d.name)
+                    .await?
+                    .ok_or(StepError::from(e))?,
+            )),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Repairs drift on `key`, which cannot change in place: replaces the resource if its kind
@@ -458,7 +469,7 @@ impl Cx {
                     }
                     Err(e) => return Err(e.into()),
                 }
-                let new = self.create(d, created_by.as_deref()).await?;
+                let new = self.create(d, created_by.as_deref()).await?.resource();
                 self.changes.push((
                     Change::Updated,
                     format!(
@@ -484,7 +495,7 @@ impl Cx {
                     &old.depends_on,
                 )
                 .await?;
-                let new = self.create(d, created_by.as_deref()).await?;
+                let new = self.create(d, created_by.as_deref()).await?.resource();
                 let fate = match b.delete(&old.region, old.kind, &old.id).await {
                     Ok(()) => format!("deleted {}", old.id),
                     Err(e) if e.kind == ErrorKind::NotFound => format!("deleted {}", old.id),
@@ -553,6 +564,20 @@ impl Cx {
         out.insert("changes".into(), json!(lines));
         out.insert("resources".into(), Value::Array(self.owned));
         out
+    }
+}
+
+/// What [`Cx::create`] got: the resource it created, or the one someone else created first.
+enum Made {
+    Created(Resource),
+    Found(Resource),
+}
+
+impl Made {
+    fn resource(self) -> Resource {
+        match self {
+            Made::Created(r) | Made::Found(r) => r,
+        }
     }
 }
 
