@@ -318,7 +318,15 @@ fn mask(text: &str, state: &Path) -> String {
                 .find(|&j| !chars[j].is_ascii_alphanumeric())
                 .unwrap_or(chars.len());
             let word: String = chars[i..end].iter().collect();
-            let generated = word.len() >= 4 || out.ends_with("awsdns-");
+            // Route 53 name servers (`ns-53.awsdns-06.org`) number both their words, in any
+            // number of digits.
+            let name_server_number = out.strip_suffix('-').is_some_and(|before| {
+                let start = before
+                    .rfind(|c: char| !c.is_ascii_alphanumeric())
+                    .map_or(0, |i| i + 1);
+                matches!(&before[start..], "ns" | "awsdns")
+            });
+            let generated = word.len() >= 4 || name_server_number;
             // A run id's random suffix may be all letters (`-dccb`).
             let run_id_suffix = out.ends_with("<id>-")
                 && word.len() == 4
