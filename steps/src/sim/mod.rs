@@ -27,9 +27,6 @@ pub mod aurora;
 pub mod autoscaling;
 pub mod cloudwatch;
 mod config;
-// `dns.rs` belongs to the simobs work since the skeleton; its first version has one needless
-// lifetime that is theirs to remove (then this allow goes).
-#[allow(clippy::needless_lifetimes)]
 pub mod dns;
 mod events;
 mod faults;
