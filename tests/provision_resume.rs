@@ -76,7 +76,11 @@ fn world(state: &Path) -> BTreeSet<(String, String, String)> {
         })
         .collect();
     let set: BTreeSet<_> = identities.iter().cloned().collect();
-    assert_eq!(set.len(), identities.len(), "two routes for one table and destination");
+    assert_eq!(
+        set.len(),
+        identities.len(),
+        "two routes for one table and destination"
+    );
     set
 }
 
