@@ -167,7 +167,10 @@ async fn an_outage_that_route53_notices_after_the_step_starts_is_confirmed() {
     assert_eq!(out["probe_down"], true);
     assert_eq!(out["first_failure_at_ms"], fake.now() - 50_000);
     let words = out["detail"]["health_check"].as_str().unwrap();
-    assert!(words.contains("down for 10 s, less than the 30 s window"), "{words}");
+    assert!(
+        words.contains("down for 10 s, less than the 30 s window"),
+        "{words}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
