@@ -246,6 +246,97 @@ fn region_outage_fails_over_losing_only_the_unreplicated_writes() {
     }
 }
 
+/// A failover started at the very moment of the fault (a person reacting to a page, the daemon
+/// to the first alarm), before Route 53's checkers have noticed: the run waits for them and
+/// decides as it does later. Its RTO counts from the health check turning unhealthy, which
+/// is after the fault.
+#[test]
+fn a_failover_started_at_the_moment_of_the_fault_waits_for_route53() {
+    for (params, fault, decision) in [
+        ("eu.yaml", FaultKind::RegionOutage, "failover"),
+        ("us-east.yaml", FaultKind::RegionOutage, "failover"),
+        ("us-east.yaml", FaultKind::DbFailure, "failover"),
+        ("eu.yaml", FaultKind::AppUnhealthy, "switchover"),
+    ] {
+        let env = Env::provisioned(params);
+        let standby = env.param("standby_region");
+        let fault_at = env.status().now_ms;
+        env.inject(fault, None);
+        let report = env.failover(&[]);
+        let d = format!(
+            "{params} {fault:?}: {}\n{:#?}",
+            describe(&report),
+            step_out(&report, "signals")
+        );
+        if std::env::var_os("SHOW").is_some() {
+            eprintln!("{d}");
+        }
+        assert_eq!(report.status, RunStatus::Succeeded, "{d}");
+        assert_eq!(out(&report, "decision"), decision, "{d}");
+        let signals = step_out(&report, "signals");
+        assert_eq!(signals["health_check_down"], true, "{d}");
+        assert_eq!(signals["probe_down"], true, "{d}");
+        // Route 53 needs about 30-40 s to notice; the run saw its change, not its own start.
+        let first = signals["first_failure_at_ms"].as_u64().unwrap();
+        assert!(
+            (fault_at + 20_000..fault_at + 60_000).contains(&first),
+            "first failure {} s after the fault: {d}",
+            (first as f64 - fault_at as f64) / 1000.0
+        );
+        let rto = out(&report, "rto_seconds").as_f64().unwrap();
+        assert!(rto > 0.0 && rto < 300.0, "RTO {rto} s: {d}");
+        let status = env.status();
+        assert_eq!(writer(&status), standby, "{d}");
+        assert_eq!(serving(&status), vec![standby], "{d}");
+    }
+}
+
+/// `drflow` as a person uses it, every command through the binary: provision, a quarter of an
+/// hour, the primary region dies, and the failover starts at once.
+#[test]
+fn the_binary_fails_over_when_started_at_the_moment_of_the_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let drflow = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_drflow"))
+            .current_dir(repo(""))
+            .env("DRFLOW_LOG", "warn")
+            .env_remove("DRFLOW_TARGET")
+            .arg("--state-dir")
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "drflow {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    };
+    let params = ["--params-file", "runbooks/params/eu.yaml"];
+    drflow(&[&["run", "runbooks/provision.yaml"], &params[..]].concat());
+    drflow(&["sim", "advance", "15m"]);
+    drflow(&["sim", "fault", "region-outage"]);
+    let run = drflow(
+        &[
+            &["run", "runbooks/failover.yaml"],
+            &params[..],
+            &["--output", "json"],
+        ]
+        .concat(),
+    );
+    let report: Value = serde_json::from_slice(&run.stdout).unwrap();
+    let outputs = &report["outputs"];
+    assert_eq!(outputs["decision"], "failover", "{report:#}");
+    assert!(
+        outputs["rto_seconds"].as_f64().unwrap() < 300.0,
+        "{report:#}"
+    );
+    let status = SimBackend::open(dir.path()).status().unwrap();
+    assert_eq!(writer(&status), "eu-central-1");
+    assert_eq!(serving(&status), vec!["eu-central-1".to_string()]);
+}
+
 /// The application fails on healthy infrastructure: its database is fine, so a switchover,
 /// nothing lost; the primary is fenced first.
 #[test]
@@ -337,6 +428,35 @@ fn partition_holds() {
     env.advance(Duration::from_secs(45));
     let report = env.failover(&[]);
     assert_held(&env, &report, "isolation");
+}
+
+/// Waiting for Route 53 to notice does not turn flapping or a partition into an outage: both
+/// hold whether the failover starts at the moment of the fault or minutes later, and for the
+/// reason they hold for.
+#[test]
+fn flapping_and_a_partition_hold_whenever_the_failover_starts() {
+    for (fault, params, why) in [
+        (FaultKind::Flapping, "eu.yaml", "not confirmed"),
+        (FaultKind::Partition, "us-east.yaml", "isolation"),
+        (FaultKind::Partition, "eu.yaml", "isolation"),
+    ] {
+        let env = Env::provisioned(params);
+        env.inject(fault, None);
+        for wait in [0, 30, 150] {
+            env.advance(Duration::from_secs(wait));
+            let report = env.failover(&[]);
+            let signals = step_out(&report, "signals");
+            let d = format!("{fault:?} {params} after {wait} s more: {signals:#?}");
+            if fault == FaultKind::Partition {
+                assert_eq!(signals["probe_down"], true, "{d}");
+                assert_eq!(signals["health_check_down"], false, "{d}");
+            } else {
+                assert_ne!(signals["probe_down"], true, "{d}");
+                assert_ne!(signals["health_check_down"], true, "{d}");
+            }
+            assert_held(&env, &report, why);
+        }
+    }
 }
 
 /// The writer is lost while replication lags beyond the budget: blocked, nothing promoted, the

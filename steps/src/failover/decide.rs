@@ -83,7 +83,8 @@ pub struct Readings {
     pub signals: Vec<Signal>,
     /// How many of them must see the primary down.
     pub quorum: u32,
-    /// Whether Route 53 sees the primary unhealthy; `None` when it was not read or could not be.
+    /// Whether Route 53 sees the primary unhealthy; `None` when it was not read or could not be,
+    /// or was unhealthy for less than the confirmation window (`dr.read_signals`).
     pub health_check_down: Option<bool>,
     /// Whether one of the primary's alarms is in `ALARM`; `None` when not read or unknown.
     pub alarms_down: Option<bool>,
@@ -305,19 +306,19 @@ impl Decide {
             "health_check_down",
             ValueType::Any,
             Value::Null,
-            "Route 53 sees the primary unhealthy (true/false; null: not read).",
+            "Route 53 sees the primary unhealthy (true/false; null: not read, or not confirmed).",
         )
         .optional(
             "alarms_down",
             ValueType::Any,
             Value::Null,
-            "A primary alarm is in ALARM (true/false; null: not read).",
+            "A primary alarm is in ALARM (true/false; null: not read, or not confirmed).",
         )
         .optional(
             "probe_down",
             ValueType::Any,
             Value::Null,
-            "drflow's probe from the standby fails (true/false; null: not made).",
+            "drflow's probe from the standby fails (true/false; null: not made, or not confirmed).",
         )
         .required(
             "writer_in_standby",

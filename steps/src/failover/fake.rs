@@ -6,12 +6,15 @@
 //! a global cluster whose promotion takes `PROMOTION_MS` and counts the promotions asked for,
 //! Auto Scaling groups whose launches take `LAUNCH_MS` and may fail for capacity, target
 //! health following the instances in service, weighted or failover records, changes that are
-//! INSYNC after `INSYNC_MS`, SNS, and regions that cannot be reached.
+//! INSYNC after `INSYNC_MS`, SNS, and regions that cannot be reached. Faults that unfold over
+//! time (Route 53 noticing an outage late, flapping) are tasks on tokio's paused clock.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::json;
+use tokio::task::JoinHandle;
 
 use crate::backend::*;
 
@@ -164,19 +167,64 @@ impl Fake {
         f(&mut s)
     }
 
-    /// The primary region goes dark: its endpoint, its writer, its APIs.
+    /// The primary region goes dark: its endpoint, its writer, its APIs; Route 53 and the
+    /// alarm on its health check see it at once.
     pub fn region_outage(&self) {
-        let now = self.now();
+        self.region_goes_dark();
+        self.primary_check(false);
         self.with(|s| {
-            s.unreachable.insert(PRIMARY.into());
-            s.endpoint_healthy.insert(HC_PRIMARY.into(), false);
-            s.hc_changed_at.insert(HC_PRIMARY.into(), now);
-            s.probe_healthy = false;
-            s.cluster.members[0].status = "inaccessible".into();
             s.alarms.insert(
                 (METRICS.into(), "health-check-alarm-primary-prod".into()),
                 AlarmStateValue::Alarm,
             );
+        });
+    }
+
+    /// The primary region goes dark now, as AWS shows it: drflow's probe fails at once, and
+    /// Route 53's checkers notice `after` (about interval × threshold); the alarm on the
+    /// health check later still (not modelled: it stays OK).
+    pub fn region_outage_noticed_after(self: &Arc<Self>, after: Duration) -> JoinHandle<()> {
+        self.region_goes_dark();
+        let fake = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            fake.primary_check(false);
+        })
+    }
+
+    /// The primary's endpoint goes down and up every `half`, down first, `times` times; the
+    /// health check and the probe follow it at once.
+    pub fn flapping(self: &Arc<Self>, half: Duration, times: u32) -> JoinHandle<()> {
+        let fake = Arc::clone(self);
+        tokio::spawn(async move {
+            for i in 0..times {
+                let up = i % 2 == 1;
+                fake.primary_check(up);
+                fake.with(|s| s.probe_healthy = up);
+                tokio::time::sleep(half).await;
+            }
+        })
+    }
+
+    /// drflow is cut off from the primary; Route 53's checkers still reach it.
+    pub fn partition(&self) {
+        self.with(|s| s.probe_healthy = false);
+    }
+
+    fn region_goes_dark(&self) {
+        self.with(|s| {
+            s.unreachable.insert(PRIMARY.into());
+            s.probe_healthy = false;
+            s.cluster.members[0].status = "inaccessible".into();
+        });
+    }
+
+    /// Route 53's checkers see the primary's endpoint `healthy` from now on.
+    fn primary_check(&self, healthy: bool) {
+        let now = self.now();
+        self.with(|s| {
+            s.endpoint_healthy.insert(HC_PRIMARY.into(), healthy);
+            s.hc_changed_at.insert(HC_PRIMARY.into(), now);
         });
     }
 

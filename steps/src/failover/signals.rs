@@ -1,10 +1,18 @@
-//! `dr.read_signals`: is the primary down? Three independent answers, each read several times
-//! over a confirmation window.
+//! `dr.read_signals`: is the primary down? Three independent answers, each read every
+//! `interval` and judged on a trailing window.
 //!
-//! A signal counts as down only when every reading in the window says so, and as up as soon as
-//! one reading does: a flapping endpoint (up and down on a period shorter than the window) is
-//! never confirmed down. What cannot be read (the primary region's CloudWatch during an outage)
-//! is unknown, neither down nor up. Deciding what the readings mean is `dr.decide`'s job.
+//! A signal is confirmed down once its readings have said so without a break for `window`; it
+//! is up when its latest reading is up. A flapping endpoint (up and down on a period shorter
+//! than the window) is therefore never confirmed down. What cannot be read (the primary
+//! region's CloudWatch during an outage) is unknown: such a reading neither breaks nor extends
+//! a run of down readings.
+//!
+//! Judging a trailing window, not the whole run from its first reading, is what lets a failover
+//! started at the moment of an outage (a person reacting to a page, the daemon reacting to the
+//! first alarm) see it: Route 53's checkers need about interval × threshold (+ up to 6 s) to
+//! notice, so the health check's first readings are healthy. The step reads until the
+//! `quorum` is confirmed down or `detection_timeout` + `window` have passed, and then reports
+//! what the signals say. Deciding what that means is `dr.decide`'s job.
 
 use std::sync::Arc;
 
@@ -22,12 +30,14 @@ use crate::target::LazyBackend;
 pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
     let spec = failover_spec(
         "dr.read_signals",
-        "Reads the signals that the primary is down, several times over a confirmation window: \
-         its Route 53 health check (the endpoint's health, whatever `Inverted` says), its \
-         CloudWatch alarms (down when one is in ALARM), and drflow's own probe of its health \
-         endpoint from the standby region. A signal is down only if every reading says so, \
-         up if any does, and null when it was not chosen or could not be read. Changes \
-         nothing.",
+        "Reads the signals that the primary is down every `interval`: its Route 53 health check \
+         (the endpoint's health, whatever `Inverted` says), its CloudWatch alarms (down when one \
+         is in ALARM), and drflow's own probe of its health endpoint from the standby region. \
+         A signal is confirmed down once its readings have said so without a break for \
+         `window` (a trailing window: readings from before it went down do not count against \
+         it), and up when its latest reading is up. Reading stops as soon as `quorum` signals \
+         are confirmed down, else `detection_timeout` + `window` after the start, and the \
+         outputs say what the signals say then. Changes nothing.",
     )
     .optional(
         "signals",
@@ -70,7 +80,8 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "window",
         ValueType::Duration,
         json!("30s"),
-        "How long the readings must agree before a signal counts as down.",
+        "How long a signal's readings must have been down without a break before it counts as \
+         down.",
     )
     .at_least(0.0)
     .at_most(600.0)
@@ -81,26 +92,54 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "Time between readings (Route 53 checks every 10 s).",
     )
     .at_least(1.0)
+    .optional(
+        "quorum",
+        ValueType::Int,
+        json!(2),
+        "Reading stops as soon as this many of the chosen signals are confirmed down: \
+         `dr.decide`'s quorum.",
+    )
+    .at_least(1.0)
+    .at_most(3.0)
+    .optional(
+        "detection_timeout",
+        ValueType::Duration,
+        json!("60s"),
+        "How long after the step starts a signal may take to go down: when the quorum is not \
+         confirmed by `detection_timeout` + `window`, reading stops there. The default covers \
+         Route 53 noticing a failed endpoint with fast checks, about interval × failure \
+         threshold + up to 6 s (10 s × 3 + 6 s = 36 s), plus the next reading (10 s), rounded \
+         up; with standard checks (30 s × 3 + 6 s = 96 s) use 2m. An alarm on the health check \
+         metric adds 60 s or more.",
+    )
+    .at_least(0.0)
+    .at_most(1800.0)
     .output(
         "health_check_down",
         ValueType::Any,
-        "Route 53 sees the primary's endpoint unhealthy in every reading (null: not read).",
+        "Route 53 sees the primary's endpoint unhealthy, confirmed over the window (false: \
+         healthy at the last reading; null: not read, or unhealthy for less than the window \
+         when reading stopped).",
     )
     .output(
         "alarms_down",
         ValueType::Any,
-        "An alarm was in ALARM in every reading (null: not read, or unknown).",
+        "An alarm is in ALARM, confirmed over the window (false: all OK at the last reading; \
+         null: not read, unknown, or in ALARM for less than the window).",
     )
     .output(
         "probe_down",
         ValueType::Any,
-        "drflow's probe failed in every reading (null: not made).",
+        "drflow's probe fails, confirmed over the window (false: it succeeded at the last \
+         reading; null: not made, or failing for less than the window).",
     )
     .output(
         "first_failure_at_ms",
         ValueType::Any,
-        "The earliest failure the run can see: when the health check turned unhealthy, else \
-         when an alarm went to ALARM, else the first failed probe (null: nothing failed).",
+        "The earliest failure the run can see of a signal confirmed down: when the health \
+         check turned unhealthy, else when an alarm went to ALARM, else the probe's first \
+         failure; of the unbroken run of down readings that confirmed it (null: none \
+         confirmed).",
     )
     .output(
         "readings",
@@ -115,36 +154,176 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
     reg.register(FailoverStep::boxed(spec, backend, run));
 }
 
-/// Folds one reading into a signal's verdict over the window: down only while every reading
-/// is down; up for good once one is up; unknown readings change nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tally {
-    Unread,
-    Down,
-    Up,
+/// One signal's readings, judged on a trailing window: confirmed down once they have said so
+/// without a break for the window, up as soon as one says so; unknown readings change nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Trail {
+    /// The latest reading that said something: `Some(true)` down, `Some(false)` up.
+    latest: Option<bool>,
+    /// When the current run of down readings began (the first of them was taken).
+    down_since: Option<u64>,
+    /// When the latest down reading of that run was taken.
+    down_until: u64,
+    /// When the signal itself says the failure of that run began (the health check's change
+    /// time, an alarm's), for the RTO.
+    failed_at: Option<u64>,
 }
 
-impl Tally {
-    fn add(self, down: Option<bool>) -> Tally {
-        match (self, down) {
-            (Tally::Up, _) | (_, Some(false)) => Tally::Up,
-            (_, Some(true)) => Tally::Down,
-            (t, None) => t,
+impl Trail {
+    /// Adds the reading taken at `at`: down (the signal saying it failed at `failed_at`), up,
+    /// or unknown.
+    fn add(&mut self, at: u64, down: Option<bool>, failed_at: Option<u64>) {
+        match down {
+            None => {}
+            Some(false) => {
+                *self = Trail {
+                    latest: Some(false),
+                    ..Trail::default()
+                }
+            }
+            Some(true) => {
+                if self.down_since.is_none() {
+                    self.down_since = Some(at);
+                    self.failed_at = failed_at.or(Some(at));
+                }
+                self.latest = Some(true);
+                self.down_until = at;
+            }
         }
     }
 
-    fn value(self) -> Value {
-        match self {
-            Tally::Unread => Value::Null,
-            Tally::Down => json!(true),
-            Tally::Up => json!(false),
+    /// How long the current run of down readings spans, in ms (while the signal is down).
+    fn down_for_ms(&self) -> Option<u64> {
+        self.down_since
+            .map(|since| self.down_until.saturating_sub(since))
+    }
+
+    fn confirmed(&self, window_ms: u64) -> bool {
+        self.latest == Some(true) && self.down_for_ms().is_some_and(|d| d >= window_ms)
+    }
+
+    /// The step's output: confirmed down, up, or null (not read, or down for less than the
+    /// window: neither an outage nor a healthy primary, which `dr.decide` must not take for
+    /// Route 53 seeing it healthy).
+    fn value(&self, window_ms: u64) -> Value {
+        match self.latest {
+            Some(true) if self.confirmed(window_ms) => json!(true),
+            Some(false) => json!(false),
+            _ => Value::Null,
         }
     }
+}
+
+/// What to read, from the step's input.
+struct Sources<'a> {
+    hc_id: &'a str,
+    url: &'a str,
+    from: &'a str,
+    search: Option<&'a str>,
+    alarms: Vec<(String, String)>,
+}
+
+/// One reading of one signal: down, up or unknown; when the signal says the failure began;
+/// and the reading in words.
+struct Reading {
+    down: Option<bool>,
+    failed_at: Option<u64>,
+    words: String,
+}
+
+async fn read(fx: &Fx, signal: Signal, src: &Sources<'_>) -> Result<Reading, StepError> {
+    Ok(match signal {
+        Signal::HealthCheck => match fx.backend.get_health_check_status(src.hc_id).await {
+            Ok(s) => {
+                // `healthy` includes `Inverted`; the signal is the endpoint's health.
+                let endpoint_down = s.healthy == s.inverted;
+                Reading {
+                    down: Some(endpoint_down),
+                    failed_at: endpoint_down.then_some(s.changed_at_ms).flatten(),
+                    words: format!(
+                        "{} of {} checkers see the endpoint healthy{}",
+                        s.checkers_healthy,
+                        s.checkers,
+                        if s.inverted { " (check inverted)" } else { "" }
+                    ),
+                }
+            }
+            Err(e) if unreachable(&e) => Reading {
+                down: None,
+                failed_at: None,
+                words: e.message,
+            },
+            Err(e) => return Err(e.into()),
+        },
+        Signal::Alarms => {
+            let mut alarm_at: Option<u64> = None;
+            let mut all_ok = !src.alarms.is_empty();
+            let mut words = Vec::new();
+            for (region, name) in &src.alarms {
+                match fx.backend.describe_alarms(region, Some(name)).await {
+                    Ok(list) => {
+                        let a = list.iter().find(|a| &a.name == name);
+                        match a.map(|a| (a.state, a.updated_at_ms)) {
+                            Some((AlarmStateValue::Alarm, at)) => {
+                                alarm_at = Some(alarm_at.map_or(at, |x| x.min(at)));
+                                words.push(format!("{name} ALARM"));
+                            }
+                            Some((state, _)) => {
+                                if state != AlarmStateValue::Ok {
+                                    all_ok = false;
+                                }
+                                words.push(format!("{name} {}", state.name()));
+                            }
+                            None => {
+                                all_ok = false;
+                                words.push(format!("{name} not found"));
+                            }
+                        }
+                    }
+                    Err(e) if unreachable(&e) => {
+                        all_ok = false;
+                        words.push(format!("{name} ({region}) unreadable: {}", e.message));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Reading {
+                down: if alarm_at.is_some() {
+                    Some(true)
+                } else if all_ok {
+                    Some(false)
+                } else {
+                    None
+                },
+                failed_at: alarm_at,
+                words: words.join("; "),
+            }
+        }
+        Signal::Probe => match fx.backend.probe(src.from, src.url, src.search).await {
+            Ok(r) => Reading {
+                down: Some(!r.healthy),
+                // The reading's own time: the probe has no earlier failure to tell.
+                failed_at: None,
+                words: match (&r.error, r.status) {
+                    (Some(e), _) => format!("from {}: {e}", src.from),
+                    (None, Some(code)) => format!("from {}: HTTP {code}", src.from),
+                    (None, None) => format!("from {}: no answer", src.from),
+                },
+            },
+            // The probe itself could not be made: that says nothing of the primary.
+            Err(e) if unreachable(&e) => Reading {
+                down: None,
+                failed_at: None,
+                words: e.message,
+            },
+            Err(e) => return Err(e.into()),
+        },
+    })
 }
 
 fn run<'a>(fx: &'a Fx, p: &'a Outputs) -> BodyFuture<'a> {
     Box::pin(async move {
-        let chosen: Vec<Signal> = p
+        let named: Vec<Signal> = p
             .get("signals")
             .and_then(Value::as_array)
             .map(|a| {
@@ -154,155 +333,103 @@ fn run<'a>(fx: &'a Fx, p: &'a Outputs) -> BodyFuture<'a> {
                     .collect()
             })
             .unwrap_or_default();
+        // Each signal once, in the order of `Signal::ALL` (the order `first_failure_at_ms`
+        // prefers).
+        let chosen: Vec<Signal> = Signal::ALL
+            .into_iter()
+            .filter(|s| named.contains(s))
+            .collect();
         if chosen.is_empty() {
             return Err(StepError::invalid_input("`signals` names no signal"));
         }
-        let hc_id = string(p, "health_check_id")?;
-        let url = string(p, "probe_url")?;
-        let from = string(p, "probe_from_region")?;
-        let search = opt_string(p, "search_string");
-        let alarms: Vec<(String, String)> = p
-            .get("alarms")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| {
-                        Some((
-                            x.get("region")?.as_str()?.to_string(),
-                            x.get("name")?.as_str()?.to_string(),
-                        ))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let window = duration(p, "window")?;
-        let interval = duration(p, "interval")?;
-        if interval.is_zero() {
+        let src = Sources {
+            hc_id: string(p, "health_check_id")?,
+            url: string(p, "probe_url")?,
+            from: string(p, "probe_from_region")?,
+            search: opt_string(p, "search_string"),
+            alarms: p
+                .get("alarms")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| {
+                            Some((
+                                x.get("region")?.as_str()?.to_string(),
+                                x.get("name")?.as_str()?.to_string(),
+                            ))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        let quorum = p.get("quorum").and_then(Value::as_u64).unwrap_or(2) as usize;
+        let window_ms = duration(p, "window")?.as_millis() as u64;
+        let interval_ms = duration(p, "interval")?.as_millis() as u64;
+        let detection_ms = duration(p, "detection_timeout")?.as_millis() as u64;
+        if interval_ms == 0 {
             return Err(StepError::invalid_input(
                 "`interval` must be more than zero",
             ));
         }
-        let readings = (window.as_millis() / interval.as_millis()) as u32 + 1;
 
-        let (mut hc, mut al, mut pr) = (Tally::Unread, Tally::Unread, Tally::Unread);
+        let start = fx.now_ms().await?;
+        let deadline = start + detection_ms + window_ms;
+        let mut trails: Vec<(Signal, Trail)> =
+            chosen.iter().map(|s| (*s, Trail::default())).collect();
         let mut detail = serde_json::Map::new();
-        let mut hc_failed_at: Option<u64> = None;
-        let mut alarm_at: Option<u64> = None;
-        let mut probe_at: Option<u64> = None;
-        for i in 0..readings {
-            if i > 0 {
-                fx.sleep(interval).await;
+        let mut readings: u32 = 0;
+        loop {
+            let at = fx.now_ms().await?;
+            for (signal, trail) in &mut trails {
+                let r = read(fx, *signal, &src).await?;
+                trail.add(at, r.down, r.failed_at);
+                detail.insert(signal.name().into(), json!(r.words));
+            }
+            readings += 1;
+            let confirmed = trails
+                .iter()
+                .filter(|(_, t)| t.confirmed(window_ms))
+                .count();
+            if confirmed >= quorum {
+                break;
             }
             let now = fx.now_ms().await?;
-            if chosen.contains(&Signal::HealthCheck) {
-                let down = match fx.backend.get_health_check_status(hc_id).await {
-                    Ok(s) => {
-                        // `healthy` includes `Inverted`; the signal is the endpoint's health.
-                        let endpoint_down = s.healthy == s.inverted;
-                        detail.insert(
-                            "health_check".into(),
-                            json!(format!(
-                                "{} of {} checkers see the endpoint healthy{}",
-                                s.checkers_healthy,
-                                s.checkers,
-                                if s.inverted { " (check inverted)" } else { "" }
-                            )),
-                        );
-                        if endpoint_down && hc_failed_at.is_none() {
-                            hc_failed_at = Some(s.changed_at_ms.unwrap_or(now));
-                        }
-                        Some(endpoint_down)
-                    }
-                    Err(e) if unreachable(&e) => {
-                        detail.insert("health_check".into(), json!(e.message));
-                        None
-                    }
-                    Err(e) => return Err(e.into()),
-                };
-                hc = hc.add(down);
+            if now >= deadline {
+                break;
             }
-            if chosen.contains(&Signal::Alarms) {
-                let mut any_alarm = false;
-                let mut all_ok = !alarms.is_empty();
-                let mut words = Vec::new();
-                for (region, name) in &alarms {
-                    match fx.backend.describe_alarms(region, Some(name)).await {
-                        Ok(list) => {
-                            let a = list.iter().find(|a| &a.name == name);
-                            match a.map(|a| (a.state, a.updated_at_ms)) {
-                                Some((AlarmStateValue::Alarm, at)) => {
-                                    any_alarm = true;
-                                    alarm_at = Some(alarm_at.map_or(at, |x| x.min(at)));
-                                    words.push(format!("{name} ALARM"));
-                                }
-                                Some((state, _)) => {
-                                    if state != AlarmStateValue::Ok {
-                                        all_ok = false;
-                                    }
-                                    words.push(format!("{name} {}", state.name()));
-                                }
-                                None => {
-                                    all_ok = false;
-                                    words.push(format!("{name} not found"));
-                                }
-                            }
-                        }
-                        Err(e) if unreachable(&e) => {
-                            all_ok = false;
-                            words.push(format!("{name} ({region}) unreadable: {}", e.message));
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                detail.insert("alarms".into(), json!(words.join("; ")));
-                let down = if any_alarm {
-                    Some(true)
-                } else if all_ok {
-                    Some(false)
-                } else {
-                    None
-                };
-                al = al.add(down);
-            }
-            if chosen.contains(&Signal::Probe) {
-                let down = match fx.backend.probe(from, url, search).await {
-                    Ok(r) => {
-                        detail.insert(
-                            "probe".into(),
-                            json!(match (&r.error, r.status) {
-                                (Some(e), _) => format!("from {from}: {e}"),
-                                (None, Some(code)) => format!("from {from}: HTTP {code}"),
-                                (None, None) => format!("from {from}: no answer"),
-                            }),
-                        );
-                        if !r.healthy && probe_at.is_none() {
-                            probe_at = Some(now);
-                        }
-                        Some(!r.healthy)
-                    }
-                    // The probe itself could not be made: that says nothing of the primary.
-                    Err(e) if unreachable(&e) => {
-                        detail.insert("probe".into(), json!(e.message));
-                        None
-                    }
-                    Err(e) => return Err(e.into()),
-                };
-                pr = pr.add(down);
+            // The next slot on the interval's grid (a reading slower than the interval skips
+            // the slots it overran); the last reading falls on the deadline itself.
+            let next = (start + ((now - start) / interval_ms + 1) * interval_ms).min(deadline);
+            fx.sleep(std::time::Duration::from_millis(next - now)).await;
+        }
+
+        for (signal, trail) in &trails {
+            if let (Some(true), Some(d)) = (trail.latest, trail.down_for_ms())
+                && !trail.confirmed(window_ms)
+                && let Some(Value::String(words)) = detail.get_mut(signal.name())
+            {
+                words.push_str(&format!(
+                    " (down for {} s, less than the {} s window)",
+                    d as f64 / 1000.0,
+                    window_ms as f64 / 1000.0
+                ));
             }
         }
+        let value = |s: Signal| {
+            trails
+                .iter()
+                .find(|(x, _)| *x == s)
+                .map_or(Value::Null, |(_, t)| t.value(window_ms))
+        };
         // Only a failure that is part of a confirmed signal says when the outage began.
-        let first = [
-            (hc == Tally::Down).then_some(hc_failed_at).flatten(),
-            (al == Tally::Down).then_some(alarm_at).flatten(),
-            (pr == Tally::Down).then_some(probe_at).flatten(),
-        ]
-        .into_iter()
-        .find(Option::is_some)
-        .flatten();
+        let first = trails
+            .iter()
+            .filter(|(_, t)| t.confirmed(window_ms))
+            .find_map(|(_, t)| t.failed_at);
         let mut out = Outputs::new();
-        out.insert("health_check_down".into(), hc.value());
-        out.insert("alarms_down".into(), al.value());
-        out.insert("probe_down".into(), pr.value());
+        out.insert("health_check_down".into(), value(Signal::HealthCheck));
+        out.insert("alarms_down".into(), value(Signal::Alarms));
+        out.insert("probe_down".into(), value(Signal::Probe));
         out.insert("first_failure_at_ms".into(), json!(first));
         out.insert("readings".into(), json!(readings));
         out.insert("detail".into(), Value::Object(detail));
@@ -314,19 +441,57 @@ fn run<'a>(fx: &'a Fx, p: &'a Outputs) -> BodyFuture<'a> {
 mod tests {
     use super::*;
 
+    /// Folds `(at seconds, reading)` into a trail and gives the step's output for a 30 s window.
+    fn judge(readings: &[(u64, Option<bool>)]) -> Value {
+        let mut t = Trail::default();
+        for (at, down) in readings {
+            t.add(at * 1000, *down, None);
+        }
+        t.value(30_000)
+    }
+
     #[test]
-    fn a_signal_is_down_only_while_every_reading_agrees() {
-        let t = |readings: &[Option<bool>]| {
-            readings
-                .iter()
-                .fold(Tally::Unread, |t, r| t.add(*r))
-                .value()
-        };
-        assert_eq!(t(&[Some(true), Some(true), Some(true)]), json!(true));
-        assert_eq!(t(&[Some(true), Some(false), Some(true)]), json!(false));
-        assert_eq!(t(&[Some(false), Some(true), Some(true)]), json!(false));
-        assert_eq!(t(&[None, Some(true), None]), json!(true));
-        assert_eq!(t(&[None, None]), Value::Null);
-        assert_eq!(t(&[]), Value::Null);
+    fn a_signal_is_down_once_its_latest_readings_agree_for_the_window() {
+        let (d, u) = (Some(true), Some(false));
+        // Up at first (Route 53 not noticing yet), then down for the whole window: down.
+        assert_eq!(
+            judge(&[(0, u), (10, u), (20, d), (30, d), (40, d), (50, d)]),
+            json!(true)
+        );
+        // Down, but not yet for the window: neither down nor up.
+        assert_eq!(judge(&[(0, u), (10, d), (20, d), (30, d)]), Value::Null);
+        // Down for the window, then up: up.
+        assert_eq!(
+            judge(&[(0, d), (10, d), (20, d), (30, d), (40, u)]),
+            json!(false)
+        );
+        // Flapping on a period shorter than the window: never down.
+        assert_eq!(
+            judge(&[(0, d), (10, d), (20, u), (30, d), (40, d), (50, u), (60, d)]),
+            Value::Null
+        );
+        // Unknown readings neither break a run of down readings nor extend it.
+        assert_eq!(judge(&[(0, d), (10, None), (30, d)]), json!(true));
+        assert_eq!(judge(&[(0, d), (40, None)]), Value::Null);
+        assert_eq!(judge(&[(0, None), (10, None)]), Value::Null);
+        assert_eq!(judge(&[]), Value::Null);
+        // A window of zero: one down reading is enough.
+        let mut t = Trail::default();
+        t.add(5, Some(true), None);
+        assert!(t.confirmed(0));
+    }
+
+    #[test]
+    fn the_failure_time_is_that_of_the_run_of_down_readings_that_counts() {
+        let mut t = Trail::default();
+        t.add(0, Some(true), Some(1));
+        t.add(10, Some(false), None);
+        t.add(20, Some(true), Some(15));
+        t.add(30, Some(true), Some(15));
+        assert_eq!(t.failed_at, Some(15));
+        // A signal that does not say when it failed: its first down reading.
+        let mut t = Trail::default();
+        t.add(40, Some(true), None);
+        assert_eq!(t.failed_at, Some(40));
     }
 }

@@ -89,8 +89,13 @@ fn signals_input() -> Value {
                       {"region": PRIMARY, "name": "unhealthy-hosts-alarm-prod"}]})
 }
 
+fn took_ms(out: &Outputs) -> u64 {
+    out["ended_at_ms"].as_u64().unwrap() - out["started_at_ms"].as_u64().unwrap()
+}
+
 #[tokio::test(start_paused = true)]
-async fn signals_are_read_over_the_window_and_an_unreadable_one_is_unknown() {
+async fn signals_are_read_until_the_quorum_is_confirmed_and_an_unreadable_one_is_unknown() {
+    // A healthy primary: read until the deadline, 60 s (detection) + 30 s (window).
     let fake = Fake::new(true);
     let out = run(&fake, "dr.read_signals", signals_input())
         .await
@@ -103,11 +108,11 @@ async fn signals_are_read_over_the_window_and_an_unreadable_one_is_unknown() {
         ),
         (&json!(false), &json!(false), &json!(false))
     );
-    assert_eq!(out["readings"], 4, "30 s window, every 10 s");
+    assert_eq!(out["readings"], 10, "every 10 s from 0 to 90 s");
     assert_eq!(out["first_failure_at_ms"], Value::Null);
-    let took = out["ended_at_ms"].as_u64().unwrap() - out["started_at_ms"].as_u64().unwrap();
-    assert_eq!(took, 30_000, "the window is waited on the run's clock");
+    assert_eq!(took_ms(&out), 90_000, "waited on the run's clock");
 
+    // Down from the first reading: the quorum is confirmed after the 30 s window.
     let fake = Fake::new(true);
     let failed_at = fake.now();
     fake.region_outage();
@@ -119,13 +124,53 @@ async fn signals_are_read_over_the_window_and_an_unreadable_one_is_unknown() {
     assert_eq!(out["alarms_down"], true);
     assert_eq!(out["probe_down"], true);
     assert_eq!(out["first_failure_at_ms"], failed_at);
+    assert_eq!(out["readings"], 4, "0, 10, 20 and 30 s");
+    assert_eq!(took_ms(&out), 30_000);
 
     // Only the chosen signals are read.
     let mut input = signals_input();
     input["signals"] = json!(["probe"]);
+    input["quorum"] = json!(1);
     let out = run(&fake, "dr.read_signals", input).await.unwrap();
     assert_eq!(out["health_check_down"], Value::Null);
+    assert_eq!(out["alarms_down"], Value::Null);
     assert_eq!(out["probe_down"], true);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outage_that_route53_notices_after_the_step_starts_is_confirmed() {
+    let fake = Fake::new(true);
+    let outage_at = fake.now();
+    let noticed = fake.region_outage_noticed_after(Duration::from_secs(35));
+    let out = run(&fake, "dr.read_signals", signals_input())
+        .await
+        .unwrap();
+    noticed.await.unwrap();
+    assert_eq!(out["health_check_down"], true, "{out:?}");
+    assert_eq!(out["probe_down"], true, "{out:?}");
+    // Unhealthy from the reading at 40 s; confirmed at 70 s, within 60 s + 30 s.
+    assert_eq!(took_ms(&out), 70_000, "{out:?}");
+    assert_eq!(out["readings"], 8);
+    // The RTO counts from Route 53's change, not from drflow's earlier probe failure.
+    assert_eq!(out["first_failure_at_ms"], outage_at + 35_000);
+
+    // With a deadline too short for Route 53 to be seen down for the window: the health check
+    // is neither down nor up, never "healthy" (which would read as isolation).
+    let fake = Fake::new(true);
+    let noticed = fake.region_outage_noticed_after(Duration::from_secs(35));
+    let mut input = signals_input();
+    input["detection_timeout"] = json!("20s");
+    let out = run(&fake, "dr.read_signals", input).await.unwrap();
+    noticed.await.unwrap();
+    assert_eq!(took_ms(&out), 50_000);
+    assert_eq!(out["health_check_down"], Value::Null, "{out:?}");
+    assert_eq!(out["probe_down"], true);
+    assert_eq!(out["first_failure_at_ms"], fake.now() - 50_000);
+    let words = out["detail"]["health_check"].as_str().unwrap();
+    assert!(
+        words.contains("down for 10 s, less than the 30 s window"),
+        "{words}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -148,6 +193,48 @@ async fn a_signal_that_recovers_within_the_window_does_not_count() {
     healer.await.unwrap();
     assert_eq!(out["health_check_down"], false);
     assert_eq!(out["probe_down"], false);
+}
+
+#[tokio::test(start_paused = true)]
+async fn flapping_is_never_confirmed_down() {
+    // Down and up every 20 s, shorter than the 30 s window, for longer than the step reads.
+    let fake = Fake::new(true);
+    let flap = fake.flapping(Duration::from_secs(20), 20);
+    let out = run(&fake, "dr.read_signals", signals_input())
+        .await
+        .unwrap();
+    flap.abort();
+    assert_eq!(took_ms(&out), 90_000, "read until the deadline");
+    for s in ["health_check_down", "probe_down"] {
+        assert_ne!(out[s], true, "{s}: {out:?}");
+    }
+    assert_eq!(out["first_failure_at_ms"], Value::Null);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_partition_reads_as_the_probe_down_and_route53_healthy() {
+    let fake = Fake::new(true);
+    fake.partition();
+    let out = run(&fake, "dr.read_signals", signals_input())
+        .await
+        .unwrap();
+    assert_eq!(took_ms(&out), 90_000, "one signal is not the quorum");
+    assert_eq!(out["probe_down"], true);
+    assert_eq!(out["health_check_down"], false);
+    let decided = run(
+        &fake,
+        "dr.decide",
+        json!({"health_check_down": out["health_check_down"], "alarms_down": out["alarms_down"],
+               "probe_down": out["probe_down"], "writer_in_standby": false,
+               "dns_serves_standby": false, "primary_db_reachable": true, "data_at_risk_ms": 800}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(decided["decision"], "hold");
+    assert!(
+        decided["reason"].as_str().unwrap().contains("isolation"),
+        "{decided:?}"
+    );
 }
 
 fn describe_input() -> Value {
