@@ -15,11 +15,15 @@
 //! Library and binary runs alternate, and each figure is the best of `DRFLOW_BENCH_REPEAT`
 //! (default 5) runs, so a busy machine slows both alike. `DRFLOW_BENCH_SIZES` picks sizes
 //! (default 10000), `DRFLOW_BENCH_SHAPES` shapes (default `chain,fanout,random`),
-//! `DRFLOW_BENCH_TTY=0` skips the terminal column, `DRFLOW_BENCH_PROVISION=0` skips the last
-//! figure (a whole `runbooks/provision.yaml` on a fresh simulated cloud), and `DRFLOW_BENCH_BIN=path/to/drflow` times
-//! another build of the binary (to compare before and after a change). `cargo bench --bench binary` prints a table in µs per step and the
-//! binary/library ratio; `cargo test --all-targets` runs it once with 200 steps, so CI notices
-//! if it breaks. It asserts no timing.
+//! `DRFLOW_BENCH_TTY=0` skips the terminal column, `DRFLOW_BENCH_PROVISION=0` skips the
+//! provision figure (a whole `runbooks/provision.yaml` on a fresh simulated cloud),
+//! `DRFLOW_BENCH_FAILOVER=0` the failover figures (`runbooks/failover.yaml` of a region outage
+//! on the sim, with `eu.yaml` and `us-east.yaml`: wall time, the run's virtual duration, the
+//! decision), and `DRFLOW_BENCH_BIN=path/to/drflow` times another build of the binary (to
+//! compare before and after a change). `DRFLOW_BENCH_SIZES=` (empty) skips the step table.
+//! `cargo bench --bench binary` prints a table in µs per step and the binary/library ratio;
+//! `cargo test --all-targets` runs it once with 200 steps (and the eu failover once), so CI
+//! notices if it breaks. It asserts no timing.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -233,6 +237,47 @@ fn main() {
             best.as_secs_f64() * 1000.0
         );
     }
+    if std::env::var("DRFLOW_BENCH_FAILOVER").map_or(true, |v| v != "0") {
+        // Once through the test build (`cargo test`, no `--bench`): the eu layout only.
+        let params: &[&str] = if !std::env::args().any(|a| a == "--bench") {
+            &["eu.yaml"]
+        } else {
+            &["eu.yaml", "us-east.yaml"]
+        };
+        for params in params {
+            let f = failover(&dir, params, repeat);
+            println!(
+                "failover (runbooks/failover.yaml, {params}) of a region outage on the sim, journaled, from spawn to exit: {:.0} ms (best of {repeat}) for {:.0} s of virtual time, decision {}",
+                f.wall.as_secs_f64() * 1000.0,
+                f.virtual_ms as f64 / 1000.0,
+                f.decision,
+            );
+        }
+    }
+}
+
+/// `drflow` on the state dir `state`, from the repository root, as a user runs it there.
+fn drflow_in(state: &Path) -> Command {
+    let mut cmd = Command::new(drflow());
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("--state-dir")
+        .arg(state)
+        .env_remove("DRFLOW_LOG")
+        .env_remove("DRFLOW_TARGET")
+        .env_remove("DRFLOW_STATE_DIR")
+        .env_remove("DRFLOW_JOURNAL_SYNC")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs `drflow args` untimed, for a bench's setup.
+fn setup(state: &Path, args: &[&str]) {
+    let out = drflow_in(state).args(args).output().expect("drflow runs");
+    assert!(
+        out.status.success(),
+        "drflow {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `drflow run runbooks/provision.yaml` on a fresh simulated cloud, as a user runs it: the sim's
@@ -263,4 +308,87 @@ fn provision(dir: &Path) -> Duration {
     let took = t.elapsed();
     assert!(status.success(), "provision failed");
     took
+}
+
+/// The best failover of a region outage: its wall time and what the run reported.
+struct Failover {
+    wall: Duration,
+    virtual_ms: u64,
+    decision: String,
+}
+
+/// `drflow run runbooks/failover.yaml` of a region outage, as `tests/failover.rs` sets one up
+/// through the binary: provision (untimed), ten minutes for writes to flow and every check and
+/// alarm to settle, the outage, 45 s for the health checkers to see it. The world is set up
+/// once and each timed run starts from a copy of that state dir (journal included), since a
+/// failover changes the world; timed from spawn to exit, best of `repeat`.
+fn failover(dir: &Path, params: &str, repeat: usize) -> Failover {
+    let params_file = format!("runbooks/params/{params}");
+    let template = dir.join(format!("failover-template-{params}"));
+    let _ = std::fs::remove_dir_all(&template);
+    setup(
+        &template,
+        &[
+            "run",
+            "runbooks/provision.yaml",
+            "--params-file",
+            &params_file,
+        ],
+    );
+    setup(&template, &["sim", "advance", "10m"]);
+    setup(&template, &["sim", "fault", "region-outage"]);
+    setup(&template, &["sim", "advance", "45s"]);
+    let state = dir.join("failover-state");
+    let mut best: Option<Failover> = None;
+    for _ in 0..repeat.max(1) {
+        let _ = std::fs::remove_dir_all(&state);
+        copy_dir(&template, &state);
+        let mut cmd = drflow_in(&state);
+        cmd.args([
+            "run",
+            "runbooks/failover.yaml",
+            "--params-file",
+            &params_file,
+            "--output",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+        let t = Instant::now();
+        let out = cmd.output().expect("drflow runs");
+        let wall = t.elapsed();
+        assert!(out.status.success(), "failover ({params}) failed");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+        let virtual_ms = report["virtual_duration_ms"]
+            .as_u64()
+            .or_else(|| report["duration_ms"].as_u64())
+            .expect("the run's duration");
+        let decision = report["outputs"]["decision"]
+            .as_str()
+            .unwrap_or("?")
+            .to_string();
+        assert_eq!(decision, "failover", "{params}: {report:#}");
+        if best.as_ref().is_none_or(|b| wall < b.wall) {
+            best = Some(Failover {
+                wall,
+                virtual_ms,
+                decision,
+            });
+        }
+    }
+    best.expect("at least one run")
+}
+
+/// Copies the files of `from` into `to`, recursively.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
 }

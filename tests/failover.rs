@@ -4,13 +4,18 @@
 //! and did against the sim's own account (`SimBackend::status`). Every run is on a paused
 //! runtime with the sim on the run's virtual clock: minutes of simulated time, no sleeps.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
+use drflow_engine::runner::{
+    HookAction, HookPoint, Hooks, RunOutcome, Runner, RunnerError, RunnerOptions, StartOptions,
+    compile_file,
+};
 use drflow_engine::{
-    Outputs, Recorder, RunOptions, RunReport, RunStatus, SharedClock, Stop, VirtualClock, compile,
-    resolve_params,
+    Outputs, Recorder, RunEvent, RunOptions, RunReport, RunStatus, SharedClock, Stop, VirtualClock,
+    compile, resolve_params,
 };
 use drflow_steps::sim::{Fault, FaultKind, SimStatus};
 use drflow_steps::{CloudBackend, CloudConfig, LazyBackend, SimBackend};
@@ -789,6 +794,244 @@ fn failover_and_failback_of_an_environment_share_one_lock() {
         key("runbooks/failback.yaml", "us-east.yaml"),
         "failover-prod-us"
     );
+}
+
+impl Env {
+    /// `runbooks/failover.yaml` through the library runner as `drflow run` runs it: journal and
+    /// lock under this state directory, the sim on the run's virtual clock (a paused runtime)
+    /// and saved at each checkpoint. A hook that blocks pauses the run there: call this on a
+    /// thread of its own then.
+    fn failover_on_runner(&self, run_id: &str, hooks: Hooks) -> Result<RunOutcome, RunnerError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let config = CloudConfig::sim(self.state());
+        let clock: SharedClock = {
+            // Made inside the runtime, so that it counts the runtime's paused time.
+            let _inside = runtime.enter();
+            Arc::new(VirtualClock::new(config.virtual_clock_ms().unwrap()))
+        };
+        let sim: Arc<dyn CloudBackend> =
+            Arc::new(SimBackend::open(self.state()).with_clock(Arc::clone(&clock)));
+        let lazy = Arc::new(LazyBackend::from_backend(config, sim));
+        let registry = drflow_steps::registry_with_backend(Arc::clone(&lazy));
+        let rb = compile_file(&repo("runbooks/failover.yaml"), &registry)
+            .unwrap_or_else(|e| panic!("{}", e.message()));
+        let path = format!("runbooks/params/{}", self.params);
+        let text = std::fs::read_to_string(repo(&path)).unwrap();
+        let params =
+            resolve_params(&rb, Some((&path, &text)), &[]).unwrap_or_else(|d| panic!("{d:?}"));
+        let mut options = RunnerOptions::new(self.state());
+        options.clock = Arc::clone(&clock);
+        options.hooks = hooks;
+        options.checkpoint = Some(Arc::new(move || {
+            lazy.checkpoint().map_err(|e| e.to_string())
+        }));
+        let runner = Runner::new(options);
+        runtime.block_on(async {
+            let session = runner
+                .start(&rb, &params, run_id, StartOptions::default())
+                .await?;
+            let mut run = RunOptions::new(run_id);
+            run.clock = clock;
+            run.redacted_params = drflow_engine::runner::redacted_params(&rb, &params);
+            let (_tx, stop) = tokio::sync::watch::channel(Stop::No);
+            session
+                .run(&rb, &params, run, &mut Recorder::default(), stop)
+                .await
+        })
+    }
+
+    /// `drflow --state-dir <this state dir> ARGS`, from the repository root.
+    fn drflow(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_drflow"));
+        cmd.current_dir(repo(""))
+            .env("DRFLOW_LOG", "warn")
+            .env_remove("DRFLOW_TARGET")
+            .env_remove("DRFLOW_STATE_DIR")
+            .arg("--state-dir")
+            .arg(self.state())
+            .args(args)
+            .stdin(std::process::Stdio::null());
+        cmd
+    }
+}
+
+/// Hooks that pause a run once `decide` has succeeded (journaled, the world saved), before it
+/// acts: they send the decision, then wait until the returned sender says go (or is dropped).
+fn pause_after_decide() -> (Hooks, mpsc::Receiver<Value>, mpsc::Sender<()>) {
+    let (reached_tx, reached) = mpsc::channel();
+    let (go, go_rx) = mpsc::channel::<()>();
+    let go_rx = Mutex::new(go_rx);
+    let hooks = Hooks::new(move |p| {
+        if let HookPoint::AfterRecord(RunEvent::StepSucceeded { step, outputs, .. }) = p
+            && step == "decide"
+        {
+            let decision = outputs.get("decision").cloned().unwrap_or(Value::Null);
+            let _ = reached_tx.send(decision);
+            let _ = go_rx.lock().unwrap().recv();
+        }
+        HookAction::Continue
+    });
+    (hooks, reached, go)
+}
+
+/// Two failovers of one environment at once. The first (in-process, through the library
+/// runner) is paused once it has decided to fail over and before it acts, holding the lock
+/// `failover-prod-eu`. A second `drflow run runbooks/failover.yaml` on the same state directory
+/// is refused with the lock-held error (exit 2) and changes nothing; with `--wait-lock` it
+/// waits, runs once the first is done, and finds the standby already serving. One promotion
+/// in all, by the sim's own account. Without the lock, the second would run to its end while
+/// the first is paused (and fail over itself), and this test would fail.
+#[test]
+fn two_failovers_at_once_one_is_refused_or_waits_and_only_one_promotes() {
+    let env = Arc::new(Env::provisioned("eu.yaml"));
+    let (primary, standby) = (env.param("primary_region"), env.param("standby_region"));
+    let suffix = env.param("env_suffix");
+    let key = format!("the lock `failover-{suffix}`");
+    env.inject(FaultKind::RegionOutage, None);
+    env.advance(Duration::from_secs(45));
+
+    let (hooks, reached, go) = pause_after_decide();
+    let first = {
+        let env = Arc::clone(&env);
+        std::thread::spawn(move || env.failover_on_runner("first-failover", hooks))
+    };
+    let decision = reached
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the first failover never decided");
+    assert_eq!(decision, "failover");
+    let told_before = env.sim().published().unwrap().len();
+
+    // At once, without waiting: refused, nothing done.
+    let params = ["--params-file", "runbooks/params/eu.yaml"];
+    let refused = env
+        .drflow(&[&["run", "runbooks/failover.yaml"], &params[..]].concat())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{key} is held by run first-failover")),
+        "{stderr}"
+    );
+    let status = env.status();
+    assert_eq!(writer(&status), primary, "nothing promoted yet");
+    assert_eq!(serving(&status), vec![primary.clone()]);
+    assert_eq!(
+        env.sim().published().unwrap().len(),
+        told_before,
+        "the refused run told no one"
+    );
+
+    // With --wait-lock: it waits for the first.
+    let mut waiting = env
+        .drflow(
+            &[
+                &["run", "runbooks/failover.yaml", "--wait-lock"],
+                &params[..],
+                &["--output", "json"],
+            ]
+            .concat(),
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = {
+        let stderr = waiting.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    };
+    let mut seen = Vec::new();
+    loop {
+        match lines.recv_timeout(Duration::from_secs(120)) {
+            Ok(line) => {
+                let waits =
+                    line.contains(&format!("waiting for {key}")) && line.contains("first-failover");
+                seen.push(line);
+                if waits {
+                    break;
+                }
+            }
+            Err(e) => panic!("the second run did not wait ({e}):\n{}", seen.join("\n")),
+        }
+    }
+    assert_eq!(
+        writer(&env.status()),
+        primary,
+        "the waiting run did nothing"
+    );
+
+    // The first goes on and fails over; then the second runs and finds nothing to do.
+    go.send(()).unwrap();
+    let first = first.join().unwrap().expect("the first failover runs");
+    let d = describe(&first.report);
+    assert_eq!(first.report.status, RunStatus::Succeeded, "{d}");
+    assert_eq!(out(&first.report, "decision"), "failover", "{d}");
+    assert_eq!(
+        step(&first.report, "promote").status,
+        drflow_engine::StepStatus::Succeeded,
+        "{d}"
+    );
+    let second = waiting.wait_with_output().unwrap();
+    seen.extend(lines.iter());
+    assert!(second.status.success(), "{}", seen.join("\n"));
+    let report: Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(report["outputs"]["decision"], "none", "{report:#}");
+    assert_eq!(report["outputs"]["actions"], json!([]), "{report:#}");
+    assert!(
+        report["outputs"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("already serves"),
+        "{report:#}"
+    );
+    let promote = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "promote")
+        .unwrap();
+    assert_eq!(promote["status"], "skipped", "{report:#}");
+
+    // The world: the standby writes and serves, promoted once.
+    let status = env.status();
+    assert_eq!(writer(&status), standby);
+    assert_eq!(serving(&status), vec![standby.clone()]);
+    assert_eq!(
+        out(&first.report, "lost_writes"),
+        &json!(lost_writes(&status))
+    );
+    let world = env.sim().snapshot().unwrap();
+    let db = world.aurora.values().next().expect("a global database");
+    assert!(db.lost.len() <= 1, "two managed failovers: {:?}", db.lost);
+    let told = env.sim().published().unwrap();
+    let ended = |decision: &str| {
+        let subject = format!("drflow: failover of {suffix}: {decision}");
+        let mut topics: Vec<&str> = told
+            .iter()
+            .filter(|m| m.subject == subject)
+            .map(|m| m.topic_arn.as_str())
+            .collect();
+        let all = topics.len();
+        topics.sort_unstable();
+        topics.dedup();
+        assert_eq!(topics.len(), all, "`{subject}` twice to one topic");
+        all
+    };
+    assert!(ended("failover") > 0, "{told:?}");
+    assert_eq!(ended("failover"), ended("none"), "{told:?}");
 }
 
 /// `drflow run runbooks/failover.yaml` as a person runs it, after `drflow run
