@@ -9,7 +9,6 @@ pub mod inproc;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 /// A temporary working directory with `crashy.yaml` in it; `drflow` runs there with the
 /// default state dir (`.drflow`).
@@ -86,15 +85,6 @@ impl Sandbox {
             .lines()
             .filter(|l| *l == line)
             .count()
-    }
-}
-
-/// Polls `cond` until it holds; fails the test after a minute.
-pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

@@ -6,6 +6,7 @@
 //! at the exact virtual time; every process reads the faults active now through the queries on
 //! [`super::World`] (`region_down`, `reachable`, `app_fault`…), never the list itself.
 
+use drflow_engine::nearest;
 use std::fmt;
 use std::str::FromStr;
 
@@ -103,32 +104,6 @@ impl FromStr for FaultKind {
                     .map(str::to_string),
             })
     }
-}
-
-/// The name among `candidates` closest to `given` (edit distance at most a third of its
-/// length, at least 2), for "did you mean" hints.
-pub fn nearest<'a>(given: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (given.len() / 3).max(2);
-    candidates
-        .map(|c| (edit_distance(given, c), c))
-        .filter(|(d, c)| *d <= limit || c.starts_with(given) && !given.is_empty())
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 /// A fault to inject.
@@ -314,59 +289,15 @@ impl FaultError {
     }
 }
 
-/// A duration as the CLI takes it: `90s`, `5m`, `1h30m`, `500ms`, or plain seconds (`90`).
-/// A leading `+` (`--at +30s`) is allowed. Errors name what was wrong.
+/// A duration as the CLI takes it, in milliseconds: what runbooks accept (`90s`, `5m`, `1h30m`,
+/// `500ms`, plain seconds: [`drflow_engine::parse_duration`]), plus a leading `+`
+/// (`--at +30s`). Errors name what was wrong.
 pub fn parse_duration(s: &str) -> Result<u64, String> {
     let text = s.trim();
     let body = text.strip_prefix('+').unwrap_or(text);
-    if body.is_empty() {
-        return Err(format!("{s:?} is not a duration"));
-    }
-    if body.chars().all(|c| c.is_ascii_digit()) {
-        return body
-            .parse::<u64>()
-            .ok()
-            .and_then(|n| n.checked_mul(1000))
-            .ok_or_else(|| format!("{s:?} is too large"));
-    }
-    let mut total: u64 = 0;
-    let mut rest = body;
-    while !rest.is_empty() {
-        let digits = rest.chars().take_while(char::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(format!(
-                "{s:?} is not a duration (expected a number at {rest:?})"
-            ));
-        }
-        let n: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("{s:?} is too large"))?;
-        rest = &rest[digits..];
-        let unit_len = rest.chars().take_while(char::is_ascii_alphabetic).count();
-        let unit_ms = match &rest[..unit_len] {
-            "ms" => 1,
-            "s" => 1000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "" => {
-                return Err(format!(
-                    "{s:?} is not a duration (a unit is missing after {n})"
-                ));
-            }
-            u => {
-                return Err(format!(
-                    "{s:?} is not a duration (unknown unit {u:?}; use ms, s, m, h or d)"
-                ));
-            }
-        };
-        rest = &rest[unit_len..];
-        total = n
-            .checked_mul(unit_ms)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| format!("{s:?} is too large"))?;
-    }
-    Ok(total)
+    drflow_engine::parse_duration(body)
+        .map(|d| d.as_millis() as u64)
+        .map_err(|e| format!("{s:?} is not a duration ({e})"))
 }
 
 #[cfg(test)]
