@@ -27,6 +27,7 @@ mod cmd_journal;
 mod cmd_sim;
 mod cmd_validate;
 mod confirm;
+mod drill;
 mod log;
 mod plan;
 mod progress;
