@@ -24,10 +24,12 @@ macro_rules! outln {
 }
 
 mod cmd_journal;
+mod cmd_plan;
 mod cmd_sim;
 mod cmd_validate;
 mod confirm;
 mod drill;
+mod forecast;
 mod log;
 mod plan;
 mod progress;
@@ -116,6 +118,10 @@ impl Target {
 enum Command {
     /// Compile and run a runbook.
     Run(RunArgs),
+    /// Forecast a run on the simulated world before anything is done: what each step would do,
+    /// when it would start and how long it would take on the sim's clock, the critical path,
+    /// and a failover's RTO against the objective. Changes nothing.
+    Plan(cmd_plan::PlanArgs),
     /// Compile runbooks and check the values known before a run (with -p/--params-file, a
     /// deployment's parameters too); report every problem; runs nothing.
     Validate(cmd_validate::ValidateArgs),
@@ -372,6 +378,11 @@ fn main() -> ExitCode {
                 }
             })
         }
+        Command::Plan(args) => cmd_plan::cmd_plan(&cli.global, &args).inspect_err(|f| {
+            if args.json() && f.code == EXIT_INVALID {
+                outln!("{:#}", f.json());
+            }
+        }),
         Command::Validate(args) => cmd_validate::cmd_validate(&args),
         Command::Steps { format } => {
             let registry = registry(&cli.global);

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use drflow_engine::{
-    Outputs, Recorder, Registry, RunOptions, RunState, RunStatus, Runbook, Secrets, StepType, Stop,
+    Outputs, Recorder, Registry, RunEvent, RunOptions, RunState, RunStatus, Runbook, Secrets,
+    StepStatus, StepType, Stop,
 };
 use drflow_steps::Plan;
 use serde_json::json;
@@ -30,6 +31,35 @@ pub struct Outcome {
     /// Whether the run (or rollback) would not finish: a step failed for good (one with
     /// `continue_on_error` is listed in `failed` but does not stop the run).
     pub would_fail: bool,
+    /// For a run: every step in file order, with when it ran on the scratch world's clock.
+    /// Empty for a rollback.
+    pub steps: Vec<StepRun>,
+    /// For a run: the runbook's outputs (secret ones `"***"`).
+    pub outputs: Outputs,
+    /// For a run: how long it took on the scratch world's clock, in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// One step of a run on the scratch world. Times are milliseconds from the run's start, on the
+/// clock the run had: on the simulated cloud, the sim's virtual time, so they are the forecast
+/// of the real run's timings.
+pub struct StepRun {
+    /// Its id.
+    pub id: String,
+    /// Its type.
+    pub uses: String,
+    /// Where it ended up.
+    pub status: StepStatus,
+    /// When its first attempt started (for a skipped step: when it was skipped).
+    pub start_ms: Option<u64>,
+    /// When it succeeded, failed or was skipped.
+    pub end_ms: Option<u64>,
+    /// What it created, changed and deleted.
+    pub plan: Plan,
+    /// Its outputs when it succeeded (secret ones `"***"`).
+    pub outputs: Option<Outputs>,
+    /// Its error when it failed (secrets scrubbed).
+    pub error: Option<String>,
 }
 
 /// Runs `rb` with `params` on a scratch copy of the target's world and returns what it did.
@@ -59,7 +89,28 @@ pub fn plan_run(global: &Global, rb: &mut Runbook, params: &Outputs) -> Result<O
         undone: Vec::new(),
         hidden: Vec::new(),
         would_fail: report.status != RunStatus::Succeeded,
+        steps: Vec::new(),
+        outputs: report.outputs.clone(),
+        duration_ms: report.duration_ms,
     };
+    let times = step_times(&sink.events());
+    for step in &report.steps {
+        let mut plan = Plan::default();
+        if let Some(o) = &step.outputs {
+            plan.add_step_outputs(o);
+        }
+        let (start_ms, end_ms) = times.get(&step.id).copied().unwrap_or((None, None));
+        outcome.steps.push(StepRun {
+            id: step.id.clone(),
+            uses: step.uses.clone(),
+            status: step.status,
+            start_ms,
+            end_ms,
+            plan,
+            outputs: step.outputs.clone(),
+            error: step.error.as_ref().map(ToString::to_string),
+        });
+    }
     for step in &report.steps {
         if let Some(o) = &step.outputs {
             if o.get("changes")
@@ -107,6 +158,9 @@ pub fn plan_rollback(
         undone: report.undone.clone(),
         hidden: Vec::new(),
         would_fail: report.status != RunStatus::RolledBack,
+        steps: Vec::new(),
+        outputs: Outputs::new(),
+        duration_ms: 0,
     };
     outcome
         .plan
@@ -116,6 +170,39 @@ pub fn plan_rollback(
     }
     scrub(&mut outcome, &run_secrets(rb, params));
     Ok(outcome)
+}
+
+/// Each step's first start and its end (succeeded, failed, skipped or interrupted), in
+/// milliseconds from the run's start, read from the run's events.
+fn step_times(
+    events: &[RunEvent],
+) -> std::collections::HashMap<String, (Option<u64>, Option<u64>)> {
+    let mut times = std::collections::HashMap::new();
+    let Some(origin) = events.iter().find_map(|e| match e {
+        RunEvent::RunStarted { at, .. } => Some(*at),
+        _ => None,
+    }) else {
+        return times;
+    };
+    let ms = |at: f64| ((at - origin).max(0.0) * 1000.0).round() as u64;
+    for e in events {
+        let (step, at, ends) = match e {
+            RunEvent::StepStarted { step, at, .. } => (step, *at, false),
+            RunEvent::StepSucceeded { step, at, .. }
+            | RunEvent::StepFailed { step, at, .. }
+            | RunEvent::StepSkipped { step, at, .. }
+            | RunEvent::StepInterrupted { step, at } => (step, *at, true),
+            _ => continue,
+        };
+        let entry: &mut (Option<u64>, Option<u64>) = times.entry(step.clone()).or_default();
+        if entry.0.is_none() {
+            entry.0 = Some(ms(at));
+        }
+        if ends {
+            entry.1 = Some(ms(at));
+        }
+    }
+    times
 }
 
 fn scratch_registry(global: &Global, runtime: &Runtime) -> Result<Registry, Failure> {
@@ -180,6 +267,33 @@ fn scrub(outcome: &mut Outcome, secrets: &Secrets) {
     }
     for (_, e) in &mut outcome.failed {
         *e = secrets.scrub(e).into_owned();
+    }
+    for step in &mut outcome.steps {
+        for c in &mut step.plan.changes {
+            c.name = secrets.scrub(&c.name).into_owned();
+            if let Some(d) = c.detail.as_mut() {
+                *d = secrets.scrub(d).into_owned();
+            }
+        }
+        if let Some(e) = step.error.as_mut() {
+            *e = secrets.scrub(e).into_owned();
+        }
+        for v in step.outputs.iter_mut().flat_map(|o| o.values_mut()) {
+            scrub_value(v, secrets);
+        }
+    }
+    for v in outcome.outputs.values_mut() {
+        scrub_value(v, secrets);
+    }
+}
+
+/// Scrubs every string inside `v`.
+fn scrub_value(v: &mut serde_json::Value, secrets: &Secrets) {
+    match v {
+        serde_json::Value::String(s) => *s = secrets.scrub(s).into_owned(),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|i| scrub_value(i, secrets)),
+        serde_json::Value::Object(map) => map.values_mut().for_each(|i| scrub_value(i, secrets)),
+        _ => {}
     }
 }
 

@@ -184,6 +184,60 @@ impl Plan {
     }
 }
 
+/// The outputs of a step type that say what it decided or would do, in the order a plan shows
+/// them: `dr.decide`'s decision and reason, the promotion's kind, the capacity asked for. Empty
+/// for a type whose resource changes (`changes`, `actions`) say all of it.
+pub fn decisive_outputs(step_type: &str) -> &'static [&'static str] {
+    match step_type {
+        "dr.discover" => &["serving_region", "routing_policy", "unreachable"],
+        "dr.read_signals" => &["health_check_down", "alarms_down", "probe_down"],
+        "rds.describe_global_cluster" => &[
+            "writer_region",
+            "primary_db_reachable",
+            "data_at_risk_ms",
+            "writes_at_risk",
+        ],
+        "dr.decide" => &["decision", "reason"],
+        "dr.fence" => &["fenced", "detail"],
+        "rds.promote_global_cluster" => &["mode", "promoted", "lost_writes", "rpo_seconds"],
+        "autoscaling.match_capacity" => &["target_capacity", "in_service", "shortfall"],
+        "route53.shift_traffic" => &["healthy_targets"],
+        "route53.test_dns_answer" => &["answer"],
+        "dr.failover_report" => &[
+            "decision",
+            "rto_seconds",
+            "rpo_seconds",
+            "lost_writes",
+            "shortfall",
+        ],
+        "dr.readiness" => &["ready", "summary"],
+        _ => &[],
+    }
+}
+
+/// How long a client's resolver keeps an answer for `record_name` in `world`: the longest TTL
+/// of the name's records (an alias to a load balancer has the sim's
+/// [`crate::sim::SimConfig::dns_alias_ttl_ms`], 60 s), in milliseconds. `None` when the world
+/// holds no record of that name.
+pub fn record_ttl_ms(world: &crate::sim::World, record_name: &str) -> Option<u64> {
+    let name = crate::sim::dns::normalize(record_name);
+    world
+        .regions
+        .get(crate::backend::GLOBAL)?
+        .values()
+        .filter(|r| r.resource.kind == crate::Kind::DnsRecord)
+        .map(|r| {
+            crate::sim::dns::ServedRecord::from_spec(
+                &r.resource.id,
+                &r.resource.spec,
+                &world.config,
+            )
+        })
+        .filter(|r| r.name == name)
+        .map(|r| r.ttl_ms)
+        .max()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
