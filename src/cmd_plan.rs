@@ -101,6 +101,7 @@ pub fn cmd_plan(global: &Global, args: &PlanArgs) -> Result<u8, Failure> {
         .find_map(|name| drflow_steps::record_ttl_ms(&world, name))
         .unwrap_or(world.config.dns_alias_ttl_ms);
     let figures = Figures {
+        started_at_ms: world.clock_ms,
         objective: args.rto,
         client_ttl: Some(Duration::from_millis(client_ttl)),
     };

@@ -30,6 +30,10 @@ pub struct Forecast {
     pub duration_seconds: f64,
     /// The runbook's own `rto_seconds` output (null: it has none, or the run moves nothing).
     pub runbook_rto_seconds: Option<f64>,
+    /// When the first failure the run sees happened (a step's `first_failure_at_ms` output,
+    /// `dr.read_signals`'), in seconds from the start of the run: negative when it is before,
+    /// so the RTO began before the run (null: none seen).
+    pub first_failure_seconds: Option<f64>,
     /// What the clients' DNS cache adds to it: the public record's TTL, in seconds (null when
     /// there is no RTO to add it to).
     pub client_ttl_seconds: Option<f64>,
@@ -80,6 +84,8 @@ pub struct FailedStep {
 
 /// What the caller read besides the run: the objective and the clients' TTL.
 pub struct Figures {
+    /// When the run started on the world's clock (ms since the Unix epoch).
+    pub started_at_ms: u64,
     /// The RTO objective.
     pub objective: Duration,
     /// The TTL of the public record, when the world has it; `None` adds nothing.
@@ -104,6 +110,11 @@ impl Forecast {
         let forecast_rto_seconds =
             runbook_rto_seconds.map(|r| r + client_ttl_seconds.unwrap_or(0.0));
         let objective_seconds = figures.objective.as_secs_f64();
+        let first_failure_seconds = outcome
+            .steps
+            .iter()
+            .find_map(|s| s.outputs.as_ref()?.get("first_failure_at_ms")?.as_f64())
+            .map(|at| (at - figures.started_at_ms as f64) / 1000.0);
         Forecast {
             runbook: rb.name.clone(),
             params,
@@ -116,6 +127,7 @@ impl Forecast {
             critical_path,
             duration_seconds: secs(outcome.duration_ms),
             runbook_rto_seconds,
+            first_failure_seconds,
             client_ttl_seconds,
             forecast_rto_seconds,
             objective_seconds,
@@ -221,10 +233,15 @@ impl Forecast {
                 } else {
                     format!("misses by {:.0}s", f - self.objective_seconds)
                 };
+                let first = match self.first_failure_seconds {
+                    Some(t) if t < -0.5 => format!(", {:.0}s before the run starts,", -t),
+                    Some(t) if t > 0.5 => format!(", {t:.0}s into the run,"),
+                    _ => String::new(),
+                };
                 s.push_str(&format!(
                     "Forecast RTO: {} ({f:.0}s) = the runbook's rto_seconds {r:.0}s (from the first \
-                     failure the run sees to Route 53 answering with the new side) + {:.0}s the \
-                     clients' DNS cache may keep the old answer (TTL)\n\
+                     failure the run sees{first} to Route 53 answering with the new side) + {:.0}s \
+                     the clients' DNS cache may keep the old answer (TTL)\n\
                      Objective: RTO {} ({:.0}s): {verdict}\n",
                     human(f),
                     self.client_ttl_seconds.unwrap_or(0.0),
@@ -278,6 +295,7 @@ fn step_forecast(run: &StepRun) -> StepForecast {
     let mut actions: Vec<String> = run.plan.changes.iter().map(ToString::to_string).collect();
     let outputs = run.outputs.as_ref();
     if let Some(lines) = outputs
+        .filter(|_| drflow_steps::makes_its_actions(&run.uses))
         .and_then(|o| o.get("actions"))
         .and_then(Value::as_array)
     {

@@ -230,12 +230,25 @@ fn a_region_outage_forecasts_a_failover_within_five_minutes() {
         runbook_rto > 120.0,
         "the outage began 2 minutes before the run: {runbook_rto}"
     );
+    // Route 53 saw it fail about 36 s after it began (10 s x 3 + up to 6 s).
+    let first = f(&doc["first_failure_seconds"]);
+    assert!((-95.0..=-80.0).contains(&first), "{first}");
+    assert_eq!(
+        step(&doc, "report")["actions"],
+        serde_json::json!([]),
+        "each action once, under the step that makes it"
+    );
     assert_eq!(doc["within"], true);
     assert!(f(&doc["forecast_rto_seconds"]) <= 300.0);
     assert_eq!(
         files(state),
         before,
         "world and journal byte for byte as before"
+    );
+    let (_, again) = plan_json(state, "runbooks/failover.yaml", US);
+    assert_eq!(
+        again, doc,
+        "the sim is deterministic: the same world, the same forecast"
     );
 
     // The text form, and a tighter objective that the forecast misses: exit 1.

@@ -32,7 +32,7 @@ pub use crate::core::{MESSAGE_EVENTS, duration_param};
 pub use backend::{CloudBackend, CloudError, CreateRequest, ErrorKind, Kind, Resource};
 pub use cloud::framework::{Change, MANAGED_BY, RESOURCE_EVENTS, SUFFIX_TAG};
 pub use failover::{Decision, Readings, Signal, Verdict, decide};
-pub use plan::{Action, Plan, ResourceChange, decisive_outputs, record_ttl_ms};
+pub use plan::{Action, Plan, ResourceChange, decisive_outputs, makes_its_actions, record_ttl_ms};
 pub use sim::SimBackend;
 pub use target::{
     CloudConfig, DEFAULT_STATE_DIR, LazyBackend, STATE_DIR_ENV, TARGET_ENV, Target,

@@ -215,6 +215,13 @@ pub fn decisive_outputs(step_type: &str) -> &'static [&'static str] {
     }
 }
 
+/// Whether a step type's `actions` output lists calls the step itself makes. `false` for
+/// `dr.failover_report`, whose `actions` gathers every other step's: a plan shows each action
+/// once, under the step that makes it.
+pub fn makes_its_actions(step_type: &str) -> bool {
+    step_type != "dr.failover_report"
+}
+
 /// How long a client's resolver keeps an answer for `record_name` in `world`: the longest TTL
 /// of the name's records (an alias to a load balancer has the sim's
 /// [`crate::sim::SimConfig::dns_alias_ttl_ms`], 60 s), in milliseconds. `None` when the world
