@@ -282,6 +282,43 @@ mod tests {
     }
 
     #[test]
+    fn a_records_ttl_is_read_from_the_world() {
+        use serde_json::json;
+        let record = |id: &str, spec: Value| -> crate::sim::SimResource {
+            serde_json::from_value(json!({
+                "resource": {
+                    "kind": "dns_record", "region": "global", "name": id, "id": id, "arn": "",
+                    "spec": spec, "state": "available",
+                },
+                "created_at_ms": 0, "updated_at_ms": 0, "ready_at_ms": 0, "seq": 1,
+            }))
+            .expect("a resource")
+        };
+        let mut world = crate::sim::World::default();
+        world.config.dns_alias_ttl_ms = 45_000;
+        let global = world.regions.entry("global".into()).or_default();
+        global.insert(
+            "a".into(),
+            record(
+                "a",
+                json!({"name": "api.example.com.", "type": "A", "set_identifier": "primary",
+                       "alias_target": {"dns_name": "alb-1.elb.amazonaws.com"}}),
+            ),
+        );
+        global.insert(
+            "b".into(),
+            record(
+                "b",
+                json!({"name": "www.example.com", "type": "A", "ttl": 300,
+                       "records": ["192.0.2.1"]}),
+            ),
+        );
+        assert_eq!(record_ttl_ms(&world, "API.example.com"), Some(45_000));
+        assert_eq!(record_ttl_ms(&world, "www.example.com."), Some(300_000));
+        assert_eq!(record_ttl_ms(&world, "nope.example.com"), None);
+    }
+
+    #[test]
     fn counts_and_lists_each_resource_once() {
         let mut plan = Plan::default();
         plan.add_lines([
