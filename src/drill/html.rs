@@ -46,6 +46,10 @@ pub fn render(report: &DrillReport) -> String {
     let mut out = String::with_capacity(64 * 1024);
     let verdict = report.objectives_met && report.decision_right;
     out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    // The page forbids itself every load (only its inline style may apply), so a browser
+    // neither fetches nor runs anything even if a reference slipped in, and says so in its
+    // console, where the browser test looks.
+    out.push_str("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n");
     out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
     w!(
         out,
@@ -718,6 +722,25 @@ fn chart(out: &mut String, r: &DrillReport) {
     title(out, cp_y + 15.0, "Critical path");
     out.push_str("</g>\n");
 
+    // Event markers, behind the lanes, so that the bars stay whole and the lines show
+    // between them.
+    out.push_str("<g id=\"events\">\n");
+    for p in &placed {
+        let ly = label_top + p.row as f64 * LABEL_ROW + LABEL_FONT;
+        w!(
+            out,
+            "<line class=\"event\" data-event=\"{ev}\" x1=\"{x}\" y1=\"{y0}\" x2=\"{x}\" y2=\"{y1}\" stroke=\"{c}\" stroke-width=\"1\" stroke-dasharray=\"3 3\" opacity=\"0.8\"><title>{t} s: {ev}: {detail}</title></line>\n",
+            ev = esc(&p.e.event),
+            t = num1(p.e.at_seconds),
+            detail = esc(&p.e.detail),
+            x = num1(p.x),
+            y0 = num1(ly + 3.0),
+            y1 = num1(axis_y),
+            c = event_colour(&p.e.event),
+        );
+    }
+    out.push_str("</g>\n");
+
     // Client requests: one mark per request, as wide as the gap to the next one.
     w!(
         out,
@@ -921,24 +944,22 @@ fn chart(out: &mut String, r: &DrillReport) {
         }
         at += secs;
     }
-    out.push_str("</g>\n");
-
-    // Event markers, then their labels on a white halo, drawn last so they sit on top.
-    out.push_str("<g id=\"events\">\n");
-    for p in &placed {
-        let ly = label_top + p.row as f64 * LABEL_ROW + LABEL_FONT;
+    if let Some(total) = r
+        .critical_path_seconds
+        .filter(|_| !r.critical_path.is_empty())
+    {
         w!(
             out,
-            "<line class=\"event\" data-event=\"{ev}\" x1=\"{x}\" y1=\"{y0}\" x2=\"{x}\" y2=\"{y1}\" stroke=\"{c}\" stroke-width=\"1\" stroke-dasharray=\"3 3\" opacity=\"0.8\"><title>{t} s: {ev}: {detail}</title></line>\n",
-            ev = esc(&p.e.event),
-            t = num1(p.e.at_seconds),
-            detail = esc(&p.e.detail),
-            x = num1(p.x),
-            y0 = num1(ly + 3.0),
-            y1 = num1(axis_y),
-            c = event_colour(&p.e.event),
+            "<text x=\"{}\" y=\"{}\" fill=\"#1a202c\">{} s</text>\n",
+            num1(scale.x(at) + 4.0),
+            num1(cp_y + 15.0),
+            num1(total)
         );
     }
+    out.push_str("</g>\n");
+
+    // The events' labels on a white halo, drawn last so that they sit on top.
+    out.push_str("<g id=\"event-labels\">\n");
     for p in &placed {
         let ly = label_top + p.row as f64 * LABEL_ROW + LABEL_FONT;
         w!(
