@@ -103,13 +103,14 @@ fn the_page_parses_and_holds_the_chart_and_the_figures() {
     assert_eq!(count("#events line.event"), r.timeline.len());
     let labels: Vec<String> = svg.select(&sel("text.event-label")).map(text_of).collect();
     assert_eq!(labels.len(), r.timeline.len());
+    // Each label is the event's number in the table and a readable name.
     for needed in [
-        "fault",
-        "first failed request",
-        "trigger",
-        "promoted",
-        "DNS changed",
-        "standby serves",
+        "1 fault",
+        "2 first failed request",
+        "7 trigger",
+        "11 promoted",
+        "13 DNS changed",
+        "14 standby serves",
     ] {
         assert!(
             labels.iter().any(|l| l == needed),
@@ -134,10 +135,11 @@ fn the_page_parses_and_holds_the_chart_and_the_figures() {
         .map(|tr| tr.select(&sel("td")).map(text_of).collect())
         .collect();
     assert_eq!(rows.len(), r.timeline.len());
-    for (row, e) in rows.iter().zip(&r.timeline) {
+    for (i, (row, e)) in rows.iter().zip(&r.timeline).enumerate() {
         assert_eq!(
             row,
             &vec![
+                (i + 1).to_string(),
                 format!("{:.1}", e.at_seconds),
                 e.event.clone(),
                 e.detail.clone()

@@ -100,6 +100,7 @@ table{border-collapse:collapse;width:100%;margin:6px 0}
 th,td{text-align:left;vertical-align:top;padding:4px 8px;border-bottom:1px solid #e2e8f0}
 th{background:#f7fafc;font-weight:600}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+#objectives td:first-child{white-space:nowrap}
 .badge{display:inline-block;padding:2px 10px;border-radius:4px;font-weight:700;color:#fff}
 .pass{background:#2f855a}.fail{background:#c53030}
 .ok{color:#276749;font-weight:600}.bad{color:#c53030;font-weight:600}
@@ -253,11 +254,12 @@ fn timeline_table(out: &mut String, timeline: &[TimelineEntry]) {
         out.push_str("<p>Nothing was recorded.</p>\n</section>\n");
         return;
     }
-    out.push_str("<table>\n<thead><tr><th class=\"n\">Seconds from the fault</th><th>Event</th><th>Detail</th></tr></thead>\n<tbody>\n");
-    for e in timeline {
+    out.push_str("<table>\n<thead><tr><th class=\"n\">#</th><th class=\"n\">Seconds from the fault</th><th>Event</th><th>Detail</th></tr></thead>\n<tbody>\n");
+    for (i, e) in timeline.iter().enumerate() {
         w!(
             out,
-            "<tr><td class=\"n\">{}</td><td><code>{}</code></td><td>{}</td></tr>\n",
+            "<tr><td class=\"n\">{}</td><td class=\"n\">{}</td><td><code>{}</code></td><td>{}</td></tr>\n",
+            i + 1,
             num1(e.at_seconds),
             esc(&e.event),
             esc(&e.detail)
@@ -572,16 +574,19 @@ fn chart(out: &mut String, r: &DrillReport) {
     }
     let mut row_ends: Vec<f64> = Vec::new();
     let mut placed: Vec<Placed> = Vec::new();
-    let mut events: Vec<&TimelineEntry> = r
+    // Each label starts with the event's number in the timeline table, which ties the two
+    // together on paper (several events can share a name: alarms).
+    let mut events: Vec<(usize, &TimelineEntry)> = r
         .timeline
         .iter()
-        .filter(|e| e.at_seconds.is_finite())
+        .enumerate()
+        .filter(|(_, e)| e.at_seconds.is_finite())
         .collect();
     // Stable: equal times keep the report's order.
-    events.sort_by(|a, b| a.at_seconds.total_cmp(&b.at_seconds));
-    for e in events {
+    events.sort_by(|a, b| a.1.at_seconds.total_cmp(&b.1.at_seconds));
+    for (i, e) in events {
         let x = scale.x(e.at_seconds);
-        let label = event_label(&e.event);
+        let label = format!("{} {}", i + 1, event_label(&e.event));
         let w = label.chars().count() as f64 * CHAR_W + 4.0;
         let anchor_end = x + w > WIDTH - 2.0;
         let (start, end) = if anchor_end {
@@ -749,7 +754,7 @@ fn chart(out: &mut String, r: &DrillReport) {
     if r.client.is_empty() {
         w!(
             out,
-            "<text x=\"{}\" y=\"{}\" fill=\"#4a5568\">no client requests recorded</text>\n",
+            "<text x=\"{}\" y=\"{}\" fill=\"#4a5568\" paint-order=\"stroke\" stroke=\"#ffffff\" stroke-width=\"4\">no client requests recorded</text>\n",
             num1(LEFT + 4.0),
             num1(client_y + 17.0)
         );
@@ -849,7 +854,7 @@ fn chart(out: &mut String, r: &DrillReport) {
     if r.steps.is_empty() {
         w!(
             out,
-            "<text x=\"{}\" y=\"{}\" fill=\"#4a5568\">no failover run</text>\n",
+            "<text x=\"{}\" y=\"{}\" fill=\"#4a5568\" paint-order=\"stroke\" stroke=\"#ffffff\" stroke-width=\"4\">no failover run</text>\n",
             num1(LEFT + 4.0),
             num1(steps_y + 12.0)
         );
@@ -908,7 +913,7 @@ fn chart(out: &mut String, r: &DrillReport) {
     if r.critical_path.is_empty() {
         w!(
             out,
-            "<text x=\"{}\" y=\"{}\" fill=\"#4a5568\">no failover, no critical path</text>\n",
+            "<text x=\"{}\" y=\"{}\" fill=\"#4a5568\" paint-order=\"stroke\" stroke=\"#ffffff\" stroke-width=\"4\">no failover, no critical path</text>\n",
             num1(LEFT + 4.0),
             num1(cp_y + 15.0)
         );
@@ -1284,9 +1289,10 @@ mod tests {
         ] {
             assert!(page.contains(figure), "{figure} missing");
         }
-        for e in &r.timeline {
+        for (i, e) in r.timeline.iter().enumerate() {
             let row = format!(
-                "<td class=\"n\">{}</td><td><code>{}</code></td><td>{}</td>",
+                "<tr><td class=\"n\">{}</td><td class=\"n\">{}</td><td><code>{}</code></td><td>{}</td></tr>",
+                i + 1,
                 num1(e.at_seconds),
                 esc(&e.event),
                 esc(&e.detail)
