@@ -206,20 +206,46 @@ fn read_config(r: &mut Compiler, root: &Node, dir: &Path) -> Vec<Trigger> {
     let mut seen: BTreeMap<String, Pos> = BTreeMap::new();
     let mut out = Vec::new();
     for item in items {
-        if let Some(t) = read_trigger(r, item, dir) {
-            if let Some(first) = seen.get(&t.name) {
-                r.hint(
-                    t.sites.name,
+        // Names are compared as written, so a duplicate is found even in a trigger with
+        // other problems.
+        let written = item
+            .as_map()
+            .and_then(|m| m.iter().find(|(k, _)| k.as_str() == Some("name")))
+            .and_then(|(_, v)| Some((v.as_str()?.to_string(), v.pos)));
+        if let Some((name, pos)) = written {
+            match seen.get(&name) {
+                Some(first) => r.hint(
+                    pos,
                     format!(
-                        "duplicate trigger name `{}` (first given at line {})",
-                        t.name, first.line
+                        "duplicate trigger name `{name}` (first given at line {})",
+                        first.line
                     ),
                     "give each trigger its own name",
-                );
-            } else {
-                seen.insert(t.name.clone(), t.sites.name);
+                ),
+                None => {
+                    seen.insert(name, pos);
+                }
             }
-            out.push(t);
+        }
+        out.extend(read_trigger(r, item, dir));
+    }
+    out
+}
+
+/// `dir/path` with `.` and `name/..` taken out, so messages show the path a person would
+/// write (`runbooks/failover.yaml`, not `deploy/../runbooks/failover.yaml`).
+fn resolve(dir: &Path, path: &str) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in dir.join(path).components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
         }
     }
     out
@@ -290,19 +316,22 @@ fn read_trigger(r: &mut Compiler, node: &Node, dir: &Path) -> Option<Trigger> {
     );
     let runbook = runbook_node
         .and_then(|v| r.string(v, "`runbook`"))
-        .map(|p| dir.join(p));
-    let params_file =
-        get("params_file").and_then(|v| r.string(v, "`params_file`").map(|p| (dir.join(p), v.pos)));
-    let signals = required(
+        .map(|p| resolve(dir, &p));
+    let params_file = get("params_file").and_then(|v| {
+        r.string(v, "`params_file`")
+            .map(|p| (resolve(dir, &p), v.pos))
+    });
+    let signals_node = required(
         r,
         entries,
         node,
         "signals",
         &what,
         "add a `signals:` list of `{name, pattern}`",
-    )
-    .map(|v| read_signals(r, v))
-    .unwrap_or_default();
+    );
+    // M is the number of signals as written: one with a problem is reported on its own.
+    let written = signals_node.and_then(Node::as_seq).map_or(0, <[Node]>::len);
+    let signals = signals_node.map(|v| read_signals(r, v)).unwrap_or_default();
     let require = required(
         r,
         entries,
@@ -311,7 +340,7 @@ fn read_trigger(r: &mut Compiler, node: &Node, dir: &Path) -> Option<Trigger> {
         &what,
         "add `require: N of M`, M being the number of signals",
     )
-    .and_then(|v| read_require(r, v, signals.len()));
+    .and_then(|v| read_require(r, v, written));
     let within = required(
         r,
         entries,
