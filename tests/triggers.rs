@@ -245,3 +245,49 @@ fn json_output_of_bad_input_is_one_document_with_the_diagnostics() {
     assert!(d["message"].as_str().unwrap().contains("3 of 2"), "{d}");
     assert!(d["hint"].is_string());
 }
+
+/// Every ```yaml block of docs/triggers.md that is a drflow.yaml parses, and the example is the
+/// file shipped at the repository root, so the page cannot drift from what is read.
+#[test]
+fn the_drflow_yaml_examples_in_the_docs_parse_and_match_the_shipped_file() {
+    use drflow_engine::triggers::TriggerConfig;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let page = std::fs::read_to_string(root.join("docs/triggers.md")).expect("docs/triggers.md");
+    let blocks: Vec<&str> = page
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("\n```").map(|(block, _)| block))
+        .filter(|block| block.contains("triggers:"))
+        .collect();
+    assert!(!blocks.is_empty(), "docs/triggers.md shows a drflow.yaml");
+    let summary = |c: &TriggerConfig| -> Vec<String> {
+        c.triggers
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} {:?} {:?} {:?} {} {} {} {:?}",
+                    t.name,
+                    t.runbook,
+                    t.params_file,
+                    t.signals,
+                    t.require,
+                    t.within_ms,
+                    t.cooldown_ms,
+                    t.params
+                )
+            })
+            .collect()
+    };
+    let shipped = TriggerConfig::load(&root.join("drflow.yaml")).expect("the shipped drflow.yaml");
+    for (i, block) in blocks.iter().enumerate() {
+        let doc = TriggerConfig::parse(block, &root.join("drflow.yaml"))
+            .unwrap_or_else(|d| panic!("yaml block {} of docs/triggers.md:\n{d}", i + 1));
+        if i == 0 {
+            assert_eq!(
+                summary(&doc),
+                summary(&shipped),
+                "the example is the shipped file"
+            );
+        }
+    }
+}
