@@ -33,7 +33,7 @@ const SIGNAL_FIELDS: &[&str] = &["name", "pattern"];
 pub const TEMPLATE_ROOTS: &[&str] = &["event", "signals", "trigger"];
 
 /// A checked `drflow.yaml`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TriggerConfig {
     /// The file it was read from, as given.
     pub path: PathBuf,
@@ -42,7 +42,7 @@ pub struct TriggerConfig {
 }
 
 /// One trigger: when its signals say so, start a runbook.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Trigger {
     /// Unique in the file; lowercase letters, digits and `-`.
     pub name: String,
