@@ -603,3 +603,93 @@ fn check_template(r: &mut Compiler, text: &str, pos: Pos, plain: bool, signals: 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(triggers: &str) -> Result<TriggerConfig, Diagnostics> {
+        TriggerConfig::parse(
+            &format!("version: 1\ntriggers:\n{triggers}"),
+            Path::new("deploy/drflow.yaml"),
+        )
+    }
+
+    const ONE: &str = "  - name: t
+    runbook: ../runbooks/failover.yaml
+    params_file: ./params/eu.yaml
+    signals:
+      - name: hc
+        pattern: { source: [aws.cloudwatch] }
+      - name: lag
+        pattern: { source: [aws.cloudwatch] }
+    require: 1 of 2
+    within: 90s
+    cooldown: 0s
+";
+
+    fn messages(d: Diagnostics) -> Vec<String> {
+        d.0.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn reads_a_trigger_with_paths_relative_to_the_file() {
+        let c = parse(ONE).unwrap();
+        let t = &c.triggers[0];
+        assert_eq!(t.runbook, Path::new("runbooks/failover.yaml"));
+        assert_eq!(
+            t.params_file.as_deref(),
+            Some(Path::new("deploy/params/eu.yaml"))
+        );
+        assert_eq!((t.require, t.within_ms, t.cooldown_ms), (1, 90_000, 0));
+        assert_eq!(t.sites.runbook, Pos::new(4, 14));
+    }
+
+    #[test]
+    fn templates_read_only_what_a_firing_gives() {
+        let with = |template: &str| parse(&format!("{ONE}    params: {{ p: \"{template}\" }}\n"));
+        assert!(
+            with("${{ event.detail.alarmName }} ${{ signals.hc.region }} ${{ trigger.name }}")
+                .is_ok()
+        );
+        assert!(with("by hand").is_ok());
+        let e = messages(with("${{ signals.hcc.region }}").unwrap_err());
+        assert!(e[0].contains("unknown signal `hcc`"), "{e:?}");
+        let e = messages(with("${{ trigger.runbook }}").unwrap_err());
+        assert!(e[0].contains("unknown field `trigger.runbook`"), "{e:?}");
+        let e = messages(with("${{ params.x }}").unwrap_err());
+        assert!(e[0].contains("unknown name `params`"), "{e:?}");
+        let e = messages(with("${{ event | nosuchfilter }}").unwrap_err());
+        assert!(e[0].contains("no filter `nosuchfilter`"), "{e:?}");
+        let e = messages(with("${{ event.detail").unwrap_err());
+        assert!(e[0].contains("never closed"), "{e:?}");
+    }
+
+    #[test]
+    fn every_missing_or_wrong_part_is_reported_at_once() {
+        let e =
+            messages(parse("  - name: Bad_Name\n    signals: []\n    require: 1\n").unwrap_err());
+        let joined = e.join("\n");
+        for want in [
+            "`Bad_Name` is not a valid name",
+            "has no `runbook:`",
+            "`signals` must be a non-empty list",
+            "`require` must be `N of M`",
+            "has no `within:`",
+            "has no `cooldown:`",
+        ] {
+            assert!(joined.contains(want), "{want}\n{joined}");
+        }
+        let e = messages(TriggerConfig::parse("", Path::new("d.yaml")).unwrap_err());
+        assert!(e[0].contains("empty"), "{e:?}");
+        let e = messages(
+            TriggerConfig::parse("version: 2\ntriggers: []\n", Path::new("d.yaml")).unwrap_err(),
+        );
+        assert!(
+            e[0].contains("unknown version 2") && e[1].contains("`triggers` is empty"),
+            "{e:?}"
+        );
+        let e = messages(parse(&ONE.replace("within: 90s", "within: 0s")).unwrap_err());
+        assert!(e[0].contains("`within` must be more than zero"), "{e:?}");
+    }
+}
