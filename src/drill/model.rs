@@ -5,9 +5,6 @@
 //! Times in the report are seconds on the simulated cloud's clock, counted from the moment the
 //! fault was injected, unless a field says otherwise.
 
-// The drill's orchestration lands in the same change; until then nothing reads these.
-#![allow(dead_code)]
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -37,6 +34,10 @@ pub struct DrillReport {
     pub engine_seconds: Option<f64>,
     /// The stages of the critical path, in order.
     pub critical_path: Vec<Stage>,
+    /// The parts of the engine's share (`trigger`, `dispatch`, `noticing`), in order; empty
+    /// when no failover happened.
+    #[serde(default)]
+    pub engine: Vec<Stage>,
     /// Data lost, as time: the span of acknowledged writes the new writer does not have, in
     /// seconds (0 when nothing was lost).
     pub rpo_seconds: f64,
