@@ -125,6 +125,21 @@ impl DrillConfig {
     }
 }
 
+/// The environment a drill provisions when the trigger names no `params_file`: the built-in
+/// `runbooks/params/eu.yaml` (primary eu-south-1, standby eu-central-1, the health check alarms
+/// in us-east-1). With the us-east layout the alarms live in the primary region itself, so a
+/// region outage silences the very alarms the triggers listen to; a drill of that layout
+/// (`--params-file runbooks/params/us-east.yaml`) shows it.
+pub fn default_params() -> (String, String) {
+    (
+        DEFAULT_PARAMS.to_string(),
+        embedded(DEFAULT_PARAMS).unwrap_or_default().to_string(),
+    )
+}
+
+/// The built-in parameter file of [`default_params`].
+pub const DEFAULT_PARAMS: &str = "runbooks/params/eu.yaml";
+
 /// A built-in file's text.
 fn embedded(path: &str) -> Option<&'static str> {
     EMBEDDED.iter().find(|(p, _)| *p == path).map(|(_, t)| *t)

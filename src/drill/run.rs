@@ -87,11 +87,11 @@ impl Plan {
         }
         let provision = config.provision(&first.runbook)?;
         let failover = &runbooks[0].1;
-        let base = first
-            .params_file
-            .as_ref()
-            .map(|p| config.read(p).map(|f| (f.name, f.text)))
-            .transpose()?;
+        let base = match &first.params_file {
+            Some(p) => config.read(p).map(|f| (f.name, f.text))?,
+            None => super::config::default_params(),
+        };
+        let base = Some(base);
         let user = user_params
             .map(|p| crate::read(p).map(|t| (p.display().to_string(), t)))
             .transpose()?;
