@@ -103,7 +103,9 @@ pub fn resolve(
             .collect();
         Failure::diagnostics(d, &refs)
     };
-    let file = |s: Option<&Source>| s.map(|(n, t)| (n.as_str(), t.as_str()));
+    fn file(s: Option<&Source>) -> Option<(&str, &str)> {
+        s.map(|(n, t)| (n.as_str(), t.as_str()))
+    }
     let mut given = Outputs::new();
     let mut origins = BTreeMap::new();
     let mut errors = Vec::new();

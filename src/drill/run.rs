@@ -5,6 +5,7 @@
 //! same clock. Everything runs in this process on one paused runtime: the runner, the steps,
 //! the sim and the drill share the sim's virtual clock, so minutes of outage cost milliseconds.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -192,10 +193,11 @@ pub fn play(plan: &Plan, scenario: Scenario, dir: &Path) -> Result<DrillReport, 
         .map_err(|e| failed("could not start the client", e))?;
         let client_from = now(&sim)?;
         let mut evaluator = Evaluator::new(&plan.config.triggers);
+        let mut deliveries = HashMap::new();
         let mut after = 0;
-        feed(&sim, &queue, &mut after, &mut evaluator, &clock)?;
+        feed(&sim, &queue, &mut after, &mut evaluator, &clock, &mut deliveries)?;
         clock.sleep(LEAD_IN).await;
-        feed(&sim, &queue, &mut after, &mut evaluator, &clock)?;
+        feed(&sim, &queue, &mut after, &mut evaluator, &clock, &mut deliveries)?;
         let fault_ms = now(&sim)?;
         let status = sim.status().map_err(|e| failed("sim", e))?;
         let faults = scenario.faults(&status, fault_ms);
@@ -211,7 +213,7 @@ pub fn play(plan: &Plan, scenario: Scenario, dir: &Path) -> Result<DrillReport, 
             .faults
             .iter()
             .filter(|f| injected.contains(&f.id))
-            .map(|f| (f.kind.clone(), f.region.clone(), f.start_ms, f.end_ms))
+            .map(|f| (f.kind.name().to_string(), f.region.clone(), f.start_ms, f.end_ms))
             .collect();
         // --- watch: triggers, the run, the client ---------------------------------------------
         let horizon = fault_ms + scenario.horizon_ms();
@@ -233,7 +235,7 @@ pub fn play(plan: &Plan, scenario: Scenario, dir: &Path) -> Result<DrillReport, 
                 }
                 () = clock.sleep(QUEUE_POLL) => {}
             }
-            let firings = feed(&sim, &queue, &mut after, &mut evaluator, &clock)?;
+            let firings = feed(&sim, &queue, &mut after, &mut evaluator, &clock, &mut deliveries)?;
             let now_ms = clock.now_ms();
             if started.is_none()
                 && let Some(firing) = firings.into_iter().next()
@@ -325,6 +327,7 @@ pub fn play(plan: &Plan, scenario: Scenario, dir: &Path) -> Result<DrillReport, 
             started,
             sim_config: config,
             world_at_fault: status,
+            deliveries,
         })
     })?;
     // The world is saved for `drflow sim status` and `drflow show` on the state dir.
@@ -361,6 +364,7 @@ fn feed(
     after: &mut u64,
     evaluator: &mut Evaluator,
     clock: &SharedClock,
+    deliveries: &mut HashMap<String, u64>,
 ) -> Result<Vec<Firing>, Failure> {
     let received = clock.now_ms();
     let messages = sim
@@ -369,6 +373,9 @@ fn feed(
     let mut firings = Vec::new();
     for m in messages {
         *after = (*after).max(m.available_at_ms);
+        if let Some(id) = m.body.get("id").and_then(Value::as_str) {
+            deliveries.insert(id.to_string(), m.available_at_ms);
+        }
         firings.extend(evaluator.observe(&m.body, received).firings);
     }
     Ok(firings)
