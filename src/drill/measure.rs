@@ -325,7 +325,7 @@ pub fn report(scenario: Scenario, f: &Facts, params: &DrillParams) -> DrillRepor
         })
     });
     if let Some(r) = recovery {
-        let (event, detail) = if promoted_to.is_some() {
+        let (event, detail) = if r.region.is_some() && r.region != primary {
             ("first_standby_success", "served by")
         } else {
             ("recovered", "served again by")
@@ -357,8 +357,11 @@ pub fn report(scenario: Scenario, f: &Facts, params: &DrillParams) -> DrillRepor
         _ => 0.0,
     };
     let (critical_path, engine) = match (&f.started, first_fail, recovery, &promotion) {
-        (Some(s), Some(ff), Some(r), Some(p)) if p.done_at_ms.is_some() => {
-            path(f, s, ff.at_ms, r.at_ms, p, scale_end_ms)
+        (Some(s), Some(ff), Some(r), Some(p)) if p.done_at_ms.is_some_and(|d| d <= r.at_ms) => {
+            promoted_path(f, s, ff.at_ms, r.at_ms, p, scale_end_ms)
+        }
+        (_, Some(ff), Some(r), _) if r.region.is_some() && r.region != primary => {
+            dns_path(f, ff.at_ms, r.at_ms)
         }
         _ => (Vec::new(), Vec::new()),
     };
@@ -389,7 +392,6 @@ pub fn report(scenario: Scenario, f: &Facts, params: &DrillParams) -> DrillRepor
         "objectives".into(),
         json!({"rto_seconds": objectives.rto_seconds, "rpo_seconds": objectives.rpo_seconds}),
     );
-    let _ = primary;
     DrillReport {
         scenario: scenario.name().into(),
         description: scenario.description().into(),
@@ -418,9 +420,47 @@ pub fn report(scenario: Scenario, f: &Facts, params: &DrillParams) -> DrillRepor
     }
 }
 
-/// The critical path and the engine's share of a recovery by promotion, back to back from the
-/// first failed request (`ff`) to the first success in the promoted region (`ok`).
-fn path(
+/// One segment of a recovery: its name, when it ended (virtual ms), whether it is drflow's,
+/// and where the figure comes from.
+struct Segment {
+    name: &'static str,
+    end_ms: u64,
+    engine: bool,
+    source: String,
+}
+
+/// Lays `segments` back to back from `from` to `to`: each lasts from where the one before
+/// ended to its own end, cut at `to` (0 when it ended before), and the last one takes what is
+/// left, so the stages add up to `to - from` exactly.
+fn back_to_back(from: u64, to: u64, segments: Vec<Segment>) -> (Vec<Stage>, Vec<Stage>) {
+    let (mut critical, mut engine) = (Vec::new(), Vec::new());
+    let mut mark = from;
+    let n = segments.len();
+    for (i, s) in segments.into_iter().enumerate() {
+        let end = if i + 1 == n { to } else { s.end_ms.min(to) };
+        let stage = Stage {
+            name: s.name.into(),
+            seconds: dur(end.saturating_sub(mark)),
+            source: s.source,
+        };
+        mark = mark.max(end);
+        if s.engine {
+            engine.push(stage);
+        } else {
+            critical.push(stage);
+        }
+    }
+    (critical, engine)
+}
+
+/// The critical path and the engine's share of a recovery that waited for a promotion, from
+/// the first failed request (`ff`) to the first success in the promoted region (`ok`).
+///
+/// The chain: the alarm that completed the trigger, its event in the queue, the firing, the
+/// promotion's request and its end; then, when the client's recovery waited for the run's DNS
+/// change (it was submitted before the success), the scaling if the change waited for it, the
+/// change and its `INSYNC`; last, the client reaching the standby.
+fn promoted_path(
     f: &Facts,
     s: &Started,
     ff: u64,
@@ -439,110 +479,113 @@ fn path(
     let queued_at = completing
         .and_then(|e| f.deliveries.get(&e.event_id).copied())
         .unwrap_or(s.firing.at_ms);
-    let alarm = completing.map_or_else(|| "the trigger".to_string(), |e| {
-        format!("{} {}", subject_name(&e.subject), e.state)
-    });
-    // Promotion or capacity, whichever ends later.
-    let capacity = f
-        .timeline
-        .capacity
-        .iter()
-        .filter(|x| x.requested_at_ms >= s.started_ms && x.region == p.to_region)
-        .max_by_key(|x| x.desired);
-    let promo_done = p.done_at_ms.unwrap_or(ok);
-    let promo_ms = if p.kind == "switchover" {
-        c.aurora_switchover_ms
-    } else {
-        c.aurora_managed_failover_ms
-    };
-    let promo_stage = (
-        "promotion",
-        p.requested_at_ms,
-        promo_done,
-        format!(
-            "the world: {} requested → writer available in {} (SimConfig::aurora_{}_ms = {} s)",
-            p.kind,
-            p.to_region,
-            if p.kind == "switchover" { "switchover" } else { "managed_failover" },
-            promo_ms / 1000
-        ),
+    let alarm = completing.map_or_else(
+        || "the trigger".to_string(),
+        |e| format!("{} {}", subject_name(&e.subject), e.state),
     );
-    let cap_stage = capacity.map(|x| match x.ready_at_ms {
-        Some(ready) => (
-            "capacity",
-            x.requested_at_ms,
-            ready,
-            format!(
-                "the world: {} asked for {} → in service (warm pool SimConfig::instance_launch_warm_ms = {} s, cold {} s)",
-                x.group,
-                x.desired,
-                c.instance_launch_warm_ms / 1000,
-                c.instance_launch_cold_ms / 1000
-            ),
-        ),
-        None => (
-            "capacity",
-            x.requested_at_ms,
-            scale_end_ms.unwrap_or(x.requested_at_ms),
-            format!(
-                "the world: {} asked for {}, launches refused (InsufficientInstanceCapacity); the run waited capacity_wait and went on with what it had",
-                x.group, x.desired
-            ),
-        ),
-    });
-    let stage = match cap_stage {
-        Some(cs) if cs.2 > promo_stage.2 => cs,
-        _ => promo_stage,
+    let promo_done = p.done_at_ms.unwrap_or(ok);
+    let (promo_field, promo_ms) = if p.kind == "switchover" {
+        ("aurora_switchover_ms", c.aurora_switchover_ms)
+    } else {
+        ("aurora_managed_failover_ms", c.aurora_managed_failover_ms)
     };
+    let mut chain = vec![
+        Segment {
+            name: "detection",
+            end_ms: state_at,
+            engine: false,
+            source: format!(
+                "the world: the client's first failed request → {alarm} (Route 53 checks every {} s and needs {} failures, reported up to {} s later; the alarm's one-minute periods)",
+                c.health_check_interval_ms / 1000,
+                c.health_check_failure_threshold,
+                c.health_check_extra_ms / 1000,
+            ),
+        },
+        Segment {
+            name: "delivery",
+            end_ms: queued_at,
+            engine: false,
+            source: "the world: the alarm's state change → its event in the alarm queue (EventBridge → SQS)".into(),
+        },
+        Segment {
+            name: "trigger",
+            end_ms: s.firing.at_ms,
+            engine: true,
+            source: format!(
+                "the event in the queue → the trigger firing (the drill reads the queue every {} ms; the evaluator decides at once)",
+                super::run::QUEUE_POLL.as_millis()
+            ),
+        },
+        Segment {
+            name: "dispatch",
+            end_ms: p.requested_at_ms,
+            engine: true,
+            source: format!(
+                "the firing → the {} request: the run's start, discover, signals, database, decide, fence and the API call",
+                p.kind
+            ),
+        },
+        Segment {
+            name: "promotion",
+            end_ms: promo_done,
+            engine: false,
+            source: format!(
+                "the world: {} requested → the writer available in {} (SimConfig::{promo_field} = {} s)",
+                p.kind,
+                p.to_region,
+                promo_ms / 1000
+            ),
+        },
+    ];
     let dns = f
         .timeline
         .dns_changes
         .iter()
-        .find(|d| d.submitted_at_ms >= s.started_ms);
-    // Back to back: each stage from where the previous ended.
-    let mut mark = ff;
-    let mut seg = |end: u64| {
-        let d = end.saturating_sub(mark);
-        mark = mark.max(end);
-        dur(d)
-    };
-    let detection = seg(state_at);
-    let delivery = seg(queued_at);
-    let trigger = seg(s.firing.at_ms);
-    let dispatch = seg(stage.1);
-    let aws = seg(stage.2);
-    let (noticing, dns_stage) = match dns {
-        Some(d) => (seg(d.submitted_at_ms), Some((seg(d.insync_at_ms), d))),
-        None => (0.0, None),
-    };
-    let clients = seg(ok);
-    let mut critical = vec![
-        Stage {
-            name: "detection".into(),
-            seconds: detection,
-            source: format!(
-                "the world: the client's first failed request → {alarm} (Route 53 checks every {} s, {} failures, up to {} s to report; alarm periods of {} s)",
-                c.health_check_interval_ms / 1000,
-                c.health_check_failure_threshold,
-                c.health_check_extra_ms / 1000,
-                c.health_check_metric_period_ms / 1000
-            ),
-        },
-        Stage {
-            name: "delivery".into(),
-            seconds: delivery,
-            source: "the world: the alarm's state change → its event in the alarm queue (EventBridge → SQS)".into(),
-        },
-        Stage {
-            name: stage.0.into(),
-            seconds: aws,
-            source: stage.3.clone(),
-        },
-    ];
-    if let Some((secs, d)) = dns_stage {
-        critical.push(Stage {
-            name: "dns".into(),
-            seconds: secs,
+        .find(|d| d.submitted_at_ms >= s.started_ms && d.submitted_at_ms < ok);
+    if let Some(d) = dns {
+        let capacity = f
+            .timeline
+            .capacity
+            .iter()
+            .filter(|x| x.requested_at_ms >= s.started_ms && x.region == p.to_region)
+            .max_by_key(|x| x.desired);
+        if let Some(x) = capacity {
+            let (end, how) = match x.ready_at_ms {
+                Some(ready) => (
+                    ready,
+                    format!(
+                        "in service (warm pool SimConfig::instance_launch_warm_ms = {} s, cold {} s)",
+                        c.instance_launch_warm_ms / 1000,
+                        c.instance_launch_cold_ms / 1000
+                    ),
+                ),
+                None => (
+                    scale_end_ms.unwrap_or(x.requested_at_ms),
+                    "launches refused (InsufficientInstanceCapacity) until the run's capacity_wait ran out".to_string(),
+                ),
+            };
+            if end > promo_done && end <= d.submitted_at_ms {
+                chain.push(Segment {
+                    name: "capacity",
+                    end_ms: end,
+                    engine: false,
+                    source: format!(
+                        "the world: {} in {} asked for {} → {how}; the traffic step waits for it",
+                        x.group, x.region, x.desired
+                    ),
+                });
+            }
+        }
+        chain.push(Segment {
+            name: "noticing",
+            end_ms: d.submitted_at_ms,
+            engine: true,
+            source: "the promotion (or scaling) done → the DNS change submitted: the run's polling and the change's API call".into(),
+        });
+        chain.push(Segment {
+            name: "dns",
+            end_ms: d.insync_at_ms,
+            engine: false,
             source: format!(
                 "the world: {} submitted → INSYNC (SimConfig::dns_insync_ms = {} s)",
                 d.change_id,
@@ -550,35 +593,56 @@ fn path(
             ),
         });
     }
-    critical.push(Stage {
-        name: "clients".into(),
-        seconds: clients,
+    chain.push(Segment {
+        name: "clients",
+        end_ms: ok,
+        engine: false,
         source: format!(
-            "the world: the change in sync → the client's first success there (its cached answer lives the TTL, SimConfig::dns_alias_ttl_ms = {} s; one request a second)",
+            "the world: → the client's first success in {}: the standby's load balancer and Route 53 health check see it serve again, and the client's cached answer expires (TTL: SimConfig::dns_alias_ttl_ms = {} s; one request a second)",
+            p.to_region,
             c.dns_alias_ttl_ms / 1000
         ),
     });
-    let engine = vec![
-        Stage {
-            name: "trigger".into(),
-            seconds: trigger,
-            source: "the event in the queue → the trigger firing (the drill reads the queue every 0.1 s; the evaluator decides at once)".into(),
-        },
-        Stage {
-            name: "dispatch".into(),
-            seconds: dispatch,
-            source: format!(
-                "the firing → the {} request: the run's start, discover, signals, database, decide, fence",
-                stage.0
-            ),
-        },
-        Stage {
-            name: "noticing".into(),
-            seconds: noticing,
-            source: format!("the {} done → the DNS change submitted (the run's polling)", stage.0),
-        },
-    ];
-    (critical, engine)
+    back_to_back(ff, ok, chain)
+}
+
+/// The critical path of a recovery that needed no promotion: Route 53 sees the primary fail and
+/// its health-based answers send the client to the standby, which serves (its application
+/// reaches the writer across regions), once the client's cached answer expires. drflow has no
+/// share in it.
+fn dns_path(f: &Facts, ff: u64, ok: u64) -> (Vec<Stage>, Vec<Stage>) {
+    let c = &f.sim_config;
+    let unhealthy = f
+        .timeline
+        .health_checks
+        .iter()
+        .find(|h| h.at_ms >= f.fault_ms && h.kind == "unhealthy")
+        .map_or(ff, |h| h.at_ms);
+    back_to_back(
+        ff,
+        ok,
+        vec![
+            Segment {
+                name: "detection",
+                end_ms: unhealthy,
+                engine: false,
+                source: format!(
+                    "the world: the client's first failed request → Route 53 sees the primary unhealthy (checks every {} s, {} failures) and answers with the standby",
+                    c.health_check_interval_ms / 1000,
+                    c.health_check_failure_threshold
+                ),
+            },
+            Segment {
+                name: "clients",
+                end_ms: ok,
+                engine: false,
+                source: format!(
+                    "the world: → the client's first success in the standby, its cached answer expired (TTL: SimConfig::dns_alias_ttl_ms = {} s)",
+                    c.dns_alias_ttl_ms / 1000
+                ),
+            },
+        ],
+    )
 }
 
 /// An alarm's name from its ARN (`arn:aws:cloudwatch:…:alarm:NAME`), or the subject as it is.
