@@ -325,7 +325,10 @@ pub fn report(scenario: Scenario, f: &Facts, params: &DrillParams) -> DrillRepor
         })
     });
     if let Some(r) = recovery {
-        let (event, detail) = if r.region.is_some() && r.region != primary {
+        let by_promotion = promotion
+            .as_ref()
+            .is_some_and(|p| r.region.as_deref() == Some(p.to_region.as_str()));
+        let (event, detail) = if by_promotion {
             ("first_standby_success", "served by")
         } else {
             ("recovered", "served again by")
@@ -360,12 +363,22 @@ pub fn report(scenario: Scenario, f: &Facts, params: &DrillParams) -> DrillRepor
         (Some(s), Some(ff), Some(r), Some(p)) if p.done_at_ms.is_some_and(|d| d <= r.at_ms) => {
             promoted_path(f, s, ff.at_ms, r.at_ms, p, scale_end_ms)
         }
-        (_, Some(ff), Some(r), _) if r.region.is_some() && r.region != primary => {
+        // Served by the standby before any promotion, with the fault still on: Route 53's
+        // answers did it. A recovery after the fault ended has no critical path to show.
+        (_, Some(ff), Some(r), _)
+            if r.region.is_some()
+                && r.region != primary
+                && !f
+                    .faults
+                    .iter()
+                    .any(|(.., end)| end.is_some_and(|e| e <= r.at_ms)) =>
+        {
             dns_path(f, ff.at_ms, r.at_ms)
         }
         _ => (Vec::new(), Vec::new()),
     };
-    let sum = |v: &[Stage]| (v.iter().map(|s| s.seconds).sum::<f64>() * 1000.0).round() / 1000.0;
+    // `+ 0.0` turns the -0.0 of an empty sum into 0.0.
+    let sum = |v: &[Stage]| (v.iter().map(|s| s.seconds).sum::<f64>() * 1000.0).round() / 1000.0 + 0.0;
     let (critical_path_seconds, engine_seconds) = if critical_path.is_empty() {
         (None, None)
     } else {

@@ -102,7 +102,11 @@ fn figures(r: &DrillReport) -> String {
     }
     if !r.critical_path.is_empty() {
         let _ = writeln!(out, "  critical path  {}", stages(&r.critical_path));
-        let _ = writeln!(out, "  engine         {}", stages(&r.engine));
+        if r.engine.is_empty() {
+            let _ = writeln!(out, "  engine         none: the client recovered before any run acted");
+        } else {
+            let _ = writeln!(out, "  engine         {}", stages(&r.engine));
+        }
     }
     let _ = writeln!(
         out,
