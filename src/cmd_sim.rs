@@ -114,29 +114,10 @@ fn start_at(text: &str, now_ms: u64) -> Result<u64, Failure> {
     Ok(now_ms.saturating_add(duration("--at", t)?))
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` as milliseconds since the Unix epoch.
+/// `YYYY-MM-DDTHH:MM:SSZ` (or any timestamp an event may carry) as milliseconds since the
+/// Unix epoch.
 fn parse_utc(t: &str) -> Option<u64> {
-    let b = t.as_bytes();
-    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[19] != b'Z' {
-        return None;
-    }
-    let n = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
-    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
-    let (hh, mm, ss) = (n(11..13)?, n(14..16)?, n(17..19)?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 59 {
-        return None;
-    }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(((days * 24 + hh) * 60 + mm) * 60 + ss)
-        .ok()
-        .map(|s| s * 1000)
+    drflow_engine::triggers::parse_timestamp(t).ok()
 }
 
 fn since_epoch(ms: u64) -> String {

@@ -26,6 +26,7 @@ macro_rules! outln {
 mod cmd_drill;
 mod cmd_journal;
 mod cmd_sim;
+mod cmd_triggers;
 mod cmd_validate;
 mod confirm;
 mod drill;
@@ -155,6 +156,12 @@ enum Command {
     Sim {
         #[command(subcommand)]
         action: cmd_sim::SimAction,
+    },
+    /// Check drflow.yaml, which says which events start which runbook (docs/triggers.md), and
+    /// replay recorded events through its triggers.
+    Triggers {
+        #[command(subcommand)]
+        action: cmd_triggers::TriggersAction,
     },
 }
 
@@ -405,6 +412,7 @@ fn main() -> ExitCode {
         Command::Rollback(args) => cmd_journal::cmd_rollback(&cli.global, args),
         Command::Drill(args) => cmd_drill::cmd_drill(&cli.global, args),
         Command::Sim { action } => cmd_sim::run(&cli.global.state_dir, &action).map(|()| EXIT_OK),
+        Command::Triggers { action } => cmd_triggers::run(&action),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -255,9 +255,11 @@ pub fn compile(file: &str, source: &str, registry: &Registry) -> Result<Runbook,
     Err(Diagnostics(c.errors))
 }
 
-struct Compiler {
-    file: Arc<str>,
-    errors: Vec<Diagnostic>,
+/// Reads a YAML tree field by field, collecting every problem (shared with `drflow.yaml`'s
+/// reader in `triggers/config.rs`).
+pub(crate) struct Compiler {
+    pub(crate) file: Arc<str>,
+    pub(crate) errors: Vec<Diagnostic>,
 }
 
 /// A step's `with:` as read: its entries (defaults of the step type appended), where each entry
@@ -283,18 +285,18 @@ struct RawStep<'a> {
 }
 
 impl Compiler {
-    fn err(&mut self, pos: Pos, message: impl Into<String>) -> &mut Diagnostic {
+    pub(crate) fn err(&mut self, pos: Pos, message: impl Into<String>) -> &mut Diagnostic {
         self.errors
             .push(Diagnostic::new(self.file.clone(), pos, message));
         self.errors.last_mut().expect("just pushed")
     }
 
-    fn hint(&mut self, pos: Pos, message: impl Into<String>, hint: impl Into<String>) {
+    pub(crate) fn hint(&mut self, pos: Pos, message: impl Into<String>, hint: impl Into<String>) {
         self.err(pos, message).hint = Some(hint.into());
     }
 
     /// Checks that `node` is a map and reports keys not in `known`.
-    fn fields<'a>(
+    pub(crate) fn fields<'a>(
         &mut self,
         node: &'a Node,
         what: &str,
@@ -324,7 +326,7 @@ impl Compiler {
         Some(entries)
     }
 
-    fn string(&mut self, node: &Node, what: &str) -> Option<String> {
+    pub(crate) fn string(&mut self, node: &Node, what: &str) -> Option<String> {
         match &node.kind {
             NodeKind::Scalar { text, .. } if !node.is_null() => Some(text.clone()),
             _ => {
@@ -351,7 +353,7 @@ impl Compiler {
         }
     }
 
-    fn duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
+    pub(crate) fn duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
         let text = match node.to_value() {
             Value::String(s) => s,
             Value::Number(n) => n.to_string(),

@@ -159,6 +159,16 @@ impl Expr {
         Ok(value)
     }
 
+    /// The dotted names it reads, written out in full (`event.detail.alarmName`), sorted: for
+    /// checkers whose roots are not a runbook's (`drflow.yaml`'s `event`, `signals`, `trigger`).
+    pub(crate) fn names(&self) -> Vec<String> {
+        let mut names = BTreeSet::new();
+        if let Ok(tree) = expr_tree::parse(&self.source) {
+            names_in(&tree, &mut names);
+        }
+        names.into_iter().collect()
+    }
+
     /// Its type as far as the compiler can tell, given the types of the names it reads.
     pub(crate) fn static_type(&self, names: &dyn Fn(&Ref) -> Ty) -> Ty {
         match expr_tree::parse(&self.source) {

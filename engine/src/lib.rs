@@ -29,6 +29,9 @@
 //! 10. [`runner`]: the whole life of a durable run (journal, leases, lock key, scheduling,
 //!     `on_failure: rollback`, resume) as a library API with typed errors and test hooks.
 //!
+//! Triggers: [`triggers`] reads `drflow.yaml` (which events start which runbook) and decides,
+//! purely, when its triggers fire.
+//!
 //! The engine knows nothing about AWS: step types come from the `drflow-steps` crate.
 
 mod clock;
@@ -54,6 +57,7 @@ mod secret_flow;
 mod secrets;
 mod state;
 mod step;
+pub mod triggers;
 mod values;
 mod yaml;
 

@@ -311,6 +311,8 @@ pub struct AlarmChange {
     pub arn: String,
     /// The state it left.
     pub previous: AlarmStateValue,
+    /// When it had entered the state it left (its event's `previousState.timestamp`).
+    pub previous_at_ms: u64,
     /// The state it entered.
     pub state: AlarmStateValue,
     /// When.
@@ -398,6 +400,7 @@ impl CloudWatchState {
                 changes.push(AlarmChange {
                     arn: a.arn.clone(),
                     previous: a.state,
+                    previous_at_ms: a.state_updated_ms,
                     state,
                     at_ms,
                 });
@@ -444,6 +447,7 @@ impl CloudWatchState {
                     changes.push(AlarmChange {
                         arn: a.arn.clone(),
                         previous: a.state,
+                        previous_at_ms: a.state_updated_ms,
                         state,
                         at_ms,
                     });

@@ -51,7 +51,9 @@ use serde_json::Value;
 
 pub use agenda::{Agenda, Event};
 pub use config::SimConfig;
-pub use events::{alarm_state_change_event, pattern_matches};
+pub use events::{
+    AlarmTransition, alarm_state_change_event, alarm_state_change_event_at, pattern_matches,
+};
 pub use faults::{ActiveFault, Fault, FaultError, FaultId, FaultKind, Faults, parse_duration};
 pub use ids::{ACCOUNT, alb_hosted_zone_id};
 pub use presence::{ResourceRef, missing};

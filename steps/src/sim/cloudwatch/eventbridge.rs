@@ -161,8 +161,21 @@ pub(super) fn send_state_change(world: &mut World, change: &AlarmChange) {
     if world.region_down(&alarm.region) {
         return;
     }
+    let reason = world
+        .cloudwatch
+        .alarms
+        .get(&change.arn)
+        .map(|a| a.reason.clone())
+        .unwrap_or_default();
+    let transition = crate::sim::AlarmTransition {
+        previous: change.previous.name(),
+        previous_at_ms: change.previous_at_ms,
+        state: change.state.name(),
+        at_ms: change.at_ms,
+        reason: &reason,
+    };
     let event = stamp_event(
-        crate::sim::alarm_state_change_event(&alarm, change.previous.name(), change.state.name()),
+        crate::sim::alarm_state_change_event_at(&alarm, &transition),
         change.at_ms,
     );
     let rules = |region: &str, e: &Value| -> Vec<Resource> {
