@@ -664,3 +664,77 @@ fn subject_name(subject: &str) -> &str {
         .split_once(":alarm:")
         .map_or(subject, |(_, name)| name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(name: &'static str, end_ms: u64, engine: bool) -> Segment {
+        Segment {
+            name,
+            end_ms,
+            engine,
+            source: String::new(),
+        }
+    }
+
+    fn names(v: &[Stage]) -> Vec<(&str, f64)> {
+        v.iter().map(|s| (s.name.as_str(), s.seconds)).collect()
+    }
+
+    #[test]
+    fn stages_laid_back_to_back_add_up_to_the_span() {
+        let (critical, engine) = back_to_back(
+            1_000,
+            200_000,
+            vec![
+                seg("detection", 90_000, false),
+                seg("trigger", 90_100, true),
+                seg("dispatch", 90_400, true),
+                seg("promotion", 150_400, false),
+                seg("noticing", 151_500, true),
+                seg("clients", 200_000, false),
+            ],
+        );
+        assert_eq!(
+            names(&critical),
+            [("detection", 89.0), ("promotion", 60.0), ("clients", 48.5)]
+        );
+        assert_eq!(
+            names(&engine),
+            [("trigger", 0.1), ("dispatch", 0.3), ("noticing", 1.1)]
+        );
+        let total: f64 = critical.iter().chain(&engine).map(|s| s.seconds).sum();
+        assert!((total - 199.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_stage_that_ended_early_counts_nothing_and_the_span_cuts_the_rest() {
+        // The DNS change was in sync after the client was served already: cut at the success;
+        // a stage that ended before the one before it counts 0.
+        let (critical, engine) = back_to_back(
+            0,
+            100_000,
+            vec![
+                seg("detection", 50_000, false),
+                seg("trigger", 40_000, true),
+                seg("dns", 130_000, false),
+                seg("clients", 100_000, false),
+            ],
+        );
+        assert_eq!(
+            names(&critical),
+            [("detection", 50.0), ("dns", 50.0), ("clients", 0.0)]
+        );
+        assert_eq!(names(&engine), [("trigger", 0.0)]);
+    }
+
+    #[test]
+    fn an_alarm_arn_reads_as_its_name() {
+        assert_eq!(
+            subject_name("arn:aws:cloudwatch:us-east-1:123456789012:alarm:health-check-alarm-primary-prod"),
+            "health-check-alarm-primary-prod"
+        );
+        assert_eq!(subject_name("plain-name"), "plain-name");
+    }
+}

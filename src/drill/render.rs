@@ -286,3 +286,89 @@ Times in the timelines are seconds from the fault, on the simulated cloud's cloc
 default parameters.
 
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drill::model::{Objectives, TimelineEntry};
+
+    fn report(scenario: &str, decision: &str, rto: Option<f64>, rpo: f64) -> DrillReport {
+        let expected = vec!["failover".to_string()];
+        let objectives = Objectives {
+            rto_seconds: 300.0,
+            rpo_seconds: 60.0,
+        };
+        let decision_right = expected.iter().any(|d| d == decision);
+        DrillReport {
+            scenario: scenario.into(),
+            description: "A test.".into(),
+            decision: decision.into(),
+            decision_expected: expected,
+            decision_right,
+            rto_seconds: rto,
+            critical_path_seconds: rto.map(|r| r - 0.5),
+            engine_seconds: rto.map(|_| 0.5),
+            critical_path: Vec::new(),
+            engine: Vec::new(),
+            rpo_seconds: rpo,
+            lost_writes: 1,
+            acked_writes: 40,
+            objectives,
+            objectives_met: decision_right
+                && rto.is_none_or(|r| r <= 300.0)
+                && rpo <= 60.0,
+            timeline: vec![
+                TimelineEntry {
+                    at_seconds: 0.0,
+                    event: "fault".into(),
+                    detail: "region-outage in eu-south-1".into(),
+                },
+                TimelineEntry {
+                    at_seconds: 1.0,
+                    event: "first_failed_request".into(),
+                    detail: "write #32".into(),
+                },
+            ],
+            trigger: None,
+            steps: Vec::new(),
+            client: Vec::new(),
+            run_id: None,
+            params: serde_json::Value::Null,
+            version: "0".into(),
+            wall_ms: 0,
+            virtual_seconds: 300.0,
+        }
+    }
+
+    #[test]
+    fn the_verdict_says_what_was_not_met() {
+        assert_eq!(verdict(&report("a", "failover", Some(200.0), 0.0)), "met");
+        assert_eq!(
+            verdict(&report("a", "hold", Some(320.0), 61.0)),
+            "NOT MET: decision hold (expected failover); RTO 320.0 s > 300 s; RPO 61.0 s > 60 s"
+        );
+    }
+
+    #[test]
+    fn the_table_has_a_row_per_scenario_under_aligned_headings() {
+        let t = table(&[
+            report("region-outage", "failover", Some(269.0), 0.0),
+            report("partition", "none", None, 0.0),
+        ]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 3, "{t}");
+        assert!(lines[0].starts_with("scenario"));
+        assert!(lines[1].contains("269.0 s") && lines[1].ends_with("met"), "{t}");
+        assert!(lines[2].contains(" - ") && lines[2].ends_with("NOT MET"), "{t}");
+        // The RTO column is right-aligned: its values end where its heading does.
+        let end = lines[0].find("RTO").unwrap() + 3;
+        assert_eq!(&lines[1][end - 7..end], "269.0 s", "{t}");
+    }
+
+    #[test]
+    fn the_timeline_lists_events_with_seconds_from_the_fault() {
+        let t = timeline(&report("a", "failover", Some(1.0), 0.0));
+        assert!(t.contains("   +0.0 s  fault"), "{t}");
+        assert!(t.contains("   +1.0 s  first_failed_request  write #32"), "{t}");
+    }
+}
