@@ -471,7 +471,7 @@ fn back_to_back(from: u64, to: u64, segments: Vec<Segment>) -> (Vec<Stage>, Vec<
 ///
 /// The chain: the alarm that completed the trigger, its event in the queue, the firing, the
 /// promotion's request and its end; then, when the client's recovery waited for the run's DNS
-/// change (it was submitted before the success), the scaling if the change waited for it, the
+/// change (it was in sync before the success), the scaling if the change waited for it, the
 /// change and its `INSYNC`; last, the client reaching the standby.
 fn promoted_path(
     f: &Facts,
@@ -554,7 +554,9 @@ fn promoted_path(
         .timeline
         .dns_changes
         .iter()
-        .find(|d| d.submitted_at_ms >= s.started_ms && d.submitted_at_ms < ok);
+        // Only a change every name server answered with before the success can have brought
+        // the client there (they answer the old records until INSYNC).
+        .find(|d| d.submitted_at_ms >= s.started_ms && d.insync_at_ms <= ok);
     if let Some(d) = dns {
         let capacity = f
             .timeline
