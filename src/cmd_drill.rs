@@ -80,6 +80,11 @@ fn state_dir_given() -> bool {
 /// `drflow drill`.
 pub fn cmd_drill(global: &Global, args: DrillArgs) -> Result<u8, Failure> {
     let scenarios = scenarios(&args)?;
+    if global.target != crate::Target::Sim {
+        return Err(Failure::invalid(
+            "error: --target aws: a drill plays failures on the simulated cloud only\n  hint: leave --target (and DRFLOW_TARGET) out\n",
+        ));
+    }
     if args.all && args.report.is_some() {
         return Err(Failure::invalid(
             "error: --report writes the page of one drill, and --all plays every scenario\n  hint: pass --scenario NAME with --report\n",

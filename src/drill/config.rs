@@ -34,8 +34,6 @@ const EMBEDDED: &[(&str, &str)] = &[
 pub struct DrillConfig {
     /// The triggers.
     pub triggers: TriggerConfig,
-    /// The configuration's text, for rendering problems found later.
-    pub source: String,
     /// Whether it is the copy built into the binary (its runbooks are built in too).
     pub embedded: bool,
 }
@@ -64,7 +62,6 @@ impl DrillConfig {
             })?;
             return Ok(DrillConfig {
                 triggers,
-                source: text.to_string(),
                 embedded: true,
             });
         };
@@ -79,7 +76,6 @@ impl DrillConfig {
             .map_err(|d| Failure::diagnostics(d, &[(name.as_str(), text.as_str())]))?;
         Ok(DrillConfig {
             triggers,
-            source: text,
             embedded: false,
         })
     }

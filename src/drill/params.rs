@@ -30,8 +30,6 @@ pub type Source = (String, String);
 pub struct DrillParams {
     /// The provision runbook's parameters.
     pub provision: Outputs,
-    /// The failover runbook's, before a trigger firing adds its own.
-    pub failover: Outputs,
     /// The objectives the drill judges against.
     pub objectives: Objectives,
     /// Every value given (by a file or a flag), the drill's included, for the report.
@@ -133,7 +131,8 @@ pub fn resolve(
         resolved.values
     };
     let provision_values = each(provision.0);
-    let failover_values = each(failover.0);
+    // Checked now; the run resolves them again with the firing's on top.
+    each(failover.0);
     if !problems.is_empty() {
         return Err(fail(Diagnostics(problems)));
     }
@@ -146,7 +145,6 @@ pub fn resolve(
     };
     Ok(DrillParams {
         provision: provision_values,
-        failover: failover_values,
         objectives: Objectives {
             rto_seconds: objective(RTO_OBJECTIVE, 300.0),
             rpo_seconds: objective(RPO_OBJECTIVE, 60.0),

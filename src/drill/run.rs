@@ -86,6 +86,18 @@ impl Plan {
         for t in &config.triggers.triggers {
             runbooks.push((t.name.clone(), config.read(&t.runbook)?));
         }
+        if !config.embedded {
+            // Each trigger's `params` must be parameters its runbook declares (the built-in
+            // drflow.yaml is checked by the tests).
+            let registry = drflow_steps::registry(&CloudConfig::default());
+            if let Err(d) = drflow_engine::triggers::check_runbooks(&config.triggers, &registry) {
+                let config_name = config.triggers.path.display().to_string();
+                let config_text = std::fs::read_to_string(&config.triggers.path).unwrap_or_default();
+                let mut sources: Vec<(&str, &str)> = vec![(&config_name, &config_text)];
+                sources.extend(runbooks.iter().map(|(_, f)| (f.name.as_str(), f.text.as_str())));
+                return Err(Failure::diagnostics(d, &sources));
+            }
+        }
         let provision = config.provision(&first.runbook)?;
         let failover = &runbooks[0].1;
         let base = match &first.params_file {
