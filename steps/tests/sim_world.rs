@@ -308,7 +308,7 @@ async fn a_lag_spike_shows_in_the_published_lag_metric() {
         stat: "Maximum".into(),
         period_s: 60,
     };
-    let now = sim.now_ms().await.unwrap();
+    let now = sim.now_ms().unwrap();
     let points = sim.get_metric_data(&q, now - 600_000, now).await.unwrap();
     assert!(points.len() >= 9, "{points:?}");
     assert!(points.first().unwrap().value < 1000.0);
@@ -370,7 +370,7 @@ async fn flapping_takes_the_application_down_and_up_on_its_period() {
 #[tokio::test]
 async fn a_fault_starts_at_its_time_and_ends_after_its_duration() {
     let sim = sim();
-    let now = sim.now_ms().await.unwrap();
+    let now = sim.now_ms().unwrap();
     sim.inject(
         Fault::new(FaultKind::RegionOutage)
             .starting_at(now + 60_000)
@@ -503,7 +503,7 @@ async fn on_the_runs_clock_parallel_calls_overlap_and_waits_sleep_on_the_clock()
     tokio::time::sleep(secs(61)).await;
     let db = sim.describe_global_cluster(GLOBAL_DB).await.unwrap();
     assert_eq!(db.writer().unwrap().region, STANDBY);
-    assert_eq!(sim.now_ms().await.unwrap(), clock.now_ms());
+    assert_eq!(sim.now_ms().unwrap(), clock.now_ms());
     assert!(sim.advance(secs(1)).is_err());
     // A probe that gets no answer costs its timeout on the clock.
     sim.inject(Fault::new(FaultKind::Partition)).unwrap();

@@ -2,7 +2,11 @@
 //! `interval` and judged on a trailing window.
 //!
 //! A signal is confirmed down once its readings have said so without a break for `window`; it
-//! is up when its latest reading is up. A flapping endpoint (up and down on a period shorter
+//! is up when its latest reading is up. A reading that tells when its signal changed (a health
+//! check's `changed_at_ms`, an alarm's state time) starts the run of down readings at that
+//! time, not at the step's first reading, and an alarm in ALARM is confirmed at once (its
+//! evaluation periods are its confirmation): a run started by a trigger after the signals have
+//! been down long enough decides without waiting another window. A flapping endpoint (up and down on a period shorter
 //! than the window) is therefore never confirmed down. What cannot be read (the primary
 //! region's CloudWatch during an outage) is unknown: such a reading neither breaks nor extends
 //! a run of down readings.
@@ -35,7 +39,9 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
          is in ALARM), and drflow's own probe of its health endpoint from the standby region. \
          A signal is confirmed down once its readings have said so without a break for \
          `window` (a trailing window: readings from before it went down do not count against \
-         it), and up when its latest reading is up. Reading stops as soon as `quorum` signals \
+         it), counted from when the signal says it changed (the health check's change time, an \
+         alarm's state time); an alarm in ALARM is confirmed at once, its evaluation periods \
+         being its confirmation. A signal is up when its latest reading is up. Reading stops as soon as `quorum` signals \
          are confirmed down, else `detection_timeout` + `window` after the start, and the \
          outputs say what the signals say then. Changes nothing.",
     )
@@ -124,8 +130,8 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
     .output(
         "alarms_down",
         ValueType::Any,
-        "An alarm is in ALARM, confirmed over the window (false: all OK at the last reading; \
-         null: not read, unknown, or in ALARM for less than the window).",
+        "An alarm is in ALARM (confirmed at once; false: all OK at the last reading; null: not \
+         read, or unknown).",
     )
     .output(
         "probe_down",
@@ -167,12 +173,17 @@ struct Trail {
     /// When the signal itself says the failure of that run began (the health check's change
     /// time, an alarm's), for the RTO.
     failed_at: Option<u64>,
+    /// The latest down reading is confirmed by itself (an alarm in ALARM: its evaluation
+    /// periods are its confirmation).
+    confirmed_at_once: bool,
 }
 
 impl Trail {
-    /// Adds the reading taken at `at`: down (the signal saying it failed at `failed_at`), up,
-    /// or unknown.
-    fn add(&mut self, at: u64, down: Option<bool>, failed_at: Option<u64>) {
+    /// Adds the reading taken at `at`: down (the signal saying it changed to down at
+    /// `failed_at`; `at_once`: confirmed by itself), up, or unknown. A run of down readings
+    /// begins when the signal says it changed, not at the run's first reading: a signal down
+    /// for minutes before the step started is down for minutes.
+    fn add(&mut self, at: u64, down: Option<bool>, failed_at: Option<u64>, at_once: bool) {
         match down {
             None => {}
             Some(false) => {
@@ -183,11 +194,13 @@ impl Trail {
             }
             Some(true) => {
                 if self.down_since.is_none() {
-                    self.down_since = Some(at);
-                    self.failed_at = failed_at.or(Some(at));
+                    let since = failed_at.map_or(at, |f| f.min(at));
+                    self.down_since = Some(since);
+                    self.failed_at = Some(since);
                 }
                 self.latest = Some(true);
                 self.down_until = at;
+                self.confirmed_at_once = at_once;
             }
         }
     }
@@ -199,7 +212,8 @@ impl Trail {
     }
 
     fn confirmed(&self, window_ms: u64) -> bool {
-        self.latest == Some(true) && self.down_for_ms().is_some_and(|d| d >= window_ms)
+        self.latest == Some(true)
+            && (self.confirmed_at_once || self.down_for_ms().is_some_and(|d| d >= window_ms))
     }
 
     /// The step's output: confirmed down, up, or null (not read, or down for less than the
@@ -228,6 +242,8 @@ struct Sources<'a> {
 struct Reading {
     down: Option<bool>,
     failed_at: Option<u64>,
+    /// A down reading that is confirmed by itself (an alarm in ALARM).
+    at_once: bool,
     words: String,
 }
 
@@ -240,6 +256,7 @@ async fn read(fx: &Fx, signal: Signal, src: &Sources<'_>) -> Result<Reading, Ste
                 Reading {
                     down: Some(endpoint_down),
                     failed_at: endpoint_down.then_some(s.changed_at_ms).flatten(),
+                    at_once: false,
                     words: format!(
                         "{} of {} checkers see the endpoint healthy{}",
                         s.checkers_healthy,
@@ -251,6 +268,7 @@ async fn read(fx: &Fx, signal: Signal, src: &Sources<'_>) -> Result<Reading, Ste
             Err(e) if unreachable(&e) => Reading {
                 down: None,
                 failed_at: None,
+                at_once: false,
                 words: e.message,
             },
             Err(e) => return Err(e.into()),
@@ -296,6 +314,7 @@ async fn read(fx: &Fx, signal: Signal, src: &Sources<'_>) -> Result<Reading, Ste
                     None
                 },
                 failed_at: alarm_at,
+                at_once: alarm_at.is_some(),
                 words: words.join("; "),
             }
         }
@@ -304,6 +323,7 @@ async fn read(fx: &Fx, signal: Signal, src: &Sources<'_>) -> Result<Reading, Ste
                 down: Some(!r.healthy),
                 // The reading's own time: the probe has no earlier failure to tell.
                 failed_at: None,
+                at_once: false,
                 words: match (&r.error, r.status) {
                     (Some(e), _) => format!("from {}: {e}", src.from),
                     (None, Some(code)) => format!("from {}: HTTP {code}", src.from),
@@ -314,6 +334,7 @@ async fn read(fx: &Fx, signal: Signal, src: &Sources<'_>) -> Result<Reading, Ste
             Err(e) if unreachable(&e) => Reading {
                 down: None,
                 failed_at: None,
+                at_once: false,
                 words: e.message,
             },
             Err(e) => return Err(e.into()),
@@ -382,7 +403,7 @@ fn run<'a>(fx: &'a Fx, p: &'a Outputs) -> BodyFuture<'a> {
             let at = fx.now_ms().await?;
             for (signal, trail) in &mut trails {
                 let r = read(fx, *signal, &src).await?;
-                trail.add(at, r.down, r.failed_at);
+                trail.add(at, r.down, r.failed_at, r.at_once);
                 detail.insert(signal.name().into(), json!(r.words));
             }
             readings += 1;
@@ -445,7 +466,7 @@ mod tests {
     fn judge(readings: &[(u64, Option<bool>)]) -> Value {
         let mut t = Trail::default();
         for (at, down) in readings {
-            t.add(at * 1000, *down, None);
+            t.add(at * 1000, *down, None, false);
         }
         t.value(30_000)
     }
@@ -477,21 +498,48 @@ mod tests {
         assert_eq!(judge(&[]), Value::Null);
         // A window of zero: one down reading is enough.
         let mut t = Trail::default();
-        t.add(5, Some(true), None);
+        t.add(5, Some(true), None, false);
         assert!(t.confirmed(0));
+    }
+
+    #[test]
+    fn a_run_of_down_readings_begins_when_the_signal_says_it_changed() {
+        // Read first 120 s after the signal changed: down for 120 s at once.
+        let mut t = Trail::default();
+        t.add(120_000, Some(true), Some(0), false);
+        assert!(t.confirmed(60_000));
+        assert_eq!(t.failed_at, Some(0));
+        // Changed 20 s before the first reading: 40 s more to go.
+        let mut t = Trail::default();
+        t.add(20_000, Some(true), Some(0), false);
+        assert!(!t.confirmed(60_000));
+        t.add(50_000, Some(true), Some(0), false);
+        assert!(!t.confirmed(60_000));
+        t.add(60_000, Some(true), Some(0), false);
+        assert!(t.confirmed(60_000));
+        // A change time after the reading (clock skew) does not move the run into the future.
+        let mut t = Trail::default();
+        t.add(10, Some(true), Some(99), false);
+        assert_eq!(t.down_since, Some(10));
+        // An alarm in ALARM is confirmed by itself; once OK again, it is up.
+        let mut t = Trail::default();
+        t.add(0, Some(true), Some(0), true);
+        assert!(t.confirmed(60_000));
+        t.add(10, Some(false), None, false);
+        assert_eq!(t.value(60_000), json!(false));
     }
 
     #[test]
     fn the_failure_time_is_that_of_the_run_of_down_readings_that_counts() {
         let mut t = Trail::default();
-        t.add(0, Some(true), Some(1));
-        t.add(10, Some(false), None);
-        t.add(20, Some(true), Some(15));
-        t.add(30, Some(true), Some(15));
+        t.add(0, Some(true), Some(1), false);
+        t.add(10, Some(false), None, false);
+        t.add(20, Some(true), Some(15), false);
+        t.add(30, Some(true), Some(15), false);
         assert_eq!(t.failed_at, Some(15));
         // A signal that does not say when it failed: its first down reading.
         let mut t = Trail::default();
-        t.add(40, Some(true), None);
+        t.add(40, Some(true), None, false);
         assert_eq!(t.failed_at, Some(40));
     }
 }

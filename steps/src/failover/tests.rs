@@ -168,9 +168,41 @@ async fn an_outage_that_route53_notices_after_the_step_starts_is_confirmed() {
     assert_eq!(out["first_failure_at_ms"], fake.now() - 50_000);
     let words = out["detail"]["health_check"].as_str().unwrap();
     assert!(
-        words.contains("down for 10 s, less than the 30 s window"),
+        // Counted from Route 53's change at 35 s, not from the reading at 40 s.
+        words.contains("down for 15 s, less than the 30 s window"),
         "{words}"
     );
+}
+
+/// A run started two minutes into an outage (by a trigger, after the alarms fired): the
+/// health check has been down since its change and the alarm's ALARM is its own confirmation,
+/// so the step decides on its first reading instead of waiting another window.
+#[tokio::test(start_paused = true)]
+async fn signals_down_for_long_enough_before_the_step_are_confirmed_at_once() {
+    let fake = Fake::new(true);
+    let outage_at = fake.now();
+    fake.region_outage();
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let mut input = signals_input();
+    input["window"] = json!("60s");
+    let out = run(&fake, "dr.read_signals", input).await.unwrap();
+    assert_eq!(out["health_check_down"], true, "{out:?}");
+    assert_eq!(out["alarms_down"], true, "{out:?}");
+    assert_eq!(out["readings"], 1, "{out:?}");
+    assert_eq!(took_ms(&out), 0, "{out:?}");
+    assert_eq!(out["first_failure_at_ms"], outage_at);
+
+    // Only 20 s into the outage, the health check still needs the rest of its window; the
+    // alarm alone is confirmed at once.
+    let fake = Fake::new(true);
+    fake.region_outage();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let mut input = signals_input();
+    input["window"] = json!("60s");
+    input["signals"] = json!(["health_check", "probe"]);
+    let out = run(&fake, "dr.read_signals", input).await.unwrap();
+    assert_eq!(out["health_check_down"], true, "{out:?}");
+    assert_eq!(took_ms(&out), 60_000, "{out:?}");
 }
 
 #[tokio::test(start_paused = true)]

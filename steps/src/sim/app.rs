@@ -72,9 +72,28 @@ fn instances_in_service(world: &World, region: &str) -> usize {
         .count()
 }
 
-/// Whether the application in `region` reaches its database writer.
+/// Whether the application in `region` reaches a database: its writer, or the available
+/// cluster of its own region (a standby reads from its local secondary, so it is healthy while
+/// the writer's region is gone, as a real standby's health endpoint would be).
 pub fn db_connected(world: &World, region: &str) -> bool {
     super::aurora::writer_reachable_from(world, region).unwrap_or(false)
+        || super::aurora::local_member_available(world, region)
+}
+
+/// Why the application in `region` does not serve now, in words (for a failed request).
+pub fn why_not_serving(world: &World, region: &str) -> String {
+    if world.region_down(region) {
+        return "region down".into();
+    }
+    let (ok, body) = app_body(world, region);
+    if !ok {
+        return body
+            .get("reason")
+            .and_then(Value::as_str)
+            .unwrap_or("degraded")
+            .to_string();
+    }
+    "no healthy target behind the load balancer".into()
 }
 
 /// Whether the application itself answers `ok` in `region` (ignoring the ALB): its instances
@@ -95,7 +114,7 @@ fn app_body(world: &World, region: &str) -> (bool, Value) {
     let reason = if broken {
         Some("application error")
     } else if !db {
-        Some("database writer unreachable")
+        Some("no database reachable")
     } else if !fresh {
         Some("stale quote")
     } else {

@@ -26,6 +26,7 @@ use super::World;
 use super::agenda::Event;
 use super::faults::FaultKind;
 use super::process::Process;
+use super::timeline::{MAX_FACTS, PromotionFact, push_bounded};
 use crate::backend::{
     CloudError, ErrorKind, GLOBAL, GlobalClusterMember, GlobalClusterStatus, Kind, ResourceState,
     Tags, not_found,
@@ -44,6 +45,9 @@ pub struct Write {
     pub seq: u64,
     /// When the writer committed it.
     pub at_ms: u64,
+    /// The synthetic client's sequence number, for a client's write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_seq: Option<u64>,
 }
 
 /// One member cluster's replication position.
@@ -249,6 +253,53 @@ pub fn writer_reachable_from(world: &World, region: &str) -> Option<bool> {
     )
 }
 
+/// Whether the member cluster in `region` is `available` (a writer, or a secondary the
+/// application there reads from).
+pub fn local_member_available(world: &World, region: &str) -> bool {
+    world
+        .aurora
+        .values()
+        .find(|db| db.members.contains_key(region))
+        .is_some_and(|db| member_status(world, db, region) == "available")
+}
+
+/// Commits one write of the synthetic client, sent to the application in `region`, on the
+/// writer of the global database that region belongs to: the writer must be available and
+/// reachable from `region` (as [`writer_reachable_from`] says). Returns the writer's region and
+/// the write's database sequence number; `None` when it cannot be committed.
+pub fn commit_client_write(
+    world: &mut World,
+    region: &str,
+    client_seq: u64,
+) -> Option<(String, u64)> {
+    if writer_reachable_from(world, region) != Some(true) {
+        return None;
+    }
+    let now = world.clock_ms;
+    let db = world
+        .aurora
+        .values_mut()
+        .find(|db| db.members.contains_key(region))?;
+    let writer = db.writer_region.clone()?;
+    db.last_seq += 1;
+    let w = Write {
+        seq: db.last_seq,
+        at_ms: now,
+        client_seq: Some(client_seq),
+    };
+    if db.members.len() > 1 {
+        db.log.push_back(w);
+        if db.log.len() > MAX_LOG {
+            db.log.pop_front();
+        }
+    }
+    if let Some(m) = db.members.get_mut(&writer) {
+        m.applied_seq = w.seq;
+        m.applied_at_ms = Some(w.at_ms);
+    }
+    Some((writer, w.seq))
+}
+
 fn replication_lag_setting(world: &World, region: &str) -> u64 {
     if world.fault_active(FaultKind::LagSpike, region) {
         world.config.lag_spike_ms
@@ -265,8 +316,10 @@ fn accrue_db(world: &mut World, id: &str, to_ms: u64) {
     let Some(writer_region) = db.writer_region.clone() else {
         return;
     };
-    // Writes flow while the application in the writer's region serves and reaches the writer.
-    let flowing = db.operation.is_none()
+    // Writes flow while the application in the writer's region serves and reaches the writer,
+    // and no synthetic client runs: its writes then are the only ones (see `super::client`).
+    let flowing = !world.client_running()
+        && db.operation.is_none()
         && member_status(world, db, &writer_region) == "available"
         && super::app::serving(world, &writer_region);
     let secondaries: Vec<(String, bool, u64)> = db
@@ -291,6 +344,7 @@ fn accrue_db(world: &mut World, id: &str, to_ms: u64) {
             let w = Write {
                 seq: db.last_seq,
                 at_ms: next,
+                client_seq: None,
             };
             if !secondaries.is_empty() {
                 db.log.push_back(w);
@@ -402,6 +456,15 @@ fn complete_operation(world: &mut World, id: &str) {
     };
     let to_ok = !world.region_down(&op.to_region)
         && !world.fault_active(FaultKind::DbFailure, &op.to_region);
+    if to_ok
+        && let Some(p) = world.timeline.promotions.iter_mut().rev().find(|p| {
+            p.global_cluster_id == id
+                && p.requested_at_ms == op.started_at_ms
+                && p.done_at_ms.is_none()
+        })
+    {
+        p.done_at_ms = Some(world.clock_ms);
+    }
     let db = world.aurora.get_mut(id).expect("checked above");
     db.operation = None;
     if !to_ok {
@@ -501,6 +564,7 @@ fn start_operation(
     };
     let db = world.aurora.get_mut(id).expect("checked by the caller");
     let from_region = db.writer_region.clone().unwrap_or_default();
+    let lost_before = db.lost.len();
     if kind == "failover" {
         // The target is promoted from what it holds now: every write of the current writer's
         // it lacks is lost.
@@ -516,13 +580,28 @@ fn start_operation(
             });
         }
     }
+    let lost = db.lost.get(lost_before).cloned();
     db.operation = Some(Operation {
         kind: kind.into(),
-        from_region,
-        to_region,
+        from_region: from_region.clone(),
+        to_region: to_region.clone(),
         started_at_ms: now,
         done_at_ms: now + duration,
     });
+    push_bounded(
+        &mut world.timeline.promotions,
+        PromotionFact {
+            global_cluster_id: id.to_string(),
+            requested_at_ms: now,
+            done_at_ms: None,
+            kind: kind.into(),
+            from_region,
+            to_region,
+            lost_writes: lost.as_ref().map_or(0, |l| l.count),
+            lost_seq: lost.map(|l| (l.first_seq, l.last_seq)),
+        },
+        MAX_FACTS,
+    );
     world.schedule(now + duration, NAME, id, "operation-done", Value::Null);
     world.changed();
     describe(world, id)

@@ -20,6 +20,7 @@ use super::World;
 use super::agenda::Event;
 use super::faults::FaultKind;
 use super::process::Process;
+use super::timeline::{FenceFact, MAX_FACTS, push_bounded};
 use crate::backend::{CloudError, ErrorKind, GroupCapacity, Kind, TargetHealth, not_found};
 
 const ASG: &str = "autoscaling";
@@ -239,6 +240,7 @@ impl Process for AutoScaling {
             g.retry_at_ms = None;
         }
         reconcile(world, &region, &name);
+        world.check_capacity_ready();
     }
 }
 
@@ -576,6 +578,15 @@ pub fn deregister_targets(
         t.state = "draining".into();
         t.gone_at_ms = Some(now + delay);
     }
+    push_bounded(
+        &mut world.timeline.fences,
+        FenceFact {
+            at_ms: now,
+            region: region.into(),
+            how: "deregister_targets".into(),
+        },
+        MAX_FACTS,
+    );
     Ok(())
 }
 
@@ -663,6 +674,21 @@ pub fn update_group(
     if let Some(g) = world.asgs.get_mut(&key(region, name)) {
         g.retry_at_ms = None;
     }
+    let at = world.clock_ms;
+    if desired > now.desired_capacity {
+        world.timeline.capacity_requested(region, name, desired, at);
+    } else if desired == 0 && now.desired_capacity > 0 {
+        push_bounded(
+            &mut world.timeline.fences,
+            FenceFact {
+                at_ms: at,
+                region: region.into(),
+                how: "scale_to_zero".into(),
+            },
+            MAX_FACTS,
+        );
+    }
     world.sync_now();
+    world.check_capacity_ready();
     describe_group(world, region, name)
 }

@@ -563,6 +563,20 @@ impl Process for CloudWatch {
         }
         let changes = evaluate_reachable(world, now);
         for c in changes {
+            if let Some(a) = world.cloudwatch.alarms.get(&c.arn) {
+                let fact = super::timeline::AlarmFact {
+                    at_ms: c.at_ms,
+                    region: a.region.clone(),
+                    name: a.name.clone(),
+                    from: c.previous.name().into(),
+                    to: c.state.name().into(),
+                };
+                super::timeline::push_bounded(
+                    &mut world.timeline.alarms,
+                    fact,
+                    super::timeline::MAX_FACTS,
+                );
+            }
             send_state_change(world, &c);
         }
         if now.is_multiple_of(3_600_000) {

@@ -464,7 +464,21 @@ pub fn set_record_weight(
     )?;
     let now = world.clock_ms;
     let config = world.config.clone();
-    Ok(world.dns.submit(&r.id, r.spec.clone(), now, &config))
+    let info = world.dns.submit(&r.id, r.spec.clone(), now, &config);
+    super::timeline::push_bounded(
+        &mut world.timeline.dns_changes,
+        super::timeline::DnsChangeFact {
+            change_id: info.id.clone(),
+            submitted_at_ms: now,
+            insync_at_ms: now + config.dns_insync_ms,
+            records: format!(
+                "{} {record_type} {set_identifier} weight {weight}",
+                normalize(name)
+            ),
+        },
+        super::timeline::MAX_FACTS,
+    );
+    Ok(info)
 }
 
 /// `GetChange`.

@@ -25,6 +25,7 @@ mod api;
 pub mod app;
 pub mod aurora;
 pub mod autoscaling;
+pub mod client;
 pub mod cloudwatch;
 mod config;
 pub mod dns;
@@ -36,8 +37,10 @@ mod presence;
 mod process;
 mod rng;
 pub mod route53;
+mod scenario;
 mod show;
 mod status;
+pub mod timeline;
 mod world;
 
 use std::collections::HashMap;
@@ -50,6 +53,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use agenda::{Agenda, Event};
+pub use client::{ClientConfig, ClientRequest};
+pub use cloudwatch::SqsMessage;
 pub use config::SimConfig;
 pub use events::{
     AlarmTransition, alarm_state_change_event, alarm_state_change_event_at, pattern_matches,
@@ -59,10 +64,15 @@ pub use ids::{ACCOUNT, alb_hosted_zone_id};
 pub use presence::{ResourceRef, missing};
 pub use process::{Process, processes};
 pub use rng::SimRng;
+pub use scenario::{Scenario, lag_spike_outage_at};
 pub use show::{reset, show};
 pub use status::{
     DatabaseStatus, GroupSummary, HealthCheckSummary, RegionStatus, SimStatus, TrafficStatus,
     render as render_status, status as world_status,
+};
+pub use timeline::{
+    AlarmFact, CapacityFact, DnsChangeFact, FenceFact, HealthCheckFact, PromotionFact,
+    WorldTimeline, WriteFacts,
 };
 pub use world::{EPOCH_MS, SimResource, SnsMessage, World, availability_zones, merge};
 
@@ -466,6 +476,56 @@ impl SimBackend {
     /// Every message published to an SNS topic so far, oldest first.
     pub fn published(&self) -> Result<Vec<SnsMessage>, CloudError> {
         self.with_world(false, |w| Ok(w.sns.clone()))
+    }
+
+    /// Starts the synthetic trading client now (see [`client`]): from now on, one write every
+    /// `interval_ms` on the world's agenda. Restarting a client keeps its history.
+    pub fn start_client(&self, cfg: ClientConfig) -> Result<(), CloudError> {
+        if cfg.host.trim().is_empty() {
+            return Err(CloudError::new(
+                ErrorKind::InvalidInput,
+                "the client needs a host name to resolve (e.g. api.trading.example.com)",
+            ));
+        }
+        self.transact(false, |w| {
+            w.start_client(cfg);
+            (Ok(()), true)
+        })
+    }
+
+    /// Stops the synthetic client; what it recorded stays.
+    pub fn stop_client(&self) -> Result<(), CloudError> {
+        self.transact(false, |w| {
+            w.stop_client();
+            (Ok(()), true)
+        })
+    }
+
+    /// The messages EventBridge delivered into the queue `queue` (its ARN or URL) that became
+    /// available after `after_ms` and by now, oldest first.
+    pub fn receive(&self, queue: &str, after_ms: u64) -> Result<Vec<SqsMessage>, CloudError> {
+        self.with_world(false, |w| {
+            Ok(cloudwatch::queue_messages(w, queue)
+                .into_iter()
+                .filter(|m| m.available_at_ms > after_ms)
+                .cloned()
+                .collect())
+        })
+    }
+
+    /// Everything the world recorded since `since_ms` (virtual ms since the Unix epoch) that a
+    /// drill reports: the client's requests, health check, alarm, promotion, capacity, DNS and
+    /// fence facts, and what became of the client's writes.
+    pub fn timeline(&self, since_ms: u64) -> Result<WorldTimeline, CloudError> {
+        self.with_world(false, |w| Ok(w.timeline_since(since_ms)))
+    }
+
+    /// Now on the world's clock (on a run's clock, the later of the two), in ms since the Unix
+    /// epoch.
+    pub fn now_ms(&self) -> Result<u64, CloudError> {
+        self.with_world(false, |w| {
+            Ok(self.now_on_clock().unwrap_or(w.clock_ms).max(w.clock_ms))
+        })
     }
 
     fn now_on_clock(&self) -> Option<u64> {

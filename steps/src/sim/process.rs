@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::agenda::Event;
 use super::faults::{ActiveFault, FaultKind};
 use super::world::World;
-use super::{app, aurora, autoscaling, cloudwatch, dns, faults_process, route53};
+use super::{app, aurora, autoscaling, client, cloudwatch, dns, faults_process, route53};
 
 /// One of the cloud's own processes. Implementations are stateless: their state is in the
 /// world, so it is saved with it.
@@ -55,6 +55,7 @@ pub fn processes() -> &'static [&'static dyn Process] {
         &route53::HealthCheckers,
         &cloudwatch::CloudWatch,
         &dns::Dns,
+        &client::TradingClient,
     ]
 }
 

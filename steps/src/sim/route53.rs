@@ -26,6 +26,7 @@ use super::World;
 use super::agenda::Event;
 use super::config::SimConfig;
 use super::process::Process;
+use super::timeline::{DnsChangeFact, HealthCheckFact, MAX_FACTS, push_bounded};
 use crate::backend::{CloudError, GLOBAL, HealthCheckStatus, Kind, Resource, Tags, not_found};
 
 const NAME: &str = "route53";
@@ -151,6 +152,14 @@ pub enum Route53Event {
         /// The new verdict.
         healthy: bool,
     },
+    /// A checker saw the endpoint fail, and the probe before it (of any checker) passed: the
+    /// first failed observation of a run of them.
+    FirstFailure {
+        /// The health check.
+        health_check_id: String,
+        /// The probe's time.
+        at_ms: u64,
+    },
     /// One `HealthCheckStatus` datapoint (`AWS/Route53`, 1 when healthy), the minimum over the
     /// period starting at `period_start_ms`, published as that period ends.
     MetricDatapoint {
@@ -180,6 +189,9 @@ pub struct HealthCheckSim {
     pub changed_at_ms: Option<u64>,
     /// The last probe any checker saw fail.
     pub last_failure_at_ms: Option<u64>,
+    /// The first failed probe since the last one that passed (`None`: the last probe passed).
+    #[serde(default)]
+    pub failing_since_ms: Option<u64>,
     /// `HealthCheckStatus` period, in milliseconds.
     pub metric_period_ms: u64,
     /// Start of the metric period in progress.
@@ -236,6 +248,7 @@ impl HealthCheckSim {
             healthy: true,
             changed_at_ms: None,
             last_failure_at_ms: None,
+            failing_since_ms: None,
             metric_period_ms: period,
             metric_period_start_ms: now - now % period,
             metric_min: 1.0,
@@ -317,6 +330,15 @@ impl HealthCheckSim {
                 let ok = self.probe.passes(&seen);
                 if !ok {
                     self.last_failure_at_ms = Some(t);
+                    if self.failing_since_ms.is_none() {
+                        self.failing_since_ms = Some(t);
+                        out.push(Route53Event::FirstFailure {
+                            health_check_id: self.id.clone(),
+                            at_ms: t,
+                        });
+                    }
+                } else {
+                    self.failing_since_ms = None;
                 }
                 c.next_probe_ms = t + self.probe.interval_ms;
                 if ok == c.healthy {
@@ -356,6 +378,23 @@ impl HealthCheckSim {
             }
             let due = self.next_due_ms();
             self.advance_to(due, &mut observe, out);
+        }
+        let first_skipped = self
+            .checkers
+            .iter()
+            .map(|c| c.next_probe_ms)
+            .min()
+            .filter(|t| *t <= now);
+        if let Some(t) = first_skipped {
+            if ok {
+                self.failing_since_ms = None;
+            } else if self.failing_since_ms.is_none() {
+                self.failing_since_ms = Some(t);
+                out.push(Route53Event::FirstFailure {
+                    health_check_id: self.id.clone(),
+                    at_ms: t,
+                });
+            }
         }
         for c in &mut self.checkers {
             if c.next_probe_ms <= now {
@@ -463,7 +502,6 @@ impl Process for HealthCheckers {
             regions,
             route53,
             config,
-            cloudwatch,
             ..
         } = world;
         let checks: Vec<&Resource> = regions
@@ -489,7 +527,7 @@ impl Process for HealthCheckers {
                 }
             }
         }
-        publish(cloudwatch, out);
+        publish(world, out);
     }
 
     fn handle(&self, _world: &mut World, _event: &Event) {}
@@ -508,14 +546,33 @@ impl Process for HealthCheckers {
                 hc.advance_steady(to_ms, &answer, &mut out);
             }
         }
-        publish(&mut world.cloudwatch, out);
+        publish(world, out);
     }
 }
 
-/// Sends what the checkers did on: `HealthCheckStatus` datapoints to CloudWatch, verdict
-/// changes to the log.
-fn publish(cloudwatch: &mut super::cloudwatch::CloudWatchState, events: Vec<Route53Event>) {
+/// Sends what the checkers did on: `HealthCheckStatus` datapoints to CloudWatch, first failures
+/// and verdict changes to the timeline.
+fn publish(world: &mut World, events: Vec<Route53Event>) {
     for e in events {
+        let fact = |world: &World, id: &str, at_ms: u64, kind: &str| {
+            let r = world.get(GLOBAL, Kind::HealthCheck, id).ok();
+            let fqdn = r
+                .and_then(|r| r.resource.spec.get("fully_qualified_domain_name"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let region = world
+                .list(None, Some(Kind::LoadBalancer))
+                .into_iter()
+                .find(|lb| lb.attr_str("dns_name").eq_ignore_ascii_case(fqdn))
+                .map(|lb| lb.region);
+            HealthCheckFact {
+                at_ms,
+                health_check_id: id.to_string(),
+                name: r.map(|r| r.resource.name.clone()).unwrap_or_default(),
+                region,
+                kind: kind.into(),
+            }
+        };
         match e {
             Route53Event::MetricDatapoint {
                 health_check_id,
@@ -528,7 +585,17 @@ fn publish(cloudwatch: &mut super::cloudwatch::CloudWatchState, events: Vec<Rout
                     "HealthCheckStatus",
                     &[("HealthCheckId", &health_check_id)],
                 );
-                cloudwatch.metrics.put(&metric, period_start_ms, value);
+                world
+                    .cloudwatch
+                    .metrics
+                    .put(&metric, period_start_ms, value);
+            }
+            Route53Event::FirstFailure {
+                health_check_id,
+                at_ms,
+            } => {
+                let f = fact(world, &health_check_id, at_ms, "first_failed_check");
+                push_bounded(&mut world.timeline.health_checks, f, MAX_FACTS);
             }
             Route53Event::StatusChanged {
                 health_check_id,
@@ -536,6 +603,9 @@ fn publish(cloudwatch: &mut super::cloudwatch::CloudWatchState, events: Vec<Rout
                 healthy,
             } => {
                 tracing::debug!(health_check = %health_check_id, at_ms, healthy, "sim: health check status changed");
+                let kind = if healthy { "healthy" } else { "unhealthy" };
+                let f = fact(world, &health_check_id, at_ms, kind);
+                push_bounded(&mut world.timeline.health_checks, f, MAX_FACTS);
             }
         }
     }
@@ -603,7 +673,29 @@ pub fn set_health_check_inverted(
     if let Some(hc) = world.route53.checks.get_mut(id) {
         hc.set_inverted(inverted, now, &mut out);
     }
-    publish(&mut world.cloudwatch, out);
+    publish(world, out);
+    // Inverting a health check is what moves failover records: a DNS change for the drill.
+    let name = world
+        .get(GLOBAL, Kind::HealthCheck, id)
+        .map(|r| r.resource.name.clone())
+        .unwrap_or_default();
+    push_bounded(
+        &mut world.timeline.dns_changes,
+        DnsChangeFact {
+            change_id: format!("inverted:{id}"),
+            submitted_at_ms: now,
+            insync_at_ms: now,
+            records: format!(
+                "health check {name} {}",
+                if inverted {
+                    "inverted"
+                } else {
+                    "no longer inverted"
+                }
+            ),
+        },
+        MAX_FACTS,
+    );
     status_of(world, id)
 }
 

@@ -14,10 +14,12 @@ use super::agenda::Agenda;
 use super::app::AppState;
 use super::aurora::GlobalDb;
 use super::autoscaling::{AsgState, TargetGroupState};
+use super::client::ClientState;
 use super::config::SimConfig;
 use super::faults::Faults;
 use super::ids::{IdGen, identity};
 use super::rng::SimRng;
+use super::timeline::TimelineLog;
 use super::{cloudwatch, dns, route53};
 use crate::backend::{
     CloudError, CreateRequest, ErrorKind, GLOBAL, Kind, Resource, ResourceState, Tags,
@@ -92,6 +94,12 @@ pub struct World {
     /// Route 53 changes and resolvers (owned by `dns.rs`).
     #[serde(default)]
     pub dns: dns::DnsState,
+    /// The synthetic trading client, once started (owned by `client.rs`).
+    #[serde(default)]
+    pub client: Option<ClientState>,
+    /// The facts a drill reports, as they happened (`timeline.rs`).
+    #[serde(default)]
+    pub timeline: TimelineLog,
     /// Resources or faults changed since processes last synced (not saved: a loaded world
     /// syncs anyway).
     #[serde(skip, default = "yes")]
@@ -138,6 +146,8 @@ impl Default for World {
             route53: route53::Route53State::default(),
             cloudwatch: cloudwatch::CloudWatchState::default(),
             dns: dns::DnsState::default(),
+            client: None,
+            timeline: TimelineLog::default(),
             needs_sync: true,
         }
     }
