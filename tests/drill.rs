@@ -387,7 +387,7 @@ fn a_bad_params_file_is_refused_with_where_and_what() {
             &format!("{f}:3:16"),
         ],
     );
-    let flag = drflow(&["drill", "--scenario", "db-failure", "-p", "rpo_objective=12"]);
+    let flag = drflow(&["drill", "--scenario", "db-failure", "-p", "rpo_objective=a minute"]);
     assert_invalid(&flag, &["rpo_objective"]);
     let missing = drflow(&[
         "drill",
