@@ -17,7 +17,7 @@ use drflow_engine::{
     Outputs, Recorder, RunEvent, RunOptions, RunReport, RunStatus, SharedClock, Stop, VirtualClock,
     compile, resolve_params,
 };
-use drflow_steps::sim::{Fault, FaultKind, SimStatus};
+use drflow_steps::sim::{ClientConfig, Fault, FaultKind, Scenario, SimStatus};
 use drflow_steps::{CloudBackend, CloudConfig, LazyBackend, SimBackend};
 use serde_json::{Value, json};
 
@@ -919,7 +919,10 @@ fn two_failovers_at_once_one_is_refused_or_waits_and_only_one_promotes() {
     );
     let status = env.status();
     assert_eq!(writer(&status), primary, "nothing promoted yet");
-    assert_eq!(serving(&status), vec![primary.clone()]);
+    // Route 53 answers with the standby already (the primary's check failed, the standby's
+    // passes), but no record was changed yet.
+    assert_eq!(serving(&status), vec![standby.clone()]);
+    assert!(env.sim().timeline(0).unwrap().dns_changes.is_empty());
     assert_eq!(
         env.sim().published().unwrap().len(),
         told_before,
@@ -1114,9 +1117,9 @@ fn the_binary_fails_over_a_region_outage() {
 fn alarms_alone_can_drive_a_failover() {
     let env = Env::provisioned("eu.yaml");
     env.inject(FaultKind::RegionOutage, None);
-    env.advance(Duration::from_secs(60));
     let flags = [("signals", "[alarms]"), ("quorum", "1")];
-    let early = env.failover(&flags);
+    // Read for 90 s from the outage: the alarm needs minutes.
+    let early = env.failover(&[&flags[..], &[("detection_timeout", "30s")]].concat());
     assert_eq!(out(&early, "decision"), "hold", "{}", describe(&early));
     env.advance(Duration::from_secs(300));
     let report = env.failover(&flags);
@@ -1133,4 +1136,221 @@ fn alarms_alone_can_drive_a_failover() {
         "not read"
     );
     assert_eq!(writer(&env.status()), env.param("standby_region"));
+}
+
+/// What `drflow drill` plays, without the drill: for a scenario, the synthetic client running,
+/// the scenario's faults injected, virtual time advanced until the composite
+/// `regional-outage-alarm` goes to ALARM (what the daemon's trigger waits for) or the
+/// scenario's horizon passes, then `runbooks/failover.yaml` run at once. Returns the decision
+/// (`none` when the alarm never fired), the run's report if there was one, and the alarm's
+/// time.
+fn play(env: &Env, scenario: Scenario) -> (String, Option<RunReport>, Option<u64>) {
+    let sim = env.sim();
+    let host = format!("api.{}", env.param("domain_name"));
+    sim.start_client(ClientConfig {
+        host,
+        interval_ms: 1000,
+    })
+    .unwrap();
+    sim.advance(Duration::from_secs(10)).unwrap();
+    let status = sim.status().unwrap();
+    let at = status.now_ms;
+    for f in scenario.faults(&status, at) {
+        sim.inject(f).unwrap();
+    }
+    let fired = loop {
+        sim.advance(Duration::from_secs(10)).unwrap();
+        let t = sim.timeline(at).unwrap();
+        let alarm = t
+            .alarms
+            .iter()
+            .find(|a| a.name.starts_with("regional-outage-alarm-") && a.to == "ALARM")
+            .map(|a| a.at_ms);
+        if alarm.is_some() || sim.now_ms().unwrap() >= at + scenario.horizon_ms() {
+            break alarm;
+        }
+    };
+    if std::env::var_os("SHOW").is_some() {
+        eprintln!(
+            "{}",
+            drflow_steps::sim::render_status(&sim.status().unwrap())
+        );
+        let t = sim.timeline(at).unwrap();
+        for r in t.client.iter().step_by(10) {
+            eprintln!(
+                "{} {:?} {} {:?}",
+                (r.at_ms - at) / 1000,
+                r.region,
+                r.ok,
+                r.error
+            );
+        }
+    }
+    drop(sim);
+    match fired {
+        None => ("none".into(), None, None),
+        Some(alarm) => {
+            let report = env.failover(&[]);
+            let decision = out(&report, "decision").as_str().unwrap_or("").to_string();
+            (decision, Some(report), Some(alarm - at))
+        }
+    }
+}
+
+/// Plays `scenario` on a fresh environment and checks the decision is one the scenario
+/// expects; for a promotion, that the client is then served by the standby and that the
+/// writes the run says were lost are exactly the acknowledged client writes the new writer
+/// lacks.
+fn check_scenario(params: &'static str, scenario: Scenario) -> Option<RunReport> {
+    let env = Env::provisioned(params);
+    let (decision, report, alarm) = play(&env, scenario);
+    let d = report.as_ref().map(describe).unwrap_or_default();
+    if std::env::var_os("SHOW").is_some() {
+        let rto = report.as_ref().map(|r| out(r, "rto_seconds").clone());
+        eprintln!(
+            "{params} {scenario}: decision {decision}, alarm after {:?} s, rto_seconds {rto:?}",
+            alarm.map(|a| a / 1000)
+        );
+    }
+    assert!(
+        scenario.expected().contains(&decision.as_str()),
+        "{params} {scenario}: decision {decision}, expected {:?}\n{d}",
+        scenario.expected()
+    );
+    let sim = env.sim();
+    // The RTO as the client sees it: its first failed write to its first acknowledged one
+    // after that (served by the standby after a promotion, by the primary otherwise).
+    sim.advance(Duration::from_secs(120)).unwrap();
+    let t = sim.timeline(0).unwrap();
+    if let Some(first_failed) = t.client.iter().find(|r| !r.ok) {
+        let recovered = t
+            .client
+            .iter()
+            .find(|r| r.ok && r.at_ms > first_failed.at_ms)
+            .unwrap_or_else(|| panic!("{params} {scenario}: the client never recovered\n{d}"));
+        let rto = (recovered.at_ms - first_failed.at_ms) / 1000;
+        if std::env::var_os("SHOW").is_some() {
+            eprintln!("{params} {scenario}: client RTO {rto} s");
+            let at = first_failed.at_ms;
+            let rel = |t: u64| (t as f64 - at as f64) / 1000.0;
+            for p in &t.promotions {
+                eprintln!(
+                    "  promotion {} requested {} done {:?}",
+                    p.kind,
+                    rel(p.requested_at_ms),
+                    p.done_at_ms.map(rel)
+                );
+            }
+            for c in &t.capacity {
+                eprintln!(
+                    "  capacity {} requested {} ready {:?}",
+                    c.desired,
+                    rel(c.requested_at_ms),
+                    c.ready_at_ms.map(rel)
+                );
+            }
+            for c in &t.dns_changes {
+                eprintln!(
+                    "  dns {} submitted {} insync {}",
+                    c.records,
+                    rel(c.submitted_at_ms),
+                    rel(c.insync_at_ms)
+                );
+            }
+            for f in &t.fences {
+                eprintln!("  fence {} {}", f.how, rel(f.at_ms));
+            }
+            eprintln!(
+                "  recovered via {:?}; before: {:?}",
+                recovered.region,
+                t.client
+                    .iter()
+                    .rev()
+                    .find(|r| !r.ok && r.at_ms < recovered.at_ms)
+            );
+        }
+        assert!(rto < 300, "{params} {scenario}: client RTO {rto} s\n{d}");
+    }
+    if matches!(decision.as_str(), "failover" | "switchover") {
+        let report = report.as_ref().unwrap();
+        let standby = env.param("standby_region");
+        let last = t.client.last().unwrap();
+        assert!(last.ok, "{params} {scenario}: {last:?}\n{d}");
+        assert_eq!(last.writer_region.as_deref(), Some(standby.as_str()));
+        assert_eq!(
+            out(report, "lost_writes"),
+            &json!(t.writes.lost.len()),
+            "{params} {scenario}: {d}"
+        );
+        if decision == "switchover" {
+            assert!(t.writes.lost.is_empty());
+        }
+        // The run's own RTO ends when DNS answers with the standby, which waits for the
+        // standby's scaling: under capacity-short, for `capacity_wait` (4m).
+        let rto = out(report, "rto_seconds").as_f64().unwrap();
+        if scenario != Scenario::CapacityShort {
+            assert!(
+                rto > 0.0 && rto < 300.0,
+                "{params} {scenario}: RTO {rto}\n{d}"
+            );
+        }
+    } else {
+        // Nothing promoted, nothing lost; the writer is where it was.
+        let status = sim.status().unwrap();
+        assert_eq!(writer(&status), env.param("primary_region"), "{d}");
+        assert!(sim.timeline(0).unwrap().writes.lost.is_empty(), "{d}");
+    }
+    report
+}
+
+#[test]
+fn scenario_region_outage_fails_over() {
+    let report = check_scenario("eu.yaml", Scenario::RegionOutage).unwrap();
+    // Started by the alarm minutes into the outage, the run confirms on its first reading.
+    let signals = step_out(&report, "signals");
+    assert_eq!(signals["readings"], 1, "{signals:#?}");
+    assert_eq!(signals["health_check_down"], true);
+    assert_eq!(signals["alarms_down"], true);
+}
+
+#[test]
+fn scenario_db_failure_fails_over() {
+    check_scenario("eu.yaml", Scenario::DbFailure);
+    check_scenario("us-east.yaml", Scenario::DbFailure);
+}
+
+#[test]
+fn scenario_az_loss_does_not_fail_over() {
+    check_scenario("eu.yaml", Scenario::AzLoss);
+}
+
+#[test]
+fn scenario_app_unhealthy_switches_over() {
+    check_scenario("eu.yaml", Scenario::AppUnhealthy);
+    check_scenario("us-east.yaml", Scenario::AppUnhealthy);
+}
+
+#[test]
+fn scenario_flapping_does_not_fail_over() {
+    check_scenario("eu.yaml", Scenario::Flapping);
+    check_scenario("us-east.yaml", Scenario::Flapping);
+}
+
+#[test]
+fn scenario_lag_spike_is_blocked() {
+    let report = check_scenario("eu.yaml", Scenario::LagSpike).unwrap();
+    assert_eq!(report.status, RunStatus::Failed, "{}", describe(&report));
+}
+
+#[test]
+fn scenario_partition_does_not_fail_over() {
+    check_scenario("eu.yaml", Scenario::Partition);
+    check_scenario("us-east.yaml", Scenario::Partition);
+}
+
+#[test]
+fn scenario_capacity_short_fails_over_with_a_shortfall() {
+    let report = check_scenario("eu.yaml", Scenario::CapacityShort).unwrap();
+    let shortfall = out(&report, "capacity_shortfall").as_u64().unwrap();
+    assert!(shortfall > 0, "{}", describe(&report));
 }

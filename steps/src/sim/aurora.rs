@@ -253,14 +253,20 @@ pub fn writer_reachable_from(world: &World, region: &str) -> Option<bool> {
     )
 }
 
-/// Whether the member cluster in `region` is `available` (a writer, or a secondary the
-/// application there reads from).
+/// Whether the application in `region` can read from its own region's member cluster: it is
+/// `available`, or being promoted or demoted (its readers keep serving while the writer
+/// moves; only writes wait for the move to end).
 pub fn local_member_available(world: &World, region: &str) -> bool {
     world
         .aurora
         .values()
         .find(|db| db.members.contains_key(region))
-        .is_some_and(|db| member_status(world, db, region) == "available")
+        .is_some_and(|db| {
+            matches!(
+                member_status(world, db, region).as_str(),
+                "available" | "switching-over" | "failing-over"
+            )
+        })
 }
 
 /// Commits one write of the synthetic client, sent to the application in `region`, on the
