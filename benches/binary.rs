@@ -278,9 +278,9 @@ fn main() {
                 .map(|_| drill(&["--all"]))
                 .min_by_key(|(wall, _)| *wall)
                 .expect("at least one drill");
-            let met = reports
-                .as_array()
-                .map_or(0, |l| l.iter().filter(|r| r["objectives_met"] == true).count());
+            let met = reports.as_array().map_or(0, |l| {
+                l.iter().filter(|r| r["objectives_met"] == true).count()
+            });
             println!(
                 "drill --all (8 scenarios) through the binary, from spawn to exit: {:.0} ms (best of {repeat}), {met} of 8 met",
                 wall.as_secs_f64() * 1000.0,

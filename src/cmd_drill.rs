@@ -61,12 +61,14 @@ fn scenarios(args: &DrillArgs) -> Result<Vec<Scenario>, Failure> {
             names.join(", ")
         ))),
         (None, true) => Ok(Scenario::ALL.to_vec()),
-        (Some(name), false) => Scenario::parse(name.trim()).map(|s| vec![s]).ok_or_else(|| {
-            Failure::invalid(format!(
-                "error: --scenario {name}: no such scenario\n  hint: {}\n",
-                drflow_engine::suggest(name, &names)
-            ))
-        }),
+        (Some(name), false) => Scenario::parse(name.trim())
+            .map(|s| vec![s])
+            .ok_or_else(|| {
+                Failure::invalid(format!(
+                    "error: --scenario {name}: no such scenario\n  hint: {}\n",
+                    drflow_engine::suggest(name, &names)
+                ))
+            }),
     }
 }
 

@@ -117,8 +117,10 @@ fn located(d: Diagnostics) -> Failure {
 fn invalid_json(file: &Path, f: &Failure) -> Value {
     let diagnostics: Vec<Value> = if f.diagnostics.is_empty() {
         let first = f.message.lines().next().unwrap_or_default();
-        vec![json!({"file": file.display().to_string(), "line": null, "col": null,
-            "message": first.trim_start_matches("error: "), "hint": null})]
+        vec![
+            json!({"file": file.display().to_string(), "line": null, "col": null,
+            "message": first.trim_start_matches("error: "), "hint": null}),
+        ]
     } else {
         f.diagnostics
             .iter()
@@ -194,8 +196,16 @@ fn story(path: &Path, observed: &[(usize, Value, u64, Observation)]) -> String {
             .pointer("/detail/alarmName")
             .and_then(Value::as_str)
             .unwrap_or(&o.subject);
-        let state = o.state.as_deref().map(|s| format!(" {s}")).unwrap_or_default();
-        let _ = writeln!(out, "  line {line}  {}  {what}{state}", iso8601(*arrival as f64 / 1000.0));
+        let state = o
+            .state
+            .as_deref()
+            .map(|s| format!(" {s}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  line {line}  {}  {what}{state}",
+            iso8601(*arrival as f64 / 1000.0)
+        );
         let verdict = if o.duplicate {
             "duplicate: an event with this id was seen before; counted once".to_string()
         } else if o.matched.is_empty() {
@@ -239,7 +249,10 @@ fn firing_text(f: &Firing) -> String {
             e.state,
             iso8601(e.state_at_ms as f64 / 1000.0),
             iso8601(e.received_ms as f64 / 1000.0),
-            e.region.as_ref().map(|r| format!(", {r}")).unwrap_or_default(),
+            e.region
+                .as_ref()
+                .map(|r| format!(", {r}"))
+                .unwrap_or_default(),
             e.event_id
         );
     }

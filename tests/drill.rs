@@ -88,9 +88,14 @@ fn assert_met(name: &str, decision: &str) -> &'static Value {
 /// A failover's figures add up: RTO = critical path + engine share, each the sum of its stages.
 fn assert_adds_up(r: &Value) {
     let rto = r["rto_seconds"].as_f64().expect("an RTO");
-    let cp = r["critical_path_seconds"].as_f64().expect("a critical path");
+    let cp = r["critical_path_seconds"]
+        .as_f64()
+        .expect("a critical path");
     let engine = r["engine_seconds"].as_f64().expect("an engine share");
-    assert!((rto - (cp + engine)).abs() < 0.01, "{rto} vs {cp} + {engine}");
+    assert!(
+        (rto - (cp + engine)).abs() < 0.01,
+        "{rto} vs {cp} + {engine}"
+    );
     let sum = |k: &str| -> f64 {
         r[k].as_array()
             .unwrap()
@@ -117,7 +122,10 @@ fn region_outage_fails_over_within_5_s_of_the_critical_path() {
         .map(|s| s["name"].as_str().unwrap())
         .collect();
     assert_eq!(stages[..2], ["detection", "delivery"]);
-    assert!(stages.contains(&"dns") && stages.last() == Some(&"clients"), "{stages:?}");
+    assert!(
+        stages.contains(&"dns") && stages.last() == Some(&"clients"),
+        "{stages:?}"
+    );
     let e = events(r);
     for needed in [
         "first_failed_request",
@@ -257,7 +265,11 @@ fn every_timeline_is_in_time_order() {
             .iter()
             .map(|e| e["at_seconds"].as_f64().unwrap())
             .collect();
-        assert!(at.windows(2).all(|w| w[0] <= w[1]), "{}: {at:?}", r["scenario"]);
+        assert!(
+            at.windows(2).all(|w| w[0] <= w[1]),
+            "{}: {at:?}",
+            r["scenario"]
+        );
     }
 }
 
@@ -318,7 +330,11 @@ fn a_state_dir_keeps_the_drills_world_and_journal_and_is_never_reused() {
     assert!(Path::new(state).join("journal.db").exists());
     let again = drflow(&["drill", "--scenario", "az-loss", "--state-dir", state]);
     assert_eq!(again.status.code(), Some(2));
-    assert!(stderr(&again).contains("holds a simulated world already"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("holds a simulated world already"),
+        "{}",
+        stderr(&again)
+    );
 }
 
 #[test]
@@ -331,7 +347,11 @@ fn a_drill_works_from_any_directory_with_the_built_in_triggers() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["scenario"], "partition");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing left behind");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing left behind"
+    );
 }
 
 // --- bad input: exit 2, nothing played --------------------------------------------------------
@@ -387,7 +407,13 @@ fn a_bad_params_file_is_refused_with_where_and_what() {
             &format!("{f}:3:16"),
         ],
     );
-    let flag = drflow(&["drill", "--scenario", "db-failure", "-p", "rpo_objective=a minute"]);
+    let flag = drflow(&[
+        "drill",
+        "--scenario",
+        "db-failure",
+        "-p",
+        "rpo_objective=a minute",
+    ]);
     assert_invalid(&flag, &["rpo_objective"]);
     let missing = drflow(&[
         "drill",

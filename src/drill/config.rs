@@ -57,9 +57,8 @@ impl DrillConfig {
         };
         let Some(path) = path else {
             let text = embedded("drflow.yaml").unwrap_or_default();
-            let triggers = TriggerConfig::parse(text, Path::new("drflow.yaml")).map_err(|d| {
-                Failure::diagnostics(d, &[("drflow.yaml", text)])
-            })?;
+            let triggers = TriggerConfig::parse(text, Path::new("drflow.yaml"))
+                .map_err(|d| Failure::diagnostics(d, &[("drflow.yaml", text)]))?;
             return Ok(DrillConfig {
                 triggers,
                 embedded: true,

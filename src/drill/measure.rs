@@ -188,12 +188,25 @@ pub fn report(scenario: Scenario, f: &Facts, params: &DrillParams) -> DrillRepor
         let signals: Vec<String> = fired
             .evidence
             .iter()
-            .map(|e| format!("{} ({} {} at {:+.1} s)", e.signal, subject_name(&e.subject), e.state, at(e.state_at_ms)))
+            .map(|e| {
+                format!(
+                    "{} ({} {} at {:+.1} s)",
+                    e.signal,
+                    subject_name(&e.subject),
+                    e.state,
+                    at(e.state_at_ms)
+                )
+            })
             .collect();
         push(
             fired.at_ms,
             "trigger",
-            format!("{} fired ({}): {}", fired.trigger, s.require, signals.join(", ")),
+            format!(
+                "{} fired ({}): {}",
+                fired.trigger,
+                s.require,
+                signals.join(", ")
+            ),
         );
         trigger = Some(TriggerEvidence {
             trigger: fired.trigger.clone(),
@@ -214,7 +227,11 @@ pub fn report(scenario: Scenario, f: &Facts, params: &DrillParams) -> DrillRepor
         push(
             s.started_ms,
             "run_started",
-            format!("{} (parameters from the firing: {})", fired.runbook.display(), fired.params.keys().cloned().collect::<Vec<_>>().join(", ")),
+            format!(
+                "{} (parameters from the firing: {})",
+                fired.runbook.display(),
+                fired.params.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
         );
         run_id = Some(s.run_id.clone());
         run_params = s.params.clone();
@@ -262,7 +279,11 @@ pub fn report(scenario: Scenario, f: &Facts, params: &DrillParams) -> DrillRepor
             });
         }
         for fence in f.timeline.fences.iter().filter(|x| x.at_ms >= s.started_ms) {
-            push(fence.at_ms, "fence", format!("{} by {}", fence.region, fence.how));
+            push(
+                fence.at_ms,
+                "fence",
+                format!("{} by {}", fence.region, fence.how),
+            );
         }
         promotion = f
             .timeline
@@ -305,7 +326,11 @@ pub fn report(scenario: Scenario, f: &Facts, params: &DrillParams) -> DrillRepor
             push(
                 d.insync_at_ms,
                 "dns_changed",
-                format!("{} (submitted at {:+.1} s)", d.records, at(d.submitted_at_ms)),
+                format!(
+                    "{} (submitted at {:+.1} s)",
+                    d.records,
+                    at(d.submitted_at_ms)
+                ),
             );
         }
     } else {
@@ -378,7 +403,8 @@ pub fn report(scenario: Scenario, f: &Facts, params: &DrillParams) -> DrillRepor
         _ => (Vec::new(), Vec::new()),
     };
     // `+ 0.0` turns the -0.0 of an empty sum into 0.0.
-    let sum = |v: &[Stage]| (v.iter().map(|s| s.seconds).sum::<f64>() * 1000.0).round() / 1000.0 + 0.0;
+    let sum =
+        |v: &[Stage]| (v.iter().map(|s| s.seconds).sum::<f64>() * 1000.0).round() / 1000.0 + 0.0;
     let (critical_path_seconds, engine_seconds) = if critical_path.is_empty() {
         (None, None)
     } else {
@@ -734,7 +760,9 @@ mod tests {
     #[test]
     fn an_alarm_arn_reads_as_its_name() {
         assert_eq!(
-            subject_name("arn:aws:cloudwatch:us-east-1:123456789012:alarm:health-check-alarm-primary-prod"),
+            subject_name(
+                "arn:aws:cloudwatch:us-east-1:123456789012:alarm:health-check-alarm-primary-prod"
+            ),
             "health-check-alarm-primary-prod"
         );
         assert_eq!(subject_name("plain-name"), "plain-name");

@@ -154,11 +154,7 @@ pub fn resolve(
 }
 
 /// Keeps the values that were given (not defaults), later layers over earlier ones.
-fn take_given(
-    r: ResolvedParams,
-    given: &mut Outputs,
-    origins: &mut BTreeMap<String, ParamOrigin>,
-) {
+fn take_given(r: ResolvedParams, given: &mut Outputs, origins: &mut BTreeMap<String, ParamOrigin>) {
     for (name, value) in r.values {
         match r.origins.get(&name) {
             Some(ParamOrigin::Default) | None => {}
@@ -182,7 +178,10 @@ fn for_runbook(
             out.values.insert(p.name.clone(), v.clone());
             out.origins.insert(
                 p.name.clone(),
-                origins.get(&p.name).cloned().unwrap_or(ParamOrigin::Default),
+                origins
+                    .get(&p.name)
+                    .cloned()
+                    .unwrap_or(ParamOrigin::Default),
             );
         } else if let Some(d) = &p.default {
             out.values.insert(p.name.clone(), d.clone());

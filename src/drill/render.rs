@@ -103,7 +103,10 @@ fn figures(r: &DrillReport) -> String {
     if !r.critical_path.is_empty() {
         let _ = writeln!(out, "  critical path  {}", stages(&r.critical_path));
         if r.engine.is_empty() {
-            let _ = writeln!(out, "  engine         none: the client recovered before any run acted");
+            let _ = writeln!(
+                out,
+                "  engine         none: the client recovered before any run acted"
+            );
         } else {
             let _ = writeln!(out, "  engine         {}", stages(&r.engine));
         }
@@ -156,7 +159,11 @@ pub fn table(reports: &[DrillReport]) -> String {
                 seconds(r.critical_path_seconds),
                 format!("{:.1} s", r.rpo_seconds),
                 r.lost_writes.to_string(),
-                if r.objectives_met { "met".into() } else { "NOT MET".into() },
+                if r.objectives_met {
+                    "met".into()
+                } else {
+                    "NOT MET".into()
+                },
             ]
         })
         .collect();
@@ -200,7 +207,9 @@ pub fn table(reports: &[DrillReport]) -> String {
 pub fn markdown(reports: &[DrillReport]) -> String {
     let mut out = String::from(PREAMBLE);
     out.push_str("## Every scenario\n\n");
-    out.push_str("| scenario | decision | RTO | critical path | engine | RPO | lost writes | verdict |\n");
+    out.push_str(
+        "| scenario | decision | RTO | critical path | engine | RPO | lost writes | verdict |\n",
+    );
     out.push_str("|---|---|---:|---:|---:|---:|---:|---|\n");
     for r in reports {
         let _ = writeln!(
@@ -314,9 +323,7 @@ mod tests {
             lost_writes: 1,
             acked_writes: 40,
             objectives,
-            objectives_met: decision_right
-                && rto.is_none_or(|r| r <= 300.0)
-                && rpo <= 60.0,
+            objectives_met: decision_right && rto.is_none_or(|r| r <= 300.0) && rpo <= 60.0,
             timeline: vec![
                 TimelineEntry {
                     at_seconds: 0.0,
@@ -358,8 +365,14 @@ mod tests {
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 3, "{t}");
         assert!(lines[0].starts_with("scenario"));
-        assert!(lines[1].contains("269.0 s") && lines[1].ends_with("met"), "{t}");
-        assert!(lines[2].contains(" - ") && lines[2].ends_with("NOT MET"), "{t}");
+        assert!(
+            lines[1].contains("269.0 s") && lines[1].ends_with("met"),
+            "{t}"
+        );
+        assert!(
+            lines[2].contains(" - ") && lines[2].ends_with("NOT MET"),
+            "{t}"
+        );
         // The RTO column is right-aligned: its values end where its heading does.
         let end = lines[0].find("RTO").unwrap() + 3;
         assert_eq!(&lines[1][end - 7..end], "269.0 s", "{t}");
@@ -369,6 +382,9 @@ mod tests {
     fn the_timeline_lists_events_with_seconds_from_the_fault() {
         let t = timeline(&report("a", "failover", Some(1.0), 0.0));
         assert!(t.contains("   +0.0 s  fault"), "{t}");
-        assert!(t.contains("   +1.0 s  first_failed_request  write #32"), "{t}");
+        assert!(
+            t.contains("   +1.0 s  first_failed_request  write #32"),
+            "{t}"
+        );
     }
 }

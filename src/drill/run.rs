@@ -92,9 +92,14 @@ impl Plan {
             let registry = drflow_steps::registry(&CloudConfig::default());
             if let Err(d) = drflow_engine::triggers::check_runbooks(&config.triggers, &registry) {
                 let config_name = config.triggers.path.display().to_string();
-                let config_text = std::fs::read_to_string(&config.triggers.path).unwrap_or_default();
+                let config_text =
+                    std::fs::read_to_string(&config.triggers.path).unwrap_or_default();
                 let mut sources: Vec<(&str, &str)> = vec![(&config_name, &config_text)];
-                sources.extend(runbooks.iter().map(|(_, f)| (f.name.as_str(), f.text.as_str())));
+                sources.extend(
+                    runbooks
+                        .iter()
+                        .map(|(_, f)| (f.name.as_str(), f.text.as_str())),
+                );
                 return Err(Failure::diagnostics(d, &sources));
             }
         }
@@ -207,9 +212,23 @@ pub fn play(plan: &Plan, scenario: Scenario, dir: &Path) -> Result<DrillReport, 
         let mut evaluator = Evaluator::new(&plan.config.triggers);
         let mut deliveries = HashMap::new();
         let mut after = 0;
-        feed(&sim, &queue, &mut after, &mut evaluator, &clock, &mut deliveries)?;
+        feed(
+            &sim,
+            &queue,
+            &mut after,
+            &mut evaluator,
+            &clock,
+            &mut deliveries,
+        )?;
         clock.sleep(LEAD_IN).await;
-        feed(&sim, &queue, &mut after, &mut evaluator, &clock, &mut deliveries)?;
+        feed(
+            &sim,
+            &queue,
+            &mut after,
+            &mut evaluator,
+            &clock,
+            &mut deliveries,
+        )?;
         let fault_ms = now(&sim)?;
         let status = sim.status().map_err(|e| failed("sim", e))?;
         let faults = scenario.faults(&status, fault_ms);
@@ -225,7 +244,14 @@ pub fn play(plan: &Plan, scenario: Scenario, dir: &Path) -> Result<DrillReport, 
             .faults
             .iter()
             .filter(|f| injected.contains(&f.id))
-            .map(|f| (f.kind.name().to_string(), f.region.clone(), f.start_ms, f.end_ms))
+            .map(|f| {
+                (
+                    f.kind.name().to_string(),
+                    f.region.clone(),
+                    f.start_ms,
+                    f.end_ms,
+                )
+            })
             .collect();
         // --- watch: triggers, the run, the client ---------------------------------------------
         let horizon = fault_ms + scenario.horizon_ms();
@@ -247,7 +273,14 @@ pub fn play(plan: &Plan, scenario: Scenario, dir: &Path) -> Result<DrillReport, 
                 }
                 () = clock.sleep(QUEUE_POLL) => {}
             }
-            let firings = feed(&sim, &queue, &mut after, &mut evaluator, &clock, &mut deliveries)?;
+            let firings = feed(
+                &sim,
+                &queue,
+                &mut after,
+                &mut evaluator,
+                &clock,
+                &mut deliveries,
+            )?;
             let now_ms = clock.now_ms();
             if started.is_none()
                 && let Some(firing) = firings.into_iter().next()
@@ -281,7 +314,12 @@ pub fn play(plan: &Plan, scenario: Scenario, dir: &Path) -> Result<DrillReport, 
                 recorder = Recorder::default();
                 let mut sink = recorder.clone();
                 // The runbook is compiled again for the run, so the future owns all it reads.
-                let file = &plan.runbooks.iter().find(|(t, _)| t == trigger_name).expect("file").1;
+                let file = &plan
+                    .runbooks
+                    .iter()
+                    .find(|(t, _)| t == trigger_name)
+                    .expect("file")
+                    .1;
                 let owned = compile_with(file)?;
                 run = Some(Box::pin(async move {
                     session
@@ -306,9 +344,7 @@ pub fn play(plan: &Plan, scenario: Scenario, dir: &Path) -> Result<DrillReport, 
                 && now_ms >= last_check + CHECK_EVERY.as_millis() as u64
             {
                 last_check = now_ms;
-                let t = sim
-                    .timeline(fault_ms)
-                    .map_err(|e| failed("sim", e))?;
+                let t = sim.timeline(fault_ms).map_err(|e| failed("sim", e))?;
                 if served_again(&t, fault_ms, s) {
                     break;
                 }
@@ -327,9 +363,7 @@ pub fn play(plan: &Plan, scenario: Scenario, dir: &Path) -> Result<DrillReport, 
         }
         let end_ms = now(&sim)?;
         sim.stop_client().map_err(|e| failed("sim", e))?;
-        let timeline = sim
-            .timeline(client_from)
-            .map_err(|e| failed("sim", e))?;
+        let timeline = sim.timeline(client_from).map_err(|e| failed("sim", e))?;
         let config = sim.snapshot().map_err(|e| failed("sim", e))?.config;
         Ok::<_, Failure>(Facts {
             fault_ms,
@@ -465,7 +499,10 @@ fn unsettled(status: &SimStatus) -> Vec<String> {
     }
     for r in &status.regions {
         if !r.groups.is_empty() && !r.app_healthy {
-            out.push(format!("the application in {} ({})", r.region, r.app_detail));
+            out.push(format!(
+                "the application in {} ({})",
+                r.region, r.app_detail
+            ));
         }
         if let Some(hc) = &r.health_check
             && !hc.healthy
