@@ -121,11 +121,9 @@ fn region_outage_fails_over_within_5_s_of_the_critical_path() {
         .iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert_eq!(stages[..2], ["detection", "delivery"]);
-    assert!(
-        stages.contains(&"dns") && stages.last() == Some(&"clients"),
-        "{stages:?}"
-    );
+    // Route 53's health-based answers send the client to the standby as soon as it serves: the
+    // run's DNS change, in sync a minute later, is not on the path.
+    assert_eq!(stages, ["detection", "delivery", "promotion", "clients"]);
     let e = events(r);
     for needed in [
         "first_failed_request",
@@ -294,8 +292,8 @@ fn the_text_summary_shows_the_timeline_in_order_then_the_figures_and_a_report_pa
         "run_started",
         "decision",
         "promotion_done",
-        "dns_changed",
         "first_standby_success",
+        "dns_changed",
     ];
     let mut from = 0;
     for e in order {
