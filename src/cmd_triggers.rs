@@ -239,13 +239,13 @@ fn story(path: &Path, observed: &[(usize, Value, u64, Observation)]) -> String {
 }
 
 fn firing_text(f: &Firing) -> String {
-    let mut out = format!("    FIRED {} -> {}\n", f.trigger, f.runbook.display());
+    let mut out = format!("    fired {} -> {}\n", f.trigger, f.runbook.display());
     for e in &f.evidence {
         let _ = writeln!(
             out,
             "      {}: {} {} since {} (received {}{}, event {})",
             e.signal,
-            e.subject,
+            alarm_name(&e.subject),
             e.state,
             iso8601(e.state_at_ms as f64 / 1000.0),
             iso8601(e.received_ms as f64 / 1000.0),
@@ -263,6 +263,13 @@ fn firing_text(f: &Firing) -> String {
         let _ = writeln!(out, "      param {k} left to the runbook's default: {why}");
     }
     out
+}
+
+/// An alarm's name from its ARN (`arn:aws:cloudwatch:…:alarm:NAME`); any other subject as is.
+fn alarm_name(subject: &str) -> &str {
+    subject
+        .split_once(":alarm:")
+        .map_or(subject, |(_, name)| name)
 }
 
 fn triggers_json(config: &TriggerConfig, runbooks: &[Runbook]) -> Value {

@@ -33,7 +33,7 @@ const SIGNAL_FIELDS: &[&str] = &["name", "pattern"];
 pub const TEMPLATE_ROOTS: &[&str] = &["event", "signals", "trigger"];
 
 /// A checked `drflow.yaml`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TriggerConfig {
     /// The file it was read from, as given.
     pub path: PathBuf,
@@ -42,7 +42,7 @@ pub struct TriggerConfig {
 }
 
 /// One trigger: when its signals say so, start a runbook.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Trigger {
     /// Unique in the file; lowercase letters, digits and `-`.
     pub name: String,
@@ -206,20 +206,46 @@ fn read_config(r: &mut Compiler, root: &Node, dir: &Path) -> Vec<Trigger> {
     let mut seen: BTreeMap<String, Pos> = BTreeMap::new();
     let mut out = Vec::new();
     for item in items {
-        if let Some(t) = read_trigger(r, item, dir) {
-            if let Some(first) = seen.get(&t.name) {
-                r.hint(
-                    t.sites.name,
+        // Names are compared as written, so a duplicate is found even in a trigger with
+        // other problems.
+        let written = item
+            .as_map()
+            .and_then(|m| m.iter().find(|(k, _)| k.as_str() == Some("name")))
+            .and_then(|(_, v)| Some((v.as_str()?.to_string(), v.pos)));
+        if let Some((name, pos)) = written {
+            match seen.get(&name) {
+                Some(first) => r.hint(
+                    pos,
                     format!(
-                        "duplicate trigger name `{}` (first given at line {})",
-                        t.name, first.line
+                        "duplicate trigger name `{name}` (first given at line {})",
+                        first.line
                     ),
                     "give each trigger its own name",
-                );
-            } else {
-                seen.insert(t.name.clone(), t.sites.name);
+                ),
+                None => {
+                    seen.insert(name, pos);
+                }
             }
-            out.push(t);
+        }
+        out.extend(read_trigger(r, item, dir));
+    }
+    out
+}
+
+/// `dir/path` with `.` and `name/..` taken out, so messages show the path a person would
+/// write (`runbooks/failover.yaml`, not `deploy/../runbooks/failover.yaml`).
+fn resolve(dir: &Path, path: &str) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in dir.join(path).components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
         }
     }
     out
@@ -290,19 +316,22 @@ fn read_trigger(r: &mut Compiler, node: &Node, dir: &Path) -> Option<Trigger> {
     );
     let runbook = runbook_node
         .and_then(|v| r.string(v, "`runbook`"))
-        .map(|p| dir.join(p));
-    let params_file =
-        get("params_file").and_then(|v| r.string(v, "`params_file`").map(|p| (dir.join(p), v.pos)));
-    let signals = required(
+        .map(|p| resolve(dir, &p));
+    let params_file = get("params_file").and_then(|v| {
+        r.string(v, "`params_file`")
+            .map(|p| (resolve(dir, &p), v.pos))
+    });
+    let signals_node = required(
         r,
         entries,
         node,
         "signals",
         &what,
         "add a `signals:` list of `{name, pattern}`",
-    )
-    .map(|v| read_signals(r, v))
-    .unwrap_or_default();
+    );
+    // M is the number of signals as written: one with a problem is reported on its own.
+    let written = signals_node.and_then(Node::as_seq).map_or(0, <[Node]>::len);
+    let signals = signals_node.map(|v| read_signals(r, v)).unwrap_or_default();
     let require = required(
         r,
         entries,
@@ -311,7 +340,7 @@ fn read_trigger(r: &mut Compiler, node: &Node, dir: &Path) -> Option<Trigger> {
         &what,
         "add `require: N of M`, M being the number of signals",
     )
-    .and_then(|v| read_require(r, v, signals.len()));
+    .and_then(|v| read_require(r, v, written));
     let within = required(
         r,
         entries,
@@ -572,5 +601,95 @@ fn check_template(r: &mut Compiler, text: &str, pos: Pos, plain: bool, signals: 
                 r.hint(e.pos, message, hint);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(triggers: &str) -> Result<TriggerConfig, Diagnostics> {
+        TriggerConfig::parse(
+            &format!("version: 1\ntriggers:\n{triggers}"),
+            Path::new("deploy/drflow.yaml"),
+        )
+    }
+
+    const ONE: &str = "  - name: t
+    runbook: ../runbooks/failover.yaml
+    params_file: ./params/eu.yaml
+    signals:
+      - name: hc
+        pattern: { source: [aws.cloudwatch] }
+      - name: lag
+        pattern: { source: [aws.cloudwatch] }
+    require: 1 of 2
+    within: 90s
+    cooldown: 0s
+";
+
+    fn messages(d: Diagnostics) -> Vec<String> {
+        d.0.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn reads_a_trigger_with_paths_relative_to_the_file() {
+        let c = parse(ONE).unwrap();
+        let t = &c.triggers[0];
+        assert_eq!(t.runbook, Path::new("runbooks/failover.yaml"));
+        assert_eq!(
+            t.params_file.as_deref(),
+            Some(Path::new("deploy/params/eu.yaml"))
+        );
+        assert_eq!((t.require, t.within_ms, t.cooldown_ms), (1, 90_000, 0));
+        assert_eq!(t.sites.runbook, Pos::new(4, 14));
+    }
+
+    #[test]
+    fn templates_read_only_what_a_firing_gives() {
+        let with = |template: &str| parse(&format!("{ONE}    params: {{ p: \"{template}\" }}\n"));
+        assert!(
+            with("${{ event.detail.alarmName }} ${{ signals.hc.region }} ${{ trigger.name }}")
+                .is_ok()
+        );
+        assert!(with("by hand").is_ok());
+        let e = messages(with("${{ signals.hcc.region }}").unwrap_err());
+        assert!(e[0].contains("unknown signal `hcc`"), "{e:?}");
+        let e = messages(with("${{ trigger.runbook }}").unwrap_err());
+        assert!(e[0].contains("unknown field `trigger.runbook`"), "{e:?}");
+        let e = messages(with("${{ params.x }}").unwrap_err());
+        assert!(e[0].contains("unknown name `params`"), "{e:?}");
+        let e = messages(with("${{ event | nosuchfilter }}").unwrap_err());
+        assert!(e[0].contains("no filter `nosuchfilter`"), "{e:?}");
+        let e = messages(with("${{ event.detail").unwrap_err());
+        assert!(e[0].contains("never closed"), "{e:?}");
+    }
+
+    #[test]
+    fn every_missing_or_wrong_part_is_reported_at_once() {
+        let e =
+            messages(parse("  - name: Bad_Name\n    signals: []\n    require: 1\n").unwrap_err());
+        let joined = e.join("\n");
+        for want in [
+            "`Bad_Name` is not a valid name",
+            "has no `runbook:`",
+            "`signals` must be a non-empty list",
+            "`require` must be `N of M`",
+            "has no `within:`",
+            "has no `cooldown:`",
+        ] {
+            assert!(joined.contains(want), "{want}\n{joined}");
+        }
+        let e = messages(TriggerConfig::parse("", Path::new("d.yaml")).unwrap_err());
+        assert!(e[0].contains("empty"), "{e:?}");
+        let e = messages(
+            TriggerConfig::parse("version: 2\ntriggers: []\n", Path::new("d.yaml")).unwrap_err(),
+        );
+        assert!(
+            e[0].contains("unknown version 2") && e[1].contains("`triggers` is empty"),
+            "{e:?}"
+        );
+        let e = messages(parse(&ONE.replace("within: 90s", "within: 0s")).unwrap_err());
+        assert!(e[0].contains("`within` must be more than zero"), "{e:?}");
     }
 }
