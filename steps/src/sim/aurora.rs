@@ -3,7 +3,9 @@
 //!
 //! - The trading application commits a write on the writer every
 //!   [`SimConfig::app_write_interval_ms`](super::SimConfig::app_write_interval_ms) while it
-//!   serves ([`super::app`]): sequence numbers only grow, never reused.
+//!   serves ([`super::app`]): sequence numbers only grow, never reused. While the synthetic
+//!   client runs ([`super::client`]), its acknowledged writes are the only ones
+//!   ([`commit_client_write`]), each carrying the client's sequence number too.
 //! - A secondary applies a write [`aurora_replication_lag_ms`](super::SimConfig) after its
 //!   commit ([`lag_spike_ms`](super::SimConfig) during a `lag-spike`), while it can reach the
 //!   writer (no outage on either side, no partition).
