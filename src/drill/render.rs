@@ -11,6 +11,21 @@ fn seconds(s: Option<f64>) -> String {
     s.map_or_else(|| "-".to_string(), |s| format!("{s:.1} s"))
 }
 
+/// An objective in seconds: `300 s`, `1.5 s`, `0.001 s` (a sub-second objective is not 0).
+pub fn objective(s: f64) -> String {
+    let t = format!("{s:.3}");
+    format!("{} s", t.trim_end_matches('0').trim_end_matches('.'))
+}
+
+/// The RTO cell of a table: seconds, `-` when the client never failed, or `not recovered`.
+fn rto_cell(r: &DrillReport) -> String {
+    if r.recovered {
+        seconds(r.rto_seconds)
+    } else {
+        "not recovered".into()
+    }
+}
+
 /// `met`, or what was not.
 pub fn verdict(r: &DrillReport) -> String {
     if r.objectives_met {
@@ -24,18 +39,25 @@ pub fn verdict(r: &DrillReport) -> String {
             r.decision_expected.join(" or ")
         ));
     }
+    if !r.recovered {
+        why.push(format!(
+            "not recovered within {:.0} s",
+            r.unrecovered_seconds.unwrap_or(r.virtual_seconds)
+        ));
+    }
     if let Some(rto) = r.rto_seconds
         && rto > r.objectives.rto_seconds
     {
         why.push(format!(
-            "RTO {rto:.1} s > {:.0} s",
-            r.objectives.rto_seconds
+            "RTO {rto:.1} s > {}",
+            objective(r.objectives.rto_seconds)
         ));
     }
     if r.rpo_seconds > r.objectives.rpo_seconds {
         why.push(format!(
-            "RPO {:.1} s > {:.0} s",
-            r.rpo_seconds, r.objectives.rpo_seconds
+            "RPO {:.1} s > {}",
+            r.rpo_seconds,
+            objective(r.objectives.rpo_seconds)
         ));
     }
     format!("NOT MET: {}", why.join("; "))
@@ -82,12 +104,25 @@ fn figures(r: &DrillReport) -> String {
         r.decision_expected.join(" or "),
         if r.decision_right { "" } else { ": WRONG" }
     );
+    let outages = match r.outages {
+        0 => String::new(),
+        1 => format!("; 1 outage, {:.1} s down", r.downtime_seconds),
+        n => format!("; {n} outages, {:.1} s down in all", r.downtime_seconds),
+    };
     match r.rto_seconds {
+        _ if !r.recovered => {
+            let _ = writeln!(
+                out,
+                "RTO       not recovered within {:.0} s of the first failed request (objective {}){outages}",
+                r.unrecovered_seconds.unwrap_or(r.virtual_seconds),
+                objective(r.objectives.rto_seconds)
+            );
+        }
         Some(rto) => {
             let _ = writeln!(
                 out,
-                "RTO       {rto:.1} s (objective {:.0} s): critical path {}, engine {}",
-                r.objectives.rto_seconds,
+                "RTO       {rto:.1} s (objective {}): critical path {}, engine {}{outages}",
+                objective(r.objectives.rto_seconds),
                 seconds(r.critical_path_seconds),
                 seconds(r.engine_seconds)
             );
@@ -95,8 +130,8 @@ fn figures(r: &DrillReport) -> String {
         None => {
             let _ = writeln!(
                 out,
-                "RTO       - (the client never failed; objective {:.0} s)",
-                r.objectives.rto_seconds
+                "RTO       - (the client never failed; objective {})",
+                objective(r.objectives.rto_seconds)
             );
         }
     }
@@ -113,8 +148,11 @@ fn figures(r: &DrillReport) -> String {
     }
     let _ = writeln!(
         out,
-        "RPO       {:.1} s (objective {:.0} s): {} of {} acknowledged writes lost",
-        r.rpo_seconds, r.objectives.rpo_seconds, r.lost_writes, r.acked_writes
+        "RPO       {:.1} s (objective {}): {} of {} acknowledged writes lost",
+        r.rpo_seconds,
+        objective(r.objectives.rpo_seconds),
+        r.lost_writes,
+        r.acked_writes
     );
     if let Some(t) = &r.trigger {
         let _ = writeln!(
@@ -127,10 +165,53 @@ fn figures(r: &DrillReport) -> String {
     out
 }
 
-/// The summary of one drill, for a terminal.
-pub fn text(r: &DrillReport) -> String {
+/// What the drill used, from the report's `params.environment`: the parameter files, the
+/// regions and the configuration, one line each.
+pub fn environment(r: &DrillReport) -> String {
+    let e = &r.params["environment"];
+    if e.is_null() {
+        return String::new();
+    }
+    let files: Vec<String> = e["params_files"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|f| {
+                    format!(
+                        "{} ({})",
+                        f["file"].as_str().unwrap_or("?"),
+                        f["from"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let s = |k: &str| e[k].as_str().unwrap_or("?").to_string();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "environment  primary {}, standby {}; parameters from {}",
+        s("primary_region"),
+        s("standby_region"),
+        files.join(", then ")
+    );
+    let _ = writeln!(
+        out,
+        "config       {}: {}, provisioned by {}",
+        s("config"),
+        s("runbook"),
+        s("provision")
+    );
+    out
+}
+
+/// The summary of one drill, for a terminal. `state`: where its run is journaled, in words
+/// (a kept `--state-dir`, or a temporary directory that is gone).
+pub fn text(r: &DrillReport, state: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "drill {}: {}\n", r.scenario, r.description);
+    out.push_str(&environment(r));
+    out.push('\n');
     out.push_str(&timeline(r));
     out.push('\n');
     out.push_str(&figures(r));
@@ -141,7 +222,7 @@ pub fn text(r: &DrillReport) -> String {
         r.wall_ms as f64 / 1000.0,
         r.run_id
             .as_ref()
-            .map(|id| format!("; the failover is run {id}"))
+            .map(|id| format!("; the failover is run {id}, {state}"))
             .unwrap_or_default()
     );
     out
@@ -155,7 +236,7 @@ pub fn table(reports: &[DrillReport]) -> String {
             [
                 r.scenario.clone(),
                 r.decision.clone(),
-                seconds(r.rto_seconds),
+                rto_cell(r),
                 seconds(r.critical_path_seconds),
                 format!("{:.1} s", r.rpo_seconds),
                 r.lost_writes.to_string(),
@@ -217,7 +298,7 @@ pub fn markdown(reports: &[DrillReport]) -> String {
             "| `{}` | {} | {} | {} | {} | {:.1} s | {} | {} |",
             r.scenario,
             r.decision,
-            seconds(r.rto_seconds),
+            rto_cell(r),
             seconds(r.critical_path_seconds),
             seconds(r.engine_seconds),
             r.rpo_seconds,
@@ -315,6 +396,10 @@ mod tests {
             decision_expected: expected,
             decision_right,
             rto_seconds: rto,
+            recovered: true,
+            unrecovered_seconds: None,
+            downtime_seconds: rto.unwrap_or(0.0),
+            outages: u64::from(rto.is_some()),
             critical_path_seconds: rto.map(|r| r - 0.5),
             engine_seconds: rto.map(|_| 0.5),
             critical_path: Vec::new(),
