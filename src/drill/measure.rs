@@ -290,7 +290,11 @@ pub fn report(scenario: Scenario, f: &Facts, params: &DrillParams) -> DrillRepor
         if let Some((at_s, out)) = step_outputs(&s.events, "fence")
             && out.get("fenced").and_then(Value::as_bool) == Some(false)
         {
-            let detail = out.get("detail").and_then(Value::as_str).unwrap_or("");
+            let detail = out
+                .get("detail")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .trim_end_matches("; not fenced");
             push(
                 (at_s * 1000.0).round() as u64,
                 "fence",
@@ -301,7 +305,10 @@ pub fn report(scenario: Scenario, f: &Facts, params: &DrillParams) -> DrillRepor
             && let Some(short) = out.get("shortfall").and_then(Value::as_u64)
             && short > 0
         {
-            let target = out.get("target_capacity").and_then(Value::as_u64).unwrap_or(0);
+            let target = out
+                .get("target_capacity")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
             let in_service = out.get("in_service").and_then(Value::as_u64).unwrap_or(0);
             let why = out
                 .get("last_failure")
@@ -540,7 +547,10 @@ pub fn report(scenario: Scenario, f: &Facts, params: &DrillParams) -> DrillRepor
 }
 
 /// The outputs of `step` in the run and when it succeeded (seconds on the virtual clock).
-fn step_outputs<'a>(events: &'a [RunEvent], step: &str) -> Option<(f64, &'a drflow_engine::Outputs)> {
+fn step_outputs<'a>(
+    events: &'a [RunEvent],
+    step: &str,
+) -> Option<(f64, &'a drflow_engine::Outputs)> {
     events.iter().rev().find_map(|e| match e {
         RunEvent::StepSucceeded {
             step: id,
@@ -585,7 +595,11 @@ fn rpo_window(writes: &drflow_steps::sim::WriteFacts, client_from: Option<u64>) 
 /// run decided (its `database` step's `data_at_risk_ms`, the world's replication lag) exceeds
 /// `max_data_loss`, `blocked` is right, and within it `failover` is, whatever the scenario's
 /// default settings expect (`lag-spike` with `-p max_data_loss=5m` should fail over).
-fn expected_decisions(scenario: Scenario, s: Option<&Started>, params: &DrillParams) -> Vec<String> {
+fn expected_decisions(
+    scenario: Scenario,
+    s: Option<&Started>,
+    params: &DrillParams,
+) -> Vec<String> {
     let base: Vec<String> = scenario.expected().iter().map(|s| s.to_string()).collect();
     if base != ["failover"] && base != ["blocked"] {
         return base;
@@ -906,6 +920,34 @@ mod tests {
             [("detection", 50.0), ("dns", 50.0), ("clients", 0.0)]
         );
         assert_eq!(names(&engine), [("trigger", 0.0)]);
+    }
+
+    fn writes(acked: &[(u64, u64)], lost: &[u64]) -> drflow_steps::sim::WriteFacts {
+        drflow_steps::sim::WriteFacts {
+            acked: acked.len() as u64,
+            acked_by_seq_time: acked.to_vec(),
+            lost: lost.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn rpo_is_the_data_loss_window_from_the_last_write_held() {
+        // One write a second; #3 lost: the window runs from #2's commit to #3's, one second.
+        let w = writes(&[(1, 1_000), (2, 2_000), (3, 3_000)], &[3]);
+        assert_eq!(rpo_window(&w, Some(1_000)), 1.0);
+        // Three lost: from #2 to #5.
+        let w = writes(
+            &[(1, 1_000), (2, 2_000), (3, 3_000), (4, 4_000), (5, 5_000)],
+            &[3, 4, 5],
+        );
+        assert_eq!(rpo_window(&w, Some(1_000)), 3.0);
+        // Nothing lost: 0.
+        let w = writes(&[(1, 1_000), (2, 2_000)], &[]);
+        assert_eq!(rpo_window(&w, Some(1_000)), 0.0);
+        // Every write lost: from the client's start.
+        let w = writes(&[(1, 1_500), (2, 2_500)], &[1, 2]);
+        assert_eq!(rpo_window(&w, Some(500)), 2.0);
     }
 
     #[test]

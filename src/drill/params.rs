@@ -166,9 +166,10 @@ fn on_the_flags(
     let mut out: Vec<drflow_engine::Diagnostic> = Vec::new();
     for mut d in problems {
         if !d.file.starts_with("command line") {
-            let flag = flags.iter().enumerate().find(|(_, (_, v))| {
-                !v.is_empty() && d.message.contains(&format!("`{v}`"))
-            });
+            let flag = flags
+                .iter()
+                .enumerate()
+                .find(|(_, (_, v))| !v.is_empty() && d.message.contains(&format!("`{v}`")));
             if let Some((i, (name, value))) = flag {
                 d.file = std::sync::Arc::from(format!("command line, -p flag {}", i + 1).as_str());
                 d.pos = drflow_engine::Pos::new(0, 0);

@@ -442,6 +442,57 @@ mod tests {
     }
 
     #[test]
+    fn an_unrecovered_client_is_said_and_fails_the_verdict() {
+        let mut r = report("a", "failover", None, 0.0);
+        r.recovered = false;
+        r.unrecovered_seconds = Some(899.0);
+        r.outages = 1;
+        r.downtime_seconds = 899.0;
+        r.objectives_met = false;
+        let f = figures(&r);
+        assert!(
+            f.contains("RTO       not recovered within 899 s of the first failed request"),
+            "{f}"
+        );
+        assert!(!f.contains("never failed"), "{f}");
+        assert_eq!(verdict(&r), "NOT MET: not recovered within 899 s");
+        assert!(table(&[r]).contains("not recovered"));
+    }
+
+    #[test]
+    fn sub_second_objectives_are_printed_as_they_are() {
+        assert_eq!(objective(0.001), "0.001 s");
+        assert_eq!(objective(300.0), "300 s");
+        assert_eq!(objective(1.5), "1.5 s");
+        assert_eq!(objective(0.0), "0 s");
+        let mut r = report("a", "failover", Some(200.0), 0.5);
+        r.objectives.rpo_seconds = 0.001;
+        r.objectives_met = false;
+        assert!(
+            figures(&r).contains("(objective 0.001 s)"),
+            "{}",
+            figures(&r)
+        );
+        assert!(
+            verdict(&r).contains("RPO 0.5 s > 0.001 s"),
+            "{}",
+            verdict(&r)
+        );
+    }
+
+    #[test]
+    fn several_outages_are_counted_with_their_downtime() {
+        let mut r = report("a", "switchover", Some(206.0), 0.0);
+        r.outages = 2;
+        r.downtime_seconds = 89.0;
+        assert!(
+            figures(&r).contains("; 2 outages, 89.0 s down in all"),
+            "{}",
+            figures(&r)
+        );
+    }
+
+    #[test]
     fn the_table_has_a_row_per_scenario_under_aligned_headings() {
         let t = table(&[
             report("region-outage", "failover", Some(269.0), 0.0),

@@ -121,7 +121,9 @@ impl Plan {
         };
         let mut params_files = vec![serde_json::json!({"file": base.0, "from": base_note})];
         if let Some(p) = user_params {
-            params_files.push(serde_json::json!({"file": p.display().to_string(), "from": "--params-file"}));
+            params_files.push(
+                serde_json::json!({"file": p.display().to_string(), "from": "--params-file"}),
+            );
         }
         let base = Some(base);
         let user = user_params
