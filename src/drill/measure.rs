@@ -3,12 +3,14 @@
 //!
 //! Definitions (also in `docs/drills.md`):
 //!
-//! - **RTO**: the client's first failed request after the fault to its first successful one
-//!   after recovery, as the client saw it (its DNS cache's TTL included). After a promotion,
-//!   recovery is a write acknowledged in the region promoted to; without one, any
-//!   acknowledged write.
+//! - **RTO**: the client's first failed request after the fault to the start of its final
+//!   stretch of successes (served from then to the end of the drill), as the client saw it (its
+//!   DNS cache's TTL included), so a second outage counts. The outages (runs of failed
+//!   requests) are counted and their sum is the downtime. A client still failing at the end is
+//!   *not recovered*: no RTO, and the verdict is not met.
 //! - **RPO**: the client's acknowledged writes that the writer at the end lacks, as a count
-//!   and as seconds: the span of their acknowledgement times (0 when none was lost).
+//!   and as seconds: the data-loss window, from the commit of the last write the new writer
+//!   holds to the acknowledgement of the last lost write (0 only when none was lost).
 //! - **Critical path**: the stages AWS and the client impose on this scenario with these
 //!   settings, each from the world's record: *detection* (first failed request → the alarm
 //!   state change that completed the trigger), *delivery* (that state change → the event in

@@ -56,7 +56,7 @@ fn own_params() -> Vec<ParamDecl> {
         decl(
             RPO_OBJECTIVE,
             "1m",
-            "The drill's recovery point objective: the span of acknowledged writes the new writer lacks.",
+            "The drill's recovery point objective: the data-loss window, from the last write the new writer holds to the last acknowledged write it lacks.",
         ),
     ]
 }

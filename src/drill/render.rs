@@ -339,19 +339,32 @@ injects the scenario's faults, and lets the deployed health checks and alarms de
 alarm state changes that EventBridge delivers into the alarm queue go to the triggers of
 `drflow.yaml` (the same evaluator the daemon uses, see [triggers.md](triggers.md)); when one
 fires, the drill runs its runbook (`runbooks/failover.yaml`) in-process with the firing's
-parameters, while the client keeps trading on the same virtual clock. The drill stops when the
-client is served again after the run, or at the scenario's horizon. `drflow drill --all` plays
-every scenario; `--output json` prints the report (a list for `--all`), `--report FILE.html` a
-self-contained page.
+parameters, while the client keeps trading on the same virtual clock. The drill stops once the
+run has finished, every fault that ends within the horizon has ended, and the client's latest
+request after that succeeded; otherwise at the scenario's horizon. `drflow drill --all` plays
+every scenario; `--output json` prints the report (a list for `--all`), `--output markdown`
+this page (with `--all` only), `--report FILE.html` a self-contained page (its directory must
+exist and be writable: checked before anything is played). The text output and the report's
+`params.environment` say which parameter files (the trigger's `params_file`, else the built-in
+`runbooks/params/eu.yaml`, then `--params-file`), regions and configuration (`./drflow.yaml`,
+`--config`, or the built-in copy with its runbooks) the drill used. Its state is a temporary
+directory, removed at the end, whatever `DRFLOW_STATE_DIR` says; `--state-dir D` (a new or
+empty directory) keeps it for `drflow show`.
 
 ## What is measured
 
-- **RTO**: from the client's first failed request after the fault to its first successful one
-  after recovery, as the client saw it (its DNS cache's TTL included). After a promotion,
-  recovery is a write acknowledged in the promoted region; without one, any acknowledged write.
-  `-` when the client never failed.
+- **RTO**: from the client's first failed request after the fault to the start of its final
+  stretch of successes (the client served from then to the end of the drill), as the client
+  saw it (its DNS cache's TTL included). A success between two outages is not a recovery: a
+  second outage (a fence taking away the region that served, a flapping primary) counts.
+  Also reported: the number of separate *outages* (runs of failed requests) and the total
+  *downtime* (their sum). `-` when the client never failed; *not recovered within N s* when it
+  was still failing at the end of the drill, which fails the verdict whatever the decision.
 - **RPO**: the writes the client had acknowledged that the writer at the end lacks, as a count
-  (*lost writes*) and in seconds: the span of their acknowledgement times (0 when none).
+  (*lost writes*) and in seconds: the data-loss window, from the commit of the last write the
+  new writer holds to the acknowledgement of the last lost write (the lost writes' span plus the
+  gap before the first of them; one lost write of a client writing every second is 1 s). 0 only
+  when nothing was lost.
 - **Critical path**: the stages AWS and the client impose on the scenario with these settings,
   each from the simulated world's record (the `SimConfig` figure behind it is named):
   *detection* (the first failed request → the alarm state change that completed the trigger),
@@ -368,9 +381,14 @@ self-contained page.
 - The stages are measured back to back from the first failed request, each from where the
   previous one ended, so **RTO = critical path + engine share**.
 - **Objectives**: `rto_objective` (default 5m) and `rpo_objective` (default 1m), the drill's own
-  parameters. The verdict is *met* when the decision is right for the scenario (`flapping`,
-  `partition` and `az-loss` never fail over, `lag-spike` ends `blocked`) and RTO and RPO are
-  within the objectives. Exit code 0 when met, 1 otherwise, 2 for bad input.
+  parameters (a sub-second objective is printed to the millisecond). The verdict is *met* when
+  the decision is right for the scenario, the client recovered, and RTO and RPO are within the
+  objectives. Right decisions: `flapping`, `partition` and `az-loss` never fail over; when the
+  writer is lost (`region-outage`, `db-failure`, `capacity-short`, `lag-spike`) a failover is
+  right within the data-loss budget and `blocked` beyond it: the data at risk as the run decided
+  (its `database` step's `data_at_risk_ms`) against `max_data_loss`, so `lag-spike` ends
+  `blocked` with the default 60s and should fail over with `-p max_data_loss=5m`. Exit code 0
+  when met, 1 otherwise, 2 for bad input.
 
 Times in the timelines are seconds from the fault, on the simulated cloud's clock, with the
 default parameters.
