@@ -1186,8 +1186,13 @@ fn num0(x: f64) -> String {
 /// An objective in seconds: whole seconds as they are, a fraction to the millisecond (an
 /// objective of 1ms is not 0).
 fn obj(x: f64) -> String {
-    let t = format!("{:.3}", fin(x));
-    t.trim_end_matches('0').trim_end_matches('.').to_string()
+    let x = fin(x);
+    if (x * 10.0 - (x * 10.0).round()).abs() < 1e-9 {
+        num1(x)
+    } else {
+        let t = format!("{x:.3}");
+        t.trim_end_matches('0').to_string()
+    }
 }
 
 fn num1(x: f64) -> String {
@@ -1384,6 +1389,25 @@ mod tests {
         assert_eq!(page.matches("<span class=\"bad\">missed</span>").count(), 2);
         assert!(page.contains("<span class=\"bad\">wrong</span>"));
         assert!(page.contains("the decision was hold, not failover; RTO 412.5 s is over the objective 300.0 s; RPO 75.0 s is over the objective 60.0 s"));
+    }
+
+    #[test]
+    fn an_unrecovered_client_and_a_sub_second_objective_are_shown() {
+        let mut r = fixture("region-outage");
+        r.rto_seconds = None;
+        r.recovered = false;
+        r.unrecovered_seconds = Some(899.0);
+        r.outages = 1;
+        r.downtime_seconds = 899.0;
+        r.objectives.rpo_seconds = 0.001;
+        r.objectives_met = false;
+        let page = render(&r);
+        assert!(page.contains("not recovered within 899 s"), "{page}");
+        assert!(!page.contains("The client never failed."));
+        assert!(page.contains("the client was not recovered within 899 s"));
+        assert!(page.contains("<td class=\"n\">0.001 s</td>"));
+        assert_eq!(obj(300.0), "300.0");
+        assert_eq!(obj(0.25), "0.25");
     }
 
     #[test]

@@ -823,8 +823,8 @@ fn dns_path(f: &Facts, ff: u64, ok: u64) -> (Vec<Stage>, Vec<Stage>) {
         .iter()
         // The verdict that sent the client to the standby for good: the last before the
         // success (a flapping primary turns unhealthy more than once).
-        .filter(|h| h.at_ms >= f.fault_ms && h.at_ms <= ok && h.kind == "unhealthy")
-        .last()
+        .rev()
+        .find(|h| h.at_ms >= f.fault_ms && h.at_ms <= ok && h.kind == "unhealthy")
         .map_or(ff, |h| h.at_ms);
     back_to_back(
         ff,
