@@ -36,7 +36,7 @@ pub struct DrillArgs {
     #[arg(long, value_name = "FILE.html")]
     report: Option<PathBuf>,
     /// text (a timeline and the figures; a table with --all), json (the report; a list with
-    /// --all) or markdown (docs/drills.md).
+    /// --all) or markdown (docs/drills.md: with --all only).
     #[arg(long, default_value = "text")]
     output: DrillOutput,
 }
@@ -92,6 +92,14 @@ pub fn cmd_drill(global: &Global, args: DrillArgs) -> Result<u8, Failure> {
             "error: --report writes the page of one drill, and --all plays every scenario\n  hint: pass --scenario NAME with --report\n",
         ));
     }
+    if args.output == DrillOutput::Markdown && !args.all {
+        return Err(Failure::invalid(
+            "error: --output markdown writes docs/drills.md, the page of every scenario\n  hint: pass --all with --output markdown, or --output text or json for one scenario\n",
+        ));
+    }
+    if let Some(path) = &args.report {
+        check_writable(path)?;
+    }
     let flags = parse_flags(&args.params)?;
     let config = DrillConfig::load(args.config.as_deref())?;
     let plan = Plan::prepare(config, args.params_file.as_deref(), &flags, global.verbose)?;
@@ -103,7 +111,14 @@ pub fn cmd_drill(global: &Global, args: DrillArgs) -> Result<u8, Failure> {
             None => Dir::Temp(run::temp_state()?),
         });
     }
-    let reports = play_all(&plan, &scenarios, &dirs)?;
+    let wall = std::time::Instant::now();
+    let mut reports = play_all(&plan, &scenarios, &dirs)?;
+    let wall = wall.elapsed();
+    for r in &mut reports {
+        if let Some(p) = r.params.as_object_mut() {
+            p.insert("environment".into(), plan.environment.clone());
+        }
+    }
     if let (Some(path), Some(r)) = (&args.report, reports.first()) {
         std::fs::write(path, html::render(r)).map_err(|e| Failure {
             diagnostics: Vec::new(),
@@ -118,20 +133,66 @@ pub fn cmd_drill(global: &Global, args: DrillArgs) -> Result<u8, Failure> {
             serde_json::Value::Array(reports.iter().map(json).collect())
         ),
         (DrillOutput::Markdown, _) => out!("{}", render::markdown(&reports)),
-        (DrillOutput::Text, false) => out!("{}", render::text(&reports[0])),
+        (DrillOutput::Text, false) => {
+            let state = match &dirs[0] {
+                Dir::Kept(d) => format!(
+                    "kept in {d}: `drflow show RUN --state-dir {d}`",
+                    d = d.display()
+                ),
+                Dir::Temp(_) => "journaled in a temporary directory that is now removed (pass --state-dir D, a new or empty directory, to keep it for `drflow show`)".to_string(),
+            };
+            out!("{}", render::text(&reports[0], &state));
+        }
         (DrillOutput::Text, true) => {
-            let wall: u64 = reports.iter().map(|r| r.wall_ms).sum();
+            let summed: u64 = reports.iter().map(|r| r.wall_ms).sum();
             out!("{}", render::table(&reports));
             outln!(
-                "\n{} scenarios, {} met; {:.2} s of drilling",
+                "\n{} scenarios, {} met, in {:.2} s of wall time ({:.2} s summed over the scenarios, {} at a time)",
                 reports.len(),
                 reports.iter().filter(|r| r.objectives_met).count(),
-                wall as f64 / 1000.0
+                wall.as_secs_f64(),
+                summed as f64 / 1000.0,
+                workers(scenarios.len())
             );
         }
     }
     let met = reports.iter().all(|r| r.objectives_met);
     Ok(if met { EXIT_OK } else { EXIT_FAILED })
+}
+
+/// Refuses a `--report` path that could not be written, before anything is played: its
+/// directory must exist and take a new file, and the path must not be a directory. Errors
+/// (exit 2) say which and what to do.
+fn check_writable(path: &std::path::Path) -> Result<(), Failure> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let problem = if path.is_dir() {
+        Some("it is a directory".to_string())
+    } else if !parent.is_dir() {
+        Some(format!("the directory {} does not exist", parent.display()))
+    } else {
+        tempfile::Builder::new()
+            .prefix(".drflow-report-")
+            .tempfile_in(parent)
+            .err()
+            .map(|e| format!("{} cannot be written: {e}", parent.display()))
+    };
+    match problem {
+        None => Ok(()),
+        Some(why) => Err(Failure::invalid(format!(
+            "error: --report {}: {why}\n  hint: name an HTML file in a directory that exists and can be written; nothing was played\n",
+            path.display()
+        ))),
+    }
+}
+
+/// How many scenarios are played at once: one per core, at most one per scenario.
+fn workers(scenarios: usize) -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, scenarios.max(1))
 }
 
 fn json(r: &DrillReport) -> serde_json::Value {
@@ -160,9 +221,7 @@ fn play_all(
     scenarios: &[Scenario],
     dirs: &[Dir],
 ) -> Result<Vec<DrillReport>, Failure> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .clamp(1, scenarios.len().max(1));
+    let workers = workers(scenarios.len());
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: std::sync::Mutex<Vec<Option<Result<DrillReport, Failure>>>> =
         std::sync::Mutex::new((0..scenarios.len()).map(|_| None).collect());

@@ -156,6 +156,12 @@ enum Command {
     Rollback(cmd_journal::RollbackArgs),
     /// Play a failure scenario on the simulated cloud, from provision to the first trade served
     /// again, and measure RTO, RPO and the critical path against the objectives.
+    #[command(
+        after_help = "State: a drill does not use the --state-dir default (.drflow) or DRFLOW_STATE_DIR. \
+It plays in a temporary directory, removed when it ends, so its run id leads nowhere afterwards. \
+Give --state-dir D on the command line (a new or empty directory; one subdirectory per scenario \
+with --all) to keep its world and journal there, for `drflow show RUN --state-dir D`."
+    )]
     Drill(cmd_drill::DrillArgs),
     /// Look at, clear, break or heal the embedded simulated cloud, or move its time (under the
     /// state directory).

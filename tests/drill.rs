@@ -147,6 +147,160 @@ fn region_outage_fails_over_within_5_s_of_the_critical_path() {
 }
 
 #[test]
+fn an_unreachable_primary_is_shown_not_fenced_in_the_timeline() {
+    let r = scenario("region-outage");
+    let fence: Vec<&Value> = r["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "fence")
+        .collect();
+    assert_eq!(fence.len(), 1, "{:?}", events(r));
+    let detail = fence[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("not fenced: eu-south-1 cannot be reached"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn one_lost_write_costs_one_write_interval_of_rpo() {
+    // 1 lost write is a second of data lost: from the last write the new writer holds.
+    for name in ["region-outage", "capacity-short"] {
+        let r = scenario(name);
+        assert_eq!(r["lost_writes"], 1, "{name}");
+        assert_eq!(r["rpo_seconds"], 1.0, "{name}");
+    }
+    assert_eq!(scenario("db-failure")["rpo_seconds"], 0.0);
+}
+
+#[test]
+fn an_rpo_objective_of_0s_is_not_met_when_a_write_is_lost() {
+    let out = drflow(&[
+        "drill",
+        "--scenario",
+        "region-outage",
+        "-p",
+        "rpo_objective=0s",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["objectives_met"], false, "{r:#}");
+    assert_eq!(r["rpo_seconds"], 1.0);
+}
+
+/// A drill whose client is still failing at the horizon: not recovered, RTO not met.
+fn assert_not_recovered(r: &Value) {
+    assert_eq!(r["recovered"], false, "{r:#}");
+    assert!(r["rto_seconds"].is_null());
+    assert!(r["unrecovered_seconds"].as_f64().unwrap() > 800.0, "{r:#}");
+    assert_eq!(r["objectives_met"], false);
+    assert!(events(r).contains(&"not_recovered"), "{:?}", events(r));
+}
+
+#[test]
+fn a_blocked_failover_leaves_the_client_down_and_the_objectives_not_met() {
+    // With no data loss allowed, blocking is the right decision, but nothing recovers.
+    let out = drflow(&[
+        "drill",
+        "--scenario",
+        "region-outage",
+        "-p",
+        "max_data_loss=0s",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["decision"], "blocked");
+    assert_eq!(r["decision_right"], true, "{r:#}");
+    assert_not_recovered(&r);
+}
+
+#[test]
+fn a_layout_whose_alarms_go_dark_with_the_primary_is_reported_not_recovered() {
+    let out = drflow(&[
+        "drill",
+        "--scenario",
+        "region-outage",
+        "--params-file",
+        "runbooks/params/us-east.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("RTO       not recovered within"), "{text}");
+    assert!(!text.contains("never failed"), "{text}");
+    assert!(text.contains("verdict   NOT MET"), "{text}");
+    assert!(
+        text.contains("then runbooks/params/us-east.yaml (--params-file)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn lag_spike_within_a_larger_budget_should_fail_over() {
+    let out = drflow(&[
+        "drill",
+        "--scenario",
+        "lag-spike",
+        "-p",
+        "max_data_loss=5m",
+        "--output",
+        "json",
+    ]);
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["decision"], "failover", "{r:#}");
+    assert_eq!(r["decision_expected"], serde_json::json!(["failover"]));
+    assert_eq!(r["decision_right"], true);
+}
+
+#[test]
+fn a_second_outage_counts_in_the_rto() {
+    // app-unhealthy: served by the standby from +30 s, then the switchover's fence takes the
+    // primary's writer away and the client fails again until the promotion is done.
+    let r = assert_met("app-unhealthy", "switchover");
+    assert_eq!(r["outages"], 2, "{r:#}");
+    let rto = r["rto_seconds"].as_f64().unwrap();
+    assert!(rto > 200.0, "RTO {rto} ends at the final recovery");
+    assert!(events(r).contains(&"failed_again"), "{:?}", events(r));
+    let down = r["downtime_seconds"].as_f64().unwrap();
+    assert!(down > 80.0 && down < rto, "{down}");
+    let f = scenario("flapping");
+    assert_eq!(f["outages"], 2, "{f:#}");
+    assert!(f["rto_seconds"].as_f64().unwrap() > 150.0, "{f:#}");
+    // The drill waits out a fault that ends: flapping stops at +360 s.
+    assert!(f["virtual_seconds"].as_f64().unwrap() >= 360.0, "{f:#}");
+    // A drill whose client recovered ends served.
+    for r in all() {
+        if r["recovered"] == true
+            && let Some(last) = r["client"].as_array().unwrap().last()
+        {
+            assert_eq!(last["ok"], true, "{}", r["scenario"]);
+        }
+    }
+}
+
+#[test]
+fn the_standby_short_of_capacity_is_in_the_timeline() {
+    let r = scenario("capacity-short");
+    let short = r["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "capacity_short")
+        .unwrap_or_else(|| panic!("{:?}", events(r)));
+    assert!(
+        short["detail"]
+            .as_str()
+            .unwrap()
+            .contains("1 of 2 instances in service"),
+        "{short}"
+    );
+}
+
+#[test]
 fn db_failure_fails_over() {
     let r = assert_met("db-failure", "failover");
     assert_adds_up(r);
@@ -302,7 +456,17 @@ fn the_text_summary_shows_the_timeline_in_order_then_the_figures_and_a_report_pa
             .unwrap_or_else(|| panic!("{e} after the events before it:\n{text}"));
         from += at + e.len();
     }
-    for line in ["RTO ", "critical path", "engine", "RPO ", "verdict   met"] {
+    for line in [
+        "RTO ",
+        "critical path",
+        "engine",
+        "RPO ",
+        "verdict   met",
+        // What it used, and that its run id leads nowhere once the temporary directory is gone.
+        "environment  primary eu-south-1, standby eu-central-1; parameters from runbooks/params/eu.yaml",
+        "config       drflow.yaml: runbooks/failover.yaml",
+        "journaled in a temporary directory that is now removed (pass --state-dir D",
+    ] {
         assert!(text.contains(line), "{line} in:\n{text}");
     }
     let html = std::fs::read_to_string(&page).expect("the page was written");
@@ -336,6 +500,35 @@ fn a_state_dir_keeps_the_drills_world_and_journal_and_is_never_reused() {
 }
 
 #[test]
+fn a_state_dir_that_holds_anything_is_refused() {
+    // `--state-dir ./runbooks` would write journal.db and sim/ among the runbooks.
+    let out = drflow(&[
+        "drill",
+        "--scenario",
+        "az-loss",
+        "--state-dir",
+        "./runbooks",
+    ]);
+    assert_invalid(
+        &out,
+        &["--state-dir ./runbooks: it is not empty", "new or empty"],
+    );
+    assert!(!repo().join("runbooks/journal.db").exists());
+    assert!(!repo().join("runbooks/sim").exists());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let out = drflow(&[
+        "drill",
+        "--scenario",
+        "az-loss",
+        "--state-dir",
+        file.to_str().unwrap(),
+    ]);
+    assert_invalid(&out, &["it is not"]);
+}
+
+#[test]
 fn a_drill_works_from_any_directory_with_the_built_in_triggers() {
     let dir = tempfile::tempdir().unwrap();
     let out = drflow_in(
@@ -345,6 +538,15 @@ fn a_drill_works_from_any_directory_with_the_built_in_triggers() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["scenario"], "partition");
+    // It says it used its built-in configuration and the default environment.
+    let env = &r["params"]["environment"];
+    assert_eq!(env["config"], "built-in drflow.yaml", "{env:#}");
+    assert_eq!(
+        env["runbook"], "runbooks/failover.yaml (built in)",
+        "{env:#}"
+    );
+    assert_eq!(env["params_files"][0]["file"], "runbooks/params/eu.yaml");
+    assert_eq!(env["primary_region"], "eu-south-1");
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),
         0,
@@ -376,6 +578,76 @@ fn scenario_and_all_together_or_neither_are_refused() {
     assert_invalid(&both, &["--scenario and --all together"]);
     let neither = drflow(&["drill"]);
     assert_invalid(&neither, &["which scenario?", "--all"]);
+}
+
+#[test]
+fn a_report_that_cannot_be_written_is_refused_before_playing() {
+    let out = drflow(&[
+        "drill",
+        "--scenario",
+        "db-failure",
+        "--report",
+        "/nonexistent/x.html",
+    ]);
+    assert_invalid(&out, &["--report /nonexistent/x.html", "does not exist"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = drflow(&[
+        "drill",
+        "--scenario",
+        "db-failure",
+        "--report",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_invalid(&out, &["it is a directory"]);
+}
+
+#[test]
+fn markdown_is_the_page_of_every_scenario() {
+    let out = drflow(&["drill", "--scenario", "db-failure", "--output", "markdown"]);
+    assert_invalid(&out, &["--output markdown", "--all"]);
+}
+
+#[test]
+fn a_flag_that_breaks_a_rule_is_blamed_once() {
+    let out = drflow(&[
+        "drill",
+        "--scenario",
+        "region-outage",
+        "-p",
+        "primary_region=eu-central-1",
+    ]);
+    let err = stderr(&out);
+    assert_invalid(
+        &out,
+        &[
+            "command line, -p flag 1: `-p primary_region=eu-central-1`: the primary and the standby region are both",
+        ],
+    );
+    assert!(!err.contains("eu.yaml"), "{err}");
+    assert_eq!(err.matches("are both").count(), 1, "{err}");
+    let out = drflow(&[
+        "drill",
+        "--scenario",
+        "region-outage",
+        "-p",
+        "rto_objective=soon",
+    ]);
+    let err = stderr(&out);
+    assert_invalid(&out, &["invalid duration \"soon\""]);
+    assert_eq!(err.matches("250ms").count(), 1, "the hint once: {err}");
+}
+
+#[test]
+fn the_help_says_where_a_drill_keeps_its_state() {
+    let out = drflow(&["drill", "--help"]);
+    let help = String::from_utf8(out.stdout).unwrap();
+    for s in [
+        "does not use the --state-dir default (.drflow) or DRFLOW_STATE_DIR",
+        "temporary directory, removed",
+        "new or empty directory",
+    ] {
+        assert!(help.contains(s), "{s:?} in:\n{help}");
+    }
 }
 
 #[test]

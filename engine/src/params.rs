@@ -92,6 +92,9 @@ pub fn resolve_located(
                 Err(msg) => {
                     // A secret's value is never echoed, not even a wrong one.
                     let shown = if p.secret { "***" } else { text.as_str() };
+                    // The type's hint says how to write it; the parser's own "write e.g." would
+                    // say it a second time.
+                    let msg = msg.split("; write e.g.").next().unwrap_or(&msg).to_string();
                     errors.push(
                         Diagnostic::new(at, pos, format!("`-p {name}={shown}`: {msg}"))
                             .with_hint(type_hint(p.ty)),

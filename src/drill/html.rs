@@ -166,20 +166,26 @@ fn verdict_sentence(r: &DrillReport) -> String {
             or_list(&r.decision_expected)
         ));
     }
+    if !r.recovered {
+        why.push(format!(
+            "the client was not recovered within {} s",
+            num0(r.unrecovered_seconds.unwrap_or(r.virtual_seconds))
+        ));
+    }
     if let Some(rto) = r.rto_seconds
         && rto > r.objectives.rto_seconds
     {
         why.push(format!(
             "RTO {} s is over the objective {} s",
             num1(rto),
-            num1(r.objectives.rto_seconds)
+            obj(r.objectives.rto_seconds)
         ));
     }
     if r.rpo_seconds > r.objectives.rpo_seconds {
         why.push(format!(
             "RPO {} s is over the objective {} s",
             num1(r.rpo_seconds),
-            num1(r.objectives.rpo_seconds)
+            obj(r.objectives.rpo_seconds)
         ));
     }
     if r.objectives_met && r.decision_right {
@@ -194,24 +200,42 @@ fn verdict_sentence(r: &DrillReport) -> String {
 fn objectives(out: &mut String, r: &DrillReport) {
     out.push_str("<section id=\"objectives\">\n<h2>Objectives and measured values</h2>\n");
     out.push_str("<table>\n<thead><tr><th>Measure</th><th class=\"n\">Objective</th><th class=\"n\">Measured</th><th>Result</th><th>What it is</th></tr></thead>\n<tbody>\n");
-    let rto_met = r.rto_seconds.is_none_or(|v| v <= r.objectives.rto_seconds);
+    let rto_met = r.recovered && r.rto_seconds.is_none_or(|v| v <= r.objectives.rto_seconds);
+    let measured = if r.recovered {
+        opt_s(r.rto_seconds)
+    } else {
+        format!(
+            "not recovered within {} s",
+            num0(r.unrecovered_seconds.unwrap_or(r.virtual_seconds))
+        )
+    };
     w!(
         out,
-        "<tr id=\"rto\"><td>RTO</td><td class=\"n\">{} s</td><td class=\"n\">{}</td><td>{}</td><td>The client's first failed request to its first successful one after recovery, DNS TTL included.{}</td></tr>\n",
-        num1(r.objectives.rto_seconds),
-        opt_s(r.rto_seconds),
+        "<tr id=\"rto\"><td>RTO</td><td class=\"n\">{} s</td><td class=\"n\">{}</td><td>{}</td><td>The client's first failed request to the start of its final stretch of successes (served from then to the end), DNS TTL included.{}</td></tr>\n",
+        obj(r.objectives.rto_seconds),
+        measured,
         met(rto_met),
-        if r.rto_seconds.is_none() {
-            " The client never failed."
+        if !r.recovered {
+            format!(
+                " The client was still failing when the drill ended: {} outage(s), {} s down in all.",
+                r.outages,
+                num1(r.downtime_seconds)
+            )
+        } else if r.rto_seconds.is_none() {
+            " The client never failed.".to_string()
         } else {
-            ""
+            format!(
+                " {} outage(s), {} s down in all.",
+                r.outages,
+                num1(r.downtime_seconds)
+            )
         }
     );
     let rpo_met = r.rpo_seconds <= r.objectives.rpo_seconds;
     w!(
         out,
-        "<tr id=\"rpo\"><td>RPO</td><td class=\"n\">{} s</td><td class=\"n\">{} s</td><td>{}</td><td>The span of acknowledged writes the new writer does not have.</td></tr>\n",
-        num1(r.objectives.rpo_seconds),
+        "<tr id=\"rpo\"><td>RPO</td><td class=\"n\">{} s</td><td class=\"n\">{} s</td><td>{}</td><td>The data-loss window: from the last write the new writer holds to the last acknowledged write it lacks (0 when none is lost).</td></tr>\n",
+        obj(r.objectives.rpo_seconds),
         num1(r.rpo_seconds),
         met(rpo_met)
     );
@@ -379,8 +403,8 @@ fn params_table(out: &mut String, r: &DrillReport) {
         out,
         "<p>drflow {}. Objectives: RTO {} s, RPO {} s.</p>\n",
         esc(&r.version),
-        num1(r.objectives.rto_seconds),
-        num1(r.objectives.rpo_seconds)
+        obj(r.objectives.rto_seconds),
+        obj(r.objectives.rpo_seconds)
     );
     let mut rows = Vec::new();
     flatten(&r.params, String::new(), &mut rows);
@@ -845,7 +869,7 @@ fn chart(out: &mut String, r: &DrillReport) {
             yb = num1(rto_y + rto_h),
             tx = num1(xo - 4.0),
             ty = num1(rto_y + 21.0),
-            o = num1(r.objectives.rto_seconds)
+            o = obj(r.objectives.rto_seconds)
         );
     }
 
@@ -1159,6 +1183,18 @@ fn num0(x: f64) -> String {
     fixed(x, 0)
 }
 
+/// An objective in seconds: whole seconds as they are, a fraction to the millisecond (an
+/// objective of 1ms is not 0).
+fn obj(x: f64) -> String {
+    let x = fin(x);
+    if (x * 10.0 - (x * 10.0).round()).abs() < 1e-9 {
+        num1(x)
+    } else {
+        let t = format!("{x:.3}");
+        t.trim_end_matches('0').to_string()
+    }
+}
+
 fn num1(x: f64) -> String {
     fixed(x, 1)
 }
@@ -1198,6 +1234,10 @@ mod tests {
             decision_expected: vec!["none".into(), "hold".into()],
             decision_right: true,
             rto_seconds: None,
+            recovered: true,
+            unrecovered_seconds: None,
+            downtime_seconds: 0.0,
+            outages: 0,
             critical_path_seconds: None,
             engine_seconds: None,
             critical_path: vec![],
@@ -1349,6 +1389,25 @@ mod tests {
         assert_eq!(page.matches("<span class=\"bad\">missed</span>").count(), 2);
         assert!(page.contains("<span class=\"bad\">wrong</span>"));
         assert!(page.contains("the decision was hold, not failover; RTO 412.5 s is over the objective 300.0 s; RPO 75.0 s is over the objective 60.0 s"));
+    }
+
+    #[test]
+    fn an_unrecovered_client_and_a_sub_second_objective_are_shown() {
+        let mut r = fixture("region-outage");
+        r.rto_seconds = None;
+        r.recovered = false;
+        r.unrecovered_seconds = Some(899.0);
+        r.outages = 1;
+        r.downtime_seconds = 899.0;
+        r.objectives.rpo_seconds = 0.001;
+        r.objectives_met = false;
+        let page = render(&r);
+        assert!(page.contains("not recovered within 899 s"), "{page}");
+        assert!(!page.contains("The client never failed."));
+        assert!(page.contains("the client was not recovered within 899 s"));
+        assert!(page.contains("<td class=\"n\">0.001 s</td>"));
+        assert_eq!(obj(300.0), "300.0");
+        assert_eq!(obj(0.25), "0.25");
     }
 
     #[test]

@@ -3,12 +3,14 @@
 //!
 //! Definitions (also in `docs/drills.md`):
 //!
-//! - **RTO**: the client's first failed request after the fault to its first successful one
-//!   after recovery, as the client saw it (its DNS cache's TTL included). After a promotion,
-//!   recovery is a write acknowledged in the region promoted to; without one, any
-//!   acknowledged write.
+//! - **RTO**: the client's first failed request after the fault to the start of its final
+//!   stretch of successes (served from then to the end of the drill), as the client saw it (its
+//!   DNS cache's TTL included), so a second outage counts. The outages (runs of failed
+//!   requests) are counted and their sum is the downtime. A client still failing at the end is
+//!   *not recovered*: no RTO, and the verdict is not met.
 //! - **RPO**: the client's acknowledged writes that the writer at the end lacks, as a count
-//!   and as seconds: the span of their acknowledgement times (0 when none was lost).
+//!   and as seconds: the data-loss window, from the commit of the last write the new writer
+//!   holds to the acknowledgement of the last lost write (0 only when none was lost).
 //! - **Critical path**: the stages AWS and the client impose on this scenario with these
 //!   settings, each from the world's record: *detection* (first failed request → the alarm
 //!   state change that completed the trigger), *delivery* (that state change → the event in
@@ -285,6 +287,45 @@ pub fn report(scenario: Scenario, f: &Facts, params: &DrillParams) -> DrillRepor
                 format!("{} by {}", fence.region, fence.how),
             );
         }
+        // A fence step that could not fence leaves no fact in the world: an auditor still
+        // needs to see that the old writer's region was not stopped, and why.
+        if let Some((at_s, out)) = step_outputs(&s.events, "fence")
+            && out.get("fenced").and_then(Value::as_bool) == Some(false)
+        {
+            let detail = out
+                .get("detail")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .trim_end_matches("; not fenced");
+            push(
+                (at_s * 1000.0).round() as u64,
+                "fence",
+                format!("not fenced: {detail}"),
+            );
+        }
+        if let Some((at_s, out)) = step_outputs(&s.events, "scale")
+            && let Some(short) = out.get("shortfall").and_then(Value::as_u64)
+            && short > 0
+        {
+            let target = out
+                .get("target_capacity")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            let in_service = out.get("in_service").and_then(Value::as_u64).unwrap_or(0);
+            let why = out
+                .get("last_failure")
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+                .map(|t| format!(": {t}"))
+                .unwrap_or_default();
+            push(
+                (at_s * 1000.0).round() as u64,
+                "capacity_short",
+                format!(
+                    "{in_service} of {target} instances in service, short by {short}; the run went on with what launched{why}"
+                ),
+            );
+        }
         promotion = f
             .timeline
             .promotions
@@ -336,19 +377,56 @@ pub fn report(scenario: Scenario, f: &Facts, params: &DrillParams) -> DrillRepor
     } else {
         decision = "none".to_string();
     }
-    let promoted_to = promotion
-        .as_ref()
-        .filter(|p| p.done_at_ms.is_some())
-        .map(|p| p.to_region.clone());
-    let recovery = first_fail.and_then(|ff| {
-        after_fault.iter().find(|r| {
-            r.at_ms > ff.at_ms
-                && r.ok
-                && promoted_to
-                    .as_deref()
-                    .is_none_or(|to| r.region.as_deref() == Some(to))
-        })
-    });
+    // Outages: the runs of failed requests after the fault, each from its first failure to
+    // the next success (`None`: the client was still failing when the drill ended).
+    let mut outages: Vec<(u64, Option<u64>)> = Vec::new();
+    for r in &after_fault {
+        match (r.ok, outages.last_mut()) {
+            (false, Some((_, None))) => {}
+            (false, _) => outages.push((r.at_ms, None)),
+            (true, Some(last)) if last.1.is_none() => last.1 = Some(r.at_ms),
+            (true, _) => {}
+        }
+    }
+    let recovered = outages.last().is_none_or(|o| o.1.is_some());
+    let downtime_seconds = dur(outages
+        .iter()
+        .map(|(a, b)| b.unwrap_or(f.end_ms).saturating_sub(*a))
+        .sum());
+    // Recovery is the start of the final stretch of successes: the client served from then to
+    // the end of the drill. A success between two outages is not a recovery.
+    let final_ok = outages.last().and_then(|o| o.1);
+    let recovery = final_ok.and_then(|ok| after_fault.iter().find(|r| r.at_ms == ok).copied());
+    for (i, (start, end)) in outages.iter().enumerate() {
+        if i > 0
+            && let Some(r) = after_fault.iter().find(|r| r.at_ms == *start)
+        {
+            push(
+                r.at_ms,
+                "failed_again",
+                format!(
+                    "write #{} to {}: {}",
+                    r.seq,
+                    r.region.as_deref().unwrap_or("nowhere"),
+                    r.error.as_deref().unwrap_or("failed")
+                ),
+            );
+        }
+        if let Some(end) = end
+            && Some(*end) != final_ok
+            && let Some(r) = after_fault.iter().find(|r| r.at_ms == *end)
+        {
+            push(
+                r.at_ms,
+                "served_for_a_while",
+                format!(
+                    "write #{} served by {}, until the next outage",
+                    r.seq,
+                    r.region.as_deref().unwrap_or("?")
+                ),
+            );
+        }
+    }
     if let Some(r) = recovery {
         let by_promotion = promotion
             .as_ref()
@@ -368,22 +446,28 @@ pub fn report(scenario: Scenario, f: &Facts, params: &DrillParams) -> DrillRepor
             ),
         );
     }
+    if !recovered && let Some(ff) = first_fail {
+        push(
+            f.end_ms,
+            "not_recovered",
+            format!(
+                "the client is still failing when the drill ends, {:.0} s after its first failed request",
+                dur(f.end_ms.saturating_sub(ff.at_ms))
+            ),
+        );
+    }
     timeline.sort_by_key(|(ms, _)| *ms);
     let rto_seconds = first_fail
         .zip(recovery)
         .map(|(ff, r)| dur(r.at_ms - ff.at_ms));
-    // RPO: acknowledged writes the writer lacks, and the span of their acknowledgements.
+    let unrecovered_seconds = (!recovered)
+        .then(|| first_fail.map(|ff| dur(f.end_ms.saturating_sub(ff.at_ms))))
+        .flatten();
+    // RPO: acknowledged writes the writer lacks, and the window of data lost: from the last
+    // write the new writer holds (before the first lost one) to the last lost write's
+    // acknowledgement. One lost write costs one write interval, not 0.
     let writes = &f.timeline.writes;
-    let acked_at: HashMap<u64, u64> = writes.acked_by_seq_time.iter().copied().collect();
-    let lost_times: Vec<u64> = writes
-        .lost
-        .iter()
-        .filter_map(|seq| acked_at.get(seq).copied())
-        .collect();
-    let rpo_seconds = match (lost_times.iter().min(), lost_times.iter().max()) {
-        (Some(a), Some(b)) => dur(b - a),
-        _ => 0.0,
-    };
+    let rpo_seconds = rpo_window(writes, f.timeline.client.first().map(|r| r.at_ms));
     let (critical_path, engine) = match (&f.started, first_fail, recovery, &promotion) {
         (Some(s), Some(ff), Some(r), Some(p)) if p.done_at_ms.is_some_and(|d| d <= r.at_ms) => {
             promoted_path(f, s, ff.at_ms, r.at_ms, p, scale_end_ms)
@@ -410,10 +494,11 @@ pub fn report(scenario: Scenario, f: &Facts, params: &DrillParams) -> DrillRepor
     } else {
         (Some(sum(&critical_path)), Some(sum(&engine)))
     };
-    let expected: Vec<String> = scenario.expected().iter().map(|s| s.to_string()).collect();
+    let expected = expected_decisions(scenario, f.started.as_ref(), params);
     let decision_right = expected.contains(&decision);
     let objectives: Objectives = params.objectives;
     let objectives_met = decision_right
+        && recovered
         && rto_seconds.is_none_or(|r| r <= objectives.rto_seconds)
         && rpo_seconds <= objectives.rpo_seconds;
     let client_samples = client
@@ -438,6 +523,10 @@ pub fn report(scenario: Scenario, f: &Facts, params: &DrillParams) -> DrillRepor
         decision_expected: expected,
         decision_right,
         rto_seconds,
+        recovered,
+        unrecovered_seconds,
+        downtime_seconds,
+        outages: outages.len() as u64,
         critical_path_seconds,
         engine_seconds,
         critical_path,
@@ -456,6 +545,81 @@ pub fn report(scenario: Scenario, f: &Facts, params: &DrillParams) -> DrillRepor
         version: env!("CARGO_PKG_VERSION").into(),
         wall_ms: 0,
         virtual_seconds: dur(f.end_ms - f.fault_ms),
+    }
+}
+
+/// The outputs of `step` in the run and when it succeeded (seconds on the virtual clock).
+fn step_outputs<'a>(
+    events: &'a [RunEvent],
+    step: &str,
+) -> Option<(f64, &'a drflow_engine::Outputs)> {
+    events.iter().rev().find_map(|e| match e {
+        RunEvent::StepSucceeded {
+            step: id,
+            outputs,
+            at,
+            ..
+        } if id == step => Some((*at, outputs)),
+        _ => None,
+    })
+}
+
+/// The data-loss window in seconds: from the acknowledgement (the commit) of the last write
+/// the writer still holds before the first lost one, to the acknowledgement of the last lost
+/// write; 0 when nothing was lost. `client_from`: when the client started, the window's start
+/// when every write before the lost ones is lost too.
+fn rpo_window(writes: &drflow_steps::sim::WriteFacts, client_from: Option<u64>) -> f64 {
+    let acked_at: HashMap<u64, u64> = writes.acked_by_seq_time.iter().copied().collect();
+    let Some(first_lost) = writes.lost.iter().min() else {
+        return 0.0;
+    };
+    let Some(last_lost_at) = writes
+        .lost
+        .iter()
+        .filter_map(|seq| acked_at.get(seq).copied())
+        .max()
+    else {
+        return 0.0;
+    };
+    let held_before = writes
+        .acked_by_seq_time
+        .iter()
+        .filter(|(seq, _)| seq < first_lost && !writes.lost.contains(seq))
+        .map(|(_, at)| *at)
+        .max()
+        .or(client_from)
+        .unwrap_or(last_lost_at);
+    dur(last_lost_at.saturating_sub(held_before))
+}
+
+/// The decisions right for `scenario` with these parameters. A scenario whose writer is lost
+/// calls for a managed failover only within the data-loss budget: when the data at risk as the
+/// run decided (its `database` step's `data_at_risk_ms`, the world's replication lag) exceeds
+/// `max_data_loss`, `blocked` is right, and within it `failover` is, whatever the scenario's
+/// default settings expect (`lag-spike` with `-p max_data_loss=5m` should fail over).
+fn expected_decisions(
+    scenario: Scenario,
+    s: Option<&Started>,
+    params: &DrillParams,
+) -> Vec<String> {
+    let base: Vec<String> = scenario.expected().iter().map(|s| s.to_string()).collect();
+    if base != ["failover"] && base != ["blocked"] {
+        return base;
+    }
+    let at_risk = s
+        .and_then(|s| step_outputs(&s.events, "database"))
+        .and_then(|(_, o)| o.get("data_at_risk_ms").and_then(Value::as_u64));
+    let budget = params
+        .given
+        .get("max_data_loss")
+        .or_else(|| s.and_then(|s| s.params.get("max_data_loss")))
+        .and_then(Value::as_str)
+        .and_then(|t| drflow_engine::parse_duration(t).ok())
+        .map(|d| d.as_millis() as u64);
+    match (at_risk, budget) {
+        (Some(risk), Some(budget)) if risk > budget => vec!["blocked".into()],
+        (Some(_), Some(_)) => vec!["failover".into()],
+        _ => base,
     }
 }
 
@@ -657,7 +821,10 @@ fn dns_path(f: &Facts, ff: u64, ok: u64) -> (Vec<Stage>, Vec<Stage>) {
         .timeline
         .health_checks
         .iter()
-        .find(|h| h.at_ms >= f.fault_ms && h.kind == "unhealthy")
+        // The verdict that sent the client to the standby for good: the last before the
+        // success (a flapping primary turns unhealthy more than once).
+        .rev()
+        .find(|h| h.at_ms >= f.fault_ms && h.at_ms <= ok && h.kind == "unhealthy")
         .map_or(ff, |h| h.at_ms);
     back_to_back(
         ff,
@@ -755,6 +922,34 @@ mod tests {
             [("detection", 50.0), ("dns", 50.0), ("clients", 0.0)]
         );
         assert_eq!(names(&engine), [("trigger", 0.0)]);
+    }
+
+    fn writes(acked: &[(u64, u64)], lost: &[u64]) -> drflow_steps::sim::WriteFacts {
+        drflow_steps::sim::WriteFacts {
+            acked: acked.len() as u64,
+            acked_by_seq_time: acked.to_vec(),
+            lost: lost.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn rpo_is_the_data_loss_window_from_the_last_write_held() {
+        // One write a second; #3 lost: the window runs from #2's commit to #3's, one second.
+        let w = writes(&[(1, 1_000), (2, 2_000), (3, 3_000)], &[3]);
+        assert_eq!(rpo_window(&w, Some(1_000)), 1.0);
+        // Three lost: from #2 to #5.
+        let w = writes(
+            &[(1, 1_000), (2, 2_000), (3, 3_000), (4, 4_000), (5, 5_000)],
+            &[3, 4, 5],
+        );
+        assert_eq!(rpo_window(&w, Some(1_000)), 3.0);
+        // Nothing lost: 0.
+        let w = writes(&[(1, 1_000), (2, 2_000)], &[]);
+        assert_eq!(rpo_window(&w, Some(1_000)), 0.0);
+        // Every write lost: from the client's start.
+        let w = writes(&[(1, 1_500), (2, 2_500)], &[1, 2]);
+        assert_eq!(rpo_window(&w, Some(500)), 2.0);
     }
 
     #[test]

@@ -22,9 +22,26 @@ pub struct DrillReport {
     pub decision_expected: Vec<String>,
     /// Whether `decision` is one of `decision_expected`.
     pub decision_right: bool,
-    /// Recovery time as the client saw it: its first failed request to its first successful
-    /// one after recovery (DNS TTL included), in seconds. `None` when the client never failed.
+    /// Recovery time as the client saw it: its first failed request to the start of its final
+    /// stretch of successes (served from then to the end of the drill, DNS TTL included), in
+    /// seconds, so that a second outage counts. `None` when the client never failed, or never
+    /// recovered (see [`recovered`](Self::recovered)).
     pub rto_seconds: Option<f64>,
+    /// Whether the client was served at the end of the drill. `false`: it was still failing
+    /// at the horizon, and the objectives are not met, whatever the decision.
+    #[serde(default = "yes")]
+    pub recovered: bool,
+    /// When not recovered: seconds from the first failed request to the end of the drill
+    /// ("not recovered within N s"); `None` otherwise.
+    #[serde(default)]
+    pub unrecovered_seconds: Option<f64>,
+    /// The client's total downtime after the fault: the sum of its outages, each from a failed
+    /// request to the next success (or the end of the drill), in seconds.
+    #[serde(default)]
+    pub downtime_seconds: f64,
+    /// How many separate outages the client saw after the fault (runs of failed requests).
+    #[serde(default)]
+    pub outages: u64,
     /// The sum of the [`critical_path`](Self::critical_path) stages: the part of the recovery
     /// AWS and the clients impose for this scenario with these settings, in seconds. `None` when
     /// the recovery has none to show (the client never failed, or the fault's end brought it).
@@ -39,8 +56,9 @@ pub struct DrillReport {
     /// when no failover happened.
     #[serde(default)]
     pub engine: Vec<Stage>,
-    /// Data lost, as time: the span of acknowledged writes the new writer does not have, in
-    /// seconds (0 when nothing was lost).
+    /// Data lost, as time: the data-loss window, from the commit of the last write the new
+    /// writer holds to the acknowledgement of the last lost write (the lost writes' span plus
+    /// the gap before the first of them), in seconds; 0 only when nothing was lost.
     pub rpo_seconds: f64,
     /// Acknowledged writes the new writer does not have.
     pub lost_writes: u64,
@@ -68,6 +86,10 @@ pub struct DrillReport {
     pub wall_ms: u64,
     /// Simulated time the drill covered, in seconds (from the fault to the end).
     pub virtual_seconds: f64,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// One stage of the critical path, or one part of the engine's share (see `docs/drills.md`).
@@ -99,7 +121,8 @@ pub struct TimelineEntry {
     pub at_seconds: f64,
     /// `fault`, `first_failed_request`, `first_failed_health_check`, `health_check_unhealthy`,
     /// `alarm`, `trigger`, `run_started`, `decision`, `fence`, `promotion_done`,
-    /// `capacity_ready`, `dns_changed`, `first_standby_success`, `recovered`, `fault_healed`.
+    /// `capacity_ready`, `capacity_short`, `dns_changed`, `first_standby_success`, `recovered`,
+    /// `failed_again`, `served_for_a_while`, `not_recovered`, `fault_healed`.
     pub event: String,
     /// What it was, in words.
     pub detail: String,

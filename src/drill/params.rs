@@ -56,7 +56,7 @@ fn own_params() -> Vec<ParamDecl> {
         decl(
             RPO_OBJECTIVE,
             "1m",
-            "The drill's recovery point objective: the span of acknowledged writes the new writer lacks.",
+            "The drill's recovery point objective: the data-loss window, from the last write the new writer holds to the last acknowledged write it lacks.",
         ),
     ]
 }
@@ -134,7 +134,7 @@ pub fn resolve(
     // Checked now; the run resolves them again with the firing's on top.
     each(failover.0);
     if !problems.is_empty() {
-        return Err(fail(Diagnostics(problems)));
+        return Err(fail(Diagnostics(on_the_flags(problems, flags))));
     }
     let objective = |name: &str, default: f64| {
         given
@@ -151,6 +151,41 @@ pub fn resolve(
         },
         given,
     })
+}
+
+/// The problems the provision and the failover runbook share, once each, and pointed at the
+/// `-p` flag that caused them. A rule between two parameters (the primary and the standby
+/// region differ) is located at one of them, which may be a line of the parameter file the
+/// flag did not touch; when the value the problem quotes is a flag's, the flag is where the
+/// user changed something, so the problem is shown there. The same problem found in both
+/// runbooks ("used by steps …" differs) is shown once.
+fn on_the_flags(
+    problems: Vec<drflow_engine::Diagnostic>,
+    flags: &[(String, String)],
+) -> Vec<drflow_engine::Diagnostic> {
+    let mut out: Vec<drflow_engine::Diagnostic> = Vec::new();
+    for mut d in problems {
+        if !d.file.starts_with("command line") {
+            let flag = flags
+                .iter()
+                .enumerate()
+                .find(|(_, (_, v))| !v.is_empty() && d.message.contains(&format!("`{v}`")));
+            if let Some((i, (name, value))) = flag {
+                d.file = std::sync::Arc::from(format!("command line, -p flag {}", i + 1).as_str());
+                d.pos = drflow_engine::Pos::new(0, 0);
+                d.message = format!("`-p {name}={value}`: {}", d.message);
+            }
+        }
+        let stem = |m: &str| m.split(" (used by").next().unwrap_or(m).to_string();
+        if out
+            .iter()
+            .any(|o| o.file == d.file && o.pos == d.pos && stem(&o.message) == stem(&d.message))
+        {
+            continue;
+        }
+        out.push(d);
+    }
+    out
 }
 
 /// Keeps the values that were given (not defaults), later layers over earlier ones.

@@ -11,6 +11,21 @@ fn seconds(s: Option<f64>) -> String {
     s.map_or_else(|| "-".to_string(), |s| format!("{s:.1} s"))
 }
 
+/// An objective in seconds: `300 s`, `1.5 s`, `0.001 s` (a sub-second objective is not 0).
+pub fn objective(s: f64) -> String {
+    let t = format!("{s:.3}");
+    format!("{} s", t.trim_end_matches('0').trim_end_matches('.'))
+}
+
+/// The RTO cell of a table: seconds, `-` when the client never failed, or `not recovered`.
+fn rto_cell(r: &DrillReport) -> String {
+    if r.recovered {
+        seconds(r.rto_seconds)
+    } else {
+        "not recovered".into()
+    }
+}
+
 /// `met`, or what was not.
 pub fn verdict(r: &DrillReport) -> String {
     if r.objectives_met {
@@ -24,18 +39,25 @@ pub fn verdict(r: &DrillReport) -> String {
             r.decision_expected.join(" or ")
         ));
     }
+    if !r.recovered {
+        why.push(format!(
+            "not recovered within {:.0} s",
+            r.unrecovered_seconds.unwrap_or(r.virtual_seconds)
+        ));
+    }
     if let Some(rto) = r.rto_seconds
         && rto > r.objectives.rto_seconds
     {
         why.push(format!(
-            "RTO {rto:.1} s > {:.0} s",
-            r.objectives.rto_seconds
+            "RTO {rto:.1} s > {}",
+            objective(r.objectives.rto_seconds)
         ));
     }
     if r.rpo_seconds > r.objectives.rpo_seconds {
         why.push(format!(
-            "RPO {:.1} s > {:.0} s",
-            r.rpo_seconds, r.objectives.rpo_seconds
+            "RPO {:.1} s > {}",
+            r.rpo_seconds,
+            objective(r.objectives.rpo_seconds)
         ));
     }
     format!("NOT MET: {}", why.join("; "))
@@ -82,12 +104,25 @@ fn figures(r: &DrillReport) -> String {
         r.decision_expected.join(" or "),
         if r.decision_right { "" } else { ": WRONG" }
     );
+    let outages = match r.outages {
+        0 => String::new(),
+        1 => format!("; 1 outage, {:.1} s down", r.downtime_seconds),
+        n => format!("; {n} outages, {:.1} s down in all", r.downtime_seconds),
+    };
     match r.rto_seconds {
+        _ if !r.recovered => {
+            let _ = writeln!(
+                out,
+                "RTO       not recovered within {:.0} s of the first failed request (objective {}){outages}",
+                r.unrecovered_seconds.unwrap_or(r.virtual_seconds),
+                objective(r.objectives.rto_seconds)
+            );
+        }
         Some(rto) => {
             let _ = writeln!(
                 out,
-                "RTO       {rto:.1} s (objective {:.0} s): critical path {}, engine {}",
-                r.objectives.rto_seconds,
+                "RTO       {rto:.1} s (objective {}): critical path {}, engine {}{outages}",
+                objective(r.objectives.rto_seconds),
                 seconds(r.critical_path_seconds),
                 seconds(r.engine_seconds)
             );
@@ -95,8 +130,8 @@ fn figures(r: &DrillReport) -> String {
         None => {
             let _ = writeln!(
                 out,
-                "RTO       - (the client never failed; objective {:.0} s)",
-                r.objectives.rto_seconds
+                "RTO       - (the client never failed; objective {})",
+                objective(r.objectives.rto_seconds)
             );
         }
     }
@@ -113,8 +148,11 @@ fn figures(r: &DrillReport) -> String {
     }
     let _ = writeln!(
         out,
-        "RPO       {:.1} s (objective {:.0} s): {} of {} acknowledged writes lost",
-        r.rpo_seconds, r.objectives.rpo_seconds, r.lost_writes, r.acked_writes
+        "RPO       {:.1} s (objective {}): {} of {} acknowledged writes lost",
+        r.rpo_seconds,
+        objective(r.objectives.rpo_seconds),
+        r.lost_writes,
+        r.acked_writes
     );
     if let Some(t) = &r.trigger {
         let _ = writeln!(
@@ -127,10 +165,53 @@ fn figures(r: &DrillReport) -> String {
     out
 }
 
-/// The summary of one drill, for a terminal.
-pub fn text(r: &DrillReport) -> String {
+/// What the drill used, from the report's `params.environment`: the parameter files, the
+/// regions and the configuration, one line each.
+pub fn environment(r: &DrillReport) -> String {
+    let e = &r.params["environment"];
+    if e.is_null() {
+        return String::new();
+    }
+    let files: Vec<String> = e["params_files"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|f| {
+                    format!(
+                        "{} ({})",
+                        f["file"].as_str().unwrap_or("?"),
+                        f["from"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let s = |k: &str| e[k].as_str().unwrap_or("?").to_string();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "environment  primary {}, standby {}; parameters from {}",
+        s("primary_region"),
+        s("standby_region"),
+        files.join(", then ")
+    );
+    let _ = writeln!(
+        out,
+        "config       {}: {}, provisioned by {}",
+        s("config"),
+        s("runbook"),
+        s("provision")
+    );
+    out
+}
+
+/// The summary of one drill, for a terminal. `state`: where its run is journaled, in words
+/// (a kept `--state-dir`, or a temporary directory that is gone).
+pub fn text(r: &DrillReport, state: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "drill {}: {}\n", r.scenario, r.description);
+    out.push_str(&environment(r));
+    out.push('\n');
     out.push_str(&timeline(r));
     out.push('\n');
     out.push_str(&figures(r));
@@ -141,7 +222,7 @@ pub fn text(r: &DrillReport) -> String {
         r.wall_ms as f64 / 1000.0,
         r.run_id
             .as_ref()
-            .map(|id| format!("; the failover is run {id}"))
+            .map(|id| format!("; the failover is run {id}, {state}"))
             .unwrap_or_default()
     );
     out
@@ -155,7 +236,7 @@ pub fn table(reports: &[DrillReport]) -> String {
             [
                 r.scenario.clone(),
                 r.decision.clone(),
-                seconds(r.rto_seconds),
+                rto_cell(r),
                 seconds(r.critical_path_seconds),
                 format!("{:.1} s", r.rpo_seconds),
                 r.lost_writes.to_string(),
@@ -217,7 +298,7 @@ pub fn markdown(reports: &[DrillReport]) -> String {
             "| `{}` | {} | {} | {} | {} | {:.1} s | {} | {} |",
             r.scenario,
             r.decision,
-            seconds(r.rto_seconds),
+            rto_cell(r),
             seconds(r.critical_path_seconds),
             seconds(r.engine_seconds),
             r.rpo_seconds,
@@ -258,19 +339,32 @@ injects the scenario's faults, and lets the deployed health checks and alarms de
 alarm state changes that EventBridge delivers into the alarm queue go to the triggers of
 `drflow.yaml` (the same evaluator the daemon uses, see [triggers.md](triggers.md)); when one
 fires, the drill runs its runbook (`runbooks/failover.yaml`) in-process with the firing's
-parameters, while the client keeps trading on the same virtual clock. The drill stops when the
-client is served again after the run, or at the scenario's horizon. `drflow drill --all` plays
-every scenario; `--output json` prints the report (a list for `--all`), `--report FILE.html` a
-self-contained page.
+parameters, while the client keeps trading on the same virtual clock. The drill stops once the
+run has finished, every fault that ends within the horizon has ended, and the client's latest
+request after that succeeded; otherwise at the scenario's horizon. `drflow drill --all` plays
+every scenario; `--output json` prints the report (a list for `--all`), `--output markdown`
+this page (with `--all` only), `--report FILE.html` a self-contained page (its directory must
+exist and be writable: checked before anything is played). The text output and the report's
+`params.environment` say which parameter files (the trigger's `params_file`, else the built-in
+`runbooks/params/eu.yaml`, then `--params-file`), regions and configuration (`./drflow.yaml`,
+`--config`, or the built-in copy with its runbooks) the drill used. Its state is a temporary
+directory, removed at the end, whatever `DRFLOW_STATE_DIR` says; `--state-dir D` (a new or
+empty directory) keeps it for `drflow show`.
 
 ## What is measured
 
-- **RTO**: from the client's first failed request after the fault to its first successful one
-  after recovery, as the client saw it (its DNS cache's TTL included). After a promotion,
-  recovery is a write acknowledged in the promoted region; without one, any acknowledged write.
-  `-` when the client never failed.
+- **RTO**: from the client's first failed request after the fault to the start of its final
+  stretch of successes (the client served from then to the end of the drill), as the client
+  saw it (its DNS cache's TTL included). A success between two outages is not a recovery: a
+  second outage (a fence taking away the region that served, a flapping primary) counts.
+  Also reported: the number of separate *outages* (runs of failed requests) and the total
+  *downtime* (their sum). `-` when the client never failed; *not recovered within N s* when it
+  was still failing at the end of the drill, which fails the verdict whatever the decision.
 - **RPO**: the writes the client had acknowledged that the writer at the end lacks, as a count
-  (*lost writes*) and in seconds: the span of their acknowledgement times (0 when none).
+  (*lost writes*) and in seconds: the data-loss window, from the commit of the last write the
+  new writer holds to the acknowledgement of the last lost write (the lost writes' span plus the
+  gap before the first of them; one lost write of a client writing every second is 1 s). 0 only
+  when nothing was lost.
 - **Critical path**: the stages AWS and the client impose on the scenario with these settings,
   each from the simulated world's record (the `SimConfig` figure behind it is named):
   *detection* (the first failed request → the alarm state change that completed the trigger),
@@ -287,9 +381,14 @@ self-contained page.
 - The stages are measured back to back from the first failed request, each from where the
   previous one ended, so **RTO = critical path + engine share**.
 - **Objectives**: `rto_objective` (default 5m) and `rpo_objective` (default 1m), the drill's own
-  parameters. The verdict is *met* when the decision is right for the scenario (`flapping`,
-  `partition` and `az-loss` never fail over, `lag-spike` ends `blocked`) and RTO and RPO are
-  within the objectives. Exit code 0 when met, 1 otherwise, 2 for bad input.
+  parameters (a sub-second objective is printed to the millisecond). The verdict is *met* when
+  the decision is right for the scenario, the client recovered, and RTO and RPO are within the
+  objectives. Right decisions: `flapping`, `partition` and `az-loss` never fail over; when the
+  writer is lost (`region-outage`, `db-failure`, `capacity-short`, `lag-spike`) a failover is
+  right within the data-loss budget and `blocked` beyond it: the data at risk as the run decided
+  (its `database` step's `data_at_risk_ms`) against `max_data_loss`, so `lag-spike` ends
+  `blocked` with the default 60s and should fail over with `-p max_data_loss=5m`. Exit code 0
+  when met, 1 otherwise, 2 for bad input.
 
 Times in the timelines are seconds from the fault, on the simulated cloud's clock, with the
 default parameters.
@@ -315,6 +414,10 @@ mod tests {
             decision_expected: expected,
             decision_right,
             rto_seconds: rto,
+            recovered: true,
+            unrecovered_seconds: None,
+            downtime_seconds: rto.unwrap_or(0.0),
+            outages: u64::from(rto.is_some()),
             critical_path_seconds: rto.map(|r| r - 0.5),
             engine_seconds: rto.map(|_| 0.5),
             critical_path: Vec::new(),
@@ -353,6 +456,57 @@ mod tests {
         assert_eq!(
             verdict(&report("a", "hold", Some(320.0), 61.0)),
             "NOT MET: decision hold (expected failover); RTO 320.0 s > 300 s; RPO 61.0 s > 60 s"
+        );
+    }
+
+    #[test]
+    fn an_unrecovered_client_is_said_and_fails_the_verdict() {
+        let mut r = report("a", "failover", None, 0.0);
+        r.recovered = false;
+        r.unrecovered_seconds = Some(899.0);
+        r.outages = 1;
+        r.downtime_seconds = 899.0;
+        r.objectives_met = false;
+        let f = figures(&r);
+        assert!(
+            f.contains("RTO       not recovered within 899 s of the first failed request"),
+            "{f}"
+        );
+        assert!(!f.contains("never failed"), "{f}");
+        assert_eq!(verdict(&r), "NOT MET: not recovered within 899 s");
+        assert!(table(&[r]).contains("not recovered"));
+    }
+
+    #[test]
+    fn sub_second_objectives_are_printed_as_they_are() {
+        assert_eq!(objective(0.001), "0.001 s");
+        assert_eq!(objective(300.0), "300 s");
+        assert_eq!(objective(1.5), "1.5 s");
+        assert_eq!(objective(0.0), "0 s");
+        let mut r = report("a", "failover", Some(200.0), 0.5);
+        r.objectives.rpo_seconds = 0.001;
+        r.objectives_met = false;
+        assert!(
+            figures(&r).contains("(objective 0.001 s)"),
+            "{}",
+            figures(&r)
+        );
+        assert!(
+            verdict(&r).contains("RPO 0.5 s > 0.001 s"),
+            "{}",
+            verdict(&r)
+        );
+    }
+
+    #[test]
+    fn several_outages_are_counted_with_their_downtime() {
+        let mut r = report("a", "switchover", Some(206.0), 0.0);
+        r.outages = 2;
+        r.downtime_seconds = 89.0;
+        assert!(
+            figures(&r).contains("; 2 outages, 89.0 s down in all"),
+            "{}",
+            figures(&r)
         );
     }
 

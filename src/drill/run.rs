@@ -57,6 +57,10 @@ pub struct Plan {
     pub params: DrillParams,
     /// `-v` given: the steps' log shows on stderr.
     pub verbose: u8,
+    /// Which environment and configuration the drill uses, said in its outputs: `config` (the
+    /// triggers' path, or `built-in`), `runbook`, `params_files` (each with where it comes
+    /// from), `primary_region`, `standby_region`.
+    pub environment: Value,
 }
 
 /// A runbook's file as the drill compiles it for checking (steps bound to a backend never
@@ -105,10 +109,22 @@ impl Plan {
         }
         let provision = config.provision(&first.runbook)?;
         let failover = &runbooks[0].1;
-        let base = match &first.params_file {
-            Some(p) => config.read(p).map(|f| (f.name, f.text))?,
-            None => super::config::default_params(),
+        let (base, base_note) = match &first.params_file {
+            Some(p) => (
+                config.read(p).map(|f| (f.name, f.text))?,
+                "the trigger's params_file",
+            ),
+            None => (
+                super::config::default_params(),
+                "built in, the default when the trigger names no params_file",
+            ),
         };
+        let mut params_files = vec![serde_json::json!({"file": base.0, "from": base_note})];
+        if let Some(p) = user_params {
+            params_files.push(
+                serde_json::json!({"file": p.display().to_string(), "from": "--params-file"}),
+            );
+        }
         let base = Some(base);
         let user = user_params
             .map(|p| crate::read(p).map(|t| (p.display().to_string(), t)))
@@ -127,12 +143,33 @@ impl Plan {
         for (_, file) in runbooks.iter().skip(1) {
             compile_checked(file)?;
         }
+        let region = |name: &str| params.provision.get(name).cloned().unwrap_or(Value::Null);
+        let built_in = |name: &str| {
+            if config.embedded || !Path::new(name).is_file() {
+                format!("{name} (built in)")
+            } else {
+                name.to_string()
+            }
+        };
+        let environment = serde_json::json!({
+            "config": if config.embedded {
+                "built-in drflow.yaml".to_string()
+            } else {
+                config.triggers.path.display().to_string()
+            },
+            "runbook": built_in(&failover.name),
+            "provision": built_in(&provision.name),
+            "params_files": params_files,
+            "primary_region": region("primary_region"),
+            "standby_region": region("standby_region"),
+        });
         Ok(Plan {
             config,
             provision,
             runbooks,
             params,
             verbose,
+            environment,
         })
     }
 }
@@ -255,6 +292,14 @@ pub fn play(plan: &Plan, scenario: Scenario, dir: &Path) -> Result<DrillReport, 
             .collect();
         // --- watch: triggers, the run, the client ---------------------------------------------
         let horizon = fault_ms + scenario.horizon_ms();
+        // A fault that ends within the horizon (flapping, lag-spike's outage) is waited out:
+        // the client's recovery counts once nothing more is coming.
+        let faults_end = fault_spans
+            .iter()
+            .filter_map(|f| f.3)
+            .filter(|e| *e <= horizon)
+            .max()
+            .unwrap_or(fault_ms);
         let mut started: Option<Started> = None;
         let mut run: Option<RunFuture> = None;
         let mut stop_tx: Option<watch::Sender<Stop>> = None;
@@ -345,7 +390,7 @@ pub fn play(plan: &Plan, scenario: Scenario, dir: &Path) -> Result<DrillReport, 
             {
                 last_check = now_ms;
                 let t = sim.timeline(fault_ms).map_err(|e| failed("sim", e))?;
-                if served_again(&t, fault_ms, s) {
+                if served_again(&t, faults_end, s) {
                     break;
                 }
             }
@@ -382,24 +427,22 @@ pub fn play(plan: &Plan, scenario: Scenario, dir: &Path) -> Result<DrillReport, 
     Ok(report)
 }
 
-/// Whether, with the run over, the client is served again: it failed after the fault and has
-/// succeeded since (on the new writer's region after a promotion), or it never failed.
-fn served_again(t: &WorldTimeline, fault_ms: u64, started: &Started) -> bool {
-    let after: Vec<_> = t.client.iter().filter(|r| r.at_ms >= fault_ms).collect();
-    let Some(first_fail) = after.iter().position(|r| !r.ok) else {
-        return true;
-    };
-    let promoted_to = t
-        .promotions
+/// Whether, with the run over, the client is served again: its latest request succeeded, after
+/// the run finished and after the last fault that ends (`faults_end`). A success before the
+/// run ended does not count: the run may still fence the region serving it.
+fn served_again(t: &WorldTimeline, faults_end: u64, started: &Started) -> bool {
+    let ended = started
+        .events
         .iter()
-        .filter(|p| p.requested_at_ms >= started.started_ms)
-        .find_map(|p| p.done_at_ms.map(|_| p.to_region.clone()));
-    after[first_fail..].iter().any(|r| {
-        r.ok && match &promoted_to {
-            Some(region) => r.region.as_deref() == Some(region.as_str()),
-            None => true,
-        }
-    })
+        .rev()
+        .find_map(|e| match e {
+            RunEvent::RunFinished { at, .. } => Some((at * 1000.0).round() as u64),
+            _ => None,
+        })
+        .unwrap_or(started.started_ms);
+    t.client
+        .last()
+        .is_some_and(|r| r.ok && r.at_ms >= ended.max(faults_end))
 }
 
 /// Reads the messages that reached the queue since the last read and feeds each to the
@@ -530,19 +573,31 @@ pub fn temp_state() -> Result<tempfile::TempDir, Failure> {
 }
 
 /// The state directory of `scenario` under a user's `--state-dir`: the directory itself for
-/// one scenario, a subdirectory per scenario for `--all`. Errors (exit 2): it holds a
-/// simulated world already (a drill provisions from nothing).
+/// one scenario, a subdirectory per scenario for `--all`. Errors (exit 2): `root` exists and
+/// is not an empty directory (a drill provisions its own world from nothing, and must not
+/// write its journal and world into a directory that holds anything else).
 pub fn user_state(root: &Path, scenario: Scenario, all: bool) -> Result<PathBuf, Failure> {
-    let dir = if all {
+    let empty = match std::fs::read_dir(root) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(_) => false,
+    };
+    if !empty {
+        let what = if drflow_steps::sim::world_path(root).exists() {
+            "it holds a simulated world already, and a drill provisions its own from nothing"
+        } else if root.is_dir() {
+            "it is not empty, and a drill writes its journal and world there"
+        } else {
+            "it is not a directory"
+        };
+        return Err(Failure::invalid(format!(
+            "error: --state-dir {}: {what}\n  hint: give a new or empty directory, or leave --state-dir out to drill in a temporary one\n",
+            root.display()
+        )));
+    }
+    Ok(if all {
         root.join(scenario.name())
     } else {
         root.to_path_buf()
-    };
-    if drflow_steps::sim::world_path(&dir).exists() {
-        return Err(Failure::invalid(format!(
-            "error: --state-dir {}: it holds a simulated world already, and a drill provisions its own from nothing\n  hint: give an empty or new directory, or leave --state-dir out to drill in a temporary one\n",
-            dir.display()
-        )));
-    }
-    Ok(dir)
+    })
 }
