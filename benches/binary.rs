@@ -19,10 +19,13 @@
 //! provision figure (a whole `runbooks/provision.yaml` on a fresh simulated cloud),
 //! `DRFLOW_BENCH_FAILOVER=0` the failover figures (`runbooks/failover.yaml` of a region outage
 //! on the sim, with `eu.yaml` and `us-east.yaml`: wall time, the run's virtual duration, the
-//! decision), and `DRFLOW_BENCH_BIN=path/to/drflow` times another build of the binary (to
+//! decision), `DRFLOW_BENCH_DRILL=0` the drill figures (`drflow drill --scenario
+//! region-outage` and `drflow drill --all`: wall time, and the RTO, critical path and engine
+//! share the drill measured), and `DRFLOW_BENCH_BIN=path/to/drflow` times another build of the binary (to
 //! compare before and after a change). `DRFLOW_BENCH_SIZES=` (empty) skips the step table.
 //! `cargo bench --bench binary` prints a table in µs per step and the binary/library ratio;
-//! `cargo test --all-targets` runs it once with 200 steps (and the eu failover once), so CI
+//! `cargo test --all-targets` runs it once with 200 steps (and the eu failover and one drill
+//! once), so CI
 //! notices if it breaks. It asserts no timing.
 
 use std::path::{Path, PathBuf};
@@ -254,6 +257,57 @@ fn main() {
             );
         }
     }
+    if std::env::var("DRFLOW_BENCH_DRILL").map_or(true, |v| v != "0") {
+        let bench = std::env::args().any(|a| a == "--bench");
+        let (wall, report) = (0..repeat.max(1))
+            .map(|_| drill(&["--scenario", "region-outage"]))
+            .min_by_key(|(wall, _)| *wall)
+            .expect("at least one drill");
+        println!(
+            "drill region-outage through the binary, from spawn to exit: {:.0} ms (best of {repeat}): decision {}, RTO {} s, critical path {} s, engine {} s, RPO {} s",
+            wall.as_secs_f64() * 1000.0,
+            report["decision"],
+            report["rto_seconds"],
+            report["critical_path_seconds"],
+            report["engine_seconds"],
+            report["rpo_seconds"],
+        );
+        // Once through the test build (`cargo test`, no `--bench`): the single drill only.
+        if bench {
+            let (wall, reports) = (0..repeat.max(1))
+                .map(|_| drill(&["--all"]))
+                .min_by_key(|(wall, _)| *wall)
+                .expect("at least one drill");
+            let met = reports.as_array().map_or(0, |l| {
+                l.iter().filter(|r| r["objectives_met"] == true).count()
+            });
+            println!(
+                "drill --all (8 scenarios) through the binary, from spawn to exit: {:.0} ms (best of {repeat}), {met} of 8 met",
+                wall.as_secs_f64() * 1000.0,
+            );
+        }
+    }
+}
+
+/// `drflow drill ARGS --output json` from the repository root (its temporary state dir, the
+/// built-in triggers' `drflow.yaml`), timed from spawn to exit; the report it printed.
+fn drill(args: &[&str]) -> (Duration, serde_json::Value) {
+    let mut cmd = Command::new(drflow());
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("drill")
+        .args(args)
+        .args(["--output", "json"])
+        .env_remove("DRFLOW_LOG")
+        .env_remove("DRFLOW_TARGET")
+        .env_remove("DRFLOW_STATE_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let t = Instant::now();
+    let out = cmd.output().expect("drflow runs");
+    let wall = t.elapsed();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    (wall, report)
 }
 
 /// `drflow` on the state dir `state`, from the repository root, as a user runs it there.

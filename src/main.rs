@@ -23,6 +23,7 @@ macro_rules! outln {
     }};
 }
 
+mod cmd_drill;
 mod cmd_journal;
 mod cmd_plan;
 mod cmd_sim;
@@ -153,6 +154,9 @@ enum Command {
     Outputs(cmd_journal::OutputsArgs),
     /// Undo a run's succeeded steps in reverse dependency order.
     Rollback(cmd_journal::RollbackArgs),
+    /// Play a failure scenario on the simulated cloud, from provision to the first trade served
+    /// again, and measure RTO, RPO and the critical path against the objectives.
+    Drill(cmd_drill::DrillArgs),
     /// Look at, clear, break or heal the embedded simulated cloud, or move its time (under the
     /// state directory).
     Sim {
@@ -417,6 +421,7 @@ fn main() -> ExitCode {
             })
         }
         Command::Rollback(args) => cmd_journal::cmd_rollback(&cli.global, args),
+        Command::Drill(args) => cmd_drill::cmd_drill(&cli.global, args),
         Command::Sim { action } => cmd_sim::run(&cli.global.state_dir, &action).map(|()| EXIT_OK),
         Command::Triggers { action } => cmd_triggers::run(&action),
     };

@@ -83,3 +83,13 @@ fn the_cli_reference_matches_the_cli() {
     }
     check("docs/reference/cli.md", page.trim_end().to_string() + "\n");
 }
+
+#[test]
+fn the_drills_page_matches_what_the_drills_measure() {
+    // Every scenario with the default parameters and the built-in triggers, on the virtual
+    // clock: the same figures every time.
+    check(
+        "docs/drills.md",
+        drflow(&["drill", "--all", "--output", "markdown"]),
+    );
+}

@@ -1201,6 +1201,7 @@ mod tests {
             critical_path_seconds: None,
             engine_seconds: None,
             critical_path: vec![],
+            engine: vec![],
             rpo_seconds: 0.0,
             lost_writes: 0,
             acked_writes: 0,

@@ -1,8 +1,14 @@
 //! `drflow drill`: a failure scenario played on the simulated cloud, from the first failed trade
 //! to the first trade served by the standby, measured.
+//!
+//! [`config`] finds the triggers and runbooks, [`params`] checks the parameters, [`run`] plays a
+//! scenario (provision, settle, client, fault, triggers, the failover run), [`measure`] turns
+//! what the world recorded into a [`model::DrillReport`], and [`render`] and [`html`] show it.
 
-// `drflow drill --report` calls it once the drill's CLI lands (branch `drill`); until then only
-// the tests do, so the binary would warn that it is unused.
-#[cfg_attr(not(test), allow(dead_code))]
+pub mod config;
 pub mod html;
+pub mod measure;
 pub mod model;
+pub mod params;
+pub mod render;
+pub mod run;

@@ -5,9 +5,6 @@
 //! Times in the report are seconds on the simulated cloud's clock, counted from the moment the
 //! fault was injected, unless a field says otherwise.
 
-// The drill's orchestration lands in the same change; until then nothing reads these.
-#![allow(dead_code)]
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -28,15 +25,20 @@ pub struct DrillReport {
     /// Recovery time as the client saw it: its first failed request to its first successful
     /// one after recovery (DNS TTL included), in seconds. `None` when the client never failed.
     pub rto_seconds: Option<f64>,
-    /// The sum of the [`critical_path`](Self::critical_path) stages: the fastest recovery AWS
-    /// and the clients allow for this scenario with these settings, in seconds. `None` when no
-    /// failover happened.
+    /// The sum of the [`critical_path`](Self::critical_path) stages: the part of the recovery
+    /// AWS and the clients impose for this scenario with these settings, in seconds. `None` when
+    /// the recovery has none to show (the client never failed, or the fault's end brought it).
     pub critical_path_seconds: Option<f64>,
     /// drflow's own share of the recovery (deciding, dispatching, noticing that AWS finished),
-    /// in seconds. `None` when no failover happened.
+    /// the sum of [`engine`](Self::engine), in seconds; RTO = critical path + engine share.
+    /// `None` when there is no critical path.
     pub engine_seconds: Option<f64>,
     /// The stages of the critical path, in order.
     pub critical_path: Vec<Stage>,
+    /// The parts of the engine's share (`trigger`, `dispatch`, `noticing`), in order; empty
+    /// when no failover happened.
+    #[serde(default)]
+    pub engine: Vec<Stage>,
     /// Data lost, as time: the span of acknowledged writes the new writer does not have, in
     /// seconds (0 when nothing was lost).
     pub rpo_seconds: f64,
@@ -68,10 +70,11 @@ pub struct DrillReport {
     pub virtual_seconds: f64,
 }
 
-/// One stage of the critical path.
+/// One stage of the critical path, or one part of the engine's share (see `docs/drills.md`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stage {
-    /// `detection`, `delivery`, `promotion`, `capacity`, `dns`, `clients`.
+    /// Critical path: `detection`, `delivery`, `promotion`, `capacity`, `dns`, `clients`.
+    /// Engine share: `trigger`, `dispatch`, `noticing`.
     pub name: String,
     /// Its length in seconds.
     pub seconds: f64,

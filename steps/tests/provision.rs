@@ -559,7 +559,7 @@ fn check_requirements(cloud: &Cloud, seed: &Seed) {
             at(&hc_alarm, "threshold"),
             at(&hc_alarm, "evaluation_periods")
         ),
-        (&json!(1), &json!(3))
+        (&json!(1), &json!(2))
     );
     assert!(
         at(&hc_alarm, "alarm_actions.0")

@@ -281,7 +281,7 @@ async fn a_new_alarm_is_insufficient_data_until_its_first_period_ends() {
 }
 
 #[tokio::test]
-async fn the_health_check_alarm_goes_alarm_on_the_third_failed_minute_and_one_event_reaches_the_queue()
+async fn the_health_check_alarm_goes_alarm_on_the_second_failed_minute_and_one_event_reaches_the_queue()
  {
     let sim = provisioned("eu.yaml").await;
     // Let every alarm settle first.
@@ -306,10 +306,10 @@ async fn the_health_check_alarm_goes_alarm_on_the_third_failed_minute_and_one_ev
         .await
         .unwrap();
     let failed_at = hc.changed_at_ms.expect("unhealthy within a minute");
-    // Minutes whose minimum is 0: the one it failed in and the next two; the third is over
-    // (and its datapoint published) at the start of the fourth.
+    // Minutes whose minimum is 0: the one it failed in and the next; the second is over (and
+    // its datapoint published) at the start of the third.
     let minute = failed_at - failed_at % 60_000;
-    let alarm_at = minute + 3 * 60_000;
+    let alarm_at = minute + 2 * 60_000;
     advance_to(&sim, alarm_at - 1);
     let a = describe(sim.describe_alarms("us-east-1", None).await.unwrap());
     assert_eq!(a.state, AlarmStateValue::Ok, "{a:?}");
@@ -336,7 +336,7 @@ async fn the_health_check_alarm_goes_alarm_on_the_third_failed_minute_and_one_ev
         .iter()
         .map(|p| ((p.at_ms as i64 - minute as i64) / 60_000, p.value))
         .collect();
-    assert_eq!(seen, [(-2, 1.0), (-1, 1.0), (0, 0.0), (1, 0.0), (2, 0.0)]);
+    assert_eq!(seen, [(-2, 1.0), (-1, 1.0), (0, 0.0), (1, 0.0)]);
     // The event crosses to the standby region's queue within a second.
     sim.advance(Duration::from_secs(1)).unwrap();
     let world = sim.snapshot().unwrap();

@@ -496,8 +496,11 @@ fn run_alarms<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
                     "dimensions": {"HealthCheckId": hc},
                     "statistic": "Minimum",
                     "period": 60,
-                    "evaluation_periods": 3,
-                    "datapoints_to_alarm": 3,
+                    // Two failed minutes: Route 53's own threshold (3 checks in a row) already
+                    // confirms each failure, and a third minute would put a region outage's
+                    // recovery past a 5-minute RTO (docs/drills.md).
+                    "evaluation_periods": 2,
+                    "datapoints_to_alarm": 2,
                     "threshold": 1,
                     "comparison_operator": "LessThanThreshold",
                     "treat_missing_data": "breaching",

@@ -350,6 +350,23 @@ async fn read(fx: &Fx, signal: Signal, src: &Sources<'_>) -> Result<Reading, Ste
     })
 }
 
+/// Whether the signals read so far already decide the reading: the quorum is confirmed down,
+/// and the health check (if it is a signal) is among them, so that the isolation rule, which
+/// needs Route 53 to see the primary healthy, cannot apply. The signals not read yet could
+/// change nothing, and a probe of a dead endpoint would only add its timeout to the failover
+/// (a triggered run decided 6 s late, docs/drills.md).
+fn settled(trails: &[(Signal, Trail)], quorum: usize, window_ms: u64) -> bool {
+    let confirmed = trails
+        .iter()
+        .filter(|(_, t)| t.confirmed(window_ms))
+        .count();
+    let health_check_down = trails
+        .iter()
+        .filter(|(s, _)| *s == Signal::HealthCheck)
+        .all(|(_, t)| t.confirmed(window_ms));
+    confirmed >= quorum && health_check_down
+}
+
 fn run<'a>(fx: &'a Fx, p: &'a Outputs) -> BodyFuture<'a> {
     Box::pin(async move {
         let named: Vec<Signal> = p
@@ -409,7 +426,11 @@ fn run<'a>(fx: &'a Fx, p: &'a Outputs) -> BodyFuture<'a> {
         let mut readings: u32 = 0;
         loop {
             let at = fx.now_ms().await?;
-            for (signal, trail) in &mut trails {
+            for i in 0..trails.len() {
+                if settled(&trails, quorum, window_ms) {
+                    break;
+                }
+                let (signal, trail) = &mut trails[i];
                 let r = read(fx, *signal, &src).await?;
                 trail.add(at, r.down, r.failed_at, r.at_once);
                 detail.insert(signal.name().into(), json!(r.words));
@@ -469,6 +490,25 @@ fn run<'a>(fx: &'a Fx, p: &'a Outputs) -> BodyFuture<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reading_stops_once_the_quorum_and_the_health_check_are_confirmed_down() {
+        let trail = |down: bool, at_once: bool| {
+            let mut t = Trail::default();
+            t.add(100_000, Some(down), down.then_some(0), at_once);
+            t
+        };
+        let hc_down = (Signal::HealthCheck, trail(true, false));
+        let alarm = (Signal::Alarms, trail(true, true));
+        assert!(settled(&[hc_down, alarm], 2, 60_000));
+        // One short of the quorum: the probe is read.
+        assert!(!settled(&[hc_down, alarm], 3, 60_000));
+        // Route 53 sees the primary healthy: the probe is read, so that isolation can hold.
+        let hc_up = (Signal::HealthCheck, trail(false, false));
+        assert!(!settled(&[hc_up, alarm], 1, 60_000));
+        // Without the health check among the signals, the quorum alone settles it.
+        assert!(settled(&[alarm], 1, 60_000));
+    }
 
     /// Folds `(at seconds, reading)` into a trail and gives the step's output for a 30 s window.
     fn judge(readings: &[(u64, Option<bool>)]) -> Value {
