@@ -159,6 +159,12 @@ impl<B: FailoverApi + ?Sized> ProbeWatcher<B> {
         &self.from_region
     }
 
+    /// When the next probe is due (ms since the Unix epoch); `None` before the first poll,
+    /// which probes at once. A driver may sleep until then.
+    pub fn next_due_ms(&self) -> Option<u64> {
+        self.next_due_ms
+    }
+
     /// The latest probe made, if any.
     pub fn last_reading(&self) -> Option<&ProbeReading> {
         self.last.as_ref()
