@@ -577,7 +577,8 @@ fn promoted_path(
                 c.health_check_failure_threshold,
                 c.health_check_extra_ms / 1000,
             ),
-            "the alarm's state change → its event in the alarm queue (EventBridge → SQS)".to_string(),
+            "the alarm's state change → its event in the alarm queue (EventBridge → SQS)"
+                .to_string(),
         )
     };
     let promo_done = p.done_at_ms.unwrap_or(ok);

@@ -255,8 +255,10 @@ with the trigger's parameter file, the `--params-file` and `-p` on top), lets it
 serves, starts a synthetic trading client (one write with a sequence number every second,
 resolving the public name through its own DNS cache, which keeps an answer for its TTL),
 injects the scenario's faults, and lets the deployed health checks and alarms detect them. The
-alarm state changes that EventBridge delivers into the alarm queue go to the triggers of
-`drflow.yaml` (the same evaluator the daemon uses, see [triggers.md](triggers.md)); when one
+alarm state changes that EventBridge delivers into the alarm queue, and the state changes of
+drflow's own probe of the primary from the standby region (every 10 s, `ALARM` after 150 s of
+failures), go to the triggers of `drflow.yaml` (the same evaluator the daemon uses, see
+[triggers.md](triggers.md)); when one
 fires, the drill runs its runbook (`runbooks/failover.yaml`) in-process with the firing's
 parameters, while the client keeps trading on the same virtual clock. The drill stops when the
 client is served again after the run, or at the scenario's horizon. `drflow drill --all` plays
@@ -273,8 +275,9 @@ self-contained page.
   (*lost writes*) and in seconds: the span of their acknowledgement times (0 when none).
 - **Critical path**: the stages AWS and the client impose on the scenario with these settings,
   each from the simulated world's record (the `SimConfig` figure behind it is named):
-  *detection* (the first failed request → the alarm state change that completed the trigger),
-  *delivery* (that state change → its event in the alarm queue: EventBridge to SQS),
+  *detection* (the first failed request → the alarm or probe state change that completed the
+  trigger), *delivery* (that state change → its event in the alarm queue: EventBridge to SQS;
+  for the probe, its event read by the drill, after the probe's timeout),
   *promotion* or *capacity* (whichever ends later, from its request: the Aurora promotion until
   the new writer is available, or the standby's scaling until it is in service, or until the
   run stopped waiting for capacity that could not launch), *dns* (the record change submitted

@@ -485,7 +485,9 @@ impl ProbeFeed {
                 }
                 let next = watcher.next_due_ms().unwrap_or(now);
                 clock
-                    .sleep(Duration::from_millis(next.saturating_sub(clock.now_ms()).max(1)))
+                    .sleep(Duration::from_millis(
+                        next.saturating_sub(clock.now_ms()).max(1),
+                    ))
                     .await;
             }
         });
