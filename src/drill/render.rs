@@ -253,17 +253,16 @@ const PREAMBLE: &str = "# Drills
 state directory (or `--state-dir D`): it provisions the environment (`runbooks/provision.yaml`
 with the trigger's parameter file, the `--params-file` and `-p` on top), lets it settle until it
 serves, starts a synthetic trading client (one write with a sequence number every second,
-resolving the public name through its own DNS cache, which keeps an answer for its TTL),
-injects the scenario's faults, and lets the deployed health checks and alarms detect them. The
-alarm state changes that EventBridge delivers into the alarm queue, and the state changes of
-drflow's own probe of the primary from the standby region (every 10 s, `ALARM` after 150 s of
-failures), go to the triggers of `drflow.yaml` (the same evaluator the daemon uses, see
-[triggers.md](triggers.md)); when one
-fires, the drill runs its runbook (`runbooks/failover.yaml`) in-process with the firing's
-parameters, while the client keeps trading on the same virtual clock. The drill stops when the
-client is served again after the run, or at the scenario's horizon. `drflow drill --all` plays
-every scenario; `--output json` prints the report (a list for `--all`), `--report FILE.html` a
-self-contained page.
+resolving the public name through its own DNS cache, which keeps an answer for its TTL), injects
+the scenario's faults, and lets the deployed health checks and alarms detect them. The alarm
+state changes that EventBridge delivers into the alarm queue, and the state changes of drflow's
+own probe of the primary from the standby region (every 10 s, `ALARM` after 150 s of failures),
+go to the triggers of `drflow.yaml` (the same evaluator the daemon uses, see
+[triggers.md](triggers.md)); when one fires, the drill runs its runbook
+(`runbooks/failover.yaml`) in-process with the firing's parameters, while the client keeps
+trading on the same virtual clock. The drill stops when the client is served again after the
+run, or at the scenario's horizon. `drflow drill --all` plays every scenario; `--output json`
+prints the report (a list for `--all`), `--report FILE.html` a self-contained page.
 
 ## What is measured
 
