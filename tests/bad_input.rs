@@ -2,22 +2,10 @@
 //! code 2, and nothing runs. The error output of each is snapshotted.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn drflow(args: &[&str]) -> Output {
-    let state = tempfile::tempdir().expect("temp dir");
-    Command::new(env!("CARGO_BIN_EXE_drflow"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("DRFLOW_STATE_DIR", state.path())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("drflow runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{drflow, stderr};
 
 /// `validate` and `run` of each bad runbook exit 2 with the same diagnostics, and `run` starts
 /// no step.

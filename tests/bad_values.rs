@@ -5,31 +5,10 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn drflow_in(state: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_drflow"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("DRFLOW_STATE_DIR", state)
-        .env("NO_COLOR", "1")
-        .env_remove("DRFLOW_TARGET")
-        .output()
-        .expect("drflow runs")
-}
-
-fn drflow(args: &[&str]) -> Output {
-    let state = tempfile::tempdir().expect("temp dir");
-    drflow_in(state.path(), args)
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{drflow, drflow_in, stderr, stdout};
 
 /// Runs `drflow run RUNBOOK ARGS…` and `drflow validate RUNBOOK ARGS…`: both exit 2 with the
 /// same report and print nothing on stdout. Returns the report.

@@ -3,28 +3,12 @@
 //! `--events` tells what each recorded event did.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn drflow(args: &[&str]) -> Output {
-    let state = tempfile::tempdir().expect("temp dir");
-    Command::new(env!("CARGO_BIN_EXE_drflow"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("DRFLOW_STATE_DIR", state.path())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("drflow runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{drflow, stderr, stdout};
 
 #[test]
 fn the_shipped_drflow_yaml_checks_clean_and_names_its_runbook() {

@@ -5,14 +5,11 @@
 
 mod common;
 
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use drflow_steps::SimBackend;
 use drflow_steps::backend::{FailoverApi, GLOBAL, Kind};
-use drflow_steps::sim::{
-    ClientConfig, ClientRequest, Fault, FaultKind, Scenario, World, WorldTimeline,
-};
+use drflow_steps::sim::{ClientConfig, ClientRequest, Fault, FaultKind, Scenario, WorldTimeline};
 
 const PRIMARY: &str = "eu-south-1";
 const STANDBY: &str = "eu-central-1";
@@ -20,34 +17,9 @@ const GLOBAL_DB: &str = "aurora-global-prod-eu";
 const ASG: &str = "asg-prod-eu";
 const HOST: &str = "api.trading-prod-eu.example.com";
 
-/// The provisioned, settled world, built once per test binary.
-fn provisioned() -> World {
-    static WORLD: OnceLock<World> = OnceLock::new();
-    WORLD
-        .get_or_init(|| {
-            std::thread::spawn(|| {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async {
-                    let sim = Arc::new(SimBackend::scratch(World::default()));
-                    let cloud =
-                        common::Cloud::with_backend(tempfile::tempdir().unwrap(), sim.clone());
-                    cloud.run("provision.yaml", "eu.yaml").await;
-                    sim.advance(Duration::from_secs(600)).unwrap();
-                    sim.snapshot().unwrap()
-                })
-            })
-            .join()
-            .unwrap()
-        })
-        .clone()
-}
-
 /// A copy of the settled world with the client running for 30 s.
 fn with_client() -> SimBackend {
-    let sim = SimBackend::scratch(provisioned());
+    let sim = SimBackend::scratch(common::provisioned_eu());
     sim.start_client(ClientConfig {
         host: HOST.into(),
         interval_ms: 1000,

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use drflow_steps::backend::{ErrorKind, FailoverApi, GLOBAL, Kind};
@@ -19,33 +19,8 @@ const STANDBY: &str = "eu-central-1";
 const GLOBAL_DB: &str = "aurora-global-prod-eu";
 const ASG: &str = "asg-prod-eu";
 
-/// The provisioned, settled world, built once per test binary.
-fn provisioned() -> World {
-    static WORLD: OnceLock<World> = OnceLock::new();
-    WORLD
-        .get_or_init(|| {
-            std::thread::spawn(|| {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async {
-                    let sim = Arc::new(SimBackend::scratch(World::default()));
-                    let cloud =
-                        common::Cloud::with_backend(tempfile::tempdir().unwrap(), sim.clone());
-                    cloud.run("provision.yaml", "eu.yaml").await;
-                    sim.advance(Duration::from_secs(600)).unwrap();
-                    sim.snapshot().unwrap()
-                })
-            })
-            .join()
-            .unwrap()
-        })
-        .clone()
-}
-
 fn sim() -> SimBackend {
-    SimBackend::scratch(provisioned())
+    SimBackend::scratch(common::provisioned_eu())
 }
 
 fn secs(s: u64) -> Duration {
@@ -481,7 +456,7 @@ fn the_same_calls_on_the_same_world_tell_the_same_story() {
 
 #[tokio::test(start_paused = true)]
 async fn on_the_runs_clock_parallel_calls_overlap_and_waits_sleep_on_the_clock() {
-    let world = provisioned();
+    let world = common::provisioned_eu();
     let start = world.clock_ms;
     let clock = Arc::new(drflow_engine::VirtualClock::new(start));
     let sim = SimBackend::scratch(world).with_clock(clock.clone());

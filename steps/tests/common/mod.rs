@@ -210,3 +210,30 @@ pub fn at<'a>(r: &'a Resource, path: &str) -> &'a Value {
         })
         .unwrap_or(&Value::Null)
 }
+
+/// The eu environment (`runbooks/params/eu.yaml`: primary eu-south-1, standby eu-central-1)
+/// provisioned and settled for ten minutes, so instances are in service, targets healthy and
+/// writes flowing; built once per test binary, handed out as copies.
+pub fn provisioned_eu() -> World {
+    static WORLD: std::sync::OnceLock<World> = std::sync::OnceLock::new();
+    WORLD
+        .get_or_init(|| {
+            // Its own thread: a test may already be inside a runtime.
+            std::thread::spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    let sim = Arc::new(SimBackend::scratch(World::default()));
+                    let cloud = Cloud::with_backend(tempfile::tempdir().unwrap(), sim.clone());
+                    cloud.run("provision.yaml", "eu.yaml").await;
+                    sim.advance(std::time::Duration::from_secs(600)).unwrap();
+                    sim.snapshot().unwrap()
+                })
+            })
+            .join()
+            .unwrap()
+        })
+        .clone()
+}
