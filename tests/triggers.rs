@@ -15,7 +15,7 @@ fn the_shipped_drflow_yaml_checks_clean_and_names_its_runbook() {
     let out = drflow(&["triggers", "check", "drflow.yaml"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.starts_with("drflow.yaml: ok (1 trigger)\n"), "{text}");
+    assert!(text.starts_with("drflow.yaml: ok (2 triggers)\n"), "{text}");
     assert!(
         text.contains("primary-down -> runbooks/failover.yaml (runbook `failover`)"),
         "{text}"
@@ -28,6 +28,49 @@ fn the_shipped_drflow_yaml_checks_clean_and_names_its_runbook() {
         text.contains("signals: primary-health-check, regional-outage"),
         "{text}"
     );
+    assert!(
+        text.contains(
+            "primary-unreachable -> runbooks/failover.yaml (runbook `failover`)\n    \
+             require 1 of 1 within 5m00s, cooldown 15m00s\n    signals: probe-from-standby"
+        ),
+        "{text}"
+    );
+}
+
+/// drflow's probe from the standby (the only signal a us-east-1 outage leaves when the
+/// primary is there): its ALARM alone starts the failover through `primary-unreachable`,
+/// with the endpoint and the probing region in `triggered_by`; nothing else fires.
+#[test]
+fn a_probe_alarm_from_the_standby_fires_primary_unreachable_alone() {
+    let out = drflow(&[
+        "triggers",
+        "check",
+        "drflow.yaml",
+        "--events",
+        "tests/fixtures/triggers/probe.jsonl",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let events = doc["events"].as_array().unwrap();
+    let alarm = &events[0];
+    assert_eq!(
+        alarm["matched"],
+        serde_json::json!([{"trigger": "primary-unreachable", "signal": "probe-from-standby"}])
+    );
+    let firings = alarm["firings"].as_array().unwrap();
+    assert_eq!(firings.len(), 1, "{alarm}");
+    assert_eq!(firings[0]["trigger"], "primary-unreachable");
+    assert_eq!(
+        firings[0]["params"]["triggered_by"],
+        "trigger primary-unreachable: probe of \
+         https://alb-prod-us.us-east-1.elb.amazonaws.com/health/trading from us-east-2 ALARM"
+    );
+    assert_eq!(firings[0]["evidence"][0]["region"], "us-east-2");
+    assert_eq!(events[1]["duplicate"], true);
+    assert!(events[2]["firings"].as_array().unwrap().is_empty());
+    assert_eq!(events[2]["matched"].as_array().unwrap().len(), 1);
 }
 
 #[test]

@@ -123,8 +123,9 @@ impl DrillConfig {
 /// The environment a drill provisions when the trigger names no `params_file`: the built-in
 /// `runbooks/params/eu.yaml` (primary eu-south-1, standby eu-central-1, the health check alarms
 /// in us-east-1). With the us-east layout the alarms live in the primary region itself, so a
-/// region outage silences the very alarms the triggers listen to; a drill of that layout
-/// (`--params-file runbooks/params/us-east.yaml`) shows it.
+/// region outage silences the very alarms `primary-down` listens to; there `primary-unreachable`,
+/// fed by drflow's probe from the standby, starts the failover (`--params-file
+/// runbooks/params/us-east.yaml`, docs/triggers.md).
 pub fn default_params() -> (String, String) {
     (
         DEFAULT_PARAMS.to_string(),

@@ -59,6 +59,29 @@ pub struct Facts {
     pub world_at_fault: SimStatus,
     /// When each alarm event reached the queue, by event id (virtual ms).
     pub deliveries: HashMap<String, u64>,
+    /// drflow's probe events (`source: drflow.probe`), with when the drill received each.
+    pub probe_events: Vec<(u64, Value)>,
+}
+
+/// A probe event as a timeline entry: when its state began, and what changed and why.
+fn probe_entry(event: &Value, received_ms: u64) -> (u64, String) {
+    let d = &event["detail"];
+    let text = |v: &Value| v.as_str().unwrap_or("?").to_string();
+    let at_ms = d["state"]["timestamp"]
+        .as_str()
+        .and_then(|t| drflow_engine::triggers::parse_timestamp(t).ok())
+        .unwrap_or(received_ms);
+    (
+        at_ms,
+        format!(
+            "{} from {}: {} → {} ({})",
+            text(&d["endpoint"]),
+            text(&d["fromRegion"]),
+            text(&d["previousState"]["value"]),
+            text(&d["state"]["value"]),
+            text(&d["state"]["reason"])
+        ),
+    )
 }
 
 /// Seconds from `t0` to `ms`, to the millisecond.
@@ -177,6 +200,12 @@ pub fn report(scenario: Scenario, f: &Facts, params: &DrillParams) -> DrillRepor
             "alarm",
             format!("{} {} → {} ({})", a.name, a.from, a.to, a.region),
         );
+    }
+    for (received_ms, event) in &f.probe_events {
+        let (at_ms, detail) = probe_entry(event, *received_ms);
+        if at_ms >= t0 {
+            push(at_ms, "probe", detail);
+        }
     }
     let decision;
     let mut steps = Vec::new();
@@ -686,6 +715,36 @@ fn promoted_path(
         || "the trigger".to_string(),
         |e| format!("{} {}", subject_name(&e.subject), e.state),
     );
+    // A probe event (drflow's own, from the standby) is detected and delivered otherwise.
+    let probe = completing.is_some_and(|e| {
+        f.probe_events
+            .iter()
+            .any(|(_, p)| p["id"].as_str() == Some(e.event_id.as_str()))
+    });
+    let (detection_how, delivery_how) = if probe {
+        (
+            format!(
+                "drflow probes from the standby every {} s and says ALARM once every probe for {} s failed",
+                super::run::PROBE_INTERVAL.as_secs(),
+                super::run::PROBE_WINDOW.as_secs()
+            ),
+            format!(
+                "the probe's start → its event read by the drill (a probe of a dead endpoint waits out its {} s timeout)",
+                c.probe_timeout_ms / 1000
+            ),
+        )
+    } else {
+        (
+            format!(
+                "Route 53 checks every {} s and needs {} failures, reported up to {} s later; the alarm's one-minute periods",
+                c.health_check_interval_ms / 1000,
+                c.health_check_failure_threshold,
+                c.health_check_extra_ms / 1000,
+            ),
+            "the alarm's state change → its event in the alarm queue (EventBridge → SQS)"
+                .to_string(),
+        )
+    };
     let promo_done = p.done_at_ms.unwrap_or(ok);
     let (promo_field, promo_ms) = if p.kind == "switchover" {
         ("aurora_switchover_ms", c.aurora_switchover_ms)
@@ -698,17 +757,14 @@ fn promoted_path(
             end_ms: state_at,
             engine: false,
             source: format!(
-                "the world: the client's first failed request → {alarm} (Route 53 checks every {} s and needs {} failures, reported up to {} s later; the alarm's one-minute periods)",
-                c.health_check_interval_ms / 1000,
-                c.health_check_failure_threshold,
-                c.health_check_extra_ms / 1000,
+                "the world: the client's first failed request → {alarm} ({detection_how})"
             ),
         },
         Segment {
             name: "delivery",
             end_ms: queued_at,
             engine: false,
-            source: "the world: the alarm's state change → its event in the alarm queue (EventBridge → SQS)".into(),
+            source: format!("the world: {delivery_how}"),
         },
         Segment {
             name: "trigger",

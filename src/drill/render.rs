@@ -336,20 +336,22 @@ with the trigger's parameter file, the `--params-file` and `-p` on top), lets it
 serves, starts a synthetic trading client (one write with a sequence number every second,
 resolving the public name through its own DNS cache, which keeps an answer for its TTL),
 injects the scenario's faults, and lets the deployed health checks and alarms detect them. The
-alarm state changes that EventBridge delivers into the alarm queue go to the triggers of
-`drflow.yaml` (the same evaluator the daemon uses, see [triggers.md](triggers.md)); when one
-fires, the drill runs its runbook (`runbooks/failover.yaml`) in-process with the firing's
-parameters, while the client keeps trading on the same virtual clock. The drill stops once the
-run has finished, every fault that ends within the horizon has ended, and the client's latest
-request after that succeeded; otherwise at the scenario's horizon. `drflow drill --all` plays
-every scenario; `--output json` prints the report (a list for `--all`), `--output markdown`
-this page (with `--all` only), `--report FILE.html` a self-contained page (its directory must
-exist and be writable: checked before anything is played). The text output and the report's
-`params.environment` say which parameter files (the trigger's `params_file`, else the built-in
-`runbooks/params/eu.yaml`, then `--params-file`), regions and configuration (`./drflow.yaml`,
-`--config`, or the built-in copy with its runbooks) the drill used. Its state is a temporary
-directory, removed at the end, whatever `DRFLOW_STATE_DIR` says; `--state-dir D` (a new or
-empty directory) keeps it for `drflow show`.
+alarm state changes that EventBridge delivers into the alarm queue, and the state changes of
+drflow's own probe of the primary from the standby region (every 10 s, `ALARM` after 150 s of
+failures), go to the triggers of `drflow.yaml` (the same evaluator the daemon uses, see
+[triggers.md](triggers.md)); when one fires, the drill runs its runbook
+(`runbooks/failover.yaml`) in-process with the firing's parameters, while the client keeps
+trading on the same virtual clock. The drill stops once the run has finished, every fault that
+ends within the horizon has ended, and the client's latest request after that succeeded;
+otherwise at the scenario's horizon. `drflow drill --all` plays every scenario; `--output json`
+prints the report (a list for `--all`), `--output markdown` this page (with `--all` only),
+`--report FILE.html` a self-contained page (its directory must exist and be writable: checked
+before anything is played). The text output and the report's `params.environment` say which
+parameter files (the trigger's `params_file`, else the built-in `runbooks/params/eu.yaml`, then
+`--params-file`), regions and configuration (`./drflow.yaml`, `--config`, or the built-in copy
+with its runbooks) the drill used. Its state is a temporary directory, removed at the end,
+whatever `DRFLOW_STATE_DIR` says; `--state-dir D` (a new or empty directory) keeps it for
+`drflow show`.
 
 ## What is measured
 
@@ -367,8 +369,9 @@ empty directory) keeps it for `drflow show`.
   when nothing was lost.
 - **Critical path**: the stages AWS and the client impose on the scenario with these settings,
   each from the simulated world's record (the `SimConfig` figure behind it is named):
-  *detection* (the first failed request → the alarm state change that completed the trigger),
-  *delivery* (that state change → its event in the alarm queue: EventBridge to SQS),
+  *detection* (the first failed request → the alarm or probe state change that completed the
+  trigger), *delivery* (that state change → its event in the alarm queue: EventBridge to SQS;
+  for the probe, its event read by the drill, after the probe's timeout),
   *promotion* or *capacity* (whichever ends later, from its request: the Aurora promotion until
   the new writer is available, or the standby's scaling until it is in service, or until the
   run stopped waiting for capacity that could not launch), *dns* (the record change submitted

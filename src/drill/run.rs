@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use drflow_engine::runner::{RunOutcome, RunnerError, StartOptions};
@@ -18,6 +19,7 @@ use drflow_engine::{
     redacted,
 };
 use drflow_steps::sim::{ClientConfig, Scenario, SimStatus, WorldTimeline};
+use drflow_steps::watch::{ProbeTarget, ProbeWatcher};
 use drflow_steps::{CloudConfig, SimBackend};
 use serde_json::Value;
 use tokio::sync::watch;
@@ -239,6 +241,7 @@ pub fn play(plan: &Plan, scenario: Scenario, dir: &Path) -> Result<DrillReport, 
         let host = output(&outputs, "public_dns_name")?;
         let queue = output(&outputs, "alarm_queue_url")?;
         settle(&sim, &clock).await?;
+        let mut probe = ProbeFeed::start(dir, &plan.params, &clock).await?;
         // --- the client, then the fault -------------------------------------------------------
         sim.start_client(ClientConfig {
             host,
@@ -318,7 +321,7 @@ pub fn play(plan: &Plan, scenario: Scenario, dir: &Path) -> Result<DrillReport, 
                 }
                 () = clock.sleep(QUEUE_POLL) => {}
             }
-            let firings = feed(
+            let mut firings = feed(
                 &sim,
                 &queue,
                 &mut after,
@@ -326,6 +329,7 @@ pub fn play(plan: &Plan, scenario: Scenario, dir: &Path) -> Result<DrillReport, 
                 &clock,
                 &mut deliveries,
             )?;
+            firings.extend(probe.feed(&mut evaluator, &clock, &mut deliveries));
             let now_ms = clock.now_ms();
             if started.is_none()
                 && let Some(firing) = firings.into_iter().next()
@@ -407,6 +411,7 @@ pub fn play(plan: &Plan, scenario: Scenario, dir: &Path) -> Result<DrillReport, 
             }
         }
         let end_ms = now(&sim)?;
+        let probe_events = probe.stop();
         sim.stop_client().map_err(|e| failed("sim", e))?;
         let timeline = sim.timeline(client_from).map_err(|e| failed("sim", e))?;
         let config = sim.snapshot().map_err(|e| failed("sim", e))?.config;
@@ -419,6 +424,7 @@ pub fn play(plan: &Plan, scenario: Scenario, dir: &Path) -> Result<DrillReport, 
             sim_config: config,
             world_at_fault: status,
             deliveries,
+            probe_events,
         })
     })?;
     // The world is saved for `drflow sim status` and `drflow show` on the state dir.
@@ -468,6 +474,98 @@ fn feed(
         firings.extend(evaluator.observe(&m.body, received).firings);
     }
     Ok(firings)
+}
+
+/// How often the drill's probe of the primary runs: the failover runbook's own `interval`.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(10);
+/// How long every probe must fail before the probe says ALARM: the failover runbook's own
+/// `confirm_window`, so an endpoint flapping on a shorter period (the `flapping` scenario: 40 s
+/// down, 40 s up) never starts a run.
+pub const PROBE_WINDOW: Duration = Duration::from_secs(150);
+
+/// drflow's own probe of the primary from the standby region, as the daemon will run it
+/// (docs/triggers.md): a task on the drill's clock polls a [`ProbeWatcher`] when a probe is due,
+/// so a probe of a dead endpoint takes its timeout without holding up the run, and its events
+/// wait in a channel until the drill's next read, like the queue's messages.
+struct ProbeFeed {
+    rx: tokio::sync::mpsc::UnboundedReceiver<Value>,
+    task: tokio::task::JoinHandle<()>,
+    /// Each event fed to the evaluator, with when the drill received it.
+    seen: Vec<(u64, Value)>,
+}
+
+impl ProbeFeed {
+    /// Finds the endpoint as `dr.discover` does and starts probing it from the standby region.
+    async fn start(
+        dir: &Path,
+        params: &DrillParams,
+        clock: &SharedClock,
+    ) -> Result<ProbeFeed, Failure> {
+        let param = |name: &str| {
+            params
+                .provision
+                .get(name)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| failed("the probe", format!("the parameter `{name}` is missing")))
+        };
+        let (suffix, standby) = (param("env_suffix")?, param("standby_region")?);
+        let sim = Arc::new(SimBackend::open(dir).with_clock(clock.clone()));
+        let target = ProbeTarget::discover(sim.as_ref(), &suffix)
+            .await
+            .map_err(|e| failed("the probe", e))?;
+        let mut watcher = ProbeWatcher::new(sim, &standby, target, PROBE_INTERVAL, PROBE_WINDOW)
+            .map_err(|e| failed("the probe", e))?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let clock = clock.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let now = clock.now_ms();
+                if let Some(event) = watcher.poll(now).await
+                    && tx.send(event).is_err()
+                {
+                    return;
+                }
+                let next = watcher.next_due_ms().unwrap_or(now);
+                clock
+                    .sleep(Duration::from_millis(
+                        next.saturating_sub(clock.now_ms()).max(1),
+                    ))
+                    .await;
+            }
+        });
+        Ok(ProbeFeed {
+            rx,
+            task,
+            seen: Vec::new(),
+        })
+    }
+
+    /// Feeds the probe's events that came since the last read to the evaluator at the time
+    /// the drill received them (recorded as their delivery); returns the firings.
+    fn feed(
+        &mut self,
+        evaluator: &mut Evaluator,
+        clock: &SharedClock,
+        deliveries: &mut HashMap<String, u64>,
+    ) -> Vec<Firing> {
+        let received = clock.now_ms();
+        let mut firings = Vec::new();
+        while let Ok(event) = self.rx.try_recv() {
+            if let Some(id) = event.get("id").and_then(Value::as_str) {
+                deliveries.insert(id.to_string(), received);
+            }
+            firings.extend(evaluator.observe(&event, received).firings);
+            self.seen.push((received, event));
+        }
+        firings
+    }
+
+    /// Stops probing; the events seen, for the timeline.
+    fn stop(self) -> Vec<(u64, Value)> {
+        self.task.abort();
+        self.seen
+    }
 }
 
 fn now(sim: &SimBackend) -> Result<u64, Failure> {

@@ -13,6 +13,9 @@
 //! 4. [`registry`]: every step type, the cloud steps bound to the [`CloudConfig`]'s target;
 //!    [`scratch_registry`]: the same, bound to a scratch copy of the world, and [`Plan`]: what
 //!    a run on it created, changed and deleted (`drflow run --plan`).
+//! 5. [`watch`]: event sources for the triggers that drflow makes itself (its own probe of the
+//!    primary from the standby region), driven by whoever schedules them (the daemon, the
+//!    drill).
 
 pub mod backend;
 mod cloud;
@@ -23,6 +26,7 @@ mod plan;
 pub mod regions;
 pub mod sim;
 mod target;
+pub mod watch;
 
 use std::sync::Arc;
 

@@ -15,6 +15,7 @@ use crate::backend::{GLOBAL, Kind, Resource};
 use crate::cloud::checks::CloudSpec;
 use crate::regions::AWS_REGION;
 use crate::target::LazyBackend;
+use crate::watch::ProbeTarget;
 
 pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
     let spec = failover_spec(
@@ -181,6 +182,35 @@ async fn find(
     }
 }
 
+/// The name provision gives the Route 53 health check of `side` (`primary` or `standby`).
+pub(crate) fn health_check_name(env_suffix: &str, side: &str) -> String {
+    format!("health-check-{side}-{env_suffix}")
+}
+
+/// What drflow probes to see the primary as Route 53 sees it: the endpoint, path and search
+/// string of the primary's health check (`health_check`, as provision created it), so drflow's
+/// probe and Route 53's checkers judge the same answer. Used by `dr.discover` (its `probe_url`
+/// and `search_string`) and by [`crate::watch::ProbeWatcher`].
+pub(crate) fn probe_target(health_check: &Resource) -> ProbeTarget {
+    let spec_str = |k: &str| {
+        health_check
+            .spec
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let search = spec_str("search_string");
+    ProbeTarget {
+        url: format!(
+            "https://{}{}",
+            spec_str("fully_qualified_domain_name"),
+            spec_str("resource_path")
+        ),
+        search_string: (!search.is_empty()).then_some(search),
+    }
+}
+
 fn missing(what: &str, name: &str) -> StepError {
     StepError::permanent(
         "not_found",
@@ -209,25 +239,13 @@ fn run<'a>(fx: &'a Fx, p: &'a Outputs) -> BodyFuture<'a> {
 
         let mut hc = Vec::new();
         for side in ["primary", "standby"] {
-            let n = name(&format!("health-check-{side}"));
+            let n = health_check_name(suffix, side);
             let r = find(fx, &mut gaps, GLOBAL, Kind::HealthCheck, &n)
                 .await?
                 .ok_or_else(|| missing("health check", &n))?;
             hc.push(r);
         }
-        let spec_str = |r: &Resource, k: &str| {
-            r.spec
-                .get(k)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
-        let probe_url = format!(
-            "https://{}{}",
-            spec_str(&hc[0], "fully_qualified_domain_name"),
-            spec_str(&hc[0], "resource_path")
-        );
-        let search = spec_str(&hc[0], "search_string");
+        let probe = probe_target(&hc[0]);
 
         let zone = find(fx, &mut gaps, GLOBAL, Kind::HostedZone, domain)
             .await?
@@ -303,8 +321,11 @@ fn run<'a>(fx: &'a Fx, p: &'a Outputs) -> BodyFuture<'a> {
         out.insert("standby_alb_dns_name".into(), json!(s_alb));
         out.insert("primary_health_check_id".into(), json!(hc[0].id));
         out.insert("standby_health_check_id".into(), json!(hc[1].id));
-        out.insert("probe_url".into(), json!(probe_url));
-        out.insert("search_string".into(), json!(search));
+        out.insert("probe_url".into(), json!(probe.url));
+        out.insert(
+            "search_string".into(),
+            json!(probe.search_string.unwrap_or_default()),
+        );
         out.insert("asg_name".into(), json!(asg));
         out.insert("primary_target_group_arn".into(), json!(tgs[0]));
         out.insert("standby_target_group_arn".into(), json!(tgs[1]));

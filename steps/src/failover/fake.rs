@@ -60,6 +60,8 @@ pub struct State {
     pub hc_changed_at: BTreeMap<String, u64>,
     pub alarms: BTreeMap<(String, String), AlarmStateValue>,
     pub probe_healthy: bool,
+    /// How many probes were made.
+    pub probes: u32,
     pub cluster: GlobalClusterStatus,
     /// (target region, done at, mode).
     pub promotion: Option<(String, u64)>,
@@ -136,6 +138,7 @@ impl Fake {
                 hc_changed_at: BTreeMap::new(),
                 alarms,
                 probe_healthy: true,
+                probes: 0,
                 cluster: GlobalClusterStatus {
                     global_cluster_id: GLOBAL_ID.into(),
                     status: "available".into(),
@@ -698,11 +701,18 @@ impl FailoverApi for Fake {
     }
     fn probe<'a>(
         &'a self,
-        _from: &'a str,
+        from: &'a str,
         url: &'a str,
         _search: Option<&'a str>,
     ) -> CloudFuture<'a, ProbeResult> {
-        let healthy = self.with(|s| s.probe_healthy);
+        // A probe from a region that cannot be reached is not made (as in the sim).
+        if let Err(e) = self.region_check(from) {
+            return ready(Err(e));
+        }
+        let healthy = self.with(|s| {
+            s.probes += 1;
+            s.probe_healthy
+        });
         ready(Ok(ProbeResult {
             url: url.into(),
             status: healthy.then_some(200),

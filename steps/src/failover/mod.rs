@@ -12,7 +12,7 @@ mod database;
 mod decide;
 mod discover;
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 mod notify;
 mod report;
 mod signals;
@@ -28,6 +28,8 @@ use drflow_engine::Registry;
 use crate::target::LazyBackend;
 
 pub use decide::{Decision, Readings, Signal, Verdict, decide};
+pub(crate) use discover::{health_check_name, probe_target};
+pub(crate) use signals::Trail;
 
 /// Registers the failover step types that act on the cloud, all sharing one backend.
 pub(crate) fn register_cloud(reg: &mut Registry, backend: &Arc<LazyBackend>) {

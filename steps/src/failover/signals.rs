@@ -162,8 +162,10 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
 
 /// One signal's readings, judged on a trailing window: confirmed down once they have said so
 /// without a break for the window, up as soon as one says so; unknown readings change nothing.
+/// [`crate::watch::ProbeWatcher`] judges its probes with it too, so the daemon's probe and the
+/// runbook's confirm a failure the same way.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Trail {
+pub(crate) struct Trail {
     /// The latest reading that said something: `Some(true)` down, `Some(false)` up.
     latest: Option<bool>,
     /// When the current run of down readings began (the first of them was taken).
@@ -183,7 +185,13 @@ impl Trail {
     /// `failed_at`; `at_once`: confirmed by itself), up, or unknown. A run of down readings
     /// begins when the signal says it changed, not at the run's first reading: a signal down
     /// for minutes before the step started is down for minutes.
-    fn add(&mut self, at: u64, down: Option<bool>, failed_at: Option<u64>, at_once: bool) {
+    pub(crate) fn add(
+        &mut self,
+        at: u64,
+        down: Option<bool>,
+        failed_at: Option<u64>,
+        at_once: bool,
+    ) {
         match down {
             None => {}
             Some(false) => {
@@ -206,12 +214,12 @@ impl Trail {
     }
 
     /// How long the current run of down readings spans, in ms (while the signal is down).
-    fn down_for_ms(&self) -> Option<u64> {
+    pub(crate) fn down_for_ms(&self) -> Option<u64> {
         self.down_since
             .map(|since| self.down_until.saturating_sub(since))
     }
 
-    fn confirmed(&self, window_ms: u64) -> bool {
+    pub(crate) fn confirmed(&self, window_ms: u64) -> bool {
         self.latest == Some(true)
             && (self.confirmed_at_once || self.down_for_ms().is_some_and(|d| d >= window_ms))
     }

@@ -64,8 +64,9 @@ pub fn alarm_state_change_event_at(alarm: &Resource, change: &AlarmTransition<'_
     event
 }
 
-/// `2026-11-29T19:04:12.123+0000`: CloudWatch's shape of an ISO 8601 time, in UTC.
-fn cloudwatch_time(ms: u64) -> String {
+/// `2026-11-29T19:04:12.123+0000`: CloudWatch's shape of an ISO 8601 time, in UTC (also the
+/// shape of drflow's probe events, [`crate::watch`]).
+pub(crate) fn cloudwatch_time(ms: u64) -> String {
     let iso = drflow_engine::iso8601(ms as f64 / 1000.0);
     format!("{}+0000", iso.trim_end_matches('Z'))
 }

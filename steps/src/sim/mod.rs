@@ -56,6 +56,7 @@ pub use agenda::{Agenda, Event};
 pub use client::{ClientConfig, ClientRequest};
 pub use cloudwatch::SqsMessage;
 pub use config::SimConfig;
+pub(crate) use events::cloudwatch_time;
 pub use events::{
     AlarmTransition, alarm_state_change_event, alarm_state_change_event_at, pattern_matches,
 };
