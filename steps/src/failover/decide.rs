@@ -639,7 +639,11 @@ mod tests {
         };
         let v = decide(&warming);
         assert_eq!(v.decision, Decision::Hold);
-        assert!(v.reason.contains("standby's endpoint unhealthy"), "{}", v.reason);
+        assert!(
+            v.reason.contains("standby's endpoint unhealthy"),
+            "{}",
+            v.reason
+        );
         assert!(v.reason.contains("gains nothing"), "{}", v.reason);
         // The primary still launching while the standby already serves: still no failover.
         let primary_late = Readings {
@@ -800,31 +804,32 @@ mod tests {
                             for (standby_healthy, primary_starting) in
                                 flags.into_iter().flat_map(|a| flags.map(|b| (a, b)))
                             {
-                            for writer_in_standby in [false, true] {
-                                for dns in [false, true] {
-                                    for db in [false, true] {
-                                        for risk in [None, Some(0), Some(BUDGET), Some(BUDGET + 1)]
-                                        {
-                                            cases += 1;
-                                            let r = Readings {
-                                                signals: signals.clone(),
-                                                quorum,
-                                                health_check_down: hc,
-                                                alarms_down: al,
-                                                probe_down: pr,
-                                                standby_healthy,
-                                                primary_starting,
-                                                writer_in_standby,
-                                                dns_serves_standby: dns,
-                                                primary_db_reachable: db,
-                                                data_at_risk_ms: risk,
-                                                max_data_loss_ms: BUDGET,
-                                            };
-                                            check_invariants(&r);
+                                for writer_in_standby in [false, true] {
+                                    for dns in [false, true] {
+                                        for db in [false, true] {
+                                            for risk in
+                                                [None, Some(0), Some(BUDGET), Some(BUDGET + 1)]
+                                            {
+                                                cases += 1;
+                                                let r = Readings {
+                                                    signals: signals.clone(),
+                                                    quorum,
+                                                    health_check_down: hc,
+                                                    alarms_down: al,
+                                                    probe_down: pr,
+                                                    standby_healthy,
+                                                    primary_starting,
+                                                    writer_in_standby,
+                                                    dns_serves_standby: dns,
+                                                    primary_db_reachable: db,
+                                                    data_at_risk_ms: risk,
+                                                    max_data_loss_ms: BUDGET,
+                                                };
+                                                check_invariants(&r);
+                                            }
                                         }
                                     }
                                 }
-                            }
                             }
                         }
                     }

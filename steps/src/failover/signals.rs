@@ -488,7 +488,8 @@ fn run<'a>(fx: &'a Fx, p: &'a Outputs) -> BodyFuture<'a> {
         out.insert("health_check_down".into(), value(Signal::HealthCheck));
         out.insert("alarms_down".into(), value(Signal::Alarms));
         out.insert("probe_down".into(), value(Signal::Probe));
-        let (standby_healthy, words) = read_standby(fx, opt_string(p, "standby_health_check_id")).await;
+        let (standby_healthy, words) =
+            read_standby(fx, opt_string(p, "standby_health_check_id")).await;
         if let Some(w) = words {
             detail.insert("standby".into(), json!(w));
         }
@@ -512,10 +513,7 @@ fn run<'a>(fx: &'a Fx, p: &'a Outputs) -> BodyFuture<'a> {
 
 /// Whether Route 53 sees the standby's endpoint healthy (`None`: no check given, or Route 53
 /// unreadable), and the reading in words.
-async fn read_standby(
-    fx: &Fx,
-    hc_id: Option<&str>,
-) -> (Option<bool>, Option<String>) {
+async fn read_standby(fx: &Fx, hc_id: Option<&str>) -> (Option<bool>, Option<String>) {
     let Some(id) = hc_id else {
         return (None, None);
     };
