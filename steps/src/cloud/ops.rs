@@ -258,32 +258,31 @@ fn run_readiness<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
     })
 }
 
-/// Why `region` does not serve yet (no instance in service, instances launching, Route 53
+/// Why `region` does not serve yet (no instance in service and some launching, else Route 53
 /// seeing its endpoint unhealthy), or `None` when it serves or cannot be read: a reading that
 /// fails says nothing of whether it serves.
 async fn not_serving(cx: &Cx, region: &str, hc_id: Option<&str>) -> Option<String> {
-    let mut why = Vec::new();
     if let Ok(g) = cx
         .backend
         .describe_auto_scaling_group(region, &cx.name("asg"))
         .await
         && g.in_service == 0
     {
-        why.push(format!(
+        // Route 53 reports a new check healthy until its checkers say otherwise: while nothing
+        // is in service, what it says depends on when it is asked, the group does not.
+        return Some(format!(
             "no instance in service yet, {} launching",
             g.pending
         ));
     }
-    if let Some(id) = hc_id
-        && let Ok(s) = cx.backend.get_health_check_status(id).await
-        && s.healthy == s.inverted
-    {
-        why.push(format!(
-            "{} of {} Route 53 checkers see it healthy",
+    let id = hc_id?;
+    let s = cx.backend.get_health_check_status(id).await.ok()?;
+    (s.healthy == s.inverted).then(|| {
+        format!(
+            "in service, but {} of {} Route 53 checkers see it healthy",
             s.checkers_healthy, s.checkers
-        ));
-    }
-    (!why.is_empty()).then(|| why.join(", "))
+        )
+    })
 }
 
 fn run_teardown<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {

@@ -321,10 +321,11 @@ impl Decide {
             "Decides what a failover run does from what it read, without touching anything: \
              `none` when the standby already holds the writer and serves; `hold` when fewer \
              than `quorum` of the chosen signals see the primary down, or when drflow's probe \
-             fails while Route 53 still sees the primary healthy (isolation), or when the \
-             standby could not serve either (the primary still starting, the standby's own \
-             health check unhealthy); `switchover` when the primary's database is reachable; `failover` when it is not and the writes not \
-             yet replicated are within `max_data_loss`; `blocked` otherwise.",
+             fails while Route 53 still sees the primary healthy (isolation), or when moving \
+             gains nothing (the primary still starting, the standby's own health check \
+             unhealthy); `switchover` when the primary's database is reachable; `failover` \
+             when it is not and the writes not yet replicated are within `max_data_loss`; \
+             `blocked` otherwise.",
         )
         .optional(
             "signals",
