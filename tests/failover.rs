@@ -45,6 +45,18 @@ impl Env {
         env
     }
 
+    /// Provisions like [`Env::provisioned`] but lets no time pass: the deployment is still
+    /// warming up (instances launching, no quote processed yet).
+    fn fresh(params: &'static str) -> (Env, RunReport) {
+        let env = Env {
+            dir: tempfile::tempdir().unwrap(),
+            params,
+        };
+        let report = env.run("runbooks/provision.yaml", &[]);
+        assert_eq!(report.status, RunStatus::Succeeded, "{:#?}", report.errors);
+        (env, report)
+    }
+
     fn state(&self) -> &Path {
         self.dir.path()
     }
@@ -410,6 +422,75 @@ fn assert_held(env: &Env, report: &RunReport, why: &str) {
     // Both regions were told.
     let told = env.sim().published().unwrap();
     assert!(told.iter().any(|m| m.subject.contains("hold")), "{told:?}");
+}
+
+/// Right after a provision nothing serves yet: every signal sees the primary down, but so is
+/// the standby. A failover then would fence the primary and move the writer for nothing (an
+/// outage of its own), so it holds, says why, and changes nothing; provision says it does not
+/// serve yet and how long to wait; once warmed up, the environment fails over a real outage.
+#[test]
+fn a_fresh_deployment_still_warming_up_is_not_failed_over() {
+    for params in ["us-east.yaml", "eu.yaml"] {
+        let (env, provision) = Env::fresh(params);
+        let readiness = out(&provision, "failover_readiness").as_str().unwrap();
+        assert!(
+            readiness.contains("neither region serves yet")
+                && readiness.contains("a failover now would hold")
+                && readiness.contains("drflow sim advance 5m"),
+            "{params}: {readiness}"
+        );
+        // The instances are still launching.
+        let report = env.failover(&[]);
+        assert_held(&env, &report, "still starting");
+        assert_eq!(
+            step_out(&report, "signals")["primary_starting"],
+            true,
+            "{}",
+            describe(&report)
+        );
+        // In service, but the application serves nowhere yet: the standby could not serve
+        // either.
+        let in_service = |env: &Env| {
+            env.status()
+                .regions
+                .iter()
+                .all(|r| r.groups.iter().all(|g| g.in_service > 0))
+        };
+        let mut waited = 0;
+        while !in_service(&env) {
+            assert!(
+                waited < 600,
+                "{params}: no instance in service after {waited} s"
+            );
+            env.advance(Duration::from_secs(10));
+            waited += 10;
+        }
+        let report = env.failover(&[]);
+        assert_held(&env, &report, "standby could not serve either");
+        assert_eq!(
+            step_out(&report, "signals")["standby_healthy"],
+            false,
+            "{}",
+            describe(&report)
+        );
+        // Warmed up: provision says so, the failover finds nothing wrong...
+        env.advance(Duration::from_secs(300));
+        let again = env.run("runbooks/provision.yaml", &[]);
+        let readiness = out(&again, "failover_readiness").as_str().unwrap();
+        assert!(readiness.starts_with("ready: all"), "{params}: {readiness}");
+        let report = env.failover(&[]);
+        assert_held(&env, &report, "not confirmed");
+        // ... and a real outage is failed over.
+        env.inject(FaultKind::RegionOutage, None);
+        env.advance(Duration::from_secs(45));
+        let report = env.failover(&[]);
+        assert_eq!(
+            out(&report, "decision"),
+            "failover",
+            "{}",
+            describe(&report)
+        );
+    }
 }
 
 /// An endpoint going up and down never reads as down over the confirmation window.

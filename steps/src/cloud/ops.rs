@@ -22,7 +22,9 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "Reads the environment back and says whether the standby could take over now: global \
          database with an available secondary, standby capacity and load balancer, health \
          checks at 10 s / 3 failures on both regions, both DNS records, notifications in both \
-         regions, the lag alarm and the daemon's queue. Changes nothing.",
+         regions, the lag alarm and the daemon's queue (`ready`); and whether both regions \
+         serve yet (`serving`: right after a provision their instances are still launching, \
+         and a failover would hold). Changes nothing.",
     )
     .required("primary_region", ValueType::String, "Primary region.")
     .format(AWS_REGION)
@@ -30,7 +32,17 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
     .format(AWS_REGION)
     .distinct_regions("primary_region", "standby_region")
     .output("ready", ValueType::Bool, "Whether every check passed.")
-    .output("summary", ValueType::String, "One line for people.")
+    .output(
+        "serving",
+        ValueType::Bool,
+        "Whether both regions serve now: an instance in service and Route 53 seeing the \
+         endpoint healthy (not yet right after a provision; `ready` is about the configuration).",
+    )
+    .output(
+        "summary",
+        ValueType::String,
+        "One line for people: what fails, or what does not serve yet and how long to wait.",
+    )
     .output(
         "checks",
         ValueType::Map,
@@ -161,6 +173,7 @@ fn run_readiness<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
         let alb = get(cx, standby, Kind::LoadBalancer, "alb").await?;
         checks.insert("standby_load_balancer", usable(&alb));
         let mut hc_ok = true;
+        let mut hc_ids = Vec::new();
         for side in ["primary", "standby"] {
             let hc = get(
                 cx,
@@ -171,6 +184,7 @@ fn run_readiness<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
             .await?;
             hc_ok &=
                 spec_i64(&hc, "request_interval") == 10 && spec_i64(&hc, "failure_threshold") == 3;
+            hc_ids.push(hc.map(|h| h.id));
         }
         checks.insert("health_checks_10s_x3", hc_ok);
         let records = cx.backend.list(Some(GLOBAL), Some(Kind::DnsRecord)).await?;
@@ -199,10 +213,33 @@ fn run_readiness<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
             .map(|(k, _)| *k)
             .collect();
         let ready = failed.is_empty();
-        let summary = if ready {
+        // Configured is not serving: right after a provision the instances are still launching
+        // and the application has processed no quote, so a failover would hold (dr.decide).
+        let mut idle = Vec::new();
+        for (region, hc) in [(primary, &hc_ids[0]), (standby, &hc_ids[1])] {
+            if let Some(why) = not_serving(cx, region, hc.as_deref()).await {
+                idle.push(format!("{region}: {why}"));
+            }
+        }
+        let serving = idle.is_empty();
+        let summary = if ready && serving {
             format!(
                 "ready: all {} checks pass; {standby} can take over from {primary}",
                 checks.len()
+            )
+        } else if ready {
+            format!(
+                "ready once serving: all {} checks pass, but {} ({}), so a failover now would \
+                 hold. New instances serve within about 5 minutes of provisioning: wait, then \
+                 check with `drflow sim status` (on the simulated cloud, `drflow sim advance 5m` \
+                 moves its time on)",
+                checks.len(),
+                if idle.len() == 1 {
+                    "one region does not serve yet"
+                } else {
+                    "neither region serves yet"
+                },
+                idle.join("; ")
             )
         } else {
             format!(
@@ -214,9 +251,37 @@ fn run_readiness<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
         };
         let mut out = Outputs::new();
         out.insert("ready".into(), json!(ready));
+        out.insert("serving".into(), json!(serving));
         out.insert("summary".into(), json!(summary));
         out.insert("checks".into(), json!(checks));
         Ok(out)
+    })
+}
+
+/// Why `region` does not serve yet (no instance in service and some launching, else Route 53
+/// seeing its endpoint unhealthy), or `None` when it serves or cannot be read: a reading that
+/// fails says nothing of whether it serves.
+async fn not_serving(cx: &Cx, region: &str, hc_id: Option<&str>) -> Option<String> {
+    if let Ok(g) = cx
+        .backend
+        .describe_auto_scaling_group(region, &cx.name("asg"))
+        .await
+        && g.in_service == 0
+    {
+        // Route 53 reports a new check healthy until its checkers say otherwise: while nothing
+        // is in service, what it says depends on when it is asked, the group does not.
+        return Some(format!(
+            "no instance in service yet, {} launching",
+            g.pending
+        ));
+    }
+    let id = hc_id?;
+    let s = cx.backend.get_health_check_status(id).await.ok()?;
+    (s.healthy == s.inverted).then(|| {
+        format!(
+            "in service, but {} of {} Route 53 checkers see it healthy",
+            s.checkers_healthy, s.checkers
+        )
     })
 }
 

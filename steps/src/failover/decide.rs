@@ -10,9 +10,18 @@
 //! | the standby holds the writer, DNS does not point at it yet | finish the move: `switchover` if the old writer's cluster is reachable, else `failover` (nothing is promoted again) |
 //! | `health_check` is a signal, Route 53 sees the primary healthy, and drflow's probe does not reach it | `hold`: drflow is isolated, not the primary |
 //! | fewer than `quorum` of the chosen signals see the primary down | `hold` |
+//! | the primary is still starting: its group has instances launching and none in service | `hold`: a deployment warming up is not an outage |
+//! | Route 53 sees the standby's endpoint unhealthy too | `hold`: the standby could not serve either, moving there gains nothing |
 //! | the primary's database (the writer) is reachable | `switchover` (no data loss) |
 //! | the writer is unreachable and the data at risk is within `max_data_loss` | `failover` (managed, data loss allowed) |
 //! | the writer is unreachable and the data at risk is over budget, or unknown | `blocked`: nothing is promoted; a person re-runs with a larger budget |
+//!
+//! A failover of a standby that cannot serve is itself an outage: the primary is fenced and the
+//! writer moved for nothing. What can be read honestly decides it: the standby's own Route 53
+//! health check (its endpoint, checked from about 15 places, exactly like the primary's), and
+//! the primary's Auto Scaling group (instances launching and none in service: it has not
+//! served yet, as right after provisioning). What cannot be read (the primary region gone)
+//! holds nothing back: an unknown is not a reason to stay on a dead primary.
 
 use std::sync::Arc;
 
@@ -90,6 +99,13 @@ pub struct Readings {
     pub alarms_down: Option<bool>,
     /// Whether drflow's probe from the standby region fails; `None` when not made.
     pub probe_down: Option<bool>,
+    /// Whether Route 53 sees the standby's endpoint healthy (its own health check, whatever
+    /// `Inverted` says) once reading stopped; `None` when not read or unreadable.
+    pub standby_healthy: Option<bool>,
+    /// Whether the primary is still starting: its Auto Scaling group has instances launching and
+    /// none in service (a fresh deployment warming up); `None` when not read or unreadable (the
+    /// primary region down).
+    pub primary_starting: Option<bool>,
     /// The global cluster's writer is already the standby's cluster.
     pub writer_in_standby: bool,
     /// Route 53 already answers the public name with the standby's load balancer.
@@ -220,6 +236,30 @@ pub fn decide(r: &Readings) -> Verdict {
             ),
         );
     }
+    if r.primary_starting == Some(true) {
+        return verdict(
+            Decision::Hold,
+            format!(
+                "{down} of {} signals see the primary down, but it is still starting: its \
+                 instances are launching and none is in service yet (a deployment warming up is \
+                 not an outage); nothing was changed. Wait until it serves (on the simulated \
+                 cloud, `drflow sim advance 5m`) and run the failover again if it is still down",
+                r.signals.len()
+            ),
+        );
+    }
+    if r.standby_healthy == Some(false) {
+        return verdict(
+            Decision::Hold,
+            format!(
+                "{down} of {} signals see the primary down, but Route 53 sees the standby's \
+                 endpoint unhealthy too: the standby could not serve either, so moving there \
+                 gains nothing; nothing was changed. Make the standby serve (or wait until it \
+                 does, after a fresh deployment) and run the failover again",
+                r.signals.len()
+            ),
+        );
+    }
     if r.primary_db_reachable {
         return verdict(
             Decision::Switchover,
@@ -281,9 +321,11 @@ impl Decide {
             "Decides what a failover run does from what it read, without touching anything: \
              `none` when the standby already holds the writer and serves; `hold` when fewer \
              than `quorum` of the chosen signals see the primary down, or when drflow's probe \
-             fails while Route 53 still sees the primary healthy (isolation); `switchover` when \
-             the primary's database is reachable; `failover` when it is not and the writes not \
-             yet replicated are within `max_data_loss`; `blocked` otherwise.",
+             fails while Route 53 still sees the primary healthy (isolation), or when moving \
+             gains nothing (the primary still starting, the standby's own health check \
+             unhealthy); `switchover` when the primary's database is reachable; `failover` \
+             when it is not and the writes not yet replicated are within `max_data_loss`; \
+             `blocked` otherwise.",
         )
         .optional(
             "signals",
@@ -319,6 +361,19 @@ impl Decide {
             ValueType::Any,
             Value::Null,
             "drflow's probe from the standby fails (true/false; null: not made, or not confirmed).",
+        )
+        .optional(
+            "standby_healthy",
+            ValueType::Any,
+            Value::Null,
+            "Route 53 sees the standby's endpoint healthy (true/false; null: not read).",
+        )
+        .optional(
+            "primary_starting",
+            ValueType::Any,
+            Value::Null,
+            "The primary's group has instances launching and none in service (true/false; \
+             null: not read).",
         )
         .required(
             "writer_in_standby",
@@ -452,6 +507,8 @@ pub(crate) fn readings(input: &Outputs) -> Result<Readings, StepError> {
         health_check_down: flag("health_check_down")?,
         alarms_down: flag("alarms_down")?,
         probe_down: flag("probe_down")?,
+        standby_healthy: flag("standby_healthy")?,
+        primary_starting: flag("primary_starting")?,
         writer_in_standby: must("writer_in_standby")?,
         dns_serves_standby: must("dns_serves_standby")?,
         primary_db_reachable: must("primary_db_reachable")?,
@@ -503,6 +560,8 @@ mod tests {
             health_check_down: Some(true),
             alarms_down: Some(true),
             probe_down: Some(true),
+            standby_healthy: Some(true),
+            primary_starting: Some(false),
             writer_in_standby: false,
             dns_serves_standby: false,
             primary_db_reachable: false,
@@ -555,6 +614,82 @@ mod tests {
         assert_eq!(v.decision, Decision::Blocked);
         assert!(v.reason.contains("300 s"), "{}", v.reason);
         assert!(v.reason.contains("60 s allowed"), "{}", v.reason);
+    }
+
+    #[test]
+    fn a_fresh_deployment_still_warming_up_is_not_failed_over() {
+        // Right after provisioning: both endpoints unhealthy (no quote processed yet), every
+        // signal down, the primary's instances still launching, the database fine.
+        let fresh = Readings {
+            standby_healthy: Some(false),
+            primary_starting: Some(true),
+            primary_db_reachable: true,
+            data_at_risk_ms: Some(0),
+            ..outage()
+        };
+        let v = decide(&fresh);
+        assert_eq!(v.decision, Decision::Hold);
+        assert_eq!(v.signals_down, 3);
+        assert!(v.reason.contains("still starting"), "{}", v.reason);
+        assert!(v.reason.contains("nothing was changed"), "{}", v.reason);
+        // Instances in service, the application not serving yet on either side: the standby
+        // could not serve either.
+        let warming = Readings {
+            primary_starting: Some(false),
+            ..fresh.clone()
+        };
+        let v = decide(&warming);
+        assert_eq!(v.decision, Decision::Hold);
+        assert!(
+            v.reason.contains("standby's endpoint unhealthy"),
+            "{}",
+            v.reason
+        );
+        assert!(v.reason.contains("gains nothing"), "{}", v.reason);
+        // The primary still launching while the standby already serves: still no failover.
+        let primary_late = Readings {
+            standby_healthy: Some(true),
+            ..fresh
+        };
+        assert_eq!(d(&primary_late), Decision::Hold);
+    }
+
+    #[test]
+    fn a_standby_that_cannot_serve_holds_every_kind_of_move() {
+        // Whether the move would be a switchover, a failover or blocked by the budget.
+        for (db, risk) in [(true, Some(0)), (false, Some(800)), (false, Some(300_000))] {
+            let r = Readings {
+                standby_healthy: Some(false),
+                primary_db_reachable: db,
+                data_at_risk_ms: risk,
+                ..outage()
+            };
+            assert_eq!(d(&r), Decision::Hold, "{r:?}");
+        }
+        // Unknown (not read, or unreadable) holds nothing back: a region outage still fails
+        // over when the primary's group cannot be read.
+        let unknown = Readings {
+            standby_healthy: None,
+            primary_starting: None,
+            ..outage()
+        };
+        assert_eq!(d(&unknown), Decision::Failover);
+        // Once the standby holds the writer, the move is finished whatever its health check
+        // says: the writer is there now.
+        let promoted = Readings {
+            standby_healthy: Some(false),
+            primary_starting: Some(true),
+            writer_in_standby: true,
+            ..outage()
+        };
+        assert_eq!(d(&promoted), Decision::Failover);
+        // The isolation and quorum rules keep their reasons.
+        let partition = Readings {
+            standby_healthy: Some(false),
+            health_check_down: Some(false),
+            ..outage()
+        };
+        assert!(decide(&partition).reason.contains("isolation"));
     }
 
     #[test]
@@ -667,25 +802,32 @@ mod tests {
                 for hc in flags {
                     for al in flags {
                         for pr in flags {
-                            for writer_in_standby in [false, true] {
-                                for dns in [false, true] {
-                                    for db in [false, true] {
-                                        for risk in [None, Some(0), Some(BUDGET), Some(BUDGET + 1)]
-                                        {
-                                            cases += 1;
-                                            let r = Readings {
-                                                signals: signals.clone(),
-                                                quorum,
-                                                health_check_down: hc,
-                                                alarms_down: al,
-                                                probe_down: pr,
-                                                writer_in_standby,
-                                                dns_serves_standby: dns,
-                                                primary_db_reachable: db,
-                                                data_at_risk_ms: risk,
-                                                max_data_loss_ms: BUDGET,
-                                            };
-                                            check_invariants(&r);
+                            for (standby_healthy, primary_starting) in
+                                flags.into_iter().flat_map(|a| flags.map(|b| (a, b)))
+                            {
+                                for writer_in_standby in [false, true] {
+                                    for dns in [false, true] {
+                                        for db in [false, true] {
+                                            for risk in
+                                                [None, Some(0), Some(BUDGET), Some(BUDGET + 1)]
+                                            {
+                                                cases += 1;
+                                                let r = Readings {
+                                                    signals: signals.clone(),
+                                                    quorum,
+                                                    health_check_down: hc,
+                                                    alarms_down: al,
+                                                    probe_down: pr,
+                                                    standby_healthy,
+                                                    primary_starting,
+                                                    writer_in_standby,
+                                                    dns_serves_standby: dns,
+                                                    primary_db_reachable: db,
+                                                    data_at_risk_ms: risk,
+                                                    max_data_loss_ms: BUDGET,
+                                                };
+                                                check_invariants(&r);
+                                            }
                                         }
                                     }
                                 }
@@ -695,7 +837,7 @@ mod tests {
                 }
             }
         }
-        assert!(cases > 10_000, "{cases}");
+        assert!(cases > 90_000, "{cases}");
     }
 
     fn check_invariants(r: &Readings) {
@@ -733,6 +875,16 @@ mod tests {
         if isolated {
             assert_eq!(v.decision, Decision::Hold, "acted from isolation: {r:?}");
         }
+        let standby_cannot_serve =
+            r.standby_healthy == Some(false) || r.primary_starting == Some(true);
+        if standby_cannot_serve {
+            assert_eq!(
+                v.decision,
+                Decision::Hold,
+                "moved to a standby that cannot serve, or away from a primary still starting: \
+                 {r:?}"
+            );
+        }
         if v.decision == Decision::Switchover {
             assert!(r.primary_db_reachable, "{r:?}");
         }
@@ -750,7 +902,7 @@ mod tests {
                 "{r:?}"
             );
         }
-        if down >= r.quorum && !isolated {
+        if down >= r.quorum && !isolated && !standby_cannot_serve {
             assert_ne!(v.decision, Decision::Hold, "held with quorum: {r:?}");
         }
     }

@@ -17,6 +17,11 @@
 //! notice, so the health check's first readings are healthy. The step reads until the
 //! `quorum` is confirmed down or `detection_timeout` + `window` have passed, and then reports
 //! what the signals say. Deciding what that means is `dr.decide`'s job.
+//!
+//! Once reading stops it also reads, once, whether the standby could serve (its own Route 53
+//! health check) and whether the primary is still starting (its group has instances launching
+//! and none in service): moving to a standby that cannot serve, or away from a deployment still
+//! warming up, gains nothing. Neither is a signal: they do not count towards the quorum.
 
 use std::sync::Arc;
 
@@ -43,7 +48,9 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
          alarm's state time); an alarm in ALARM is confirmed at once, its evaluation periods \
          being its confirmation. A signal is up when its latest reading is up. Reading stops as soon as `quorum` signals \
          are confirmed down, else `detection_timeout` + `window` after the start, and the \
-         outputs say what the signals say then. Changes nothing.",
+         outputs say what the signals say then; then reads once whether the standby's own \
+         health check sees it healthy and whether the primary's group is still starting. \
+         Changes nothing.",
     )
     .optional(
         "signals",
@@ -64,6 +71,24 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::List,
         json!([]),
         "The alarms watching the primary, each `{region, name}`.",
+    )
+    .optional(
+        "standby_health_check_id",
+        ValueType::String,
+        json!(""),
+        "The standby's Route 53 health check (empty: not read).",
+    )
+    .optional(
+        "primary_region",
+        ValueType::String,
+        json!(""),
+        "The primary's region, where `asg_name` is read (empty: not read).",
+    )
+    .optional(
+        "asg_name",
+        ValueType::String,
+        json!(""),
+        "The primary's Auto Scaling group (empty: not read).",
     )
     .required(
         "probe_url",
@@ -138,6 +163,18 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         ValueType::Any,
         "drflow's probe fails, confirmed over the window (false: it succeeded at the last \
          reading; null: not made, or failing for less than the window).",
+    )
+    .output(
+        "standby_healthy",
+        ValueType::Any,
+        "Route 53 sees the standby's endpoint healthy once reading stopped, whatever `Inverted` \
+         says (null: not read, or unreadable).",
+    )
+    .output(
+        "primary_starting",
+        ValueType::Any,
+        "The primary's group has instances launching and none in service once reading stopped \
+         (null: not read, or its region unreachable).",
     )
     .output(
         "first_failure_at_ms",
@@ -480,11 +517,75 @@ fn run<'a>(fx: &'a Fx, p: &'a Outputs) -> BodyFuture<'a> {
         out.insert("health_check_down".into(), value(Signal::HealthCheck));
         out.insert("alarms_down".into(), value(Signal::Alarms));
         out.insert("probe_down".into(), value(Signal::Probe));
+        let (standby_healthy, words) =
+            read_standby(fx, opt_string(p, "standby_health_check_id")).await;
+        if let Some(w) = words {
+            detail.insert("standby".into(), json!(w));
+        }
+        let (primary_starting, words) = read_primary_group(
+            fx,
+            opt_string(p, "primary_region"),
+            opt_string(p, "asg_name"),
+        )
+        .await;
+        if let Some(w) = words {
+            detail.insert("primary_group".into(), json!(w));
+        }
+        out.insert("standby_healthy".into(), json!(standby_healthy));
+        out.insert("primary_starting".into(), json!(primary_starting));
         out.insert("first_failure_at_ms".into(), json!(first));
         out.insert("readings".into(), json!(readings));
         out.insert("detail".into(), Value::Object(detail));
         Ok(out)
     })
+}
+
+/// Whether Route 53 sees the standby's endpoint healthy (`None`: no check given, or Route 53
+/// unreadable), and the reading in words.
+async fn read_standby(fx: &Fx, hc_id: Option<&str>) -> (Option<bool>, Option<String>) {
+    let Some(id) = hc_id else {
+        return (None, None);
+    };
+    match fx.backend.get_health_check_status(id).await {
+        Ok(s) => {
+            // The endpoint's health: a failback inverts the standby's check, not its endpoint.
+            let healthy = s.healthy != s.inverted;
+            (
+                Some(healthy),
+                Some(format!(
+                    "{} of {} checkers see the standby's endpoint healthy",
+                    s.checkers_healthy, s.checkers
+                )),
+            )
+        }
+        // Not a signal: whatever keeps it from being read leaves it unknown, which holds
+        // nothing back, rather than failing the reading of the signals.
+        Err(e) => (None, Some(e.message)),
+    }
+}
+
+/// Whether the primary's group is still starting: instances launching, none in service
+/// (`None`: not given, or its region unreachable), and the reading in words.
+async fn read_primary_group(
+    fx: &Fx,
+    region: Option<&str>,
+    asg: Option<&str>,
+) -> (Option<bool>, Option<String>) {
+    let (Some(region), Some(asg)) = (region, asg) else {
+        return (None, None);
+    };
+    match fx.backend.describe_auto_scaling_group(region, asg).await {
+        Ok(g) => (
+            Some(g.in_service == 0 && g.pending > 0),
+            Some(format!(
+                "{asg} ({region}): {} in service, {} launching",
+                g.in_service, g.pending
+            )),
+        ),
+        // Not a signal: whatever keeps it from being read leaves it unknown, which holds
+        // nothing back, rather than failing the reading of the signals.
+        Err(e) => (None, Some(e.message)),
+    }
 }
 
 #[cfg(test)]

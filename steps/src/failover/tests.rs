@@ -637,3 +637,54 @@ async fn failback_sizes_go_both_ways_only_when_they_differ() {
     let again = run(&fake, "autoscaling.set_capacity", input).await.unwrap();
     assert_eq!(actions(&again).len(), 0);
 }
+
+/// Besides the signals, the step reads whether the standby could serve and whether the
+/// primary is still starting: what `dr.decide` needs to keep from a false failover. Neither
+/// counts towards the quorum, and an unreadable one is unknown.
+#[tokio::test(start_paused = true)]
+async fn signals_also_say_whether_the_standby_can_serve_and_the_primary_is_starting() {
+    let with_standby = || {
+        let mut input = signals_input();
+        input["standby_health_check_id"] = json!(HC_STANDBY);
+        input["primary_region"] = json!(PRIMARY);
+        input["asg_name"] = json!("asg-prod");
+        input
+    };
+    // A region outage: the standby serves, the primary's group cannot be read.
+    let fake = Fake::new(true);
+    fake.region_outage();
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let out = run(&fake, "dr.read_signals", with_standby()).await.unwrap();
+    assert_eq!(out["standby_healthy"], true, "{out:?}");
+    assert_eq!(out["primary_starting"], Value::Null, "{out:?}");
+    assert!(
+        out["detail"]["standby"]
+            .as_str()
+            .unwrap()
+            .contains("15 of 15")
+    );
+
+    // A fresh deployment: nothing in service in the primary yet, the standby's endpoint down.
+    let fake = Fake::new(true);
+    fake.with(|s| {
+        s.endpoint_healthy.insert(HC_STANDBY.into(), false);
+        // Launching, and not done while the step reads.
+        let g = s.groups.get_mut(PRIMARY).unwrap();
+        g.cap.in_service = 0;
+        g.launching = vec![u64::MAX, u64::MAX];
+    });
+    let out = run(&fake, "dr.read_signals", with_standby()).await.unwrap();
+    assert_eq!(out["standby_healthy"], false, "{out:?}");
+    assert_eq!(out["primary_starting"], true, "{out:?}");
+    assert_eq!(
+        out["detail"]["primary_group"],
+        format!("asg-prod ({PRIMARY}): 0 in service, 2 launching")
+    );
+
+    // Not asked for: not read.
+    let out = run(&fake, "dr.read_signals", signals_input())
+        .await
+        .unwrap();
+    assert_eq!(out["standby_healthy"], Value::Null);
+    assert_eq!(out["primary_starting"], Value::Null);
+}
