@@ -221,12 +221,32 @@ fn a_blocked_failover_leaves_the_client_down_and_the_objectives_not_met() {
 
 #[test]
 fn a_layout_whose_alarms_go_dark_with_the_primary_is_reported_not_recovered() {
+    // With the primary in us-east-1, the health check alarms die with the region. A
+    // drflow.yaml that listens to the alarms alone never starts the failover: the drill says
+    // so, and the verdict fails.
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(repo().join("drflow.yaml")).unwrap();
+    let alarms_only = shipped
+        .split("  - name: primary-unreachable")
+        .next()
+        .unwrap()
+        .replace(
+            "runbook: runbooks/failover.yaml",
+            &format!(
+                "runbook: {}",
+                repo().join("runbooks/failover.yaml").display()
+            ),
+        );
+    let config = dir.path().join("alarms-only.yaml");
+    std::fs::write(&config, alarms_only).unwrap();
     let out = drflow(&[
         "drill",
         "--scenario",
         "region-outage",
         "--params-file",
         "runbooks/params/us-east.yaml",
+        "--config",
+        config.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let text = String::from_utf8(out.stdout).unwrap();
@@ -237,6 +257,32 @@ fn a_layout_whose_alarms_go_dark_with_the_primary_is_reported_not_recovered() {
         text.contains("then runbooks/params/us-east.yaml (--params-file)"),
         "{text}"
     );
+}
+
+#[test]
+fn drflows_probe_fails_over_the_layout_whose_alarms_go_dark() {
+    // The shipped drflow.yaml also listens to drflow's probe from the standby region.
+    let out = drflow(&[
+        "drill",
+        "--scenario",
+        "region-outage",
+        "--params-file",
+        "runbooks/params/us-east.yaml",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["decision"], "failover", "{r:#}");
+    assert_eq!(r["trigger"]["trigger"], "primary-unreachable", "{r:#}");
+    assert!(r["rto_seconds"].as_f64().unwrap() <= 300.0, "{r:#}");
+    let events: Vec<&str> = r["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert!(events.contains(&"probe"), "{events:?}");
 }
 
 #[test]
