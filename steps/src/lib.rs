@@ -20,6 +20,8 @@
 pub mod backend;
 mod cloud;
 mod core;
+#[cfg(test)]
+mod declared_keys;
 mod failover;
 mod json;
 mod plan;

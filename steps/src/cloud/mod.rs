@@ -34,7 +34,6 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
 mod tests {
     use super::*;
     use crate::CloudConfig;
-    use crate::target::LazyBackend;
 
     /// The string keys in `input::<fn>(p, "key")` calls of a source file.
     fn literal_keys(src: &str) -> Vec<&str> {
@@ -102,8 +101,7 @@ mod tests {
     /// value check had passed: every literal key a body reads is one its file declares.
     #[test]
     fn every_key_a_step_body_reads_is_declared() {
-        type Register = fn(&mut Registry, &Arc<LazyBackend>);
-        let files: [(&str, &str, Register); 7] = [
+        let files: [(&str, &str, crate::declared_keys::Register); 7] = [
             ("network.rs", include_str!("network.rs"), network::register),
             ("data.rs", include_str!("data.rs"), data::register),
             ("compute.rs", include_str!("compute.rs"), compute::register),
@@ -120,23 +118,7 @@ mod tests {
             ),
             ("ops.rs", include_str!("ops.rs"), ops::register),
         ];
-        let backend = Arc::new(LazyBackend::new(CloudConfig::default()));
-        let mut total = 0;
-        for (file, src, register) in files {
-            let mut reg = Registry::new();
-            register(&mut reg, &backend);
-            let declared: Vec<&str> = reg
-                .iter()
-                .flat_map(|t| t.spec().params.iter().map(|p| p.name))
-                .collect();
-            for key in literal_keys(src) {
-                total += 1;
-                assert!(
-                    declared.contains(&key),
-                    "{file} reads `{key}`, which no step type of {file} declares"
-                );
-            }
-        }
+        let total = crate::declared_keys::reads_only_declared(&files, literal_keys);
         assert!(
             total > 50,
             "the scan found only {total} keys; has the reading style changed?"
