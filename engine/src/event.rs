@@ -131,6 +131,24 @@ pub enum RunEvent {
 }
 
 impl RunEvent {
+    /// When it happened, on the run's clock.
+    pub fn at(&self) -> Timestamp {
+        match self {
+            RunEvent::RunStarted { at, .. }
+            | RunEvent::RunResumed { at }
+            | RunEvent::StepStarted { at, .. }
+            | RunEvent::AttemptFailed { at, .. }
+            | RunEvent::StepSucceeded { at, .. }
+            | RunEvent::StepFailed { at, .. }
+            | RunEvent::StepSkipped { at, .. }
+            | RunEvent::StepInterrupted { at, .. }
+            | RunEvent::UndoStarted { at, .. }
+            | RunEvent::UndoSucceeded { at, .. }
+            | RunEvent::UndoFailed { at, .. }
+            | RunEvent::RunFinished { at, .. } => *at,
+        }
+    }
+
     /// The step this event is about, if any.
     pub fn step(&self) -> Option<&str> {
         match self {

@@ -695,7 +695,7 @@ impl Journal {
                     seq,
                     event_name(event),
                     event.step(),
-                    event_at(event),
+                    event.at(),
                     body
                 ])
             })
@@ -896,23 +896,6 @@ impl Drop for Journal {
         if let Err(e) = self.commit() {
             tracing::error!(error = %e, "Could not commit the last journal events");
         }
-    }
-}
-
-fn event_at(event: &RunEvent) -> Timestamp {
-    match event {
-        RunEvent::RunStarted { at, .. }
-        | RunEvent::RunResumed { at }
-        | RunEvent::StepStarted { at, .. }
-        | RunEvent::AttemptFailed { at, .. }
-        | RunEvent::StepSucceeded { at, .. }
-        | RunEvent::StepFailed { at, .. }
-        | RunEvent::StepSkipped { at, .. }
-        | RunEvent::StepInterrupted { at, .. }
-        | RunEvent::UndoStarted { at, .. }
-        | RunEvent::UndoSucceeded { at, .. }
-        | RunEvent::UndoFailed { at, .. }
-        | RunEvent::RunFinished { at, .. } => *at,
     }
 }
 

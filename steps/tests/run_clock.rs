@@ -43,20 +43,7 @@ fn timeline(events: &[RunEvent]) -> Vec<(String, Option<String>, i64)> {
     events
         .iter()
         .map(|e| {
-            let at = match e {
-                RunEvent::RunStarted { at, .. }
-                | RunEvent::RunResumed { at }
-                | RunEvent::StepStarted { at, .. }
-                | RunEvent::AttemptFailed { at, .. }
-                | RunEvent::StepSucceeded { at, .. }
-                | RunEvent::StepFailed { at, .. }
-                | RunEvent::StepSkipped { at, .. }
-                | RunEvent::StepInterrupted { at, .. }
-                | RunEvent::UndoStarted { at, .. }
-                | RunEvent::UndoSucceeded { at, .. }
-                | RunEvent::UndoFailed { at, .. }
-                | RunEvent::RunFinished { at, .. } => *at,
-            };
+            let at = e.at();
             (
                 event_name(e).to_string(),
                 e.step().map(str::to_owned),
