@@ -145,8 +145,9 @@ fn append(path: &str, line: &str) -> Result<(), StepError> {
         .map_err(|e| StepError::permanent("io", format!("cannot append to {path}: {e}")))
 }
 
-/// Waits while the file `hold` exists: a real-world event (a test removes the file), watched on
-/// the wall clock by a thread of its own that wakes the step when the file is gone. Not a tokio
+/// Waits while the file `hold` exists: a real-world event from another process (the test that
+/// started this program as a child under a terminal removes the file; in-process tests use
+/// [`Gates`] instead), so polled on the wall clock by a thread of its own that wakes the step when the file is gone. Not a tokio
 /// timer: on the paused runtime of a sim run, a polling timer would wake at every virtual step
 /// and spin virtual time forward for as long as the test takes; and not a blocking task, which
 /// would hold virtual time still and stall the run's other steps meanwhile. The run's other
