@@ -257,6 +257,7 @@ async fn a_new_alarm_is_insufficient_data_until_its_first_period_ends() {
         "comparison_operator": "LessThanThreshold",
     });
     sim.create(&CreateRequest {
+        parent: None,
         kind: Kind::MetricAlarm,
         region: "us-east-1".into(),
         name: "probe-alarm".into(),

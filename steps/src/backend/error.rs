@@ -19,6 +19,9 @@ pub enum ErrorKind {
     Unavailable,
     /// The request itself was wrong.
     InvalidInput,
+    /// The credentials are missing, invalid or expired, or they do not allow the call
+    /// (`AccessDenied`, `UnauthorizedOperation`, `InvalidClientTokenId`, `ExpiredToken`).
+    Denied,
     /// A wait ran out of time.
     Timeout,
     /// The backend is not part of this build.
@@ -38,6 +41,7 @@ impl ErrorKind {
             ErrorKind::NotReady => "not_ready",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::Denied => "access_denied",
             ErrorKind::Timeout => "timeout",
             ErrorKind::NotBuilt => "not_built",
             ErrorKind::Internal => "internal",

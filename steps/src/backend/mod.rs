@@ -7,6 +7,7 @@
 
 mod error;
 mod failover;
+mod identity;
 mod kind;
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ pub use failover::{
     GlobalClusterMember, GlobalClusterStatus, GroupCapacity, HealthCheckStatus, MetricQuery,
     ProbeResult, RecordSet, TargetHealth, not_found,
 };
+pub use identity::{Identity, UpdateRequest};
 pub use kind::{GLOBAL, IdStyle, Kind, NameRule, Replacement};
 
 /// Resource tags, sorted so that comparisons and the world file are stable.
@@ -43,6 +45,9 @@ pub enum ResourceState {
     Modifying,
     /// Broken or unreachable (fault injection in the sim).
     Failed,
+    /// Being deleted: still found, but on its way out (a NAT gateway `deleting`, a DB cluster
+    /// `deleting`); `wait_deleted` waits it out.
+    Deleting,
 }
 
 impl ResourceState {
@@ -53,6 +58,7 @@ impl ResourceState {
             ResourceState::Available => "available",
             ResourceState::Modifying => "modifying",
             ResourceState::Failed => "failed",
+            ResourceState::Deleting => "deleting",
         }
     }
 }
@@ -64,8 +70,12 @@ pub struct Resource {
     pub kind: Kind,
     /// Its region, or [`GLOBAL`].
     pub region: String,
-    /// Its name (`Name` tag or the service's own name field), unique per kind and region.
+    /// Its name (`Name` tag or the service's own name field), unique per kind, region and
+    /// parent ([`Identity`]).
     pub name: String,
+    /// The id of the resource it lives in, for kinds with a [`Kind::parent_kind`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
     /// The service's id (`vpc-0a1b…`, a cluster identifier, a hosted zone id).
     pub id: String,
     /// Its ARN.
@@ -87,6 +97,16 @@ pub struct Resource {
 }
 
 impl Resource {
+    /// Where it is found.
+    pub fn identity(&self) -> Identity {
+        Identity {
+            kind: self.kind,
+            region: self.region.clone(),
+            parent: self.parent.clone(),
+            name: self.name.clone(),
+        }
+    }
+
     /// A computed attribute as a string, or an empty string.
     pub fn attr_str(&self, name: &str) -> &str {
         self.attrs.get(name).and_then(Value::as_str).unwrap_or("")
@@ -102,6 +122,9 @@ pub struct CreateRequest {
     pub region: String,
     /// The resource's name.
     pub name: String,
+    /// The id of the resource it lives in, for kinds with a [`Kind::parent_kind`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
     /// The full desired configuration.
     pub spec: Value,
     /// The tags to apply.

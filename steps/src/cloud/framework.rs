@@ -398,6 +398,7 @@ impl Cx {
             tags.insert(CREATED_BY_TAG.into(), run.into());
         }
         let req = CreateRequest {
+            parent: None,
             kind: d.kind,
             region: d.region.clone(),
             name: d.name.clone(),

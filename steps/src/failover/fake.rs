@@ -244,6 +244,7 @@ impl Fake {
 
     fn resources(&self) -> Vec<Resource> {
         let r = |kind: Kind, region: &str, name: &str, id: &str, arn: &str, spec| Resource {
+            parent: None,
             kind,
             region: region.into(),
             name: name.into(),

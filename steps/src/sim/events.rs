@@ -95,6 +95,7 @@ mod tests {
     fn the_state_change_event_carries_when_and_why_as_cloudwatch_writes_them() {
         let arn = "arn:aws:cloudwatch:eu-west-1:000000000000:alarm:regional-outage-alarm-eu";
         let alarm = Resource {
+            parent: None,
             kind: Kind::CompositeAlarm,
             region: "eu-west-1".into(),
             name: "regional-outage-alarm-eu".into(),

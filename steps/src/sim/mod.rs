@@ -561,10 +561,10 @@ impl SimBackend {
             })?;
             match r.state {
                 ResourceState::Available | ResourceState::Modifying => return Ok(r),
-                ResourceState::Failed => {
+                ResourceState::Failed | ResourceState::Deleting => {
                     return Err(CloudError::new(
                         ErrorKind::Unavailable,
-                        format!("{kind} {} in {region} has failed", r.name),
+                        format!("{kind} {} in {region} is {}", r.name, r.state.name()),
                     ));
                 }
                 ResourceState::Creating if ready_at > deadline => {
@@ -679,6 +679,7 @@ mod tests {
 
     fn vpc(name: &str) -> CreateRequest {
         CreateRequest {
+            parent: None,
             kind: Kind::Vpc,
             region: "eu-south-1".into(),
             name: name.into(),

@@ -103,6 +103,7 @@ mod tests {
         let mut world = World::default();
         world
             .create(&crate::CreateRequest {
+                parent: None,
                 kind: crate::Kind::Vpc,
                 region: "eu-south-1".into(),
                 name: "vpc-prod-eu".into(),

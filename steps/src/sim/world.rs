@@ -336,6 +336,7 @@ impl World {
         let ident = identity(&mut ids, req.kind, &req.region, &req.name, &req.spec);
         let delay = self.create_delay_ms(req.kind);
         let resource = Resource {
+            parent: req.parent.clone(),
             kind: req.kind,
             region: req.region.clone(),
             name: req.name.clone(),
@@ -470,9 +471,13 @@ impl World {
         let r = self.get(region, kind, id)?;
         match r.resource.state {
             ResourceState::Available | ResourceState::Modifying => Ok(r.resource.clone()),
-            ResourceState::Failed => Err(CloudError::new(
+            ResourceState::Failed | ResourceState::Deleting => Err(CloudError::new(
                 ErrorKind::Unavailable,
-                format!("{kind} {} in {region} has failed", r.resource.name),
+                format!(
+                    "{kind} {} in {region} is {}",
+                    r.resource.name,
+                    r.resource.state.name()
+                ),
             )),
             ResourceState::Creating => {
                 let remaining = r.ready_at_ms.saturating_sub(self.clock_ms);
@@ -507,6 +512,7 @@ mod tests {
 
     fn req(kind: Kind, region: &str, name: &str, deps: &[&str]) -> CreateRequest {
         CreateRequest {
+            parent: None,
             kind,
             region: region.into(),
             name: name.into(),

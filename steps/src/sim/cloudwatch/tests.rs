@@ -160,6 +160,7 @@ fn composite_rules_parse_and_evaluate() {
 
 fn alarm_resource(name: &str, spec: Value, kind: Kind) -> Resource {
     Resource {
+        parent: None,
         kind,
         region: "us-east-1".into(),
         name: name.into(),
