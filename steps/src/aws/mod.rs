@@ -37,6 +37,7 @@ mod dynamodb;
 mod ec2;
 mod elbv2;
 mod events;
+mod failover;
 mod iam;
 mod kms;
 mod lambda;
