@@ -457,6 +457,8 @@ fn cloud_config(global: &Global) -> drflow_steps::CloudConfig {
         endpoint_url: std::env::var("AWS_ENDPOINT_URL")
             .ok()
             .filter(|v| !v.is_empty()),
+        // No `--profile` flag yet: the default chain picks the profile.
+        profile: None,
     }
 }
 

@@ -58,8 +58,8 @@ pub fn registry(config: &CloudConfig) -> Registry {
 /// what `drflow run --plan` runs on, and what a destructive run asks about first.
 ///
 /// On the sim the copy is read once from `<state_dir>/sim/world.json` without taking its lock,
-/// and nothing under the state directory is created or written. The aws target has no backend
-/// yet: its cloud steps fail as they do in [`registry`].
+/// and nothing under the state directory is created or written. The aws target has no copy:
+/// its cloud steps fail with `not_built`.
 ///
 /// The copy is on `clock`, the clock of the run that plans (see [`LazyBackend::with_clock`]).
 ///
@@ -68,10 +68,15 @@ pub fn scratch_registry(
     config: &CloudConfig,
     clock: drflow_engine::SharedClock,
 ) -> Result<Registry, CloudError> {
-    if target::unavailable(config.target).is_some() {
-        return Ok(registry_with_backend(Arc::new(
-            LazyBackend::new(config.clone()).with_clock(clock),
-        )));
+    if config.target == Target::Aws {
+        // AWS has no copy to change freely: a plan's cloud steps say so instead of acting.
+        return Ok(registry_with_backend(Arc::new(LazyBackend::refusing(
+            config.clone(),
+            CloudError::new(
+                crate::backend::ErrorKind::NotBuilt,
+                "a plan runs on a scratch copy of the simulated cloud; the aws target has none",
+            ),
+        ))));
     }
     let sim: Arc<dyn CloudBackend> =
         Arc::new(SimBackend::scratch_copy(&config.state_dir)?.with_clock(clock));

@@ -32,6 +32,7 @@ pub mod error;
 
 mod acm;
 mod autoscaling;
+mod backend;
 mod cloudwatch;
 mod dynamodb;
 mod ec2;
