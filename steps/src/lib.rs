@@ -38,6 +38,9 @@ use drflow_engine::Registry;
 
 pub use crate::core::{MESSAGE_EVENTS, duration_param};
 pub use backend::{CloudBackend, CloudError, CreateRequest, ErrorKind, Kind, Resource};
+/// How a resource's spec, as the cloud returns it, differs from what a step asks for: the
+/// drifted dotted paths (see `backend::KeyClass`).
+pub use cloud::drift::diff as spec_drift;
 pub use cloud::framework::{Change, MANAGED_BY, RESOURCE_EVENTS, SUFFIX_TAG};
 pub use failover::{Decision, Readings, Signal, Verdict, decide};
 pub use plan::{Action, Plan, ResourceChange, decisive_outputs, makes_its_actions, record_ttl_ms};

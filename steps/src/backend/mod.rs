@@ -8,6 +8,7 @@
 mod error;
 mod failover;
 mod identity;
+mod keys;
 mod kind;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ pub use failover::{
     ProbeResult, RecordSet, TargetHealth, not_found,
 };
 pub use identity::{Identity, UpdateRequest};
+pub use keys::{KeyClass, Normaliser, SpecKey, as_returned, strip_write_only};
 pub use kind::{GLOBAL, IdStyle, Kind, NameRule, Replacement};
 
 /// Resource tags, sorted so that comparisons and the world file are stable.

@@ -362,7 +362,7 @@ impl Cx {
                 ),
             ));
         }
-        let mut drift = diff(&d.spec, &actual.spec);
+        let mut drift = diff(d.kind, &d.spec, &actual.spec);
         let drifted = drift.clone();
         let tag_drift: Vec<String> = d
             .tags
@@ -370,10 +370,7 @@ impl Cx {
             .filter(|(k, v)| actual.tags.get(*k) != Some(v))
             .map(|(k, _)| format!("tag {k}"))
             .collect();
-        if let Some(key) = drift
-            .iter()
-            .find(|p| d.immutable.iter().any(|k| p.split('.').next() == Some(k)))
-        {
+        if let Some(key) = crate::cloud::drift::first_create_only(d.kind, &drift, d.immutable) {
             return self.replace(&d, actual, key, &label).await;
         }
         drift.extend(tag_drift);

@@ -4,7 +4,7 @@
 pub(crate) mod checks;
 mod compute;
 mod data;
-mod drift;
+pub(crate) mod drift;
 pub(crate) mod framework;
 pub(crate) mod input;
 mod monitoring;
