@@ -133,7 +133,10 @@ fn spec_of(d: &ResponseLaunchTemplateData) -> Map<String, Value> {
         }
     };
     put("image_id", d.image_id().map(|v| json!(v)));
-    put("instance_type", d.instance_type().map(|v| json!(v.as_str())));
+    put(
+        "instance_type",
+        d.instance_type().map(|v| json!(v.as_str())),
+    );
     put("key_name", d.key_name().map(|v| json!(v)));
     put(
         "iam_instance_profile",
@@ -271,7 +274,11 @@ pub(super) async fn describe(
         let vpc_sgs: Vec<String> = spec
             .get("vpc_security_group_ids")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         let mut r = resource(
             Kind::LaunchTemplate,

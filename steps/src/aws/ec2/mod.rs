@@ -41,7 +41,10 @@ macro_rules! route_target {
         if let Some(v) = spec.get("nat_gateway_id").and_then(Value::as_str) {
             call = call.nat_gateway_id(v);
         }
-        if let Some(v) = spec.get("vpc_peering_connection_id").and_then(Value::as_str) {
+        if let Some(v) = spec
+            .get("vpc_peering_connection_id")
+            .and_then(Value::as_str)
+        {
             call = call.vpc_peering_connection_id(v);
         }
         call
@@ -292,7 +295,10 @@ pub(super) async fn delete(c: &Clients, current: &Resource) -> Result<(), CloudE
             }
             c.call(
                 Call::new(region, "ec2", "DeleteInternetGateway"),
-                rc.ec2.delete_internet_gateway().internet_gateway_id(id).send(),
+                rc.ec2
+                    .delete_internet_gateway()
+                    .internet_gateway_id(id)
+                    .send(),
             )
             .await?;
         }
@@ -327,7 +333,10 @@ pub(super) async fn delete(c: &Clients, current: &Resource) -> Result<(), CloudE
                     if let Some(assoc) = a.route_table_association_id() {
                         c.call(
                             Call::new(region, "ec2", "DisassociateRouteTable"),
-                            rc.ec2.disassociate_route_table().association_id(assoc).send(),
+                            rc.ec2
+                                .disassociate_route_table()
+                                .association_id(assoc)
+                                .send(),
                         )
                         .await?;
                     }
@@ -371,7 +380,10 @@ pub(super) async fn delete(c: &Clients, current: &Resource) -> Result<(), CloudE
         Kind::LaunchTemplate => {
             c.call(
                 Call::new(region, "ec2", "DeleteLaunchTemplate"),
-                rc.ec2.delete_launch_template().launch_template_id(id).send(),
+                rc.ec2
+                    .delete_launch_template()
+                    .launch_template_id(id)
+                    .send(),
             )
             .await?;
         }
@@ -551,7 +563,10 @@ async fn describe(
             let out = c
                 .call(
                     Call::new(region, "ec2", "DescribeAddresses"),
-                    rc.ec2.describe_addresses().set_filters(Some(filters)).send(),
+                    rc.ec2
+                        .describe_addresses()
+                        .set_filters(Some(filters))
+                        .send(),
                 )
                 .await?;
             for a in out.addresses() {
@@ -674,7 +689,10 @@ async fn describe(
                 };
                 // Described in the accepter's region, the connection is the requester's.
                 let requester = p.requester_vpc_info();
-                if requester.and_then(|r| r.region()).is_some_and(|r| r != region) {
+                if requester
+                    .and_then(|r| r.region())
+                    .is_some_and(|r| r != region)
+                {
                     continue;
                 }
                 let id = p.vpc_peering_connection_id().unwrap_or_default();
@@ -725,7 +743,6 @@ fn peering_state(status: &str) -> Option<ResourceState> {
 
 /// The keys of a route's target, as the steps write them.
 const ROUTE_TARGETS: &[&str] = &["gateway_id", "nat_gateway_id", "vpc_peering_connection_id"];
-
 
 /// A route's table and destination, from the resource as found.
 fn route_key(r: &Resource) -> (String, String) {
@@ -828,7 +845,10 @@ async fn create_vpc(c: &Clients, req: &CreateRequest) -> Result<Resource, CloudE
     let vpc = out.vpc();
     let id = vpc.and_then(|v| v.vpc_id()).unwrap_or_default().to_string();
     // A new VPC resolves DNS but gives no hostnames: change only what differs from that.
-    for (key, default) in [("enable_dns_support", true), ("enable_dns_hostnames", false)] {
+    for (key, default) in [
+        ("enable_dns_support", true),
+        ("enable_dns_hostnames", false),
+    ] {
         let Some(want) = req.spec.get(key).and_then(Value::as_bool) else {
             continue;
         };
@@ -872,7 +892,10 @@ async fn create_subnet(c: &Clients, req: &CreateRequest) -> Result<Resource, Clo
         .call(Call::new(region, "ec2", "CreateSubnet"), call.send())
         .await?;
     let s = out.subnet();
-    let id = s.and_then(|s| s.subnet_id()).unwrap_or_default().to_string();
+    let id = s
+        .and_then(|s| s.subnet_id())
+        .unwrap_or_default()
+        .to_string();
     if bool_at(&req.spec, "map_public_ip_on_launch") {
         c.call(
             Call::new(region, "ec2", "ModifySubnetAttribute"),
@@ -1046,8 +1069,7 @@ async fn update_associations(
     let mut have = Vec::new();
     for t in out.route_tables() {
         for a in t.associations() {
-            if let (Some(subnet), Some(assoc)) = (a.subnet_id(), a.route_table_association_id())
-            {
+            if let (Some(subnet), Some(assoc)) = (a.subnet_id(), a.route_table_association_id()) {
                 have.push((subnet.to_string(), assoc.to_string()));
             }
         }
@@ -1056,7 +1078,10 @@ async fn update_associations(
         if !want.contains(&subnet.as_str()) {
             c.call(
                 Call::new(region, "ec2", "DisassociateRouteTable"),
-                rc.ec2.disassociate_route_table().association_id(assoc).send(),
+                rc.ec2
+                    .disassociate_route_table()
+                    .association_id(assoc)
+                    .send(),
             )
             .await?;
         }
@@ -1302,8 +1327,5 @@ fn no_parent(kind: Kind) -> CloudError {
 }
 
 fn not_ec2(kind: Kind) -> CloudError {
-    CloudError::new(
-        ErrorKind::Internal,
-        format!("{kind} is not an ec2 kind"),
-    )
+    CloudError::new(ErrorKind::Internal, format!("{kind} is not an ec2 kind"))
 }

@@ -94,7 +94,10 @@ impl Rule {
                 source: (source.0, source.1.to_string()),
             };
             for r in p.ip_ranges() {
-                out.push(rule(("cidr_ipv4", r.cidr_ip().unwrap_or("")), r.description()));
+                out.push(rule(
+                    ("cidr_ipv4", r.cidr_ip().unwrap_or("")),
+                    r.description(),
+                ));
             }
             for r in p.ipv6_ranges() {
                 out.push(rule(
@@ -121,14 +124,14 @@ impl Rule {
     fn permission(&self) -> IpPermission {
         let mut p = IpPermission::builder().ip_protocol(&self.protocol);
         if self.protocol != "-1" {
-            p = p
-                .set_from_port(self.from_port)
-                .set_to_port(self.to_port);
+            p = p.set_from_port(self.from_port).set_to_port(self.to_port);
         }
         let d = self.description.clone();
         let value = self.source.1.as_str();
         p = match self.source.0 {
-            "cidr_ipv4" => p.ip_ranges(IpRange::builder().cidr_ip(value).set_description(d).build()),
+            "cidr_ipv4" => {
+                p.ip_ranges(IpRange::builder().cidr_ip(value).set_description(d).build())
+            }
             "cidr_ipv6" => p.ipv6_ranges(
                 Ipv6Range::builder()
                     .cidr_ipv6(value)
@@ -247,7 +250,15 @@ pub(super) async fn create(c: &Clients, req: &CreateRequest) -> Result<Resource,
         description: None,
         source: ("cidr_ipv4", "0.0.0.0/0".into()),
     }];
-    apply(c, region, &id, "ingress", &[], &rules_at(&req.spec, "ingress")).await?;
+    apply(
+        c,
+        region,
+        &id,
+        "ingress",
+        &[],
+        &rules_at(&req.spec, "ingress"),
+    )
+    .await?;
     if req.spec.get("egress").is_some() {
         apply(
             c,
@@ -361,14 +372,16 @@ mod tests {
             {"protocol": "tcp", "from_port": 8443, "to_port": 8443, "source_security_group_id": "sg-1"},
             {"protocol": "-1", "cidr_ipv4": "0.0.0.0/0"},
         ]);
-        let rules: Vec<Rule> = spec.as_array().unwrap().iter().filter_map(Rule::from_json).collect();
+        let rules: Vec<Rule> = spec
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Rule::from_json)
+            .collect();
         assert_eq!(rules.len(), 3);
         let perms: Vec<IpPermission> = rules.iter().map(Rule::permission).collect();
         let back = Rule::from_permissions(&perms);
         assert_eq!(back, rules);
-        assert_eq!(
-            Value::Array(back.iter().map(Rule::to_json).collect()),
-            spec
-        );
+        assert_eq!(Value::Array(back.iter().map(Rule::to_json).collect()), spec);
     }
 }
