@@ -33,6 +33,7 @@ pub mod error;
 mod acm;
 mod autoscaling;
 mod cloudwatch;
+mod data_common;
 mod dynamodb;
 mod ec2;
 mod elbv2;
