@@ -34,6 +34,7 @@ mod acm;
 mod autoscaling;
 mod backend;
 mod cloudwatch;
+mod data_common;
 mod dynamodb;
 mod ec2;
 mod elbv2;
