@@ -715,3 +715,171 @@ async fn put_policy(
         .await?;
     Ok(out.policy_arn().unwrap_or_default().to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::elbv2::test_support::{launch_template, moto, network, tags, unique};
+    use super::*;
+    use crate::cloud::drift::diff;
+
+    const R: &str = "eu-central-1";
+
+    const METRICS: [&str; 8] = [
+        "GroupMinSize",
+        "GroupMaxSize",
+        "GroupDesiredCapacity",
+        "GroupInServiceInstances",
+        "GroupPendingInstances",
+        "GroupStandbyInstances",
+        "GroupTerminatingInstances",
+        "GroupTotalInstances",
+    ];
+
+    fn request(kind: Kind, name: &str, parent: Option<&str>, spec: Value) -> CreateRequest {
+        CreateRequest {
+            kind,
+            region: R.into(),
+            name: name.into(),
+            parent: parent.map(str::to_string),
+            spec,
+            tags: tags(name),
+            depends_on: vec![],
+        }
+    }
+
+    fn update_of(found: &Resource, spec: &Value) -> UpdateRequest {
+        UpdateRequest {
+            spec: spec.clone(),
+            drifted: diff(spec, &found.spec),
+            tags: found.tags.clone(),
+            depends_on: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn group_and_policies_round_trip_through_moto() {
+        let Some(c) = moto("autoscaling round trip") else {
+            return;
+        };
+        let (vpc, subnets, _) = network(&c, R).await;
+        let lt = launch_template(&c, R).await;
+        let u = unique();
+        let tg = super::super::elbv2::create(
+            &c,
+            &request(
+                Kind::TargetGroup,
+                &format!("tg-{u}"),
+                None,
+                json!({"protocol": "HTTP", "port": 8080, "vpc_id": vpc, "target_type": "instance"}),
+            ),
+        )
+        .await
+        .unwrap();
+
+        // The group: subnets go out comma-joined and come back as the list.
+        let name = format!("asg-{u}");
+        let spec = json!({
+            "launch_template": {"launch_template_id": lt, "version": "$Latest"},
+            "vpc_zone_identifier": subnets,
+            "target_group_arns": [tg.arn],
+            "max_size": 4, "min_size": 1, "desired_capacity": 1,
+            "health_check_type": "ELB", "health_check_grace_period": 120,
+            "default_instance_warmup": 60,
+            "metrics_collection": [{"granularity": "1Minute", "metrics": METRICS}],
+            "capacity_rebalance": true, "propagate_tags": true,
+            "warm_pool": {"min_size": 2, "pool_state": "Stopped", "instance_reuse_policy": {"reuse_on_scale_in": true}},
+        });
+        let made = create(&c, &request(Kind::AutoScalingGroup, &name, None, spec.clone()))
+            .await
+            .unwrap();
+        let id = Identity::new(Kind::AutoScalingGroup, R, &name);
+        let g = find(&c, &id).await.unwrap().expect("the group");
+        assert_eq!(g.id, name);
+        assert!(g.arn.starts_with("arn:aws:autoscaling:"), "{}", g.arn);
+        assert_eq!(made.arn, g.arn);
+        let mut found = g.spec.clone();
+        // AWS keeps the metrics as a set: compare them as one.
+        let mut metrics = strs(&found["metrics_collection"][0], "metrics");
+        metrics.sort();
+        let mut want_metrics: Vec<String> = METRICS.iter().map(|m| m.to_string()).collect();
+        want_metrics.sort();
+        assert_eq!(metrics, want_metrics);
+        found["metrics_collection"] = spec["metrics_collection"].clone();
+        assert!(diff(&spec, &found).is_empty(), "{:?}\n{found:#}", diff(&spec, &found));
+        assert_eq!(g.tags, tags(&name));
+
+        // Capacity drifted: UpdateAutoScalingGroup with only those fields.
+        let mut want = spec.clone();
+        want["max_size"] = json!(5);
+        want["desired_capacity"] = json!(2);
+        let req = update_of(&g, &want);
+        assert!(req.drifted.contains(&"max_size".to_string()));
+        let calls = c.calls().len();
+        update(&c, &g, &req).await.unwrap();
+        let ops: Vec<&str> = c.calls()[calls..].iter().map(|r| r.operation).collect();
+        assert_eq!(ops, ["UpdateAutoScalingGroup"]);
+        let g = find(&c, &id).await.unwrap().unwrap();
+        assert_eq!(g.spec["max_size"], json!(5));
+        assert_eq!(g.spec["desired_capacity"], json!(2));
+
+        // Two policies on the group, found through it.
+        let tracking = json!({
+            "auto_scaling_group_name": name, "policy_type": "TargetTrackingScaling",
+            "estimated_instance_warmup": 60,
+            "target_tracking_configuration": {
+                "predefined_metric_specification": {"predefined_metric_type": "ASGAverageCPUUtilization"},
+                "target_value": 50.0, "disable_scale_in": false,
+            },
+        });
+        let step = json!({
+            "auto_scaling_group_name": name, "policy_type": "StepScaling",
+            "adjustment_type": "ChangeInCapacity", "metric_aggregation_type": "Maximum",
+            "estimated_instance_warmup": 30,
+            "step_adjustments": [
+                {"metric_interval_lower_bound": 0, "metric_interval_upper_bound": 20, "scaling_adjustment": 2},
+                {"metric_interval_lower_bound": 20, "scaling_adjustment": 4},
+            ],
+        });
+        for (pname, spec) in [("cpu-target-tracking", &tracking), ("fast-scale-out", &step)] {
+            let made = create(&c, &request(Kind::ScalingPolicy, pname, Some(&name), spec.clone()))
+                .await
+                .unwrap();
+            assert!(made.tags.is_empty(), "scaling policies carry no tags");
+            let p = find(&c, &Identity::child(Kind::ScalingPolicy, R, &name, pname))
+                .await
+                .unwrap()
+                .expect("the policy");
+            assert_eq!(p.arn, made.arn);
+            assert_eq!(p.parent.as_deref(), Some(name.as_str()));
+            assert!(diff(spec, &p.spec).is_empty(), "{:?}\n{:#}", diff(spec, &p.spec), p.spec);
+        }
+        let pid = Identity::child(Kind::ScalingPolicy, R, &name, "cpu-target-tracking");
+        let p = find(&c, &pid).await.unwrap().unwrap();
+        let mut want = tracking.clone();
+        want["target_tracking_configuration"]["target_value"] = json!(60.0);
+        let req = update_of(&p, &want);
+        assert_eq!(req.drifted, ["target_tracking_configuration.target_value"]);
+        update(&c, &p, &req).await.unwrap();
+        let p = find(&c, &pid).await.unwrap().unwrap();
+        assert_eq!(p.spec["target_tracking_configuration"]["target_value"], json!(60.0));
+        let ps = list(&c, R, Kind::ScalingPolicy, Some(&name)).await.unwrap();
+        let mut names: Vec<&str> = ps.iter().map(|p| p.name.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["cpu-target-tracking", "fast-scale-out"]);
+        for p in &ps {
+            delete(&c, p).await.unwrap();
+            assert!(find(&c, &p.identity()).await.unwrap().is_none());
+        }
+
+        // The group is listed by its ManagedBy tag, and force-deleted with its instances.
+        let gs = list(&c, R, Kind::AutoScalingGroup, None).await.unwrap();
+        assert!(gs.iter().any(|r| r.name == name));
+        delete(&c, &g).await.unwrap();
+        match find(&c, &id).await.unwrap() {
+            None => {}
+            Some(r) => assert_eq!(r.state, ResourceState::Deleting),
+        }
+    }
+}

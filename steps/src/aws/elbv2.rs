@@ -1071,3 +1071,307 @@ fn arn_suffix(arn: &str, marker: &str) -> String {
         })
         .unwrap_or_default()
 }
+
+/// What the traffic files' moto tests share: the moto clients, unique names, and the network
+/// and launch template they build with the raw SDK.
+#[cfg(test)]
+pub(super) mod test_support {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use crate::aws::{AwsSettings, Clients, StaticKeys};
+
+    /// Clients for the moto at `DRFLOW_MOTO_ENDPOINT`; `None` (a loud skip) without one, a
+    /// panic without one in CI.
+    pub fn moto(test: &str) -> Option<Clients> {
+        match std::env::var("DRFLOW_MOTO_ENDPOINT") {
+            Ok(ep) if !ep.is_empty() => Some(Clients::new(AwsSettings {
+                static_keys: Some(StaticKeys {
+                    access_key_id: "testing".into(),
+                    secret_access_key: "testing".into(),
+                }),
+                endpoint_url: Some(ep),
+                profile: None,
+            })),
+            _ => {
+                if std::env::var_os("CI").is_some() {
+                    panic!("moto is required in CI (DRFLOW_MOTO_ENDPOINT)");
+                }
+                eprintln!("SKIPPED: {test} needs moto; set DRFLOW_MOTO_ENDPOINT");
+                None
+            }
+        }
+    }
+
+    /// A short suffix no other test (or earlier run against the same moto) uses.
+    pub fn unique() -> String {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        format!(
+            "{:x}{:x}{}",
+            std::process::id() % 4096,
+            nanos % 65536,
+            N.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    /// A VPC with a subnet in each of the region's first two AZs and a security group:
+    /// `(vpc, [subnet a, subnet b], sg)`.
+    pub async fn network(c: &Clients, region: &str) -> (String, Vec<String>, String) {
+        let ec2 = c.region(region).await.ec2.clone();
+        let vpc = ec2
+            .create_vpc()
+            .cidr_block("10.40.0.0/16")
+            .send()
+            .await
+            .expect("create_vpc")
+            .vpc
+            .and_then(|v| v.vpc_id)
+            .expect("a vpc id");
+        let mut subnets = Vec::new();
+        for (i, az) in ["a", "b"].iter().enumerate() {
+            let s = ec2
+                .create_subnet()
+                .vpc_id(&vpc)
+                .cidr_block(format!("10.40.{i}.0/24"))
+                .availability_zone(format!("{region}{az}"))
+                .send()
+                .await
+                .expect("create_subnet")
+                .subnet
+                .and_then(|s| s.subnet_id)
+                .expect("a subnet id");
+            subnets.push(s);
+        }
+        let sg = ec2
+            .create_security_group()
+            .group_name(format!("traffic-{}", unique()))
+            .description("drflow traffic test")
+            .vpc_id(&vpc)
+            .send()
+            .await
+            .expect("create_security_group")
+            .group_id
+            .expect("a group id");
+        (vpc, subnets, sg)
+    }
+
+    /// A launch template of the AMI moto serves under the Amazon Linux SSM parameter; its id.
+    pub async fn launch_template(c: &Clients, region: &str) -> String {
+        let rc = c.region(region).await;
+        let ami = rc
+            .ssm
+            .get_parameter()
+            .name("/aws/service/ami-amazon-linux-latest/amzn2-ami-hvm-x86_64-gp2")
+            .send()
+            .await
+            .expect("the AMI parameter")
+            .parameter
+            .and_then(|p| p.value)
+            .expect("an AMI id");
+        rc.ec2
+            .create_launch_template()
+            .launch_template_name(format!("lt-{}", unique()))
+            .launch_template_data(
+                aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                    .image_id(ami)
+                    .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("create_launch_template")
+            .launch_template
+            .and_then(|l| l.launch_template_id)
+            .expect("a launch template id")
+    }
+
+    /// drflow's tags for a test resource.
+    pub fn tags(name: &str) -> crate::backend::Tags {
+        [
+            ("ManagedBy", "drflow"),
+            ("Name", name),
+            ("Environment", "Test"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::test_support::{moto, network, tags, unique};
+    use super::*;
+    use crate::cloud::drift::diff;
+
+    const R: &str = "eu-south-1";
+
+    fn request(kind: Kind, name: &str, parent: Option<&str>, spec: Value) -> CreateRequest {
+        CreateRequest {
+            kind,
+            region: R.into(),
+            name: name.into(),
+            parent: parent.map(str::to_string),
+            spec,
+            tags: tags(name),
+            depends_on: vec![],
+        }
+    }
+
+    fn update_of(found: &Resource, spec: &Value) -> UpdateRequest {
+        UpdateRequest {
+            spec: spec.clone(),
+            drifted: diff(spec, &found.spec),
+            tags: found.tags.clone(),
+            depends_on: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn load_balancer_target_group_and_listeners_round_trip_through_moto() {
+        let Some(c) = moto("elbv2 round trip") else {
+            return;
+        };
+        let (vpc, subnets, sg) = network(&c, R).await;
+        let u = unique();
+
+        // Load balancer: what find returns is what was asked, in the steps' shape.
+        let name = format!("alb-{u}");
+        let lb_spec = json!({
+            "type": "application", "scheme": "internet-facing", "ip_address_type": "ipv4",
+            "subnets": subnets, "security_groups": [sg], "deletion_protection": false,
+            "drop_invalid_header_fields": true, "idle_timeout": 60,
+        });
+        let made = create(&c, &request(Kind::LoadBalancer, &name, None, lb_spec.clone()))
+            .await
+            .unwrap();
+        let id = Identity::new(Kind::LoadBalancer, R, &name);
+        let lb = find(&c, &id).await.unwrap().expect("the load balancer");
+        assert_eq!(lb.arn, made.arn);
+        assert_eq!(lb.name, name);
+        let mut found_subnets = strs(&lb.spec, "subnets");
+        found_subnets.sort();
+        let mut want = subnets.clone();
+        want.sort();
+        assert_eq!(found_subnets, want, "AWS may reorder subnets, never change them");
+        let mut same = lb.spec.clone();
+        same["subnets"] = lb_spec["subnets"].clone();
+        assert!(diff(&lb_spec, &same).is_empty(), "{:?}", diff(&lb_spec, &same));
+        assert!(!lb.attr_str("dns_name").is_empty());
+        assert!(!lb.attr_str("canonical_hosted_zone_id").is_empty());
+        assert!(lb.attr_str("arn_suffix").starts_with(&format!("app/{name}/")));
+        assert_eq!(lb.tags, tags(&name));
+        assert_eq!(made.spec, lb.spec);
+
+        // One drifted attribute, one new tag.
+        let mut want = lb_spec.clone();
+        want["idle_timeout"] = json!(120);
+        want["deletion_protection"] = json!(true);
+        let mut req = update_of(&lb, &want);
+        assert_eq!(req.drifted, ["deletion_protection", "idle_timeout"]);
+        req.tags.insert("Extra".into(), "1".into());
+        let after = update(&c, &lb, &req).await.unwrap();
+        let lb = find(&c, &id).await.unwrap().unwrap();
+        assert_eq!(lb.spec["idle_timeout"], json!(120));
+        assert_eq!(lb.spec["deletion_protection"], json!(true));
+        assert_eq!(lb.tags.get("Extra").map(String::as_str), Some("1"));
+        assert_eq!(after.spec["idle_timeout"], lb.spec["idle_timeout"]);
+
+        // Target group.
+        let tg_name = format!("tg-{u}");
+        let tg_spec = json!({
+            "protocol": "HTTPS", "port": 8443, "vpc_id": vpc, "target_type": "instance",
+            "deregistration_delay": 30,
+            "health_check": {"protocol": "HTTPS", "path": "/health/trading", "port": "traffic-port",
+                "interval_seconds": 10, "timeout_seconds": 5, "healthy_threshold": 2,
+                "unhealthy_threshold": 3, "matcher": "200"},
+        });
+        create(&c, &request(Kind::TargetGroup, &tg_name, None, tg_spec.clone()))
+            .await
+            .unwrap();
+        let tg_id = Identity::new(Kind::TargetGroup, R, &tg_name);
+        let tg = find(&c, &tg_id).await.unwrap().expect("the target group");
+        assert!(diff(&tg_spec, &tg.spec).is_empty(), "{:?}", diff(&tg_spec, &tg.spec));
+        assert_eq!(tg.attr_str("arn_suffix"), format!("targetgroup/{}", tg.arn.split_once("targetgroup/").unwrap().1));
+        let mut want = tg_spec.clone();
+        want["health_check"]["path"] = json!("/health/other");
+        want["deregistration_delay"] = json!(10);
+        let req = update_of(&tg, &want);
+        assert_eq!(req.drifted, ["deregistration_delay", "health_check.path"]);
+        update(&c, &tg, &req).await.unwrap();
+        let tg = find(&c, &tg_id).await.unwrap().unwrap();
+        assert!(diff(&want, &tg.spec).is_empty(), "{:?}", diff(&want, &tg.spec));
+
+        // Listeners: found through the load balancer, by port.
+        let cert = c
+            .region(R)
+            .await
+            .acm
+            .request_certificate()
+            .domain_name(format!("api-{u}.example.com"))
+            .validation_method(aws_sdk_acm::types::ValidationMethod::Dns)
+            .send()
+            .await
+            .unwrap()
+            .certificate_arn
+            .unwrap();
+        let https = json!({
+            "load_balancer_arn": lb.arn, "port": 443, "protocol": "HTTPS",
+            "ssl_policy": "ELBSecurityPolicy-TLS13-1-2-2021-06", "certificates": [cert],
+            "default_action": {"type": "forward", "target_group_arn": tg.arn},
+        });
+        let http = json!({
+            "load_balancer_arn": lb.arn, "port": 80, "protocol": "HTTP",
+            "default_action": {"type": "redirect", "redirect": {"protocol": "HTTPS", "port": "443", "status_code": "HTTP_301"}},
+        });
+        for spec in [&https, &http] {
+            let made = create(
+                &c,
+                &request(Kind::Listener, &format!("listener-{u}"), Some(&lb.arn), spec.clone()),
+            )
+            .await
+            .unwrap();
+            assert_eq!(made.parent.as_deref(), Some(lb.arn.as_str()));
+            let lid = Identity::child(Kind::Listener, R, &lb.arn, spec["port"].to_string());
+            let l = find(&c, &lid).await.unwrap().expect("the listener");
+            assert!(diff(spec, &l.spec).is_empty(), "{:?}", diff(spec, &l.spec));
+            assert_eq!(l.id, made.id);
+        }
+        let lid = Identity::child(Kind::Listener, R, &lb.arn, "80");
+        let l = find(&c, &lid).await.unwrap().unwrap();
+        let mut want = http.clone();
+        want["default_action"]["redirect"]["status_code"] = json!("HTTP_302");
+        let req = update_of(&l, &want);
+        assert_eq!(req.drifted, ["default_action.redirect.status_code"]);
+        update(&c, &l, &req).await.unwrap();
+        let l = find(&c, &lid).await.unwrap().unwrap();
+        assert!(diff(&want, &l.spec).is_empty(), "{:?}", diff(&want, &l.spec));
+        let ls = list(&c, R, Kind::Listener, Some(&lb.arn)).await.unwrap();
+        let mut ports: Vec<&str> = ls.iter().map(|l| l.name.as_str()).collect();
+        ports.sort();
+        assert_eq!(ports, ["443", "80"]);
+
+        // list finds drflow's load balancers and target groups by their ManagedBy tag.
+        let lbs = list(&c, R, Kind::LoadBalancer, None).await.unwrap();
+        assert!(lbs.iter().any(|r| r.name == name && r.spec == lb.spec));
+        let tgs = list(&c, R, Kind::TargetGroup, None).await.unwrap();
+        assert!(tgs.iter().any(|r| r.name == tg_name));
+
+        // Delete: listeners, then the group, then the load balancer (protection off first).
+        for l in ls {
+            delete(&c, &l).await.unwrap();
+            assert!(find(&c, &l.identity()).await.unwrap().is_none());
+        }
+        delete(&c, &tg).await.unwrap();
+        assert!(find(&c, &tg_id).await.unwrap().is_none());
+        delete(&c, &lb).await.unwrap();
+        assert!(find(&c, &id).await.unwrap().is_none());
+        // A listener of a load balancer that is gone is not found either.
+        assert!(find(&c, &lid).await.unwrap().is_none());
+    }
+}

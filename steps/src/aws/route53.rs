@@ -812,3 +812,181 @@ async fn add_tags(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::elbv2::test_support::{moto, tags, unique};
+    use super::*;
+    use crate::cloud::drift::diff;
+
+    fn request(kind: Kind, name: &str, parent: Option<&str>, spec: Value) -> CreateRequest {
+        CreateRequest {
+            kind,
+            region: GLOBAL.into(),
+            name: name.into(),
+            parent: parent.map(str::to_string),
+            spec,
+            tags: tags(name),
+            depends_on: vec![],
+        }
+    }
+
+    fn update_of(found: &Resource, spec: &Value) -> UpdateRequest {
+        UpdateRequest {
+            spec: spec.clone(),
+            drifted: diff(spec, &found.spec),
+            tags: found.tags.clone(),
+            depends_on: vec![],
+        }
+    }
+
+    fn health_check_spec(fqdn: &str) -> Value {
+        json!({
+            "type": "HTTPS_STR_MATCH", "fully_qualified_domain_name": fqdn, "port": 443,
+            "resource_path": "/health/trading", "search_string": "\"status\":\"ok\"",
+            "request_interval": 10, "failure_threshold": 3, "enable_sni": true,
+            "measure_latency": true, "inverted": false, "disabled": false,
+        })
+    }
+
+    #[tokio::test]
+    async fn zone_health_checks_and_records_round_trip_through_moto() {
+        let Some(c) = moto("route53 round trip") else {
+            return;
+        };
+        let u = unique();
+
+        // The zone, found by its domain; force_destroy is drflow's own and never comes back.
+        let domain = format!("trading-{u}.example.com");
+        let zone_spec = json!({
+            "name": format!("{domain}."), "comment": "drflow: trading platform public zone",
+            "private_zone": false, "force_destroy": true,
+        });
+        let mut req = request(Kind::HostedZone, &domain, None, zone_spec.clone());
+        req.tags.insert("Name".into(), format!("hosted-zone-{u}"));
+        let made = create(&c, &req).await.unwrap();
+        let err = create(&c, &req).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Conflict, "{}", err.message);
+        let zid = Identity::new(Kind::HostedZone, GLOBAL, &domain);
+        let zone = find(&c, &zid).await.unwrap().expect("the zone");
+        assert_eq!(zone.id, made.id);
+        assert!(!zone.id.contains('/'));
+        assert_eq!(diff(&zone_spec, &zone.spec), ["force_destroy"]);
+        assert!(zone.spec.get("force_destroy").is_none());
+        assert!(!zone.attrs["name_servers"].as_array().unwrap().is_empty());
+        assert_eq!(zone.attrs["name_servers"], made.attrs["name_servers"]);
+        assert_eq!(zone.tags, req.tags);
+        let mut want = zone_spec.clone();
+        want["comment"] = json!("drflow: changed");
+        let mut ureq = update_of(&zone, &want);
+        ureq.drifted.retain(|d| d != "force_destroy");
+        assert_eq!(ureq.drifted, ["comment"]);
+        ureq.tags.insert("Extra".into(), "1".into());
+        update(&c, &zone, &ureq).await.unwrap();
+        let zone = find(&c, &zid).await.unwrap().unwrap();
+        assert_eq!(zone.spec["comment"], json!("drflow: changed"));
+        assert_eq!(zone.tags.get("Extra").map(String::as_str), Some("1"));
+        assert!(list(&c, GLOBAL, Kind::HostedZone, None).await.unwrap().iter().any(|z| z.id == zone.id));
+
+        // Two health checks, found by their Name tags.
+        let mut checks = Vec::new();
+        for side in ["primary", "standby"] {
+            let name = format!("health-check-{side}-{u}");
+            let spec = health_check_spec(&format!("alb-{side}-{u}.eu-south-1.elb.amazonaws.com"));
+            let made = create(&c, &request(Kind::HealthCheck, &name, None, spec.clone()))
+                .await
+                .unwrap();
+            let hc = find(&c, &Identity::new(Kind::HealthCheck, GLOBAL, &name))
+                .await
+                .unwrap()
+                .expect("the health check");
+            assert_eq!(hc.id, made.id);
+            assert!(diff(&spec, &hc.spec).is_empty(), "{:?}\n{:#}", diff(&spec, &hc.spec), hc.spec);
+            checks.push(hc);
+        }
+        let hc = &checks[0];
+        let mut want = hc.spec.clone();
+        want["failure_threshold"] = json!(2);
+        want["resource_path"] = json!("/health/deep");
+        let req = update_of(hc, &want);
+        assert_eq!(req.drifted, ["failure_threshold", "resource_path"]);
+        update(&c, hc, &req).await.unwrap();
+        let found = find(&c, &hc.identity()).await.unwrap().unwrap();
+        assert!(diff(&want, &found.spec).is_empty(), "{:?}", diff(&want, &found.spec));
+        let listed = list(&c, GLOBAL, Kind::HealthCheck, None).await.unwrap();
+        assert!(checks.iter().all(|h| listed.iter().any(|l| l.id == h.id)));
+
+        // Records: a plain CNAME, a weighted alias pair, a failover alias pair.
+        let z = zone.id.clone();
+        let api = format!("api.{domain}");
+        let alias = |side: &str| {
+            json!({"dns_name": format!("alb-{side}-{u}.eu-south-1.elb.amazonaws.com"),
+                   "hosted_zone_id": "Z3ULH7SSC9OV64", "evaluate_target_health": true})
+        };
+        let mut specs = vec![json!({
+            "hosted_zone_id": z, "name": format!("_abc.{api}."), "type": "CNAME", "ttl": 300,
+            "records": ["_def.acm-validations.aws."],
+        })];
+        for (i, (side, weight)) in [("primary", 100), ("standby", 0)].into_iter().enumerate() {
+            specs.push(json!({
+                "hosted_zone_id": z, "name": format!("{api}."), "type": "A", "set_identifier": side,
+                "routing_policy": "weighted", "health_check_id": checks[i].id,
+                "alias_target": alias(side), "weight": weight,
+            }));
+            specs.push(json!({
+                "hosted_zone_id": z, "name": format!("fo.{api}."), "type": "A", "set_identifier": side,
+                "routing_policy": "failover", "health_check_id": checks[i].id,
+                "alias_target": alias(side), "failover": if i == 0 { "PRIMARY" } else { "SECONDARY" },
+            }));
+        }
+        for spec in &specs {
+            let name = record_identity(spec);
+            let made = create(&c, &request(Kind::DnsRecord, &name, Some(&z), spec.clone()))
+                .await
+                .unwrap();
+            assert_eq!(made.name, name);
+            let r = find(&c, &Identity::child(Kind::DnsRecord, GLOBAL, &z, &name))
+                .await
+                .unwrap()
+                .expect("the record");
+            assert!(diff(spec, &r.spec).is_empty(), "{:?}\n{:#}", diff(spec, &r.spec), r.spec);
+            assert!(r.tags.is_empty());
+        }
+        let dup = create(&c, &request(Kind::DnsRecord, "dup", Some(&z), specs[0].clone()))
+            .await
+            .unwrap_err();
+        assert_eq!(dup.kind, ErrorKind::Conflict, "{}", dup.message);
+        assert_eq!(specs[0]["name"], json!(format!("_abc.{api}.")));
+        assert_eq!(record_identity(&specs[2]), format!("fo.{api}. A primary"));
+
+        // The standby's weight moves: one UPSERT.
+        let sid = Identity::child(Kind::DnsRecord, GLOBAL, &z, format!("{api}. A standby"));
+        let r = find(&c, &sid).await.unwrap().unwrap();
+        let mut want = specs[3].clone();
+        want["weight"] = json!(50);
+        let req = update_of(&r, &want);
+        assert_eq!(req.drifted, ["weight"]);
+        update(&c, &r, &req).await.unwrap();
+        let r = find(&c, &sid).await.unwrap().unwrap();
+        assert_eq!(r.spec["weight"], json!(50));
+
+        // list is every record but the apex SOA and NS; deleting them all empties the zone.
+        let records = list(&c, GLOBAL, Kind::DnsRecord, Some(&z)).await.unwrap();
+        assert_eq!(records.len(), specs.len(), "{:?}", records.iter().map(|r| &r.name).collect::<Vec<_>>());
+        for r in &records {
+            delete(&c, r).await.unwrap();
+            assert!(find(&c, &r.identity()).await.unwrap().is_none());
+        }
+        assert!(list(&c, GLOBAL, Kind::DnsRecord, Some(&z)).await.unwrap().is_empty());
+        delete(&c, &zone).await.unwrap();
+        assert!(find(&c, &zid).await.unwrap().is_none());
+        // Records of a zone that is gone are not found.
+        assert!(find(&c, &sid).await.unwrap().is_none());
+        for hc in &checks {
+            delete(&c, hc).await.unwrap();
+            assert!(find(&c, &hc.identity()).await.unwrap().is_none());
+        }
+    }
+}
