@@ -65,7 +65,9 @@ const COMPOSITE_KEYS: &[&str] = &[
 
 pub(super) async fn find(c: &Clients, id: &Identity) -> Result<Option<Resource>, CloudError> {
     match id.kind {
-        Kind::MetricAlarm | Kind::CompositeAlarm => find_alarm(c, &id.region, id.kind, &id.name).await,
+        Kind::MetricAlarm | Kind::CompositeAlarm => {
+            find_alarm(c, &id.region, id.kind, &id.name).await
+        }
         Kind::Dashboard => find_dashboard(c, &id.region, &id.name).await,
         other => Err(not_here(other)),
     }
@@ -97,7 +99,10 @@ pub(super) async fn list(
                 let out = c
                     .call(
                         Call::new(region, SVC, "ListDashboards"),
-                        rc.cloudwatch.list_dashboards().set_next_token(token.clone()).send(),
+                        rc.cloudwatch
+                            .list_dashboards()
+                            .set_next_token(token.clone())
+                            .send(),
                     )
                     .await?;
                 names.extend(
@@ -126,14 +131,24 @@ pub(super) async fn create(c: &Clients, req: &CreateRequest) -> Result<Resource,
     match req.kind {
         Kind::MetricAlarm | Kind::CompositeAlarm => {
             // Put* overwrites silently: the seam's create must not.
-            if find_alarm(c, &req.region, req.kind, &req.name).await?.is_some()
+            if find_alarm(c, &req.region, req.kind, &req.name)
+                .await?
+                .is_some()
                 || find_alarm(c, &req.region, other_alarm_kind(req.kind), &req.name)
                     .await?
                     .is_some()
             {
                 return Err(exists(req.kind, &req.name, &req.region));
             }
-            put_alarm(c, &req.region, req.kind, &req.name, &req.spec, Some(&req.tags)).await?;
+            put_alarm(
+                c,
+                &req.region,
+                req.kind,
+                &req.name,
+                &req.spec,
+                Some(&req.tags),
+            )
+            .await?;
             find_alarm(c, &req.region, req.kind, &req.name)
                 .await?
                 .ok_or_else(|| missing("alarm after PutMetricAlarm"))
@@ -203,12 +218,18 @@ pub(super) async fn delete(c: &Clients, current: &Resource) -> Result<(), CloudE
         Kind::MetricAlarm | Kind::CompositeAlarm => {
             // DeleteAlarms answers success for a name that does not exist: the seam wants
             // NotFound then.
-            if find_alarm(c, region, current.kind, &current.name).await?.is_none() {
+            if find_alarm(c, region, current.kind, &current.name)
+                .await?
+                .is_none()
+            {
                 return Err(gone(current));
             }
             c.call(
                 Call::new(region, SVC, "DeleteAlarms"),
-                rc.cloudwatch.delete_alarms().alarm_names(&current.name).send(),
+                rc.cloudwatch
+                    .delete_alarms()
+                    .alarm_names(&current.name)
+                    .send(),
             )
             .await?;
             Ok(())
@@ -326,7 +347,10 @@ async fn describe_alarms(
         let tags = c
             .call(
                 Call::new(region, SVC, "ListTagsForResource"),
-                rc.cloudwatch.list_tags_for_resource().resource_arn(&arn).send(),
+                rc.cloudwatch
+                    .list_tags_for_resource()
+                    .resource_arn(&arn)
+                    .send(),
             )
             .await?
             .tags()
@@ -359,10 +383,16 @@ fn metric_spec(a: &MetricAlarm) -> Value {
     if let Some(d) = a.alarm_description() {
         put("alarm_description", json!(d));
     }
-    put("actions_enabled", json!(a.actions_enabled().unwrap_or(true)));
+    put(
+        "actions_enabled",
+        json!(a.actions_enabled().unwrap_or(true)),
+    );
     put("alarm_actions", json!(a.alarm_actions()));
     put("ok_actions", json!(a.ok_actions()));
-    put("insufficient_data_actions", json!(a.insufficient_data_actions()));
+    put(
+        "insufficient_data_actions",
+        json!(a.insufficient_data_actions()),
+    );
     if let Some(v) = a.namespace() {
         put("namespace", json!(v));
     }
@@ -439,8 +469,11 @@ async fn put_alarm(
     let rc = c.region(region).await;
     let tags = tags.map(sdk_tags);
     if kind == Kind::CompositeAlarm {
-        let rule = text(spec, "alarm_rule")
-            .ok_or_else(|| invalid(format!("composite_alarm {name}: the spec has no alarm_rule")))?;
+        let rule = text(spec, "alarm_rule").ok_or_else(|| {
+            invalid(format!(
+                "composite_alarm {name}: the spec has no alarm_rule"
+            ))
+        })?;
         c.call(
             Call::new(region, SVC, "PutCompositeAlarm"),
             rc.cloudwatch
@@ -463,7 +496,11 @@ async fn put_alarm(
             .map(|(k, v)| {
                 Dimension::builder()
                     .name(k)
-                    .value(v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+                    .value(
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
                     .build()
             })
             .collect::<Vec<_>>()
@@ -494,7 +531,9 @@ async fn put_alarm(
             .set_evaluation_periods(int(spec, "evaluation_periods"))
             .set_datapoints_to_alarm(int(spec, "datapoints_to_alarm"))
             .set_threshold(spec.get("threshold").and_then(Value::as_f64))
-            .set_comparison_operator(text(spec, "comparison_operator").map(ComparisonOperator::from))
+            .set_comparison_operator(
+                text(spec, "comparison_operator").map(ComparisonOperator::from),
+            )
             .set_treat_missing_data(text(spec, "treat_missing_data").map(str::to_string))
             .set_tags(tags)
             .send(),
@@ -620,14 +659,26 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(made.id, name);
-        assert!(made.arn.ends_with(&format!(":alarm:{name}")), "{}", made.arn);
+        assert!(
+            made.arn.ends_with(&format!(":alarm:{name}")),
+            "{}",
+            made.arn
+        );
         let id = Identity::new(Kind::MetricAlarm, REGION, &name);
         let found = find(&c, &id).await.unwrap().expect("found");
         assert_eq!(diff(&desired, &found.spec), Vec::<String>::new());
         assert_eq!(found.spec["threshold"], json!(0));
-        assert_eq!(found.tags.get("ManagedBy").map(String::as_str), Some("drflow"));
+        assert_eq!(
+            found.tags.get("ManagedBy").map(String::as_str),
+            Some("drflow")
+        );
         // A metric alarm is not a composite one.
-        assert!(find(&c, &Identity::new(Kind::CompositeAlarm, REGION, &name)).await.unwrap().is_none());
+        assert!(
+            find(&c, &Identity::new(Kind::CompositeAlarm, REGION, &name))
+                .await
+                .unwrap()
+                .is_none()
+        );
         // Creating it again is a conflict, not a silent overwrite.
         let again = create(&c, &req(Kind::MetricAlarm, &name, desired.clone())).await;
         assert_eq!(again.unwrap_err().kind, ErrorKind::Conflict);
@@ -636,18 +687,28 @@ mod tests {
         changed["threshold"] = json!(2);
         let mut new_tags = tags(&name);
         new_tags.insert("FailoverRole".into(), "Primary".into());
-        let updated = update(&c, &found, &update_req(changed.clone(), &["threshold"], new_tags))
-            .await
-            .unwrap();
+        let updated = update(
+            &c,
+            &found,
+            &update_req(changed.clone(), &["threshold"], new_tags),
+        )
+        .await
+        .unwrap();
         assert_eq!(updated.spec["threshold"], json!(2));
         assert_eq!(diff(&changed, &updated.spec), Vec::<String>::new());
-        assert_eq!(updated.tags.get("FailoverRole").map(String::as_str), Some("Primary"));
+        assert_eq!(
+            updated.tags.get("FailoverRole").map(String::as_str),
+            Some("Primary")
+        );
 
         let listed = list(&c, REGION, Kind::MetricAlarm, None).await.unwrap();
         assert!(listed.iter().any(|r| r.name == name));
         delete(&c, &updated).await.unwrap();
         assert!(find(&c, &id).await.unwrap().is_none());
-        assert_eq!(delete(&c, &updated).await.unwrap_err().kind, ErrorKind::NotFound);
+        assert_eq!(
+            delete(&c, &updated).await.unwrap_err().kind,
+            ErrorKind::NotFound
+        );
     }
 
     #[tokio::test]
@@ -659,7 +720,9 @@ mod tests {
         let b = unique("health-check-alarm-standby");
         let topic = format!("arn:aws:sns:{REGION}:123456789012:sns-topic-x");
         for n in [&a, &b] {
-            create(&c, &req(Kind::MetricAlarm, n, metric(&topic))).await.unwrap();
+            create(&c, &req(Kind::MetricAlarm, n, metric(&topic)))
+                .await
+                .unwrap();
         }
         let name = unique("regional-outage-alarm");
         let desired = json!({
@@ -669,25 +732,42 @@ mod tests {
             "alarm_actions": [topic],
             "ok_actions": [topic],
         });
-        create(&c, &req(Kind::CompositeAlarm, &name, desired.clone())).await.unwrap();
+        create(&c, &req(Kind::CompositeAlarm, &name, desired.clone()))
+            .await
+            .unwrap();
         let id = Identity::new(Kind::CompositeAlarm, REGION, &name);
         let found = find(&c, &id).await.unwrap().expect("found");
         assert_eq!(diff(&desired, &found.spec), Vec::<String>::new());
-        assert!(find(&c, &Identity::new(Kind::MetricAlarm, REGION, &name)).await.unwrap().is_none());
+        assert!(
+            find(&c, &Identity::new(Kind::MetricAlarm, REGION, &name))
+                .await
+                .unwrap()
+                .is_none()
+        );
 
         let mut changed = desired.clone();
         changed["alarm_rule"] = json!(format!("ALARM(\"{a}\")"));
-        let updated = update(&c, &found, &update_req(changed.clone(), &["alarm_rule"], tags(&name)))
-            .await
-            .unwrap();
+        let updated = update(
+            &c,
+            &found,
+            &update_req(changed.clone(), &["alarm_rule"], tags(&name)),
+        )
+        .await
+        .unwrap();
         assert_eq!(diff(&changed, &updated.spec), Vec::<String>::new());
         let listed = list(&c, REGION, Kind::CompositeAlarm, None).await.unwrap();
         assert!(listed.iter().any(|r| r.name == name));
-        assert!(!listed.iter().any(|r| r.name == a), "metric alarms are not composite");
+        assert!(
+            !listed.iter().any(|r| r.name == a),
+            "metric alarms are not composite"
+        );
         delete(&c, &updated).await.unwrap();
         assert!(find(&c, &id).await.unwrap().is_none());
         for n in [&a, &b] {
-            let r = find(&c, &Identity::new(Kind::MetricAlarm, REGION, n)).await.unwrap().unwrap();
+            let r = find(&c, &Identity::new(Kind::MetricAlarm, REGION, n))
+                .await
+                .unwrap()
+                .unwrap();
             delete(&c, &r).await.unwrap();
         }
     }
@@ -704,14 +784,19 @@ mod tests {
                 "metrics": [["AWS/RDS", "AuroraGlobalDBReplicationLag", "DBClusterIdentifier", "aurora-cluster-prod-eu", {"stat": "Maximum"}]],
                 "annotations": {"horizontal": [{"label": "30 s", "value": 30000}]}}},
         ]}});
-        let made = create(&c, &req(Kind::Dashboard, &name, desired.clone())).await.unwrap();
+        let made = create(&c, &req(Kind::Dashboard, &name, desired.clone()))
+            .await
+            .unwrap();
         assert!(made.tags.is_empty(), "dashboards are untaggable here");
         let id = Identity::new(Kind::Dashboard, REGION, &name);
         let found = find(&c, &id).await.unwrap().expect("found");
         assert_eq!(diff(&desired, &found.spec), Vec::<String>::new());
         assert_eq!(found.spec, desired);
         assert_eq!(
-            create(&c, &req(Kind::Dashboard, &name, desired.clone())).await.unwrap_err().kind,
+            create(&c, &req(Kind::Dashboard, &name, desired.clone()))
+                .await
+                .unwrap_err()
+                .kind,
             ErrorKind::Conflict
         );
 

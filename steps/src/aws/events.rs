@@ -23,7 +23,12 @@ use crate::backend::{
 const SVC: &str = "events";
 
 /// The rule's own keys (PutRule sends them all).
-const RULE_KEYS: &[&str] = &["description", "event_pattern", "schedule_expression", "state"];
+const RULE_KEYS: &[&str] = &[
+    "description",
+    "event_pattern",
+    "schedule_expression",
+    "state",
+];
 
 pub(super) async fn find(c: &Clients, id: &Identity) -> Result<Option<Resource>, CloudError> {
     if id.kind != Kind::EventRule {
@@ -238,7 +243,11 @@ async fn put_targets(
             .set_arn(text(t, "arn").map(str::to_string))
             .set_role_arn(text(t, "role_arn").map(str::to_string))
             .build()
-            .map_err(|e| invalid(format!("event_rule {rule}: a target needs an id and an arn ({e})")))?;
+            .map_err(|e| {
+                invalid(format!(
+                    "event_rule {rule}: a target needs an id and an arn ({e})"
+                ))
+            })?;
         targets.push(target);
     }
     let wanted: Vec<String> = targets.iter().map(|t| t.id().to_string()).collect();
@@ -295,16 +304,15 @@ async fn put_targets(
 
 async fn tags_of(c: &Clients, region: &str, arn: &str) -> Result<Tags, CloudError> {
     let rc = c.region(region).await;
-    Ok(c
-        .call(
-            Call::new(region, SVC, "ListTagsForResource"),
-            rc.events.list_tags_for_resource().resource_arn(arn).send(),
-        )
-        .await?
-        .tags()
-        .iter()
-        .filter_map(|t| Some((t.key().to_string(), t.value().to_string())))
-        .collect())
+    Ok(c.call(
+        Call::new(region, SVC, "ListTagsForResource"),
+        rc.events.list_tags_for_resource().resource_arn(arn).send(),
+    )
+    .await?
+    .tags()
+    .iter()
+    .map(|t| (t.key().to_string(), t.value().to_string()))
+    .collect())
 }
 
 /// The rule as the steps write its spec, with its targets and tags.
@@ -422,14 +430,19 @@ mod tests {
                 "role_arn": "arn:aws:iam::123456789012:role/events-forward-role-prod-eu",
             }],
         });
-        let made = create(&c, &req("eu-south-1", &name, desired.clone())).await.unwrap();
+        let made = create(&c, &req("eu-south-1", &name, desired.clone()))
+            .await
+            .unwrap();
         assert!(made.arn.ends_with(&format!(":rule/{name}")), "{}", made.arn);
         let id = Identity::new(Kind::EventRule, "eu-south-1", &name);
         let found = find(&c, &id).await.unwrap().expect("found");
         assert_eq!(diff(&desired, &found.spec), Vec::<String>::new());
         assert_eq!(found.tags, tags(&name));
         assert_eq!(
-            create(&c, &req("eu-south-1", &name, desired.clone())).await.unwrap_err().kind,
+            create(&c, &req("eu-south-1", &name, desired.clone()))
+                .await
+                .unwrap_err()
+                .kind,
             ErrorKind::Conflict
         );
 
@@ -456,7 +469,10 @@ mod tests {
         assert!(listed.iter().any(|r| r.name == name));
         delete(&c, &updated).await.unwrap();
         assert!(find(&c, &id).await.unwrap().is_none());
-        assert_eq!(delete(&c, &updated).await.unwrap_err().kind, ErrorKind::NotFound);
+        assert_eq!(
+            delete(&c, &updated).await.unwrap_err().kind,
+            ErrorKind::NotFound
+        );
     }
 
     #[tokio::test]
@@ -471,7 +487,9 @@ mod tests {
             "state": "ENABLED",
             "targets": [{"id": "replication-monitor", "arn": "arn:aws:lambda:eu-central-1:123456789012:function:replication-monitor-prod-eu"}],
         });
-        create(&c, &req("eu-central-1", &name, desired.clone())).await.unwrap();
+        create(&c, &req("eu-central-1", &name, desired.clone()))
+            .await
+            .unwrap();
         let id = Identity::new(Kind::EventRule, "eu-central-1", &name);
         let found = find(&c, &id).await.unwrap().expect("found");
         assert_eq!(diff(&desired, &found.spec), Vec::<String>::new());

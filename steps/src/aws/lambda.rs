@@ -244,7 +244,10 @@ pub(super) async fn delete(c: &Clients, current: &Resource) -> Result<(), CloudE
     let rc = c.region(region).await;
     c.call(
         Call::new(region, SVC, "DeleteFunction"),
-        rc.lambda.delete_function().function_name(&current.name).send(),
+        rc.lambda
+            .delete_function()
+            .function_name(&current.name)
+            .send(),
     )
     .await?;
     Ok(())
@@ -284,7 +287,9 @@ fn environment(spec: &Value) -> Option<Environment> {
         .map(|(k, v)| {
             (
                 k.clone(),
-                v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()),
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string()),
             )
         })
         .collect();
@@ -295,15 +300,22 @@ fn environment(spec: &Value) -> Option<Environment> {
 fn code_zip(name: &str, spec: &Value) -> Result<(Vec<u8>, String), CloudError> {
     let code = spec.get("code").unwrap_or(&Value::Null);
     let source = text(code, "source").ok_or_else(|| {
-        invalid(format!("lambda_function {name}: the spec has no code.source"))
+        invalid(format!(
+            "lambda_function {name}: the spec has no code.source"
+        ))
     })?;
     let filename = text(code, "filename").ok_or_else(|| {
-        invalid(format!("lambda_function {name}: the spec has no code.filename"))
+        invalid(format!(
+            "lambda_function {name}: the spec has no code.filename"
+        ))
     })?;
     let sha = text(code, "sha")
         .map(str::to_string)
         .unwrap_or_else(|| crate::cloud::monitoring::code_sha(source));
-    Ok((zip_one(filename, source.as_bytes()), format!("{filename} {sha}")))
+    Ok((
+        zip_one(filename, source.as_bytes()),
+        format!("{filename} {sha}"),
+    ))
 }
 
 /// One permission as the spec writes it.
@@ -430,9 +442,11 @@ fn permission_spec(s: &Value) -> Value {
         .and_then(|cond| {
             cond.values().find_map(|m| {
                 m.as_object()?.iter().find_map(|(k, v)| {
-                    k.eq_ignore_ascii_case("aws:SourceArn")
-                        .then(|| v.as_str())
-                        .flatten()
+                    if k.eq_ignore_ascii_case("aws:SourceArn") {
+                        v.as_str()
+                    } else {
+                        None
+                    }
                 })
             })
         });
@@ -710,14 +724,28 @@ mod tests {
             depends_on: Vec::new(),
         };
         let made = create(&c, &req).await.unwrap();
-        assert!(made.arn.ends_with(&format!(":function:{name}")), "{}", made.arn);
+        assert!(
+            made.arn.ends_with(&format!(":function:{name}")),
+            "{}",
+            made.arn
+        );
         assert!(!made.attr_str("code_sha256").is_empty(), "{:?}", made.attrs);
         let id = Identity::new(Kind::LambdaFunction, REGION, &name);
         let found = find(&c, &id).await.unwrap().expect("found");
         assert_eq!(diff(&compared(&desired), &found.spec), Vec::<String>::new());
-        assert!(found.spec["code"].get("source").is_none(), "the source is write-only");
-        assert_eq!(found.tags, tags(&name), "the code tag is bookkeeping, not a tag");
-        assert_eq!(create(&c, &req).await.unwrap_err().kind, ErrorKind::Conflict);
+        assert!(
+            found.spec["code"].get("source").is_none(),
+            "the source is write-only"
+        );
+        assert_eq!(
+            found.tags,
+            tags(&name),
+            "the code tag is bookkeeping, not a tag"
+        );
+        assert_eq!(
+            create(&c, &req).await.unwrap_err().kind,
+            ErrorKind::Conflict
+        );
 
         // New code: UpdateFunctionCode, and the fingerprint reads back.
         let mut changed = desired.clone();
@@ -737,20 +765,34 @@ mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(diff(&compared(&changed), &updated.spec), Vec::<String>::new());
-        assert_ne!(updated.attr_str("code_sha256"), found.attr_str("code_sha256"));
+        assert_eq!(
+            diff(&compared(&changed), &updated.spec),
+            Vec::<String>::new()
+        );
+        assert_ne!(
+            updated.attr_str("code_sha256"),
+            found.attr_str("code_sha256")
+        );
         let mutating: Vec<&str> = c
             .calls()
             .iter()
             .filter(|r| r.mutating && r.service == "lambda")
             .map(|r| r.operation)
             .collect();
-        assert!(mutating.ends_with(&["UpdateFunctionConfiguration", "UpdateFunctionCode", "TagResource"]), "{mutating:?}");
+        assert!(
+            mutating.ends_with(&[
+                "UpdateFunctionConfiguration",
+                "UpdateFunctionCode",
+                "TagResource"
+            ]),
+            "{mutating:?}"
+        );
 
         // Another rule may invoke it instead.
         let other = unique("other-rule");
         let mut perm = changed.clone();
-        perm["invoke_permissions"] = json!([{"principal": "events.amazonaws.com", "source_rule": other}]);
+        perm["invoke_permissions"] =
+            json!([{"principal": "events.amazonaws.com", "source_rule": other}]);
         let updated = update(
             &c,
             &updated,
@@ -763,12 +805,18 @@ mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(updated.spec["invoke_permissions"], perm["invoke_permissions"]);
+        assert_eq!(
+            updated.spec["invoke_permissions"],
+            perm["invoke_permissions"]
+        );
 
         let listed = list(&c, REGION, Kind::LambdaFunction, None).await.unwrap();
         assert!(listed.iter().any(|r| r.name == name));
         delete(&c, &updated).await.unwrap();
         assert!(find(&c, &id).await.unwrap().is_none());
-        assert_eq!(delete(&c, &updated).await.unwrap_err().kind, ErrorKind::NotFound);
+        assert_eq!(
+            delete(&c, &updated).await.unwrap_err().kind,
+            ErrorKind::NotFound
+        );
     }
 }

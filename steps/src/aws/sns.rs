@@ -456,7 +456,11 @@ mod tests {
         )
         .await
         .unwrap();
-        assert!(made.arn.starts_with(&format!("arn:aws:sns:{REGION}:")), "{}", made.arn);
+        assert!(
+            made.arn.starts_with(&format!("arn:aws:sns:{REGION}:")),
+            "{}",
+            made.arn
+        );
         assert_eq!(made.id, made.arn);
         let id = Identity::new(Kind::SnsTopic, REGION, &name);
         let found = find(&c, &id).await.unwrap().expect("found");
@@ -498,18 +502,31 @@ mod tests {
         };
         let sub = create(&c, &sub_req).await.unwrap();
         assert!(sub.id.starts_with(&made.arn), "{}", sub.id);
-        assert_eq!(create(&c, &sub_req).await.unwrap_err().kind, ErrorKind::Conflict);
-        let sid = Identity::child(Kind::SnsSubscription, REGION, &made.arn, format!("sqs:{queue}"));
+        assert_eq!(
+            create(&c, &sub_req).await.unwrap_err().kind,
+            ErrorKind::Conflict
+        );
+        let sid = Identity::child(
+            Kind::SnsSubscription,
+            REGION,
+            &made.arn,
+            format!("sqs:{queue}"),
+        );
         let found_sub = find(&c, &sid).await.unwrap().expect("subscription found");
         assert_eq!(diff(&sub_spec, &found_sub.spec), Vec::<String>::new());
         assert_eq!(found_sub.attrs["pending_confirmation"], json!(false));
-        let subs = list(&c, REGION, Kind::SnsSubscription, Some(&made.arn)).await.unwrap();
+        let subs = list(&c, REGION, Kind::SnsSubscription, Some(&made.arn))
+            .await
+            .unwrap();
         assert_eq!(subs.len(), 1);
         delete(&c, &found_sub).await.unwrap();
         assert!(find(&c, &sid).await.unwrap().is_none());
 
         delete(&c, &updated).await.unwrap();
         assert!(find(&c, &id).await.unwrap().is_none());
-        assert_eq!(delete(&c, &updated).await.unwrap_err().kind, ErrorKind::NotFound);
+        assert_eq!(
+            delete(&c, &updated).await.unwrap_err().kind,
+            ErrorKind::NotFound
+        );
     }
 }

@@ -99,9 +99,9 @@ pub(super) fn int_text(s: &str) -> Value {
 
 /// Whether `drifted` names `key` itself or a path under it.
 pub(super) fn drifted(drifted: &[String], key: &str) -> bool {
-    drifted.iter().any(|p| {
-        p == key || p == "spec" || (p.starts_with(key) && p[key.len()..].starts_with('.'))
-    })
+    drifted
+        .iter()
+        .any(|p| p == key || p == "spec" || (p.starts_with(key) && p[key.len()..].starts_with('.')))
 }
 
 /// The desired tags the resource does not carry with that value (tags not named are kept, as

@@ -31,7 +31,10 @@ const SVC: &str = "sqs";
 
 /// Spec keys that are plain queue attributes, with the attribute's name; integers all.
 const INT_ATTRS: &[(&str, &str)] = &[
-    ("kms_data_key_reuse_period_seconds", "KmsDataKeyReusePeriodSeconds"),
+    (
+        "kms_data_key_reuse_period_seconds",
+        "KmsDataKeyReusePeriodSeconds",
+    ),
     ("message_retention_seconds", "MessageRetentionPeriod"),
     ("visibility_timeout_seconds", "VisibilityTimeout"),
     ("receive_wait_time_seconds", "ReceiveMessageWaitTimeSeconds"),
@@ -121,7 +124,10 @@ pub(super) async fn create(c: &Clients, req: &CreateRequest) -> Result<Resource,
         .ok_or_else(|| {
             CloudError::new(
                 ErrorKind::NotReady,
-                format!("sqs_queue {} ({}) is not readable yet", req.name, req.region),
+                format!(
+                    "sqs_queue {} ({}) is not readable yet",
+                    req.name, req.region
+                ),
             )
         })
 }
@@ -149,7 +155,8 @@ pub(super) async fn update(
         for (k, v) in &set {
             call = call.tags(k, v);
         }
-        c.call(Call::new(region, SVC, "TagQueue"), call.send()).await?;
+        c.call(Call::new(region, SVC, "TagQueue"), call.send())
+            .await?;
     }
     describe(c, region, &current.name, &url)
         .await?
@@ -162,7 +169,10 @@ pub(super) async fn delete(c: &Clients, current: &Resource) -> Result<(), CloudE
     match c
         .call(
             Call::new(region, SVC, "DeleteQueue"),
-            rc.sqs.delete_queue().queue_url(current.attr_str("url")).send(),
+            rc.sqs
+                .delete_queue()
+                .queue_url(current.attr_str("url"))
+                .send(),
         )
         .await
     {
@@ -220,7 +230,10 @@ fn attributes(
         out.push((QueueAttributeName::RedrivePolicy, doc.to_string()));
     }
     if wanted("policy") {
-        out.push((QueueAttributeName::Policy, specs::json_text(&spec["policy"])));
+        out.push((
+            QueueAttributeName::Policy,
+            specs::json_text(&spec["policy"]),
+        ));
     }
     Ok(out)
 }
@@ -359,7 +372,11 @@ mod tests {
             },
         });
         let made = create(&c, &req(&name, desired.clone())).await.unwrap();
-        assert!(made.attr_str("url").ends_with(&format!("/{name}")), "{:?}", made.attrs);
+        assert!(
+            made.attr_str("url").ends_with(&format!("/{name}")),
+            "{:?}",
+            made.attrs
+        );
         let id = Identity::new(Kind::SqsQueue, REGION, &name);
         let found = find(&c, &id).await.unwrap().expect("found");
         assert_eq!(diff(&desired, &found.spec), Vec::<String>::new());
@@ -395,6 +412,9 @@ mod tests {
         delete(&c, &updated).await.unwrap();
         delete(&c, &dlq).await.unwrap();
         assert!(find(&c, &id).await.unwrap().is_none());
-        assert_eq!(delete(&c, &dlq).await.unwrap_err().kind, ErrorKind::NotFound);
+        assert_eq!(
+            delete(&c, &dlq).await.unwrap_err().kind,
+            ErrorKind::NotFound
+        );
     }
 }
