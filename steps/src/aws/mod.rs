@@ -47,6 +47,7 @@ mod rds;
 mod route53;
 mod s3;
 mod sns;
+mod specs;
 mod sqs;
 
 pub use clients::{AwsSettings, Clients, RegionClients, StaticKeys};

@@ -7,7 +7,7 @@ mod data;
 pub(crate) mod drift;
 pub(crate) mod framework;
 pub(crate) mod input;
-mod monitoring;
+pub(crate) mod monitoring;
 mod network;
 mod ops;
 mod security;
