@@ -63,6 +63,9 @@ pub struct CloudConfig {
     pub state_dir: PathBuf,
     /// An endpoint override for the aws target (moto, LocalStack).
     pub endpoint_url: Option<String>,
+    /// A named profile of `~/.aws/config` for the aws target (`--profile`); `None` leaves the
+    /// choice to `aws-config` (`AWS_PROFILE`, else `default`).
+    pub profile: Option<String>,
 }
 
 impl Default for CloudConfig {
@@ -71,6 +74,7 @@ impl Default for CloudConfig {
             target: Target::Sim,
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             endpoint_url: None,
+            profile: None,
         }
     }
 }
@@ -89,6 +93,7 @@ impl CloudConfig {
             endpoint_url: std::env::var("AWS_ENDPOINT_URL")
                 .ok()
                 .filter(|v| !v.is_empty()),
+            profile: None,
         })
     }
 
@@ -112,6 +117,7 @@ impl CloudConfig {
             target: Target::Sim,
             state_dir: state_dir.as_ref().to_path_buf(),
             endpoint_url: None,
+            profile: None,
         }
     }
 }
