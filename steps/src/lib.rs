@@ -27,6 +27,7 @@ mod declared_keys;
 mod failover;
 mod json;
 mod plan;
+pub mod policy;
 pub mod regions;
 pub mod sim;
 mod target;

@@ -49,6 +49,8 @@ mod s3;
 mod sns;
 mod specs;
 mod sqs;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use clients::{AwsSettings, Clients, RegionClients, StaticKeys};
 pub use error::{Call, CallRecord, classify, is_mutating, sdk_error};
