@@ -532,17 +532,9 @@ fn cloud_config(global: &Global) -> drflow_steps::CloudConfig {
     drflow_steps::CloudConfig {
         target: cloud_target(global),
         state_dir: global.state_dir.clone(),
-<<<<<<< HEAD
-        endpoint_url: std::env::var("AWS_ENDPOINT_URL")
-            .ok()
-            .filter(|v| !v.is_empty()),
-        // No `--profile` flag yet: the default chain picks the profile.
-        profile: None,
-=======
         // Only the flags: aws-config reads AWS_ENDPOINT_URL and AWS_PROFILE itself.
         endpoint_url: global.endpoint_url.clone(),
         profile: global.profile.clone(),
->>>>>>> infra
     }
 }
 

@@ -63,13 +63,8 @@ pub struct CloudConfig {
     pub state_dir: PathBuf,
     /// An endpoint override for the aws target (moto, LocalStack).
     pub endpoint_url: Option<String>,
-<<<<<<< HEAD
-    /// The AWS profile the aws target's credentials and region settings come from (`--profile`);
-    /// `None`: the default chain (`AWS_PROFILE`, then `default`).
-=======
     /// A named profile of `~/.aws/config` for the aws target (`--profile`); `None` leaves the
     /// choice to `aws-config` (`AWS_PROFILE`, else `default`).
->>>>>>> infra
     pub profile: Option<String>,
 }
 
