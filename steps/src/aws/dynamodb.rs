@@ -27,9 +27,9 @@ use crate::backend::{
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, CreateReplicationGroupMemberAction,
     DeleteReplicationGroupMemberAction, KeySchemaElement, KeyType,
-    PointInTimeRecoverySpecification, ReplicationGroupUpdate, ScalarAttributeType, SseSpecification,
-    SseType, StreamSpecification, StreamViewType, TableDescription, TableStatus, Tag,
-    TimeToLiveSpecification,
+    PointInTimeRecoverySpecification, ReplicationGroupUpdate, ScalarAttributeType,
+    SseSpecification, SseType, StreamSpecification, StreamViewType, TableDescription, TableStatus,
+    Tag, TimeToLiveSpecification,
 };
 
 /// On a replica an emulator would not make: the source table's ARN.
@@ -123,7 +123,14 @@ pub(super) async fn update(
     // DynamoDB takes one table update at a time: each waits for the table to be active again.
     if drifted(req, "billing_mode") {
         let mode = s(spec, "billing_mode").ok_or(missing(current.kind, "billing_mode"))?;
-        update_table(c, region, name, |u| u.billing_mode(BillingMode::from(mode)), "UpdateTable").await?;
+        update_table(
+            c,
+            region,
+            name,
+            |u| u.billing_mode(BillingMode::from(mode)),
+            "UpdateTable",
+        )
+        .await?;
     }
     if drifted(req, "sse") {
         let sse = sse_spec(spec)?;
@@ -132,19 +139,49 @@ pub(super) async fn update(
     if drifted(req, "stream_view_type") {
         // A stream's view type cannot change in place: turn the stream off first.
         if current.spec.get("stream_view_type").is_some() {
-            let off = StreamSpecification::builder().stream_enabled(false).build().map_err(be)?;
-            update_table(c, region, name, |u| u.stream_specification(off), "UpdateTable").await?;
+            let off = StreamSpecification::builder()
+                .stream_enabled(false)
+                .build()
+                .map_err(be)?;
+            update_table(
+                c,
+                region,
+                name,
+                |u| u.stream_specification(off),
+                "UpdateTable",
+            )
+            .await?;
         }
         if let Some(on) = stream_spec(spec)? {
-            update_table(c, region, name, |u| u.stream_specification(on), "UpdateTable").await?;
+            update_table(
+                c,
+                region,
+                name,
+                |u| u.stream_specification(on),
+                "UpdateTable",
+            )
+            .await?;
         }
     }
     if drifted(req, "deletion_protection_enabled") {
         let on = b(spec, "deletion_protection_enabled").unwrap_or(false);
-        update_table(c, region, name, |u| u.deletion_protection_enabled(on), "UpdateTable").await?;
+        update_table(
+            c,
+            region,
+            name,
+            |u| u.deletion_protection_enabled(on),
+            "UpdateTable",
+        )
+        .await?;
     }
     if drifted(req, "point_in_time_recovery") {
-        set_pitr(c, region, name, b(spec, "point_in_time_recovery").unwrap_or(false)).await?;
+        set_pitr(
+            c,
+            region,
+            name,
+            b(spec, "point_in_time_recovery").unwrap_or(false),
+        )
+        .await?;
     }
     if drifted(req, "ttl") {
         let attr = spec
@@ -152,7 +189,10 @@ pub(super) async fn update(
             .and_then(|t| s(t, "attribute_name"))
             .or_else(|| current.spec.get("ttl").and_then(|t| s(t, "attribute_name")))
             .ok_or(missing(current.kind, "ttl.attribute_name"))?;
-        let on = spec.get("ttl").and_then(|t| b(t, "enabled")).unwrap_or(false);
+        let on = spec
+            .get("ttl")
+            .and_then(|t| b(t, "enabled"))
+            .unwrap_or(false);
         set_ttl(c, region, name, attr, on).await?;
     }
     if drifted(req, "replica_regions") {
@@ -209,7 +249,11 @@ pub(super) async fn delete(c: &Clients, current: &Resource) -> Result<(), CloudE
             let rc = c.region(home).await;
             c.call(
                 Call::new(home, "dynamodb", "UpdateTable"),
-                rc.dynamodb.update_table().table_name(table).replica_updates(upd).send(),
+                rc.dynamodb
+                    .update_table()
+                    .table_name(table)
+                    .replica_updates(upd)
+                    .send(),
             )
             .await?;
         }
@@ -225,20 +269,38 @@ pub(super) async fn delete(c: &Clients, current: &Resource) -> Result<(), CloudE
     Ok(())
 }
 
-async fn create_table(c: &Clients, region: &str, name: &str, spec: &Value, tags: &Tags) -> Result<(), CloudError> {
+async fn create_table(
+    c: &Clients,
+    region: &str,
+    name: &str,
+    spec: &Value,
+    tags: &Tags,
+) -> Result<(), CloudError> {
     let rc = c.region(region).await;
     let mut attrs = Vec::new();
-    for a in spec.get("attribute_definitions").and_then(Value::as_array).into_iter().flatten() {
+    for a in spec
+        .get("attribute_definitions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         attrs.push(
             AttributeDefinition::builder()
                 .attribute_name(s(a, "attribute_name").unwrap_or_default())
-                .attribute_type(ScalarAttributeType::from(s(a, "attribute_type").unwrap_or("S")))
+                .attribute_type(ScalarAttributeType::from(
+                    s(a, "attribute_type").unwrap_or("S"),
+                ))
                 .build()
                 .map_err(be)?,
         );
     }
     let mut keys = Vec::new();
-    for k in spec.get("key_schema").and_then(Value::as_array).into_iter().flatten() {
+    for k in spec
+        .get("key_schema")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         keys.push(
             KeySchemaElement::builder()
                 .attribute_name(s(k, "attribute_name").unwrap_or_default())
@@ -256,7 +318,9 @@ async fn create_table(c: &Clients, region: &str, name: &str, spec: &Value, tags:
         .table_name(name)
         .set_attribute_definitions(Some(attrs))
         .set_key_schema(Some(keys))
-        .billing_mode(BillingMode::from(s(spec, "billing_mode").unwrap_or("PAY_PER_REQUEST")))
+        .billing_mode(BillingMode::from(
+            s(spec, "billing_mode").unwrap_or("PAY_PER_REQUEST"),
+        ))
         .set_deletion_protection_enabled(b(spec, "deletion_protection_enabled"));
     if spec.get("sse").is_some() {
         call = call.sse_specification(sse_spec(spec)?);
@@ -279,13 +343,18 @@ async fn configure(c: &Clients, region: &str, name: &str, spec: &Value) -> Resul
         set_pitr(c, region, name, true).await?;
     }
     if let Some(ttl) = spec.get("ttl").filter(|t| b(t, "enabled") == Some(true)) {
-        let attr = s(ttl, "attribute_name").ok_or(missing(Kind::DynamoTable, "ttl.attribute_name"))?;
+        let attr =
+            s(ttl, "attribute_name").ok_or(missing(Kind::DynamoTable, "ttl.attribute_name"))?;
         set_ttl(c, region, name, attr, true).await?;
     }
     Ok(())
 }
 
-async fn create_replica(c: &Clients, req: &CreateRequest, source: &str) -> Result<Resource, CloudError> {
+async fn create_replica(
+    c: &Clients,
+    req: &CreateRequest,
+    source: &str,
+) -> Result<Resource, CloudError> {
     let region = req.region.as_str();
     let (home, table) = arn_table(source);
     let kms = req.spec.get("sse").and_then(|x| s(x, "kms_master_key_id"));
@@ -299,13 +368,20 @@ async fn create_replica(c: &Clients, req: &CreateRequest, source: &str) -> Resul
     let hc = c.region(home).await;
     c.call(
         Call::new(home, "dynamodb", "UpdateTable"),
-        hc.dynamodb.update_table().table_name(table).replica_updates(upd).send(),
+        hc.dynamodb
+            .update_table()
+            .table_name(table)
+            .replica_updates(upd)
+            .send(),
     )
     .await?;
     let src = describe(c, home, table)
         .await?
         .ok_or_else(|| vanished(table))?;
-    let listed = src.replicas().iter().any(|r| r.region_name() == Some(region));
+    let listed = src
+        .replicas()
+        .iter()
+        .any(|r| r.region_name() == Some(region));
     let rc = c.region(region).await;
     if listed {
         // The service builds the replica: wait for it, then give it its own settings.
@@ -321,7 +397,9 @@ async fn create_replica(c: &Clients, req: &CreateRequest, source: &str) -> Resul
             tokio::time::sleep(POLL).await;
         }
         configure(c, region, &req.name, &req.spec).await?;
-        let t = describe(c, region, &req.name).await?.ok_or_else(|| vanished(&req.name))?;
+        let t = describe(c, region, &req.name)
+            .await?
+            .ok_or_else(|| vanished(&req.name))?;
         if !req.tags.is_empty() {
             c.call(
                 Call::new(region, "dynamodb", "TagResource"),
@@ -365,7 +443,12 @@ async fn create_replica(c: &Clients, req: &CreateRequest, source: &str) -> Resul
 }
 
 /// The table as found, with its point-in-time recovery, TTL and replicas.
-async fn read_table(c: &Clients, region: &str, t: &TableDescription, tags: Tags) -> Result<Resource, CloudError> {
+async fn read_table(
+    c: &Clients,
+    region: &str,
+    t: &TableDescription,
+    tags: Tags,
+) -> Result<Resource, CloudError> {
     let rc = c.region(region).await;
     let name = t.table_name().unwrap_or_default();
     let arn = t.table_arn().unwrap_or_default();
@@ -389,7 +472,9 @@ async fn read_table(c: &Clients, region: &str, t: &TableDescription, tags: Tags)
         .unwrap_or("PROVISIONED");
     spec.insert("billing_mode".into(), json!(mode));
     if let Some(sse) = t.sse_description() {
-        let on = sse.status().is_some_and(|st| matches!(st.as_str(), "ENABLED" | "ENABLING" | "UPDATING"));
+        let on = sse
+            .status()
+            .is_some_and(|st| matches!(st.as_str(), "ENABLED" | "ENABLING" | "UPDATING"));
         let mut m = Map::new();
         m.insert("enabled".into(), json!(on));
         if let Some(ty) = sse.sse_type() {
@@ -403,7 +488,10 @@ async fn read_table(c: &Clients, region: &str, t: &TableDescription, tags: Tags)
     let pitr = c
         .call(
             Call::new(region, "dynamodb", "DescribeContinuousBackups"),
-            rc.dynamodb.describe_continuous_backups().table_name(name).send(),
+            rc.dynamodb
+                .describe_continuous_backups()
+                .table_name(name)
+                .send(),
         )
         .await?;
     let pitr_on = pitr
@@ -448,7 +536,11 @@ async fn read_table(c: &Clients, region: &str, t: &TableDescription, tags: Tags)
             if let Some(p) = describe(c, peer, name).await? {
                 if let Some(at) = p.creation_date_time() {
                     if source.as_ref().is_none_or(|(t0, _, _)| at < t0) {
-                        source = Some((*at, peer.to_string(), p.table_arn().unwrap_or_default().to_string()));
+                        source = Some((
+                            *at,
+                            peer.to_string(),
+                            p.table_arn().unwrap_or_default().to_string(),
+                        ));
                     }
                 }
             }
@@ -490,7 +582,11 @@ async fn read_table(c: &Clients, region: &str, t: &TableDescription, tags: Tags)
     ))
 }
 
-async fn describe(c: &Clients, region: &str, name: &str) -> Result<Option<TableDescription>, CloudError> {
+async fn describe(
+    c: &Clients,
+    region: &str,
+    name: &str,
+) -> Result<Option<TableDescription>, CloudError> {
     let rc = c.region(region).await;
     let out = absent(
         c.call(
@@ -556,7 +652,13 @@ async fn set_pitr(c: &Clients, region: &str, name: &str, on: bool) -> Result<(),
     Ok(())
 }
 
-async fn set_ttl(c: &Clients, region: &str, name: &str, attr: &str, on: bool) -> Result<(), CloudError> {
+async fn set_ttl(
+    c: &Clients,
+    region: &str,
+    name: &str,
+    attr: &str,
+    on: bool,
+) -> Result<(), CloudError> {
     let rc = c.region(region).await;
     c.call(
         Call::new(region, "dynamodb", "UpdateTimeToLive"),
@@ -595,7 +697,11 @@ async fn table_tags(c: &Clients, region: &str, arn: &str) -> Result<Tags, CloudE
         else {
             return Ok(tags);
         };
-        tags.extend(page.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())));
+        tags.extend(
+            page.tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string())),
+        );
         match page.next_token() {
             Some(n) => token = Some(n.to_string()),
             None => return Ok(tags),
@@ -653,7 +759,10 @@ fn vanished(name: &str) -> CloudError {
 }
 
 fn not_ddb(kind: Kind) -> CloudError {
-    CloudError::new(ErrorKind::NotBuilt, format!("{kind} is not a dynamodb kind"))
+    CloudError::new(
+        ErrorKind::NotBuilt,
+        format!("{kind} is not a dynamodb kind"),
+    )
 }
 
 #[cfg(test)]
@@ -677,7 +786,9 @@ mod tests {
 
     #[tokio::test]
     async fn global_table_round_trips_through_moto() {
-        let Some(c) = moto("dynamodb global table") else { return };
+        let Some(c) = moto("dynamodb global table") else {
+            return;
+        };
         let name = unique("trading-sessions");
         let key = |r: &str| format!("arn:aws:kms:{r}:123456789012:key/mrk-0123");
         let mut spec = table_spec(&key("eu-south-1"));
@@ -718,10 +829,17 @@ mod tests {
         .unwrap();
         // moto answers ReplicaUpdates and makes nothing: the call was made, and the replica is
         // a table of its own with the relationship in tags.
-        assert!(c.calls().iter().any(|r| r.operation == "UpdateTable" && r.region == "eu-south-1"));
+        assert!(
+            c.calls()
+                .iter()
+                .any(|r| r.operation == "UpdateTable" && r.region == "eu-south-1")
+        );
         assert_eq!(replica.tags.get(REPLICA_OF_TAG), Some(&table.arn));
         assert_eq!(diff(&replica_spec, &replica.spec), Vec::<String>::new());
-        let found = find(&c, &Identity::new(Kind::DynamoTable, "eu-south-1", &name)).await.unwrap().unwrap();
+        let found = find(&c, &Identity::new(Kind::DynamoTable, "eu-south-1", &name))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(diff(&spec, &found.spec), Vec::<String>::new());
 
         // One drifted path: PITR off, and only UpdateContinuousBackups is called.
@@ -731,20 +849,45 @@ mod tests {
         let updated = update(
             &c,
             &found,
-            &UpdateRequest { spec: want.clone(), drifted: vec!["point_in_time_recovery".into()], tags: tags(&name), depends_on: vec![] },
+            &UpdateRequest {
+                spec: want.clone(),
+                drifted: vec!["point_in_time_recovery".into()],
+                tags: tags(&name),
+                depends_on: vec![],
+            },
         )
         .await
         .unwrap();
-        let mutating: Vec<_> = c.calls()[before..].iter().filter(|r| r.mutating).map(|r| r.operation).collect();
+        let mutating: Vec<_> = c.calls()[before..]
+            .iter()
+            .filter(|r| r.mutating)
+            .map(|r| r.operation)
+            .collect();
         assert_eq!(mutating, ["UpdateContinuousBackups"]);
         assert_eq!(diff(&want, &updated.spec), Vec::<String>::new());
 
-        let listed = list(&c, "eu-central-1", Kind::DynamoTable, None).await.unwrap();
-        assert!(listed.iter().any(|t| t.name == name && t.region == "eu-central-1"));
+        let listed = list(&c, "eu-central-1", Kind::DynamoTable, None)
+            .await
+            .unwrap();
+        assert!(
+            listed
+                .iter()
+                .any(|t| t.name == name && t.region == "eu-central-1")
+        );
 
         delete(&c, &replica).await.unwrap();
         delete(&c, &updated).await.unwrap();
-        assert!(find(&c, &Identity::new(Kind::DynamoTable, "eu-central-1", &name)).await.unwrap().is_none());
-        assert!(find(&c, &Identity::new(Kind::DynamoTable, "eu-south-1", &name)).await.unwrap().is_none());
+        assert!(
+            find(&c, &Identity::new(Kind::DynamoTable, "eu-central-1", &name))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            find(&c, &Identity::new(Kind::DynamoTable, "eu-south-1", &name))
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 }

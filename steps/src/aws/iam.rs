@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::data_common::{absent, decode_policy, drifted, i, managed, missing, resource, s, tags_to_set};
+use super::data_common::{
+    absent, decode_policy, drifted, i, managed, missing, resource, s, tags_to_set,
+};
 use super::{Call, Clients};
 use crate::backend::{
     CloudError, CreateRequest, ErrorKind, GLOBAL, Identity, Kind, Resource, ResourceState, Tags,
@@ -49,9 +51,17 @@ pub(super) async fn list(
                         rc.iam.list_roles().set_marker(marker.clone()).send(),
                     )
                     .await?;
-                let names: Vec<String> =
-                    out.roles().iter().map(|x| x.role_name().to_string()).collect();
-                (names, out.is_truncated().then(|| out.marker().map(str::to_string)).flatten())
+                let names: Vec<String> = out
+                    .roles()
+                    .iter()
+                    .map(|x| x.role_name().to_string())
+                    .collect();
+                (
+                    names,
+                    out.is_truncated()
+                        .then(|| out.marker().map(str::to_string))
+                        .flatten(),
+                )
             }
             Kind::InstanceProfile => {
                 let out = c
@@ -68,7 +78,12 @@ pub(super) async fn list(
                     .iter()
                     .map(|x| x.instance_profile_name().to_string())
                     .collect();
-                (names, out.is_truncated().then(|| out.marker().map(str::to_string)).flatten())
+                (
+                    names,
+                    out.is_truncated()
+                        .then(|| out.marker().map(str::to_string))
+                        .flatten(),
+                )
             }
             other => return Err(not_iam(other)),
         };
@@ -133,7 +148,8 @@ pub(super) async fn create(c: &Clients, req: &CreateRequest) -> Result<Resource,
             if let Some(d) = i(spec, "max_session_duration") {
                 call = call.max_session_duration(d as i32);
             }
-            c.call(Call::new(r, "iam", "CreateRole"), call.send()).await?;
+            c.call(Call::new(r, "iam", "CreateRole"), call.send())
+                .await?;
             for (policy, doc) in inline(spec) {
                 put_inline(c, &req.name, &policy, &doc).await?;
             }
@@ -148,7 +164,9 @@ pub(super) async fn create(c: &Clients, req: &CreateRequest) -> Result<Resource,
                 )
                 .await?;
             }
-            read_role(c, &req.name).await?.ok_or_else(|| vanished(req.kind, &req.name))
+            read_role(c, &req.name)
+                .await?
+                .ok_or_else(|| vanished(req.kind, &req.name))
         }
         Kind::InstanceProfile => {
             c.call(
@@ -231,14 +249,22 @@ pub(super) async fn update(
                 for arn in want.iter().filter(|a| !have.contains(a)) {
                     c.call(
                         Call::new(r, "iam", "AttachRolePolicy"),
-                        rc.iam.attach_role_policy().role_name(name).policy_arn(arn).send(),
+                        rc.iam
+                            .attach_role_policy()
+                            .role_name(name)
+                            .policy_arn(arn)
+                            .send(),
                     )
                     .await?;
                 }
                 for arn in have.iter().filter(|a| !want.contains(a)) {
                     c.call(
                         Call::new(r, "iam", "DetachRolePolicy"),
-                        rc.iam.detach_role_policy().role_name(name).policy_arn(arn).send(),
+                        rc.iam
+                            .detach_role_policy()
+                            .role_name(name)
+                            .policy_arn(arn)
+                            .send(),
                     )
                     .await?;
                 }
@@ -257,11 +283,17 @@ pub(super) async fn update(
             if !add.is_empty() {
                 c.call(
                     Call::new(r, "iam", "TagRole"),
-                    rc.iam.tag_role().role_name(name).set_tags(Some(to_iam_tags(&add)?)).send(),
+                    rc.iam
+                        .tag_role()
+                        .role_name(name)
+                        .set_tags(Some(to_iam_tags(&add)?))
+                        .send(),
                 )
                 .await?;
             }
-            read_role(c, name).await?.ok_or_else(|| vanished(current.kind, name))
+            read_role(c, name)
+                .await?
+                .ok_or_else(|| vanished(current.kind, name))
         }
         Kind::InstanceProfile => {
             if drifted(req, "role_name") {
@@ -299,7 +331,9 @@ pub(super) async fn update(
                 )
                 .await?;
             }
-            read_profile(c, name).await?.ok_or_else(|| vanished(current.kind, name))
+            read_profile(c, name)
+                .await?
+                .ok_or_else(|| vanished(current.kind, name))
         }
         other => Err(not_iam(other)),
     }
@@ -316,21 +350,32 @@ pub(super) async fn delete(c: &Clients, current: &Resource) -> Result<(), CloudE
             for policy in inline_names(c, name).await? {
                 c.call(
                     Call::new(r, "iam", "DeleteRolePolicy"),
-                    rc.iam.delete_role_policy().role_name(name).policy_name(policy).send(),
+                    rc.iam
+                        .delete_role_policy()
+                        .role_name(name)
+                        .policy_name(policy)
+                        .send(),
                 )
                 .await?;
             }
             for arn in attached(c, name).await? {
                 c.call(
                     Call::new(r, "iam", "DetachRolePolicy"),
-                    rc.iam.detach_role_policy().role_name(name).policy_arn(arn).send(),
+                    rc.iam
+                        .detach_role_policy()
+                        .role_name(name)
+                        .policy_arn(arn)
+                        .send(),
                 )
                 .await?;
             }
             let profiles = c
                 .call(
                     Call::new(r, "iam", "ListInstanceProfilesForRole"),
-                    rc.iam.list_instance_profiles_for_role().role_name(name).send(),
+                    rc.iam
+                        .list_instance_profiles_for_role()
+                        .role_name(name)
+                        .send(),
                 )
                 .await?;
             for p in profiles.instance_profiles() {
@@ -355,12 +400,20 @@ pub(super) async fn delete(c: &Clients, current: &Resource) -> Result<(), CloudE
             let got = c
                 .call(
                     Call::new(r, "iam", "GetInstanceProfile"),
-                    rc.iam.get_instance_profile().instance_profile_name(name).send(),
+                    rc.iam
+                        .get_instance_profile()
+                        .instance_profile_name(name)
+                        .send(),
                 )
                 .await?;
             let roles: Vec<String> = got
                 .instance_profile()
-                .map(|p| p.roles().iter().map(|x| x.role_name().to_string()).collect())
+                .map(|p| {
+                    p.roles()
+                        .iter()
+                        .map(|x| x.role_name().to_string())
+                        .collect()
+                })
                 .unwrap_or_default();
             for role in roles {
                 c.call(
@@ -375,7 +428,10 @@ pub(super) async fn delete(c: &Clients, current: &Resource) -> Result<(), CloudE
             }
             c.call(
                 Call::new(r, "iam", "DeleteInstanceProfile"),
-                rc.iam.delete_instance_profile().instance_profile_name(name).send(),
+                rc.iam
+                    .delete_instance_profile()
+                    .instance_profile_name(name)
+                    .send(),
             )
             .await?;
             Ok(())
@@ -388,8 +444,11 @@ async fn read_role(c: &Clients, name: &str) -> Result<Option<Resource>, CloudErr
     let rc = c.global().await;
     let r = rc.region.as_str();
     let Some(out) = absent(
-        c.call(Call::new(r, "iam", "GetRole"), rc.iam.get_role().role_name(name).send())
-            .await,
+        c.call(
+            Call::new(r, "iam", "GetRole"),
+            rc.iam.get_role().role_name(name).send(),
+        )
+        .await,
     )?
     else {
         return Ok(None);
@@ -406,13 +465,20 @@ async fn read_role(c: &Clients, name: &str) -> Result<Option<Resource>, CloudErr
         let got = c
             .call(
                 Call::new(r, "iam", "GetRolePolicy"),
-                rc.iam.get_role_policy().role_name(name).policy_name(&policy).send(),
+                rc.iam
+                    .get_role_policy()
+                    .role_name(name)
+                    .policy_name(&policy)
+                    .send(),
             )
             .await?;
         policies.insert(policy, decode_policy(got.policy_document()));
     }
     spec.insert("inline_policies".into(), Value::Object(policies));
-    spec.insert("managed_policy_arns".into(), json!(attached(c, name).await?));
+    spec.insert(
+        "managed_policy_arns".into(),
+        json!(attached(c, name).await?),
+    );
     if let Some(d) = role.max_session_duration() {
         spec.insert("max_session_duration".into(), json!(d));
     }
@@ -448,7 +514,10 @@ async fn read_profile(c: &Clients, name: &str) -> Result<Option<Resource>, Cloud
     let Some(out) = absent(
         c.call(
             Call::new(r, "iam", "GetInstanceProfile"),
-            rc.iam.get_instance_profile().instance_profile_name(name).send(),
+            rc.iam
+                .get_instance_profile()
+                .instance_profile_name(name)
+                .send(),
         )
         .await,
     )?
@@ -468,7 +537,10 @@ async fn read_profile(c: &Clients, name: &str) -> Result<Option<Resource>, Cloud
         if let Some(t) = absent(
             c.call(
                 Call::new(r, "iam", "ListInstanceProfileTags"),
-                rc.iam.list_instance_profile_tags().instance_profile_name(name).send(),
+                rc.iam
+                    .list_instance_profile_tags()
+                    .instance_profile_name(name)
+                    .send(),
             )
             .await,
         )? {
@@ -634,18 +706,32 @@ mod tests {
         assert!(created.arn.ends_with(&format!(":role/{name}")));
         assert_eq!(created.region, GLOBAL);
         // Creating it again is a conflict the steps resolve by finding it.
-        assert_eq!(create(&c, &req).await.unwrap_err().kind, ErrorKind::Conflict);
-        let found = find(&c, &Identity::new(Kind::IamRole, GLOBAL, &name)).await.unwrap().unwrap();
+        assert_eq!(
+            create(&c, &req).await.unwrap_err().kind,
+            ErrorKind::Conflict
+        );
+        let found = find(&c, &Identity::new(Kind::IamRole, GLOBAL, &name))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(diff(&spec, &found.spec), Vec::<String>::new());
-        assert_eq!(found.spec["inline_policies"], spec["inline_policies"], "documents decoded");
+        assert_eq!(
+            found.spec["inline_policies"], spec["inline_policies"],
+            "documents decoded"
+        );
         assert_eq!(found.tags, tags(&name));
 
         // Drift in one inline policy and an extra one to drop: PutRolePolicy and
         // DeleteRolePolicy only.
         let mut extra = spec.clone();
         extra["inline_policies"]["old"] = json!({"Version": "2012-10-17", "Statement": []});
-        put_inline(&c, &name, "old", &extra["inline_policies"]["old"]).await.unwrap();
-        let current = find(&c, &Identity::new(Kind::IamRole, GLOBAL, &name)).await.unwrap().unwrap();
+        put_inline(&c, &name, "old", &extra["inline_policies"]["old"])
+            .await
+            .unwrap();
+        let current = find(&c, &Identity::new(Kind::IamRole, GLOBAL, &name))
+            .await
+            .unwrap()
+            .unwrap();
         let want = role_spec("ec2.amazonaws.com", "other-bucket");
         let before = c.calls().len();
         let updated = update(
@@ -693,11 +779,24 @@ mod tests {
 
         // The role goes first: delete takes it out of the profile and drops its policies.
         delete(&c, &updated).await.unwrap();
-        assert!(find(&c, &Identity::new(Kind::IamRole, GLOBAL, &name)).await.unwrap().is_none());
-        let p = find(&c, &Identity::new(Kind::InstanceProfile, GLOBAL, &pname)).await.unwrap().unwrap();
+        assert!(
+            find(&c, &Identity::new(Kind::IamRole, GLOBAL, &name))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let p = find(&c, &Identity::new(Kind::InstanceProfile, GLOBAL, &pname))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(p.spec.get("role_name").is_none());
         delete(&c, &p).await.unwrap();
-        assert!(find(&c, &Identity::new(Kind::InstanceProfile, GLOBAL, &pname)).await.unwrap().is_none());
+        assert!(
+            find(&c, &Identity::new(Kind::InstanceProfile, GLOBAL, &pname))
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(delete(&c, &p).await.unwrap_err().kind, ErrorKind::NotFound);
     }
 }

@@ -201,7 +201,11 @@ pub(super) async fn update(
             if !add.is_empty() {
                 c.call(
                     Call::new(region, "kms", "TagResource"),
-                    rc.kms.tag_resource().key_id(key).set_tags(Some(kms_tags(&add)?)).send(),
+                    rc.kms
+                        .tag_resource()
+                        .key_id(key)
+                        .set_tags(Some(kms_tags(&add)?))
+                        .send(),
                 )
                 .await?;
             }
@@ -376,7 +380,12 @@ async fn create_key(c: &Clients, req: &CreateRequest) -> Result<Resource, CloudE
 }
 
 /// Turns rotation on (with the spec's period) or off, on the key in `region`.
-async fn set_rotation(c: &Clients, region: &str, key: &str, spec: &Value) -> Result<(), CloudError> {
+async fn set_rotation(
+    c: &Clients,
+    region: &str,
+    key: &str,
+    spec: &Value,
+) -> Result<(), CloudError> {
     let rc = c.region(region).await;
     if b(spec, "enable_key_rotation").unwrap_or(false) {
         let mut call = rc.kms.enable_key_rotation().key_id(key);
@@ -405,10 +414,7 @@ async fn key_policy(c: &Clients, services: &[String]) -> Result<String, CloudErr
         )
         .await?;
     let account = me.account().unwrap_or_default();
-    let partition = me
-        .arn()
-        .and_then(|a| a.split(':').nth(1))
-        .unwrap_or("aws");
+    let partition = me.arn().and_then(|a| a.split(':').nth(1)).unwrap_or("aws");
     let mut statements = vec![json!({
         "Sid": "AccountRootHasFullControl",
         "Effect": "Allow",
@@ -456,7 +462,11 @@ async fn key_ids(c: &Clients, region: &str) -> Result<Vec<String>, CloudError> {
                 rc.kms.list_keys().set_marker(marker.clone()).send(),
             )
             .await?;
-        ids.extend(out.keys().iter().filter_map(|k| k.key_id().map(str::to_string)));
+        ids.extend(
+            out.keys()
+                .iter()
+                .filter_map(|k| k.key_id().map(str::to_string)),
+        );
         match out.next_marker() {
             Some(m) if out.truncated() => marker = Some(m.to_string()),
             _ => break,
@@ -527,7 +537,10 @@ async fn read_key(
         spec.insert("description".into(), json!(d));
     }
     let (rotation_region, rotation_key) = match primary {
-        Some(p) => (p.region().unwrap_or(region).to_string(), m.key_id().to_string()),
+        Some(p) => (
+            p.region().unwrap_or(region).to_string(),
+            m.key_id().to_string(),
+        ),
         None => (region.to_string(), m.key_id().to_string()),
     };
     if let Some(p) = primary {
@@ -540,13 +553,19 @@ async fn read_key(
         if let Some(u) = m.key_usage() {
             spec.insert("key_usage".into(), json!(u.as_str()));
         }
-        spec.insert("multi_region".into(), json!(m.multi_region().unwrap_or(false)));
+        spec.insert(
+            "multi_region".into(),
+            json!(m.multi_region().unwrap_or(false)),
+        );
     }
     let hc = c.region(&rotation_region).await;
     let rot = absent(
         c.call(
             Call::new(&rotation_region, "kms", "GetKeyRotationStatus"),
-            hc.kms.get_key_rotation_status().key_id(&rotation_key).send(),
+            hc.kms
+                .get_key_rotation_status()
+                .key_id(&rotation_key)
+                .send(),
         )
         .await,
     )?;
@@ -574,7 +593,12 @@ async fn read_key(
                     .send(),
             )
             .await?;
-        if let Some(p) = policy.policy().map(decode_policy).as_ref().and_then(policy_principals) {
+        if let Some(p) = policy
+            .policy()
+            .map(decode_policy)
+            .as_ref()
+            .and_then(policy_principals)
+        {
             spec.insert("service_principals".into(), p);
         }
     }
@@ -693,7 +717,9 @@ mod tests {
 
     #[tokio::test]
     async fn multi_region_key_replica_and_aliases_round_trip_through_moto() {
-        let Some(c) = moto("kms multi-region key") else { return };
+        let Some(c) = moto("kms multi-region key") else {
+            return;
+        };
         let name = unique("kms-key");
         let spec = key_spec(&name);
         let primary = create(
@@ -711,10 +737,16 @@ mod tests {
         .await
         .unwrap();
         assert!(primary.arn.contains(&primary.id));
-        let found = find(&c, &Identity::new(Kind::KmsKey, PRIMARY, &name)).await.unwrap().unwrap();
+        let found = find(&c, &Identity::new(Kind::KmsKey, PRIMARY, &name))
+            .await
+            .unwrap()
+            .unwrap();
         // `pending_window_in_days` is write-only: AWS never returns it.
         assert!(found.spec.get("pending_window_in_days").is_none());
-        assert_eq!(diff(&without(&spec, "pending_window_in_days"), &found.spec), Vec::<String>::new());
+        assert_eq!(
+            diff(&without(&spec, "pending_window_in_days"), &found.spec),
+            Vec::<String>::new()
+        );
         assert_eq!(found.tags, tags(&name));
         assert_eq!(found.state, ResourceState::Available);
 
@@ -740,11 +772,16 @@ mod tests {
         )
         .await
         .unwrap();
-        let found_replica =
-            find(&c, &Identity::new(Kind::KmsKey, STANDBY, &name)).await.unwrap().unwrap();
+        let found_replica = find(&c, &Identity::new(Kind::KmsKey, STANDBY, &name))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(found_replica.id, replica.id);
         assert_eq!(
-            diff(&without(&replica_spec, "pending_window_in_days"), &found_replica.spec),
+            diff(
+                &without(&replica_spec, "pending_window_in_days"),
+                &found_replica.spec
+            ),
             Vec::<String>::new()
         );
         assert_eq!(found_replica.tags, tags(&name));
@@ -799,7 +836,10 @@ mod tests {
         assert!(keys.iter().any(|k| k.id == replica.id && k.name == name));
 
         // Repoint the primary's alias at the replica's id (a drifted target).
-        let a = find(&c, &Identity::new(Kind::KmsAlias, PRIMARY, &alias)).await.unwrap().unwrap();
+        let a = find(&c, &Identity::new(Kind::KmsAlias, PRIMARY, &alias))
+            .await
+            .unwrap()
+            .unwrap();
         let second = create(
             &c,
             &CreateRequest {
@@ -829,15 +869,33 @@ mod tests {
         assert_eq!(a.spec["target_key_id"], json!(second.id));
 
         for (region, _) in [(PRIMARY, 0), (STANDBY, 1)] {
-            let a = find(&c, &Identity::new(Kind::KmsAlias, region, &alias)).await.unwrap().unwrap();
+            let a = find(&c, &Identity::new(Kind::KmsAlias, region, &alias))
+                .await
+                .unwrap()
+                .unwrap();
             delete(&c, &a).await.unwrap();
-            assert!(find(&c, &Identity::new(Kind::KmsAlias, region, &alias)).await.unwrap().is_none());
+            assert!(
+                find(&c, &Identity::new(Kind::KmsAlias, region, &alias))
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
         }
-        for (region, n) in [(STANDBY, &name), (PRIMARY, &name), (PRIMARY, &format!("{name}-b"))] {
-            let k = find(&c, &Identity::new(Kind::KmsKey, region, n)).await.unwrap().unwrap();
+        for (region, n) in [
+            (STANDBY, &name),
+            (PRIMARY, &name),
+            (PRIMARY, &format!("{name}-b")),
+        ] {
+            let k = find(&c, &Identity::new(Kind::KmsKey, region, n))
+                .await
+                .unwrap()
+                .unwrap();
             delete(&c, &k).await.unwrap();
             assert!(
-                find(&c, &Identity::new(Kind::KmsKey, region, n)).await.unwrap().is_none(),
+                find(&c, &Identity::new(Kind::KmsKey, region, n))
+                    .await
+                    .unwrap()
+                    .is_none(),
                 "a key scheduled for deletion is gone for drflow"
             );
         }

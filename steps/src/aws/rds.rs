@@ -15,7 +15,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::data_common::{absent, b, drifted, i, managed, missing, resource, s, strings, tags_to_set};
+use super::data_common::{
+    absent, b, drifted, i, managed, missing, resource, s, strings, tags_to_set,
+};
 use super::{Call, Clients};
 use crate::backend::{
     CloudError, CreateRequest, ErrorKind, GLOBAL, Identity, Kind, Resource, ResourceState, Tags,
@@ -54,7 +56,11 @@ pub(super) async fn list(
         // Global clusters carry no drflow tags (the seam treats them as untaggable): all of
         // them are listed, and the journal says which a run made.
         Kind::GlobalCluster => {
-            return Ok(global_clusters(c).await?.iter().map(global_resource).collect());
+            return Ok(global_clusters(c)
+                .await?
+                .iter()
+                .map(global_resource)
+                .collect());
         }
         Kind::DbCluster => clusters(c, region, None).await?,
         Kind::DbInstance => instances(c, region, None).await?,
@@ -75,7 +81,9 @@ pub(super) async fn create(c: &Clients, req: &CreateRequest) -> Result<Resource,
                 rc.rds
                     .create_db_cluster_parameter_group()
                     .db_cluster_parameter_group_name(name)
-                    .db_parameter_group_family(s(spec, "family").ok_or(missing(req.kind, "family"))?)
+                    .db_parameter_group_family(
+                        s(spec, "family").ok_or(missing(req.kind, "family"))?,
+                    )
                     .description(s(spec, "description").unwrap_or(name))
                     .set_tags(Some(rds_tags(&req.tags)))
                     .send(),
@@ -130,16 +138,27 @@ pub(super) async fn create(c: &Clients, req: &CreateRequest) -> Result<Resource,
                         .set_global_cluster_identifier(opt_s(spec, "global_cluster_identifier"))
                         .set_db_subnet_group_name(opt_s(spec, "db_subnet_group_name"))
                         .set_vpc_security_group_ids(opt_list(spec, "vpc_security_group_ids"))
-                        .set_db_cluster_parameter_group_name(opt_s(spec, "db_cluster_parameter_group_name"))
+                        .set_db_cluster_parameter_group_name(opt_s(
+                            spec,
+                            "db_cluster_parameter_group_name",
+                        ))
                         .set_storage_encrypted(b(spec, "storage_encrypted"))
                         .set_kms_key_id(opt_s(spec, "kms_key_id"))
                         .set_deletion_protection(b(spec, "deletion_protection"))
                         .set_copy_tags_to_snapshot(b(spec, "copy_tags_to_snapshot"))
-                        .set_enable_cloudwatch_logs_exports(opt_list(spec, "enabled_cloudwatch_logs_exports"))
-                        .set_backup_retention_period(i(spec, "backup_retention_period").map(|v| v as i32))
+                        .set_enable_cloudwatch_logs_exports(opt_list(
+                            spec,
+                            "enabled_cloudwatch_logs_exports",
+                        ))
+                        .set_backup_retention_period(
+                            i(spec, "backup_retention_period").map(|v| v as i32),
+                        )
                         .set_master_username(opt_s(spec, "master_username"))
                         .set_manage_master_user_password(b(spec, "manage_master_user_password"))
-                        .set_master_user_secret_kms_key_id(opt_s(spec, "master_user_secret_kms_key_id"))
+                        .set_master_user_secret_kms_key_id(opt_s(
+                            spec,
+                            "master_user_secret_kms_key_id",
+                        ))
                         .set_database_name(opt_s(spec, "database_name"))
                         .set_tags(Some(rds_tags(&req.tags)))
                         .send(),
@@ -164,7 +183,10 @@ pub(super) async fn create(c: &Clients, req: &CreateRequest) -> Result<Resource,
                         .set_publicly_accessible(b(spec, "publicly_accessible"))
                         .set_auto_minor_version_upgrade(b(spec, "auto_minor_version_upgrade"))
                         .set_enable_performance_insights(b(spec, "performance_insights_enabled"))
-                        .set_performance_insights_kms_key_id(opt_s(spec, "performance_insights_kms_key_id"))
+                        .set_performance_insights_kms_key_id(opt_s(
+                            spec,
+                            "performance_insights_kms_key_id",
+                        ))
                         .set_tags(Some(rds_tags(&req.tags)))
                         .send(),
                 )
@@ -211,15 +233,21 @@ pub(super) async fn update(
         Kind::GlobalCluster => {
             if drifted(req, "deletion_protection") || drifted(req, "engine_version") {
                 let rc = c.global().await;
-                let mut call = rc.rds.modify_global_cluster().global_cluster_identifier(name);
+                let mut call = rc
+                    .rds
+                    .modify_global_cluster()
+                    .global_cluster_identifier(name);
                 if drifted(req, "deletion_protection") {
                     call = call.set_deletion_protection(b(spec, "deletion_protection"));
                 }
                 if drifted(req, "engine_version") {
                     call = call.set_engine_version(opt_s(spec, "engine_version"));
                 }
-                c.call(Call::new(&rc.region, "rds", "ModifyGlobalCluster"), call.send())
-                    .await?;
+                c.call(
+                    Call::new(&rc.region, "rds", "ModifyGlobalCluster"),
+                    call.send(),
+                )
+                .await?;
             }
             return find(c, &current.identity())
                 .await?
@@ -243,7 +271,10 @@ pub(super) async fn update(
                 any = true;
             }
             if d("db_cluster_parameter_group_name") {
-                call = call.set_db_cluster_parameter_group_name(opt_s(spec, "db_cluster_parameter_group_name"));
+                call = call.set_db_cluster_parameter_group_name(opt_s(
+                    spec,
+                    "db_cluster_parameter_group_name",
+                ));
                 any = true;
             }
             if d("deletion_protection") {
@@ -255,7 +286,9 @@ pub(super) async fn update(
                 any = true;
             }
             if d("backup_retention_period") {
-                call = call.set_backup_retention_period(i(spec, "backup_retention_period").map(|v| v as i32));
+                call = call.set_backup_retention_period(
+                    i(spec, "backup_retention_period").map(|v| v as i32),
+                );
                 any = true;
             }
             if d("manage_master_user_password") {
@@ -263,14 +296,19 @@ pub(super) async fn update(
                 any = true;
             }
             if d("master_user_secret_kms_key_id") {
-                call = call.set_master_user_secret_kms_key_id(opt_s(spec, "master_user_secret_kms_key_id"));
+                call = call.set_master_user_secret_kms_key_id(opt_s(
+                    spec,
+                    "master_user_secret_kms_key_id",
+                ));
                 any = true;
             }
             if d("enabled_cloudwatch_logs_exports") {
                 let want = strings(spec, "enabled_cloudwatch_logs_exports");
                 let have = strings(&current.spec, "enabled_cloudwatch_logs_exports");
-                let enable: Vec<String> = want.iter().filter(|x| !have.contains(x)).cloned().collect();
-                let disable: Vec<String> = have.iter().filter(|x| !want.contains(x)).cloned().collect();
+                let enable: Vec<String> =
+                    want.iter().filter(|x| !have.contains(x)).cloned().collect();
+                let disable: Vec<String> =
+                    have.iter().filter(|x| !want.contains(x)).cloned().collect();
                 call = call.cloudwatch_logs_export_configuration(
                     CloudwatchLogsExportConfiguration::builder()
                         .set_enable_log_types(Some(enable))
@@ -304,10 +342,15 @@ pub(super) async fn update(
                 call = call.set_auto_minor_version_upgrade(b(spec, "auto_minor_version_upgrade"));
                 any = true;
             }
-            if drifted(req, "performance_insights_enabled") || drifted(req, "performance_insights_kms_key_id") {
+            if drifted(req, "performance_insights_enabled")
+                || drifted(req, "performance_insights_kms_key_id")
+            {
                 call = call
                     .set_enable_performance_insights(b(spec, "performance_insights_enabled"))
-                    .set_performance_insights_kms_key_id(opt_s(spec, "performance_insights_kms_key_id"));
+                    .set_performance_insights_kms_key_id(opt_s(
+                        spec,
+                        "performance_insights_kms_key_id",
+                    ));
                 any = true;
             }
             if any {
@@ -353,14 +396,20 @@ pub(super) async fn delete(c: &Clients, current: &Resource) -> Result<(), CloudE
         Kind::DbSubnetGroup => {
             c.call(
                 Call::new(region, "rds", "DeleteDBSubnetGroup"),
-                rc.rds.delete_db_subnet_group().db_subnet_group_name(name).send(),
+                rc.rds
+                    .delete_db_subnet_group()
+                    .db_subnet_group_name(name)
+                    .send(),
             )
             .await?;
         }
         Kind::GlobalCluster => {
             c.call(
                 Call::new(&rc.region, "rds", "DeleteGlobalCluster"),
-                rc.rds.delete_global_cluster().global_cluster_identifier(name).send(),
+                rc.rds
+                    .delete_global_cluster()
+                    .global_cluster_identifier(name)
+                    .send(),
             )
             .await?;
         }
@@ -415,15 +464,27 @@ pub(super) async fn delete(c: &Clients, current: &Resource) -> Result<(), CloudE
     Ok(())
 }
 
-async fn set_parameters(c: &Clients, region: &str, name: &str, spec: &Value) -> Result<(), CloudError> {
-    let Some(params) = spec.get("parameters").and_then(Value::as_object).filter(|p| !p.is_empty()) else {
+async fn set_parameters(
+    c: &Clients,
+    region: &str,
+    name: &str,
+    spec: &Value,
+) -> Result<(), CloudError> {
+    let Some(params) = spec
+        .get("parameters")
+        .and_then(Value::as_object)
+        .filter(|p| !p.is_empty())
+    else {
         return Ok(());
     };
     let rc = c.region(region).await;
     let list: Vec<Parameter> = params
         .iter()
         .map(|(k, v)| {
-            let value = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+            let value = v
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
             // pending-reboot is accepted for static and dynamic parameters alike.
             Parameter::builder()
                 .parameter_name(k)
@@ -444,7 +505,11 @@ async fn set_parameters(c: &Clients, region: &str, name: &str, spec: &Value) -> 
     Ok(())
 }
 
-async fn param_groups(c: &Clients, region: &str, name: Option<&str>) -> Result<Vec<Resource>, CloudError> {
+async fn param_groups(
+    c: &Clients,
+    region: &str,
+    name: Option<&str>,
+) -> Result<Vec<Resource>, CloudError> {
     let rc = c.region(region).await;
     let Some(out) = absent(
         c.call(
@@ -461,7 +526,9 @@ async fn param_groups(c: &Clients, region: &str, name: Option<&str>) -> Result<V
     };
     let mut found = Vec::new();
     for g in out.db_cluster_parameter_groups() {
-        let Some(gname) = g.db_cluster_parameter_group_name() else { continue };
+        let Some(gname) = g.db_cluster_parameter_group_name() else {
+            continue;
+        };
         if gname.starts_with("default.") {
             continue;
         }
@@ -514,7 +581,11 @@ async fn param_groups(c: &Clients, region: &str, name: Option<&str>) -> Result<V
     Ok(found)
 }
 
-async fn subnet_groups(c: &Clients, region: &str, name: Option<&str>) -> Result<Vec<Resource>, CloudError> {
+async fn subnet_groups(
+    c: &Clients,
+    region: &str,
+    name: Option<&str>,
+) -> Result<Vec<Resource>, CloudError> {
     let rc = c.region(region).await;
     let Some(out) = absent(
         c.call(
@@ -531,13 +602,19 @@ async fn subnet_groups(c: &Clients, region: &str, name: Option<&str>) -> Result<
     };
     let mut found = Vec::new();
     for g in out.db_subnet_groups() {
-        let Some(gname) = g.db_subnet_group_name() else { continue };
+        let Some(gname) = g.db_subnet_group_name() else {
+            continue;
+        };
         let arn = g.db_subnet_group_arn().unwrap_or_default();
         let tags = rds_tags_of(c, region, arn).await?;
         if name.is_none() && !managed(&tags) {
             continue;
         }
-        let subnets: Vec<&str> = g.subnets().iter().filter_map(|s| s.subnet_identifier()).collect();
+        let subnets: Vec<&str> = g
+            .subnets()
+            .iter()
+            .filter_map(|s| s.subnet_identifier())
+            .collect();
         let mut spec = Map::new();
         spec.insert("description".into(), json!(g.db_subnet_group_description()));
         spec.insert("subnet_ids".into(), json!(subnets));
@@ -573,7 +650,10 @@ async fn global_clusters_in(c: &Clients, region: &str) -> Result<Vec<GlobalClust
         let page = c
             .call(
                 Call::new(&rc.region, "rds", "DescribeGlobalClusters"),
-                rc.rds.describe_global_clusters().set_marker(marker.clone()).send(),
+                rc.rds
+                    .describe_global_clusters()
+                    .set_marker(marker.clone())
+                    .send(),
             )
             .await?;
         all.extend(page.global_clusters().iter().cloned());
@@ -617,7 +697,11 @@ fn global_resource(g: &GlobalCluster) -> Resource {
     )
 }
 
-async fn clusters(c: &Clients, region: &str, name: Option<&str>) -> Result<Vec<Resource>, CloudError> {
+async fn clusters(
+    c: &Clients,
+    region: &str,
+    name: Option<&str>,
+) -> Result<Vec<Resource>, CloudError> {
     let rc = c.region(region).await;
     let Some(out) = absent(
         c.call(
@@ -632,7 +716,11 @@ async fn clusters(c: &Clients, region: &str, name: Option<&str>) -> Result<Vec<R
     else {
         return Ok(vec![]);
     };
-    let members = if out.db_clusters().iter().any(|c| c.global_cluster_identifier().is_some()) {
+    let members = if out
+        .db_clusters()
+        .iter()
+        .any(|c| c.global_cluster_identifier().is_some())
+    {
         global_clusters_in(c, region).await?
     } else {
         vec![]
@@ -646,7 +734,14 @@ async fn clusters(c: &Clients, region: &str, name: Option<&str>) -> Result<Vec<R
                 .iter()
                 .flat_map(|g| g.global_cluster_members())
                 .find(|m| m.db_cluster_arn() == Some(arn))
-                .map(|m| if m.is_writer().unwrap_or(false) { "primary" } else { "secondary" }.to_string());
+                .map(|m| {
+                    if m.is_writer().unwrap_or(false) {
+                        "primary"
+                    } else {
+                        "secondary"
+                    }
+                    .to_string()
+                });
             cluster_resource(region, cl, role)
         })
         .collect())
@@ -662,7 +757,10 @@ fn cluster_resource(region: &str, cl: &DbCluster, role: Option<String>) -> Resou
     };
     put("engine", json!(cl.engine()));
     put("engine_version", json!(cl.engine_version()));
-    put("global_cluster_identifier", json!(cl.global_cluster_identifier()));
+    put(
+        "global_cluster_identifier",
+        json!(cl.global_cluster_identifier()),
+    );
     put("db_subnet_group_name", json!(cl.db_subnet_group()));
     let sgs: Vec<&str> = cl
         .vpc_security_groups()
@@ -670,13 +768,22 @@ fn cluster_resource(region: &str, cl: &DbCluster, role: Option<String>) -> Resou
         .filter_map(|g| g.vpc_security_group_id())
         .collect();
     put("vpc_security_group_ids", json!(sgs));
-    put("db_cluster_parameter_group_name", json!(cl.db_cluster_parameter_group()));
+    put(
+        "db_cluster_parameter_group_name",
+        json!(cl.db_cluster_parameter_group()),
+    );
     put("storage_encrypted", json!(cl.storage_encrypted()));
     put("kms_key_id", json!(cl.kms_key_id()));
     put("deletion_protection", json!(cl.deletion_protection()));
     put("copy_tags_to_snapshot", json!(cl.copy_tags_to_snapshot()));
-    put("enabled_cloudwatch_logs_exports", json!(cl.enabled_cloudwatch_logs_exports()));
-    put("backup_retention_period", json!(cl.backup_retention_period()));
+    put(
+        "enabled_cloudwatch_logs_exports",
+        json!(cl.enabled_cloudwatch_logs_exports()),
+    );
+    put(
+        "backup_retention_period",
+        json!(cl.backup_retention_period()),
+    );
     put("master_username", json!(cl.master_username()));
     if let Some(secret) = cl.master_user_secret() {
         put("manage_master_user_password", json!(true));
@@ -694,7 +801,10 @@ fn cluster_resource(region: &str, cl: &DbCluster, role: Option<String>) -> Resou
     attr("reader_endpoint", json!(cl.reader_endpoint()));
     attr("port", json!(cl.port()));
     attr("cluster_resource_id", json!(cl.db_cluster_resource_id()));
-    attr("master_user_secret_arn", json!(cl.master_user_secret().and_then(|s| s.secret_arn())));
+    attr(
+        "master_user_secret_arn",
+        json!(cl.master_user_secret().and_then(|s| s.secret_arn())),
+    );
     resource(
         Kind::DbCluster,
         region,
@@ -708,7 +818,11 @@ fn cluster_resource(region: &str, cl: &DbCluster, role: Option<String>) -> Resou
     )
 }
 
-async fn instances(c: &Clients, region: &str, name: Option<&str>) -> Result<Vec<Resource>, CloudError> {
+async fn instances(
+    c: &Clients,
+    region: &str,
+    name: Option<&str>,
+) -> Result<Vec<Resource>, CloudError> {
     let rc = c.region(region).await;
     let Some(out) = absent(
         c.call(
@@ -742,9 +856,18 @@ fn instance_resource(region: &str, inst: &DbInstance) -> Resource {
     put("engine", json!(inst.engine()));
     put("db_instance_class", json!(inst.db_instance_class()));
     put("publicly_accessible", json!(inst.publicly_accessible()));
-    put("auto_minor_version_upgrade", json!(inst.auto_minor_version_upgrade()));
-    put("performance_insights_enabled", json!(inst.performance_insights_enabled()));
-    put("performance_insights_kms_key_id", json!(inst.performance_insights_kms_key_id()));
+    put(
+        "auto_minor_version_upgrade",
+        json!(inst.auto_minor_version_upgrade()),
+    );
+    put(
+        "performance_insights_enabled",
+        json!(inst.performance_insights_enabled()),
+    );
+    put(
+        "performance_insights_kms_key_id",
+        json!(inst.performance_insights_kms_key_id()),
+    );
     let mut attrs = Map::new();
     if let Some(a) = inst.endpoint().and_then(|e| e.address()) {
         attrs.insert("endpoint".into(), json!(a));
@@ -788,7 +911,12 @@ async fn rds_tags_of(c: &Clients, region: &str, arn: &str) -> Result<Tags, Cloud
 
 fn tag_list(tags: &[Tag]) -> Tags {
     tags.iter()
-        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_string(),
+                t.value().unwrap_or_default().to_string(),
+            ))
+        })
         .collect()
 }
 
@@ -830,7 +958,13 @@ mod tests {
     /// SDK: what the RDS kinds refer to.
     async fn network(c: &Clients, region: &str) -> (Vec<String>, String, String) {
         let rc = c.region(region).await;
-        let vpc = rc.ec2.create_vpc().cidr_block("10.42.0.0/16").send().await.unwrap();
+        let vpc = rc
+            .ec2
+            .create_vpc()
+            .cidr_block("10.42.0.0/16")
+            .send()
+            .await
+            .unwrap();
         let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
         let mut subnets = Vec::new();
         for (n, az) in ["a", "b"].iter().enumerate() {
@@ -881,12 +1015,18 @@ mod tests {
     }
 
     fn mutating_since(c: &Clients, n: usize) -> Vec<&'static str> {
-        c.calls()[n..].iter().filter(|r| r.mutating).map(|r| r.operation).collect()
+        c.calls()[n..]
+            .iter()
+            .filter(|r| r.mutating)
+            .map(|r| r.operation)
+            .collect()
     }
 
     #[tokio::test]
     async fn global_database_round_trips_through_moto() {
-        let Some(c) = moto("rds global database") else { return };
+        let Some(c) = moto("rds global database") else {
+            return;
+        };
         let suffix = unique("t");
         let pg = format!("aurora-cluster-pg-{suffix}");
         let sng = format!("aurora-subnet-group-{suffix}");
@@ -897,11 +1037,19 @@ mod tests {
         for region in [PRIMARY, STANDBY] {
             let (subnets, sg, key) = network(&c, region).await;
             let pg_spec = json!({"family": "aurora-postgresql15", "description": "drflow: TLS required for every connection", "parameters": {"rds.force_ssl": "1"}});
-            let p = create(&c, &req(Kind::DbClusterParameterGroup, region, &pg, pg_spec.clone())).await.unwrap();
+            let p = create(
+                &c,
+                &req(Kind::DbClusterParameterGroup, region, &pg, pg_spec.clone()),
+            )
+            .await
+            .unwrap();
             assert_eq!(diff(&pg_spec, &p.spec), Vec::<String>::new());
             assert_eq!(p.tags, tags(&pg));
-            let sn_spec = json!({"description": "drflow: private subnets for Aurora", "subnet_ids": subnets});
-            let sn = create(&c, &req(Kind::DbSubnetGroup, region, &sng, sn_spec.clone())).await.unwrap();
+            let sn_spec =
+                json!({"description": "drflow: private subnets for Aurora", "subnet_ids": subnets});
+            let sn = create(&c, &req(Kind::DbSubnetGroup, region, &sng, sn_spec.clone()))
+                .await
+                .unwrap();
             assert_eq!(diff(&sn_spec, &sn.spec), Vec::<String>::new());
             made.push((region, sg, key, p, sn));
         }
@@ -910,15 +1058,29 @@ mod tests {
         let p = &made[0].3;
         let want = json!({"family": "aurora-postgresql15", "description": "drflow: TLS required for every connection", "parameters": {"rds.force_ssl": "1", "log_min_duration_statement": "500"}});
         let n = c.calls().len();
-        let p2 = update(&c, p, &upd(&want, &["parameters.log_min_duration_statement"], &pg)).await.unwrap();
+        let p2 = update(
+            &c,
+            p,
+            &upd(&want, &["parameters.log_min_duration_statement"], &pg),
+        )
+        .await
+        .unwrap();
         assert_eq!(mutating_since(&c, n), ["ModifyDBClusterParameterGroup"]);
         assert_eq!(diff(&want, &p2.spec), Vec::<String>::new());
 
         let g_spec = json!({"engine": "aurora-postgresql", "engine_version": "15.4", "storage_encrypted": true, "deletion_protection": false});
-        let g = create(&c, &req(Kind::GlobalCluster, GLOBAL, &global, g_spec.clone())).await.unwrap();
+        let g = create(
+            &c,
+            &req(Kind::GlobalCluster, GLOBAL, &global, g_spec.clone()),
+        )
+        .await
+        .unwrap();
         assert_eq!(g.region, GLOBAL);
         assert!(g.attrs.contains_key("global_cluster_resource_id"));
-        let g = find(&c, &Identity::new(Kind::GlobalCluster, GLOBAL, &global)).await.unwrap().unwrap();
+        let g = find(&c, &Identity::new(Kind::GlobalCluster, GLOBAL, &global))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(diff(&g_spec, &g.spec), Vec::<String>::new());
 
         let mut clusters = Vec::new();
@@ -934,13 +1096,21 @@ mod tests {
             });
             let role = if n == 0 { "primary" } else { "secondary" };
             if n == 0 {
-                crate::json::merge(&mut spec, &json!({"master_username": "trading_admin", "manage_master_user_password": true, "database_name": "trading"}));
+                crate::json::merge(
+                    &mut spec,
+                    &json!({"master_username": "trading_admin", "manage_master_user_password": true, "database_name": "trading"}),
+                );
             }
             let mut create_spec = spec.clone();
             create_spec["global_role"] = json!(role);
-            let made = create(&c, &req(Kind::DbCluster, region, &cluster, create_spec)).await.unwrap();
+            let made = create(&c, &req(Kind::DbCluster, region, &cluster, create_spec))
+                .await
+                .unwrap();
             assert_eq!(made.attrs["port"], json!(5432));
-            let found = find(&c, &Identity::new(Kind::DbCluster, region, &cluster)).await.unwrap().unwrap();
+            let found = find(&c, &Identity::new(Kind::DbCluster, region, &cluster))
+                .await
+                .unwrap()
+                .unwrap();
             // skip_final_snapshot is write-only.
             spec.as_object_mut().unwrap().remove("skip_final_snapshot");
             assert_eq!(diff(&spec, &found.spec), Vec::<String>::new(), "{region}");
@@ -952,53 +1122,116 @@ mod tests {
             assert_eq!(found.tags, tags(&cluster));
             clusters.push(found);
         }
-        let g = find(&c, &Identity::new(Kind::GlobalCluster, GLOBAL, &global)).await.unwrap().unwrap();
+        let g = find(&c, &Identity::new(Kind::GlobalCluster, GLOBAL, &global))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(g.attrs["members"].as_array().unwrap().len(), 2);
 
         // A drifted backup retention: one ModifyDBCluster.
         let mut want = clusters[0].spec.clone();
         want["backup_retention_period"] = json!(3);
         let n = c.calls().len();
-        let updated = update(&c, &clusters[0], &upd(&want, &["backup_retention_period"], &cluster)).await.unwrap();
+        let updated = update(
+            &c,
+            &clusters[0],
+            &upd(&want, &["backup_retention_period"], &cluster),
+        )
+        .await
+        .unwrap();
         assert_eq!(mutating_since(&c, n), ["ModifyDBCluster"]);
         assert_eq!(updated.spec["backup_retention_period"], json!(3));
 
         let i_spec = json!({"db_cluster_identifier": cluster, "engine": "aurora-postgresql", "db_instance_class": "db.r6g.large",
             "publicly_accessible": false, "auto_minor_version_upgrade": true, "performance_insights_enabled": true,
             "performance_insights_kms_key_id": made[0].2});
-        create(&c, &req(Kind::DbInstance, PRIMARY, &instance, i_spec.clone())).await.unwrap();
-        let inst = find(&c, &Identity::new(Kind::DbInstance, PRIMARY, &instance)).await.unwrap().unwrap();
+        create(
+            &c,
+            &req(Kind::DbInstance, PRIMARY, &instance, i_spec.clone()),
+        )
+        .await
+        .unwrap();
+        let inst = find(&c, &Identity::new(Kind::DbInstance, PRIMARY, &instance))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(diff(&i_spec, &inst.spec), Vec::<String>::new());
         assert!(inst.attrs.contains_key("endpoint"));
         let mut want = i_spec.clone();
         want["auto_minor_version_upgrade"] = json!(false);
         let n = c.calls().len();
-        let inst = update(&c, &inst, &upd(&want, &["auto_minor_version_upgrade"], &instance)).await.unwrap();
+        let inst = update(
+            &c,
+            &inst,
+            &upd(&want, &["auto_minor_version_upgrade"], &instance),
+        )
+        .await
+        .unwrap();
         assert_eq!(mutating_since(&c, n), ["ModifyDBInstance"]);
         assert_eq!(inst.spec["auto_minor_version_upgrade"], json!(false));
 
-        for kind in [Kind::DbClusterParameterGroup, Kind::DbSubnetGroup, Kind::DbCluster, Kind::DbInstance] {
+        for kind in [
+            Kind::DbClusterParameterGroup,
+            Kind::DbSubnetGroup,
+            Kind::DbCluster,
+            Kind::DbInstance,
+        ] {
             let all = list(&c, PRIMARY, kind, None).await.unwrap();
-            assert!(all.iter().any(|r| r.name.ends_with(&suffix)), "{kind} listed");
+            assert!(
+                all.iter().any(|r| r.name.ends_with(&suffix)),
+                "{kind} listed"
+            );
         }
-        assert!(list(&c, GLOBAL, Kind::GlobalCluster, None).await.unwrap().iter().any(|g| g.name == global));
+        assert!(
+            list(&c, GLOBAL, Kind::GlobalCluster, None)
+                .await
+                .unwrap()
+                .iter()
+                .any(|g| g.name == global)
+        );
 
         delete(&c, &inst).await.unwrap();
-        assert!(find(&c, &Identity::new(Kind::DbInstance, PRIMARY, &instance)).await.unwrap().is_none());
+        assert!(
+            find(&c, &Identity::new(Kind::DbInstance, PRIMARY, &instance))
+                .await
+                .unwrap()
+                .is_none()
+        );
         for cl in clusters.iter().rev() {
             let n = c.calls().len();
             delete(&c, cl).await.unwrap();
-            assert_eq!(mutating_since(&c, n), ["RemoveFromGlobalCluster", "DeleteDBCluster"]);
+            assert_eq!(
+                mutating_since(&c, n),
+                ["RemoveFromGlobalCluster", "DeleteDBCluster"]
+            );
             assert!(find(&c, &cl.identity()).await.unwrap().is_none());
         }
         delete(&c, &g).await.unwrap();
-        assert!(find(&c, &Identity::new(Kind::GlobalCluster, GLOBAL, &global)).await.unwrap().is_none());
+        assert!(
+            find(&c, &Identity::new(Kind::GlobalCluster, GLOBAL, &global))
+                .await
+                .unwrap()
+                .is_none()
+        );
         for (region, _, _, p, sn) in &made {
             let region: &str = region;
             delete(&c, sn).await.unwrap();
             delete(&c, p).await.unwrap();
-            assert!(find(&c, &Identity::new(Kind::DbSubnetGroup, region, &sng)).await.unwrap().is_none());
-            assert!(find(&c, &Identity::new(Kind::DbClusterParameterGroup, region, &pg)).await.unwrap().is_none());
+            assert!(
+                find(&c, &Identity::new(Kind::DbSubnetGroup, region, &sng))
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+            assert!(
+                find(
+                    &c,
+                    &Identity::new(Kind::DbClusterParameterGroup, region, &pg)
+                )
+                .await
+                .unwrap()
+                .is_none()
+            );
         }
     }
 }

@@ -55,7 +55,10 @@ pub(super) async fn list(
     }
     let rc = c.region(region).await;
     let out = c
-        .call(Call::new(region, "s3", "ListBuckets"), rc.s3.list_buckets().send())
+        .call(
+            Call::new(region, "s3", "ListBuckets"),
+            rc.s3.list_buckets().send(),
+        )
         .await?;
     let mut found = Vec::new();
     for bucket in out.buckets() {
@@ -162,7 +165,11 @@ async fn empty(c: &Clients, region: &str, bucket: &str) -> Result<(), CloudError
             .versions()
             .iter()
             .map(|v| (v.key(), v.version_id()))
-            .chain(page.delete_markers().iter().map(|m| (m.key(), m.version_id())));
+            .chain(
+                page.delete_markers()
+                    .iter()
+                    .map(|m| (m.key(), m.version_id())),
+            );
         for (key, version) in versions {
             let Some(key) = key else { continue };
             ids.push(
@@ -177,11 +184,15 @@ async fn empty(c: &Clients, region: &str, bucket: &str) -> Result<(), CloudError
             return Ok(());
         }
         // A page that starts where the last one did means the deletes did not take.
-        let first = ids.first().map(|o| (o.key().to_string(), o.version_id().map(str::to_string)));
+        let first = ids
+            .first()
+            .map(|o| (o.key().to_string(), o.version_id().map(str::to_string)));
         if first == last {
             return Err(CloudError::new(
                 ErrorKind::Internal,
-                format!("s3 DeleteObjects in {region}: {bucket} still holds the objects it deleted"),
+                format!(
+                    "s3 DeleteObjects in {region}: {bucket} still holds the objects it deleted"
+                ),
             ));
         }
         last = first;
@@ -190,7 +201,13 @@ async fn empty(c: &Clients, region: &str, bucket: &str) -> Result<(), CloudError
             rc.s3
                 .delete_objects()
                 .bucket(bucket)
-                .delete(Delete::builder().set_objects(Some(ids)).quiet(true).build().map_err(be)?)
+                .delete(
+                    Delete::builder()
+                        .set_objects(Some(ids))
+                        .quiet(true)
+                        .build()
+                        .map_err(be)?,
+                )
                 .send(),
         )
         .await?;
@@ -199,7 +216,13 @@ async fn empty(c: &Clients, region: &str, bucket: &str) -> Result<(), CloudError
 
 /// Writes one spec key with its `Put*` call (or removes it, for a policy or replication the
 /// spec no longer has).
-async fn put(c: &Clients, region: &str, bucket: &str, key: &str, spec: &Value) -> Result<(), CloudError> {
+async fn put(
+    c: &Clients,
+    region: &str,
+    bucket: &str,
+    key: &str,
+    spec: &Value,
+) -> Result<(), CloudError> {
     let rc = c.region(region).await;
     let v = spec.get(key).filter(|v| !v.is_null());
     match key {
@@ -222,7 +245,9 @@ async fn put(c: &Clients, region: &str, bucket: &str, key: &str, spec: &Value) -
         "encryption" => {
             let Some(e) = v else { return Ok(()) };
             let by_default = ServerSideEncryptionByDefault::builder()
-                .sse_algorithm(ServerSideEncryption::from(s(e, "sse_algorithm").unwrap_or("AES256")))
+                .sse_algorithm(ServerSideEncryption::from(
+                    s(e, "sse_algorithm").unwrap_or("AES256"),
+                ))
                 .set_kms_master_key_id(s(e, "kms_master_key_id").map(str::to_string))
                 .build()
                 .map_err(be)?;
@@ -265,7 +290,9 @@ async fn put(c: &Clients, region: &str, bucket: &str, key: &str, spec: &Value) -
             .await?;
         }
         "object_ownership" => {
-            let Some(o) = v.and_then(Value::as_str) else { return Ok(()) };
+            let Some(o) = v.and_then(Value::as_str) else {
+                return Ok(());
+            };
             c.call(
                 Call::new(region, "s3", "PutBucketOwnershipControls"),
                 rc.s3
@@ -290,7 +317,11 @@ async fn put(c: &Clients, region: &str, bucket: &str, key: &str, spec: &Value) -
             Some(p) => {
                 c.call(
                     Call::new(region, "s3", "PutBucketPolicy"),
-                    rc.s3.put_bucket_policy().bucket(bucket).policy(p.to_string()).send(),
+                    rc.s3
+                        .put_bucket_policy()
+                        .bucket(bucket)
+                        .policy(p.to_string())
+                        .send(),
                 )
                 .await?;
             }
@@ -305,7 +336,12 @@ async fn put(c: &Clients, region: &str, bucket: &str, key: &str, spec: &Value) -
         "replication" => match v {
             Some(r) => {
                 let mut rules = Vec::new();
-                for rule in r.get("rules").and_then(Value::as_array).into_iter().flatten() {
+                for rule in r
+                    .get("rules")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     rules.push(replication_rule(rule)?);
                 }
                 c.call(
@@ -348,13 +384,19 @@ fn replication_rule(rule: &Value) -> Result<ReplicationRule, CloudError> {
         d = d.storage_class(StorageClass::from(sc));
     }
     if let Some(k) = s(&dest, "replica_kms_key_id") {
-        d = d.encryption_configuration(EncryptionConfiguration::builder().replica_kms_key_id(k).build());
+        d = d.encryption_configuration(
+            EncryptionConfiguration::builder()
+                .replica_kms_key_id(k)
+                .build(),
+        );
     }
     let mut r = ReplicationRule::builder()
         .set_id(s(rule, "id").map(str::to_string))
         .set_priority(i(rule, "priority").map(|p| p as i32))
         .filter(filter.build())
-        .status(ReplicationRuleStatus::from(s(rule, "status").unwrap_or("Enabled")))
+        .status(ReplicationRuleStatus::from(
+            s(rule, "status").unwrap_or("Enabled"),
+        ))
         .destination(d.build().map_err(be)?);
     if let Some(dm) = s(rule, "delete_marker_replication") {
         r = r.delete_marker_replication(
@@ -382,7 +424,11 @@ fn replication_rule(rule: &Value) -> Result<ReplicationRule, CloudError> {
 }
 
 /// The bucket's region (us-east-1 answers an empty location), `None` when it does not exist.
-async fn bucket_region(c: &Clients, region: &str, bucket: &str) -> Result<Option<String>, CloudError> {
+async fn bucket_region(
+    c: &Clients,
+    region: &str,
+    bucket: &str,
+) -> Result<Option<String>, CloudError> {
     let rc = c.region(region).await;
     let out = absent(
         c.call(
@@ -391,11 +437,13 @@ async fn bucket_region(c: &Clients, region: &str, bucket: &str) -> Result<Option
         )
         .await,
     )?;
-    Ok(out.map(|o| match o.location_constraint().map(|l| l.as_str()) {
-        None | Some("") => "us-east-1".to_string(),
-        Some("EU") => "eu-west-1".to_string(),
-        Some(r) => r.to_string(),
-    }))
+    Ok(
+        out.map(|o| match o.location_constraint().map(|l| l.as_str()) {
+            None | Some("") => "us-east-1".to_string(),
+            Some("EU") => "eu-west-1".to_string(),
+            Some(r) => r.to_string(),
+        }),
+    )
 }
 
 async fn bucket_tags(c: &Clients, region: &str, bucket: &str) -> Result<Tags, CloudError> {
@@ -428,7 +476,12 @@ async fn put_tags(c: &Clients, region: &str, bucket: &str, tags: &Tags) -> Resul
         rc.s3
             .put_bucket_tagging()
             .bucket(bucket)
-            .tagging(Tagging::builder().set_tag_set(Some(set)).build().map_err(be)?)
+            .tagging(
+                Tagging::builder()
+                    .set_tag_set(Some(set))
+                    .build()
+                    .map_err(be)?,
+            )
             .send(),
     )
     .await?;
@@ -436,7 +489,11 @@ async fn put_tags(c: &Clients, region: &str, bucket: &str, tags: &Tags) -> Resul
 }
 
 /// The bucket as found: one `Get*` per spec key (a missing configuration is an absent key).
-async fn read_bucket(c: &Clients, region: &str, bucket: &str) -> Result<Option<Resource>, CloudError> {
+async fn read_bucket(
+    c: &Clients,
+    region: &str,
+    bucket: &str,
+) -> Result<Option<Resource>, CloudError> {
     let Some(home) = bucket_region(c, region, bucket).await? else {
         return Ok(None);
     };
@@ -503,7 +560,10 @@ async fn read_bucket(c: &Clients, region: &str, bucket: &str) -> Result<Option<R
         .await,
     )? {
         if let Some(rule) = o.ownership_controls().and_then(|x| x.rules().first()) {
-            spec.insert("object_ownership".into(), json!(rule.object_ownership().as_str()));
+            spec.insert(
+                "object_ownership".into(),
+                json!(rule.object_ownership().as_str()),
+            );
         }
     }
     if let Some(p) = absent(
@@ -526,7 +586,10 @@ async fn read_bucket(c: &Clients, region: &str, bucket: &str) -> Result<Option<R
     )? {
         if let Some(conf) = rep.replication_configuration() {
             let rules: Vec<Value> = conf.rules().iter().map(read_rule).collect();
-            spec.insert("replication".into(), json!({"role": conf.role(), "rules": rules}));
+            spec.insert(
+                "replication".into(),
+                json!({"role": conf.role(), "rules": rules}),
+            );
         }
     }
     let tags = bucket_tags(c, r, bucket).await?;
@@ -574,7 +637,10 @@ fn read_rule(rule: &ReplicationRule) -> Value {
     if let Some(d) = rule.destination() {
         let mut dest = Map::new();
         dest.insert("bucket".into(), json!(d.bucket()));
-        if let Some(k) = d.encryption_configuration().and_then(|e| e.replica_kms_key_id()) {
+        if let Some(k) = d
+            .encryption_configuration()
+            .and_then(|e| e.replica_kms_key_id())
+        {
             dest.insert("replica_kms_key_id".into(), json!(k));
         }
         if let Some(sc) = d.storage_class() {
@@ -664,7 +730,10 @@ mod tests {
         )
         .await
         .unwrap();
-        let found = find(&c, &Identity::new(Kind::S3Bucket, "eu-south-1", &src)).await.unwrap().unwrap();
+        let found = find(&c, &Identity::new(Kind::S3Bucket, "eu-south-1", &src))
+            .await
+            .unwrap()
+            .unwrap();
         let mut compared = src_spec.clone();
         // Write-only: S3 has no such setting to read back.
         compared.as_object_mut().unwrap().remove("force_destroy");
@@ -680,17 +749,31 @@ mod tests {
         let updated = update(
             &c,
             &found,
-            &UpdateRequest { spec: want.clone(), drifted: vec!["policy".into()], tags: tags(&src), depends_on: vec![] },
+            &UpdateRequest {
+                spec: want.clone(),
+                drifted: vec!["policy".into()],
+                tags: tags(&src),
+                depends_on: vec![],
+            },
         )
         .await
         .unwrap();
-        let mutating: Vec<_> = c.calls()[before..].iter().filter(|r| r.mutating).map(|r| r.operation).collect();
+        let mutating: Vec<_> = c.calls()[before..]
+            .iter()
+            .filter(|r| r.mutating)
+            .map(|r| r.operation)
+            .collect();
         assert_eq!(mutating, ["PutBucketPolicy"]);
         assert_eq!(updated.spec["policy"], want["policy"]);
 
-        let listed = list(&c, "eu-central-1", Kind::S3Bucket, None).await.unwrap();
+        let listed = list(&c, "eu-central-1", Kind::S3Bucket, None)
+            .await
+            .unwrap();
         assert!(listed.iter().any(|b| b.name == dst));
-        assert!(!listed.iter().any(|b| b.name == src), "the other region's bucket is not listed");
+        assert!(
+            !listed.iter().any(|b| b.name == src),
+            "the other region's bucket is not listed"
+        );
 
         // Destroy empties a bucket that holds object versions.
         let rc = c.region("eu-central-1").await;
@@ -706,7 +789,17 @@ mod tests {
         }
         delete(&c, &updated).await.unwrap();
         delete(&c, &replica).await.unwrap();
-        assert!(find(&c, &Identity::new(Kind::S3Bucket, "eu-south-1", &src)).await.unwrap().is_none());
-        assert!(find(&c, &Identity::new(Kind::S3Bucket, "eu-central-1", &dst)).await.unwrap().is_none());
+        assert!(
+            find(&c, &Identity::new(Kind::S3Bucket, "eu-south-1", &src))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            find(&c, &Identity::new(Kind::S3Bucket, "eu-central-1", &dst))
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 }
