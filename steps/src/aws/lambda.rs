@@ -750,7 +750,7 @@ mod tests {
         // New code: UpdateFunctionCode, and the fingerprint reads back.
         let mut changed = desired.clone();
         let new_source = format!("{MONITOR_CODE}\n# changed\n");
-        changed["code"]["source"] = json!(new_source);
+        changed["code"]["source"] = json!(new_source.clone());
         changed["code"]["sha"] = json!(code_sha(&new_source));
         changed["timeout"] = json!(60);
         let updated = update(

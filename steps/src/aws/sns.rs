@@ -515,7 +515,7 @@ mod tests {
         let found_sub = find(&c, &sid).await.unwrap().expect("subscription found");
         assert_eq!(diff(&sub_spec, &found_sub.spec), Vec::<String>::new());
         assert_eq!(found_sub.attrs["pending_confirmation"], json!(false));
-        let subs = list(&c, REGION, Kind::SnsSubscription, Some(&made.arn))
+        let subs = list(&c, REGION, Kind::SnsSubscription, Some(made.arn.as_str()))
             .await
             .unwrap();
         assert_eq!(subs.len(), 1);
