@@ -314,7 +314,7 @@ mod tests {
     use super::super::elbv2::test_support::{moto, tags, unique};
     use super::*;
     use crate::backend::UpdateRequest;
-    use crate::cloud::drift::diff;
+    use crate::cloud::drift::diff_raw as diff;
 
     const R: &str = "eu-south-1";
 

@@ -722,7 +722,7 @@ mod tests {
 
     use super::super::elbv2::test_support::{launch_template, moto, network, tags, unique};
     use super::*;
-    use crate::cloud::drift::diff;
+    use crate::cloud::drift::diff_raw as diff;
 
     const R: &str = "eu-central-1";
 

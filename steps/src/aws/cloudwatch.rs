@@ -601,7 +601,7 @@ async fn put_dashboard(
 mod tests {
     use super::super::specs::test_support::{moto, tags, unique};
     use super::*;
-    use crate::cloud::drift::diff;
+    use crate::cloud::drift::diff_raw as diff;
 
     const REGION: &str = "eu-south-1";
 

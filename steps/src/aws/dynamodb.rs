@@ -769,7 +769,7 @@ fn not_ddb(kind: Kind) -> CloudError {
 mod tests {
     use super::super::data_common::testing::{moto, tags, unique};
     use super::*;
-    use crate::cloud::drift::diff;
+    use crate::cloud::drift::diff_raw as diff;
 
     fn table_spec(kms: &str) -> Value {
         json!({

@@ -1207,7 +1207,7 @@ mod tests {
 
     use super::test_support::{moto, network, tags, unique};
     use super::*;
-    use crate::cloud::drift::diff;
+    use crate::cloud::drift::diff_raw as diff;
 
     const R: &str = "eu-south-1";
 

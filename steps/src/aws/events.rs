@@ -391,7 +391,7 @@ async fn describe(c: &Clients, region: &str, name: &str) -> Result<Option<Resour
 mod tests {
     use super::super::specs::test_support::{moto, tags, unique};
     use super::*;
-    use crate::cloud::drift::diff;
+    use crate::cloud::drift::diff_raw as diff;
 
     fn req(region: &str, name: &str, spec: Value) -> CreateRequest {
         CreateRequest {

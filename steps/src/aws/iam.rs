@@ -670,7 +670,7 @@ fn not_iam(kind: Kind) -> CloudError {
 mod tests {
     use super::super::data_common::testing::{moto, tags, unique};
     use super::*;
-    use crate::cloud::drift::diff;
+    use crate::cloud::drift::diff_raw as diff;
 
     fn role_spec(service: &str, bucket: &str) -> Value {
         json!({

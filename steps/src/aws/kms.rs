@@ -690,7 +690,7 @@ fn not_kms(kind: Kind) -> CloudError {
 mod tests {
     use super::super::data_common::testing::{moto, tags, unique};
     use super::*;
-    use crate::cloud::drift::diff;
+    use crate::cloud::drift::diff_raw as diff;
 
     const PRIMARY: &str = "eu-south-1";
     const STANDBY: &str = "eu-central-1";

@@ -632,7 +632,7 @@ fn crc32(data: &[u8]) -> u32 {
 mod tests {
     use super::super::specs::test_support::{moto, tags, unique};
     use super::*;
-    use crate::cloud::drift::diff;
+    use crate::cloud::drift::diff_raw as diff;
     use crate::cloud::monitoring::{MONITOR_CODE, code_sha};
 
     const REGION: &str = "eu-central-1";

@@ -949,7 +949,7 @@ fn not_rds(kind: Kind) -> CloudError {
 mod tests {
     use super::super::data_common::testing::{moto, tags, unique};
     use super::*;
-    use crate::cloud::drift::diff;
+    use crate::cloud::drift::diff_raw as diff;
 
     const PRIMARY: &str = "eu-south-1";
     const STANDBY: &str = "eu-central-1";

@@ -819,7 +819,7 @@ mod tests {
 
     use super::super::elbv2::test_support::{moto, tags, unique};
     use super::*;
-    use crate::cloud::drift::diff;
+    use crate::cloud::drift::diff_raw as diff;
 
     fn request(kind: Kind, name: &str, parent: Option<&str>, spec: Value) -> CreateRequest {
         CreateRequest {

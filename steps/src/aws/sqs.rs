@@ -321,7 +321,7 @@ async fn describe(
 mod tests {
     use super::super::specs::test_support::{moto, tags, unique};
     use super::*;
-    use crate::cloud::drift::diff;
+    use crate::cloud::drift::diff_raw as diff;
 
     const REGION: &str = "eu-central-1";
 

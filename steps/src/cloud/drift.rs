@@ -25,6 +25,33 @@ pub fn diff(kind: Kind, desired: &Value, actual: &Value) -> Vec<String> {
     out
 }
 
+/// The paths where `actual` differs from `desired`, key by key, with no kind's table: only the
+/// keys `desired` names, numbers by value, lists whole. The aws backends' round-trip tests use it
+/// to check that what a service returns is exactly what was sent.
+#[cfg(test)]
+pub(crate) fn diff_raw(desired: &Value, actual: &Value) -> Vec<String> {
+    fn go(d: &Value, a: &Value, path: &str, out: &mut Vec<String>) {
+        match (d, a) {
+            (Value::Object(d), Value::Object(a)) => {
+                for (k, dv) in d {
+                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    match a.get(k) {
+                        Some(av) => go(dv, av, &p, out),
+                        None if dv.is_null() => {}
+                        None => out.push(p),
+                    }
+                }
+            }
+            (Value::Number(x), Value::Number(y)) if x.as_f64() == y.as_f64() => {}
+            (x, y) if x == y => {}
+            _ => out.push(if path.is_empty() { "spec".into() } else { path.into() }),
+        }
+    }
+    let mut out = Vec::new();
+    go(desired, actual, "", &mut out);
+    out
+}
+
 /// The first drifted path that the cloud cannot change in place: [`KeyClass::CreateOnly`] in
 /// the kind's table, or under one of a step's own `extra` top-level keys. Drift there is
 /// repaired by replacing the resource, or refused.

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::aws::{AwsSettings, StaticKeys};
-use crate::cloud::drift::diff;
+use crate::cloud::drift::diff_raw as diff;
 
 const REGION: &str = "eu-south-1";
 const PEER_REGION: &str = "eu-central-1";
