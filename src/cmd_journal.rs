@@ -232,6 +232,7 @@ pub fn cmd_resume(global: &Global, args: ResumeArgs) -> Result<u8, Failure> {
             print_rollback(outcome.rollback.as_ref());
         }
     }
+    runtime.report_aws_calls();
     Ok(exit_code(outcome.report.status))
 }
 
@@ -288,5 +289,6 @@ pub fn cmd_rollback(global: &Global, args: RollbackArgs) -> Result<u8, Failure> 
         OutputFormat::Text => out!("{report}"),
         OutputFormat::Json => outln!("{:#}", json!({ "run_id": run_id, "rollback": report })),
     }
+    runtime.report_aws_calls();
     Ok(exit_code(report.status))
 }

@@ -26,6 +26,7 @@ macro_rules! outln {
 mod cmd_drill;
 mod cmd_journal;
 mod cmd_plan;
+mod cmd_policy;
 mod cmd_sim;
 mod cmd_triggers;
 mod cmd_validate;
@@ -89,6 +90,14 @@ struct Global {
     /// Which cloud the steps act on: the embedded simulation, or AWS through the SDK.
     #[arg(long, global = true, env = "DRFLOW_TARGET", default_value = "sim")]
     target: Target,
+    /// With --target aws: the named profile of ~/.aws/config to take credentials and settings
+    /// from (default: AWS_PROFILE, else `default`).
+    #[arg(long, global = true, value_name = "NAME")]
+    profile: Option<String>,
+    /// With --target aws: send every AWS call to this endpoint, e.g. an emulator such as moto
+    /// (`http://127.0.0.1:5000`). AWS_ENDPOINT_URL does the same.
+    #[arg(long, global = true, value_name = "URL", value_parser = parse_endpoint_url)]
+    endpoint_url: Option<String>,
     /// Say more on stderr (repeat for more: -vv, -vvv).
     ///
     /// By default a run shows a line per resource created, changed or deleted, the runbook's
@@ -103,7 +112,8 @@ struct Global {
 enum Target {
     /// The embedded simulated cloud (no account needed).
     Sim,
-    /// Real AWS through the SDK: not in this build yet, so runbooks with cloud steps are refused.
+    /// Real AWS (or an emulator) through the SDK, with the credentials of the AWS default chain
+    /// (environment, profiles, SSO, instance role).
     Aws,
 }
 
@@ -124,6 +134,9 @@ enum Command {
     /// when it would start and how long it would take on the sim's clock, the critical path,
     /// and a failover's RTO against the objective. Changes nothing.
     Plan(cmd_plan::PlanArgs),
+    /// Print the least-privilege IAM policy for running a runbook on the aws target: the
+    /// permissions of the step types it uses (docs/policy.md). Contacts nothing.
+    Policy(cmd_policy::PolicyArgs),
     /// Compile runbooks and check the values known before a run (with -p/--params-file, a
     /// deployment's parameters too); report every problem; runs nothing.
     Validate(cmd_validate::ValidateArgs),
@@ -284,6 +297,60 @@ fn parse_timeout_arg(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// `--endpoint-url`: an absolute http(s) URL with a host, so that a typo fails here rather than
+/// as a connection error on the first AWS call.
+fn parse_endpoint_url(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let rest = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"))
+        .ok_or_else(|| {
+            format!("`{s}` is not an http:// or https:// URL; write e.g. `http://127.0.0.1:5000`")
+        })?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || host.starts_with(':') {
+        return Err(format!(
+            "`{s}` names no host; write e.g. `http://127.0.0.1:5000`"
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// `--profile` and `--endpoint-url` choose how the aws target reaches AWS: given with the sim
+/// target they would be silently ignored, so they are refused instead.
+fn check_aws_flags(global: &Global) -> Result<(), Failure> {
+    if global.target == Target::Aws {
+        return Ok(());
+    }
+    let given: Vec<&str> = [
+        global.profile.as_ref().map(|_| "--profile"),
+        global.endpoint_url.as_ref().map(|_| "--endpoint-url"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if given.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::invalid(format!(
+        "error: {} only applies to --target aws, and the target is sim; nothing was run\n  \
+         hint: add `--target aws` to act on AWS, or leave {} out to use the simulated cloud\n",
+        given.join(" and "),
+        if given.len() == 1 { "it" } else { "them" }
+    )))
+}
+
+/// Refuses `--target aws` for a command that works on the simulated cloud only.
+fn sim_only(global: &Global, what: &str) -> Result<(), Failure> {
+    if global.target == Target::Sim {
+        return Ok(());
+    }
+    Err(Failure::invalid(format!(
+        "error: --target aws: {what} works on the simulated cloud only; nothing was done\n  \
+         hint: leave --target (and DRFLOW_TARGET) out\n"
+    )))
+}
+
 /// A failure of the command itself, with the exit code it maps to.
 struct Failure {
     code: u8,
@@ -386,7 +453,25 @@ fn main() -> ExitCode {
         }
     };
     log::init(cli.global.verbose, std::io::stderr().is_terminal());
-    let result = match cli.command {
+    let result = match check_aws_flags(&cli.global) {
+        Err(f) => Err(f),
+        Ok(()) => dispatch(cli),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprint!("{}", f.message);
+            if !f.message.ends_with('\n') {
+                eprintln!();
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+/// Runs the command the arguments name.
+fn dispatch(cli: Cli) -> Result<u8, Failure> {
+    match cli.command {
         Command::Run(args) => {
             let json = args.output == OutputFormat::Json;
             cmd_run(&cli.global, args).inspect_err(|f| {
@@ -401,6 +486,7 @@ fn main() -> ExitCode {
             }
         }),
         Command::Validate(args) => cmd_validate::cmd_validate(&args),
+        Command::Policy(args) => cmd_policy::cmd_policy(&cli.global, &args),
         Command::Steps { format } => {
             let registry = registry(&cli.global);
             match format {
@@ -428,18 +514,10 @@ fn main() -> ExitCode {
         }
         Command::Rollback(args) => cmd_journal::cmd_rollback(&cli.global, args),
         Command::Drill(args) => cmd_drill::cmd_drill(&cli.global, args),
-        Command::Sim { action } => cmd_sim::run(&cli.global.state_dir, &action).map(|()| EXIT_OK),
+        Command::Sim { action } => sim_only(&cli.global, "`drflow sim`")
+            .and_then(|()| cmd_sim::run(&cli.global.state_dir, &action))
+            .map(|()| EXIT_OK),
         Command::Triggers { action } => cmd_triggers::run(&action),
-    };
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(f) => {
-            eprint!("{}", f.message);
-            if !f.message.ends_with('\n') {
-                eprintln!();
-            }
-            ExitCode::from(f.code)
-        }
     }
 }
 
@@ -454,9 +532,9 @@ fn cloud_config(global: &Global) -> drflow_steps::CloudConfig {
     drflow_steps::CloudConfig {
         target: cloud_target(global),
         state_dir: global.state_dir.clone(),
-        endpoint_url: std::env::var("AWS_ENDPOINT_URL")
-            .ok()
-            .filter(|v| !v.is_empty()),
+        // Only the flags: aws-config reads AWS_ENDPOINT_URL and AWS_PROFILE itself.
+        endpoint_url: global.endpoint_url.clone(),
+        profile: global.profile.clone(),
     }
 }
 
@@ -573,6 +651,12 @@ fn new_run_id() -> String {
 }
 
 fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
+    if args.plan {
+        sim_only(
+            global,
+            "`drflow run --plan` (it plays the run on a scratch copy of the simulated world)",
+        )?;
+    }
     // First, so that the steps and the cloud backend are bound to the run's clock.
     let runtime = runtime::Runtime::start(&cloud_config(global))?;
     let clock = runtime.clock();
@@ -647,6 +731,7 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
             cmd_journal::print_rollback(outcome.rollback.as_ref());
         }
     }
+    runtime.report_aws_calls();
     Ok(cmd_journal::exit_code(outcome.report.status))
 }
 

@@ -11,10 +11,12 @@
 //! runtime such a loop would spin through virtual time. Real-world events (signals, a lost
 //! lease, a test's hold file) come in through the I/O driver or a thread that wakes the task.
 
+use std::collections::BTreeSet;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use drflow_engine::{Clock, Registry, SharedClock, VirtualClock, WallClock};
+use drflow_steps::aws::CallRecord;
 use drflow_steps::{CloudConfig, LazyBackend, Target};
 
 use crate::{EXIT_FAILED, Failure};
@@ -23,6 +25,8 @@ use crate::{EXIT_FAILED, Failure};
 pub struct Runtime {
     tokio: tokio::runtime::Runtime,
     clock: SharedClock,
+    /// The backends handed out by [`Runtime::cloud`], for [`Runtime::report_aws_calls`].
+    backends: Mutex<Vec<Arc<LazyBackend>>>,
 }
 
 impl Runtime {
@@ -55,7 +59,11 @@ impl Runtime {
             }
             Target::Aws => Arc::new(WallClock),
         };
-        Ok(Runtime { tokio, clock })
+        Ok(Runtime {
+            tokio,
+            clock,
+            backends: Mutex::default(),
+        })
     }
 
     /// The clock: give it to the run ([`drflow_engine::RunOptions::clock`]) and the backend.
@@ -72,9 +80,86 @@ impl Runtime {
     /// the backend they share (the runner saves it at checkpoints).
     pub fn cloud(&self, config: &CloudConfig) -> (Registry, Arc<LazyBackend>) {
         let backend = Arc::new(LazyBackend::new(config.clone()).with_clock(self.clock()));
+        self.backends
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::clone(&backend));
         (
             drflow_steps::registry_with_backend(backend.clone()),
             backend,
         )
+    }
+
+    /// On the aws target, prints on stderr one line counting the AWS API calls the command made
+    /// ([`aws_summary`]); nothing when no aws backend was opened (the sim, or a run that never
+    /// reached a cloud step).
+    pub fn report_aws_calls(&self) {
+        let backends = self.backends.lock().unwrap_or_else(|e| e.into_inner());
+        let calls: Vec<CallRecord> = backends
+            .iter()
+            .filter_map(|b| aws_calls(b.as_ref()))
+            .flatten()
+            .collect();
+        if backends.iter().any(|b| aws_calls(b.as_ref()).is_some()) {
+            eprintln!("{}", aws_summary(&calls));
+        }
+    }
+}
+
+/// The calls an opened aws backend made, `None` for any other backend or one never opened.
+///
+/// HOOK: needs `LazyBackend::aws_calls(&self) -> Option<Vec<CallRecord>>` from the steps crate
+/// (the seam owns `LazyBackend`); until then no backend reports calls and nothing is printed.
+fn aws_calls(_backend: &LazyBackend) -> Option<Vec<CallRecord>> {
+    None
+}
+
+/// `aws: 42 calls (17 mutating) in 2 regions`, plus how many failed when any did. Route 53 and
+/// IAM calls count in `us-east-1`, where AWS serves them.
+pub fn aws_summary(calls: &[CallRecord]) -> String {
+    let mutating = calls.iter().filter(|c| c.mutating).count();
+    let failed = calls.iter().filter(|c| c.failed).count();
+    let regions: BTreeSet<&str> = calls.iter().map(|c| c.region.as_str()).collect();
+    let mut line = format!(
+        "aws: {} ({mutating} mutating) in {}",
+        crate::count(calls.len(), "call"),
+        crate::count(regions.len(), "region")
+    );
+    if failed > 0 {
+        line.push_str(&format!(", {failed} failed"));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(region: &str, operation: &'static str, failed: bool) -> CallRecord {
+        CallRecord {
+            region: region.to_string(),
+            service: "ec2",
+            operation,
+            mutating: drflow_steps::aws::is_mutating(operation),
+            failed,
+        }
+    }
+
+    #[test]
+    fn the_aws_line_counts_calls_mutations_regions_and_failures() {
+        let calls = [
+            call("eu-south-1", "DescribeVpcs", false),
+            call("eu-south-1", "CreateVpc", false),
+            call("eu-central-1", "CreateVpc", true),
+        ];
+        assert_eq!(
+            aws_summary(&calls),
+            "aws: 3 calls (2 mutating) in 2 regions, 1 failed"
+        );
+        assert_eq!(
+            aws_summary(&calls[..1]),
+            "aws: 1 call (0 mutating) in 1 region"
+        );
+        assert_eq!(aws_summary(&[]), "aws: 0 calls (0 mutating) in 0 regions");
     }
 }

@@ -43,6 +43,14 @@ fn the_step_reference_matches_the_step_declarations() {
 }
 
 #[test]
+fn the_policy_page_matches_the_permission_table() {
+    check(
+        "docs/policy.md",
+        drflow(&["policy", "--output", "markdown"]),
+    );
+}
+
+#[test]
 fn the_json_schema_matches_the_step_declarations() {
     check("docs/reference/runbook.schema.json", drflow(&["schema"]));
 }

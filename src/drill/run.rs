@@ -215,6 +215,8 @@ pub fn play(plan: &Plan, scenario: Scenario, dir: &Path) -> Result<DrillReport, 
         state_dir: dir.to_path_buf(),
         target: Target::Sim,
         verbose: plan.verbose,
+        endpoint_url: None,
+        profile: None,
     };
     let runner = crate::cmd_journal::runner(&global, Some(backend), clock.clone());
     let sim = SimBackend::open(dir).with_clock(clock.clone());

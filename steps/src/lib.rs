@@ -27,6 +27,7 @@ mod declared_keys;
 mod failover;
 mod json;
 mod plan;
+pub mod policy;
 pub mod regions;
 pub mod sim;
 mod target;
@@ -38,6 +39,9 @@ use drflow_engine::Registry;
 
 pub use crate::core::{MESSAGE_EVENTS, duration_param};
 pub use backend::{CloudBackend, CloudError, CreateRequest, ErrorKind, Kind, Resource};
+/// How a resource's spec, as the cloud returns it, differs from what a step asks for: the
+/// drifted dotted paths (see `backend::KeyClass`).
+pub use cloud::drift::diff as spec_drift;
 pub use cloud::framework::{Change, MANAGED_BY, RESOURCE_EVENTS, SUFFIX_TAG};
 pub use failover::{Decision, Readings, Signal, Verdict, decide};
 pub use plan::{Action, Plan, ResourceChange, decisive_outputs, makes_its_actions, record_ttl_ms};
@@ -58,8 +62,8 @@ pub fn registry(config: &CloudConfig) -> Registry {
 /// what `drflow run --plan` runs on, and what a destructive run asks about first.
 ///
 /// On the sim the copy is read once from `<state_dir>/sim/world.json` without taking its lock,
-/// and nothing under the state directory is created or written. The aws target has no backend
-/// yet: its cloud steps fail as they do in [`registry`].
+/// and nothing under the state directory is created or written. The aws target has no copy:
+/// its cloud steps fail with `not_built`.
 ///
 /// The copy is on `clock`, the clock of the run that plans (see [`LazyBackend::with_clock`]).
 ///
@@ -68,10 +72,15 @@ pub fn scratch_registry(
     config: &CloudConfig,
     clock: drflow_engine::SharedClock,
 ) -> Result<Registry, CloudError> {
-    if target::unavailable(config.target).is_some() {
-        return Ok(registry_with_backend(Arc::new(
-            LazyBackend::new(config.clone()).with_clock(clock),
-        )));
+    if config.target == Target::Aws {
+        // AWS has no copy to change freely: a plan's cloud steps say so instead of acting.
+        return Ok(registry_with_backend(Arc::new(LazyBackend::refusing(
+            config.clone(),
+            CloudError::new(
+                crate::backend::ErrorKind::NotBuilt,
+                "a plan runs on a scratch copy of the simulated cloud; the aws target has none",
+            ),
+        ))));
     }
     let sim: Arc<dyn CloudBackend> =
         Arc::new(SimBackend::scratch_copy(&config.state_dir)?.with_clock(clock));

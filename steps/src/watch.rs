@@ -49,7 +49,14 @@ impl ProbeTarget {
         env_suffix: &str,
     ) -> Result<ProbeTarget, CloudError> {
         let name = health_check_name(env_suffix, "primary");
-        match backend.find(GLOBAL, Kind::HealthCheck, &name).await? {
+        match backend
+            .find(&crate::backend::Identity::new(
+                Kind::HealthCheck,
+                GLOBAL,
+                &name,
+            ))
+            .await?
+        {
             Some(hc) => Ok(probe_target(&hc)),
             None => Err(CloudError::new(
                 ErrorKind::NotFound,

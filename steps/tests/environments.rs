@@ -35,12 +35,26 @@ fn env(r: &Resource) -> &str {
     r.tags.get(SUFFIX_TAG).map_or("", String::as_str)
 }
 
-/// Every resource of environment `suffix`, whole (spec, tags, state).
+/// Every resource of environment `suffix`, whole (spec, tags, state): the taggable ones by
+/// their tag, the others (AWS cannot tag them) through their parent, or by their exact name.
 fn of_env(cloud: &Cloud, suffix: &str) -> Vec<Resource> {
-    cloud
-        .all()
-        .into_iter()
-        .filter(|r| env(r) == suffix)
+    let all = cloud.all();
+    let tagged = |id: &str| {
+        all.iter()
+            .any(|p| (p.id == id || p.arn == id) && env(p) == suffix)
+    };
+    let named = [
+        format!("alias/kms-key-{suffix}"),
+        format!("failover-dashboard-{suffix}"),
+        format!("aurora-global-{suffix}"),
+    ];
+    all.iter()
+        .filter(|r| {
+            env(r) == suffix
+                || (!r.kind.taggable()
+                    && (r.parent.as_deref().is_some_and(tagged) || named.contains(&r.name)))
+        })
+        .cloned()
         .collect()
 }
 

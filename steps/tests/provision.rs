@@ -106,8 +106,12 @@ fn check_requirements(cloud: &Cloud, seed: &Seed) {
     let all = cloud.all();
     let (p, s) = (seed.primary, seed.standby);
 
-    // Tags and names on every resource: Environment, FailoverRole, ManagedBy, `<type>-<suffix>`.
-    for r in &all {
+    // Tags and names on every resource AWS can tag: Environment, FailoverRole, ManagedBy,
+    // `<type>-<suffix>`. The others carry none (a tag asked for would be drift on every run).
+    for r in all.iter().filter(|r| !r.kind.taggable()) {
+        assert!(r.tags.is_empty(), "{} {} has tags", r.kind, r.name);
+    }
+    for r in all.iter().filter(|r| r.kind.taggable()) {
         assert_eq!(
             r.tags.get("Environment").map(String::as_str),
             Some("Production"),

@@ -6,6 +6,7 @@
 
 pub mod append_file;
 pub mod inproc;
+pub mod moto;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};

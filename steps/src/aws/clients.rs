@@ -206,6 +206,32 @@ impl Clients {
         )
     }
 
+    /// The regions whose clients have been built so far (the regions this run has called),
+    /// sorted. A global resource that can be read from any region (an Aurora global cluster)
+    /// is read from the first of them that answers.
+    pub fn built_regions(&self) -> Vec<String> {
+        let map = self.regions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<String> = map
+            .iter()
+            .filter(|(_, cell)| cell.initialized())
+            .map(|(r, _)| r.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// This factory with `rc` as the clients of its region: tests hand in clients whose HTTP
+    /// is mocked (aws-smithy-mocks).
+    #[cfg(test)]
+    pub(crate) fn with_region_clients(self, rc: RegionClients) -> Clients {
+        let cell = Arc::new(OnceCell::new_with(Some(Arc::new(rc.clone()))));
+        self.regions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(rc.region.clone(), cell);
+        self
+    }
+
     /// The clients of the global services' region.
     pub async fn global(&self) -> Arc<RegionClients> {
         self.region(GLOBAL_SERVICE_REGION).await

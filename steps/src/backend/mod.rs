@@ -8,6 +8,7 @@
 mod error;
 mod failover;
 mod identity;
+mod keys;
 mod kind;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ pub use failover::{
     ProbeResult, RecordSet, TargetHealth, not_found,
 };
 pub use identity::{Identity, UpdateRequest};
+pub use keys::{KeyClass, Normaliser, SpecKey, as_returned, strip_write_only};
 pub use kind::{GLOBAL, IdStyle, Kind, NameRule, Replacement};
 
 /// Resource tags, sorted so that comparisons and the world file are stable.
@@ -148,52 +150,56 @@ pub trait CloudBackend: FailoverApi + Send + Sync {
     /// The availability zones of a region, in name order.
     fn availability_zones<'a>(&'a self, region: &'a str) -> CloudFuture<'a, Vec<String>>;
 
-    /// The resource of this kind and name in the region, if any.
-    fn find<'a>(
-        &'a self,
-        region: &'a str,
-        kind: Kind,
-        name: &'a str,
-    ) -> CloudFuture<'a, Option<Resource>>;
+    /// The resource at this identity (kind, region, parent, name; see [`Identity`]), if any.
+    /// A resource `deleting` is still found, in that state.
+    fn find<'a>(&'a self, id: &'a Identity) -> CloudFuture<'a, Option<Resource>>;
 
-    /// Every resource, optionally only of one region and one kind.
+    /// drflow's resources of `kind` in `region` ([`GLOBAL`] for global kinds), in creation
+    /// order where the cloud keeps one: for [taggable](Kind::taggable) kinds those tagged
+    /// `ManagedBy=drflow`; for kinds with a [parent](Kind::parent_kind) every child of `parent`
+    /// (which they require: `InvalidInput` without it); for the other untaggable kinds (KMS
+    /// aliases, dashboards, global clusters) every one.
     fn list<'a>(
         &'a self,
-        region: Option<&'a str>,
-        kind: Option<Kind>,
+        region: &'a str,
+        kind: Kind,
+        parent: Option<&'a str>,
     ) -> CloudFuture<'a, Vec<Resource>>;
 
-    /// Creates a resource.
+    /// Creates a resource; `Conflict` when one exists at its identity already.
     fn create<'a>(&'a self, request: &'a CreateRequest) -> CloudFuture<'a, Resource>;
 
-    /// Applies the given spec keys and tags to an existing resource (keys and tags not given
+    /// Changes `current` (as found) to what `request` asks: the paths in `request.drifted`
+    /// (a backend calls only the APIs that change those) and the tags it names (tags not named
     /// are kept). `depends_on` is what it refers to now (a repaired reference replaces the old
-    /// one); a real cloud knows that from the spec. For kinds [named by a
-    /// tag](Kind::named_by_tag), a `Name` tag renames the resource.
+    /// one). For kinds [named by a tag](Kind::named_by_tag), a `Name` tag renames the resource.
     fn update<'a>(
         &'a self,
-        region: &'a str,
-        kind: Kind,
-        id: &'a str,
-        spec: &'a Value,
-        tags: &'a Tags,
-        depends_on: &'a [String],
+        current: &'a Resource,
+        request: &'a UpdateRequest,
     ) -> CloudFuture<'a, Resource>;
 
-    /// Deletes a resource; fails with `dependency_violation` while others depend on it.
-    fn delete<'a>(&'a self, region: &'a str, kind: Kind, id: &'a str) -> CloudFuture<'a, ()>;
+    /// Deletes `current` (as found: Route 53 deletes a record by its exact values); fails with
+    /// `dependency_violation` while others depend on it, `not_found` when it is gone. A
+    /// resource may stay `deleting` for a while afterwards: [`CloudBackend::wait_deleted`].
+    fn delete<'a>(&'a self, current: &'a Resource) -> CloudFuture<'a, ()>;
 
-    /// Waits until the resource is `available`, at most `timeout`. The sim advances its virtual
-    /// clock instead of sleeping; a real cloud polls.
+    /// Waits until the resource is `available`, at most `timeout`, and returns it then (with
+    /// the attributes that arrive late, such as a certificate's validation record). The sim
+    /// moves its virtual clock; a real cloud polls on the run's clock. `timeout` errors name
+    /// the resource.
     fn wait_available<'a>(
         &'a self,
-        region: &'a str,
-        kind: Kind,
-        id: &'a str,
+        current: &'a Resource,
         timeout: Duration,
     ) -> CloudFuture<'a, Resource>;
 
-    /// The backend's clock in milliseconds since the Unix epoch (virtual in the sim).
+    /// Waits until a deleted resource is gone (no longer found, not even `deleting`), at most
+    /// `timeout`: what it lived in can only be deleted then.
+    fn wait_deleted<'a>(&'a self, current: &'a Resource, timeout: Duration) -> CloudFuture<'a, ()>;
+
+    /// The backend's clock in milliseconds since the Unix epoch (virtual in the sim; the
+    /// failover steps time their actions with it).
     fn now_ms<'a>(&'a self) -> CloudFuture<'a, u64>;
 
     /// Saves what the backend keeps in memory (the sim's world); nothing to do for a real

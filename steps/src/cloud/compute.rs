@@ -310,7 +310,7 @@ fn run_asg<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
         let tags = cx.tags(&policy_name, role);
         let tracking = cx
             .ensure(
-                Desired::new(Kind::ScalingPolicy, region, &policy_name, json!({
+                Desired::child(Kind::ScalingPolicy, region, &asg.name, &policy_name, json!({
                     "auto_scaling_group_name": asg.name,
                     "policy_type": "TargetTrackingScaling",
                     "estimated_instance_warmup": 60,
@@ -331,7 +331,7 @@ fn run_asg<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
             let tags = cx.tags(&policy_name, role);
             let policy = cx
                 .ensure(
-                    Desired::new(Kind::ScalingPolicy, region, &policy_name, json!({
+                    Desired::child(Kind::ScalingPolicy, region, &asg.name, &policy_name, json!({
                         "auto_scaling_group_name": asg.name,
                         "policy_type": "StepScaling",
                         "adjustment_type": "ChangeInCapacity",

@@ -25,7 +25,10 @@ use drflow_engine::{
 use serde_json::{Value, json};
 use tracing::Instrument;
 
-use crate::backend::{CloudBackend, CreateRequest, ErrorKind, Kind, Replacement, Resource, Tags};
+use crate::backend::{
+    CloudBackend, CloudError, CreateRequest, ErrorKind, Identity, Kind, Replacement, Resource,
+    Tags, UpdateRequest,
+};
 use crate::cloud::drift::diff;
 use crate::target::LazyBackend;
 
@@ -110,6 +113,7 @@ impl Change {
 pub(crate) struct Desired {
     kind: Kind,
     region: String,
+    parent: Option<String>,
     name: String,
     spec: Value,
     create_only: Value,
@@ -124,12 +128,38 @@ impl Desired {
         Desired {
             kind,
             region: region.to_string(),
+            parent: None,
             name: name.into(),
             spec,
             create_only: Value::Null,
             immutable: &[],
             depends_on: Vec::new(),
             tags: Tags::new(),
+        }
+    }
+
+    /// A resource of a kind that lives in another ([`Kind::parent_kind`]): `parent` is that
+    /// one's id, `name` its name there ([`Identity`]'s table: a route's destination CIDR, a
+    /// record's `<fqdn>. <TYPE>[ <SetIdentifier>]`).
+    pub fn child(
+        kind: Kind,
+        region: &str,
+        parent: impl Into<String>,
+        name: impl Into<String>,
+        spec: Value,
+    ) -> Desired {
+        let mut d = Desired::new(kind, region, name, spec);
+        d.parent = Some(parent.into());
+        d
+    }
+
+    /// Where the resource is found.
+    pub fn identity(&self) -> Identity {
+        Identity {
+            kind: self.kind,
+            region: self.region.clone(),
+            parent: self.parent.clone(),
+            name: self.name.clone(),
         }
     }
 
@@ -282,18 +312,32 @@ impl Cx {
     /// Drift on a field the cloud cannot change in place is repaired by replacing the resource
     /// when its kind allows that without losing anything ([`Kind::replacement`]), and refused
     /// with an explanation otherwise.
-    pub async fn ensure(&mut self, d: Desired) -> Result<Resource, StepError> {
+    pub async fn ensure(&mut self, mut d: Desired) -> Result<Resource, StepError> {
         self.check_name(d.kind, &d.name)?;
+        if !d.kind.taggable() {
+            // AWS keeps no tags on it: asking for some would be drift on every run.
+            d.tags.clear();
+        }
         let b = Arc::clone(&self.backend);
-        let label = format!("{} {} ({})", d.kind, d.name, d.region);
-        self.owned
-            .push(json!({"kind": d.kind.name(), "region": d.region, "name": d.name}));
-        let actual = match b.find(&d.region, d.kind, &d.name).await? {
+        let label = match &d.parent {
+            Some(p) => format!("{} {} in {p} ({})", d.kind, d.name, d.region),
+            None => format!("{} {} ({})", d.kind, d.name, d.region),
+        };
+        let mut entry = json!({"kind": d.kind.name(), "region": d.region, "name": d.name});
+        if let Some(p) = &d.parent {
+            entry["parent"] = json!(p);
+        }
+        self.owned.push(entry);
+        let actual = match b.find(&d.identity()).await? {
             Some(r) => r,
             None => {
                 let run_id = self.run_id.clone();
                 match self.create(&d, Some(&run_id)).await? {
                     Made::Created(created) => {
+                        // What the undo reads for a kind that carries no tag to say so.
+                        if let Some(last) = self.owned.last_mut() {
+                            last["created"] = json!(true);
+                        }
                         resource_event("created", d.kind, &d.name, &d.region, &created.id, "");
                         self.changes
                             .push((Change::Created, format!("created {label}")));
@@ -318,17 +362,15 @@ impl Cx {
                 ),
             ));
         }
-        let mut drift = diff(&d.spec, &actual.spec);
+        let mut drift = diff(d.kind, &d.spec, &actual.spec);
+        let drifted = drift.clone();
         let tag_drift: Vec<String> = d
             .tags
             .iter()
             .filter(|(k, v)| actual.tags.get(*k) != Some(v))
             .map(|(k, _)| format!("tag {k}"))
             .collect();
-        if let Some(key) = drift
-            .iter()
-            .find(|p| d.immutable.iter().any(|k| p.split('.').next() == Some(k)))
-        {
+        if let Some(key) = crate::cloud::drift::first_create_only(d.kind, &drift, d.immutable) {
             return self.replace(&d, actual, key, &label).await;
         }
         drift.extend(tag_drift);
@@ -336,16 +378,13 @@ impl Cx {
             self.changes.push((Change::Unchanged, label));
             return Ok(actual);
         }
-        let updated = b
-            .update(
-                &d.region,
-                d.kind,
-                &actual.id,
-                &d.spec,
-                &d.tags,
-                &d.depends_on,
-            )
-            .await?;
+        let request = UpdateRequest {
+            spec: d.spec.clone(),
+            drifted,
+            tags: d.tags.clone(),
+            depends_on: d.depends_on.clone(),
+        };
+        let updated = b.update(&actual, &request).await?;
         resource_event(
             "updated",
             d.kind,
@@ -394,11 +433,11 @@ impl Cx {
             crate::json::merge(&mut spec, &d.create_only);
         }
         let mut tags = d.tags.clone();
-        if let Some(run) = created_by {
+        if let Some(run) = created_by.filter(|_| d.kind.taggable()) {
             tags.insert(CREATED_BY_TAG.into(), run.into());
         }
         let req = CreateRequest {
-            parent: None,
+            parent: d.parent.clone(),
             kind: d.kind,
             region: d.region.clone(),
             name: d.name.clone(),
@@ -406,13 +445,11 @@ impl Cx {
             tags,
             depends_on: d.depends_on.clone(),
         };
-        match b.create(&req).await {
+        match with_backoff(&format!("create {} {}", d.kind, d.name), || b.create(&req)).await {
             Ok(r) => Ok(Made::Created(r)),
             // Someone created it between our find and create (a parallel step or retry).
             Err(e) if e.kind == ErrorKind::Conflict => Ok(Made::Found(
-                b.find(&d.region, d.kind, &d.name)
-                    .await?
-                    .ok_or(StepError::from(e))?,
+                b.find(&d.identity()).await?.ok_or(StepError::from(e))?,
             )),
             Err(e) => Err(e.into()),
         }
@@ -454,7 +491,13 @@ impl Cx {
                 ));
             }
             Replacement::DeleteThenCreate => {
-                match b.delete(&old.region, old.kind, &old.id).await {
+                // No backoff: what refuses the delete here is a resource that refers to this
+                // one, which waiting does not move.
+                let gone = match b.delete(&old).await {
+                    Ok(()) => b.wait_deleted(&old, DELETE_TIMEOUT).await,
+                    Err(e) => Err(e),
+                };
+                match gone {
                     Ok(()) => {}
                     Err(e) if e.kind == ErrorKind::NotFound => {}
                     Err(e) if e.kind == ErrorKind::DependencyViolation => {
@@ -487,17 +530,15 @@ impl Cx {
                 let mut aside = Tags::new();
                 aside.insert("Name".into(), format!("{}-superseded", d.name));
                 aside.insert(SUPERSEDED_TAG.into(), d.name.clone());
-                b.update(
-                    &old.region,
-                    old.kind,
-                    &old.id,
-                    &json!({}),
-                    &aside,
-                    &old.depends_on,
-                )
-                .await?;
+                let request = UpdateRequest {
+                    spec: old.spec.clone(),
+                    drifted: Vec::new(),
+                    tags: aside,
+                    depends_on: old.depends_on.clone(),
+                };
+                b.update(&old, &request).await?;
                 let new = self.create(d, created_by.as_deref()).await?.resource();
-                let fate = match b.delete(&old.region, old.kind, &old.id).await {
+                let fate = match b.delete(&old).await {
                     Ok(()) => format!("deleted {}", old.id),
                     Err(e) if e.kind == ErrorKind::NotFound => format!("deleted {}", old.id),
                     Err(e) if e.kind == ErrorKind::DependencyViolation => format!(
@@ -529,10 +570,7 @@ impl Cx {
 
     /// Waits until a resource is available (the sim moves its virtual clock).
     pub async fn wait(&self, r: &Resource, timeout: Duration) -> Result<Resource, StepError> {
-        Ok(self
-            .backend
-            .wait_available(&r.region, r.kind, &r.id, timeout)
-            .await?)
+        Ok(self.backend.wait_available(r, timeout).await?)
     }
 
     /// Records a deletion done outside [`Cx::ensure`] (teardown, superseded resources).
@@ -566,6 +604,63 @@ impl Cx {
         out.insert("resources".into(), Value::Array(self.owned));
         out
     }
+}
+
+/// The first wait of [`with_backoff`]; each next one doubles, up to [`BACKOFF_MAX`].
+pub const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+/// The longest single wait of [`with_backoff`].
+pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How many times [`with_backoff`] calls again before it gives up (about 2 minutes of waits in
+/// all: 1, 2, 4, 8, 16, 30, 30, 30 s).
+pub const BACKOFF_RETRIES: u32 = 8;
+
+/// How long a deleted resource may stay `deleting` before teardown or a replacement gives up
+/// on it (a NAT gateway takes about a minute, an Aurora cluster several).
+pub const DELETE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// Whether a failed call may succeed if made again in a moment: something still depends on the
+/// resource (an ENI detaching), it is not ready yet, the cloud throttled, or it has not yet
+/// seen what was just made elsewhere (a new IAM role Lambda cannot assume yet, which AWS
+/// reports as an invalid parameter naming the role).
+pub fn transient(e: &CloudError) -> bool {
+    match e.kind {
+        ErrorKind::DependencyViolation | ErrorKind::NotReady | ErrorKind::Throttled => true,
+        ErrorKind::InvalidInput => {
+            let m = e.message.to_ascii_lowercase();
+            m.contains("role") && (m.contains("assume") || m.contains("cannot be assumed"))
+        }
+        _ => false,
+    }
+}
+
+/// Calls `call` until it succeeds, fails for good, or has been retried [`BACKOFF_RETRIES`]
+/// times: after a [transient](transient) failure it waits (exponentially longer each time) on
+/// the run's clock, tokio's, which sim runs pause, so a wait there costs no wall time.
+pub async fn with_backoff<T, F, Fut>(what: &str, mut call: F) -> Result<T, CloudError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, CloudError>>,
+{
+    let mut wait = BACKOFF_FIRST;
+    let mut tries = 0;
+    loop {
+        match call().await {
+            Err(e) if transient(&e) && tries < BACKOFF_RETRIES => {
+                tries += 1;
+                tracing::debug!(what, error = %e.message, wait_ms = wait.as_millis() as u64, "Retrying after a transient error");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(BACKOFF_MAX);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Deletes `r` (retrying transient refusals, [`with_backoff`]) and waits until it is gone, so
+/// that what it lived in can be deleted next.
+pub(crate) async fn delete_and_wait(b: &dyn CloudBackend, r: &Resource) -> Result<(), CloudError> {
+    with_backoff(&format!("delete {} {}", r.kind, r.name), || b.delete(r)).await?;
+    b.wait_deleted(r, DELETE_TIMEOUT).await
 }
 
 /// What [`Cx::create`] got: the resource it created, or the one someone else created first.
@@ -983,21 +1078,34 @@ impl StepType for CloudStep {
                     .map_err(StepError::invalid_input)?;
                 let region = r.get("region").and_then(Value::as_str).unwrap_or_default();
                 let name = r.get("name").and_then(Value::as_str).unwrap_or_default();
-                let Some(found) = backend.find(region, kind, name).await? else {
+                let parent = r.get("parent").and_then(Value::as_str);
+                let id = Identity {
+                    kind,
+                    region: region.to_string(),
+                    parent: parent.map(str::to_string),
+                    name: name.to_string(),
+                };
+                let Some(found) = backend.find(&id).await? else {
                     continue;
                 };
                 // Only what this run created: what it found, updated or replaced stays, and so
-                // does anything of another environment that a name might lead to.
+                // does anything of another environment that a name might lead to. A kind AWS
+                // cannot tag says so in the journal's entry instead of a tag.
                 let other_env = input
                     .get("env_suffix")
                     .and_then(Value::as_str)
                     .and_then(|suffix| foreign_to(&found, suffix));
-                if found.tags.get(CREATED_BY_TAG) != Some(&ctx.run_id) || other_env.is_some() {
+                let created = if kind.taggable() {
+                    found.tags.get(CREATED_BY_TAG) == Some(&ctx.run_id)
+                } else {
+                    r.get("created").and_then(Value::as_bool) == Some(true)
+                };
+                if !created || other_env.is_some() {
                     tracing::debug!(%kind, name, region, "Kept on undo: not created by this run");
                     kept.push(json!(format!("kept {kind} {name} ({region})")));
                     continue;
                 }
-                match backend.delete(region, kind, &found.id).await {
+                match delete_and_wait(backend.as_ref(), &found).await {
                     Ok(()) => {
                         resource_event("deleted", kind, name, region, &found.id, "");
                         deleted.push(json!(format!("deleted {kind} {name} ({region})")));
@@ -1143,6 +1251,131 @@ mod tests {
         let e = cx.check_name(Kind::LoadBalancer, "nlb-prod").unwrap_err();
         assert_eq!(e.kind, "undeclared_name");
         assert!(cx.check_name(Kind::Route, "rtb-1:0.0.0.0/0").is_ok());
+    }
+
+    fn table_and_route<'a>(cx: &'a mut Cx, _p: &'a Outputs) -> BodyFuture<'a> {
+        Box::pin(async move {
+            let region = "eu-south-1";
+            let name = cx.name("rt");
+            let tags = cx.tags(&name, Role::Primary);
+            let rt = cx
+                .ensure(Desired::new(Kind::RouteTable, region, name, json!({})).tags(tags))
+                .await?;
+            let tags = cx.tags("0.0.0.0/0", Role::Primary);
+            cx.ensure(
+                Desired::child(
+                    Kind::Route,
+                    region,
+                    &rt.id,
+                    "0.0.0.0/0",
+                    json!({"route_table_id": rt.id, "destination_cidr_block": "0.0.0.0/0"}),
+                )
+                .deps([rt.id.clone()])
+                .tags(tags),
+            )
+            .await?;
+            Ok(Outputs::new())
+        })
+    }
+
+    /// A route carries no tag, so whether a run created it is in the step's journaled
+    /// `resources`: the undo of the run that created it deletes it, the undo of a run that
+    /// found it keeps it.
+    #[tokio::test]
+    async fn the_undo_of_an_untaggable_resource_follows_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = Arc::new(crate::sim::SimBackend::open(dir.path()));
+        let backend: Arc<dyn CloudBackend> = sim.clone();
+        let lazy = Arc::new(LazyBackend::from_backend(
+            crate::CloudConfig::sim(dir.path()),
+            backend,
+        ));
+        let step = CloudStep::boxed(
+            cloud_spec("test.route", "A table and its default route."),
+            &[(Kind::RouteTable, "rt")],
+            &lazy,
+            table_and_route,
+        );
+        let mut input = Outputs::new();
+        input.insert("env_suffix".into(), json!("t1"));
+        let ctx = |run: &str, prev: Option<Outputs>| {
+            let mut c = StepContext::detached("s");
+            c.run_id = run.into();
+            c.previous_outputs = prev;
+            c
+        };
+        let first = step.run(&ctx("run-1", None), &input).await.unwrap();
+        let route_entry = |o: &Outputs| o["resources"][1].clone();
+        let e = route_entry(&first);
+        assert_eq!(e["kind"], "route");
+        assert_eq!(e["name"], "0.0.0.0/0");
+        assert!(e["parent"].as_str().unwrap().starts_with("rtb-"), "{e}");
+        assert_eq!(e["created"], true);
+        let route = sim.snapshot().unwrap().list(None, Some(Kind::Route));
+        assert!(route[0].tags.is_empty(), "AWS cannot tag a route");
+
+        let second = step.run(&ctx("run-2", None), &input).await.unwrap();
+        assert_eq!(second["change"], "unchanged");
+        assert_eq!(route_entry(&second).get("created"), None);
+        let undo2 = step
+            .undo(&ctx("run-2", Some(second)), &input)
+            .await
+            .unwrap();
+        assert_eq!(undo2["deleted"], json!([]));
+        assert_eq!(sim.snapshot().unwrap().len(), 2);
+
+        let undo1 = step.undo(&ctx("run-1", Some(first)), &input).await.unwrap();
+        assert_eq!(undo1["deleted"].as_array().unwrap().len(), 2, "{undo1:?}");
+        assert!(sim.snapshot().unwrap().is_empty());
+    }
+
+    /// DependencyViolation is retried with doubling waits on the run's clock (paused here, so
+    /// the test takes no wall time), and given up after a bound.
+    #[tokio::test(start_paused = true)]
+    async fn transient_errors_are_retried_with_backoff_on_the_run_clock() {
+        let start = tokio::time::Instant::now();
+        let mut calls = 0;
+        let r = with_backoff("delete x", || {
+            calls += 1;
+            let n = calls;
+            async move {
+                if n < 3 {
+                    Err(CloudError::new(ErrorKind::DependencyViolation, "in use"))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!(r, Ok(3));
+        assert_eq!(start.elapsed(), Duration::from_secs(1 + 2));
+
+        let start = tokio::time::Instant::now();
+        let mut calls = 0;
+        let r: Result<(), _> = with_backoff("delete y", || {
+            calls += 1;
+            async { Err(CloudError::new(ErrorKind::DependencyViolation, "in use")) }
+        })
+        .await;
+        assert_eq!(r.unwrap_err().kind, ErrorKind::DependencyViolation);
+        assert_eq!(calls, 1 + BACKOFF_RETRIES);
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(1 + 2 + 4 + 8 + 16 + 30 + 30 + 30)
+        );
+
+        // A permanent error is not retried; a role Lambda cannot assume yet is.
+        let mut calls = 0;
+        let _: Result<(), _> = with_backoff("create z", || {
+            calls += 1;
+            async { Err(CloudError::new(ErrorKind::InvalidInput, "bad cidr")) }
+        })
+        .await;
+        assert_eq!(calls, 1);
+        assert!(transient(&CloudError::new(
+            ErrorKind::InvalidInput,
+            "The role defined for the function cannot be assumed by Lambda."
+        )));
     }
 
     #[test]

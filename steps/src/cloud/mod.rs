@@ -4,10 +4,10 @@
 pub(crate) mod checks;
 mod compute;
 mod data;
-mod drift;
+pub(crate) mod drift;
 pub(crate) mod framework;
 pub(crate) mod input;
-mod monitoring;
+pub(crate) mod monitoring;
 mod network;
 mod ops;
 mod security;

@@ -423,10 +423,11 @@ fn run_sns<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
             let tags = cx.tags(&name, role);
             let sub = cx
                 .ensure(
-                    Desired::new(
+                    Desired::child(
                         Kind::SnsSubscription,
                         region,
-                        format!("{name} email:{email}"),
+                        &topic.arn,
+                        format!("email:{email}"),
                         json!({
                             "topic_arn": topic.arn,
                             "protocol": "email",

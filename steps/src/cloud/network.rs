@@ -536,7 +536,7 @@ fn run_vpc<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
     })
 }
 
-/// One route: routes have no name in AWS, so the sim names them `<table>:<destination>`.
+/// One route: AWS finds it by its table and destination, which are its identity.
 async fn route(
     cx: &mut Cx,
     region: &str,
@@ -548,10 +548,9 @@ async fn route(
 ) -> Result<(), StepError> {
     let mut spec = json!({"route_table_id": table, "destination_cidr_block": destination});
     crate::json::merge(&mut spec, &target);
-    let name = format!("{table}:{destination}");
-    let tags = cx.tags(&name, role);
+    let tags = cx.tags(destination, role);
     cx.ensure(
-        Desired::new(Kind::Route, region, name, spec)
+        Desired::child(Kind::Route, region, table, destination, spec)
             .immutable(&["route_table_id", "destination_cidr_block"])
             .deps([table.to_string(), target_id.to_string()])
             .tags(tags),

@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 
 use super::checks::CloudSpec;
 use super::framework::{
-    BodyFuture, CloudStep, Cx, MANAGED_BY, SUFFIX_TAG, SUPERSEDED_TAG, cloud_spec,
+    BodyFuture, CloudStep, Cx, DELETE_TIMEOUT, MANAGED_BY, SUFFIX_TAG, SUPERSEDED_TAG, cloud_spec,
 };
 use super::input;
-use crate::backend::{ErrorKind, GLOBAL, Kind, Resource, ResourceState};
+use crate::backend::{ErrorKind, GLOBAL, Identity, Kind, Resource, ResourceState};
 use crate::regions::AWS_REGION;
 use crate::target::LazyBackend;
 
@@ -127,7 +127,10 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
 /// This environment's resource `<ty>-<suffix>`: one of another environment's under that name
 /// does not count.
 async fn get(cx: &Cx, region: &str, kind: Kind, ty: &str) -> Result<Option<Resource>, StepError> {
-    let found = cx.backend.find(region, kind, &cx.name(ty)).await?;
+    let found = cx
+        .backend
+        .find(&Identity::new(kind, region, cx.name(ty)))
+        .await?;
     Ok(found.filter(|r| cx.foreign(r).is_none()))
 }
 
@@ -187,10 +190,19 @@ fn run_readiness<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
             hc_ids.push(hc.map(|h| h.id));
         }
         checks.insert("health_checks_10s_x3", hc_ok);
-        let records = cx.backend.list(Some(GLOBAL), Some(Kind::DnsRecord)).await?;
+        // Records carry no tags: they are this environment's through its zones.
+        let mut records = Vec::new();
+        for zone in cx.backend.list(GLOBAL, Kind::HostedZone, None).await? {
+            if cx.foreign(&zone).is_none() && zone.tags.get(SUFFIX_TAG) == Some(&cx.suffix) {
+                records.extend(
+                    cx.backend
+                        .list(GLOBAL, Kind::DnsRecord, Some(&zone.id))
+                        .await?,
+                );
+            }
+        }
         let sets: Vec<&str> = records
             .iter()
-            .filter(|r| r.tags.get(SUFFIX_TAG) == Some(&cx.suffix))
             .filter_map(|r| r.spec.get("set_identifier").and_then(Value::as_str))
             .collect();
         checks.insert(
@@ -352,10 +364,18 @@ async fn regions_elsewhere(cx: &mut Cx, p: &Outputs) -> Result<Vec<String>, Step
     let given = input::strings(p, "regions")?;
     let mut out = Vec::new();
     for region in crate::regions::all().filter(|r| !given.iter().any(|g| g == r)) {
-        let found = cx.backend.list(Some(region), None).await?.iter().any(|r| {
-            r.tags.get(MANAGED_BY.0).map(String::as_str) == Some(MANAGED_BY.1)
-                && r.tags.get(SUFFIX_TAG) == Some(&cx.suffix)
-        });
+        let mut found = false;
+        for kind in Kind::ALL.iter().filter(|k| k.taggable() && !k.is_global()) {
+            found |= cx
+                .backend
+                .list(region, *kind, None)
+                .await?
+                .iter()
+                .any(|r| mine(cx, r));
+            if found {
+                break;
+            }
+        }
         if found {
             out.push(region.to_string());
         }
@@ -380,24 +400,22 @@ async fn delete_where(
     for _ in 0..passes {
         let mut listed: Vec<Resource> = Vec::new();
         for region in &regions {
-            listed.extend(cx.backend.list(Some(region), None).await?);
+            listed.extend(environment(cx, region).await?);
         }
         // Cross-region dependencies of equal rank (a replica bucket, a table replica) may be
         // met out of order; the next pass picks them up.
-        let mut mine: Vec<(usize, Resource)> = listed
-            .into_iter()
-            .filter(|r| r.tags.get(MANAGED_BY.0).map(String::as_str) == Some(MANAGED_BY.1))
-            .filter(|r| r.tags.get(SUFFIX_TAG) == Some(&cx.suffix))
-            .filter(|r| keep(r))
-            .enumerate()
-            .collect();
+        let mut mine: Vec<(usize, Resource)> =
+            listed.into_iter().filter(|r| keep(r)).enumerate().collect();
         // Dependents first: higher kind rank, then newer before older within a rank.
         mine.sort_by(|(ia, a), (ib, b)| b.kind.rank().cmp(&a.kind.rank()).then(ib.cmp(ia)));
         remaining.clear();
         let mut progress = false;
         for (_, r) in mine {
-            match cx.backend.delete(&r.region, r.kind, &r.id).await {
+            match cx.backend.delete(&r).await {
                 Ok(()) => {
+                    // What it lived in (a subnet a NAT gateway, a VPC its subnets) can only go
+                    // once it is gone, not while it is `deleting`.
+                    cx.backend.wait_deleted(&r, DELETE_TIMEOUT).await?;
                     deleted += 1;
                     progress = true;
                     cx.note_deleted(&r);
@@ -418,4 +436,109 @@ async fn delete_where(
             .map(|r| format!("{} {} ({})", r.kind, r.name, r.region))
             .collect(),
     ))
+}
+
+/// Whether a taggable resource is this environment's: tagged `ManagedBy=drflow` and its suffix.
+fn mine(cx: &Cx, r: &Resource) -> bool {
+    r.tags.get(MANAGED_BY.0).map(String::as_str) == Some(MANAGED_BY.1)
+        && r.tags.get(SUFFIX_TAG) == Some(&cx.suffix)
+}
+
+/// Every resource of the environment in `region` (or [`GLOBAL`]), parents before children: the
+/// taggable ones by their tags; the untaggable ones through drflow's parents (every record of
+/// its hosted zones but the apex SOA and NS, the routes of its route tables, the subscriptions
+/// of its topics, the policies of its groups, the listeners of its load balancers) or by their
+/// name (the KMS alias of its keys, its dashboard and global cluster).
+async fn environment(cx: &Cx, region: &str) -> Result<Vec<Resource>, StepError> {
+    let global = region == GLOBAL;
+    let mut out: Vec<Resource> = Vec::new();
+    for &kind in Kind::ALL.iter().filter(|k| k.is_global() == global) {
+        if let Some(parent_kind) = kind.parent_kind() {
+            let parents: Vec<Resource> = out
+                .iter()
+                .filter(|p| p.kind == parent_kind)
+                .cloned()
+                .collect();
+            for parent in parents {
+                let children = cx.backend.list(region, kind, Some(&parent.id)).await?;
+                out.extend(
+                    children
+                        .into_iter()
+                        .filter(|c| !(kind == Kind::DnsRecord && apex_record(&parent, c))),
+                );
+            }
+        } else if kind.taggable() {
+            let all = cx.backend.list(region, kind, None).await?;
+            out.extend(all.into_iter().filter(|r| mine(cx, r)));
+        } else {
+            let named: Vec<String> = match kind {
+                Kind::KmsAlias => vec![format!("alias/kms-key-{}", cx.suffix)],
+                Kind::Dashboard => vec![cx.name("failover-dashboard")],
+                Kind::GlobalCluster => vec![cx.name("aurora-global")],
+                _ => Vec::new(),
+            };
+            let keys: Vec<String> = out
+                .iter()
+                .filter(|k| k.kind == Kind::KmsKey)
+                .map(|k| k.id.clone())
+                .collect();
+            let all = cx.backend.list(region, kind, None).await?;
+            out.extend(all.into_iter().filter(|r| {
+                cx.foreign(r).is_none()
+                    && (named.contains(&r.name)
+                        || (kind == Kind::KmsAlias
+                            && r.spec
+                                .get("target_key_id")
+                                .and_then(Value::as_str)
+                                .is_some_and(|k| keys.iter().any(|x| x == k))))
+            }));
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `record` is one Route 53 made with the zone (its apex SOA or NS), which goes with the
+/// zone and cannot be deleted on its own.
+fn apex_record(zone: &Resource, record: &Resource) -> bool {
+    let Some((fqdn, rest)) = record.name.split_once(' ') else {
+        return false;
+    };
+    let ty = rest.split(' ').next().unwrap_or_default();
+    matches!(ty, "SOA" | "NS")
+        && fqdn
+            .trim_end_matches('.')
+            .eq_ignore_ascii_case(zone.name.trim_end_matches('.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_apex_records_go_with_their_zone() {
+        let r = |kind: Kind, name: &str| Resource {
+            kind,
+            region: GLOBAL.into(),
+            name: name.into(),
+            parent: None,
+            id: "x".into(),
+            arn: String::new(),
+            spec: json!({}),
+            attrs: Default::default(),
+            tags: Default::default(),
+            state: ResourceState::Available,
+            depends_on: vec![],
+        };
+        let zone = r(Kind::HostedZone, "example.com");
+        assert!(apex_record(&zone, &r(Kind::DnsRecord, "example.com. NS")));
+        assert!(apex_record(&zone, &r(Kind::DnsRecord, "example.com. SOA")));
+        assert!(!apex_record(
+            &zone,
+            &r(Kind::DnsRecord, "api.example.com. NS")
+        ));
+        assert!(!apex_record(
+            &zone,
+            &r(Kind::DnsRecord, "example.com. A primary")
+        ));
+    }
 }

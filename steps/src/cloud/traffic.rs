@@ -370,10 +370,11 @@ fn run_cert<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
             // ensure one record, with the same tags from either side.
             let tags = cx.tags(&record, Role::Primary);
             cx.ensure(
-                Desired::new(
+                Desired::child(
                     Kind::DnsRecord,
                     GLOBAL,
-                    format!("{record} CNAME"),
+                    zone,
+                    record_name(&record, "CNAME", None),
                     json!({
                         "hosted_zone_id": zone,
                         "name": record,
@@ -471,10 +472,11 @@ fn run_alb<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
         let name = cx.name("https-listener");
         let tags = cx.tags(&name, role);
         cx.ensure(
-            Desired::new(
+            Desired::child(
                 Kind::Listener,
                 region,
-                &name,
+                &alb.arn,
+                "443",
                 json!({
                     "load_balancer_arn": alb.arn,
                     "port": 443,
@@ -492,7 +494,7 @@ fn run_alb<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
         let name = cx.name("http-listener");
         let tags = cx.tags(&name, role);
         cx.ensure(
-            Desired::new(Kind::Listener, region, &name, json!({
+            Desired::child(Kind::Listener, region, &alb.arn, "80", json!({
                 "load_balancer_arn": alb.arn,
                 "port": 80,
                 "protocol": "HTTP",
@@ -621,11 +623,17 @@ fn run_dns<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
             };
             let tags = cx.tags(&format!("{fqdn} {side}"), role);
             cx.ensure(
-                Desired::new(Kind::DnsRecord, GLOBAL, format!("{fqdn}. A {side}"), spec)
-                    .create_only(owned)
-                    .immutable(&["routing_policy", "failover"])
-                    .deps([zone.to_string(), hc.to_string()])
-                    .tags(tags),
+                Desired::child(
+                    Kind::DnsRecord,
+                    GLOBAL,
+                    zone,
+                    record_name(&fqdn, "A", Some(side)),
+                    spec,
+                )
+                .create_only(owned)
+                .immutable(&["routing_policy", "failover"])
+                .deps([zone.to_string(), hc.to_string()])
+                .tags(tags),
             )
             .await?;
         }
@@ -637,4 +645,14 @@ fn run_dns<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
         out.insert("standby_set_identifier".into(), json!("standby"));
         Ok(out)
     })
+}
+
+/// A record's name in its zone, as [`crate::backend::Identity`]'s table says: `<fqdn>. <TYPE>`
+/// or `<fqdn>. <TYPE> <SetIdentifier>`, the name in lower case with one final dot.
+pub(crate) fn record_name(fqdn: &str, ty: &str, set_identifier: Option<&str>) -> String {
+    let fqdn = fqdn.trim_end_matches('.').to_ascii_lowercase();
+    match set_identifier {
+        Some(set) => format!("{fqdn}. {ty} {set}"),
+        None => format!("{fqdn}. {ty}"),
+    }
 }

@@ -172,7 +172,11 @@ async fn find(
     kind: Kind,
     name: &str,
 ) -> Result<Option<Resource>, StepError> {
-    match fx.backend.find(region, kind, name).await {
+    match fx
+        .backend
+        .find(&crate::backend::Identity::new(kind, region, name))
+        .await
+    {
         Ok(r) => Ok(r),
         Err(e) if unreachable(&e) => {
             gaps.push(format!("{kind} {name} ({region}): {}", e.message));

@@ -370,20 +370,23 @@ impl CloudBackend for Fake {
     fn availability_zones<'a>(&'a self, _region: &'a str) -> CloudFuture<'a, Vec<String>> {
         nope()
     }
-    fn find<'a>(
-        &'a self,
-        region: &'a str,
-        kind: Kind,
-        name: &'a str,
-    ) -> CloudFuture<'a, Option<Resource>> {
-        let r = self.region_check(region).map(|()| {
-            self.resources()
-                .into_iter()
-                .find(|r| r.region == region && r.kind == kind && r.name == name)
+    fn find<'a>(&'a self, id: &'a Identity) -> CloudFuture<'a, Option<Resource>> {
+        let r = self.region_check(&id.region).map(|()| {
+            self.resources().into_iter().find(|r| {
+                r.region == id.region
+                    && r.kind == id.kind
+                    && r.name == id.name
+                    && r.parent == id.parent
+            })
         });
         ready(r)
     }
-    fn list<'a>(&'a self, _r: Option<&'a str>, _k: Option<Kind>) -> CloudFuture<'a, Vec<Resource>> {
+    fn list<'a>(
+        &'a self,
+        _region: &'a str,
+        _kind: Kind,
+        _parent: Option<&'a str>,
+    ) -> CloudFuture<'a, Vec<Resource>> {
         nope()
     }
     fn create<'a>(&'a self, _request: &'a CreateRequest) -> CloudFuture<'a, Resource> {
@@ -391,25 +394,26 @@ impl CloudBackend for Fake {
     }
     fn update<'a>(
         &'a self,
-        _region: &'a str,
-        _kind: Kind,
-        _id: &'a str,
-        _spec: &'a serde_json::Value,
-        _tags: &'a Tags,
-        _depends_on: &'a [String],
+        _current: &'a Resource,
+        _request: &'a UpdateRequest,
     ) -> CloudFuture<'a, Resource> {
         nope()
     }
-    fn delete<'a>(&'a self, _region: &'a str, _kind: Kind, _id: &'a str) -> CloudFuture<'a, ()> {
+    fn delete<'a>(&'a self, _current: &'a Resource) -> CloudFuture<'a, ()> {
         nope()
     }
     fn wait_available<'a>(
         &'a self,
-        _region: &'a str,
-        _kind: Kind,
-        _id: &'a str,
+        _current: &'a Resource,
         _timeout: std::time::Duration,
     ) -> CloudFuture<'a, Resource> {
+        nope()
+    }
+    fn wait_deleted<'a>(
+        &'a self,
+        _current: &'a Resource,
+        _timeout: std::time::Duration,
+    ) -> CloudFuture<'a, ()> {
         nope()
     }
     fn now_ms<'a>(&'a self) -> CloudFuture<'a, u64> {

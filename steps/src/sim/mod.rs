@@ -50,8 +50,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-use serde_json::Value;
-
 pub use agenda::{Agenda, Event};
 pub use client::{ClientConfig, ClientRequest};
 pub use cloudwatch::SqsMessage;
@@ -79,8 +77,8 @@ pub use world::{EPOCH_MS, SimResource, SnsMessage, World, availability_zones, me
 
 use crate::Target;
 use crate::backend::{
-    CloudBackend, CloudError, CloudFuture, CreateRequest, ErrorKind, Kind, Resource, ResourceState,
-    Tags,
+    CloudBackend, CloudError, CloudFuture, CreateRequest, ErrorKind, Identity, Kind, Resource,
+    ResourceState, UpdateRequest,
 };
 
 /// The world file under a state directory.
@@ -186,7 +184,7 @@ fn poisoned() -> CloudError {
 pub fn load_world(path: &Path) -> Result<World, CloudError> {
     match fs::read(path) {
         Ok(bytes) => {
-            let world: World = serde_json::from_slice(&bytes)
+            let mut world: World = serde_json::from_slice(&bytes)
                 .map_err(|e| internal("read (run `drflow sim reset` to start over)", path, e))?;
             if world.format > world::FORMAT {
                 return Err(CloudError::new(
@@ -198,6 +196,7 @@ pub fn load_world(path: &Path) -> Result<World, CloudError> {
                     ),
                 ));
             }
+            world.migrate();
             Ok(world)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(World::default()),
@@ -608,23 +607,17 @@ impl CloudBackend for SimBackend {
         }))
     }
 
-    fn find<'a>(
-        &'a self,
-        region: &'a str,
-        kind: Kind,
-        name: &'a str,
-    ) -> CloudFuture<'a, Option<Resource>> {
-        ready(self.with_world(false, |w| {
-            Ok(w.find(region, kind, name).map(|r| r.resource.clone()))
-        }))
+    fn find<'a>(&'a self, id: &'a Identity) -> CloudFuture<'a, Option<Resource>> {
+        ready(self.with_world(false, |w| Ok(w.lookup(id).map(|r| r.resource.clone()))))
     }
 
     fn list<'a>(
         &'a self,
-        region: Option<&'a str>,
-        kind: Option<Kind>,
+        region: &'a str,
+        kind: Kind,
+        parent: Option<&'a str>,
     ) -> CloudFuture<'a, Vec<Resource>> {
-        ready(self.with_world(false, |w| Ok(w.list(region, kind))))
+        ready(self.with_world(false, |w| w.list_of(region, kind, parent)))
     }
 
     fn create<'a>(&'a self, request: &'a CreateRequest) -> CloudFuture<'a, Resource> {
@@ -633,31 +626,59 @@ impl CloudBackend for SimBackend {
 
     fn update<'a>(
         &'a self,
-        region: &'a str,
-        kind: Kind,
-        id: &'a str,
-        spec: &'a Value,
-        tags: &'a Tags,
-        depends_on: &'a [String],
+        current: &'a Resource,
+        request: &'a UpdateRequest,
     ) -> CloudFuture<'a, Resource> {
-        Box::pin(self.act(move |w| w.update(region, kind, id, spec, tags, depends_on)))
+        Box::pin(self.act(move |w| {
+            w.update(
+                &current.region,
+                current.kind,
+                &current.id,
+                &request.spec,
+                &request.tags,
+                &request.depends_on,
+            )
+        }))
     }
 
-    fn delete<'a>(&'a self, region: &'a str, kind: Kind, id: &'a str) -> CloudFuture<'a, ()> {
-        Box::pin(self.act(move |w| w.delete(region, kind, id)))
+    fn delete<'a>(&'a self, current: &'a Resource) -> CloudFuture<'a, ()> {
+        Box::pin(self.act(move |w| w.delete(&current.region, current.kind, &current.id)))
     }
 
     fn wait_available<'a>(
         &'a self,
-        region: &'a str,
-        kind: Kind,
-        id: &'a str,
+        current: &'a Resource,
         timeout: Duration,
     ) -> CloudFuture<'a, Resource> {
+        let (region, kind, id) = (current.region.as_str(), current.kind, current.id.as_str());
         match &self.clock {
             Some(clock) => Box::pin(self.wait_on_clock(clock, region, kind, id, timeout)),
             None => ready(self.with_world(false, |w| w.wait_available(region, kind, id, timeout))),
         }
+    }
+
+    fn wait_deleted<'a>(
+        &'a self,
+        current: &'a Resource,
+        _timeout: Duration,
+    ) -> CloudFuture<'a, ()> {
+        // The sim deletes at once: gone is gone, and a resource still there (by id) was never
+        // deleted, which no wait mends.
+        ready(self.with_world(false, |w| {
+            match w.get(&current.region, current.kind, &current.id) {
+                Err(_) => Ok(()),
+                Ok(r) => Err(CloudError::new(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "{} {} in {} is {}, not being deleted",
+                        current.kind,
+                        current.name,
+                        current.region,
+                        r.resource.state.name()
+                    ),
+                )),
+            }
+        }))
     }
 
     fn now_ms<'a>(&'a self) -> CloudFuture<'a, u64> {
@@ -684,7 +705,7 @@ mod tests {
             region: "eu-south-1".into(),
             name: name.into(),
             spec: json!({}),
-            tags: Tags::new(),
+            tags: [("ManagedBy".to_string(), "drflow".to_string())].into(),
             depends_on: vec![],
         }
     }
@@ -697,7 +718,7 @@ mod tests {
         a.create(&vpc("vpc-a")).await.unwrap();
         b.create(&vpc("vpc-b")).await.unwrap();
         let names: Vec<String> = a
-            .list(None, None)
+            .list("eu-south-1", Kind::Vpc, None)
             .await
             .unwrap()
             .into_iter()
@@ -729,13 +750,10 @@ mod tests {
         let scratch = SimBackend::scratch_copy(dir.path()).unwrap();
         scratch.create(&vpc("vpc-b")).await.unwrap();
         let a = scratch
-            .find("eu-south-1", Kind::Vpc, "vpc-a")
+            .find(&Identity::new(Kind::Vpc, "eu-south-1", "vpc-a"))
             .await
             .unwrap();
-        scratch
-            .delete("eu-south-1", Kind::Vpc, &a.unwrap().id)
-            .await
-            .unwrap();
+        scratch.delete(&a.unwrap()).await.unwrap();
         assert_eq!(scratch.snapshot().unwrap().len(), 1);
         assert_eq!(fs::read(world_path(dir.path())).unwrap(), before);
         assert_eq!(real.snapshot().unwrap().len(), 1);

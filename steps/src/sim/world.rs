@@ -22,12 +22,14 @@ use super::rng::SimRng;
 use super::timeline::TimelineLog;
 use super::{cloudwatch, dns, route53};
 use crate::backend::{
-    CloudError, CreateRequest, ErrorKind, GLOBAL, Kind, Resource, ResourceState, Tags,
+    CloudError, CreateRequest, ErrorKind, GLOBAL, Identity, Kind, Resource, ResourceState, Tags,
 };
 
 /// The world file's format version; bumped when a change would misread old files. (Format 1
-/// files load: the dynamic state they lack starts empty.)
-pub const FORMAT: u32 = 1;
+/// files load: the dynamic state they lack starts empty, and [`World::migrate`] gives their
+/// routes, records, subscriptions, scaling policies and listeners the parent and name format 2
+/// finds them by.)
+pub const FORMAT: u32 = 2;
 
 /// 2026-01-01T00:00:00Z: where the virtual clock of a fresh world starts.
 pub const EPOCH_MS: u64 = 1_767_225_600_000;
@@ -199,6 +201,52 @@ pub fn merge(base: &mut Value, patch: &Value) {
 }
 
 impl World {
+    /// Brings a world of an older format up to [`FORMAT`]. Format 1 named a child resource
+    /// with a name drflow made up (`rtb-…:0.0.0.0/0`, `api.example.com. A primary`) and no
+    /// parent; format 2 finds it by its parent's id and its name there, as AWS does
+    /// ([`Identity`]). Both come from the child's own spec, so nothing is lost.
+    pub fn migrate(&mut self) {
+        if self.format >= FORMAT {
+            return;
+        }
+        for r in self.regions.values_mut().flat_map(|m| m.values_mut()) {
+            let res = &mut r.resource;
+            if res.parent.is_some() || res.kind.parent_kind().is_none() {
+                continue;
+            }
+            let s = |k: &str| match res.spec.get(k) {
+                Some(Value::String(v)) => v.clone(),
+                Some(Value::Null) | None => String::new(),
+                Some(other) => other.to_string(),
+            };
+            let (parent, name) = match res.kind {
+                Kind::Route => (s("route_table_id"), s("destination_cidr_block")),
+                Kind::DnsRecord => {
+                    let set = s("set_identifier");
+                    let fqdn = s("name").trim_end_matches('.').to_ascii_lowercase();
+                    let name = if set.is_empty() {
+                        format!("{fqdn}. {}", s("type"))
+                    } else {
+                        format!("{fqdn}. {} {set}", s("type"))
+                    };
+                    (s("hosted_zone_id"), name)
+                }
+                Kind::SnsSubscription => (
+                    s("topic_arn"),
+                    format!("{}:{}", s("protocol"), s("endpoint")),
+                ),
+                Kind::ScalingPolicy => (s("auto_scaling_group_name"), res.name.clone()),
+                Kind::Listener => (s("load_balancer_arn"), s("port")),
+                _ => continue,
+            };
+            if !parent.is_empty() {
+                res.parent = Some(parent);
+                res.name = name;
+            }
+        }
+        self.format = FORMAT;
+    }
+
     /// Moves every resource whose creation time has passed to `available`.
     pub fn settle(&mut self) {
         let now = self.clock_ms;
@@ -246,12 +294,46 @@ impl World {
         self.len() == 0
     }
 
-    /// The resource of this kind and name in the region.
+    /// The top-level resource (one without a parent) of this kind and name in the region.
     pub fn find(&self, region: &str, kind: Kind, name: &str) -> Option<&SimResource> {
-        self.regions
-            .get(region)?
-            .values()
-            .find(|r| r.resource.kind == kind && r.resource.name == name)
+        self.lookup(&Identity::new(kind, region, name))
+    }
+
+    /// The resource at this identity: kind, region, parent and name.
+    pub fn lookup(&self, id: &Identity) -> Option<&SimResource> {
+        self.regions.get(&id.region)?.values().find(|r| {
+            r.resource.kind == id.kind
+                && r.resource.name == id.name
+                && r.resource.parent == id.parent
+        })
+    }
+
+    /// What the seam's `list` returns (see [`CloudBackend::list`](crate::backend::CloudBackend::list)):
+    /// drflow's resources of `kind` in `region`, in creation order.
+    pub fn list_of(
+        &self,
+        region: &str,
+        kind: Kind,
+        parent: Option<&str>,
+    ) -> Result<Vec<Resource>, CloudError> {
+        if kind.parent_kind().is_some() && parent.is_none() {
+            return Err(CloudError::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "listing {kind}s needs the id of their {}",
+                    kind.parent_kind().map_or("parent", Kind::name)
+                ),
+            ));
+        }
+        let managed = |r: &Resource| {
+            !kind.taggable() || r.tags.get("ManagedBy").map(String::as_str) == Some("drflow")
+        };
+        Ok(self
+            .list(Some(region), Some(kind))
+            .into_iter()
+            .filter(|r| parent.is_none() || r.parent.as_deref() == parent)
+            .filter(managed)
+            .collect())
     }
 
     /// The resource with this id in the region.
@@ -314,12 +396,35 @@ impl World {
                 .into_iter()
                 .any(|r| r.resource.kind == Kind::S3Bucket && r.resource.name == req.name)
         } else {
-            self.find(&req.region, req.kind, &req.name).is_some()
+            self.lookup(&Identity {
+                kind: req.kind,
+                region: req.region.clone(),
+                parent: req.parent.clone(),
+                name: req.name.clone(),
+            })
+            .is_some()
         };
         if clash {
+            let within = req
+                .parent
+                .as_ref()
+                .map(|p| format!(" of {p}"))
+                .unwrap_or_default();
             return Err(CloudError::new(
                 ErrorKind::Conflict,
-                format!("{} {} already exists in {}", req.kind, req.name, req.region),
+                format!(
+                    "{} {}{within} already exists in {}",
+                    req.kind, req.name, req.region
+                ),
+            ));
+        }
+        if let Some(parent) = req.parent.as_deref().filter(|p| !self.exists(p)) {
+            return Err(CloudError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "{} {} lives in {parent}, which does not exist",
+                    req.kind, req.name
+                ),
             ));
         }
         if let Some(missing) = req.depends_on.iter().find(|id| !self.exists(id)) {
@@ -625,6 +730,83 @@ mod tests {
             .update(GLOBAL, Kind::DnsRecord, &rec.id, &json!({}), &tags, &[])
             .unwrap();
         assert_eq!(r.name, "rec");
+    }
+
+    /// Routes are found by their table and destination, as in AWS: one CIDR in two tables is
+    /// two routes, and a listing of children is per parent.
+    #[test]
+    fn children_are_found_by_parent_and_name() {
+        let mut w = World::default();
+        let region = "eu-south-1";
+        let a = w
+            .create(&req(Kind::RouteTable, region, "rt-a", &[]))
+            .unwrap();
+        let b = w
+            .create(&req(Kind::RouteTable, region, "rt-b", &[]))
+            .unwrap();
+        let route = |parent: &str| CreateRequest {
+            parent: Some(parent.to_string()),
+            ..req(Kind::Route, region, "0.0.0.0/0", &[parent])
+        };
+        let ra = w.create(&route(&a.id)).unwrap();
+        let rb = w.create(&route(&b.id)).unwrap();
+        assert_ne!(ra.id, rb.id);
+        let found = |p: &str| {
+            w.lookup(&Identity::child(Kind::Route, region, p, "0.0.0.0/0"))
+                .map(|r| r.resource.id.clone())
+        };
+        assert_eq!(found(&a.id), Some(ra.id.clone()));
+        assert_eq!(found(&b.id), Some(rb.id.clone()));
+        assert_eq!(found("rtb-nope"), None);
+        // Without its parent it is not found, and it cannot be made twice in one table.
+        assert!(w.find(region, Kind::Route, "0.0.0.0/0").is_none());
+        assert_eq!(
+            w.create(&route(&a.id)).unwrap_err().kind,
+            ErrorKind::Conflict
+        );
+        // A parent that does not exist is refused, as AWS refuses a route in no table.
+        assert_eq!(
+            w.create(&route("rtb-nope")).unwrap_err().kind,
+            ErrorKind::NotFound
+        );
+        let listed = w.list_of(region, Kind::Route, Some(&a.id)).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id, ra.id);
+        assert_eq!(
+            w.list_of(region, Kind::Route, None).unwrap_err().kind,
+            ErrorKind::InvalidInput
+        );
+    }
+
+    /// A format 1 world (names drflow made up, no parents) loads with the identities format 2
+    /// finds.
+    #[test]
+    fn old_worlds_get_parents() {
+        let mut w = World::default();
+        let region = "eu-south-1";
+        let rt = w.create(&req(Kind::RouteTable, region, "rt", &[])).unwrap();
+        let mut old = req(Kind::Route, region, &format!("{}:10.1.0.0/16", rt.id), &[]);
+        old.spec = json!({"route_table_id": rt.id, "destination_cidr_block": "10.1.0.0/16"});
+        w.create(&old).unwrap();
+        let mut rec = req(Kind::DnsRecord, GLOBAL, "API.example.com. A primary", &[]);
+        rec.spec = json!({"hosted_zone_id": "Z1", "name": "API.example.com.", "type": "A", "set_identifier": "primary"});
+        w.create(&rec).unwrap();
+        w.format = 1;
+        w.migrate();
+        assert_eq!(w.format, FORMAT);
+        assert!(
+            w.lookup(&Identity::child(Kind::Route, region, &rt.id, "10.1.0.0/16"))
+                .is_some()
+        );
+        assert!(
+            w.lookup(&Identity::child(
+                Kind::DnsRecord,
+                GLOBAL,
+                "Z1",
+                "api.example.com. A primary"
+            ))
+            .is_some()
+        );
     }
 
     #[test]
