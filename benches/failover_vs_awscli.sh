@@ -39,7 +39,7 @@ METRICS_REGION=us-east-1 # failover.yaml's health_metrics_region default: Route 
 # --- moto -------------------------------------------------------------------------------------
 PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 WORK="$(mktemp -d -t drflow-bench.XXXXXX)"
-python3 -m moto.server -H 127.0.0.1 -p "$PORT" >"$WORK/moto.log" 2>&1 &
+python3 tests/moto_server.py -H 127.0.0.1 -p "$PORT" >"$WORK/moto.log" 2>&1 &
 MOTO_PID=$!
 trap 'kill "$MOTO_PID" 2>/dev/null || true; wait "$MOTO_PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 EP="http://127.0.0.1:$PORT"

@@ -174,12 +174,17 @@ where
             };
             write!(
                 writer,
-                "{} {} {} ({})",
+                "{} {} {}",
                 paint(colour, sign),
                 fields.get("kind"),
                 fields.get("name"),
-                fields.get("region"),
             )?;
+            // A child (a route, a record) is named within its parent.
+            let parent = fields.get("parent");
+            if !parent.is_empty() {
+                write!(writer, " in {parent}")?;
+            }
+            write!(writer, " ({})", fields.get("region"))?;
             let detail = fields.get("detail");
             if !detail.is_empty() {
                 write!(writer, ": {detail}")?;
@@ -279,6 +284,24 @@ mod tests {
              -/+ vpc vpc-eu (eu-south-1): cidr was \"10.0.0.0/16\", which cannot change in place\n\
              \x20 - vpc vpc-eu (eu-south-1)\n"
         );
+    }
+
+    #[test]
+    fn a_child_resource_is_named_within_its_parent() {
+        let out = lines(|| {
+            tracing::info!(
+                target: RESOURCE_EVENTS,
+                change = "created",
+                kind = "route",
+                name = "0.0.0.0/0",
+                parent = "rtb-0a1b",
+                region = "eu-south-1",
+                id = "rtb-0a1b_0.0.0.0/0",
+                detail = "",
+                "created route 0.0.0.0/0 in rtb-0a1b (eu-south-1)"
+            );
+        });
+        assert_eq!(out, "  + route 0.0.0.0/0 in rtb-0a1b (eu-south-1)\n");
     }
 
     #[test]

@@ -248,7 +248,7 @@ fn step_changes(outputs: &drflow_engine::Outputs) -> Option<Changes> {
 /// Counts what the run's provisioning steps did to resources; `None` when no step provisions.
 pub fn changes(report: &RunReport) -> Option<Changes> {
     let mut total = Changes::default();
-    let mut owned: BTreeSet<(&str, &str, &str)> = BTreeSet::new();
+    let mut owned: BTreeSet<(&str, &str, &str, &str)> = BTreeSet::new();
     let mut any = false;
     for o in report.steps.iter().filter_map(|s| s.outputs.as_ref()) {
         let Some(c) = step_changes(o) else { continue };
@@ -261,7 +261,8 @@ pub fn changes(report: &RunReport) -> Option<Changes> {
             .flatten()
         {
             let field = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default();
-            owned.insert((field("kind"), field("region"), field("name")));
+            // A child (a route, a record) is named within its parent.
+            owned.insert((field("kind"), field("region"), field("parent"), field("name")));
         }
     }
     total.unchanged = owned.len().saturating_sub(total.created + total.updated);

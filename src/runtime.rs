@@ -21,6 +21,9 @@ use drflow_steps::{CloudConfig, LazyBackend, Target};
 
 use crate::{EXIT_FAILED, Failure};
 
+/// The stack of each worker thread on the aws target, in bytes (tokio's default is 2 MiB).
+const AWS_WORKER_STACK: usize = 16 * 1024 * 1024;
+
 /// A tokio runtime and the clock that goes with it.
 pub struct Runtime {
     tokio: tokio::runtime::Runtime,
@@ -39,8 +42,11 @@ impl Runtime {
                 .enable_all()
                 .start_paused(true)
                 .build(),
+            // The SDK's request futures are large, and a debug build nests them deep enough to
+            // overflow tokio's default 2 MiB worker stack.
             Target::Aws => tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
+                .thread_stack_size(AWS_WORKER_STACK)
                 .build(),
         };
         let tokio = built.map_err(|e| Failure {
@@ -97,21 +103,13 @@ impl Runtime {
         let backends = self.backends.lock().unwrap_or_else(|e| e.into_inner());
         let calls: Vec<CallRecord> = backends
             .iter()
-            .filter_map(|b| aws_calls(b.as_ref()))
+            .filter_map(|b| b.aws_calls())
             .flatten()
             .collect();
-        if backends.iter().any(|b| aws_calls(b.as_ref()).is_some()) {
+        if backends.iter().any(|b| b.aws_calls().is_some()) {
             eprintln!("{}", aws_summary(&calls));
         }
     }
-}
-
-/// The calls an opened aws backend made, `None` for any other backend or one never opened.
-///
-/// HOOK: needs `LazyBackend::aws_calls(&self) -> Option<Vec<CallRecord>>` from the steps crate
-/// (the seam owns `LazyBackend`); until then no backend reports calls and nothing is printed.
-fn aws_calls(_backend: &LazyBackend) -> Option<Vec<CallRecord>> {
-    None
 }
 
 /// `aws: 42 calls (17 mutating) in 2 regions`, plus how many failed when any did. Route 53 and

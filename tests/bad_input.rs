@@ -121,26 +121,6 @@ fn a_directory_or_a_binary_file_is_refused_with_a_hint() {
 }
 
 #[test]
-fn the_aws_target_is_refused_up_front_while_it_has_no_backend() {
-    let out = drflow(&["run", "runbooks/provision.yaml", "--target", "aws"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(out.stdout.is_empty(), "nothing ran");
-    let text = stderr(&out);
-    assert!(
-        text.starts_with("error: --target aws: this build has no AWS backend yet"),
-        "{text}"
-    );
-    assert!(
-        text.contains("(kms, vpc_primary, vpc_standby and "),
-        "{text}"
-    );
-    assert!(
-        text.contains("hint: run it on the embedded simulated cloud"),
-        "{text}"
-    );
-}
-
-#[test]
 fn an_integer_too_large_says_so() {
     let dir = tempfile::tempdir().expect("dir");
     let file = dir.path().join("p.yaml");

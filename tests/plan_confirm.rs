@@ -269,7 +269,7 @@ fn destroy_and_rollback_want_yes_when_nobody_can_answer() {
 }
 
 #[test]
-fn a_plan_needs_a_built_target() {
+fn a_plan_on_the_aws_target_is_refused_before_anything_is_read() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(
         dir.path(),
@@ -285,7 +285,11 @@ fn a_plan_needs_a_built_target() {
         ),
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("no AWS backend"));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("works on the simulated cloud only; nothing was done"),
+        "{err}"
+    );
     assert!(files(dir.path()).is_empty());
 }
 

@@ -84,27 +84,24 @@ fn world(state: &Path) -> BTreeSet<(String, String, String)> {
     set
 }
 
-/// Every resource in the sim world, whole, by (region, kind, name); panics on a duplicate.
+/// Every resource in the sim world, whole, by (region, kind, name); panics on a duplicate. A
+/// child (a route, a record) is named within its parent's name, not its id, so that two worlds
+/// built apart compare.
 fn resources(state: &Path) -> BTreeMap<(String, String, String), Value> {
     let text = std::fs::read_to_string(state.join("sim/world.json")).expect("world file");
     let doc: Value = serde_json::from_str(&text).expect("world json");
-    let mut seen = BTreeMap::new();
-    let mut walk = vec![&doc];
     // The world file nests resources by region; find every object with kind, region and name.
+    let mut found: Vec<&serde_json::Map<String, Value>> = Vec::new();
+    let mut walk = vec![&doc];
     while let Some(v) = walk.pop() {
         match v {
             Value::Object(o) => {
-                if let (Some(k), Some(r), Some(n)) = (
-                    o.get("kind").and_then(Value::as_str),
-                    o.get("region").and_then(Value::as_str),
-                    o.get("name").and_then(Value::as_str),
-                ) && o.contains_key("spec")
+                if ["kind", "region", "name"]
+                    .iter()
+                    .all(|k| o.get(*k).is_some_and(Value::is_string))
+                    && o.contains_key("spec")
                 {
-                    let key = (r.to_string(), k.to_string(), n.to_string());
-                    assert!(
-                        seen.insert(key.clone(), v.clone()).is_none(),
-                        "duplicate resource {key:?}"
-                    );
+                    found.push(o);
                     continue;
                 }
                 walk.extend(o.values());
@@ -112,6 +109,26 @@ fn resources(state: &Path) -> BTreeMap<(String, String, String), Value> {
             Value::Array(a) => walk.extend(a.iter()),
             _ => {}
         }
+    }
+    let str_of = |o: &serde_json::Map<String, Value>, k: &str| {
+        o.get(k).and_then(Value::as_str).unwrap_or_default().to_string()
+    };
+    let names: BTreeMap<String, String> = found
+        .iter()
+        .map(|o| (str_of(o, "id"), str_of(o, "name")))
+        .collect();
+    let mut seen = BTreeMap::new();
+    for o in found {
+        let mut name = str_of(o, "name");
+        if let Some(parent) = o.get("parent").and_then(Value::as_str) {
+            let parent = names.get(parent).map_or(parent, String::as_str);
+            name = format!("{parent}/{name}");
+        }
+        let key = (str_of(o, "region"), str_of(o, "kind"), name);
+        assert!(
+            seen.insert(key.clone(), Value::Object(o.clone())).is_none(),
+            "duplicate resource {key:?}"
+        );
     }
     seen
 }

@@ -90,7 +90,8 @@ pub struct RollbackReport {
     /// Resources the undos deleted and kept, summed over the steps whose undo reports them
     /// (cloud steps list `deleted` and `kept`: they delete only what the run created).
     pub resources_deleted: usize,
-    /// Resources the undos left in place because the run did not create them.
+    /// Resources the undos left in place because the run did not create them (one step kept
+    /// and another deleted, when two steps share it, counts as deleted).
     pub resources_kept: usize,
     /// What the undos deleted, one line per resource as the steps report it (cloud steps:
     /// `deleted <kind> <name> (<region>)`), in the order they were deleted. A rollback run on a
@@ -173,6 +174,9 @@ pub async fn rollback(
         resources_kept: 0,
         deleted: Vec::new(),
     };
+    // What the undos kept, as `kept <what>`: a resource one step kept because it found it
+    // and another step deleted because it created it (two steps share it) is not kept.
+    let mut kept: Vec<String> = Vec::new();
     for (n, &i) in plan.undo.iter().enumerate() {
         if *stop.borrow_and_update() != Stop::No {
             report.status = RunStatus::Interrupted;
@@ -194,7 +198,14 @@ pub async fn rollback(
                         .map_or(0, Vec::len)
                 };
                 report.resources_deleted += count("deleted");
-                report.resources_kept += count("kept");
+                kept.extend(
+                    outputs
+                        .get("kept")
+                        .and_then(|v| v.as_array())
+                        .into_iter()
+                        .flatten()
+                        .map(|l| l.as_str().unwrap_or_default().to_owned()),
+                );
                 if let Some(lines) = outputs.get("deleted").and_then(|v| v.as_array()) {
                     report
                         .deleted
@@ -223,6 +234,16 @@ pub async fn rollback(
         }
         sink.flush()?;
     }
+    report.resources_kept = kept
+        .iter()
+        .filter(|k| {
+            let what = k.strip_prefix("kept ").unwrap_or(k);
+            !report
+                .deleted
+                .iter()
+                .any(|d| d.strip_prefix("deleted ") == Some(what))
+        })
+        .count();
     sink.record(&RunEvent::RunFinished {
         status: report.status,
         outputs: state.outputs.clone(),

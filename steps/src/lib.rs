@@ -17,7 +17,6 @@
 //!    primary from the standby region), driven by whoever schedules them (the daemon, the
 //!    drill).
 
-#[allow(dead_code)]
 pub mod aws;
 pub mod backend;
 mod cloud;

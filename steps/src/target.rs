@@ -136,6 +136,8 @@ pub struct LazyBackend {
     config: CloudConfig,
     clock: Option<drflow_engine::SharedClock>,
     backend: OnceLock<Result<Arc<dyn CloudBackend>, CloudError>>,
+    /// The aws backend's client factory, once opened: it records the API calls made.
+    aws: OnceLock<crate::aws::Clients>,
 }
 
 impl fmt::Debug for LazyBackend {
@@ -154,6 +156,7 @@ impl LazyBackend {
             config,
             clock: None,
             backend: OnceLock::new(),
+            aws: OnceLock::new(),
         }
     }
 
@@ -188,6 +191,12 @@ impl LazyBackend {
         lazy
     }
 
+    /// Every AWS API call the backend made so far, in order; `None` when it is not an opened
+    /// aws backend (the sim, or a command that never reached a cloud step).
+    pub fn aws_calls(&self) -> Option<Vec<crate::aws::CallRecord>> {
+        self.aws.get().map(crate::aws::Clients::calls)
+    }
+
     /// The configuration it opens with.
     pub fn config(&self) -> &CloudConfig {
         &self.config
@@ -196,7 +205,7 @@ impl LazyBackend {
     /// The backend, opening it if this is the first call.
     pub fn get(&self) -> Result<Arc<dyn CloudBackend>, CloudError> {
         self.backend
-            .get_or_init(|| open(&self.config, self.clock.clone()))
+            .get_or_init(|| open(&self.config, self.clock.clone(), &self.aws))
             .as_ref()
             .map(Arc::clone)
             .map_err(Clone::clone)
@@ -213,19 +222,20 @@ pub fn unavailable(target: Target) -> Option<&'static str> {
 fn open(
     config: &CloudConfig,
     clock: Option<drflow_engine::SharedClock>,
+    aws_clients: &OnceLock<crate::aws::Clients>,
 ) -> Result<Arc<dyn CloudBackend>, CloudError> {
     if let Some(why) = unavailable(config.target) {
         return Err(CloudError::new(ErrorKind::NotBuilt, why));
     }
     if config.target == Target::Aws {
         // Its time is the wall clock; its waits sleep on the run's clock (tokio's).
-        return Ok(Arc::new(crate::aws::AwsBackend::new(
-            crate::aws::AwsSettings {
-                endpoint_url: config.endpoint_url.clone(),
-                profile: config.profile.clone(),
-                static_keys: None,
-            },
-        )));
+        let aws = crate::aws::AwsBackend::new(crate::aws::AwsSettings {
+            endpoint_url: config.endpoint_url.clone(),
+            profile: config.profile.clone(),
+            static_keys: None,
+        });
+        let _ = aws_clients.set(aws.clients().clone());
+        return Ok(Arc::new(aws));
     }
     let sim = SimBackend::open(&config.state_dir);
     Ok(Arc::new(match clock {
@@ -263,15 +273,5 @@ mod tests {
             ..config
         };
         assert_eq!(aws.virtual_clock_ms(), None);
-    }
-
-    #[test]
-    fn aws_is_a_clear_error_for_now() {
-        let lazy = LazyBackend::new(CloudConfig {
-            target: Target::Aws,
-            ..CloudConfig::default()
-        });
-        let err = lazy.get().err().map(|e| e.kind);
-        assert_eq!(err, Some(ErrorKind::NotBuilt));
     }
 }

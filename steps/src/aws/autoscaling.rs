@@ -180,6 +180,19 @@ pub(super) async fn create(c: &Clients, req: &CreateRequest) -> Result<Resource,
                 .or_else(|| s(spec, "auto_scaling_group_name").map(str::to_string))
                 .ok_or_else(|| no_parent(req.kind))?;
             let arn = put_policy(c, region, &group, &req.name, spec).await?;
+            if arn.is_empty() {
+                // An answer without `PolicyARN` (moto names it `PolicyArn`): read it back, for
+                // the alarms that name the policy as their action.
+                let id = Identity {
+                    kind: req.kind,
+                    region: region.to_string(),
+                    parent: Some(group.clone()),
+                    name: req.name.clone(),
+                };
+                if let Some(found) = find(c, &id).await? {
+                    return Ok(found);
+                }
+            }
             let mut spec = spec.clone();
             spec["auto_scaling_group_name"] = json!(group);
             Ok(Resource {

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use std::future::Future;
+use std::pin::Pin;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sts::error::ProvideErrorMetadata;
@@ -130,27 +131,37 @@ impl Clients {
 
     /// Runs one SDK call through [`run_call`]: logged at debug, its error mapped to the seam's,
     /// and recorded for [`Clients::calls`].
-    pub async fn call<T, E>(
-        &self,
-        c: Call<'_>,
-        fut: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
-    ) -> Result<T, CloudError>
+    ///
+    /// The call runs in a box of its own: an SDK request future is several kilobytes, and
+    /// held inline by every async fn up the chain it overflowed a 2 MiB thread stack in
+    /// debug builds.
+    pub fn call<'a, T, E>(
+        &'a self,
+        c: Call<'a>,
+        fut: impl Future<Output = Result<T, SdkError<E, HttpResponse>>> + Send + 'a,
+    ) -> Pin<Box<dyn Future<Output = Result<T, CloudError>> + Send + 'a>>
     where
-        T: RequestId,
+        T: RequestId + Send + 'a,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let result = run_call(c, fut).await;
-        self.calls
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(CallRecord {
-                region: c.region.to_string(),
-                service: c.service,
-                operation: c.operation,
-                mutating: is_mutating(c.operation),
-                failed: result.is_err(),
-            });
-        result
+        Box::pin(async move {
+            let result = run_call(c, fut).await;
+            self.calls
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(CallRecord {
+                    region: c.region.to_string(),
+                    service: c.service,
+                    operation: c.operation,
+                    mutating: is_mutating(c.operation),
+                    // "It does not exist" is an answer (every find of a new resource gets
+                    // it), not a failure.
+                    failed: result
+                        .as_ref()
+                        .is_err_and(|e| e.kind != crate::backend::ErrorKind::NotFound),
+                });
+            result
+        })
     }
 
     /// Every call made through this factory so far, in order.

@@ -44,7 +44,7 @@ pub struct CallRecord {
     pub operation: &'static str,
     /// Whether it changes anything ([`is_mutating`]).
     pub mutating: bool,
-    /// Whether it failed.
+    /// Whether it failed; an answer that the resource does not exist is not a failure.
     pub failed: bool,
 }
 

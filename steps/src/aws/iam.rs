@@ -108,17 +108,20 @@ pub(super) async fn list(
                 t.map(|t| iam_tags(t.tags())).unwrap_or_default()
             }
             _ => {
-                let t = absent(
+                // GetInstanceProfile returns the profile's tags (moto has no
+                // ListInstanceProfileTags).
+                let p = absent(
                     c.call(
-                        Call::new(r, "iam", "ListInstanceProfileTags"),
+                        Call::new(r, "iam", "GetInstanceProfile"),
                         rc.iam
-                            .list_instance_profile_tags()
+                            .get_instance_profile()
                             .instance_profile_name(&name)
                             .send(),
                     )
                     .await,
                 )?;
-                t.map(|t| iam_tags(t.tags())).unwrap_or_default()
+                p.and_then(|p| p.instance_profile().map(|p| iam_tags(p.tags())))
+                    .unwrap_or_default()
             }
         };
         if managed(&tags) {
@@ -531,22 +534,7 @@ async fn read_profile(c: &Clients, name: &str) -> Result<Option<Resource>, Cloud
     if let Some(role) = p.roles().first() {
         spec.insert("role_name".into(), json!(role.role_name()));
     }
-    let mut tags = iam_tags(p.tags());
-    if tags.is_empty() {
-        // Older IAM answers (and moto) leave GetInstanceProfile's tags out.
-        if let Some(t) = absent(
-            c.call(
-                Call::new(r, "iam", "ListInstanceProfileTags"),
-                rc.iam
-                    .list_instance_profile_tags()
-                    .instance_profile_name(name)
-                    .send(),
-            )
-            .await,
-        )? {
-            tags = iam_tags(t.tags());
-        }
-    }
+    let tags = iam_tags(p.tags());
     Ok(Some(resource(
         Kind::InstanceProfile,
         GLOBAL,

@@ -48,8 +48,11 @@ pub(super) async fn find(c: &Clients, id: &Identity) -> Result<Option<Resource>,
             let Some(records) = records_of(c, zone).await? else {
                 return Ok(None);
             };
-            let want = id.name.to_ascii_lowercase();
-            Ok(records.iter().find(|r| record_name(r) == want).map(|r| record_resource(zone, r)))
+            // Names compare without case (DNS does); the type is upper case on both sides.
+            Ok(records
+                .iter()
+                .find(|r| record_name(r).eq_ignore_ascii_case(&id.name))
+                .map(|r| record_resource(zone, r)))
         }
         Kind::HealthCheck => Ok(health_checks(c, Some(&id.name)).await?.into_iter().next()),
         other => Err(wrong_kind(other)),

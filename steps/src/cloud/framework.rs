@@ -15,6 +15,7 @@
 //! same across resumes, so a resource created by an attempt that crashed before its success was
 //! journaled, and found by the attempt on resume, is still deleted.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,17 +59,48 @@ pub const CREATED_BY_TAG: &str = "drflow:created-by-run";
 pub const RESOURCE_EVENTS: &str = "drflow::resource";
 
 /// Emits the [`RESOURCE_EVENTS`] event of one resource change.
-fn resource_event(change: &str, kind: Kind, name: &str, region: &str, id: &str, detail: &str) {
+fn resource_event(change: &str, r: Label<'_>, id: &str, detail: &str) {
     tracing::info!(
         target: RESOURCE_EVENTS,
         change,
-        kind = kind.name(),
-        name,
-        region,
+        kind = r.kind.name(),
+        name = r.name,
+        parent = r.parent.unwrap_or_default(),
+        region = r.region,
         id,
         detail,
-        "{change} {kind} {name} ({region})"
+        "{change} {r}"
     );
+}
+
+/// How a resource is named to a person: `route 0.0.0.0/0 in rtb-0a1b (eu-south-1)` for a
+/// child, `vpc vpc-prod-eu (eu-south-1)` for the rest.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Label<'a> {
+    pub kind: Kind,
+    pub name: &'a str,
+    pub parent: Option<&'a str>,
+    pub region: &'a str,
+}
+
+impl<'a> Label<'a> {
+    fn of(r: &'a Resource) -> Label<'a> {
+        Label {
+            kind: r.kind,
+            name: &r.name,
+            parent: r.parent.as_deref(),
+            region: &r.region,
+        }
+    }
+}
+
+impl fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.parent {
+            Some(p) => write!(f, "{} {} in {p} ({})", self.kind, self.name, self.region),
+            None => write!(f, "{} {} ({})", self.kind, self.name, self.region),
+        }
+    }
 }
 
 /// What a step did to one resource.
@@ -319,9 +351,11 @@ impl Cx {
             d.tags.clear();
         }
         let b = Arc::clone(&self.backend);
-        let label = match &d.parent {
-            Some(p) => format!("{} {} in {p} ({})", d.kind, d.name, d.region),
-            None => format!("{} {} ({})", d.kind, d.name, d.region),
+        let label = Label {
+            kind: d.kind,
+            name: &d.name,
+            parent: d.parent.as_deref(),
+            region: &d.region,
         };
         let mut entry = json!({"kind": d.kind.name(), "region": d.region, "name": d.name});
         if let Some(p) = &d.parent {
@@ -334,11 +368,12 @@ impl Cx {
                 let run_id = self.run_id.clone();
                 match self.create(&d, Some(&run_id)).await? {
                     Made::Created(created) => {
-                        // What the undo reads for a kind that carries no tag to say so.
+                        // What the undo reads for a kind that carries no tag to say so: the run
+                        // that created it, as the `drflow:created-by-run` tag says for the rest.
                         if let Some(last) = self.owned.last_mut() {
-                            last["created"] = json!(true);
+                            last["created"] = json!(run_id);
                         }
-                        resource_event("created", d.kind, &d.name, &d.region, &created.id, "");
+                        resource_event("created", label, &created.id, "");
                         self.changes
                             .push((Change::Created, format!("created {label}")));
                         return Ok(created);
@@ -364,6 +399,21 @@ impl Cx {
         }
         let mut drift = diff(d.kind, &d.spec, &actual.spec);
         let drifted = drift.clone();
+        for path in &drift {
+            // What differs, for `-vv`: the value asked for and the value the cloud returned.
+            let at = |v: &Value| {
+                path.split('.')
+                    .try_fold(v, |v, k| v.get(k))
+                    .map_or_else(|| "(absent)".to_string(), Value::to_string)
+            };
+            tracing::debug!(
+                resource = %label,
+                path = %path,
+                want = %at(&d.spec),
+                have = %at(&actual.spec),
+                "Drift"
+            );
+        }
         let tag_drift: Vec<String> = d
             .tags
             .iter()
@@ -371,11 +421,11 @@ impl Cx {
             .map(|(k, _)| format!("tag {k}"))
             .collect();
         if let Some(key) = crate::cloud::drift::first_create_only(d.kind, &drift, d.immutable) {
-            return self.replace(&d, actual, key, &label).await;
+            return self.replace(&d, actual, key, &label.to_string()).await;
         }
         drift.extend(tag_drift);
         if drift.is_empty() {
-            self.changes.push((Change::Unchanged, label));
+            self.changes.push((Change::Unchanged, label.to_string()));
             return Ok(actual);
         }
         let request = UpdateRequest {
@@ -387,9 +437,7 @@ impl Cx {
         let updated = b.update(&actual, &request).await?;
         resource_event(
             "updated",
-            d.kind,
-            &d.name,
-            &d.region,
+            label,
             &updated.id,
             &format!("{} differed", drift.join(", ")),
         );
@@ -559,9 +607,12 @@ impl Cx {
         };
         resource_event(
             "replaced",
-            d.kind,
-            &d.name,
-            &d.region,
+            Label {
+                kind: d.kind,
+                name: &d.name,
+                parent: d.parent.as_deref(),
+                region: &d.region,
+            },
             &replaced.id,
             &format!("{key} was {has}, which cannot change in place"),
         );
@@ -575,10 +626,10 @@ impl Cx {
 
     /// Records a deletion done outside [`Cx::ensure`] (teardown, superseded resources).
     pub fn note_deleted(&mut self, r: &Resource) {
-        resource_event("deleted", r.kind, &r.name, &r.region, &r.id, "");
+        resource_event("deleted", Label::of(r), &r.id, "");
         self.changes.push((
             Change::Deleted,
-            format!("deleted {} {} ({})", r.kind, r.name, r.region),
+            format!("deleted {}", Label::of(r)),
         ));
     }
 
@@ -1098,17 +1149,17 @@ impl StepType for CloudStep {
                 let created = if kind.taggable() {
                     found.tags.get(CREATED_BY_TAG) == Some(&ctx.run_id)
                 } else {
-                    r.get("created").and_then(Value::as_bool) == Some(true)
+                    r.get("created").and_then(Value::as_str) == Some(ctx.run_id.as_str())
                 };
                 if !created || other_env.is_some() {
                     tracing::debug!(%kind, name, region, "Kept on undo: not created by this run");
-                    kept.push(json!(format!("kept {kind} {name} ({region})")));
+                    kept.push(json!(format!("kept {}", Label::of(&found))));
                     continue;
                 }
                 match delete_and_wait(backend.as_ref(), &found).await {
                     Ok(()) => {
-                        resource_event("deleted", kind, name, region, &found.id, "");
-                        deleted.push(json!(format!("deleted {kind} {name} ({region})")));
+                        resource_event("deleted", Label::of(&found), &found.id, "");
+                        deleted.push(json!(format!("deleted {}", Label::of(&found))));
                     }
                     Err(e) if e.kind == ErrorKind::NotFound => {}
                     Err(e) => return Err(e.into()),
@@ -1310,7 +1361,7 @@ mod tests {
         assert_eq!(e["kind"], "route");
         assert_eq!(e["name"], "0.0.0.0/0");
         assert!(e["parent"].as_str().unwrap().starts_with("rtb-"), "{e}");
-        assert_eq!(e["created"], true);
+        assert_eq!(e["created"], "run-1", "the run that created it");
         let route = sim.snapshot().unwrap().list(None, Some(Kind::Route));
         assert!(route[0].tags.is_empty(), "AWS cannot tag a route");
 

@@ -365,7 +365,10 @@ async fn regions_elsewhere(cx: &mut Cx, p: &Outputs) -> Result<Vec<String>, Step
     let mut out = Vec::new();
     for region in crate::regions::all().filter(|r| !given.iter().any(|g| g == r)) {
         let mut found = false;
-        for kind in Kind::ALL.iter().filter(|k| k.taggable() && !k.is_global()) {
+        for kind in Kind::ALL
+            .iter()
+            .filter(|k| k.taggable() && !k.is_global() && k.parent_kind().is_none())
+        {
             found |= cx
                 .backend
                 .list(region, *kind, None)

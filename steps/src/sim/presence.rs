@@ -20,8 +20,11 @@ pub struct ResourceRef {
     pub kind: String,
     /// Its region, or `global`.
     pub region: String,
-    /// Its name (unique per kind and region).
+    /// Its name (unique per kind and region, or per parent for a child).
     pub name: String,
+    /// The id of the resource a child lives in (a route's route table, a record's hosted zone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
 
 impl ResourceRef {
@@ -42,16 +45,23 @@ impl ResourceRef {
 
 impl fmt::Display for ResourceRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} ({})", self.kind, self.name, self.region)
+        match &self.parent {
+            Some(p) => write!(f, "{} {} in {p} ({})", self.kind, self.name, self.region),
+            None => write!(f, "{} {} ({})", self.kind, self.name, self.region),
+        }
     }
 }
 
 impl World {
-    /// Whether the world holds a resource of this kind and name in this region, in any state.
+    /// Whether the world holds a resource of this kind and name (in this parent) in this
+    /// region, in any state.
     pub fn holds(&self, r: &ResourceRef) -> bool {
         self.regions.get(&r.region).is_some_and(|m| {
-            m.values()
-                .any(|s| s.resource.name == r.name && s.resource.kind.name() == r.kind)
+            m.values().any(|s| {
+                s.resource.name == r.name
+                    && s.resource.kind.name() == r.kind
+                    && s.resource.parent == r.parent
+            })
         })
     }
 }
@@ -77,6 +87,7 @@ mod tests {
             kind: kind.into(),
             region: region.into(),
             name: name.into(),
+            parent: None,
         }
     }
 

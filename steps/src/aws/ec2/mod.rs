@@ -69,9 +69,11 @@ pub(super) async fn find(c: &Clients, id: &Identity) -> Result<Option<Resource>,
         }
         kind => describe(c, region, kind, vec![filter("tag:Name", &id.name)]).await,
     }?;
+    // The filter is checked again here: an emulator may ignore a tag filter (moto does for NAT
+    // gateways) and return every resource of the kind.
+    let mut found: Vec<Resource> = found.into_iter().filter(|r| r.name == id.name).collect();
     // Several may carry one name (a replacement is built before the old one goes): prefer one
     // that is not on its way out.
-    let mut found = found;
     found.sort_by_key(|r| r.state == ResourceState::Deleting);
     Ok(found.into_iter().next())
 }
@@ -92,6 +94,12 @@ pub(super) async fn list(
         Kind::LaunchTemplate => lt::describe(c, region, managed()).await,
         kind => describe(c, region, kind, managed()).await,
     }
+    .map(|all| {
+        // Checked again, as in `find`.
+        all.into_iter()
+            .filter(|r| kind == Kind::Route || r.tags.get("ManagedBy").map(String::as_str) == Some("drflow"))
+            .collect()
+    })
 }
 
 pub(super) async fn create(c: &Clients, req: &CreateRequest) -> Result<Resource, CloudError> {
@@ -390,30 +398,6 @@ pub(super) async fn delete(c: &Clients, current: &Resource) -> Result<(), CloudE
         kind => return Err(not_ec2(kind)),
     }
     Ok(())
-}
-
-/// The region's availability zones that are `available`, in name order.
-pub(crate) async fn availability_zones(
-    c: &Clients,
-    region: &str,
-) -> Result<Vec<String>, CloudError> {
-    let rc = c.region(region).await;
-    let out = c
-        .call(
-            Call::new(region, "ec2", "DescribeAvailabilityZones"),
-            rc.ec2
-                .describe_availability_zones()
-                .filters(filter("state", "available"))
-                .send(),
-        )
-        .await?;
-    let mut zones: Vec<String> = out
-        .availability_zones()
-        .iter()
-        .filter_map(|z| z.zone_name().map(str::to_string))
-        .collect();
-    zones.sort();
-    Ok(zones)
 }
 
 // ---- describe -------------------------------------------------------------------------------

@@ -596,3 +596,24 @@ async fn availability_zones_are_the_available_ones_in_name_order() {
         "{zones:?}"
     );
 }
+
+/// The region's availability zones that are `available`, in name order, as moto reports them.
+async fn availability_zones(c: &Clients, region: &str) -> Result<Vec<String>, CloudError> {
+    let rc = c.region(region).await;
+    let out = c
+        .call(
+            Call::new(region, "ec2", "DescribeAvailabilityZones"),
+            rc.ec2
+                .describe_availability_zones()
+                .filters(filter("state", "available"))
+                .send(),
+        )
+        .await?;
+    let mut zones: Vec<String> = out
+        .availability_zones()
+        .iter()
+        .filter_map(|z| z.zone_name().map(str::to_string))
+        .collect();
+    zones.sort();
+    Ok(zones)
+}

@@ -1,0 +1,253 @@
+//! Credentials and permissions on `--target aws`, against a moto of its own that checks them
+//! (moto's `INITIAL_NO_AUTH_ACTION_COUNT`: after that many calls, every request must be signed
+//! with an IAM user's access key and is authorised by that user's policies).
+//!
+//! One provision goes through what an operator meets: wrong credentials, then a user denied
+//! `ec2:CreateVpc`, then the permission granted. Each failure is one clear line naming region,
+//! service and operation, exits non-zero and leaves the journal whole, and `drflow resume`
+//! finishes the same run once the cause is fixed.
+//!
+//! Needs moto (`tests/moto_server.py`, installed by `.ci/run`). Like every moto test it runs when
+//! `DRFLOW_MOTO_ENDPOINT` is set, fails in CI without it, and skips loudly elsewhere.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use drflow_steps::aws::{AwsSettings, Clients, StaticKeys};
+
+/// The calls the test makes before moto starts checking: two users, their keys and policies.
+const SETUP_CALLS: usize = 7;
+
+/// A moto server of this test's own, killed when dropped.
+struct AuthMoto {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for AuthMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `tests/moto_server.py` on a free port of 127.0.0.1 with authentication after
+/// [`SETUP_CALLS`] calls, and returns once it listens (it says so on stderr: no polling).
+fn start_moto() -> Option<AuthMoto> {
+    if std::env::var("DRFLOW_MOTO_ENDPOINT").map_or(true, |e| e.is_empty()) {
+        if std::env::var_os("CI").is_some() {
+            panic!("moto is required in CI: DRFLOW_MOTO_ENDPOINT is not set (.ci/run starts it)");
+        }
+        eprintln!("SKIPPED (no moto): set DRFLOW_MOTO_ENDPOINT (see .ci/run) to run this test");
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut child = Command::new("python3")
+        .args(["tests/moto_server.py", "-H", "127.0.0.1", "-p", &port.to_string()])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("INITIAL_NO_AUTH_ACTION_COUNT", SETUP_CALLS.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tests/moto_server.py starts (pip install moto[server])");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen = Vec::new();
+    loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                let ready = line.contains("Running on");
+                seen.push(line);
+                if ready {
+                    break;
+                }
+            }
+            _ => panic!("moto.server stopped before it listened:\n{}", seen.join("\n")),
+        }
+    }
+    // Keep reading its log so that it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    Some(AuthMoto {
+        child,
+        endpoint: format!("http://127.0.0.1:{port}"),
+    })
+}
+
+/// An IAM user with an access key and its inline policies, made through moto's IAM.
+async fn user(c: &Clients, name: &str, policies: &[(&str, serde_json::Value)]) -> StaticKeys {
+    let iam = &c.region(drflow_steps::backend::GLOBAL).await.iam;
+    iam.create_user().user_name(name).send().await.expect("CreateUser");
+    let key = iam
+        .create_access_key()
+        .user_name(name)
+        .send()
+        .await
+        .expect("CreateAccessKey");
+    let key = key.access_key().expect("a key");
+    for (policy, doc) in policies {
+        iam.put_user_policy()
+            .user_name(name)
+            .policy_name(*policy)
+            .policy_document(doc.to_string())
+            .send()
+            .await
+            .expect("PutUserPolicy");
+    }
+    StaticKeys {
+        access_key_id: key.access_key_id().to_string(),
+        secret_access_key: key.secret_access_key().to_string(),
+    }
+}
+
+fn clients(endpoint: &str, keys: StaticKeys) -> Clients {
+    Clients::new(AwsSettings {
+        static_keys: Some(keys),
+        endpoint_url: Some(endpoint.to_string()),
+        profile: None,
+    })
+}
+
+fn statement(effect: &str, action: &str) -> serde_json::Value {
+    serde_json::json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": effect, "Action": action, "Resource": "*"}
+    ]})
+}
+
+/// `drflow ARGS… --target aws --endpoint-url EP` signed with `keys`, nothing of the machine's
+/// own AWS set-up read.
+fn drflow(endpoint: &str, state: &Path, keys: &StaticKeys, args: &[&str]) -> Output {
+    let none = state.join("no-aws-files");
+    std::fs::write(&none, "").expect("empty file");
+    Command::new(env!("CARGO_BIN_EXE_drflow"))
+        .args(args)
+        .args(["--target", "aws", "--endpoint-url", endpoint])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("DRFLOW_STATE_DIR", state)
+        .env("NO_COLOR", "1")
+        .env("AWS_ACCESS_KEY_ID", &keys.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &keys.secret_access_key)
+        .env("AWS_CONFIG_FILE", &none)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &none)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("DRFLOW_TARGET")
+        .output()
+        .expect("drflow runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The stderr line that says `<service> <Operation> in <region>: …` with `what` in it.
+fn error_line(o: &Output, what: &str) -> String {
+    String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .find(|l| l.contains(what) && l.contains(" in "))
+        .unwrap_or_else(|| panic!("no line with {what:?}:\n{}", text(o)))
+        .to_string()
+}
+
+/// The run's status as `drflow show RUN --output json` reads it from the journal.
+fn status(endpoint: &str, state: &Path, keys: &StaticKeys, run: &str) -> String {
+    let out = drflow(endpoint, state, keys, &["show", run, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    doc["status"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn bad_credentials_then_a_denied_permission_fail_clearly_and_resume_finishes_the_run() {
+    let Some(moto) = start_moto() else { return };
+    let ep = moto.endpoint.as_str();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    // The first calls are not checked: they make an administrator and the operator.
+    let setup = clients(
+        ep,
+        StaticKeys {
+            access_key_id: "setup".into(),
+            secret_access_key: "setup".into(),
+        },
+    );
+    let admin = rt.block_on(user(&setup, "admin", &[("all", statement("Allow", "*"))]));
+    let operator = rt.block_on(user(
+        &setup,
+        "operator",
+        &[
+            ("all", statement("Allow", "*")),
+            ("no-vpcs", statement("Deny", "ec2:CreateVpc")),
+        ],
+    ));
+    let state = tempfile::tempdir().expect("dir");
+    let state = state.path();
+    let provision = [
+        "run",
+        "runbooks/provision.yaml",
+        "--params-file",
+        "runbooks/params/eu.yaml",
+        "--output",
+        "json",
+    ];
+
+    // Keys moto does not know.
+    let wrong = StaticKeys {
+        access_key_id: "AKIAWRONGWRONGWRONG0".into(),
+        secret_access_key: "wrong".into(),
+    };
+    let first = drflow(ep, state, &wrong, &provision);
+    assert_ne!(first.status.code(), Some(0), "{}", text(&first));
+    assert_ne!(first.status.code(), Some(2), "the input was valid: {}", text(&first));
+    // Which call meets them first depends on which step starts first; each says the same.
+    let line = error_line(&first, "(access_denied)");
+    assert!(
+        ["eu-south-1:", "eu-central-1:", "us-east-1:"]
+            .iter()
+            .any(|r| line.contains(r)),
+        "the line names the region: {line}"
+    );
+    assert!(
+        line.contains("hint: check the credentials the aws target uses"),
+        "{line}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&first.stdout).expect("a json report");
+    let run = report["run_id"].as_str().expect("run_id").to_string();
+    assert_eq!(status(ep, state, &wrong, &run), "failed");
+
+    // The operator's own keys, but no permission to create a VPC.
+    let resume = ["resume", run.as_str(), "--output", "json"];
+    let second = drflow(ep, state, &operator, &resume);
+    assert_ne!(second.status.code(), Some(0), "{}", text(&second));
+    let line = error_line(&second, "ec2 CreateVpc in eu-");
+    assert!(line.contains("AccessDenied") || line.contains("UnauthorizedOperation"), "{line}");
+    assert_eq!(status(ep, state, &operator, &run), "failed");
+
+    // An administrator lifts the deny; the same run goes on from where it stopped.
+    rt.block_on(async {
+        let c = clients(ep, admin);
+        c.region(drflow_steps::backend::GLOBAL)
+            .await
+            .iam
+            .delete_user_policy()
+            .user_name("operator")
+            .policy_name("no-vpcs")
+            .send()
+            .await
+            .expect("DeleteUserPolicy");
+    });
+    let third = drflow(ep, state, &operator, &resume);
+    assert_eq!(third.status.code(), Some(0), "{}", text(&third));
+    assert_eq!(status(ep, state, &operator, &run), "succeeded");
+    let doc: serde_json::Value = serde_json::from_slice(&third.stdout).expect("json");
+    assert_eq!(doc["run_id"], run.as_str(), "the same run, resumed");
+}
