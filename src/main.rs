@@ -333,9 +333,10 @@ fn check_aws_flags(global: &Global) -> Result<(), Failure> {
         return Ok(());
     }
     Err(Failure::invalid(format!(
-        "error: {} only applies to --target aws, and the target is sim; nothing was run\n  \
+        "error: {} only {} to --target aws, and the target is sim; nothing was run\n  \
          hint: add `--target aws` to act on AWS, or leave {} out to use the simulated cloud\n",
         given.join(" and "),
+        if given.len() == 1 { "applies" } else { "apply" },
         if given.len() == 1 { "it" } else { "them" }
     )))
 }

@@ -262,7 +262,12 @@ pub fn changes(report: &RunReport) -> Option<Changes> {
         {
             let field = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default();
             // A child (a route, a record) is named within its parent.
-            owned.insert((field("kind"), field("region"), field("parent"), field("name")));
+            owned.insert((
+                field("kind"),
+                field("region"),
+                field("parent"),
+                field("name"),
+            ));
         }
     }
     total.unchanged = owned.len().saturating_sub(total.created + total.updated);

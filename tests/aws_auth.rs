@@ -47,7 +47,13 @@ fn start_moto() -> Option<AuthMoto> {
         .expect("a free port")
         .port();
     let mut child = Command::new("python3")
-        .args(["tests/moto_server.py", "-H", "127.0.0.1", "-p", &port.to_string()])
+        .args([
+            "tests/moto_server.py",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("INITIAL_NO_AUTH_ACTION_COUNT", SETUP_CALLS.to_string())
         .stdout(Stdio::null())
@@ -66,7 +72,10 @@ fn start_moto() -> Option<AuthMoto> {
                     break;
                 }
             }
-            _ => panic!("moto.server stopped before it listened:\n{}", seen.join("\n")),
+            _ => panic!(
+                "moto.server stopped before it listened:\n{}",
+                seen.join("\n")
+            ),
         }
     }
     // Keep reading its log so that it never blocks on a full pipe.
@@ -80,7 +89,11 @@ fn start_moto() -> Option<AuthMoto> {
 /// An IAM user with an access key and its inline policies, made through moto's IAM.
 async fn user(c: &Clients, name: &str, policies: &[(&str, serde_json::Value)]) -> StaticKeys {
     let iam = &c.region(drflow_steps::backend::GLOBAL).await.iam;
-    iam.create_user().user_name(name).send().await.expect("CreateUser");
+    iam.create_user()
+        .user_name(name)
+        .send()
+        .await
+        .expect("CreateUser");
     let key = iam
         .create_access_key()
         .user_name(name)
@@ -207,7 +220,12 @@ fn bad_credentials_then_a_denied_permission_fail_clearly_and_resume_finishes_the
     };
     let first = drflow(ep, state, &wrong, &provision);
     assert_ne!(first.status.code(), Some(0), "{}", text(&first));
-    assert_ne!(first.status.code(), Some(2), "the input was valid: {}", text(&first));
+    assert_ne!(
+        first.status.code(),
+        Some(2),
+        "the input was valid: {}",
+        text(&first)
+    );
     // Which call meets them first depends on which step starts first; each says the same.
     let line = error_line(&first, "(access_denied)");
     assert!(
@@ -229,7 +247,10 @@ fn bad_credentials_then_a_denied_permission_fail_clearly_and_resume_finishes_the
     let second = drflow(ep, state, &operator, &resume);
     assert_ne!(second.status.code(), Some(0), "{}", text(&second));
     let line = error_line(&second, "ec2 CreateVpc in eu-");
-    assert!(line.contains("AccessDenied") || line.contains("UnauthorizedOperation"), "{line}");
+    assert!(
+        line.contains("AccessDenied") || line.contains("UnauthorizedOperation"),
+        "{line}"
+    );
     assert_eq!(status(ep, state, &operator, &run), "failed");
 
     // An administrator lifts the deny; the same run goes on from where it stopped.

@@ -73,7 +73,12 @@ fn resources(state: &Path) -> BTreeSet<(String, String, String)> {
             let s = |k: &str| r[k].as_str().expect(k).to_string();
             // The world file spells kinds by serde; plans by `Kind::name`.
             let kind: drflow_steps::Kind = serde_json::from_value(r["kind"].clone()).expect("kind");
-            set.insert((kind.name().to_string(), s("name"), s("region")));
+            // A child (a route, a record) is named within its parent.
+            let name = match r["parent"].as_str() {
+                Some(p) => format!("{} in {p}", s("name")),
+                None => s("name"),
+            };
+            set.insert((kind.name().to_string(), name, s("region")));
         }
     }
     set
@@ -93,7 +98,11 @@ fn plan(state: &Path, runbook: &str) -> (Value, BTreeSet<(String, String, String
         .iter()
         .map(|c| {
             let s = |k: &str| c[k].as_str().expect(k).to_string();
-            (s("action"), s("kind"), s("name"), s("region"))
+            let name = match c["parent"].as_str() {
+                Some(p) => format!("{} in {p}", s("name")),
+                None => s("name"),
+            };
+            (s("action"), s("kind"), name, s("region"))
         })
         .collect();
     (plan, set)
@@ -107,12 +116,11 @@ fn did(run_json: &str) -> BTreeSet<(String, String, String, String)> {
         for line in step["outputs"]["changes"].as_array().into_iter().flatten() {
             let c = drflow_steps::ResourceChange::parse(line.as_str().unwrap()).expect("a line");
             let action = serde_json::to_value(c.action).unwrap();
-            set.insert((
-                action.as_str().unwrap().to_string(),
-                c.kind,
-                c.name,
-                c.region,
-            ));
+            let name = match &c.parent {
+                Some(p) => format!("{} in {p}", c.name),
+                None => c.name,
+            };
+            set.insert((action.as_str().unwrap().to_string(), c.kind, name, c.region));
         }
     }
     set

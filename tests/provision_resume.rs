@@ -111,7 +111,10 @@ fn resources(state: &Path) -> BTreeMap<(String, String, String), Value> {
         }
     }
     let str_of = |o: &serde_json::Map<String, Value>, k: &str| {
-        o.get(k).and_then(Value::as_str).unwrap_or_default().to_string()
+        o.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
     };
     let names: BTreeMap<String, String> = found
         .iter()

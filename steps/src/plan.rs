@@ -45,8 +45,11 @@ pub struct ResourceChange {
     pub action: Action,
     /// Its kind, as `drflow sim show` names it (`vpc`, `dns_record`).
     pub kind: String,
-    /// Its name.
+    /// Its name (within its parent, for a child).
     pub name: String,
+    /// For a child (a route, a record, a listener): the id of the resource it lives in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
     /// Its region, or `global`.
     pub region: String,
     /// For updates and replacements: what drifted.
@@ -73,6 +76,11 @@ impl ResourceChange {
         // label ends at the first ` (<region>)`.
         let (name, after) = find_region(rest)?;
         let (region, tail) = after;
+        // A child is `<name> in <parent id>`; an id never holds a space.
+        let (name, parent) = match name.rsplit_once(" in ") {
+            Some((n, p)) if !n.is_empty() && !p.is_empty() && !p.contains(' ') => (n, Some(p)),
+            _ => (name, None),
+        };
         let detail = match action {
             Action::Update | Action::Replace => tail
                 .split_once(": ")
@@ -83,6 +91,7 @@ impl ResourceChange {
             action,
             kind: kind.to_string(),
             name: name.to_string(),
+            parent: parent.map(str::to_string),
             region: region.to_string(),
             detail,
         })
@@ -109,14 +118,11 @@ impl fmt::Display for ResourceChange {
     /// `+ vpc vpc-eu (eu-south-1)`, `~ sqs_queue q-eu (eu-south-1): visibility_timeout_seconds
     /// drifted`, `-/+ … : why it is replaced`, `- …`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} {} ({})",
-            self.action.mark(),
-            self.kind,
-            self.name,
-            self.region
-        )?;
+        write!(f, "{} {} {}", self.action.mark(), self.kind, self.name)?;
+        if let Some(p) = &self.parent {
+            write!(f, " in {p}")?;
+        }
+        write!(f, " ({})", self.region)?;
         match (&self.detail, self.action) {
             (Some(d), Action::Update) => write!(f, ": {d} drifted"),
             (Some(d), _) => write!(f, ": {d}"),
@@ -147,7 +153,10 @@ impl Plan {
     pub fn add_lines<'a>(&mut self, lines: impl IntoIterator<Item = &'a str>) {
         for change in lines.into_iter().filter_map(ResourceChange::parse) {
             let seen = self.changes.iter().any(|c| {
-                c.kind == change.kind && c.name == change.name && c.region == change.region
+                c.kind == change.kind
+                    && c.name == change.name
+                    && c.parent == change.parent
+                    && c.region == change.region
             });
             if !seen {
                 self.changes.push(change);
@@ -277,6 +286,10 @@ mod tests {
                 .unwrap();
         assert_eq!(c.name, "sns-topic-eu email:a@b.c");
         assert_eq!(c.action, Action::Delete);
+        let c = ResourceChange::parse("created route 0.0.0.0/0 in rtb-0a1b (eu-south-1)").unwrap();
+        assert_eq!(c.name, "0.0.0.0/0");
+        assert_eq!(c.parent.as_deref(), Some("rtb-0a1b"));
+        assert_eq!(c.to_string(), "+ route 0.0.0.0/0 in rtb-0a1b (eu-south-1)");
         assert!(ResourceChange::parse("kept vpc v (r)").is_none());
         assert!(ResourceChange::parse("created vpc no-region").is_none());
     }

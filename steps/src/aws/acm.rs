@@ -344,15 +344,29 @@ mod tests {
         )
         .await
         .unwrap();
-        assert!(made.arn.starts_with("arn:aws:acm:eu-south-1:"), "{}", made.arn);
+        assert!(
+            made.arn.starts_with("arn:aws:acm:eu-south-1:"),
+            "{}",
+            made.arn
+        );
         let id = Identity::new(Kind::Certificate, R, &name);
         let cert = find(&c, &id).await.unwrap().expect("the certificate");
         assert_eq!(cert.arn, made.arn);
         assert_eq!(cert.name, name);
-        assert!(diff(&spec, &cert.spec).is_empty(), "{:?}\n{:#}", diff(&spec, &cert.spec), cert.spec);
+        assert!(
+            diff(&spec, &cert.spec).is_empty(),
+            "{:?}\n{:#}",
+            diff(&spec, &cert.spec),
+            cert.spec
+        );
         assert_eq!(cert.tags, tags(&name));
         // moto fills the DNS validation record at once; AWS a little later.
-        assert!(cert.attr_str("validation_record_name").ends_with(&format!("api.trading-{u}.example.com.")), "{:?}", cert.attrs);
+        assert!(
+            cert.attr_str("validation_record_name")
+                .ends_with(&format!("api.trading-{u}.example.com.")),
+            "{:?}",
+            cert.attrs
+        );
         assert!(!cert.attr_str("validation_record_value").is_empty());
 
         let mut want = spec.clone();
@@ -365,13 +379,26 @@ mod tests {
             tags: tags2.clone(),
             depends_on: vec![],
         };
-        assert_eq!(req.drifted, ["options.certificate_transparency_logging_preference"]);
+        assert_eq!(
+            req.drifted,
+            ["options.certificate_transparency_logging_preference"]
+        );
         update(&c, &cert, &req).await.unwrap();
         let cert = find(&c, &id).await.unwrap().unwrap();
         assert_eq!(cert.tags, tags2);
-        assert!(diff(&want, &cert.spec).is_empty(), "{:?}", diff(&want, &cert.spec));
+        assert!(
+            diff(&want, &cert.spec).is_empty(),
+            "{:?}",
+            diff(&want, &cert.spec)
+        );
 
-        assert!(list(&c, R, Kind::Certificate, None).await.unwrap().iter().any(|r| r.arn == cert.arn));
+        assert!(
+            list(&c, R, Kind::Certificate, None)
+                .await
+                .unwrap()
+                .iter()
+                .any(|r| r.arn == cert.arn)
+        );
         delete(&c, &cert).await.unwrap();
         assert!(find(&c, &id).await.unwrap().is_none());
     }

@@ -232,7 +232,11 @@ pub(super) async fn create(c: &Clients, req: &CreateRequest) -> Result<Resource,
             }
             let mut r = lb_base(region, &lb, req.tags.clone());
             // The attributes just set are the ones AWS now has.
-            for k in ["deletion_protection", "drop_invalid_header_fields", "idle_timeout"] {
+            for k in [
+                "deletion_protection",
+                "drop_invalid_header_fields",
+                "idle_timeout",
+            ] {
                 if let Some(v) = spec.get(k) {
                     r.spec[k] = v.clone();
                 }
@@ -384,9 +388,7 @@ pub(super) async fn update(
                     rc.elbv2
                         .set_ip_address_type()
                         .load_balancer_arn(&current.arn)
-                        .set_ip_address_type(
-                            s(spec, "ip_address_type").map(IpAddressType::from),
-                        )
+                        .set_ip_address_type(s(spec, "ip_address_type").map(IpAddressType::from))
                         .send(),
                 )
                 .await?;
@@ -557,7 +559,10 @@ fn lb_base(region: &str, lb: &LoadBalancer, tags: Tags) -> Resource {
         "canonical_hosted_zone_id".into(),
         json!(lb.canonical_hosted_zone_id().unwrap_or_default()),
     );
-    attrs.insert("arn_suffix".into(), json!(arn_suffix(&arn, "loadbalancer/")));
+    attrs.insert(
+        "arn_suffix".into(),
+        json!(arn_suffix(&arn, "loadbalancer/")),
+    );
     let state = match lb.state().and_then(|s| s.code()) {
         Some(LoadBalancerStateEnum::Provisioning) => ResourceState::Creating,
         Some(LoadBalancerStateEnum::Failed) => ResourceState::Failed,
@@ -888,9 +893,7 @@ fn default_actions(spec: &Value) -> Result<Vec<Action>, CloudError> {
                     .set_host(s(&r, "host").map(str::to_string))
                     .set_path(s(&r, "path").map(str::to_string))
                     .set_query(s(&r, "query").map(str::to_string))
-                    .set_status_code(
-                        s(&r, "status_code").map(RedirectActionStatusCodeEnum::from),
-                    )
+                    .set_status_code(s(&r, "status_code").map(RedirectActionStatusCodeEnum::from))
                     .build(),
             );
         }
@@ -1247,9 +1250,12 @@ mod tests {
             "subnets": subnets, "security_groups": [sg], "deletion_protection": false,
             "drop_invalid_header_fields": true, "idle_timeout": 60,
         });
-        let made = create(&c, &request(Kind::LoadBalancer, &name, None, lb_spec.clone()))
-            .await
-            .unwrap();
+        let made = create(
+            &c,
+            &request(Kind::LoadBalancer, &name, None, lb_spec.clone()),
+        )
+        .await
+        .unwrap();
         let id = Identity::new(Kind::LoadBalancer, R, &name);
         let lb = find(&c, &id).await.unwrap().expect("the load balancer");
         assert_eq!(lb.arn, made.arn);
@@ -1258,13 +1264,23 @@ mod tests {
         found_subnets.sort();
         let mut want = subnets.clone();
         want.sort();
-        assert_eq!(found_subnets, want, "AWS may reorder subnets, never change them");
+        assert_eq!(
+            found_subnets, want,
+            "AWS may reorder subnets, never change them"
+        );
         let mut same = lb.spec.clone();
         same["subnets"] = lb_spec["subnets"].clone();
-        assert!(diff(&lb_spec, &same).is_empty(), "{:?}", diff(&lb_spec, &same));
+        assert!(
+            diff(&lb_spec, &same).is_empty(),
+            "{:?}",
+            diff(&lb_spec, &same)
+        );
         assert!(!lb.attr_str("dns_name").is_empty());
         assert!(!lb.attr_str("canonical_hosted_zone_id").is_empty());
-        assert!(lb.attr_str("arn_suffix").starts_with(&format!("app/{name}/")));
+        assert!(
+            lb.attr_str("arn_suffix")
+                .starts_with(&format!("app/{name}/"))
+        );
         assert_eq!(lb.tags, tags(&name));
         assert_eq!(made.spec, lb.spec);
 
@@ -1291,13 +1307,26 @@ mod tests {
                 "interval_seconds": 10, "timeout_seconds": 5, "healthy_threshold": 2,
                 "unhealthy_threshold": 3, "matcher": "200"},
         });
-        create(&c, &request(Kind::TargetGroup, &tg_name, None, tg_spec.clone()))
-            .await
-            .unwrap();
+        create(
+            &c,
+            &request(Kind::TargetGroup, &tg_name, None, tg_spec.clone()),
+        )
+        .await
+        .unwrap();
         let tg_id = Identity::new(Kind::TargetGroup, R, &tg_name);
         let tg = find(&c, &tg_id).await.unwrap().expect("the target group");
-        assert!(diff(&tg_spec, &tg.spec).is_empty(), "{:?}", diff(&tg_spec, &tg.spec));
-        assert_eq!(tg.attr_str("arn_suffix"), format!("targetgroup/{}", tg.arn.split_once("targetgroup/").unwrap().1));
+        assert!(
+            diff(&tg_spec, &tg.spec).is_empty(),
+            "{:?}",
+            diff(&tg_spec, &tg.spec)
+        );
+        assert_eq!(
+            tg.attr_str("arn_suffix"),
+            format!(
+                "targetgroup/{}",
+                tg.arn.split_once("targetgroup/").unwrap().1
+            )
+        );
         let mut want = tg_spec.clone();
         want["health_check"]["path"] = json!("/health/other");
         want["deregistration_delay"] = json!(10);
@@ -1305,7 +1334,11 @@ mod tests {
         assert_eq!(req.drifted, ["deregistration_delay", "health_check.path"]);
         update(&c, &tg, &req).await.unwrap();
         let tg = find(&c, &tg_id).await.unwrap().unwrap();
-        assert!(diff(&want, &tg.spec).is_empty(), "{:?}", diff(&want, &tg.spec));
+        assert!(
+            diff(&want, &tg.spec).is_empty(),
+            "{:?}",
+            diff(&want, &tg.spec)
+        );
 
         // Listeners: found through the load balancer, by port.
         let cert = c
@@ -1332,7 +1365,12 @@ mod tests {
         for spec in [&https, &http] {
             let made = create(
                 &c,
-                &request(Kind::Listener, &format!("listener-{u}"), Some(&lb.arn), spec.clone()),
+                &request(
+                    Kind::Listener,
+                    &format!("listener-{u}"),
+                    Some(&lb.arn),
+                    spec.clone(),
+                ),
             )
             .await
             .unwrap();
@@ -1350,7 +1388,11 @@ mod tests {
         assert_eq!(req.drifted, ["default_action.redirect.status_code"]);
         update(&c, &l, &req).await.unwrap();
         let l = find(&c, &lid).await.unwrap().unwrap();
-        assert!(diff(&want, &l.spec).is_empty(), "{:?}", diff(&want, &l.spec));
+        assert!(
+            diff(&want, &l.spec).is_empty(),
+            "{:?}",
+            diff(&want, &l.spec)
+        );
         let ls = list(&c, R, Kind::Listener, Some(&lb.arn)).await.unwrap();
         let mut ports: Vec<&str> = ls.iter().map(|l| l.name.as_str()).collect();
         ports.sort();

@@ -80,9 +80,7 @@ fn cluster_arn_parts(arn: &str) -> Result<(String, String), CloudError> {
         }
         _ => Err(CloudError::new(
             ErrorKind::InvalidInput,
-            format!(
-                "{arn:?} is not an Aurora cluster ARN (arn:aws:rds:REGION:ACCOUNT:cluster:ID)"
-            ),
+            format!("{arn:?} is not an Aurora cluster ARN (arn:aws:rds:REGION:ACCOUNT:cluster:ID)"),
         )),
     }
 }
@@ -96,13 +94,18 @@ fn cluster_arn_parts(arn: &str) -> Result<(String, String), CloudError> {
 fn verdict(id: &str, reports: &[(bool, Option<u64>)], inverted: bool) -> HealthCheckStatus {
     let checkers = reports.len() as u32;
     let checkers_healthy = reports.iter().filter(|(h, _)| *h).count() as u32;
-    let endpoint_healthy = checkers == 0 || u64::from(checkers_healthy) * 100 > 18 * u64::from(checkers);
+    let endpoint_healthy =
+        checkers == 0 || u64::from(checkers_healthy) * 100 > 18 * u64::from(checkers);
     HealthCheckStatus {
         health_check_id: id.to_string(),
         healthy: endpoint_healthy != inverted,
         checkers,
         checkers_healthy,
-        last_failure_at_ms: reports.iter().filter(|(h, _)| !h).filter_map(|(_, t)| *t).max(),
+        last_failure_at_ms: reports
+            .iter()
+            .filter(|(h, _)| !h)
+            .filter_map(|(_, t)| *t)
+            .max(),
         changed_at_ms: reports
             .iter()
             .filter(|(h, _)| *h == endpoint_healthy)
@@ -247,7 +250,10 @@ impl AwsBackend {
         match c
             .call(
                 Call::new(region, "rds", "DescribeDBClusters"),
-                rc.rds.describe_db_clusters().db_cluster_identifier(arn).send(),
+                rc.rds
+                    .describe_db_clusters()
+                    .db_cluster_identifier(arn)
+                    .send(),
             )
             .await
         {
@@ -267,7 +273,11 @@ impl AwsBackend {
     /// A secondary's latest `AuroraGlobalDBReplicationLag` (milliseconds), read in its region;
     /// `None` when none is published or its CloudWatch does not answer. Permission errors are
     /// not hidden: the operator's policy must allow the read.
-    async fn replication_lag(&self, region: &str, cluster_id: &str) -> Result<Option<u64>, CloudError> {
+    async fn replication_lag(
+        &self,
+        region: &str,
+        cluster_id: &str,
+    ) -> Result<Option<u64>, CloudError> {
         let q = MetricQuery {
             region: region.to_string(),
             namespace: "AWS/RDS".to_string(),
@@ -279,7 +289,10 @@ impl AwsBackend {
             period_s: 60,
         };
         let end = now_ms();
-        match self.metric_data(&q, end.saturating_sub(LAG_WINDOW_MS), end).await {
+        match self
+            .metric_data(&q, end.saturating_sub(LAG_WINDOW_MS), end)
+            .await
+        {
             Ok(points) => Ok(points.last().map(|p| p.value.max(0.0).round() as u64)),
             Err(e) if e.kind == ErrorKind::Denied => Err(e),
             Err(e) => {
@@ -294,7 +307,10 @@ impl AwsBackend {
         let mut members = members_of(&gc, "unknown");
         for m in &mut members {
             let (status, lag) = if m.is_writer {
-                (self.cluster_status_in(&m.region, &m.db_cluster_arn).await?, None)
+                (
+                    self.cluster_status_in(&m.region, &m.db_cluster_arn).await?,
+                    None,
+                )
             } else {
                 tokio::try_join!(
                     self.cluster_status_in(&m.region, &m.db_cluster_arn),
@@ -508,8 +524,8 @@ impl AwsBackend {
                     .filter(|r| record_type.is_none_or(|t| r.r#type().as_str() == t))
                     .cloned(),
             );
-            let more = page.is_truncated()
-                && page.next_record_name().is_some_and(|n| dns_name(n) == want);
+            let more =
+                page.is_truncated() && page.next_record_name().is_some_and(|n| dns_name(n) == want);
             if !more {
                 break;
             }
@@ -702,7 +718,10 @@ impl FailoverApi for AwsBackend {
                 req.switchover(true)
             };
             let out = c
-                .call(Call::new(&region, "rds", "FailoverGlobalCluster"), req.send())
+                .call(
+                    Call::new(&region, "rds", "FailoverGlobalCluster"),
+                    req.send(),
+                )
                 .await?;
             Ok(Self::promoted(global_cluster_id, out.global_cluster()))
         })
@@ -998,7 +1017,10 @@ pub async fn probe_url(
     let https = builder.https_or_http().enable_http1().build();
     let client: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build(https);
     let req = hyper::Request::get(uri)
-        .header("user-agent", concat!("drflow-probe/", env!("CARGO_PKG_VERSION")))
+        .header(
+            "user-agent",
+            concat!("drflow-probe/", env!("CARGO_PKG_VERSION")),
+        )
         .body(Empty::new())
         .map_err(|e| bad(format!("{url:?}: {e}")))?;
     let answer = tokio::time::timeout(timeout, async {
@@ -1079,7 +1101,9 @@ mod tests {
     use aws_sdk_rds::operation::switchover_global_cluster::SwitchoverGlobalClusterOutput;
     use aws_sdk_rds::types::error::InvalidGlobalClusterStateFault;
     use aws_sdk_rds::types::{DbCluster, FailoverState, FailoverStatus};
-    use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
+    use aws_smithy_mocks::{
+        MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock,
+    };
     use aws_smithy_types::error::ErrorMetadata;
 
     const GLOBAL_ID: &str = "trading-global";
@@ -1296,11 +1320,16 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.kind, ErrorKind::NotReady, "{}", e.message);
         assert!(
-            e.message.starts_with("rds FailoverGlobalCluster in eu-central-1: "),
+            e.message
+                .starts_with("rds FailoverGlobalCluster in eu-central-1: "),
             "{}",
             e.message
         );
-        assert!(e.message.contains("a switchover is in progress"), "{}", e.message);
+        assert!(
+            e.message.contains("a switchover is in progress"),
+            "{}",
+            e.message
+        );
         assert_eq!(
             b.clients().calls(),
             [record("eu-central-1", "FailoverGlobalCluster", true)]
@@ -1331,7 +1360,11 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.kind, ErrorKind::InvalidInput);
-        assert!(e.message.contains("not an Aurora cluster ARN"), "{}", e.message);
+        assert!(
+            e.message.contains("not an Aurora cluster ARN"),
+            "{}",
+            e.message
+        );
         assert!(b.clients().calls().is_empty());
     }
 
@@ -1446,7 +1479,8 @@ mod tests {
         // The first region asked (eu-central-1) fails to describe the global cluster: the
         // next one answers. The primary's cluster does not answer: it is inaccessible.
         let gc_down = mock!(aws_sdk_rds::Client::describe_global_clusters).then_http_response(down);
-        let primary_down = mock!(aws_sdk_rds::Client::describe_db_clusters).then_http_response(down);
+        let primary_down =
+            mock!(aws_sdk_rds::Client::describe_db_clusters).then_http_response(down);
         let secondary = cluster_rule(SECONDARY_ARN, "available");
         let no_lag = mock!(aws_sdk_cloudwatch::Client::get_metric_data)
             .then_output(|| GetMetricDataOutput::builder().build());
@@ -1457,7 +1491,10 @@ mod tests {
         let got = b.describe_global_cluster(GLOBAL_ID).await.unwrap();
         assert_eq!(got.member_in("eu-south-1").unwrap().status, "inaccessible");
         assert_eq!(got.member_in("eu-central-1").unwrap().status, "available");
-        assert_eq!(got.member_in("eu-central-1").unwrap().replication_lag_ms, None);
+        assert_eq!(
+            got.member_in("eu-central-1").unwrap().replication_lag_ms,
+            None
+        );
         assert_eq!(gc_down.num_calls(), 1);
         assert_eq!(describe.num_calls(), 1);
     }
@@ -1483,7 +1520,11 @@ mod tests {
         let inv = verdict("hc", &reports(2, 16), true);
         assert!(inv.healthy && inv.inverted);
         assert_eq!(inv.checkers_healthy, 2);
-        assert!(verdict("hc", &reports(16, 16), false).last_failure_at_ms.is_none());
+        assert!(
+            verdict("hc", &reports(16, 16), false)
+                .last_failure_at_ms
+                .is_none()
+        );
         // Nobody has reported yet: a new check is healthy.
         assert!(verdict("hc", &[], false).healthy);
     }
@@ -1514,7 +1555,9 @@ mod tests {
              {\"status\":\"ok\",\"quote_timestamp\":1700000000.5,\"db\":\"connected\"}",
         );
         let url = format!("{ok}/health/trading");
-        let got = probe_url(&url, Some("\"ok\""), PROBE_TIMEOUT).await.unwrap();
+        let got = probe_url(&url, Some("\"ok\""), PROBE_TIMEOUT)
+            .await
+            .unwrap();
         assert_eq!(got.url, url);
         assert_eq!(got.status, Some(200));
         assert!(got.healthy, "{got:?}");
@@ -1890,7 +1933,11 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.kind, ErrorKind::NotFound, "{}", e.message);
-        assert!(e.message.starts_with("sns Publish in eu-south-1: "), "{}", e.message);
+        assert!(
+            e.message.starts_with("sns Publish in eu-south-1: "),
+            "{}",
+            e.message
+        );
     }
 
     #[tokio::test]

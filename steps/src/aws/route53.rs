@@ -20,8 +20,7 @@ use aws_sdk_route53::types::{
 use serde_json::{Map, Value, json};
 
 use super::elbv2::{
-    applied, b, i, managed, no_parent, none_if_missing, s, strs, tags_to_add, top_keys,
-    wrong_kind,
+    applied, b, i, managed, no_parent, none_if_missing, s, strs, tags_to_add, top_keys, wrong_kind,
 };
 use super::{Call, Clients};
 use crate::backend::{
@@ -457,10 +456,7 @@ async fn zone_resource(c: &Clients, z: &HostedZone) -> Result<Resource, CloudErr
 // ---- records
 
 /// Every record of a zone; `None` when the zone is gone.
-async fn records_of(
-    c: &Clients,
-    zone: &str,
-) -> Result<Option<Vec<ResourceRecordSet>>, CloudError> {
+async fn records_of(c: &Clients, zone: &str) -> Result<Option<Vec<ResourceRecordSet>>, CloudError> {
     let rc = c.global().await;
     let mut all = Vec::new();
     let (mut name, mut ty, mut ident): (Option<String>, Option<RrType>, Option<String>) =
@@ -649,9 +645,7 @@ async fn change(
 fn health_check_config(spec: &Value) -> Result<HealthCheckConfig, CloudError> {
     HealthCheckConfig::builder()
         .r#type(HealthCheckType::from(s(spec, "type").unwrap_or("HTTPS")))
-        .set_fully_qualified_domain_name(
-            s(spec, "fully_qualified_domain_name").map(str::to_string),
-        )
+        .set_fully_qualified_domain_name(s(spec, "fully_qualified_domain_name").map(str::to_string))
         .set_ip_address(s(spec, "ip_address").map(str::to_string))
         .set_port(i(spec, "port").map(|v| v as i32))
         .set_resource_path(s(spec, "resource_path").map(str::to_string))
@@ -891,7 +885,13 @@ mod tests {
         let zone = find(&c, &zid).await.unwrap().unwrap();
         assert_eq!(zone.spec["comment"], json!("drflow: changed"));
         assert_eq!(zone.tags.get("Extra").map(String::as_str), Some("1"));
-        assert!(list(&c, GLOBAL, Kind::HostedZone, None).await.unwrap().iter().any(|z| z.id == zone.id));
+        assert!(
+            list(&c, GLOBAL, Kind::HostedZone, None)
+                .await
+                .unwrap()
+                .iter()
+                .any(|z| z.id == zone.id)
+        );
 
         // Two health checks, found by their Name tags.
         let mut checks = Vec::new();
@@ -906,7 +906,12 @@ mod tests {
                 .unwrap()
                 .expect("the health check");
             assert_eq!(hc.id, made.id);
-            assert!(diff(&spec, &hc.spec).is_empty(), "{:?}\n{:#}", diff(&spec, &hc.spec), hc.spec);
+            assert!(
+                diff(&spec, &hc.spec).is_empty(),
+                "{:?}\n{:#}",
+                diff(&spec, &hc.spec),
+                hc.spec
+            );
             checks.push(hc);
         }
         let hc = &checks[0];
@@ -914,10 +919,16 @@ mod tests {
         want["failure_threshold"] = json!(2);
         want["resource_path"] = json!("/health/deep");
         let req = update_of(hc, &want);
-        assert_eq!(req.drifted, ["failure_threshold", "resource_path"]);
+        let mut drifted = req.drifted.clone();
+        drifted.sort();
+        assert_eq!(drifted, ["failure_threshold", "resource_path"]);
         update(&c, hc, &req).await.unwrap();
         let found = find(&c, &hc.identity()).await.unwrap().unwrap();
-        assert!(diff(&want, &found.spec).is_empty(), "{:?}", diff(&want, &found.spec));
+        assert!(
+            diff(&want, &found.spec).is_empty(),
+            "{:?}",
+            diff(&want, &found.spec)
+        );
         let listed = list(&c, GLOBAL, Kind::HealthCheck, None).await.unwrap();
         assert!(checks.iter().all(|h| listed.iter().any(|l| l.id == h.id)));
 
@@ -954,12 +965,20 @@ mod tests {
                 .await
                 .unwrap()
                 .expect("the record");
-            assert!(diff(spec, &r.spec).is_empty(), "{:?}\n{:#}", diff(spec, &r.spec), r.spec);
+            assert!(
+                diff(spec, &r.spec).is_empty(),
+                "{:?}\n{:#}",
+                diff(spec, &r.spec),
+                r.spec
+            );
             assert!(r.tags.is_empty());
         }
-        let dup = create(&c, &request(Kind::DnsRecord, "dup", Some(&z), specs[0].clone()))
-            .await
-            .unwrap_err();
+        let dup = create(
+            &c,
+            &request(Kind::DnsRecord, "dup", Some(&z), specs[0].clone()),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(dup.kind, ErrorKind::Conflict, "{}", dup.message);
         assert_eq!(specs[0]["name"], json!(format!("_abc.{api}.")));
         assert_eq!(record_identity(&specs[2]), format!("fo.{api}. A primary"));
@@ -977,12 +996,22 @@ mod tests {
 
         // list is every record but the apex SOA and NS; deleting them all empties the zone.
         let records = list(&c, GLOBAL, Kind::DnsRecord, Some(&z)).await.unwrap();
-        assert_eq!(records.len(), specs.len(), "{:?}", records.iter().map(|r| &r.name).collect::<Vec<_>>());
+        assert_eq!(
+            records.len(),
+            specs.len(),
+            "{:?}",
+            records.iter().map(|r| &r.name).collect::<Vec<_>>()
+        );
         for r in &records {
             delete(&c, r).await.unwrap();
             assert!(find(&c, &r.identity()).await.unwrap().is_none());
         }
-        assert!(list(&c, GLOBAL, Kind::DnsRecord, Some(&z)).await.unwrap().is_empty());
+        assert!(
+            list(&c, GLOBAL, Kind::DnsRecord, Some(&z))
+                .await
+                .unwrap()
+                .is_empty()
+        );
         delete(&c, &zone).await.unwrap();
         assert!(find(&c, &zid).await.unwrap().is_none());
         // Records of a zone that is gone are not found.

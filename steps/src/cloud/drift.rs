@@ -34,7 +34,11 @@ pub(crate) fn diff_raw(desired: &Value, actual: &Value) -> Vec<String> {
         match (d, a) {
             (Value::Object(d), Value::Object(a)) => {
                 for (k, dv) in d {
-                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
                     match a.get(k) {
                         Some(av) => go(dv, av, &p, out),
                         None if dv.is_null() => {}
@@ -44,7 +48,11 @@ pub(crate) fn diff_raw(desired: &Value, actual: &Value) -> Vec<String> {
             }
             (Value::Number(x), Value::Number(y)) if x.as_f64() == y.as_f64() => {}
             (x, y) if x == y => {}
-            _ => out.push(if path.is_empty() { "spec".into() } else { path.into() }),
+            _ => out.push(if path.is_empty() {
+                "spec".into()
+            } else {
+                path.into()
+            }),
         }
     }
     let mut out = Vec::new();

@@ -627,10 +627,8 @@ impl Cx {
     /// Records a deletion done outside [`Cx::ensure`] (teardown, superseded resources).
     pub fn note_deleted(&mut self, r: &Resource) {
         resource_event("deleted", Label::of(r), &r.id, "");
-        self.changes.push((
-            Change::Deleted,
-            format!("deleted {}", Label::of(r)),
-        ));
+        self.changes
+            .push((Change::Deleted, format!("deleted {}", Label::of(r))));
     }
 
     /// Adds the change report to a step's own outputs.

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::checks::{CERTIFICATE_ARN, ROLES};
 use super::framework::{BodyFuture, CloudStep, Cx, Desired, Role, cloud_spec};
 use super::input;
-use crate::backend::{GLOBAL, Kind};
+use crate::backend::{GLOBAL, Kind, ResourceState};
 use crate::regions::AWS_REGION;
 use crate::target::LazyBackend;
 use drflow_engine::formats::DOMAIN_NAME;
@@ -363,6 +363,30 @@ fn run_cert<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
                 .tags(tags),
             )
             .await?;
+        // ACM publishes the validation record some seconds after the request (DescribeCertificate
+        // shows no ResourceRecord until then): wait for it, on the run's clock.
+        let mut cert = cert;
+        let mut waited = Duration::ZERO;
+        while cert.attr_str("validation_record_name").is_empty()
+            && cert.state != ResourceState::Available
+        {
+            if waited >= VALIDATION_RECORD_WAIT {
+                return Err(StepError::retryable(
+                    "not_ready",
+                    format!(
+                        "ACM has not published the DNS validation record of {} after {}s; \
+                         the step is retried",
+                        cert.name,
+                        waited.as_secs()
+                    ),
+                ));
+            }
+            tokio::time::sleep(VALIDATION_RECORD_POLL).await;
+            waited += VALIDATION_RECORD_POLL;
+            cert = cx.backend.find(&cert.identity()).await?.ok_or_else(|| {
+                StepError::retryable("not_found", format!("certificate {} is gone", cert.name))
+            })?;
+        }
         let record = cert.attr_str("validation_record_name").to_string();
         let value = cert.attr_str("validation_record_value").to_string();
         if !record.is_empty() {
@@ -393,6 +417,12 @@ fn run_cert<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
         Ok(out)
     })
 }
+
+/// How long a certificate step waits for ACM to publish its DNS validation record, and how
+/// often it looks. ACM takes "a few seconds" to "up to 30 minutes in rare cases" (ACM User
+/// Guide, "DNS validation"); past the wait the step fails retryable and its retries go on.
+const VALIDATION_RECORD_WAIT: Duration = Duration::from_secs(300);
+const VALIDATION_RECORD_POLL: Duration = Duration::from_secs(2);
 
 fn run_alb<'a>(cx: &'a mut Cx, p: &'a Outputs) -> BodyFuture<'a> {
     Box::pin(async move {

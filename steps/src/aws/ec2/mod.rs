@@ -97,7 +97,9 @@ pub(super) async fn list(
     .map(|all| {
         // Checked again, as in `find`.
         all.into_iter()
-            .filter(|r| kind == Kind::Route || r.tags.get("ManagedBy").map(String::as_str) == Some("drflow"))
+            .filter(|r| {
+                kind == Kind::Route || r.tags.get("ManagedBy").map(String::as_str) == Some("drflow")
+            })
             .collect()
     })
 }
