@@ -5,6 +5,9 @@ use std::path::Path;
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/moto.rs"]
+#[allow(dead_code)]
+mod moto;
 use cli::{drflow, drflow_in, stderr, stdout};
 
 /// Each wrong combination of flags is refused before anything runs, with exit 2 and one clear
@@ -106,10 +109,8 @@ fn closed_port() -> u16 {
 }
 
 /// An unreachable endpoint: the run fails with one line naming region, service and operation,
-/// exits non-zero, and its journal is intact (`drflow runs` and `drflow show` read it).
-///
-/// Passes once the seam lands (`target.rs` `open` builds the AwsBackend); until then the build
-/// refuses `--target aws` up front and this test says so and returns.
+/// exits non-zero, and its journal is intact (`drflow runs` and `drflow show` read it). Once
+/// the endpoint answers (the shared moto), `drflow resume` finishes the same run.
 #[test]
 fn an_unreachable_endpoint_fails_the_run_with_one_clear_line_and_keeps_the_journal() {
     let state = tempfile::tempdir().expect("dir");
@@ -140,10 +141,6 @@ fn an_unreachable_endpoint_fails_the_run_with_one_clear_line_and_keeps_the_journ
         .output()
         .expect("drflow runs");
     let err = stderr(&out);
-    if err.contains("has no AWS backend yet") {
-        eprintln!("SKIPPED until the aws backend is wired into `open` (the seam): {err}");
-        return;
-    }
     assert_ne!(out.status.code(), Some(0), "{err}");
     assert_ne!(out.status.code(), Some(2), "the input was valid: {err}");
     let named = err.lines().find(|l| {
@@ -177,4 +174,42 @@ fn an_unreachable_endpoint_fails_the_run_with_one_clear_line_and_keeps_the_journ
     let show = drflow_in(state.path(), &["show", run_id]);
     assert_eq!(show.status.code(), Some(0), "{}", stderr(&show));
     assert!(Path::new(&state.path().join("journal.db")).exists());
+
+    // Fixed: the endpoint answers. The same run goes on and finishes.
+    let Some(moto) = moto::moto() else { return };
+    let resumed = std::process::Command::new(env!("CARGO_BIN_EXE_drflow"))
+        .args(["resume", run_id, "--target", "aws", "--endpoint-url"])
+        .arg(&moto.endpoint)
+        .args(["--output", "json"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("DRFLOW_STATE_DIR", state.path())
+        .env("NO_COLOR", "1")
+        .envs(moto.envs())
+        .env_remove("DRFLOW_TARGET")
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .expect("drflow runs");
+    assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
+    let doc: serde_json::Value = serde_json::from_slice(&resumed.stdout).expect("json");
+    assert_eq!(doc["run_id"], run_id, "the same run");
+    assert_eq!(doc["status"], "succeeded");
+    // Leave the shared moto as it was: destroy what the run built.
+    let destroy = std::process::Command::new(env!("CARGO_BIN_EXE_drflow"))
+        .args([
+            "run",
+            "runbooks/destroy.yaml",
+            "--yes",
+            "--target",
+            "aws",
+            "--endpoint-url",
+        ])
+        .arg(&moto.endpoint)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("DRFLOW_STATE_DIR", state.path())
+        .envs(moto.envs())
+        .env_remove("DRFLOW_TARGET")
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .expect("drflow runs");
+    assert_eq!(destroy.status.code(), Some(0), "{}", stderr(&destroy));
 }
