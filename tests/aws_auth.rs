@@ -15,6 +15,10 @@ use std::process::{Child, Command, Output, Stdio};
 
 use drflow_steps::aws::{AwsSettings, Clients, StaticKeys};
 
+#[path = "common/moto.rs"]
+#[allow(dead_code)]
+mod moto;
+
 /// The calls the test makes before moto starts checking: a user, its key and two policies.
 const SETUP_CALLS: usize = 4;
 
@@ -34,13 +38,8 @@ impl Drop for AuthMoto {
 /// Starts `tests/moto_server.py` on a free port of 127.0.0.1 with authentication after
 /// [`SETUP_CALLS`] calls, and returns once it listens (it says so on stderr: no polling).
 fn start_moto() -> Option<AuthMoto> {
-    if std::env::var("DRFLOW_MOTO_ENDPOINT").map_or(true, |e| e.is_empty()) {
-        if std::env::var_os("CI").is_some() {
-            panic!("moto is required in CI: DRFLOW_MOTO_ENDPOINT is not set (.ci/run starts it)");
-        }
-        eprintln!("SKIPPED (no moto): set DRFLOW_MOTO_ENDPOINT (see .ci/run) to run this test");
-        return None;
-    }
+    // Runs where the shared moto does: .ci/run has installed it.
+    moto::moto()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")

@@ -10,24 +10,11 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use drflow_steps::aws::{AwsSettings, Clients, StaticKeys};
+use drflow_steps::aws::Clients;
 
-/// moto's endpoint, or `None` (after a loud line) outside CI.
-fn moto() -> Option<String> {
-    match std::env::var("DRFLOW_MOTO_ENDPOINT") {
-        Ok(ep) if !ep.is_empty() => Some(ep),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("moto is required in CI: DRFLOW_MOTO_ENDPOINT is not set (.ci/run starts it)")
-        }
-        _ => {
-            eprintln!(
-                "SKIPPED (no moto): set DRFLOW_MOTO_ENDPOINT=http://127.0.0.1:PORT with \
-                 `moto_server -H 127.0.0.1 -p PORT` running"
-            );
-            None
-        }
-    }
-}
+#[path = "common/moto.rs"]
+#[allow(dead_code)]
+mod moto;
 
 /// `drflow ARGS… --target aws --endpoint-url EP` with moto's dummy credentials and no shared
 /// config, so nothing of the machine's own AWS setup is read.
@@ -123,17 +110,6 @@ fn moto_gap_repairs(o: &Output) -> u64 {
         repairs += 1;
     }
     repairs
-}
-
-fn clients(ep: &str) -> Clients {
-    Clients::new(AwsSettings {
-        static_keys: Some(StaticKeys {
-            access_key_id: "testing".into(),
-            secret_access_key: "testing".into(),
-        }),
-        endpoint_url: Some(ep.to_string()),
-        profile: None,
-    })
 }
 
 /// One layout of the requirement documents, as its parameter file sets it.
@@ -559,7 +535,8 @@ async fn check_gone(c: &Clients, l: &Layout) {
 }
 
 fn provision_check_rerun_destroy(l: &Layout) {
-    let Some(ep) = moto() else { return };
+    let Some(moto) = moto::moto() else { return };
+    let ep = moto.endpoint.clone();
     let state = tempfile::tempdir().unwrap();
     let run = ["run", "runbooks/provision.yaml", "--params-file", l.params];
     let first = drflow_aws(&ep, state.path(), &run);
@@ -568,7 +545,7 @@ fn provision_check_rerun_destroy(l: &Layout) {
     assert!(mutating > 0, "the first run builds: {}", text(&first));
 
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let c = clients(&ep);
+    let c = moto.clients();
     rt.block_on(check_built(&c, l));
 
     let again = drflow_aws(&ep, state.path(), &run);
