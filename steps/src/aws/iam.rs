@@ -712,7 +712,10 @@ mod tests {
         // Drift in one inline policy and an extra one to drop: PutRolePolicy and
         // DeleteRolePolicy only.
         let mut extra = spec.clone();
-        extra["inline_policies"]["old"] = json!({"Version": "2012-10-17", "Statement": []});
+        // IAM refuses a document without a statement (MalformedPolicyDocument).
+        extra["inline_policies"]["old"] = json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}
+        ]});
         put_inline(&c, &name, "old", &extra["inline_policies"]["old"])
             .await
             .unwrap();
