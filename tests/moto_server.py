@@ -1,4 +1,4 @@
-"""moto's server, with three fixes to moto 5.2.5 where it answers differently from AWS.
+"""moto's server, with six fixes to moto 5.2.5 where it answers differently from AWS.
 
 It starts moto as `python3 -m moto.server` would, with the same arguments. The fixes, and only
 these (docs/aws.md, "Testing against moto"):
@@ -13,15 +13,59 @@ these (docs/aws.md, "Testing against moto"):
 - RDS `DeleteDBCluster`: moto keeps each region's global clusters apart, so deleting a member
   cluster in one region leaves it a member of a global cluster made through another region,
   and the global cluster can never be deleted ("is not empty"). AWS removes the member.
+- ACM `UpdateCertificateOptions`: moto stores a certificate's options (RequestCertificate takes
+  them, DescribeCertificate returns them) but has no handler to change them, and answers 500.
+- KMS `ReplicateKey`: moto's replica is a shallow copy that shares the primary key's aliases, so
+  an alias made in one region shows in the other and `CreateAlias` there says it already exists.
+  AWS keeps aliases per region.
+- SQS `SetQueueAttributes`: moto clears a queue's access policy whenever the call does not name
+  `Policy`. AWS changes only the attributes named.
 """
 
+from moto.acm.responses import AWSCertificateManagerResponse
 from moto.cloudwatch.responses import CloudWatchResponse
+from moto.core.responses import EmptyResult
 from moto.core.serialize import S3Serializer
+from moto.kms.models import KmsBackend
 from moto.rds.models import RDSBackend, rds_backends
 from moto.server import main
+from moto.sqs.models import Queue
 
 if not hasattr(CloudWatchResponse, "put_composite_alarm"):
     CloudWatchResponse.put_composite_alarm = CloudWatchResponse.put_metric_alarm
+
+if not hasattr(AWSCertificateManagerResponse, "update_certificate_options"):
+
+    def _update_certificate_options(self):
+        cert = self.acm_backend.get_certificate(self._get_param("CertificateArn"))
+        cert.cert_options.update(self._get_param("Options") or {})
+        return EmptyResult()
+
+    AWSCertificateManagerResponse.update_certificate_options = _update_certificate_options
+
+_replicate_key = KmsBackend.replicate_key
+
+
+def _replicate_key_with_own_aliases(self, *args, **kwargs):
+    replica = _replicate_key(self, *args, **kwargs)
+    replica.aliases = {}
+    return replica
+
+
+KmsBackend.replicate_key = _replicate_key_with_own_aliases
+
+_set_queue_attributes = Queue._set_attributes
+
+
+def _set_queue_attributes_keeping_the_policy(self, attributes, *args, **kwargs):
+    # None while the queue is being made: its first call sets the policy as asked.
+    policy = getattr(self, "_policy_json", None)
+    _set_queue_attributes(self, attributes, *args, **kwargs)
+    if "Policy" not in attributes and policy is not None:
+        self._policy_json = policy
+
+
+Queue._set_attributes = _set_queue_attributes_keeping_the_policy
 
 _s3_result = S3Serializer._serialized_result_to_response
 

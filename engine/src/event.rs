@@ -98,6 +98,15 @@ pub enum RunEvent {
         outputs: Outputs,
         at: Timestamp,
     },
+    /// A running attempt wrote a fact down before acting on it ([`crate::StepContext::note`]):
+    /// what it is about to create, say, so that a later attempt of the same step, in this
+    /// process or after a resume, knows the thing it finds is this run's own.
+    StepNoted {
+        step: String,
+        attempt: u32,
+        note: Value,
+        at: Timestamp,
+    },
     /// The step failed for good (after its last attempt).
     StepFailed {
         step: String,
@@ -139,6 +148,7 @@ impl RunEvent {
             | RunEvent::StepStarted { at, .. }
             | RunEvent::AttemptFailed { at, .. }
             | RunEvent::StepSucceeded { at, .. }
+            | RunEvent::StepNoted { at, .. }
             | RunEvent::StepFailed { at, .. }
             | RunEvent::StepSkipped { at, .. }
             | RunEvent::StepInterrupted { at, .. }
@@ -155,6 +165,7 @@ impl RunEvent {
             RunEvent::StepStarted { step, .. }
             | RunEvent::AttemptFailed { step, .. }
             | RunEvent::StepSucceeded { step, .. }
+            | RunEvent::StepNoted { step, .. }
             | RunEvent::StepFailed { step, .. }
             | RunEvent::StepSkipped { step, .. }
             | RunEvent::StepInterrupted { step, .. }

@@ -95,8 +95,8 @@ pub use state::{
     TransitionErrorKind, event_name,
 };
 pub use step::{
-    OutputSpec, Outputs, ParamSpec, Reevaluate, Registry, StepContext, StepError, StepFuture,
-    StepSpec, StepType, ValueType,
+    Notebook, OutputSpec, Outputs, ParamSpec, Reevaluate, Registry, StepContext, StepError,
+    StepFuture, StepSpec, StepType, ValueType,
 };
 pub use values::{
     CheckTime, ParamOrigin, ResolvedParams, SkipReason, SkippedCheck, ValueReport, check_values,

@@ -292,6 +292,12 @@ async fn undo_one(
             reevaluate: None,
             secret_inputs: flow.secret_inputs(i).to_vec(),
             clock: time.clock().clone(),
+            notes: state
+                .step(&step.id)
+                .map(|s| s.notes.clone())
+                .unwrap_or_default(),
+            // An undo writes nothing ahead: it only removes what the journal says was made.
+            notebook: None,
         };
         let fut = step.step_type.undo(&ctx, &input);
         let result = match step.timeout {

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -29,7 +29,7 @@ use crate::event::{RunEvent, RunSink, RunStatus, SinkError};
 use crate::scope::Scope;
 use crate::secret_flow::SecretFlow;
 use crate::secrets::{REDACTED, Secrets};
-use crate::step::{Outputs, Reevaluate, StepContext, StepError, StepType};
+use crate::step::{Note, Notebook, Outputs, Reevaluate, StepContext, StepError, StepType};
 
 /// How a run is asked to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -50,6 +50,8 @@ pub struct Prior {
     pub succeeded: HashMap<String, Outputs>,
     /// Attempts already made per step, so attempt numbers carry on.
     pub attempts: HashMap<String, u32>,
+    /// What those attempts wrote down ([`StepContext::note`]), per step, oldest first.
+    pub notes: HashMap<String, Vec<Value>>,
 }
 
 /// Settings of one run.
@@ -187,6 +189,9 @@ struct Workers {
     tasks: JoinSet<Msg>,
     ids: HashMap<tokio::task::Id, usize>,
     inline: VecDeque<Msg>,
+    /// Notes running attempts send to be journaled ([`StepContext::note`]).
+    notes_tx: mpsc::UnboundedSender<Note>,
+    notes_rx: mpsc::UnboundedReceiver<Note>,
 }
 
 struct Slot {
@@ -203,6 +208,8 @@ struct Slot {
     outputs: Option<Outputs>,
     input: Option<Arc<Outputs>>,
     in_flight: bool,
+    /// What its attempts wrote down, in this run and before a resume.
+    notes: Vec<Value>,
 }
 
 /// What a run keeps secret: decided from the runbook before it starts, and the values it derives
@@ -333,15 +340,19 @@ pub async fn run(
             outputs: None,
             input: None,
             in_flight: false,
+            notes: prior.notes.get(&s.id).cloned().unwrap_or_default(),
         })
         .collect();
     let mut ready: VecDeque<usize> = (0..slots.len())
         .filter(|&i| slots[i].remaining_needs == 0)
         .collect();
+    let (notes_tx, notes_rx) = mpsc::unbounded_channel();
     let mut workers = Workers {
         tasks: JoinSet::new(),
         ids: HashMap::new(),
         inline: VecDeque::new(),
+        notes_tx,
+        notes_rx,
     };
     let mut running = 0usize;
     let mut waiting_retry = 0usize;
@@ -516,6 +527,23 @@ pub async fn run(
                                 grace_deadline = Some(Instant::now());
                                 listening = false;
                             }
+                        }
+                        continue;
+                    }
+                    Some(n) = workers.notes_rx.recv() => {
+                        // Written before the attempt goes on: the note is write-ahead. A note
+                        // of an attempt that already ended (cancelled) is dropped unanswered.
+                        let slot = &mut slots[n.idx];
+                        if slot.in_flight {
+                            sink.record(&RunEvent::StepNoted {
+                                step: runbook.steps[n.idx].id.clone(),
+                                attempt: slot.attempts_base + slot.attempts,
+                                note: n.note.clone(),
+                                at: time.now(),
+                            })?;
+                            sink.flush()?;
+                            slot.notes.push(n.note);
+                            let _ = n.ack.send(());
                         }
                         continue;
                     }
@@ -1022,6 +1050,11 @@ fn start_attempt(
         }),
         secret_inputs: secrets.flow.secret_inputs(idx).to_vec(),
         clock: time.clock().clone(),
+        notes: slot.notes.clone(),
+        notebook: Some(Notebook {
+            tx: workers.notes_tx.clone(),
+            idx,
+        }),
     };
     let timeout = step.timeout;
     let mut attempt: Pin<Box<dyn Future<Output = Msg> + Send>> = Box::pin(async move {

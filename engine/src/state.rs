@@ -17,6 +17,7 @@
 //! | running                    | attempt_failed, last attempt           | failing          |
 //! | running, failing           | step_failed                            | failed           |
 //! | running                    | step_succeeded                         | succeeded        |
+//! | running                    | step_noted                             | running          |
 //! | running, retry_waiting     | step_interrupted                       | interrupted      |
 //! | retry_waiting              | step_started (next attempt)            | running          |
 //! | retry_waiting              | step_failed (run stopped in backoff)   | failed           |
@@ -32,7 +33,7 @@
 //! A step event after `run_finished` without a `run_resumed` in between is an error.
 //!
 //! Attempt numbers only grow: a `step_started` must carry a higher attempt than any before it,
-//! and `attempt_failed` / `step_succeeded` must name the attempt that is running.
+//! and `attempt_failed` / `step_succeeded` / `step_noted` must name the attempt that is running.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -143,6 +144,10 @@ pub struct StepState {
     pub finished_at: Option<Timestamp>,
     /// Every attempt, oldest first.
     pub history: Vec<Attempt>,
+    /// What its attempts wrote down while they ran ([`RunEvent::StepNoted`]), oldest first;
+    /// kept across attempts and resumes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<Value>,
     /// When its undo started, if rollback reached it.
     pub undo_started_at: Option<Timestamp>,
     /// When its undo ended.
@@ -163,6 +168,7 @@ impl StepState {
             first_started_at: None,
             finished_at: None,
             history: Vec::new(),
+            notes: Vec::new(),
             undo_started_at: None,
             undo_finished_at: None,
             epoch: 0,
@@ -364,6 +370,7 @@ pub fn event_name(event: &RunEvent) -> &'static str {
         RunEvent::StepStarted { .. } => "step_started",
         RunEvent::AttemptFailed { .. } => "attempt_failed",
         RunEvent::StepSucceeded { .. } => "step_succeeded",
+        RunEvent::StepNoted { .. } => "step_noted",
         RunEvent::StepFailed { .. } => "step_failed",
         RunEvent::StepSkipped { .. } => "step_skipped",
         RunEvent::StepInterrupted { .. } => "step_interrupted",
@@ -629,6 +636,22 @@ impl RunState {
                 s.outputs = Some(outputs.clone());
                 s.status = S::Succeeded;
                 s.finished_at = Some(*at);
+                Ok(())
+            }
+            (
+                RunPhase::Running,
+                Some(S::Running),
+                E::StepNoted {
+                    step,
+                    attempt,
+                    note,
+                    ..
+                },
+            ) => {
+                if *attempt != attempts {
+                    return Err(self.attempt_error(format!("= {attempts}"), *attempt, seq, event));
+                }
+                self.touch(step).notes.push(note.clone());
                 Ok(())
             }
             (

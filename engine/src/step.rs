@@ -729,6 +729,26 @@ impl fmt::Debug for Reevaluate {
     }
 }
 
+/// Where a running attempt writes notes into its run's journal ([`StepContext::note`]).
+#[derive(Clone)]
+pub struct Notebook {
+    pub(crate) tx: tokio::sync::mpsc::UnboundedSender<Note>,
+    pub(crate) idx: usize,
+}
+
+impl fmt::Debug for Notebook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Notebook(..)")
+    }
+}
+
+/// A note on its way to the journal; `ack` answers once it is written.
+pub(crate) struct Note {
+    pub idx: usize,
+    pub note: Value,
+    pub ack: tokio::sync::oneshot::Sender<()>,
+}
+
 /// What a running step may know about where it runs.
 #[derive(Debug, Clone)]
 pub struct StepContext {
@@ -752,6 +772,11 @@ pub struct StepContext {
     pub secret_inputs: Vec<String>,
     /// The run's clock (see [`StepContext::clock`]).
     pub clock: SharedClock,
+    /// What earlier attempts of this step in this run wrote with [`StepContext::note`], oldest
+    /// first, including attempts before a resume.
+    pub notes: Vec<Value>,
+    /// Where [`StepContext::note`] writes; `None` outside a run.
+    pub notebook: Option<Notebook>,
 }
 
 impl StepContext {
@@ -766,7 +791,36 @@ impl StepContext {
             reevaluate: None,
             secret_inputs: Vec::new(),
             clock: Arc::new(VirtualClock::new(WallClock.now_ms())),
+            notes: Vec::new(),
+            notebook: None,
         }
+    }
+
+    /// Writes `note` into the run's journal and returns once it is there: write-ahead, so
+    /// that what an attempt is about to do (create a resource the cloud cannot tag as this
+    /// run's) is known to a later attempt of the step ([`StepContext::notes`]) even when this
+    /// process dies before the step finishes. Outside a run it does nothing.
+    ///
+    /// Errors: retryable `journal` when the run stopped before the note was written.
+    pub async fn note(&self, note: Value) -> Result<(), StepError> {
+        let Some(book) = &self.notebook else {
+            return Ok(());
+        };
+        let lost = || {
+            StepError::retryable(
+                "journal",
+                "the run stopped before this step's note reached the journal",
+            )
+        };
+        let (ack, written) = tokio::sync::oneshot::channel();
+        book.tx
+            .send(Note {
+                idx: book.idx,
+                note,
+                ack,
+            })
+            .map_err(|_| lost())?;
+        written.await.map_err(|_| lost())
     }
 
     /// The run's clock: what a step that waits or tells time reads (`core.sleep`,

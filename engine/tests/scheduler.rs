@@ -33,6 +33,11 @@ impl StepType for Probe {
 
     fn run<'a>(&'a self, ctx: &'a StepContext, input: &'a Outputs) -> StepFuture<'a> {
         Box::pin(async move {
+            // What earlier attempts wrote, read before this one writes its own.
+            let notes_seen = ctx.notes.clone();
+            if let Some(note) = input.get("note").filter(|n| !n.is_null()) {
+                ctx.note(note.clone()).await?;
+            }
             let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
             self.peak.fetch_max(now, Ordering::SeqCst);
             let at = || self.start.elapsed().as_millis();
@@ -66,6 +71,7 @@ impl StepType for Probe {
             }
             let mut out = Outputs::new();
             out.insert("attempt".into(), ctx.attempt.into());
+            out.insert("notes_seen".into(), Value::Array(notes_seen));
             out.insert(
                 "value".into(),
                 input.get("value").cloned().unwrap_or(Value::Null),
@@ -96,12 +102,19 @@ fn harness() -> Harness {
             .optional("kind", ValueType::String, Value::Null, "error kind")
             .optional("retryable", ValueType::Bool, Value::Null, "error retryable")
             .optional(
+                "note",
+                ValueType::Any,
+                Value::Null,
+                "written ahead into the journal",
+            )
+            .optional(
                 "value",
                 ValueType::Any,
                 Value::Null,
                 "echoed as output `value`",
             )
             .output("attempt", ValueType::Int, "the attempt that succeeded")
+            .output("notes_seen", ValueType::List, "what earlier attempts noted")
             .output("value", ValueType::Any, "the input `value`"),
         log: log.clone(),
         running: Arc::new(AtomicUsize::new(0)),
@@ -447,6 +460,61 @@ fn an_if_is_one_expression_and_spaces_around_it_do_not_count() {
     assert_eq!(
         err.0[0].hint.as_deref(),
         Some("write the whole condition inside one `${{ }}`: `if: ${{ params.a and params.b }}`")
+    );
+}
+
+/// A note is journaled before the attempt goes on, and the next attempt of the step (a retry
+/// here, a resumed run through `Prior::notes`) is handed every note written before it.
+#[tokio::test(start_paused = true)]
+async fn a_note_is_journaled_ahead_and_handed_to_the_next_attempt() {
+    let h = harness();
+    let rb = compile_ok(
+        &h,
+        r#"
+runbook: t
+steps:
+  - id: maker
+    uses: test.probe
+    with: { note: { creating: route-1 }, ms: 1000, fail_until: 1 }
+    retry: { attempts: 2, backoff: 1s }
+"#,
+    );
+    let (report, events) = run(&rb).await;
+    assert_eq!(status(&report, "maker"), StepStatus::Succeeded);
+    let outputs = report.steps[0].outputs.as_ref().unwrap();
+    assert_eq!(outputs["attempt"], 2);
+    assert_eq!(outputs["notes_seen"], json!([{"creating": "route-1"}]));
+    let order: Vec<String> = events
+        .iter()
+        .filter(|e| e.step() == Some("maker"))
+        .map(|e| drflow_engine::event_name(e).to_string())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "step_started",
+            "step_noted",
+            "attempt_failed",
+            "step_started",
+            "step_noted",
+            "step_succeeded"
+        ]
+    );
+    let state = drflow_engine::RunState::replay(&events).unwrap();
+    assert_eq!(state.step("maker").unwrap().notes.len(), 2);
+
+    // A resumed run: the notes come from the journal.
+    let mut options = RunOptions::new("test-run-2");
+    options.prior = Some(drflow_engine::Prior {
+        notes: [("maker".to_string(), vec![json!({"creating": "route-0"})])].into(),
+        ..Default::default()
+    });
+    let (_tx, rx) = watch::channel(Stop::No);
+    let (report, _) = run_with(&rb, options, rx).await;
+    let outputs = report.steps[0].outputs.as_ref().unwrap();
+    assert_eq!(
+        outputs["notes_seen"],
+        json!([{"creating": "route-0"}, {"creating": "route-1"}])
     );
 }
 

@@ -178,6 +178,18 @@ fn timeline(events: &[RunEvent], state: &RunState) -> Vec<Moment> {
                     .map(str::to_owned);
                 (*at, Some(step), "succeeded", Some(*attempt), change)
             }
+            RunEvent::StepNoted {
+                step,
+                attempt,
+                note,
+                at,
+            } => (
+                *at,
+                Some(step),
+                "noted",
+                Some(*attempt),
+                Some(note.to_string()),
+            ),
             RunEvent::StepFailed { step, error, at } => {
                 (*at, Some(step), "failed", None, Some(one_line(error)))
             }

@@ -84,7 +84,7 @@ pub struct LoadedRun {
 
 impl LoadedRun {
     /// What a resume starts from: the steps that succeeded, with their outputs, and the
-    /// attempts made so far.
+    /// attempts made so far with what they wrote down.
     pub fn prior(&self) -> Prior {
         let mut prior = Prior::default();
         for step in &self.runbook.steps {
@@ -93,6 +93,9 @@ impl LoadedRun {
             }
             if let Some(s) = self.state.step(&step.id) {
                 prior.attempts.insert(step.id.clone(), s.attempts);
+                if !s.notes.is_empty() {
+                    prior.notes.insert(step.id.clone(), s.notes.clone());
+                }
             }
         }
         prior

@@ -408,7 +408,10 @@ impl AwsBackend {
     async fn group_capacity(&self, region: &str, name: &str) -> Result<GroupCapacity, CloudError> {
         let c = self.clients();
         let rc = c.region(region).await;
-        let (groups, warm, activities) = tokio::try_join!(
+        // All three at once, but the group's answer is read first: for a group that does not
+        // exist the other two fail in their own ways (AWS a validation error, moto a 500), and
+        // the caller needs "not found".
+        let (groups, warm, activities) = tokio::join!(
             c.call(
                 Call::new(region, "autoscaling", "DescribeAutoScalingGroups"),
                 rc.autoscaling
@@ -431,12 +434,14 @@ impl AwsBackend {
                     .max_records(20)
                     .send(),
             ),
-        )?;
+        );
+        let groups = groups?;
         let g = groups
             .auto_scaling_groups()
             .iter()
             .find(|g| g.auto_scaling_group_name() == Some(name))
             .ok_or_else(|| not_found("auto scaling group", name))?;
+        let (warm, activities) = (warm?, activities?);
         let count = |f: &dyn Fn(&LifecycleState) -> bool| {
             g.instances()
                 .iter()
@@ -1972,6 +1977,16 @@ mod tests {
             .alarm_name(format!("{prefix}-latency"))
             .state_value(StateValue::Alarm)
             .state_reason("test: latency above 1 s")
+            .send()
+            .await
+            .unwrap();
+        // AWS starts a new alarm in INSUFFICIENT_DATA, moto in OK: set it, so the mapping of
+        // "unknown" is what is checked.
+        rc.cloudwatch
+            .set_alarm_state()
+            .alarm_name(format!("{prefix}-errors"))
+            .state_value(StateValue::InsufficientData)
+            .state_reason("test: no data")
             .send()
             .await
             .unwrap();

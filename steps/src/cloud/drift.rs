@@ -26,7 +26,7 @@ pub fn diff(kind: Kind, desired: &Value, actual: &Value) -> Vec<String> {
 }
 
 /// The paths where `actual` differs from `desired`, key by key, with no kind's table: only the
-/// keys `desired` names, numbers by value, lists whole. The aws backends' round-trip tests use it
+/// keys `desired` names, numbers by value at any depth, lists whole. The aws backends' round-trip tests use it
 /// to check that what a service returns is exactly what was sent.
 #[cfg(test)]
 pub(crate) fn diff_raw(desired: &Value, actual: &Value) -> Vec<String> {
@@ -46,8 +46,7 @@ pub(crate) fn diff_raw(desired: &Value, actual: &Value) -> Vec<String> {
                     }
                 }
             }
-            (Value::Number(x), Value::Number(y)) if x.as_f64() == y.as_f64() => {}
-            (x, y) if x == y => {}
+            (x, y) if same(x, y) => {}
             _ => out.push(if path.is_empty() {
                 "spec".into()
             } else {

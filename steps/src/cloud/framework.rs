@@ -254,6 +254,9 @@ pub(crate) struct Cx {
     step_type: &'static str,
     /// The run this step belongs to: what [`CREATED_BY_TAG`] says on what it creates.
     run_id: String,
+    /// The attempt's context: where a resource no tag can mark as this run's is noted before it
+    /// is created, and what earlier attempts noted.
+    ctx: StepContext,
     changes: Vec<(Change, String)>,
     owned: Vec<Value>,
 }
@@ -262,7 +265,7 @@ impl Cx {
     fn new(
         backend: Arc<dyn CloudBackend>,
         suffix: String,
-        run_id: String,
+        ctx: &StepContext,
         names: Names,
         step_type: &'static str,
     ) -> Cx {
@@ -271,7 +274,8 @@ impl Cx {
             suffix,
             names,
             step_type,
-            run_id,
+            run_id: ctx.run_id.clone(),
+            ctx: ctx.clone(),
             changes: Vec::new(),
             owned: Vec::new(),
         }
@@ -361,10 +365,26 @@ impl Cx {
         if let Some(p) = &d.parent {
             entry["parent"] = json!(p);
         }
-        self.owned.push(entry);
+        self.owned.push(entry.clone());
+        // A kind AWS cannot tag carries no mark of the run that made it: the journal does.
+        // Written ahead, so that an attempt that dies between the create and the step's end
+        // (a crash, a kill, a failed later call) leaves the next attempt knowing it is ours.
+        let intent = json!({"creating": entry});
         let actual = match b.find(&d.identity()).await? {
-            Some(r) => r,
+            Some(r) => {
+                if !d.kind.taggable() && self.ctx.notes.contains(&intent) {
+                    if let Some(last) = self.owned.last_mut() {
+                        last["created"] = json!(self.run_id);
+                    }
+                    self.changes
+                        .push((Change::Created, format!("created {label}")));
+                }
+                r
+            }
             None => {
+                if !d.kind.taggable() {
+                    self.ctx.note(intent).await?;
+                }
                 let run_id = self.run_id.clone();
                 match self.create(&d, Some(&run_id)).await? {
                     Made::Created(created) => {
@@ -1085,13 +1105,7 @@ impl StepType for CloudStep {
             // The scheduler checked the declaration already; a caller outside a run may not have.
             check_suffix(&suffix)
                 .map_err(|v| StepError::invalid_input(v.sentence("env_suffix")))?;
-            let mut cx = Cx::new(
-                backend,
-                suffix,
-                ctx.run_id.clone(),
-                self.names,
-                self.spec.name,
-            );
+            let mut cx = Cx::new(backend, suffix, ctx, self.names, self.spec.name);
             let span = tracing::info_span!("step", runbook = %ctx.runbook, step = %ctx.step_id, uses = self.spec.name);
             let out = (self.body)(&mut cx, &input).instrument(span).await?;
             Ok(cx.finish(out))
@@ -1292,7 +1306,7 @@ mod tests {
         let cx = Cx::new(
             backend,
             "prod".into(),
-            "run".into(),
+            &StepContext::detached("s"),
             &[(Kind::LoadBalancer, "alb")],
             "test.step",
         );

@@ -205,13 +205,19 @@ pub(super) async fn update(
                 let call = route_target!(call, &req.spec);
                 c.call(Call::new(region, "ec2", "ReplaceRoute"), call.send())
                     .await?;
-                // The old target is replaced, not merged.
-                if let Value::Object(m) = &mut out.spec {
-                    for k in ROUTE_TARGETS {
-                        m.remove(*k);
+                // The old target is replaced, not merged, and one ReplaceRoute covers every
+                // drifted target key (one removed, another added).
+                for k in ROUTE_TARGETS {
+                    match req.spec.get(*k) {
+                        Some(v) => set(&mut out.spec, k, v.clone()),
+                        None => {
+                            if let Value::Object(m) = &mut out.spec {
+                                m.remove(*k);
+                            }
+                        }
                     }
                 }
-                true
+                break;
             }
             (Kind::VpcPeering, "status") if str_at(&req.spec, "status") == "active" => {
                 let status = accept_peering(c, current).await?;
