@@ -2,15 +2,18 @@
 //! `.ci/run`): for each parameter file, `drflow run runbooks/provision.yaml --target aws` builds
 //! both regions; every resource is read back with the SDK's describe calls and checked against
 //! the requirement documents; a second run makes no mutating call; `runbooks/destroy.yaml` leaves
-//! no drflow resource in either region, untaggable ones included.
+//! no drflow resource in either region, untaggable ones included; and every SDK call the
+//! provision and destroy runs made is allowed by `drflow policy` of that runbook.
 //!
 //! The endpoint comes from `DRFLOW_MOTO_ENDPOINT`. Without it the tests say SKIPPED loudly, and
 //! fail when `CI` is set.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output};
 
 use drflow_steps::aws::Clients;
+use drflow_steps::policy::iam_action;
 
 #[path = "common/moto.rs"]
 #[allow(dead_code)]
@@ -19,11 +22,17 @@ mod moto;
 /// `drflow ARGS… --target aws --endpoint-url EP` with moto's dummy credentials and no shared
 /// config, so nothing of the machine's own AWS setup is read.
 fn drflow_aws(ep: &str, state: &Path, args: &[&str]) -> Output {
+    drflow_aws_logged(ep, state, args, "")
+}
+
+/// [`drflow_aws`] with `DRFLOW_LOG=log` (empty: the default log).
+fn drflow_aws_logged(ep: &str, state: &Path, args: &[&str], log: &str) -> Output {
     for f in ["no-aws-config", "no-aws-credentials"] {
         std::fs::write(state.join(f), "").expect("an empty AWS file");
     }
     Command::new(env!("CARGO_BIN_EXE_drflow"))
         .args(args)
+        .env("DRFLOW_LOG", log)
         .args(["--target", "aws", "--endpoint-url", ep])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("DRFLOW_STATE_DIR", state)
@@ -65,6 +74,70 @@ fn calls(o: &Output) -> (u64, u64) {
         .filter_map(|s| s.parse().ok())
         .collect();
     (nums[0], nums[1])
+}
+
+/// The log filter that shows every SDK call drflow makes (one debug record each, with
+/// `service` and `operation`).
+const CALL_LOG: &str = "warn,drflow::aws=debug";
+
+/// The IAM actions that authorise the SDK calls a run logged under [`CALL_LOG`], failed calls
+/// included (a describe that finds nothing still needs its permission).
+fn called_actions(o: &Output) -> BTreeSet<String> {
+    let err = String::from_utf8_lossy(&o.stderr);
+    let field = |line: &str, name: &str| -> Option<String> {
+        let at = line.find(&format!("{name}="))? + name.len() + 1;
+        let value = line[at..].split_whitespace().next()?;
+        Some(value.trim_matches('"').to_string())
+    };
+    let mut actions = BTreeSet::new();
+    for line in err.lines().filter(|l| l.contains("aws call")) {
+        let (Some(service), Some(operation)) = (field(line, "service"), field(line, "operation"))
+        else {
+            panic!("an aws call record names service and operation: {line}");
+        };
+        // STS answers GetCallerIdentity whatever the caller's policy says.
+        if (service.as_str(), operation.as_str()) != ("sts", "GetCallerIdentity") {
+            actions.insert(iam_action(&format!("{service}:{operation}")).to_string());
+        }
+    }
+    actions
+}
+
+/// The actions of `drflow policy RUNBOOK` for a layout's parameter file.
+fn policy_actions(runbook: &str, params: &str) -> BTreeSet<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_drflow"))
+        .args(["policy", runbook, "--params-file", params])
+        .args(["--account", "123456789012"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("drflow runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON policy");
+    let mut actions = BTreeSet::new();
+    for st in doc["Statement"].as_array().expect("statements") {
+        for a in st["Action"].as_array().expect("actions") {
+            let a = a.as_str().expect("an action").to_string();
+            assert!(!a.contains('*'), "{runbook}: wildcard action {a}");
+            actions.insert(a);
+        }
+    }
+    actions
+}
+
+/// Every call the moto run made is allowed by the runbook's least-privilege policy.
+fn assert_policy_covers(o: &Output, runbook: &str, params: &str) {
+    let called = called_actions(o);
+    assert!(
+        called.len() > 20,
+        "{runbook}: the run's calls were logged: {}",
+        text(o)
+    );
+    let allowed = policy_actions(runbook, params);
+    let missing: Vec<&String> = called.difference(&allowed).collect();
+    assert!(
+        missing.is_empty(),
+        "`drflow policy {runbook}` lacks actions the run called: {missing:?}"
+    );
 }
 
 /// Attributes moto accepts and does not store, so that every run finds them drifted and sets
@@ -539,10 +612,11 @@ fn provision_check_rerun_destroy(l: &Layout) {
     let ep = moto.endpoint.clone();
     let state = tempfile::tempdir().unwrap();
     let run = ["run", "runbooks/provision.yaml", "--params-file", l.params];
-    let first = drflow_aws(&ep, state.path(), &run);
+    let first = drflow_aws_logged(&ep, state.path(), &run, CALL_LOG);
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
     let (_, mutating) = calls(&first);
     assert!(mutating > 0, "the first run builds: {}", text(&first));
+    assert_policy_covers(&first, "runbooks/provision.yaml", l.params);
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let c = moto.clients();
@@ -558,7 +632,7 @@ fn provision_check_rerun_destroy(l: &Layout) {
         text(&again)
     );
 
-    let destroy = drflow_aws(
+    let destroy = drflow_aws_logged(
         &ep,
         state.path(),
         &[
@@ -568,8 +642,10 @@ fn provision_check_rerun_destroy(l: &Layout) {
             l.params,
             "--yes",
         ],
+        CALL_LOG,
     );
     assert_eq!(destroy.status.code(), Some(0), "{}", text(&destroy));
+    assert_policy_covers(&destroy, "runbooks/destroy.yaml", l.params);
     rt.block_on(check_gone(&c, l));
 }
 

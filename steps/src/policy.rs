@@ -96,7 +96,10 @@ const AMI_PARAMETER: &str = "arn:aws:ssm:${region}::parameter/aws/service/*";
 /// What finding and listing a kind's resources calls (the reads of every verb).
 fn kind_reads(kind: Kind) -> &'static [Permission] {
     match kind {
-        Kind::Vpc => &[p!("ec2:DescribeVpcs", ANY)],
+        Kind::Vpc => &[
+            p!("ec2:DescribeVpcs", ANY),
+            p!("ec2:DescribeVpcAttribute", ANY),
+        ],
         Kind::Subnet => &[p!("ec2:DescribeSubnets", ANY)],
         Kind::InternetGateway => &[p!("ec2:DescribeInternetGateways", ANY)],
         Kind::ElasticIp => &[p!("ec2:DescribeAddresses", ANY)],
@@ -118,6 +121,8 @@ fn kind_reads(kind: Kind) -> &'static [Permission] {
             p!("kms:ListResourceTags", KEY),
             p!("kms:GetKeyRotationStatus", KEY),
             p!("kms:GetKeyPolicy", KEY),
+            // The account id in the key policy drflow writes.
+            p!("sts:GetCallerIdentity", ANY),
         ],
         Kind::KmsAlias => &[p!("kms:ListAliases", ANY)],
         Kind::IamRole => &[
@@ -127,6 +132,8 @@ fn kind_reads(kind: Kind) -> &'static [Permission] {
             p!("iam:ListRolePolicies", ROLE),
             p!("iam:GetRolePolicy", ROLE),
             p!("iam:ListAttachedRolePolicies", ROLE),
+            // Deleting a role: the instance profiles it is in first.
+            p!("iam:ListInstanceProfilesForRole", ROLE),
         ],
         Kind::InstanceProfile => &[
             p!("iam:GetInstanceProfile", PROFILE),
@@ -143,11 +150,13 @@ fn kind_reads(kind: Kind) -> &'static [Permission] {
             p!("s3:GetBucketPolicy", BUCKET),
             p!("s3:GetBucketReplication", BUCKET),
             p!("s3:GetBucketLifecycleConfiguration", BUCKET),
+            p!("s3:GetBucketOwnershipControls", BUCKET),
         ],
         Kind::DynamoTable => &[
             p!("dynamodb:ListTables", ANY),
             p!("dynamodb:DescribeTable", TABLE),
             p!("dynamodb:DescribeContinuousBackups", TABLE),
+            p!("dynamodb:DescribeTimeToLive", TABLE),
             p!("dynamodb:ListTagsOfResource", TABLE),
         ],
         Kind::DbClusterParameterGroup => &[
@@ -173,6 +182,7 @@ fn kind_reads(kind: Kind) -> &'static [Permission] {
             p!("route53:ListHostedZonesByName", ANY),
             p!("route53:GetHostedZone", ZONE),
             p!("route53:ListTagsForResource", ZONE),
+            p!("route53:ListTagsForResources", ZONE),
         ],
         Kind::Certificate => &[
             p!("acm:ListCertificates", ANY),
@@ -199,6 +209,7 @@ fn kind_reads(kind: Kind) -> &'static [Permission] {
             p!("route53:ListHealthChecks", ANY),
             p!("route53:GetHealthCheck", HEALTH_CHECK),
             p!("route53:ListTagsForResource", HEALTH_CHECK),
+            p!("route53:ListTagsForResources", HEALTH_CHECK),
         ],
         Kind::DnsRecord => &[p!("route53:ListResourceRecordSets", ZONE)],
         Kind::SnsTopic => &[
@@ -320,6 +331,10 @@ fn kind_writes(kind: Kind) -> &'static [Permission] {
             p!("kms:CreateKey", ANY),
             p!("kms:ReplicateKey", KEY),
             p!("kms:EnableKeyRotation", KEY),
+            p!("kms:DisableKeyRotation", KEY),
+            p!("kms:EnableKey", KEY),
+            p!("kms:DisableKey", KEY),
+            p!("kms:UpdateKeyDescription", KEY),
             p!("kms:PutKeyPolicy", KEY),
             p!("kms:TagResource", KEY),
             p!("kms:UntagResource", KEY),
@@ -336,6 +351,7 @@ fn kind_writes(kind: Kind) -> &'static [Permission] {
         Kind::IamRole => &[
             p!("iam:CreateRole", ROLE),
             p!("iam:UpdateAssumeRolePolicy", ROLE),
+            p!("iam:UpdateRole", ROLE),
             p!("iam:PutRolePolicy", ROLE),
             p!("iam:DeleteRolePolicy", ROLE),
             p!("iam:AttachRolePolicy", ROLE),
@@ -361,6 +377,8 @@ fn kind_writes(kind: Kind) -> &'static [Permission] {
             p!("s3:PutBucketPolicy", BUCKET),
             p!("s3:PutBucketReplication", BUCKET),
             p!("s3:PutBucketLifecycleConfiguration", BUCKET),
+            p!("s3:PutBucketOwnershipControls", BUCKET),
+            p!("s3:DeleteBucketPolicy", BUCKET),
             // Emptying a bucket before deleting it (`force_destroy`).
             p!("s3:ListObjectVersions", BUCKET),
             p!("s3:DeleteObjects", "arn:aws:s3:::*/*"),
@@ -372,6 +390,7 @@ fn kind_writes(kind: Kind) -> &'static [Permission] {
             p!("dynamodb:CreateTable", TABLE),
             p!("dynamodb:UpdateTable", TABLE),
             p!("dynamodb:UpdateContinuousBackups", TABLE),
+            p!("dynamodb:UpdateTimeToLive", TABLE),
             // Replicas of a global table (version 2019.11.21) are created by UpdateTable.
             p!("dynamodb:CreateTableReplica", TABLE),
             p!("dynamodb:DeleteTableReplica", TABLE),
@@ -425,11 +444,13 @@ fn kind_writes(kind: Kind) -> &'static [Permission] {
         Kind::HostedZone => &[
             p!("route53:CreateHostedZone", ANY),
             p!("route53:ChangeTagsForResource", ZONE),
+            p!("route53:UpdateHostedZoneComment", ZONE),
             p!("route53:DeleteHostedZone", ZONE),
             p!("route53:GetChange", CHANGE),
         ],
         Kind::Certificate => &[
             p!("acm:RequestCertificate", ANY),
+            p!("acm:UpdateCertificateOptions", CERT),
             p!("acm:AddTagsToCertificate", CERT),
             p!("acm:RemoveTagsFromCertificate", CERT),
             p!("acm:DeleteCertificate", CERT),
@@ -439,6 +460,7 @@ fn kind_writes(kind: Kind) -> &'static [Permission] {
             p!("elasticloadbalancing:ModifyLoadBalancerAttributes", ELB),
             p!("elasticloadbalancing:SetSecurityGroups", ELB),
             p!("elasticloadbalancing:SetSubnets", ELB),
+            p!("elasticloadbalancing:SetIpAddressType", ELB),
             p!("elasticloadbalancing:AddTags", ELB),
             p!("elasticloadbalancing:RemoveTags", ELB),
             p!("elasticloadbalancing:DeleteLoadBalancer", ELB),
@@ -460,6 +482,9 @@ fn kind_writes(kind: Kind) -> &'static [Permission] {
             p!("autoscaling:CreateAutoScalingGroup", ASG),
             p!("autoscaling:UpdateAutoScalingGroup", ASG),
             p!("autoscaling:EnableMetricsCollection", ASG),
+            p!("autoscaling:PutWarmPool", ASG),
+            p!("autoscaling:AttachLoadBalancerTargetGroups", ASG),
+            p!("autoscaling:DetachLoadBalancerTargetGroups", ASG),
             p!("autoscaling:CreateOrUpdateTags", ASG),
             p!("autoscaling:DeleteTags", ASG),
             p!("autoscaling:DeleteAutoScalingGroup", ASG),
@@ -570,9 +595,14 @@ fn failover_action(method: &str) -> &'static [Permission] {
         "describe_auto_scaling_group" => &[
             p!("autoscaling:DescribeAutoScalingGroups", ANY),
             p!("autoscaling:DescribeWarmPool", ANY),
+            p!("autoscaling:DescribeScalingActivities", ANY),
         ],
         "update_auto_scaling_group" => &[
             p!("autoscaling:UpdateAutoScalingGroup", ASG),
+            // It answers with the group as it is then.
+            p!("autoscaling:DescribeAutoScalingGroups", ANY),
+            p!("autoscaling:DescribeWarmPool", ANY),
+            p!("autoscaling:DescribeScalingActivities", ANY),
             p!("ec2:RunInstances", EC2),
             p!("ec2:RunInstances", EC2_IMAGE),
             p!("ec2:CreateTags", EC2),
@@ -1013,6 +1043,74 @@ mod tests {
         // A read-only step gets no write.
         assert!(!has("dr.readiness", "rds:DeleteDBCluster"));
         assert!(step_actions("core.log").is_empty());
+    }
+
+    /// Every SDK call the aws backend makes (each goes through `Call::new(region, service,
+    /// "Operation")`), read from its source: some step type's policy allows it, so an operator
+    /// with `drflow policy`'s document is never denied a call drflow makes.
+    #[test]
+    fn every_sdk_call_of_the_aws_backend_is_in_some_step_types_policy() {
+        fn sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    sources(&p, out);
+                } else if p.extension().is_some_and(|x| x == "rs")
+                    && !p.ends_with("testing.rs")
+                    && !p.ends_with("tests.rs")
+                {
+                    out.push(p);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        sources(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/aws"),
+            &mut files,
+        );
+        let allowed: std::collections::BTreeSet<&str> = declared_step_types()
+            .flat_map(|t| step_actions(t).iter().map(|p| iam_action(p.action)))
+            .collect();
+        let mut seen = 0;
+        let mut missing = Vec::new();
+        for f in &files {
+            let text = std::fs::read_to_string(f).unwrap();
+            // Calls in a file's unit tests are the tests' own.
+            let text = text.split("#[cfg(test)]\nmod tests").next().unwrap();
+            let own_svc = text
+                .split("const SVC: &str = \"")
+                .nth(1)
+                .and_then(|r| r.split('"').next());
+            for call in text.split("Call::new(").skip(1) {
+                let args: Vec<&str> = call.split(')').next().unwrap().split(',').collect();
+                let [_, svc, op] = args[..] else { continue };
+                // An operation held in a variable is checked where its name is written.
+                let Some(op) = op
+                    .trim()
+                    .strip_prefix('"')
+                    .and_then(|o| o.strip_suffix('"'))
+                else {
+                    continue;
+                };
+                let svc = match svc.trim() {
+                    "SVC" => own_svc.expect("the file names its SVC"),
+                    s => s.trim_matches('"'),
+                };
+                if op.is_empty() || !op.chars().all(|c| c.is_ascii_alphanumeric()) {
+                    continue;
+                }
+                seen += 1;
+                let action = format!("{svc}:{op}");
+                if !allowed.contains(iam_action(&action)) {
+                    missing.push(format!("{action} ({})", f.display()));
+                }
+            }
+        }
+        assert!(
+            seen > 150,
+            "only {seen} calls found: is the pattern still right?"
+        );
+        assert!(missing.is_empty(), "not in any policy: {missing:#?}");
     }
 
     #[test]
