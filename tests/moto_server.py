@@ -22,6 +22,8 @@ these (docs/aws.md, "Testing against moto"):
   `Policy`. AWS changes only the attributes named.
 """
 
+import os
+
 from moto.acm.responses import AWSCertificateManagerResponse
 from moto.cloudwatch.responses import CloudWatchResponse
 from moto.core.responses import EmptyResult
@@ -95,6 +97,74 @@ def _delete_db_cluster_from_every_global_cluster(self, *args, **kwargs):
 
 
 RDSBackend.delete_db_cluster = _delete_db_cluster_from_every_global_cluster
+
+# --- opt-in, for the failover bench only ------------------------------------------------------
+# moto has no Aurora global failover and no TestDNSAnswer, so a failover run on it stops at the
+# promotion. With DRFLOW_MOTO_EMULATE=failover set, this server answers both the simplest way
+# that matches AWS's documented outcome, so that the bench (benches/failover_vs_awscli.sh) times
+# the whole sequence for drflow and for the aws CLI alike. The tests never set it: what AWS does
+# there is tested with the SDK's mock clients (steps/src/aws/failover.rs) and the sim.
+if "failover" in os.environ.get("DRFLOW_MOTO_EMULATE", "").split(","):
+    from moto.rds.responses import RDSResponse
+    from moto.route53.responses import Route53
+    from moto.route53.urls import url_paths as route53_paths
+    from moto.core.responses import ActionResult
+
+    def _global_cluster(self, identifier):
+        for backend in rds_backends[self.current_account].values():
+            if identifier in backend.global_clusters:
+                return backend.global_clusters[identifier]
+        from moto.rds.exceptions import GlobalClusterNotFoundFault
+
+        raise GlobalClusterNotFoundFault(identifier)
+
+    def _make_writer(self):
+        """FailoverGlobalCluster and SwitchoverGlobalCluster: the target member becomes the
+        writer at once (AWS takes a minute or two; the bench measures the callers)."""
+        cluster = _global_cluster(self, self._get_param("GlobalClusterIdentifier"))
+        target = self._get_param("TargetDbClusterIdentifier")
+        if not any(target in (m.db_cluster_arn, m.db_cluster_identifier) for m in cluster.members):
+            from moto.rds.exceptions import InvalidParameterValue
+
+            raise InvalidParameterValue(f"{target} is not a member of the global cluster")
+        for m in cluster.members:
+            m.is_writer = target in (m.db_cluster_arn, m.db_cluster_identifier)
+        return ActionResult({"GlobalCluster": cluster})
+
+    RDSResponse.failover_global_cluster = _make_writer
+    RDSResponse.switchover_global_cluster = _make_writer
+
+    def _test_dns_answer(self):
+        """TestDNSAnswer: what a resolver gets for the record, from the zone's record sets: the
+        heaviest weighted set, or the PRIMARY failover set (moto never fails a health check)."""
+        zone = self.backend.get_hosted_zone(self._get_param("HostedZoneId"))
+        name = self._get_param("RecordName").rstrip(".") + "."
+        rtype = self._get_param("RecordType")
+        sets = [r for r in zone.rrsets if r.name.rstrip(".") + "." == name and r.type == rtype]
+        weighted = [r for r in sets if r.weight is not None]
+        if weighted:
+            sets = [max(weighted, key=lambda r: int(r.weight))]
+        elif any(r.failover for r in sets):
+            sets = [r for r in sets if r.failover == "PRIMARY"]
+        data = []
+        for r in sets:
+            if r.alias_target:
+                # AWS answers with the alias target's addresses; its name stands for them.
+                data.append(r.alias_target.get("DNSName", "").rstrip("."))
+            data += [v["Value"] if isinstance(v, dict) else v for v in (r.records or [])]
+        return ActionResult(
+            {
+                "Nameserver": "ns-0.awsdns-00.com",
+                "RecordName": name,
+                "RecordType": rtype,
+                "RecordData": data,
+                "ResponseCode": "NOERROR" if data else "NXDOMAIN",
+                "Protocol": "UDP",
+            }
+        )
+
+    Route53.test_dns_answer = _test_dns_answer
+    route53_paths[r"{0}/(?P<api_version>[\d_-]+)/testdnsanswer$"] = Route53.dispatch
 
 if __name__ == "__main__":
     main()
