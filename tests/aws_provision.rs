@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use drflow_steps::aws::Clients;
+use drflow_steps::aws::{Clients, MOTO_DOES_NOT_STORE};
 use drflow_steps::policy::iam_action;
 
 #[path = "common/moto.rs"]
@@ -140,18 +140,6 @@ fn assert_policy_covers(o: &Output, runbook: &str, params: &str) {
     );
 }
 
-/// Attributes moto accepts and does not store, so that every run finds them drifted and sets
-/// them again (one mutating call each). AWS stores them; the aws-smithy-mocks tests of each
-/// service file check the requests that set them.
-const MOTO_DOES_NOT_STORE: &[(&str, &str)] = &[
-    ("db_instance", "performance_insights_enabled"),
-    ("db_instance", "performance_insights_kms_key_id"),
-    ("autoscaling_group", "default_instance_warmup"),
-    // moto keeps the rule but answers delete_marker_replication `Disabled` and drops
-    // source_selection_criteria.
-    ("s3_bucket", "replication.rules"),
-];
-
 /// How many repairs a run made, after checking that each changed only what moto does not
 /// store: every `~ kind name (region): a, b differed` line names such attributes, and there is
 /// no create, replacement or deletion.
@@ -175,7 +163,9 @@ fn moto_gap_repairs(o: &Output) -> u64 {
             .unwrap_or_else(|| panic!("a repair line names what differed: {line}"));
         for key in keys.split(", ") {
             assert!(
-                MOTO_DOES_NOT_STORE.contains(&(kind, key)),
+                MOTO_DOES_NOT_STORE
+                    .iter()
+                    .any(|(k, p)| k.name() == kind && *p == key),
                 "the second run repaired {kind} {key}, which moto stores: {line}\n{}",
                 text(o)
             );

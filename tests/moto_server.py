@@ -1,4 +1,4 @@
-"""moto's server, with six fixes to moto 5.2.5 where it answers differently from AWS.
+"""moto's server, with seven fixes to moto 5.2.5 where it answers differently from AWS.
 
 It starts moto as `python3 -m moto.server` would, with the same arguments. The fixes, and only
 these (docs/aws.md, "Testing against moto"):
@@ -10,9 +10,10 @@ these (docs/aws.md, "Testing against moto"):
 - S3 `GetBucketVersioning`: S3 answers `<VersioningConfiguration>`; moto's serializer names the
   root element `<GetBucketVersioningResponse>`. The AWS SDKs that check the root element (the
   Rust SDK does; botocore does not) then fail to read the answer.
-- RDS `DeleteDBCluster`: moto keeps each region's global clusters apart, so deleting a member
-  cluster in one region leaves it a member of a global cluster made through another region,
-  and the global cluster can never be deleted ("is not empty"). AWS removes the member.
+- RDS `DeleteDBCluster` and `RemoveFromGlobalCluster`: moto keeps global clusters in one
+  region's backend and looks for them in the caller's region only, so a member deleted or
+  removed in another region stays a member (a refused second CreateDBCluster even adds it
+  twice), and the global cluster can never be deleted ("is not empty"). AWS removes the member.
 - ACM `UpdateCertificateOptions`: moto stores a certificate's options (RequestCertificate takes
   them, DescribeCertificate returns them) but has no handler to change them, and answers 500.
 - KMS `ReplicateKey`: moto's replica is a shallow copy that shares the primary key's aliases, so
@@ -20,6 +21,8 @@ these (docs/aws.md, "Testing against moto"):
   AWS keeps aliases per region.
 - SQS `SetQueueAttributes`: moto clears a queue's access policy whenever the call does not name
   `Policy`. AWS changes only the attributes named.
+- EC2 `DescribeLaunchTemplates`: moto answers with the tags a template was created with, not
+  those CreateTags added later (its tag store has them). AWS answers with the current tags.
 """
 
 import os
@@ -28,6 +31,7 @@ from moto.acm.responses import AWSCertificateManagerResponse
 from moto.cloudwatch.responses import CloudWatchResponse
 from moto.core.responses import EmptyResult
 from moto.core.serialize import S3Serializer
+from moto.ec2.models.launch_templates import LaunchTemplate
 from moto.kms.models import KmsBackend
 from moto.rds.models import RDSBackend, rds_backends
 from moto.server import main
@@ -55,6 +59,10 @@ def _replicate_key_with_own_aliases(self, *args, **kwargs):
 
 
 KmsBackend.replicate_key = _replicate_key_with_own_aliases
+
+# A template's tags are read from the tag store when asked for (the setter its constructor calls
+# has nothing left to keep).
+LaunchTemplate.tags = property(lambda self: self.get_tags(), lambda self, _value: None)
 
 _set_queue_attributes = Queue._set_attributes
 
@@ -87,16 +95,43 @@ S3Serializer._serialized_result_to_response = _s3_result_with_aws_roots
 _delete_db_cluster = RDSBackend.delete_db_cluster
 
 
+def _leave_every_global_cluster(account_id, cluster_arn):
+    for backend in rds_backends[account_id].values():
+        for global_cluster in backend.global_clusters.values():
+            # Every entry: a refused second CreateDBCluster adds the member again.
+            global_cluster.members[:] = [
+                m for m in global_cluster.members if m.db_cluster_arn != cluster_arn
+            ]
+
+
 def _delete_db_cluster_from_every_global_cluster(self, *args, **kwargs):
     cluster = _delete_db_cluster(self, *args, **kwargs)
-    for backend in rds_backends[self.account_id].values():
-        for global_cluster in backend.global_clusters.values():
-            if cluster in global_cluster.members:
-                global_cluster.members.remove(cluster)
+    _leave_every_global_cluster(self.account_id, cluster.db_cluster_arn)
     return cluster
 
 
 RDSBackend.delete_db_cluster = _delete_db_cluster_from_every_global_cluster
+
+
+def _remove_from_global_cluster(self, global_cluster_identifier, db_cluster_identifier):
+    """Looks for the global cluster in every region's backend (moto keeps them in us-east-1's
+    and looks in the caller's region only, doing nothing when it is elsewhere)."""
+    for backend in rds_backends[self.account_id].values():
+        global_cluster = backend.global_clusters.get(global_cluster_identifier)
+        if global_cluster is None:
+            continue
+        arns = [
+            m.db_cluster_arn
+            for m in global_cluster.members
+            if db_cluster_identifier in (m.db_cluster_arn, m.db_cluster_identifier)
+        ]
+        for arn in arns:
+            _leave_every_global_cluster(self.account_id, arn)
+        return global_cluster
+    return None
+
+
+RDSBackend.remove_from_global_cluster = _remove_from_global_cluster
 
 # --- opt-in, for the failover bench only ------------------------------------------------------
 # moto has no Aurora global failover and no TestDNSAnswer, so a failover run on it stops at the

@@ -322,18 +322,18 @@ async fn describe_alarms(
             .await?;
         if kind == Kind::MetricAlarm {
             for a in out.metric_alarms() {
-                if let (Some(n), Some(arn)) = (a.alarm_name(), a.alarm_arn()) {
-                    if name.is_none_or(|want| want == n) {
-                        found.push((n.to_string(), arn.to_string(), metric_spec(a)));
-                    }
+                if let (Some(n), Some(arn)) = (a.alarm_name(), a.alarm_arn())
+                    && name.is_none_or(|want| want == n)
+                {
+                    found.push((n.to_string(), arn.to_string(), metric_spec(a)));
                 }
             }
         } else {
             for a in out.composite_alarms() {
-                if let (Some(n), Some(arn)) = (a.alarm_name(), a.alarm_arn()) {
-                    if name.is_none_or(|want| want == n) {
-                        found.push((n.to_string(), arn.to_string(), composite_spec(a)));
-                    }
+                if let (Some(n), Some(arn)) = (a.alarm_name(), a.alarm_arn())
+                    && name.is_none_or(|want| want == n)
+                {
+                    found.push((n.to_string(), arn.to_string(), composite_spec(a)));
                 }
             }
         }

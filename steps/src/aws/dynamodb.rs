@@ -500,10 +500,10 @@ async fn read_table(
         .and_then(|p| p.point_in_time_recovery_status())
         .is_some_and(|st| st.as_str() == "ENABLED");
     spec.insert("point_in_time_recovery".into(), json!(pitr_on));
-    if let Some(st) = t.stream_specification().filter(|st| st.stream_enabled()) {
-        if let Some(v) = st.stream_view_type() {
-            spec.insert("stream_view_type".into(), json!(v.as_str()));
-        }
+    if let Some(st) = t.stream_specification().filter(|st| st.stream_enabled())
+        && let Some(v) = st.stream_view_type()
+    {
+        spec.insert("stream_view_type".into(), json!(v.as_str()));
     }
     spec.insert(
         "deletion_protection_enabled".into(),
@@ -515,13 +515,13 @@ async fn read_table(
             rc.dynamodb.describe_time_to_live().table_name(name).send(),
         )
         .await?;
-    if let Some(d) = ttl.time_to_live_description() {
-        if let Some(attr) = d.attribute_name() {
-            let on = d
-                .time_to_live_status()
-                .is_some_and(|st| matches!(st.as_str(), "ENABLED" | "ENABLING"));
-            spec.insert("ttl".into(), json!({"attribute_name": attr, "enabled": on}));
-        }
+    if let Some(d) = ttl.time_to_live_description()
+        && let Some(attr) = d.attribute_name()
+    {
+        let on = d
+            .time_to_live_status()
+            .is_some_and(|st| matches!(st.as_str(), "ENABLED" | "ENABLING"));
+        spec.insert("ttl".into(), json!({"attribute_name": attr, "enabled": on}));
     }
     let peers: Vec<&str> = t
         .replicas()
@@ -533,16 +533,15 @@ async fn read_table(
         // Every member lists the others; the one created first is the source.
         let mut source: Option<(aws_sdk_dynamodb::primitives::DateTime, String, String)> = None;
         for peer in &peers {
-            if let Some(p) = describe(c, peer, name).await? {
-                if let Some(at) = p.creation_date_time() {
-                    if source.as_ref().is_none_or(|(t0, _, _)| at < t0) {
-                        source = Some((
-                            *at,
-                            peer.to_string(),
-                            p.table_arn().unwrap_or_default().to_string(),
-                        ));
-                    }
-                }
+            if let Some(p) = describe(c, peer, name).await?
+                && let Some(at) = p.creation_date_time()
+                && source.as_ref().is_none_or(|(t0, _, _)| at < t0)
+            {
+                source = Some((
+                    *at,
+                    peer.to_string(),
+                    p.table_arn().unwrap_or_default().to_string(),
+                ));
             }
         }
         match (source, t.creation_date_time()) {

@@ -69,10 +69,10 @@ pub(super) async fn list(
     let mut out = Vec::new();
     for (name, arn) in rules {
         // Tags first: rules drflow does not manage cost one call, not three.
-        if specs::managed(&tags_of(c, region, &arn).await?) {
-            if let Some(r) = describe(c, region, &name).await? {
-                out.push(r);
-            }
+        if specs::managed(&tags_of(c, region, &arn).await?)
+            && let Some(r) = describe(c, region, &name).await?
+        {
+            out.push(r);
         }
     }
     Ok(out)

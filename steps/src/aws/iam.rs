@@ -124,10 +124,10 @@ pub(super) async fn list(
                     .unwrap_or_default()
             }
         };
-        if managed(&tags) {
-            if let Some(found) = find(c, &Identity::new(kind, GLOBAL, &name)).await? {
-                out.push(found);
-            }
+        if managed(&tags)
+            && let Some(found) = find(c, &Identity::new(kind, GLOBAL, &name)).await?
+        {
+            out.push(found);
         }
     }
     Ok(out)

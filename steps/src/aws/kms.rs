@@ -46,10 +46,10 @@ pub(super) async fn find(c: &Clients, id: &Identity) -> Result<Option<Resource>,
                 let Some(tags) = key_tags(c, &id.region, &key_id).await? else {
                     continue;
                 };
-                if tags.get("Name") == Some(&id.name) {
-                    if let Some(r) = read_key(c, &id.region, &key_id, &id.name, tags).await? {
-                        return Ok(Some(r));
-                    }
+                if tags.get("Name") == Some(&id.name)
+                    && let Some(r) = read_key(c, &id.region, &key_id, &id.name, tags).await?
+                {
+                    return Ok(Some(r));
                 }
             }
             Ok(None)
@@ -309,18 +309,18 @@ async fn create_key(c: &Clients, req: &CreateRequest) -> Result<Resource, CloudE
         // Some emulators copy the primary's description and ignore the replica's tags: set
         // them where the replica does not show them already.
         let rc = c.region(region).await;
-        if let Some(d) = s(spec, "description") {
-            if meta.description() != Some(d) {
-                c.call(
-                    Call::new(region, "kms", "UpdateKeyDescription"),
-                    rc.kms
-                        .update_key_description()
-                        .key_id(&key_id)
-                        .description(d)
-                        .send(),
-                )
-                .await?;
-            }
+        if let Some(d) = s(spec, "description")
+            && meta.description() != Some(d)
+        {
+            c.call(
+                Call::new(region, "kms", "UpdateKeyDescription"),
+                rc.kms
+                    .update_key_description()
+                    .key_id(&key_id)
+                    .description(d)
+                    .send(),
+            )
+            .await?;
         }
         let have = key_tags(c, region, &key_id).await?.unwrap_or_default();
         let add = tags_to_set(&have, &req.tags);

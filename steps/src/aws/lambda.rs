@@ -89,10 +89,10 @@ pub(super) async fn list(
     }
     let mut out = Vec::new();
     for n in names {
-        if let Some(r) = describe(c, region, &n).await? {
-            if specs::managed(&r.tags) {
-                out.push(r);
-            }
+        if let Some(r) = describe(c, region, &n).await?
+            && specs::managed(&r.tags)
+        {
+            out.push(r);
         }
     }
     Ok(out)

@@ -411,7 +411,17 @@ pub(super) async fn delete(c: &Clients, current: &Resource) -> Result<(), CloudE
                     .global_cluster_identifier(name)
                     .send(),
             )
-            .await?;
+            .await
+            .map_err(|mut e| {
+                // RDS says a global cluster that still has members is in the wrong state:
+                // they depend on it, and go first.
+                if e.message.contains("InvalidGlobalClusterStateFault")
+                    && e.message.contains("not empty")
+                {
+                    e.kind = ErrorKind::DependencyViolation;
+                }
+                e
+            })?;
         }
         Kind::DbCluster => {
             // RDS refuses to delete a member of a global cluster: take it out first.

@@ -539,18 +539,17 @@ async fn read_bucket(
             rc.s3.get_public_access_block().bucket(bucket).send(),
         )
         .await,
-    )? {
-        if let Some(p) = p.public_access_block_configuration() {
-            spec.insert(
-                "public_access_block".into(),
-                json!({
-                    "block_public_acls": p.block_public_acls().unwrap_or(false),
-                    "ignore_public_acls": p.ignore_public_acls().unwrap_or(false),
-                    "block_public_policy": p.block_public_policy().unwrap_or(false),
-                    "restrict_public_buckets": p.restrict_public_buckets().unwrap_or(false),
-                }),
-            );
-        }
+    )? && let Some(p) = p.public_access_block_configuration()
+    {
+        spec.insert(
+            "public_access_block".into(),
+            json!({
+                "block_public_acls": p.block_public_acls().unwrap_or(false),
+                "ignore_public_acls": p.ignore_public_acls().unwrap_or(false),
+                "block_public_policy": p.block_public_policy().unwrap_or(false),
+                "restrict_public_buckets": p.restrict_public_buckets().unwrap_or(false),
+            }),
+        );
     }
     if let Some(o) = absent(
         c.call(
@@ -558,13 +557,12 @@ async fn read_bucket(
             rc.s3.get_bucket_ownership_controls().bucket(bucket).send(),
         )
         .await,
-    )? {
-        if let Some(rule) = o.ownership_controls().and_then(|x| x.rules().first()) {
-            spec.insert(
-                "object_ownership".into(),
-                json!(rule.object_ownership().as_str()),
-            );
-        }
+    )? && let Some(rule) = o.ownership_controls().and_then(|x| x.rules().first())
+    {
+        spec.insert(
+            "object_ownership".into(),
+            json!(rule.object_ownership().as_str()),
+        );
     }
     if let Some(p) = absent(
         c.call(
@@ -572,10 +570,9 @@ async fn read_bucket(
             rc.s3.get_bucket_policy().bucket(bucket).send(),
         )
         .await,
-    )? {
-        if let Some(doc) = p.policy() {
-            spec.insert("policy".into(), decode_policy(doc));
-        }
+    )? && let Some(doc) = p.policy()
+    {
+        spec.insert("policy".into(), decode_policy(doc));
     }
     if let Some(rep) = absent(
         c.call(
@@ -583,14 +580,13 @@ async fn read_bucket(
             rc.s3.get_bucket_replication().bucket(bucket).send(),
         )
         .await,
-    )? {
-        if let Some(conf) = rep.replication_configuration() {
-            let rules: Vec<Value> = conf.rules().iter().map(read_rule).collect();
-            spec.insert(
-                "replication".into(),
-                json!({"role": conf.role(), "rules": rules}),
-            );
-        }
+    )? && let Some(conf) = rep.replication_configuration()
+    {
+        let rules: Vec<Value> = conf.rules().iter().map(read_rule).collect();
+        spec.insert(
+            "replication".into(),
+            json!({"role": conf.role(), "rules": rules}),
+        );
     }
     let tags = bucket_tags(c, r, bucket).await?;
     Ok(Some(resource(

@@ -74,10 +74,10 @@ pub(super) async fn list(
         Kind::SnsTopic => {
             let mut out = Vec::new();
             for arn in topic_arns(c, region).await? {
-                if let Some(r) = describe_topic(c, region, &arn).await? {
-                    if specs::managed(&r.tags) {
-                        out.push(r);
-                    }
+                if let Some(r) = describe_topic(c, region, &arn).await?
+                    && specs::managed(&r.tags)
+                {
+                    out.push(r);
                 }
             }
             Ok(out)

@@ -90,10 +90,10 @@ pub(super) async fn list(
     let mut out = Vec::new();
     for url in urls {
         let name = url.rsplit('/').next().unwrap_or("").to_string();
-        if let Some(r) = describe(c, region, &name, &url).await? {
-            if specs::managed(&r.tags) {
-                out.push(r);
-            }
+        if let Some(r) = describe(c, region, &name, &url).await?
+            && specs::managed(&r.tags)
+        {
+            out.push(r);
         }
     }
     Ok(out)
@@ -207,10 +207,10 @@ fn attributes(
 ) -> Result<Vec<(QueueAttributeName, String)>, CloudError> {
     let wanted = |key: &str| spec.get(key).is_some() && only.is_none_or(|d| drifted(d, key));
     let mut out = Vec::new();
-    if wanted("kms_master_key_id") {
-        if let Some(k) = specs::text(spec, "kms_master_key_id") {
-            out.push((QueueAttributeName::KmsMasterKeyId, k.to_string()));
-        }
+    if wanted("kms_master_key_id")
+        && let Some(k) = specs::text(spec, "kms_master_key_id")
+    {
+        out.push((QueueAttributeName::KmsMasterKeyId, k.to_string()));
     }
     for (key, attr) in INT_ATTRS {
         if wanted(key) {

@@ -84,6 +84,16 @@ pub(crate) fn unique(prefix: &str) -> String {
     format!("{prefix}-{:08x}", h.finish() as u32)
 }
 
+pub(crate) use super::MOTO_DOES_NOT_STORE;
+
+/// `drift` without the paths moto does not store for `kind`.
+pub(crate) fn beyond_moto_gaps(kind: Kind, drift: Vec<String>) -> Vec<String> {
+    drift
+        .into_iter()
+        .filter(|p| !MOTO_DOES_NOT_STORE.contains(&(kind, p.as_str())))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,23 +131,4 @@ mod tests {
             ("sts", "GetCallerIdentity", false)
         );
     }
-}
-
-/// Attributes moto accepts and does not store, by kind: a find on moto never returns them, so
-/// they show as drift there. AWS stores them (docs/aws.md, "Testing against moto").
-pub(crate) const MOTO_DOES_NOT_STORE: &[(Kind, &str)] = &[
-    (Kind::DbInstance, "performance_insights_enabled"),
-    (Kind::DbInstance, "performance_insights_kms_key_id"),
-    (Kind::AutoScalingGroup, "default_instance_warmup"),
-    // moto keeps the rule but answers delete_marker_replication `Disabled` and drops
-    // source_selection_criteria.
-    (Kind::S3Bucket, "replication.rules"),
-];
-
-/// `drift` without the paths moto does not store for `kind`.
-pub(crate) fn beyond_moto_gaps(kind: Kind, drift: Vec<String>) -> Vec<String> {
-    drift
-        .into_iter()
-        .filter(|p| !MOTO_DOES_NOT_STORE.contains(&(kind, p.as_str())))
-        .collect()
 }

@@ -166,7 +166,11 @@ pub trait CloudBackend: FailoverApi + Send + Sync {
         parent: Option<&'a str>,
     ) -> CloudFuture<'a, Vec<Resource>>;
 
-    /// Creates a resource; `Conflict` when one exists at its identity already.
+    /// Creates a resource. When one exists at its identity already: `Conflict` where the cloud
+    /// refuses a second, or the one that exists where its create is idempotent (AWS's SNS
+    /// CreateTopic and SQS CreateQueue answer with the existing topic or queue). A kind [named
+    /// by a tag](Kind::named_by_tag) may have two of a name on AWS (nothing refuses a second VPC
+    /// called `vpc-prod`), so callers find first; the sim refuses the second all the same.
     fn create<'a>(&'a self, request: &'a CreateRequest) -> CloudFuture<'a, Resource>;
 
     /// Changes `current` (as found) to what `request` asks: the paths in `request.drifted`

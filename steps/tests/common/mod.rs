@@ -17,9 +17,10 @@ pub const RUN_ID: &str = "test-run";
 
 /// A simulated cloud of its own.
 pub struct Cloud {
-    pub dir: tempfile::TempDir,
+    // Dropped in this order: the sim saves its world into `dir` when it goes.
     pub sim: Arc<SimBackend>,
     pub registry: Registry,
+    pub dir: tempfile::TempDir,
 }
 
 impl Cloud {
