@@ -118,11 +118,13 @@ impl fmt::Display for ResourceChange {
     /// `+ vpc vpc-eu (eu-south-1)`, `~ sqs_queue q-eu (eu-south-1): visibility_timeout_seconds
     /// drifted`, `-/+ … : why it is replaced`, `- …`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} {}", self.action.mark(), self.kind, self.name)?;
-        if let Some(p) = &self.parent {
-            write!(f, " in {p}")?;
-        }
-        write!(f, " ({})", self.region)?;
+        let label = crate::backend::Label {
+            kind: &self.kind,
+            name: &self.name,
+            parent: self.parent.as_deref(),
+            region: &self.region,
+        };
+        write!(f, "{} {label}", self.action.mark())?;
         match (&self.detail, self.action) {
             (Some(d), Action::Update) => write!(f, ": {d} drifted"),
             (Some(d), _) => write!(f, ": {d}"),

@@ -32,8 +32,8 @@ use std::time::Duration;
 use common::Cloud;
 use drflow_steps::aws::{AwsBackend, AwsSettings, MOTO_DOES_NOT_STORE, StaticKeys};
 use drflow_steps::backend::{
-    CloudBackend, CreateRequest, ErrorKind, Identity, KeyClass, Kind, Resource, ResourceState,
-    UpdateRequest,
+    CloudBackend, CreateRequest, ErrorKind, Identity, KeyClass, Kind, Label, Resource,
+    ResourceState, UpdateRequest,
 };
 use drflow_steps::{SimBackend, spec_drift};
 use serde_json::{Value, json};
@@ -183,10 +183,13 @@ fn identity(r: &CreateRequest) -> Identity {
 }
 
 fn label(r: &CreateRequest) -> String {
-    match &r.parent {
-        Some(p) => format!("{} {} in {p} ({})", r.kind, r.name, r.region),
-        None => format!("{} {} ({})", r.kind, r.name, r.region),
+    Label {
+        kind: r.kind.name(),
+        name: &r.name,
+        parent: r.parent.as_deref(),
+        region: &r.region,
     }
+    .to_string()
 }
 
 fn set_path(v: &mut Value, path: &str, new: Value) {
@@ -254,9 +257,9 @@ async fn conform(target: &str, b: &dyn CloudBackend, cases: &[Case], mut refs: R
         assert_eq!(found.id, r.id, "{what}: find returned another resource");
         // AWS keeps no name of a kind named by a tag unique: a second create would make a
         // second resource there.
-        if !req.kind.named_by_tag()
-            && !(target == "moto" && MOTO_MAKES_DUPLICATES.contains(&req.kind))
-        {
+        let may_duplicate = req.kind.named_by_tag()
+            || (target == "moto" && MOTO_MAKES_DUPLICATES.contains(&req.kind));
+        if !may_duplicate {
             match b.create(&req).await {
                 Err(e) if e.kind == ErrorKind::Conflict => {}
                 // An idempotent create (SNS topics, SQS queues) answers with the one there is.

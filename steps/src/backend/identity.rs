@@ -17,7 +17,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Kind, Tags};
+use super::{Kind, Resource, Tags};
 
 /// Where a resource is: what `find` looks up and what `create` makes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -115,5 +115,40 @@ impl Kind {
                 | Kind::Dashboard
                 | Kind::GlobalCluster
         )
+    }
+}
+
+/// How a resource is named to a person: `route 0.0.0.0/0 in rtb-0a1b (eu-south-1)` for a
+/// child, `vpc vpc-prod-eu (eu-south-1)` for the rest.
+#[derive(Debug, Clone, Copy)]
+pub struct Label<'a> {
+    /// The kind's name (`route`, `vpc`).
+    pub kind: &'a str,
+    /// The resource's name.
+    pub name: &'a str,
+    /// The id of the resource it lives in, for a child kind.
+    pub parent: Option<&'a str>,
+    /// Its region, or [`GLOBAL`](super::GLOBAL).
+    pub region: &'a str,
+}
+
+impl<'a> Label<'a> {
+    /// The label of a resource as the cloud returned it.
+    pub fn of(r: &'a Resource) -> Label<'a> {
+        Label {
+            kind: r.kind.name(),
+            name: &r.name,
+            parent: r.parent.as_deref(),
+            region: &r.region,
+        }
+    }
+}
+
+impl std::fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.parent {
+            Some(p) => write!(f, "{} {} in {p} ({})", self.kind, self.name, self.region),
+            None => write!(f, "{} {} ({})", self.kind, self.name, self.region),
+        }
     }
 }

@@ -25,7 +25,7 @@ pub use failover::{
     GlobalClusterMember, GlobalClusterStatus, GroupCapacity, HealthCheckStatus, MetricQuery,
     ProbeResult, RecordSet, TargetHealth, not_found,
 };
-pub use identity::{Identity, UpdateRequest};
+pub use identity::{Identity, Label, UpdateRequest};
 pub use keys::{KeyClass, Normaliser, SpecKey, as_returned, strip_write_only};
 pub use kind::{GLOBAL, IdStyle, Kind, NameRule, Replacement};
 

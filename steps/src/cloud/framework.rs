@@ -15,7 +15,6 @@
 //! same across resumes, so a resource created by an attempt that crashed before its success was
 //! journaled, and found by the attempt on resume, is still deleted.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,8 +26,8 @@ use serde_json::{Value, json};
 use tracing::Instrument;
 
 use crate::backend::{
-    CloudBackend, CloudError, CreateRequest, ErrorKind, Identity, Kind, Replacement, Resource,
-    Tags, UpdateRequest,
+    CloudBackend, CloudError, CreateRequest, ErrorKind, Identity, Kind, Label, Replacement,
+    Resource, Tags, UpdateRequest,
 };
 use crate::cloud::drift::diff;
 use crate::target::LazyBackend;
@@ -63,7 +62,7 @@ fn resource_event(change: &str, r: Label<'_>, id: &str, detail: &str) {
     tracing::info!(
         target: RESOURCE_EVENTS,
         change,
-        kind = r.kind.name(),
+        kind = r.kind,
         name = r.name,
         parent = r.parent.unwrap_or_default(),
         region = r.region,
@@ -71,36 +70,6 @@ fn resource_event(change: &str, r: Label<'_>, id: &str, detail: &str) {
         detail,
         "{change} {r}"
     );
-}
-
-/// How a resource is named to a person: `route 0.0.0.0/0 in rtb-0a1b (eu-south-1)` for a
-/// child, `vpc vpc-prod-eu (eu-south-1)` for the rest.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Label<'a> {
-    pub kind: Kind,
-    pub name: &'a str,
-    pub parent: Option<&'a str>,
-    pub region: &'a str,
-}
-
-impl<'a> Label<'a> {
-    fn of(r: &'a Resource) -> Label<'a> {
-        Label {
-            kind: r.kind,
-            name: &r.name,
-            parent: r.parent.as_deref(),
-            region: &r.region,
-        }
-    }
-}
-
-impl fmt::Display for Label<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.parent {
-            Some(p) => write!(f, "{} {} in {p} ({})", self.kind, self.name, self.region),
-            None => write!(f, "{} {} ({})", self.kind, self.name, self.region),
-        }
-    }
 }
 
 /// What a step did to one resource.
@@ -356,7 +325,7 @@ impl Cx {
         }
         let b = Arc::clone(&self.backend);
         let label = Label {
-            kind: d.kind,
+            kind: d.kind.name(),
             name: &d.name,
             parent: d.parent.as_deref(),
             region: &d.region,
@@ -628,7 +597,7 @@ impl Cx {
         resource_event(
             "replaced",
             Label {
-                kind: d.kind,
+                kind: d.kind.name(),
                 name: &d.name,
                 parent: d.parent.as_deref(),
                 region: &d.region,

@@ -45,10 +45,13 @@ impl ResourceRef {
 
 impl fmt::Display for ResourceRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.parent {
-            Some(p) => write!(f, "{} {} in {p} ({})", self.kind, self.name, self.region),
-            None => write!(f, "{} {} ({})", self.kind, self.name, self.region),
+        crate::backend::Label {
+            kind: &self.kind,
+            name: &self.name,
+            parent: self.parent.as_deref(),
+            region: &self.region,
         }
+        .fmt(f)
     }
 }
 
