@@ -13,6 +13,10 @@
 //!   where the cloud's create is idempotent (not tried for kinds named by a tag, which AWS
 //!   lets two resources share);
 //! - `list` of its kind (under its parent) holds it;
+//! - the failover runbook's typed actions agree with what was made: alarms described, a
+//!   group's desired capacity changed and read back, a record's weight set and the other kept,
+//!   a message published to every topic, the global cluster's members and its one writer, the
+//!   target groups' health;
 //! - `update` adds a tag to a taggable kind (the spec unchanged), and changes a value where
 //!   [`value_update`] names one for the kind;
 //! - then, newest first, `delete` (a `DependencyViolation` waits for a later pass),
@@ -32,8 +36,8 @@ use std::time::Duration;
 use common::Cloud;
 use drflow_steps::aws::{AwsBackend, AwsSettings, MOTO_DOES_NOT_STORE, StaticKeys};
 use drflow_steps::backend::{
-    CloudBackend, CreateRequest, ErrorKind, Identity, KeyClass, Kind, Label, Resource,
-    ResourceState, UpdateRequest,
+    CloudBackend, CreateRequest, ErrorKind, Identity, Kind, Label, Resource, ResourceState,
+    UpdateRequest,
 };
 use drflow_steps::{SimBackend, spec_drift};
 use serde_json::{Value, json};
@@ -70,11 +74,9 @@ async fn recorded(params: &str, suffix: &str, domain: &str) -> Vec<Case> {
         .all()
         .into_iter()
         .map(|r| {
-            let mut spec = r.spec.clone();
-            // What the cloud decides is not asked for.
-            if let Value::Object(m) = &mut spec {
-                m.retain(|k, _| r.kind.key_class(k) != KeyClass::Computed);
-            }
+            // The spec as the step asked for it, computed keys included: some are asked for
+            // at creation and decided by the cloud afterwards (a cluster's `global_role`).
+            let spec = r.spec.clone();
             let mut tags = r.tags.clone();
             tags.remove(CREATED_BY_TAG);
             let request = CreateRequest {
@@ -306,6 +308,8 @@ async fn conform(target: &str, b: &dyn CloudBackend, cases: &[Case], mut refs: R
         );
     }
 
+    typed_actions(target, b, &made).await;
+
     // Updates: a tag on every taggable kind; a value where the kind has a simple one.
     let mut values = 0;
     for (req, r) in &made {
@@ -392,6 +396,156 @@ async fn conform(target: &str, b: &dyn CloudBackend, cases: &[Case], mut refs: R
             blocked.iter().map(|r| label(r)).collect::<Vec<_>>()
         );
         pending = blocked;
+    }
+}
+
+fn of_kind(made: &[(CreateRequest, Resource)], kind: Kind) -> Vec<&Resource> {
+    made.iter()
+        .filter(|(r, _)| r.kind == kind)
+        .map(|(_, r)| r)
+        .collect()
+}
+
+/// The failover runbook's typed actions ([`drflow_steps::backend::FailoverApi`]) on what the
+/// replay made, where both the sim and moto have them: what each returns agrees with the
+/// resources, and what an action changes, the matching read shows.
+async fn typed_actions(target: &str, b: &dyn CloudBackend, made: &[(CreateRequest, Resource)]) {
+    // Alarms: every alarm made is described, by a prefix of its name.
+    for a in of_kind(made, Kind::MetricAlarm) {
+        let got = b
+            .describe_alarms(&a.region, Some(&a.name))
+            .await
+            .unwrap_or_else(|e| panic!("{target}: describe_alarms {}: {e}", a.name));
+        assert!(
+            got.iter().any(|s| s.name == a.name && s.region == a.region),
+            "{target}: describe_alarms does not show {}",
+            a.name
+        );
+    }
+
+    // Auto Scaling: the group's sizes as made; one more instance asked for shows.
+    let groups = of_kind(made, Kind::AutoScalingGroup);
+    assert!(!groups.is_empty());
+    for g in groups {
+        let what = format!("{target}: group {} ({})", g.name, g.region);
+        let before = b
+            .describe_auto_scaling_group(&g.region, &g.name)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: describe: {e}"));
+        assert_eq!(
+            u64::from(before.desired_capacity),
+            g.spec["desired_capacity"].as_u64().unwrap(),
+            "{what}"
+        );
+        let want = (before.desired_capacity + 1).min(before.max_size);
+        let after = b
+            .update_auto_scaling_group(&g.region, &g.name, None, None, Some(want))
+            .await
+            .unwrap_or_else(|e| panic!("{what}: update: {e}"));
+        assert_eq!(
+            (after.desired_capacity, after.min_size, after.max_size),
+            (want, before.min_size, before.max_size),
+            "{what}: only the desired capacity changes"
+        );
+        let read = b
+            .describe_auto_scaling_group(&g.region, &g.name)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: describe: {e}"));
+        assert_eq!(read.desired_capacity, want, "{what}");
+        b.update_auto_scaling_group(
+            &g.region,
+            &g.name,
+            None,
+            None,
+            Some(before.desired_capacity),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{what}: update back: {e}"));
+    }
+
+    // Route 53: the weighted records as made; a weight set shows, the other record kept.
+    let weighted: Vec<&Resource> = of_kind(made, Kind::DnsRecord)
+        .into_iter()
+        .filter(|r| r.spec.get("weight").is_some_and(|w| !w.is_null()))
+        .collect();
+    if let Some(r) = weighted.first() {
+        let zone = r.parent.as_deref().unwrap();
+        let name = r.spec["name"].as_str().unwrap();
+        let set = r.spec["set_identifier"].as_str().unwrap();
+        let what = format!("{target}: record {name} {set}");
+        let listed = b
+            .list_resource_record_sets(zone, name)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: list: {e}"));
+        assert_eq!(listed.len(), weighted.len(), "{what}: {listed:?}");
+        let old = r.spec["weight"].as_u64().unwrap() as u8;
+        let new = if old == 0 { 7 } else { old - 1 };
+        let change = b
+            .set_record_weight(zone, name, r.spec["type"].as_str().unwrap(), set, new)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: set weight: {e}"));
+        b.get_change(&change.id)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: get_change: {e}"));
+        let listed = b.list_resource_record_sets(zone, name).await.unwrap();
+        let weight_of = |id: &str| {
+            listed
+                .iter()
+                .find(|s| s.set_identifier.as_deref() == Some(id))
+                .and_then(|s| s.weight)
+        };
+        assert_eq!(weight_of(set), Some(new), "{what}");
+        for other in &weighted[1..] {
+            let id = other.spec["set_identifier"].as_str().unwrap();
+            assert_eq!(
+                weight_of(id).map(u64::from),
+                other.spec["weight"].as_u64(),
+                "{what}: {id} kept its weight"
+            );
+        }
+        b.set_record_weight(zone, name, r.spec["type"].as_str().unwrap(), set, old)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: set weight back: {e}"));
+    }
+
+    // SNS: a message to every topic gets an id.
+    for t in of_kind(made, Kind::SnsTopic) {
+        let id = b
+            .publish(&t.region, &t.arn, "conformance", "a test message")
+            .await
+            .unwrap_or_else(|e| panic!("{target}: publish to {}: {e}", t.arn));
+        assert!(!id.is_empty(), "{target}: publish returned no message id");
+    }
+
+    // Aurora: the global cluster's members are the clusters made, one writer.
+    let clusters = of_kind(made, Kind::DbCluster);
+    for g in of_kind(made, Kind::GlobalCluster) {
+        let what = format!("{target}: global cluster {}", g.name);
+        let status = b
+            .describe_global_cluster(&g.name)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: describe: {e}"));
+        let mut members: Vec<&str> = status
+            .members
+            .iter()
+            .map(|m| m.db_cluster_arn.as_str())
+            .collect();
+        members.sort_unstable();
+        let mut want: Vec<&str> = clusters.iter().map(|c| c.arn.as_str()).collect();
+        want.sort_unstable();
+        assert_eq!(members, want, "{what}");
+        assert_eq!(
+            status.members.iter().filter(|m| m.is_writer).count(),
+            1,
+            "{what}: one writer"
+        );
+    }
+
+    // Target groups: their health reads.
+    for tg in of_kind(made, Kind::TargetGroup) {
+        b.describe_target_health(&tg.region, &tg.arn)
+            .await
+            .unwrap_or_else(|e| panic!("{target}: describe_target_health {}: {e}", tg.name));
     }
 }
 
