@@ -208,5 +208,9 @@ if [ "$AWSCLI_ONLY" = 0 ]; then
     DRFLOW_S="$(elapsed "$t0" "$t1")"
     echo "drflow: $DRFLOW_S s wall (exit $status); $(aws_line failover)"
     [ "$status" = 0 ] || grep -E '^(error|  [a-z_]+ failed|.*failed:)' "$WORK/failover.err" | head -5 || true
+    if [ "$status" != 0 ]; then
+        echo "drflow's failover failed: no ratio (the two halves did not do the same work)" >&2
+        exit 1
+    fi
     python3 -c "import sys; c, d = float(sys.argv[1]), float(sys.argv[2]); print(f'ratio: aws CLI / drflow = {c / d:.1f}x')" "$CLI_S" "$DRFLOW_S"
 fi

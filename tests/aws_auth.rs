@@ -131,23 +131,7 @@ fn statement(effect: &str, action: &str) -> serde_json::Value {
 /// `drflow ARGS… --target aws --endpoint-url EP` signed with `keys`, nothing of the machine's
 /// own AWS set-up read.
 fn drflow(endpoint: &str, state: &Path, keys: &StaticKeys, args: &[&str]) -> Output {
-    let none = state.join("no-aws-files");
-    std::fs::write(&none, "").expect("empty file");
-    Command::new(env!("CARGO_BIN_EXE_drflow"))
-        .args(args)
-        .args(["--target", "aws", "--endpoint-url", endpoint])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("DRFLOW_STATE_DIR", state)
-        .env("NO_COLOR", "1")
-        .env("AWS_ACCESS_KEY_ID", &keys.access_key_id)
-        .env("AWS_SECRET_ACCESS_KEY", &keys.secret_access_key)
-        .env("AWS_CONFIG_FILE", &none)
-        .env("AWS_SHARED_CREDENTIALS_FILE", &none)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_SESSION_TOKEN")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("DRFLOW_TARGET")
+    moto::drflow_aws(endpoint, state, keys, args)
         .output()
         .expect("drflow runs")
 }

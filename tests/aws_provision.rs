@@ -27,27 +27,8 @@ fn drflow_aws(ep: &str, state: &Path, args: &[&str]) -> Output {
 
 /// [`drflow_aws`] with `DRFLOW_LOG=log` (empty: the default log).
 fn drflow_aws_logged(ep: &str, state: &Path, args: &[&str], log: &str) -> Output {
-    for f in ["no-aws-config", "no-aws-credentials"] {
-        std::fs::write(state.join(f), "").expect("an empty AWS file");
-    }
-    Command::new(env!("CARGO_BIN_EXE_drflow"))
-        .args(args)
+    moto::drflow_aws(ep, state, &moto::testing_keys(), args)
         .env("DRFLOW_LOG", log)
-        .args(["--target", "aws", "--endpoint-url", ep])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("DRFLOW_STATE_DIR", state)
-        .env("NO_COLOR", "1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_CONFIG_FILE", state.join("no-aws-config"))
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            state.join("no-aws-credentials"),
-        )
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("DRFLOW_TARGET")
         .output()
         .expect("drflow runs")
 }

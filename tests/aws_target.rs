@@ -115,31 +115,14 @@ fn closed_port() -> u16 {
 fn an_unreachable_endpoint_fails_the_run_with_one_clear_line_and_keeps_the_journal() {
     let state = tempfile::tempdir().expect("dir");
     let endpoint = format!("http://127.0.0.1:{}", closed_port());
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_drflow"))
-        .args([
-            "run",
-            "runbooks/provision.yaml",
-            "--target",
-            "aws",
-            "--endpoint-url",
-            &endpoint,
-            "--timeout",
-            "2m",
-            "--yes",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("DRFLOW_STATE_DIR", state.path())
-        .env("NO_COLOR", "1")
-        .env_remove("DRFLOW_TARGET")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("AWS_PROFILE")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .expect("drflow runs");
+    let out = moto::drflow_aws(
+        &endpoint,
+        state.path(),
+        &moto::testing_keys(),
+        &["run", "runbooks/provision.yaml", "--timeout", "2m", "--yes"],
+    )
+    .output()
+    .expect("drflow runs");
     let err = stderr(&out);
     assert_ne!(out.status.code(), Some(0), "{err}");
     assert_ne!(out.status.code(), Some(2), "the input was valid: {err}");
@@ -177,39 +160,26 @@ fn an_unreachable_endpoint_fails_the_run_with_one_clear_line_and_keeps_the_journ
 
     // Fixed: the endpoint answers. The same run goes on and finishes.
     let Some(moto) = moto::moto() else { return };
-    let resumed = std::process::Command::new(env!("CARGO_BIN_EXE_drflow"))
-        .args(["resume", run_id, "--target", "aws", "--endpoint-url"])
-        .arg(&moto.endpoint)
-        .args(["--output", "json"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("DRFLOW_STATE_DIR", state.path())
-        .env("NO_COLOR", "1")
-        .envs(moto.envs())
-        .env_remove("DRFLOW_TARGET")
-        .env_remove("AWS_ENDPOINT_URL")
-        .output()
-        .expect("drflow runs");
+    let resumed = moto::drflow_aws(
+        &moto.endpoint,
+        state.path(),
+        &moto::testing_keys(),
+        &["resume", run_id, "--output", "json"],
+    )
+    .output()
+    .expect("drflow runs");
     assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
     let doc: serde_json::Value = serde_json::from_slice(&resumed.stdout).expect("json");
     assert_eq!(doc["run_id"], run_id, "the same run");
     assert_eq!(doc["status"], "succeeded");
     // Leave the shared moto as it was: destroy what the run built.
-    let destroy = std::process::Command::new(env!("CARGO_BIN_EXE_drflow"))
-        .args([
-            "run",
-            "runbooks/destroy.yaml",
-            "--yes",
-            "--target",
-            "aws",
-            "--endpoint-url",
-        ])
-        .arg(&moto.endpoint)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("DRFLOW_STATE_DIR", state.path())
-        .envs(moto.envs())
-        .env_remove("DRFLOW_TARGET")
-        .env_remove("AWS_ENDPOINT_URL")
-        .output()
-        .expect("drflow runs");
+    let destroy = moto::drflow_aws(
+        &moto.endpoint,
+        state.path(),
+        &moto::testing_keys(),
+        &["run", "runbooks/destroy.yaml", "--yes"],
+    )
+    .output()
+    .expect("drflow runs");
     assert_eq!(destroy.status.code(), Some(0), "{}", stderr(&destroy));
 }

@@ -1,7 +1,8 @@
 """moto's server, with seven fixes to moto 5.2.5 where it answers differently from AWS.
 
 It starts moto as `python3 -m moto.server` would, with the same arguments. The fixes, and only
-these (docs/aws.md, "Testing against moto"):
+these (docs/aws.md, "Testing against moto"; the opt-in emulation at the end of the file is for
+the failover bench alone):
 
 - CloudWatch `PutCompositeAlarm`: moto stores composite alarms (its PutMetricAlarm handler reads
   `AlarmRule` "to re-use this method for composite alarms as well", DescribeAlarms returns them
@@ -149,9 +150,9 @@ if "failover" in os.environ.get("DRFLOW_MOTO_EMULATE", "").split(","):
         for backend in rds_backends[self.current_account].values():
             if identifier in backend.global_clusters:
                 return backend.global_clusters[identifier]
-        from moto.rds.exceptions import GlobalClusterNotFoundFault
+        from moto.rds.exceptions import RDSClientError
 
-        raise GlobalClusterNotFoundFault(identifier)
+        raise RDSClientError("GlobalClusterNotFoundFault", f"{identifier} not found")
 
     def _make_writer(self):
         """FailoverGlobalCluster and SwitchoverGlobalCluster: the target member becomes the

@@ -5,6 +5,9 @@
 //! `DRFLOW_MOTO_ENDPOINT`. Without it a test fails in CI (`CI` set) and skips loudly elsewhere.
 //! moto is shared by tests running in parallel: name everything with [`unique`].
 
+use std::path::Path;
+use std::process::Command;
+
 use drflow_steps::aws::{AwsSettings, Clients, StaticKeys};
 
 /// The environment variable holding moto's endpoint, e.g. `http://127.0.0.1:5106`.
@@ -47,20 +50,29 @@ impl Moto {
             profile: None,
         })
     }
+}
 
-    /// What a `drflow … --target aws` child process needs to reach this moto with dummy
-    /// credentials, whatever the developer's own AWS environment holds.
-    pub fn envs(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_ACCESS_KEY_ID", "testing".to_string()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
-            ("AWS_SESSION_TOKEN", String::new()),
-            ("AWS_PROFILE", String::new()),
-            ("AWS_CONFIG_FILE", "/dev/null".to_string()),
-            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".to_string()),
-            ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
-        ]
-    }
+/// `drflow ARGS… --target aws --endpoint-url ENDPOINT` in the repository, its state in
+/// `state`, signed with `keys`, and nothing of the machine's own AWS set-up: no shared config
+/// or credentials file, no profile or session token, no instance metadata, no
+/// `AWS_ENDPOINT_URL` or `DRFLOW_TARGET`. The caller adds what its case needs and runs it.
+pub fn drflow_aws(endpoint: &str, state: &Path, keys: &StaticKeys, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_drflow"));
+    c.args(args)
+        .args(["--target", "aws", "--endpoint-url", endpoint])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("DRFLOW_STATE_DIR", state)
+        .env("NO_COLOR", "1")
+        .env("AWS_ACCESS_KEY_ID", &keys.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &keys.secret_access_key)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("DRFLOW_TARGET");
+    c
 }
 
 /// The dummy key pair moto accepts.

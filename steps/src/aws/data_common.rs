@@ -137,40 +137,18 @@ pub(super) mod testing {
     //! The moto rule of every data-tier test: the endpoint from `DRFLOW_MOTO_ENDPOINT`; unset,
     //! a failure in CI and a loud skip elsewhere.
 
-    use super::super::{AwsSettings, Clients, StaticKeys};
+    use super::super::Clients;
     use crate::backend::Tags;
 
-    /// Clients for the moto endpoint, or `None` (after saying so) when there is none.
-    pub(in crate::aws) fn moto(test: &str) -> Option<Clients> {
-        match std::env::var("DRFLOW_MOTO_ENDPOINT") {
-            Ok(ep) if !ep.is_empty() => Some(Clients::new(AwsSettings {
-                static_keys: Some(StaticKeys {
-                    access_key_id: "testing".into(),
-                    secret_access_key: "testing".into(),
-                }),
-                endpoint_url: Some(ep),
-                profile: None,
-            })),
-            _ => {
-                if std::env::var_os("CI").is_some() {
-                    panic!("moto is required in CI (DRFLOW_MOTO_ENDPOINT)");
-                }
-                eprintln!("SKIPPED: {test} needs moto; set DRFLOW_MOTO_ENDPOINT");
-                None
-            }
-        }
+    /// Clients for the moto at `DRFLOW_MOTO_ENDPOINT` ([`crate::aws::testing::moto`]: a loud
+    /// skip without one, a failure in CI).
+    pub(in crate::aws) fn moto(_test: &str) -> Option<Clients> {
+        crate::aws::testing::moto_clients()
     }
 
     /// A name no other test (nor an earlier run against the same moto) uses.
     pub(in crate::aws) fn unique(prefix: &str) -> String {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        format!("{prefix}-{:x}{n}", nanos ^ std::process::id())
+        crate::aws::testing::unique(prefix)
     }
 
     /// The tags a step puts on a resource.

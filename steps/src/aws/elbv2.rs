@@ -1079,45 +1079,17 @@ fn arn_suffix(arn: &str, marker: &str) -> String {
 /// and launch template they build with the raw SDK.
 #[cfg(test)]
 pub(super) mod test_support {
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use crate::aws::Clients;
 
-    use crate::aws::{AwsSettings, Clients, StaticKeys};
-
-    /// Clients for the moto at `DRFLOW_MOTO_ENDPOINT`; `None` (a loud skip) without one, a
-    /// panic without one in CI.
-    pub fn moto(test: &str) -> Option<Clients> {
-        match std::env::var("DRFLOW_MOTO_ENDPOINT") {
-            Ok(ep) if !ep.is_empty() => Some(Clients::new(AwsSettings {
-                static_keys: Some(StaticKeys {
-                    access_key_id: "testing".into(),
-                    secret_access_key: "testing".into(),
-                }),
-                endpoint_url: Some(ep),
-                profile: None,
-            })),
-            _ => {
-                if std::env::var_os("CI").is_some() {
-                    panic!("moto is required in CI (DRFLOW_MOTO_ENDPOINT)");
-                }
-                eprintln!("SKIPPED: {test} needs moto; set DRFLOW_MOTO_ENDPOINT");
-                None
-            }
-        }
+    /// Clients for the moto at `DRFLOW_MOTO_ENDPOINT` ([`crate::aws::testing::moto`]: a loud
+    /// skip without one, a failure in CI).
+    pub fn moto(_test: &str) -> Option<Clients> {
+        crate::aws::testing::moto_clients()
     }
 
-    /// A short suffix no other test (or earlier run against the same moto) uses.
+    /// A short suffix no other test (or earlier run against the same moto) uses: 8 hex digits.
     pub fn unique() -> String {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or_default();
-        format!(
-            "{:x}{:x}{}",
-            std::process::id() % 4096,
-            nanos % 65536,
-            N.fetch_add(1, Ordering::Relaxed)
-        )
+        crate::aws::testing::unique("t")["t-".len()..].to_string()
     }
 
     /// A VPC with a subnet in each of the region's first two AZs and a security group:

@@ -1921,6 +1921,60 @@ mod tests {
         assert_eq!(e.kind, ErrorKind::NotFound, "{}", e.message);
     }
 
+    /// Each typed action the failover runbook calls on moto makes only calls that the policy
+    /// `drflow policy` gives that action allows, so an operator with that policy is never
+    /// denied mid-failover. (The global cluster's actions: the mock tests above make exactly
+    /// the calls their policy names.)
+    #[tokio::test]
+    async fn moto_each_typed_action_calls_only_what_its_policy_allows() {
+        let Some(ep) = moto() else { return };
+        let c = moto_clients(&ep);
+        let region = "eu-south-1";
+        let name = unique("policy-asg");
+        make_group(&c, region, &name).await;
+        let (zone, app) = make_zone(&c).await;
+        let topic = make_topic(&c, region).await;
+        let b = AwsBackend::from_clients(c);
+        let check = |method: &str, from: usize| {
+            let allowed: Vec<&str> = crate::policy::failover_action(method)
+                .iter()
+                .map(|p| crate::policy::iam_action(p.action))
+                .collect();
+            let calls = b.clients().calls();
+            assert!(calls.len() > from, "{method} made no call");
+            for call in &calls[from..] {
+                let action = format!("{}:{}", call.service, call.operation);
+                assert!(
+                    allowed.contains(&crate::policy::iam_action(&action)),
+                    "{method} calls {action}, which its policy ({allowed:?}) lacks"
+                );
+            }
+            calls.len()
+        };
+        let n = b.clients().calls().len();
+        b.describe_alarms(region, Some("policy")).await.unwrap();
+        let n = check("describe_alarms", n);
+        b.describe_auto_scaling_group(region, &name).await.unwrap();
+        let n = check("describe_auto_scaling_group", n);
+        b.update_auto_scaling_group(region, &name, None, None, Some(3))
+            .await
+            .unwrap();
+        let n = check("update_auto_scaling_group", n);
+        b.list_resource_record_sets(&zone, &app).await.unwrap();
+        let n = check("list_resource_record_sets", n);
+        let change = b
+            .set_record_weight(&zone, &app, "A", "secondary", 100)
+            .await
+            .unwrap();
+        let n = check("set_record_weight", n);
+        b.get_change(&change.id).await.unwrap();
+        let n = check("get_change", n);
+        b.publish(region, &topic, "drflow", "policy check")
+            .await
+            .unwrap();
+        check("publish", n);
+    }
+
     #[tokio::test]
     async fn moto_publish_returns_a_message_id() {
         let Some(ep) = moto() else { return };

@@ -163,48 +163,20 @@ pub(super) fn arn_account(arn: &str) -> &str {
 
 #[cfg(test)]
 pub(super) mod test_support {
-    //! What the moto tests of these files share, until `crate::aws::testing` lands.
+    //! What the moto tests of these files share; moto itself comes from `crate::aws::testing`.
 
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    use crate::aws::{AwsSettings, Clients, StaticKeys};
+    use crate::aws::Clients;
     use crate::backend::Tags;
 
-    /// Clients for the moto at `DRFLOW_MOTO_ENDPOINT`; `None` (a loud skip) outside CI when it
-    /// is not set; a panic in CI, where moto must be there.
-    pub fn moto(test: &str) -> Option<Clients> {
-        match std::env::var("DRFLOW_MOTO_ENDPOINT") {
-            Ok(ep) if !ep.is_empty() => Some(Clients::new(AwsSettings {
-                static_keys: Some(StaticKeys {
-                    access_key_id: "testing".into(),
-                    secret_access_key: "testing".into(),
-                }),
-                endpoint_url: Some(ep),
-                profile: None,
-            })),
-            _ => {
-                if std::env::var_os("CI").is_some() {
-                    panic!("moto is required in CI (DRFLOW_MOTO_ENDPOINT)");
-                }
-                eprintln!("SKIPPED: {test} needs moto; set DRFLOW_MOTO_ENDPOINT");
-                None
-            }
-        }
+    /// Clients for the moto at `DRFLOW_MOTO_ENDPOINT` ([`crate::aws::testing::moto`]: a loud
+    /// skip without one, a failure in CI).
+    pub fn moto(_test: &str) -> Option<Clients> {
+        crate::aws::testing::moto_clients()
     }
 
     /// A name no other test (or earlier run against the same moto) uses.
     pub fn unique(prefix: &str) -> String {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        format!(
-            "{prefix}-{:x}{:x}-{}",
-            std::process::id(),
-            nanos,
-            N.fetch_add(1, Ordering::Relaxed)
-        )
+        crate::aws::testing::unique(prefix)
     }
 
     /// The standard tags of a resource named `name`.

@@ -57,6 +57,11 @@ impl Moto {
     }
 }
 
+/// Clients for the moto at `DRFLOW_MOTO_ENDPOINT`, or `None` after the loud skip of [`moto`].
+pub(crate) fn moto_clients() -> Option<Clients> {
+    moto().map(|m| m.clients())
+}
+
 /// The dummy key pair moto accepts (moto ignores signatures, but the SDK signs every request).
 pub(crate) fn testing_keys() -> StaticKeys {
     StaticKeys {

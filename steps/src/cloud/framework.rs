@@ -339,9 +339,19 @@ impl Cx {
         // Written ahead, so that an attempt that dies between the create and the step's end
         // (a crash, a kill, a failed later call) leaves the next attempt knowing it is ours.
         let intent = json!({"creating": entry});
+        let declined = json!({"not_created": entry});
+        // The last word of earlier attempts on this resource: `creating` claims it, and
+        // `not_created` (their create found another's) takes that back.
+        let ours = self
+            .ctx
+            .notes
+            .iter()
+            .rev()
+            .find(|n| **n == intent || **n == declined)
+            == Some(&intent);
         let actual = match b.find(&d.identity()).await? {
             Some(r) => {
-                if !d.kind.taggable() && self.ctx.notes.contains(&intent) {
+                if !d.kind.taggable() && ours {
                     if let Some(last) = self.owned.last_mut() {
                         last["created"] = json!(self.run_id);
                     }
@@ -371,7 +381,12 @@ impl Cx {
                     // the DNS validation record both regions' certificate steps ensure in
                     // parallel: it is not ours to count as created, and it is checked like
                     // any resource found.
-                    Made::Found(theirs) => theirs,
+                    Made::Found(theirs) => {
+                        if !d.kind.taggable() {
+                            self.ctx.note(declined).await?;
+                        }
+                        theirs
+                    }
                 }
             }
         };
@@ -1355,6 +1370,33 @@ mod tests {
             .unwrap();
         assert_eq!(undo2["deleted"], json!([]));
         assert_eq!(sim.snapshot().unwrap().len(), 2);
+
+        // A later attempt of run-1 (a retry, or a resume after a kill between the create and
+        // the step's end) finds the route; the note its first attempt wrote ahead says it is
+        // run-1's, unless a `not_created` note came after it.
+        let mut entry = route_entry(&first);
+        entry.as_object_mut().unwrap().remove("created");
+        let with_notes = |notes: Vec<Value>| {
+            let mut c = ctx("run-1", None);
+            c.notes = notes;
+            c
+        };
+        let again = step
+            .run(&with_notes(vec![json!({"creating": entry})]), &input)
+            .await
+            .unwrap();
+        assert_eq!(route_entry(&again)["created"], "run-1");
+        let declined = step
+            .run(
+                &with_notes(vec![
+                    json!({"creating": entry}),
+                    json!({"not_created": entry}),
+                ]),
+                &input,
+            )
+            .await
+            .unwrap();
+        assert_eq!(route_entry(&declined).get("created"), None);
 
         let undo1 = step.undo(&ctx("run-1", Some(first)), &input).await.unwrap();
         assert_eq!(undo1["deleted"].as_array().unwrap().len(), 2, "{undo1:?}");
