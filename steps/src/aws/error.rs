@@ -120,6 +120,17 @@ where
             )
         }
         SdkError::TimeoutError(_) => (ErrorKind::Unavailable, "the call timed out".to_string()),
+        // No credentials anywhere in the chain fails while the request is signed, before it is
+        // sent: a permission problem to fix, not an endpoint to retry.
+        SdkError::DispatchFailure(d)
+            if !d.is_io()
+                && !d.is_timeout()
+                && source_chain(&err)
+                    .to_ascii_lowercase()
+                    .contains("credentials") =>
+        {
+            (ErrorKind::Denied, source_chain(&err))
+        }
         SdkError::DispatchFailure(d) => {
             let why = if d.is_io() {
                 "the endpoint could not be reached (connection failed)"
@@ -257,6 +268,51 @@ pub fn classify(code: &str, http_status: u16) -> ErrorKind {
 
 #[cfg(test)]
 mod tests {
+    /// No credentials at all (no keys, no profile, no role): one `access_denied` line with
+    /// what to do, not "unavailable" and retried as if the network were down.
+    #[tokio::test]
+    async fn no_credentials_anywhere_is_denied_with_the_credentials_hint() {
+        use aws_credential_types::provider::error::CredentialsError;
+        use aws_credential_types::provider::future;
+        use aws_sdk_sts::config::{BehaviorVersion, ProvideCredentials, Region};
+
+        #[derive(Debug)]
+        struct Nothing;
+        impl ProvideCredentials for Nothing {
+            fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+            where
+                Self: 'a,
+            {
+                future::ProvideCredentials::ready(Err(CredentialsError::not_loaded(
+                    "no providers in chain provided credentials",
+                )))
+            }
+        }
+        let conf = aws_sdk_sts::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-south-1"))
+            // Nothing listens there; the request never gets that far.
+            .endpoint_url("http://127.0.0.1:9")
+            .credentials_provider(Nothing)
+            .build();
+        let client = aws_sdk_sts::Client::from_conf(conf);
+        let e = run_call(
+            Call::new("eu-south-1", "sts", "GetCallerIdentity"),
+            client.get_caller_identity().send(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Denied, "{}", e.message);
+        assert!(
+            e.message
+                .starts_with("sts GetCallerIdentity in eu-south-1: "),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("credentials"), "{}", e.message);
+        assert!(!e.message.contains("endpoint-url"), "{}", e.message);
+    }
+
     use super::*;
 
     #[test]
