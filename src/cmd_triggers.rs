@@ -97,7 +97,7 @@ fn check(args: &CheckArgs) -> Result<u8, Failure> {
 
 /// Every problem rendered against the files it is in (drflow.yaml, a runbook, a parameters
 /// file, the events file).
-fn located(d: Diagnostics) -> Failure {
+pub(crate) fn located(d: Diagnostics) -> Failure {
     let mut sources: BTreeMap<String, String> = BTreeMap::new();
     for diag in &d.0 {
         let name = diag.file.to_string();

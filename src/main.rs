@@ -23,6 +23,7 @@ macro_rules! outln {
     }};
 }
 
+mod cmd_daemon;
 mod cmd_drill;
 mod cmd_journal;
 mod cmd_plan;
@@ -182,6 +183,9 @@ with --all) to keep its world and journal there, for `drflow show RUN --state-di
         #[command(subcommand)]
         action: cmd_sim::SimAction,
     },
+    /// Watch the alarm events of one environment and start the runbook of each drflow.yaml
+    /// trigger that fires, by itself (docs/operations.md).
+    Daemon(cmd_daemon::DaemonArgs),
     /// Check drflow.yaml, which says which events start which runbook (docs/triggers.md), and
     /// replay recorded events through its triggers.
     Triggers {
@@ -518,6 +522,7 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Sim { action } => sim_only(&cli.global, "`drflow sim`")
             .and_then(|()| cmd_sim::run(&cli.global.state_dir, &action))
             .map(|()| EXIT_OK),
+        Command::Daemon(args) => cmd_daemon::cmd_daemon(&cli.global, args),
         Command::Triggers { action } => cmd_triggers::run(&action),
     }
 }

@@ -37,10 +37,17 @@ impl Runtime {
     /// the world's saved time (read without locking); a world that cannot be read starts it at
     /// the wall-clock time, and the first cloud step reports what is wrong with the world.
     pub fn start(config: &CloudConfig) -> Result<Runtime, Failure> {
+        Runtime::start_paced(config, false)
+    }
+
+    /// [`Runtime::start`], but on the sim with `live`: tokio's time is not paused, so the
+    /// virtual clock moves with the wall clock from the world's saved time (what
+    /// `drflow daemon` without `--for` runs on: the world lives while it watches it).
+    pub fn start_paced(config: &CloudConfig, live: bool) -> Result<Runtime, Failure> {
         let built = match config.target {
             Target::Sim => tokio::runtime::Builder::new_current_thread()
                 .enable_all()
-                .start_paused(true)
+                .start_paused(!live)
                 .build(),
             // The SDK's request futures are large, and a debug build nests them deep enough to
             // overflow tokio's default 2 MiB worker stack.
@@ -110,6 +117,12 @@ impl Runtime {
             eprintln!("{}", aws_summary(&calls));
         }
     }
+}
+
+/// Now on the wall clock (ms since the Unix epoch), whatever the command's clock: what the
+/// daemon's decision latency is measured on.
+pub fn wall_ms() -> u64 {
+    WallClock.now_ms()
 }
 
 /// `aws: 42 calls (17 mutating) in 2 regions`, plus how many failed when any did. Route 53 and

@@ -726,6 +726,43 @@ impl Journal {
         }
     }
 
+    /// Deletes the runs (and their events) that ended before `before` (seconds since the Unix
+    /// epoch) as `succeeded`, `failed` or `rolled_back`, except those of a runbook named in
+    /// `keep` (the record of every failover is kept whatever its age). Runs still `running`,
+    /// `interrupted` or `rollback_failed` are never deleted: they may still be resumed or
+    /// rolled back. `dry_run` deletes nothing. Returns the runs deleted (or that would be),
+    /// oldest first.
+    pub fn prune(
+        &mut self,
+        before: Timestamp,
+        keep: &[&str],
+        dry_run: bool,
+    ) -> Result<Vec<RunSummary>, JournalError> {
+        let mut doomed = self.query_runs(
+            "WHERE finished_at IS NOT NULL AND finished_at < ?1 \
+             AND status IN ('succeeded', 'failed', 'rolled_back') ORDER BY started_at, id",
+            [before],
+        )?;
+        doomed.retain(|r| !keep.contains(&r.runbook.as_str()));
+        if dry_run || doomed.is_empty() {
+            return Ok(doomed);
+        }
+        self.commit()?;
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql(&path, "starting to prune"))?;
+        for r in &doomed {
+            tx.execute("DELETE FROM events WHERE run_id = ?1", [&r.id])
+                .map_err(sql(&path, "pruning a run's events"))?;
+            tx.execute("DELETE FROM runs WHERE id = ?1", [&r.id])
+                .map_err(sql(&path, "pruning a run"))?;
+        }
+        tx.commit().map_err(sql(&path, "committing the prune"))?;
+        Ok(doomed)
+    }
+
     /// Every run, newest first.
     pub fn list_runs(&self) -> Result<Vec<RunSummary>, JournalError> {
         self.query_runs("ORDER BY started_at DESC, id DESC", [])

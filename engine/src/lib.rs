@@ -37,6 +37,7 @@
 mod clock;
 mod compile;
 mod constraint;
+pub mod daemon;
 mod dag;
 mod diag;
 mod duration;

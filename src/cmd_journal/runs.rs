@@ -14,14 +14,88 @@ use drflow_engine::runner::run_lease_key as run_key;
 
 /// `drflow runs`.
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct RunsArgs {
+    #[command(subcommand)]
+    action: Option<RunsAction>,
     /// text (a table) or json (one object per run, with its environment).
     #[arg(long, default_value = "text")]
     output: OutputFormat,
 }
 
+/// What to do with the journaled runs besides listing them.
+#[derive(clap::Subcommand)]
+pub enum RunsAction {
+    /// Delete from the journal the runs that ended (succeeded, failed or rolled back) longer
+    /// ago than a duration, keeping every run of the runbooks named by --keep.
+    Prune {
+        /// How old a run's end must be: `30d`, `720h`, `90m`.
+        #[arg(long, value_parser = crate::parse_duration_arg)]
+        older_than: Duration,
+        /// A runbook name whose runs are kept whatever their age (repeat for more; default:
+        /// failover and failback, so that every failover's record stays).
+        #[arg(long = "keep", value_name = "RUNBOOK")]
+        keep: Vec<String>,
+        /// Say what would be deleted and delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// The runbooks whose runs `drflow runs prune` keeps unless told otherwise.
+pub const KEPT_BY_DEFAULT: &[&str] = &["failover", "failback"];
+
+/// `drflow runs prune`.
+fn cmd_prune(
+    global: &Global,
+    older_than: Duration,
+    keep: &[String],
+    dry_run: bool,
+) -> Result<u8, Failure> {
+    let path = global.state_dir.join(JOURNAL_FILE);
+    if !path.exists() {
+        eprintln!("drflow: no runs recorded in {}", global.state_dir.display());
+        return Ok(EXIT_OK);
+    }
+    let keep: Vec<&str> = if keep.is_empty() {
+        KEPT_BY_DEFAULT.to_vec()
+    } else {
+        keep.iter().map(String::as_str).collect()
+    };
+    let before = drflow_engine::now() - older_than.as_secs_f64();
+    let mut journal = Journal::open(&path).map_err(journal_failure)?;
+    let gone = journal
+        .prune(before, &keep, dry_run)
+        .map_err(journal_failure)?;
+    let verb = if dry_run { "would delete" } else { "deleted" };
+    for r in &gone {
+        outln!(
+            "{verb} {} {} ({}, ended {})",
+            r.id,
+            r.runbook,
+            r.status,
+            r.finished_at.map(iso8601).unwrap_or_default()
+        );
+    }
+    eprintln!(
+        "drflow: {verb} {} that ended before {}; kept every run of {}",
+        crate::count(gone.len(), "run"),
+        iso8601(before),
+        keep.join(", ")
+    );
+    Ok(EXIT_OK)
+}
+
 /// `drflow runs`.
 pub fn cmd_runs(global: &Global, args: RunsArgs) -> Result<u8, Failure> {
+    if let Some(RunsAction::Prune {
+        older_than,
+        keep,
+        dry_run,
+    }) = &args.action
+    {
+        return cmd_prune(global, *older_than, keep, *dry_run);
+    }
     let path = global.state_dir.join(JOURNAL_FILE);
     if !path.exists() {
         if args.output == OutputFormat::Json {

@@ -21,6 +21,7 @@ pub mod aws;
 pub mod backend;
 mod cloud;
 mod core;
+pub mod daemon;
 #[cfg(test)]
 mod declared_keys;
 mod failover;

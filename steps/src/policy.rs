@@ -963,6 +963,19 @@ pub fn step_actions(step_type: &str) -> &'static [Permission] {
     PERMISSIONS.get(step_type).map(Vec::as_slice).unwrap_or(&[])
 }
 
+/// What `drflow daemon` itself calls on the aws target, besides the steps of the runbooks it
+/// starts: it finds the alarm queue, long-polls it and deletes what it journaled, and reads
+/// alarm states for its periodic reconcile. Its own probe of the endpoint is a plain HTTPS
+/// request and needs no permission.
+pub const DAEMON_ACTIONS: &[Permission] = &[
+    p!("cloudwatch:DescribeAlarms", ALARM),
+    p!("sqs:DeleteMessage", QUEUE),
+    p!("sqs:GetQueueAttributes", QUEUE),
+    p!("sqs:GetQueueUrl", QUEUE),
+    p!("sqs:ListQueueTags", QUEUE),
+    p!("sqs:ReceiveMessage", QUEUE),
+];
+
 /// The step types [`step_actions`] declares, in name order.
 pub fn declared_step_types() -> impl Iterator<Item = &'static str> {
     PERMISSIONS.keys().copied()
@@ -1070,6 +1083,7 @@ mod tests {
         );
         let allowed: std::collections::BTreeSet<&str> = declared_step_types()
             .flat_map(|t| step_actions(t).iter().map(|p| iam_action(p.action)))
+            .chain(DAEMON_ACTIONS.iter().map(|p| p.action))
             .collect();
         /// The arguments of the call whose text starts just after `Call::new(`, split at the
         /// commas outside brackets (a trailing comma of rustfmt's multi-line form dropped).

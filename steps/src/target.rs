@@ -197,6 +197,12 @@ impl LazyBackend {
         self.aws.get().map(crate::aws::Clients::calls)
     }
 
+    /// The AWS client factory of an opened aws backend (for the daemon's queue reader, which
+    /// shares its clients and call record); `None` on the sim or before the backend opened.
+    pub fn aws_clients(&self) -> Option<crate::aws::Clients> {
+        self.aws.get().cloned()
+    }
+
     /// The configuration it opens with.
     pub fn config(&self) -> &CloudConfig {
         &self.config

@@ -101,7 +101,7 @@ pub(super) fn refuse_secret_lock(rb: &Runbook) -> Result<(), RunnerError> {
 /// now on the run's `clock` (virtual time on the simulated cloud, like the run's own events). A
 /// key that reads or contains a secret is refused: lock keys are stored in the journal and shown
 /// in messages.
-pub(super) fn evaluate_lock(
+pub fn evaluate_lock(
     rb: &Runbook,
     run_id: &str,
     params: &Outputs,

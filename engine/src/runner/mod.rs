@@ -43,7 +43,9 @@ use crate::step::Outputs;
 
 pub use error::{RunnerError, RunnerErrorKind, read_hint};
 pub use hooks::{HookAction, HookFn, HookPoint, Hooks};
-pub use leases::{LockWait, Notice, Notices, display_lease_key, lock_lease_key, run_lease_key};
+pub use leases::{
+    LockWait, Notice, Notices, display_lease_key, evaluate_lock, lock_lease_key, run_lease_key,
+};
 pub use load::{LoadRequest, Loaded, LoadedRun, NothingToDo, Purpose, compile_file};
 pub use sink::Checkpoint;
 

@@ -19,7 +19,7 @@
 //!   cooldown is reported as suppressed, once per set of onsets.
 //! - An event whose `id` was seen before is a duplicate and changes nothing.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -112,7 +112,9 @@ pub struct Evidence {
 /// Decides which triggers fire as events arrive. See the module documentation for the rules.
 pub struct Evaluator {
     triggers: Vec<TriggerState>,
-    seen: HashSet<String>,
+    /// Event ids seen, with when they arrived (ms), so that [`Evaluator::forget_ids_before`]
+    /// can keep a long-running daemon's memory flat.
+    seen: HashMap<String, u64>,
 }
 
 struct TriggerState {
@@ -208,8 +210,22 @@ impl Evaluator {
             .collect();
         Evaluator {
             triggers,
-            seen: HashSet::new(),
+            seen: HashMap::new(),
         }
+    }
+
+    /// Forgets the ids of events that arrived before `before_ms`: a copy of one of them arriving
+    /// later is no longer called a duplicate, but it is still judged by its state's timestamp
+    /// (stale, or the same onset, which never fires twice). Returns how many were forgotten.
+    pub fn forget_ids_before(&mut self, before_ms: u64) -> usize {
+        let n = self.seen.len();
+        self.seen.retain(|_, at| *at >= before_ms);
+        n - self.seen.len()
+    }
+
+    /// How many event ids it remembers.
+    pub fn remembered_ids(&self) -> usize {
+        self.seen.len()
     }
 
     /// Takes in one event, received at `received_ms` (ms since the Unix epoch), and says what
@@ -222,9 +238,12 @@ impl Evaluator {
             state_at_ms: facts.state_at_ms,
             ..Observation::default()
         };
-        if !facts.id.is_empty() && !self.seen.insert(facts.id.clone()) {
-            obs.duplicate = true;
-            return obs;
+        if !facts.id.is_empty() {
+            if self.seen.contains_key(&facts.id) {
+                obs.duplicate = true;
+                return obs;
+            }
+            self.seen.insert(facts.id.clone(), received_ms);
         }
         let event = Arc::new(event.clone());
         for t in &mut self.triggers {

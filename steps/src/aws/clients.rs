@@ -104,6 +104,9 @@ impl RegionClients {
     }
 }
 
+/// The most calls [`Clients::calls`] keeps; beyond it the oldest tenth is forgotten.
+pub const MAX_CALL_RECORDS: usize = 100_000;
+
 /// The region whose endpoints serve the global services (IAM, Route 53) in the `aws` partition.
 pub const GLOBAL_SERVICE_REGION: &str = "us-east-1";
 
@@ -146,10 +149,13 @@ impl Clients {
     {
         Box::pin(async move {
             let result = run_call(c, fut).await;
-            self.calls
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(CallRecord {
+            {
+                let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+                // A daemon polls for months: keep the newest calls, not every call ever made.
+                if calls.len() >= MAX_CALL_RECORDS {
+                    calls.drain(..MAX_CALL_RECORDS / 10);
+                }
+                calls.push(CallRecord {
                     region: c.region.to_string(),
                     service: c.service,
                     operation: c.operation,
@@ -160,6 +166,7 @@ impl Clients {
                         .as_ref()
                         .is_err_and(|e| e.kind != crate::backend::ErrorKind::NotFound),
                 });
+            }
             result
         })
     }

@@ -43,6 +43,7 @@ mod failover;
 mod iam;
 mod kms;
 mod lambda;
+mod queue;
 mod rds;
 mod route53;
 mod s3;
@@ -66,6 +67,7 @@ pub const MOTO_DOES_NOT_STORE: &[(Kind, &str)] = &[
     (Kind::S3Bucket, "replication.rules"),
 ];
 pub use error::{Call, CallRecord, classify, is_mutating, sdk_error};
+pub use queue::{QueueMessage, delete as delete_message, receive as receive_messages};
 
 /// The aws target: the seam's verbs and the typed failover actions on real AWS (or an emulator
 /// behind `endpoint_url`). Nothing is contacted until a verb is called.

@@ -1,0 +1,940 @@
+//! `drflow daemon`: watches the alarm events of one environment and starts the runbook of each
+//! trigger of `drflow.yaml` that fires (docs/operations.md). The parts that know no process are
+//! in `drflow_engine::daemon` (intake, inbox, keyed scheduler, metrics, HTTP) and
+//! `drflow_steps::daemon` (the queue and the reconcile); this file wires them to a runtime, the
+//! runner and the signals.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use drflow_engine::daemon::{
+    FiringRecord, Health, Inbox, Intake, KeyedScheduler, Offer, Status, TakenEvent, Verdict,
+};
+use drflow_engine::runner::{LoadRequest, Loaded, LockWait, Purpose, Runner, StartOptions};
+use drflow_engine::triggers::{Firing, TriggerConfig, check_runbooks};
+use drflow_engine::{
+    CheckTime, JOURNAL_FILE, Journal, Outputs, RunOptions, RunStatus, Runbook, SharedClock, Stop,
+    iso8601, redacted,
+};
+use drflow_steps::daemon::{Ack, AlarmQueue, Received, reconcile_events};
+use drflow_steps::watch::{ProbeTarget, ProbeWatcher};
+use drflow_steps::{CloudBackend, LazyBackend, SimBackend};
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::runtime::Runtime;
+use crate::{EXIT_FAILED, EXIT_OK, Failure, Global, Target, parse_duration_arg};
+
+/// `drflow daemon`.
+#[derive(Args)]
+pub struct DaemonArgs {
+    /// The triggers file: which events start which runbook (docs/triggers.md).
+    #[arg(long, default_value = "drflow.yaml")]
+    config: PathBuf,
+    /// Check the triggers, their runbooks and the parameters, say what the daemon would watch,
+    /// and exit; nothing is contacted.
+    #[arg(long)]
+    check: bool,
+    /// A YAML file of parameters for the triggers' runbooks (instead of a trigger's own
+    /// `params_file`); `-p` overrides it. The environment watched is its `env_suffix`, in its
+    /// `standby_region`.
+    #[arg(long)]
+    params_file: Option<PathBuf>,
+    /// Set a parameter of the triggers' runbooks: `-p name=value`.
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
+    /// Where /healthz and /metrics are served: a loopback address (`127.0.0.1:0` picks a free
+    /// port, said on stderr).
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    listen: SocketAddr,
+    /// How often alarm states are read directly, because events can be lost (`0s`: never).
+    #[arg(long, default_value = "60s", value_parser = parse_duration_arg)]
+    reconcile_every: Duration,
+    /// How often drflow probes the primary's endpoint from the standby region (`0s`: never).
+    #[arg(long, default_value = "10s", value_parser = parse_duration_arg)]
+    probe_every: Duration,
+    /// How long every probe must fail before the probe says ALARM.
+    #[arg(long, default_value = "150s", value_parser = parse_duration_arg)]
+    probe_window: Duration,
+    /// How long a lock key must be quiet after a firing before its run starts.
+    #[arg(long, default_value = "0s", value_parser = parse_duration_arg)]
+    debounce: Duration,
+    /// Journal retention: every hour, delete the runs that ended longer ago than this, except
+    /// the runs of the triggers' runbooks (every failover's record is kept). Default: keep all.
+    #[arg(long, value_parser = parse_duration_arg)]
+    prune_older_than: Option<Duration>,
+    /// Stop after this long. On the sim the daemon then plays that much virtual time as fast
+    /// as it goes; without it the simulated world lives at the wall clock's pace.
+    #[arg(long = "for", value_parser = parse_duration_arg)]
+    run_for: Option<Duration>,
+}
+
+/// How long an SQS long poll waits (SQS's maximum).
+const LONG_POLL: Duration = Duration::from_secs(20);
+/// How long a received message stays hidden before SQS delivers it again.
+const VISIBILITY: Duration = Duration::from_secs(60);
+/// How often the sim's queue is read when it is empty (virtual time).
+const SIM_POLL: Duration = Duration::from_millis(100);
+/// How long after a failed read of an event source it is read again.
+const SOURCE_RETRY: Duration = Duration::from_secs(5);
+/// How a daemon's run takes its runbook's `lock:` when another run (a person's failover) holds
+/// it: it waits, then goes on (the runbooks are idempotent), for at most 10 minutes.
+const LOCK_WAIT: LockWait = LockWait {
+    wait: true,
+    timeout: Some(Duration::from_secs(600)),
+};
+/// How often the journal is pruned when `--prune-older-than` is given.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// One trigger's runbook, compiled, with its base parameters.
+struct Prepared {
+    trigger: String,
+    runbook: Runbook,
+    params: Outputs,
+}
+
+/// Everything read and checked before anything is contacted.
+struct Plan {
+    config: TriggerConfig,
+    runbooks: Vec<Prepared>,
+    env_suffix: String,
+    standby_region: String,
+    alarm_regions: Vec<String>,
+}
+
+/// `drflow daemon`.
+pub fn cmd_daemon(global: &Global, args: DaemonArgs) -> Result<u8, Failure> {
+    if !args.listen.ip().is_loopback() {
+        return Err(Failure::invalid(format!(
+            "error: --listen {}: not a loopback address; /healthz and /metrics are served on 127.0.0.1 (or ::1) only\n  hint: put a reverse proxy in front to expose them, e.g. --listen 127.0.0.1:9464\n",
+            args.listen
+        )));
+    }
+    let plan = prepare(&args)?;
+    if args.check {
+        outln!("{}", describe(&plan, &args, global));
+        return Ok(EXIT_OK);
+    }
+    let live = global.target == Target::Sim && args.run_for.is_none();
+    let runtime = Runtime::start_paced(&crate::cloud_config(global), live)?;
+    let local = tokio::task::LocalSet::new();
+    let code = runtime.block_on(local.run_until(serve(global, &args, plan, &runtime)))?;
+    runtime.report_aws_calls();
+    Ok(code)
+}
+
+/// Reads drflow.yaml, compiles each trigger's runbook and resolves its parameters.
+fn prepare(args: &DaemonArgs) -> Result<Plan, Failure> {
+    let config = TriggerConfig::load(&args.config).map_err(crate::cmd_triggers::located)?;
+    let registry = drflow_steps::registry(&drflow_steps::CloudConfig::default());
+    let compiled = check_runbooks(&config, &registry).map_err(crate::cmd_triggers::located)?;
+    let flags = crate::parse_flags(&args.params)?;
+    let mut runbooks = Vec::new();
+    for (t, rb) in config.triggers.iter().zip(compiled) {
+        let source = crate::read(&t.runbook)?;
+        let params_file = args.params_file.as_deref().or(t.params_file.as_deref());
+        let (resolved, _) = crate::cmd_validate::resolve_and_check(
+            &rb,
+            &source,
+            params_file,
+            &flags,
+            CheckTime::Validate,
+            true,
+        )?;
+        runbooks.push(Prepared {
+            trigger: t.name.clone(),
+            runbook: rb,
+            params: resolved.values,
+        });
+    }
+    let first = &runbooks[0];
+    let param = |name: &str| {
+        first
+            .params
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                Failure::invalid(format!(
+                    "error: the daemon needs the parameter `{name}` of {} (trigger `{}`) to know which environment to watch, and it has none\n  hint: give it with -p {name}=VALUE or --params-file\n",
+                    first.runbook.file, first.trigger
+                ))
+            })
+    };
+    let env_suffix = param("env_suffix")?;
+    let standby_region = param("standby_region")?;
+    let mut alarm_regions = Vec::new();
+    for name in ["health_metrics_region", "primary_region", "standby_region"] {
+        if let Ok(r) = param(name)
+            && !alarm_regions.contains(&r)
+        {
+            alarm_regions.push(r);
+        }
+    }
+    Ok(Plan {
+        config,
+        runbooks,
+        env_suffix,
+        standby_region,
+        alarm_regions,
+    })
+}
+
+fn every(d: Duration) -> String {
+    if d.is_zero() {
+        "never".into()
+    } else {
+        format!("every {}", drflow_engine::format_duration(d))
+    }
+}
+
+/// What `--check` prints.
+fn describe(plan: &Plan, args: &DaemonArgs, global: &Global) -> String {
+    let mut out = format!(
+        "{}: {} triggers, valid\n",
+        plan.config.path.display(),
+        plan.runbooks.len()
+    );
+    for (t, p) in plan.config.triggers.iter().zip(&plan.runbooks) {
+        out.push_str(&format!(
+            "  {}: {} of {} signals within {}, cooldown {} -> {}\n",
+            t.name,
+            t.require,
+            t.signals.len(),
+            drflow_engine::format_duration(Duration::from_millis(t.within_ms)),
+            drflow_engine::format_duration(Duration::from_millis(t.cooldown_ms)),
+            p.runbook.file
+        ));
+    }
+    out.push_str(&format!(
+        "target {}: queue {} in {}; reconcile {} in {}; probe {} from {}\n/healthz and /metrics on http://{}",
+        global.target.name(),
+        drflow_steps::daemon::queue_name(&plan.env_suffix),
+        plan.standby_region,
+        every(args.reconcile_every),
+        plan.alarm_regions.join(", "),
+        every(args.probe_every),
+        plan.standby_region,
+        args.listen
+    ));
+    out
+}
+
+/// One message from a source.
+struct Message {
+    source: &'static str,
+    body: String,
+    ack: Option<Ack>,
+    /// When the daemon received it (wall ms, for the decision latency).
+    wall_ms: u64,
+}
+
+/// A run the daemon started or resumed, ended.
+struct Ended {
+    key: String,
+    run_id: String,
+    status: Result<RunStatus, String>,
+}
+
+/// The daemon: from start (resume) to a signal or `--for`.
+async fn serve(
+    global: &Global,
+    args: &DaemonArgs,
+    mut plan: Plan,
+    runtime: &Runtime,
+) -> Result<u8, Failure> {
+    let clock = runtime.clock();
+    let (registry, backend) = crate::cloud(global, runtime);
+    // Checked with a registry bound to no backend; run with the one bound to this target.
+    for p in &mut plan.runbooks {
+        let path = PathBuf::from(&*p.runbook.file);
+        p.runbook = crate::load(&path, &registry)?.0;
+    }
+    let runner = crate::cmd_journal::runner(global, Some(backend.clone()), clock.clone());
+    let status = Arc::new(Status::default());
+    let listener = drflow_engine::daemon::http::bind(args.listen)
+        .await
+        .map_err(|e| Failure {
+            diagnostics: Vec::new(),
+            code: EXIT_FAILED,
+            message: format!("error: {e}\n  hint: pick another port with --listen 127.0.0.1:PORT"),
+        })?;
+    let bound = listener.local_addr().map_err(|e| failed("listen", e))?;
+    tokio::task::spawn_local(drflow_engine::daemon::http::serve(listener, status.clone()));
+    eprintln!(
+        "drflow: daemon for {} on target {} (env_suffix {}): /healthz and /metrics on http://{bound}",
+        plan.config.path.display(),
+        global.target.name(),
+        plan.env_suffix
+    );
+    let mut inbox = Inbox::open(&global.state_dir).map_err(|e| failed("the inbox", e))?;
+    let mut intake = Intake::new(&plan.config, 0);
+    // The triggers' state as the events already taken left it; their firings were decided then.
+    let now = clock.now_ms();
+    let replayed = inbox
+        .events_since(now.saturating_sub(intake.memory_ms()))
+        .map_err(|e| failed("the inbox", e))?;
+    for e in &replayed {
+        let _ = intake.take(&e.body, e.received_ms);
+    }
+    let mut scheduler: KeyedScheduler<FiringRecord> =
+        KeyedScheduler::new(args.debounce.as_millis() as u64);
+    let mut runs: JoinSet<Ended> = JoinSet::new();
+    let (stop_tx, stop_rx) = watch::channel(Stop::No);
+    let shared = Rc::new(RunContext {
+        runner: runner.clone(),
+        registry,
+        plan,
+        clock: clock.clone(),
+        status: status.clone(),
+        stop: stop_rx,
+        state_dir: global.state_dir.clone(),
+    });
+    // Start: finish what was decided before a stop or a crash.
+    let records = inbox.firings().map_err(|e| failed("the inbox", e))?;
+    let pending = unfinished(&global.state_dir, &records);
+    if !replayed.is_empty() || !pending.is_empty() {
+        eprintln!(
+            "drflow: daemon: {} events replayed from the inbox; {} runs to finish",
+            replayed.len(),
+            pending.len()
+        );
+    }
+    for (record, journaled) in pending {
+        let key = shared.lock_key(&record);
+        scheduler.mark_running(&key);
+        status.metrics.run_started();
+        let cx = shared.clone();
+        runs.spawn_local(async move { cx.run(key, record, journaled).await });
+    }
+    // Sources.
+    let (tx, mut rx) = mpsc::channel::<Message>(1024);
+    let queue = loop {
+        let sim = (global.target == Target::Sim)
+            .then(|| SimBackend::open(&global.state_dir).with_clock(clock.clone()));
+        match AlarmQueue::open(
+            &backend,
+            sim,
+            &shared.plan.env_suffix,
+            &shared.plan.standby_region,
+        )
+        .await
+        {
+            Ok(q) => break Rc::new(q),
+            Err(e) if e.kind == drflow_steps::ErrorKind::NotFound => {
+                return Err(Failure::invalid(format!(
+                    "error: {}\n  hint: `drflow run runbooks/provision.yaml` with the same parameters creates it\n",
+                    e.message
+                )));
+            }
+            Err(e) => {
+                status.set_health(Health::Failing(format!("the alarm queue: {}", e.message)));
+                eprintln!(
+                    "drflow: daemon: cannot find the alarm queue yet: {}",
+                    e.message
+                );
+                clock.sleep(SOURCE_RETRY).await;
+            }
+        }
+    };
+    eprintln!("drflow: daemon: reading {}", queue.describe());
+    let position = Rc::new(std::cell::Cell::new(
+        inbox
+            .cursor("queue")
+            .map_err(|e| failed("the inbox", e))?
+            .unwrap_or(0),
+    ));
+    let mut sources = JoinSet::new();
+    sources.spawn_local(read_queue(
+        queue.clone(),
+        position.clone(),
+        tx.clone(),
+        clock.clone(),
+        status.clone(),
+    ));
+    if !args.reconcile_every.is_zero() {
+        sources.spawn_local(reconcile(
+            backend.clone(),
+            shared.plan.alarm_regions.clone(),
+            shared.plan.env_suffix.clone(),
+            args.reconcile_every,
+            tx.clone(),
+            clock.clone(),
+            status.clone(),
+        ));
+    }
+    if !args.probe_every.is_zero() {
+        sources.spawn_local(probe(
+            backend.clone(),
+            shared.plan.env_suffix.clone(),
+            shared.plan.standby_region.clone(),
+            args.probe_every,
+            args.probe_window,
+            tx.clone(),
+            clock.clone(),
+            status.clone(),
+        ));
+    }
+    drop(tx);
+    status.set_health(Health::Ok);
+    let (signal_tx, mut signals) = mpsc::unbounded_channel();
+    tokio::spawn(forward_signals(signal_tx));
+    let deadline = args.run_for.map(|d| clock.now_ms() + d.as_millis() as u64);
+    let mut next_prune = clock.now_ms();
+    let mut stopping = false;
+    loop {
+        let wait_due = scheduler
+            .next_due_ms()
+            .map(|due| due.saturating_sub(clock.now_ms()))
+            .or_else(|| deadline.map(|d| d.saturating_sub(clock.now_ms())))
+            .unwrap_or(60_000);
+        tokio::select! {
+            biased;
+            n = signals.recv() => {
+                if n.unwrap_or(2) >= 2 {
+                    eprintln!("drflow: daemon: stopping now; runs in progress are left to resume");
+                    let _ = stop_tx.send(Stop::Now);
+                    return Ok(crate::EXIT_INTERRUPTED);
+                }
+                eprintln!("drflow: daemon: stopping: no more events taken; runs in progress checkpoint and stop (signal again to exit at once)");
+                begin_stop(&mut stopping, &mut sources, &status, &stop_tx, Stop::Graceful);
+            }
+            Some(done) = runs.join_next(), if !runs.is_empty() => {
+                if let Ok(ended) = done {
+                    scheduler.done(&ended.key);
+                    let name = match &ended.status {
+                        Ok(s) => s.name().to_string(),
+                        Err(e) => { eprintln!("drflow: daemon: run {}: {e}", ended.run_id); "error".to_string() }
+                    };
+                    status.metrics.run_ended(&name);
+                    eprintln!("drflow: daemon: run {} ended: {name}", ended.run_id);
+                }
+            }
+            m = rx.recv(), if !stopping => {
+                let Some(m) = m else { continue };
+                handle(&mut intake, &mut inbox, &shared, &mut scheduler, &position, &queue, m).await?;
+            }
+            () = clock.sleep(Duration::from_millis(wait_due.max(1))) => {}
+        }
+        let now = clock.now_ms();
+        if !stopping {
+            for (key, record) in scheduler.start_due(now) {
+                status.metrics.run_started();
+                let cx = shared.clone();
+                runs.spawn_local(async move { cx.run(key, record, false).await });
+            }
+        }
+        if let Some(keep) = args.prune_older_than
+            && now >= next_prune
+        {
+            next_prune = now + PRUNE_EVERY.as_millis() as u64;
+            prune(&shared, &mut inbox, keep, now, &intake);
+        }
+        intake.expire(now);
+        if !stopping && deadline.is_some_and(|d| now >= d) {
+            eprintln!("drflow: daemon: --for elapsed; stopping");
+            begin_stop(
+                &mut stopping,
+                &mut sources,
+                &status,
+                &stop_tx,
+                Stop::Graceful,
+            );
+        }
+        if stopping && runs.is_empty() {
+            break;
+        }
+    }
+    backend
+        .checkpoint()
+        .map_err(|e| failed("saving the simulated cloud", e))?;
+    queue
+        .checkpoint()
+        .map_err(|e| failed("saving the simulated cloud", e))?;
+    eprintln!("drflow: daemon: stopped");
+    Ok(EXIT_OK)
+}
+
+fn begin_stop(
+    stopping: &mut bool,
+    sources: &mut JoinSet<()>,
+    status: &Status,
+    stop_tx: &watch::Sender<Stop>,
+    how: Stop,
+) {
+    *stopping = true;
+    sources.abort_all();
+    status.set_health(Health::Stopping);
+    let _ = stop_tx.send(how);
+}
+
+fn failed(what: &str, e: impl std::fmt::Display) -> Failure {
+    Failure {
+        diagnostics: Vec::new(),
+        code: EXIT_FAILED,
+        message: format!("error: daemon: {what}: {e}"),
+    }
+}
+
+/// Takes one message: journals it (with the firings it completed, each given its run id) before
+/// acknowledging it, then offers the firings to the scheduler.
+async fn handle(
+    intake: &mut Intake,
+    inbox: &mut Inbox,
+    cx: &RunContext,
+    scheduler: &mut KeyedScheduler<FiringRecord>,
+    position: &std::cell::Cell<u64>,
+    queue: &AlarmQueue,
+    m: Message,
+) -> Result<(), Failure> {
+    let metrics = &cx.status.metrics;
+    metrics.received(m.source);
+    let now = cx.clock.now_ms();
+    let verdict = intake.take(&m.body, now);
+    let mut records = Vec::new();
+    match &verdict {
+        Verdict::Malformed { reason } => {
+            metrics.dropped("malformed");
+            tracing::warn!(source = m.source, reason = %reason, "dropped a malformed message");
+            eprintln!(
+                "drflow: daemon: dropped a malformed message from the {}: {reason}",
+                m.source
+            );
+        }
+        Verdict::Foreign => {
+            metrics.dropped("foreign");
+            tracing::debug!(source = m.source, "dropped an event no trigger is about");
+        }
+        Verdict::Duplicate | Verdict::Stale => metrics.deduplicated(verdict.name()),
+        Verdict::Taken { observation } => {
+            if !observation.suppressed.is_empty() {
+                metrics.suppressed();
+            }
+            for f in &observation.firings {
+                metrics.fired(&f.trigger);
+                match cx.record_for(f) {
+                    Ok(r) => records.push(r),
+                    Err(e) => eprintln!("drflow: daemon: trigger {} fired, but {e}", f.trigger),
+                }
+            }
+        }
+    }
+    let taken = matches!(verdict, Verdict::Taken { .. } | Verdict::Stale);
+    let cursor = match &m.ack {
+        Some(Ack::Position(p)) => Some(("queue", (*p).max(position.get()))),
+        _ => None,
+    };
+    let event = taken.then(|| TakenEvent {
+        body: m.body.clone(),
+        received_ms: now,
+    });
+    if event.is_some() || !records.is_empty() || cursor.is_some() {
+        inbox
+            .record(event.as_ref(), &records, cursor)
+            .map_err(|e| failed("the inbox", e))?;
+    }
+    if let Some((_, p)) = cursor {
+        position.set(p);
+    }
+    for r in records {
+        let key = cx.lock_key(&r);
+        eprintln!(
+            "drflow: daemon: trigger {} fired: run {} of {} ({key})",
+            r.trigger, r.run_id, r.runbook
+        );
+        match scheduler.offer(&key, r, now) {
+            Offer::Coalesced => {
+                metrics.coalesced();
+                eprintln!(
+                    "drflow: daemon: a run for {key} is in progress; the firing is folded into it"
+                );
+            }
+            Offer::Queued | Offer::Replaced => {}
+        }
+        let latency = crate::runtime::wall_ms().saturating_sub(m.wall_ms) as f64 / 1000.0;
+        metrics.decision_latency(latency);
+    }
+    // Journaled: the queue may forget it. A failed delete only means a copy comes back.
+    if let Some(ack @ Ack::Receipt(_)) = &m.ack
+        && let Err(e) = queue.ack(ack).await
+    {
+        metrics.source_error("queue");
+        eprintln!(
+            "drflow: daemon: could not delete a journaled message (it will come again): {}",
+            e.message
+        );
+    }
+    Ok(())
+}
+
+/// What a run needs, shared by the daemon's runs.
+struct RunContext {
+    runner: Runner,
+    registry: drflow_engine::Registry,
+    plan: Plan,
+    clock: SharedClock,
+    status: Arc<Status>,
+    stop: watch::Receiver<Stop>,
+    state_dir: PathBuf,
+}
+
+impl RunContext {
+    fn prepared(&self, trigger: &str) -> Option<&Prepared> {
+        self.plan.runbooks.iter().find(|p| p.trigger == trigger)
+    }
+
+    /// The firing as the inbox records it: a new run id and the run's parameters.
+    fn record_for(&self, f: &Firing) -> Result<FiringRecord, String> {
+        let p = self
+            .prepared(&f.trigger)
+            .ok_or_else(|| format!("no runbook for trigger {}", f.trigger))?;
+        let full = crate::drill::params::with_firing(&p.runbook, &p.params, &f.params)?;
+        // Only what the firing gives: the rest comes from the parameters files when the run
+        // starts, secrets included, which the inbox never holds.
+        let own: serde_json::Map<String, Value> = f
+            .params
+            .keys()
+            .filter_map(|k| full.get(k).map(|v| (k.clone(), v.clone())))
+            .collect();
+        Ok(FiringRecord {
+            run_id: crate::new_run_id(),
+            trigger: f.trigger.clone(),
+            runbook: p.runbook.file.to_string(),
+            params: Value::Object(own),
+            at_ms: self.clock.now_ms(),
+        })
+    }
+
+    /// The scheduler's key of a firing: its runbook's rendered `lock:`, else the runbook file.
+    fn lock_key(&self, r: &FiringRecord) -> String {
+        self.prepared(&r.trigger)
+            .and_then(|p| {
+                let params = params_of(r);
+                drflow_engine::runner::evaluate_lock(
+                    &p.runbook,
+                    &r.run_id,
+                    &params,
+                    self.clock.as_ref(),
+                )
+                .ok()
+                .flatten()
+            })
+            .unwrap_or_else(|| r.runbook.clone())
+    }
+
+    /// Starts (or, `journaled`, resumes) the run of `r` and waits for its end.
+    async fn run(self: Rc<Self>, key: String, r: FiringRecord, journaled: bool) -> Ended {
+        let status = self.run_inner(&r, journaled).await;
+        Ended {
+            key,
+            run_id: r.run_id,
+            status,
+        }
+    }
+
+    async fn run_inner(&self, r: &FiringRecord, journaled: bool) -> Result<RunStatus, String> {
+        let mut options = RunOptions::new(r.run_id.clone());
+        options.clock = self.clock.clone();
+        if journaled {
+            let request = LoadRequest {
+                run: &r.run_id,
+                purpose: Purpose::Resume,
+                file: None,
+                force: false,
+                secret_params: &[],
+                params_file: None,
+                lock: LOCK_WAIT,
+            };
+            let loaded = match self
+                .runner
+                .load(&self.registry, request)
+                .await
+                .map_err(|e| e.message())?
+            {
+                Loaded::NothingToDo { .. } => return Ok(RunStatus::Succeeded),
+                Loaded::Ready(loaded) => *loaded,
+            };
+            options.prior = Some(loaded.prior());
+            eprintln!("drflow: daemon: resuming run {}", r.run_id);
+            return self
+                .finish(loaded.session, &loaded.runbook, &loaded.params, options)
+                .await;
+        }
+        let p = self
+            .prepared(&r.trigger)
+            .ok_or_else(|| format!("no runbook for trigger {}", r.trigger))?;
+        let mut params = p.params.clone();
+        params.extend(params_of(r));
+        let how = StartOptions {
+            no_journal: false,
+            lock: LOCK_WAIT,
+        };
+        let session = self
+            .runner
+            .start(&p.runbook, &params, &r.run_id, how)
+            .await
+            .map_err(|e| e.message())?;
+        self.finish(session, &p.runbook, &params, options).await
+    }
+
+    async fn finish(
+        &self,
+        session: drflow_engine::runner::Session,
+        rb: &Runbook,
+        params: &Outputs,
+        mut options: RunOptions,
+    ) -> Result<RunStatus, String> {
+        options.redacted_params = redacted(rb, params);
+        let mut sink = drflow_engine::Recorder::default();
+        let outcome = session
+            .run(rb, params, options, &mut sink, self.stop.clone())
+            .await
+            .map_err(|e| e.message())?;
+        Ok(outcome.report.status)
+    }
+}
+
+/// A firing record's parameters as run values.
+fn params_of(r: &FiringRecord) -> Outputs {
+    r.params
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
+/// The recorded firings whose runs are not over: never started (`false`), or journaled and
+/// not finished (`true`: resume).
+fn unfinished(state_dir: &Path, records: &[FiringRecord]) -> Vec<(FiringRecord, bool)> {
+    let path = state_dir.join(JOURNAL_FILE);
+    let journal = path
+        .exists()
+        .then(|| Journal::open_read_only(&path).ok())
+        .flatten();
+    records
+        .iter()
+        .filter_map(|r| {
+            let run = journal.as_ref().and_then(|j| j.run(&r.run_id).ok());
+            match run {
+                None => Some((r.clone(), false)),
+                Some(s) if s.status == "running" || s.status == "interrupted" => {
+                    Some((r.clone(), true))
+                }
+                Some(_) => None,
+            }
+        })
+        .collect()
+}
+
+/// The retention pass: old runs out of the journal (the triggers' runbooks kept), old events and
+/// firings out of the inbox.
+fn prune(cx: &RunContext, inbox: &mut Inbox, keep: Duration, now: u64, intake: &Intake) {
+    let before_ms = now.saturating_sub(keep.as_millis() as u64);
+    let kept: Vec<&str> = cx
+        .plan
+        .runbooks
+        .iter()
+        .map(|p| p.runbook.name.as_str())
+        .collect();
+    let path = cx.state_dir.join(JOURNAL_FILE);
+    if path.exists() {
+        match Journal::open(&path)
+            .and_then(|mut j| j.prune(before_ms as f64 / 1000.0, &kept, false))
+        {
+            Ok(gone) if !gone.is_empty() => {
+                eprintln!(
+                    "drflow: daemon: pruned {} runs that ended before {}",
+                    gone.len(),
+                    iso8601(before_ms as f64 / 1000.0)
+                );
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("drflow: daemon: could not prune the journal: {e}"),
+        }
+    }
+    let events_before = now.saturating_sub(intake.memory_ms());
+    if let Err(e) = inbox.prune(events_before, before_ms) {
+        eprintln!("drflow: daemon: could not prune the inbox: {e}");
+    }
+}
+
+/// Reads the alarm queue for ever, sending each message on.
+async fn read_queue(
+    queue: Rc<AlarmQueue>,
+    position: Rc<std::cell::Cell<u64>>,
+    tx: mpsc::Sender<Message>,
+    clock: SharedClock,
+    status: Arc<Status>,
+) {
+    // Messages handed on but not yet journaled: the sim's position moves only once they are.
+    let mut sent_up_to = position.get();
+    loop {
+        let from = sent_up_to.max(position.get());
+        match queue
+            .receive(from, LONG_POLL, VISIBILITY, SIM_POLL, &clock)
+            .await
+        {
+            Ok(got) => {
+                if status.health() != Health::Ok && status.health() != Health::Stopping {
+                    status.set_health(Health::Ok);
+                }
+                for Received { body, ack, .. } in got {
+                    if let Ack::Position(p) = &ack {
+                        sent_up_to = sent_up_to.max(*p);
+                    }
+                    let m = Message {
+                        source: "queue",
+                        body,
+                        ack: Some(ack),
+                        wall_ms: crate::runtime::wall_ms(),
+                    };
+                    if tx.send(m).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                status.metrics.source_error("queue");
+                status.set_health(Health::Failing(format!("the alarm queue: {}", e.message)));
+                eprintln!(
+                    "drflow: daemon: reading the alarm queue failed (retrying): {}",
+                    e.message
+                );
+                clock.sleep(SOURCE_RETRY).await;
+            }
+        }
+    }
+}
+
+/// Reads every alarm's state every `every`, sending each as the event that set it.
+#[allow(clippy::too_many_arguments)]
+async fn reconcile(
+    backend: Arc<LazyBackend>,
+    regions: Vec<String>,
+    env_suffix: String,
+    every: Duration,
+    tx: mpsc::Sender<Message>,
+    clock: SharedClock,
+    status: Arc<Status>,
+) {
+    // Regions that could not be read last time: said once when it starts and once when it ends.
+    let mut unreadable: Vec<String> = Vec::new();
+    loop {
+        clock.sleep(every).await;
+        let b = match backend.get() {
+            Ok(b) => b,
+            Err(e) => {
+                status.metrics.source_error("reconcile");
+                eprintln!("drflow: daemon: reconcile: {}", e.message);
+                continue;
+            }
+        };
+        let (events, failed) = reconcile_events(b.as_ref(), &regions, &env_suffix).await;
+        let now_failing: Vec<String> = failed.iter().map(|(r, _)| r.clone()).collect();
+        for (region, e) in &failed {
+            status.metrics.source_error("reconcile");
+            if !unreadable.contains(region) {
+                eprintln!(
+                    "drflow: daemon: reconcile: cannot read the alarms of {region} (retrying every {}): {}",
+                    drflow_engine::format_duration(every),
+                    e.message
+                );
+            }
+        }
+        for region in unreadable.iter().filter(|r| !now_failing.contains(r)) {
+            eprintln!("drflow: daemon: reconcile: the alarms of {region} can be read again");
+        }
+        unreadable = now_failing;
+        for e in events {
+            let m = Message {
+                source: "reconcile",
+                body: e.to_string(),
+                ack: None,
+                wall_ms: crate::runtime::wall_ms(),
+            };
+            if tx.send(m).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// drflow's own probe of the primary's endpoint from the standby region.
+#[allow(clippy::too_many_arguments)]
+async fn probe(
+    backend: Arc<LazyBackend>,
+    env_suffix: String,
+    from_region: String,
+    every: Duration,
+    window: Duration,
+    tx: mpsc::Sender<Message>,
+    clock: SharedClock,
+    status: Arc<Status>,
+) {
+    let mut watcher = loop {
+        let found = match backend.get() {
+            Ok(b) => ProbeTarget::discover(b.as_ref(), &env_suffix)
+                .await
+                .map_err(|e| e.message)
+                .and_then(|t| {
+                    ProbeWatcher::<dyn CloudBackend>::new(b, &from_region, t, every, window)
+                        .map_err(|e| e.to_string())
+                }),
+            Err(e) => Err(e.message),
+        };
+        match found {
+            Ok(w) => break w,
+            Err(e) => {
+                status.metrics.source_error("probe");
+                eprintln!("drflow: daemon: the probe cannot start yet (retrying): {e}");
+                clock.sleep(SOURCE_RETRY.max(every)).await;
+            }
+        }
+    };
+    loop {
+        let now = clock.now_ms();
+        if let Some(event) = watcher.poll(now).await {
+            let m = Message {
+                source: "probe",
+                body: event.to_string(),
+                ack: None,
+                wall_ms: crate::runtime::wall_ms(),
+            };
+            if tx.send(m).await.is_err() {
+                return;
+            }
+        }
+        let next = watcher.next_due_ms().unwrap_or(now);
+        clock
+            .sleep(Duration::from_millis(
+                next.saturating_sub(clock.now_ms()).max(1),
+            ))
+            .await;
+    }
+}
+
+/// Counts SIGINT and SIGTERM: each one sends how many came so far.
+async fn forward_signals(tx: mpsc::UnboundedSender<u32>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    let mut n = 0;
+    loop {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        n += 1;
+        if tx.send(n).is_err() {
+            return;
+        }
+    }
+}
