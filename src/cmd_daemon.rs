@@ -82,11 +82,12 @@ const VISIBILITY: Duration = Duration::from_secs(60);
 const SIM_POLL: Duration = Duration::from_millis(100);
 /// How long after a failed read of an event source it is read again.
 const SOURCE_RETRY: Duration = Duration::from_secs(5);
-/// How a daemon's run takes its runbook's `lock:` when another run (a person's failover) holds
-/// it: it waits, then goes on (the runbooks are idempotent), for at most 10 minutes.
+/// How a daemon's run takes its runbook's `lock:` when another run holds it (a person's
+/// failover in progress): it does not wait. The firing is dropped with a message naming the
+/// holder: that run already does what the firing asks, and a wait would hold up a stop.
 const LOCK_WAIT: LockWait = LockWait {
-    wait: true,
-    timeout: Some(Duration::from_secs(600)),
+    wait: false,
+    timeout: None,
 };
 /// How often the journal is pruned when `--prune-older-than` is given.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -239,6 +240,8 @@ struct Ended {
     key: String,
     run_id: String,
     status: Result<RunStatus, String>,
+    /// Whether the run reached the journal: one refused before (its lock held) is forgotten.
+    journaled: bool,
 }
 
 /// The daemon: from start (resume) to a signal or `--for`.
@@ -272,6 +275,28 @@ async fn serve(
         global.target.name(),
         plan.env_suffix
     );
+    // First the queue: an environment not provisioned is refused before anything is written.
+    let queue = loop {
+        let sim = (global.target == Target::Sim)
+            .then(|| SimBackend::open(&global.state_dir).with_clock(clock.clone()));
+        match AlarmQueue::open(&backend, sim, &plan.env_suffix, &plan.standby_region).await {
+            Ok(q) => break Rc::new(q),
+            Err(e) if e.kind == drflow_steps::ErrorKind::NotFound => {
+                return Err(Failure::invalid(format!(
+                    "error: {}\n  hint: `drflow run runbooks/provision.yaml` with the same parameters creates it\n",
+                    e.message
+                )));
+            }
+            Err(e) => {
+                status.set_health(Health::Failing(format!("the alarm queue: {}", e.message)));
+                eprintln!(
+                    "drflow: daemon: cannot find the alarm queue yet: {}",
+                    e.message
+                );
+                clock.sleep(SOURCE_RETRY).await;
+            }
+        }
+    };
     let mut inbox = Inbox::open(&global.state_dir).map_err(|e| failed("the inbox", e))?;
     let mut intake = Intake::new(&plan.config, 0);
     // The triggers' state as the events already taken left it; their firings were decided then.
@@ -314,34 +339,6 @@ async fn serve(
     }
     // Sources.
     let (tx, mut rx) = mpsc::channel::<Message>(1024);
-    let queue = loop {
-        let sim = (global.target == Target::Sim)
-            .then(|| SimBackend::open(&global.state_dir).with_clock(clock.clone()));
-        match AlarmQueue::open(
-            &backend,
-            sim,
-            &shared.plan.env_suffix,
-            &shared.plan.standby_region,
-        )
-        .await
-        {
-            Ok(q) => break Rc::new(q),
-            Err(e) if e.kind == drflow_steps::ErrorKind::NotFound => {
-                return Err(Failure::invalid(format!(
-                    "error: {}\n  hint: `drflow run runbooks/provision.yaml` with the same parameters creates it\n",
-                    e.message
-                )));
-            }
-            Err(e) => {
-                status.set_health(Health::Failing(format!("the alarm queue: {}", e.message)));
-                eprintln!(
-                    "drflow: daemon: cannot find the alarm queue yet: {}",
-                    e.message
-                );
-                clock.sleep(SOURCE_RETRY).await;
-            }
-        }
-    };
     eprintln!("drflow: daemon: reading {}", queue.describe());
     let position = Rc::new(std::cell::Cell::new(
         inbox
@@ -387,6 +384,8 @@ async fn serve(
     let deadline = args.run_for.map(|d| clock.now_ms() + d.as_millis() as u64);
     let mut next_prune = clock.now_ms();
     let mut stopping = false;
+    // When the message behind each queued firing arrived (wall ms), for the decision latency.
+    let mut arrivals = std::collections::HashMap::new();
     loop {
         let wait_due = scheduler
             .next_due_ms()
@@ -399,6 +398,8 @@ async fn serve(
                 if n.unwrap_or(2) >= 2 {
                     eprintln!("drflow: daemon: stopping now; runs in progress are left to resume");
                     let _ = stop_tx.send(Stop::Now);
+                    let _ = backend.checkpoint();
+                    let _ = queue.checkpoint();
                     return Ok(crate::EXIT_INTERRUPTED);
                 }
                 eprintln!("drflow: daemon: stopping: no more events taken; runs in progress checkpoint and stop (signal again to exit at once)");
@@ -407,6 +408,9 @@ async fn serve(
             Some(done) = runs.join_next(), if !runs.is_empty() => {
                 if let Ok(ended) = done {
                     scheduler.done(&ended.key);
+                    if !ended.journaled {
+                        inbox.forget_firing(&ended.run_id).map_err(|e| failed("the inbox", e))?;
+                    }
                     let name = match &ended.status {
                         Ok(s) => s.name().to_string(),
                         Err(e) => { eprintln!("drflow: daemon: run {}: {e}", ended.run_id); "error".to_string() }
@@ -417,7 +421,7 @@ async fn serve(
             }
             m = rx.recv(), if !stopping => {
                 let Some(m) = m else { continue };
-                handle(&mut intake, &mut inbox, &shared, &mut scheduler, &position, &queue, m).await?;
+                handle(&mut intake, &mut inbox, &shared, &mut scheduler, &position, &queue, &mut arrivals, m).await?;
             }
             () = clock.sleep(Duration::from_millis(wait_due.max(1))) => {}
         }
@@ -425,6 +429,10 @@ async fn serve(
         if !stopping {
             for (key, record) in scheduler.start_due(now) {
                 status.metrics.run_started();
+                if let Some(at) = arrivals.remove(&record.run_id) {
+                    let seconds = crate::runtime::wall_ms().saturating_sub(at) as f64 / 1000.0;
+                    status.metrics.decision_latency(seconds);
+                }
                 let cx = shared.clone();
                 runs.spawn_local(async move { cx.run(key, record, false).await });
             }
@@ -490,6 +498,7 @@ async fn handle(
     scheduler: &mut KeyedScheduler<FiringRecord>,
     position: &std::cell::Cell<u64>,
     queue: &AlarmQueue,
+    arrivals: &mut std::collections::HashMap<String, u64>,
     m: Message,
 ) -> Result<(), Failure> {
     let metrics = &cx.status.metrics;
@@ -547,17 +556,24 @@ async fn handle(
             "drflow: daemon: trigger {} fired: run {} of {} ({key})",
             r.trigger, r.run_id, r.runbook
         );
-        match scheduler.offer(&key, r, now) {
-            Offer::Coalesced => {
+        let run_id = r.run_id.clone();
+        let dropped = match scheduler.offer(&key, r, now) {
+            Offer::Coalesced(r) => {
                 metrics.coalesced();
                 eprintln!(
                     "drflow: daemon: a run for {key} is in progress; the firing is folded into it"
                 );
+                Some(r)
             }
-            Offer::Queued | Offer::Replaced => {}
+            Offer::Replaced(older) => Some(older),
+            Offer::Queued => None,
+        };
+        if let Some(d) = dropped {
+            inbox
+                .forget_firing(&d.run_id)
+                .map_err(|e| failed("the inbox", e))?;
         }
-        let latency = crate::runtime::wall_ms().saturating_sub(m.wall_ms) as f64 / 1000.0;
-        metrics.decision_latency(latency);
+        arrivals.insert(run_id, m.wall_ms);
     }
     // Journaled: the queue may forget it. A failed delete only means a copy comes back.
     if let Some(ack @ Ack::Receipt(_)) = &m.ack
@@ -614,7 +630,8 @@ impl RunContext {
     fn lock_key(&self, r: &FiringRecord) -> String {
         self.prepared(&r.trigger)
             .and_then(|p| {
-                let params = params_of(r);
+                let mut params = p.params.clone();
+                params.extend(params_of(r));
                 drflow_engine::runner::evaluate_lock(
                     &p.runbook,
                     &r.run_id,
@@ -627,13 +644,21 @@ impl RunContext {
             .unwrap_or_else(|| r.runbook.clone())
     }
 
+    /// Whether the journal knows `run_id`.
+    fn in_journal(&self, run_id: &str) -> bool {
+        let path = self.state_dir.join(JOURNAL_FILE);
+        Journal::open_read_only(&path).is_ok_and(|j| j.run(run_id).is_ok())
+    }
+
     /// Starts (or, `journaled`, resumes) the run of `r` and waits for its end.
     async fn run(self: Rc<Self>, key: String, r: FiringRecord, journaled: bool) -> Ended {
         let status = self.run_inner(&r, journaled).await;
+        let journaled = journaled || status.is_ok() || self.in_journal(&r.run_id);
         Ended {
             key,
             run_id: r.run_id,
             status,
+            journaled,
         }
     }
 

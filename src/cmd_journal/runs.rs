@@ -62,7 +62,12 @@ fn cmd_prune(
     } else {
         keep.iter().map(String::as_str).collect()
     };
-    let before = drflow_engine::now() - older_than.as_secs_f64();
+    // Runs are stamped on their own clock: on the sim its virtual time, which only the world
+    // knows (a sim run of January is not ten months old because the wall clock says so).
+    let now = crate::cloud_config(global)
+        .virtual_clock_ms()
+        .map_or_else(drflow_engine::now, |ms| ms as f64 / 1000.0);
+    let before = now - older_than.as_secs_f64();
     let mut journal = Journal::open(&path).map_err(journal_failure)?;
     let gone = journal
         .prune(before, &keep, dry_run)

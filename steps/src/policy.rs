@@ -965,10 +965,14 @@ pub fn step_actions(step_type: &str) -> &'static [Permission] {
 
 /// What `drflow daemon` itself calls on the aws target, besides the steps of the runbooks it
 /// starts: it finds the alarm queue, long-polls it and deletes what it journaled, and reads
-/// alarm states for its periodic reconcile. Its own probe of the endpoint is a plain HTTPS
-/// request and needs no permission.
+/// alarm states for its periodic reconcile, and finds the primary's Route 53 health check to
+/// learn what its own probe requests (the probe itself is a plain HTTPS request).
 pub const DAEMON_ACTIONS: &[Permission] = &[
     p!("cloudwatch:DescribeAlarms", ALARM),
+    p!("route53:GetHealthCheck", HEALTH_CHECK),
+    p!("route53:ListHealthChecks", ANY),
+    p!("route53:ListTagsForResource", HEALTH_CHECK),
+    p!("route53:ListTagsForResources", HEALTH_CHECK),
     p!("sqs:DeleteMessage", QUEUE),
     p!("sqs:GetQueueAttributes", QUEUE),
     p!("sqs:GetQueueUrl", QUEUE),

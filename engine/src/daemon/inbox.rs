@@ -192,6 +192,15 @@ impl Inbox {
             .map_err(self.err("reading firings"))
     }
 
+    /// Forgets the firing of `run_id`: it was folded into another run, replaced, or refused
+    /// before its run was journaled, so a restart must not start it.
+    pub fn forget_firing(&mut self, run_id: &str) -> Result<(), InboxError> {
+        self.conn
+            .execute("DELETE FROM firings WHERE run_id = ?1", params![run_id])
+            .map(|_| ())
+            .map_err(self.err("forgetting a firing"))
+    }
+
     /// A source's read position, if it has one.
     pub fn cursor(&self, name: &str) -> Result<Option<u64>, InboxError> {
         self.conn
@@ -284,7 +293,8 @@ mod tests {
         assert_eq!(inbox.cursor("other").unwrap(), None);
         assert_eq!(inbox.prune(1500, 0).unwrap(), (1, 0));
         assert_eq!(inbox.event_count().unwrap(), 1);
-        assert_eq!(inbox.prune(0, 3000).unwrap(), (0, 1));
+        assert_eq!(inbox.prune(0, 1000).unwrap(), (0, 0));
+        inbox.forget_firing("20261130T060000-abcd").unwrap();
         assert!(inbox.firings().unwrap().is_empty());
     }
 }

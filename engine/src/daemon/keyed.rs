@@ -5,17 +5,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-/// What became of offered work.
+/// What became of offered work; the variants that drop work hand it back, so that the caller
+/// can forget it wherever it recorded it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Offer {
+pub enum Offer<T> {
     /// Queued: it starts once its key is free and its debounce has passed.
     Queued,
-    /// It replaced work queued for the same key (the newer wins) and restarted the debounce.
-    Replaced,
-    /// A run for this key is in progress: this work is folded into it and dropped. A failover
-    /// in progress already does what a second firing asks; the trigger's cooldown says when
-    /// another may start.
-    Coalesced,
+    /// It replaced the work queued for the same key (the newer wins; the older is handed back)
+    /// and restarted the debounce.
+    Replaced(T),
+    /// A run for this key is in progress: this work is folded into it and handed back. A
+    /// failover in progress already does what a second firing asks; the trigger's cooldown
+    /// says when another may start.
+    Coalesced(T),
 }
 
 /// Work queued by key. `T` is the work (a firing to run).
@@ -37,13 +39,13 @@ impl<T> KeyedScheduler<T> {
     }
 
     /// Offers `work` for `key` at `now_ms`.
-    pub fn offer(&mut self, key: &str, work: T, now_ms: u64) -> Offer {
+    pub fn offer(&mut self, key: &str, work: T, now_ms: u64) -> Offer<T> {
         if self.running.contains(key) {
-            return Offer::Coalesced;
+            return Offer::Coalesced(work);
         }
         let due = now_ms.saturating_add(self.debounce_ms);
         match self.pending.insert(key.to_string(), (due, work)) {
-            Some(_) => Offer::Replaced,
+            Some((_, old)) => Offer::Replaced(old),
             None => Offer::Queued,
         }
     }
@@ -100,9 +102,9 @@ mod tests {
     fn never_two_runs_for_one_key_and_work_for_a_running_key_is_folded_in() {
         let mut s = KeyedScheduler::new(0);
         assert_eq!(s.offer("failover-prod", 1, 0), Offer::Queued);
-        assert_eq!(s.offer("failover-prod", 2, 0), Offer::Replaced);
+        assert_eq!(s.offer("failover-prod", 2, 0), Offer::Replaced(1));
         assert_eq!(s.start_due(0), vec![("failover-prod".to_string(), 2)]);
-        assert_eq!(s.offer("failover-prod", 3, 5), Offer::Coalesced);
+        assert_eq!(s.offer("failover-prod", 3, 5), Offer::Coalesced(3));
         assert!(s.start_due(10).is_empty());
         // Another key is independent.
         assert_eq!(s.offer("failover-dev", 4, 10), Offer::Queued);
@@ -128,7 +130,7 @@ mod tests {
     fn a_resumed_run_holds_its_key() {
         let mut s = KeyedScheduler::new(0);
         s.mark_running("k");
-        assert_eq!(s.offer("k", 1, 0), Offer::Coalesced);
+        assert_eq!(s.offer("k", 1, 0), Offer::Coalesced(1));
         s.done("k");
         assert_eq!(s.offer("k", 1, 0), Offer::Queued);
     }

@@ -42,7 +42,7 @@ impl Metrics {
         f(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// A message arrived from `source` (`queue`, `reconcile`, `probe`, `bus`).
+    /// A message arrived from `source` (`queue`, `reconcile`, `probe`).
     pub fn received(&self, source: &str) {
         self.with(|m| bump(&mut m.received, source));
     }
