@@ -313,6 +313,7 @@ async fn serve(
     let (stop_tx, stop_rx) = watch::channel(Stop::No);
     let shared = Rc::new(RunContext {
         runner: runner.clone(),
+        backend: backend.clone(),
         registry,
         plan,
         clock: clock.clone(),
@@ -335,7 +336,7 @@ async fn serve(
         scheduler.mark_running(&key);
         status.metrics.run_started();
         let cx = shared.clone();
-        runs.spawn_local(async move { cx.run(key, record, journaled).await });
+        runs.spawn_local(async move { cx.run(key, record, journaled, None).await });
     }
     // Sources.
     let (tx, mut rx) = mpsc::channel::<Message>(1024);
@@ -384,6 +385,8 @@ async fn serve(
     let deadline = args.run_for.map(|d| clock.now_ms() + d.as_millis() as u64);
     let mut next_prune = clock.now_ms();
     let mut stopping = false;
+    let mut failed_sources = false;
+    let mut pending_ack: Option<Ack> = None;
     // When the message behind each queued firing arrived (wall ms), for the decision latency.
     let mut arrivals = std::collections::HashMap::new();
     loop {
@@ -420,8 +423,15 @@ async fn serve(
                 }
             }
             m = rx.recv(), if !stopping => {
-                let Some(m) = m else { continue };
-                handle(&mut intake, &mut inbox, &shared, &mut scheduler, &position, &queue, &mut arrivals, m).await?;
+                let Some(m) = m else {
+                    // Every source ended: nothing can reach the triggers any more.
+                    eprintln!("drflow: daemon: every event source stopped; stopping");
+                    status.set_health(Health::Failing("every event source stopped".into()));
+                    begin_stop(&mut stopping, &mut sources, &status, &stop_tx, Stop::Graceful);
+                    failed_sources = true;
+                    continue;
+                };
+                pending_ack = handle(&mut intake, &mut inbox, &shared, &mut scheduler, &position, &mut arrivals, m).await?;
             }
             () = clock.sleep(Duration::from_millis(wait_due.max(1))) => {}
         }
@@ -429,19 +439,22 @@ async fn serve(
         if !stopping {
             for (key, record) in scheduler.start_due(now) {
                 status.metrics.run_started();
-                if let Some(at) = arrivals.remove(&record.run_id) {
+                let arrival = arrivals.remove(&record.run_id);
+                if let Some(at) = arrival {
                     let seconds = crate::runtime::wall_ms().saturating_sub(at) as f64 / 1000.0;
                     status.metrics.decision_latency(seconds);
                 }
                 let cx = shared.clone();
-                runs.spawn_local(async move { cx.run(key, record, false).await });
+                runs.spawn_local(async move { cx.run(key, record, false, arrival).await });
             }
         }
-        if let Some(keep) = args.prune_older_than
-            && now >= next_prune
-        {
+        // After the run started: the delete is not on its critical path.
+        if let Some(ack) = pending_ack.take() {
+            acknowledge(&queue, &ack, &status).await;
+        }
+        if now >= next_prune {
             next_prune = now + PRUNE_EVERY.as_millis() as u64;
-            prune(&shared, &mut inbox, keep, now, &intake);
+            prune(&shared, &mut inbox, args.prune_older_than, now, &intake);
         }
         intake.expire(now);
         if !stopping && deadline.is_some_and(|d| now >= d) {
@@ -465,7 +478,7 @@ async fn serve(
         .checkpoint()
         .map_err(|e| failed("saving the simulated cloud", e))?;
     eprintln!("drflow: daemon: stopped");
-    Ok(EXIT_OK)
+    Ok(if failed_sources { EXIT_FAILED } else { EXIT_OK })
 }
 
 fn begin_stop(
@@ -497,10 +510,9 @@ async fn handle(
     cx: &RunContext,
     scheduler: &mut KeyedScheduler<FiringRecord>,
     position: &std::cell::Cell<u64>,
-    queue: &AlarmQueue,
     arrivals: &mut std::collections::HashMap<String, u64>,
     m: Message,
-) -> Result<(), Failure> {
+) -> Result<Option<Ack>, Failure> {
     let metrics = &cx.status.metrics;
     metrics.received(m.source);
     let now = cx.clock.now_ms();
@@ -575,22 +587,25 @@ async fn handle(
         }
         arrivals.insert(run_id, m.wall_ms);
     }
-    // Journaled: the queue may forget it. A failed delete only means a copy comes back.
-    if let Some(ack @ Ack::Receipt(_)) = &m.ack
-        && let Err(e) = queue.ack(ack).await
-    {
-        metrics.source_error("queue");
+    // Journaled: the queue may forget it, once the run it decided has started.
+    Ok(m.ack.filter(|a| matches!(a, Ack::Receipt(_))))
+}
+
+/// Deletes a journaled message from the queue. A failed delete only means a copy comes back.
+async fn acknowledge(queue: &AlarmQueue, ack: &Ack, status: &Status) {
+    if let Err(e) = queue.ack(ack).await {
+        status.metrics.source_error("queue");
         eprintln!(
             "drflow: daemon: could not delete a journaled message (it will come again): {}",
             e.message
         );
     }
-    Ok(())
 }
 
 /// What a run needs, shared by the daemon's runs.
 struct RunContext {
     runner: Runner,
+    backend: Arc<LazyBackend>,
     registry: drflow_engine::Registry,
     plan: Plan,
     clock: SharedClock,
@@ -644,6 +659,26 @@ impl RunContext {
             .unwrap_or_else(|| r.runbook.clone())
     }
 
+    /// On the aws target: how long after its event arrived the run made its first API call (the
+    /// daemon's own queue calls aside), said on stderr for `benches/daemon_latency.sh`.
+    fn say_first_call(&self, run_id: &str, arrival_ms: u64) {
+        let Some(calls) = self.backend.aws_calls() else {
+            return;
+        };
+        let first = calls
+            .iter()
+            .filter(|c| c.sent_at_ms >= arrival_ms)
+            .filter(|c| !matches!(c.operation, "ReceiveMessage" | "DeleteMessage"))
+            .map(|c| c.sent_at_ms)
+            .min();
+        if let Some(first) = first {
+            eprintln!(
+                "drflow: daemon: run {run_id}: first API call {} ms after its event arrived",
+                first - arrival_ms
+            );
+        }
+    }
+
     /// Whether the journal knows `run_id`.
     fn in_journal(&self, run_id: &str) -> bool {
         let path = self.state_dir.join(JOURNAL_FILE);
@@ -651,8 +686,17 @@ impl RunContext {
     }
 
     /// Starts (or, `journaled`, resumes) the run of `r` and waits for its end.
-    async fn run(self: Rc<Self>, key: String, r: FiringRecord, journaled: bool) -> Ended {
+    async fn run(
+        self: Rc<Self>,
+        key: String,
+        r: FiringRecord,
+        journaled: bool,
+        arrival: Option<u64>,
+    ) -> Ended {
         let status = self.run_inner(&r, journaled).await;
+        if let Some(at) = arrival {
+            self.say_first_call(&r.run_id, at);
+        }
         let journaled = journaled || status.is_ok() || self.in_journal(&r.run_id);
         Ended {
             key,
@@ -755,35 +799,31 @@ fn unfinished(state_dir: &Path, records: &[FiringRecord]) -> Vec<(FiringRecord, 
         .collect()
 }
 
-/// The retention pass: old runs out of the journal (the triggers' runbooks kept), old events and
-/// firings out of the inbox.
-fn prune(cx: &RunContext, inbox: &mut Inbox, keep: Duration, now: u64, intake: &Intake) {
-    let before_ms = now.saturating_sub(keep.as_millis() as u64);
-    let kept: Vec<&str> = cx
-        .plan
-        .runbooks
-        .iter()
-        .map(|p| p.runbook.name.as_str())
-        .collect();
-    let path = cx.state_dir.join(JOURNAL_FILE);
-    if path.exists() {
-        match Journal::open(&path)
-            .and_then(|mut j| j.prune(before_ms as f64 / 1000.0, &kept, false))
-        {
-            Ok(gone) if !gone.is_empty() => {
-                eprintln!(
-                    "drflow: daemon: pruned {} runs that ended before {}",
-                    gone.len(),
-                    iso8601(before_ms as f64 / 1000.0)
-                );
-            }
-            Ok(_) => {}
-            Err(e) => eprintln!("drflow: daemon: could not prune the journal: {e}"),
-        }
-    }
+/// The retention pass, hourly: the inbox's events the triggers no longer count always; with
+/// `--prune-older-than`, also the runs that ended before it (every run of the triggers'
+/// runbooks and of those `drflow runs prune` keeps is kept) and the firings decided before it.
+fn prune(cx: &RunContext, inbox: &mut Inbox, keep: Option<Duration>, now: u64, intake: &Intake) {
     let events_before = now.saturating_sub(intake.memory_ms());
-    if let Err(e) = inbox.prune(events_before, before_ms) {
+    let firings_before = keep.map_or(0, |k| now.saturating_sub(k.as_millis() as u64));
+    if let Err(e) = inbox.prune(events_before, firings_before) {
         eprintln!("drflow: daemon: could not prune the inbox: {e}");
+    }
+    let Some(keep) = keep else { return };
+    let before = now.saturating_sub(keep.as_millis() as u64) as f64 / 1000.0;
+    let mut kept: Vec<&str> = crate::cmd_journal::KEPT_BY_DEFAULT.to_vec();
+    kept.extend(cx.plan.runbooks.iter().map(|p| p.runbook.name.as_str()));
+    let path = cx.state_dir.join(JOURNAL_FILE);
+    if !path.exists() {
+        return;
+    }
+    match Journal::open(&path).and_then(|mut j| j.prune(before, &kept, false)) {
+        Ok(gone) if !gone.is_empty() => eprintln!(
+            "drflow: daemon: pruned {} runs that ended before {}",
+            gone.len(),
+            iso8601(before)
+        ),
+        Ok(_) => {}
+        Err(e) => eprintln!("drflow: daemon: could not prune the journal: {e}"),
     }
 }
 

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 pub use durable::{DurableArgs, LockArgs, scrubbed_stderr};
 pub(crate) use durable::{print_rollback, runner, runner_failure, set_log_secrets};
 pub use outputs::{OutputsArgs, cmd_outputs};
-pub use runs::{RunsArgs, cmd_runs};
+pub use runs::{KEPT_BY_DEFAULT, RunsArgs, cmd_runs};
 pub use show::{ShowArgs, cmd_show};
 
 use durable::journal_failure;

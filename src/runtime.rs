@@ -153,6 +153,7 @@ mod tests {
             operation,
             mutating: drflow_steps::aws::is_mutating(operation),
             failed,
+            sent_at_ms: 0,
         }
     }
 

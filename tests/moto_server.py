@@ -1,4 +1,4 @@
-"""moto's server, with seven fixes to moto 5.2.5 where it answers differently from AWS.
+"""moto's server, with eight fixes to moto 5.2.5 where it answers differently from AWS.
 
 It starts moto as `python3 -m moto.server` would, with the same arguments. The fixes, and only
 these (docs/aws.md, "Testing against moto"; the opt-in emulation at the end of the file is for
@@ -24,6 +24,10 @@ the failover bench alone):
   `Policy`. AWS changes only the attributes named.
 - EC2 `DescribeLaunchTemplates`: moto answers with the tags a template was created with, not
   those CreateTags added later (its tag store has them). AWS answers with the current tags.
+- EventBridge `PutEvents`: moto lets a rule with a schedule and no event pattern match every
+  event, so an event put in a region with a scheduled rule reaches that rule's target (the
+  replication-lag monitor's Lambda, which moto cannot invoke: it answers 500). AWS matches
+  events against event patterns only; a schedule rule matches none.
 """
 
 import os
@@ -33,6 +37,7 @@ from moto.cloudwatch.responses import CloudWatchResponse
 from moto.core.responses import EmptyResult
 from moto.core.serialize import S3Serializer
 from moto.ec2.models.launch_templates import LaunchTemplate
+from moto.events.models import Rule
 from moto.kms.models import KmsBackend
 from moto.rds.models import RDSBackend, rds_backends
 from moto.server import main
@@ -133,6 +138,17 @@ def _remove_from_global_cluster(self, global_cluster_identifier, db_cluster_iden
 
 
 RDSBackend.remove_from_global_cluster = _remove_from_global_cluster
+
+_send_to_targets = Rule.send_to_targets
+
+
+def _send_to_targets_of_pattern_rules(self, event, *args, **kwargs):
+    if self.scheduled_expression and not self.event_pattern.get_pattern():
+        return None
+    return _send_to_targets(self, event, *args, **kwargs)
+
+
+Rule.send_to_targets = _send_to_targets_of_pattern_rules
 
 # --- opt-in, for the failover bench only ------------------------------------------------------
 # moto has no Aurora global failover and no TestDNSAnswer, so a failover run on it stops at the

@@ -148,6 +148,9 @@ impl Clients {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         Box::pin(async move {
+            let sent_at_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
             let result = run_call(c, fut).await;
             {
                 let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
@@ -165,6 +168,7 @@ impl Clients {
                     failed: result
                         .as_ref()
                         .is_err_and(|e| e.kind != crate::backend::ErrorKind::NotFound),
+                    sent_at_ms,
                 });
             }
             result

@@ -46,6 +46,9 @@ pub struct CallRecord {
     pub mutating: bool,
     /// Whether it failed; an answer that the resource does not exist is not a failure.
     pub failed: bool,
+    /// When it was sent, on the wall clock (ms since the Unix epoch): what the daemon's
+    /// event-to-first-call latency is measured against.
+    pub sent_at_ms: u64,
 }
 
 /// Whether an API operation changes something: every AWS operation that only reads starts with

@@ -1195,6 +1195,7 @@ mod tests {
             operation,
             mutating: true,
             failed,
+            sent_at_ms: 0,
         }
     }
 
