@@ -239,9 +239,34 @@ struct Message {
 struct Ended {
     key: String,
     run_id: String,
-    status: Result<RunStatus, String>,
-    /// Whether the run reached the journal: one refused before (its lock held) is forgotten.
+    status: Result<RunStatus, RunFailure>,
+    /// Whether the run reached the journal.
     journaled: bool,
+}
+
+/// Why a run of the daemon did not come to an end of its own.
+struct RunFailure {
+    message: String,
+    /// Refused because another run holds its `lock:`.
+    lock_held: bool,
+}
+
+impl From<drflow_engine::runner::RunnerError> for RunFailure {
+    fn from(e: drflow_engine::runner::RunnerError) -> RunFailure {
+        RunFailure {
+            lock_held: e.kind() == drflow_engine::runner::RunnerErrorKind::Busy,
+            message: e.message(),
+        }
+    }
+}
+
+impl From<String> for RunFailure {
+    fn from(message: String) -> RunFailure {
+        RunFailure {
+            message,
+            lock_held: false,
+        }
+    }
 }
 
 /// The daemon: from start (resume) to a signal or `--for`.
@@ -275,6 +300,8 @@ async fn serve(
         global.target.name(),
         plan.env_suffix
     );
+    // One daemon per environment and state dir: a second one would split the queue's events.
+    let lease = hold_daemon_lease(global, &plan.env_suffix).await?;
     // First the queue: an environment not provisioned is refused before anything is written.
     let queue = loop {
         let sim = (global.target == Target::Sim)
@@ -323,23 +350,48 @@ async fn serve(
     });
     // Start: finish what was decided before a stop or a crash.
     let records = inbox.firings().map_err(|e| failed("the inbox", e))?;
-    let pending = unfinished(&global.state_dir, &records);
+    let (pending, stale) = unfinished(&global.state_dir, &records, now, intake.memory_ms())?;
+    for (r, why) in stale {
+        if why.is_empty() {
+            // Its run ended: nothing to do, nothing to say.
+            inbox
+                .forget_firing(&r.run_id)
+                .map_err(|e| failed("the inbox", e))?;
+            continue;
+        }
+        eprintln!(
+            "drflow: daemon: not finishing run {} of trigger {}: {why}; `drflow resume {}` or `drflow rollback {}` it by hand if it should be",
+            r.run_id, r.trigger, r.run_id, r.run_id
+        );
+        inbox
+            .forget_firing(&r.run_id)
+            .map_err(|e| failed("the inbox", e))?;
+    }
     if !replayed.is_empty() || !pending.is_empty() {
         eprintln!(
-            "drflow: daemon: {} events replayed from the inbox; {} runs to finish",
+            "drflow: daemon: {} events replayed from the inbox; {} runs to finish or start",
             replayed.len(),
             pending.len()
         );
     }
-    for (record, journaled) in pending {
+    let mut tasks: std::collections::HashMap<tokio::task::Id, (String, String)> =
+        std::collections::HashMap::new();
+    // Resumed runs first, holding their keys; runs never started wait behind them.
+    let (resumed, fresh): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(_, j)| *j);
+    for (record, _) in fresh {
+        scheduler.offer(&shared.lock_key(&record), record, now);
+    }
+    for (record, journaled) in resumed {
         let key = shared.lock_key(&record);
         scheduler.mark_running(&key);
         status.metrics.run_started();
         let cx = shared.clone();
-        runs.spawn_local(async move { cx.run(key, record, journaled, None).await });
+        let label = (key.clone(), record.run_id.clone());
+        let handle = runs.spawn_local(async move { cx.run(key, record, journaled, None).await });
+        tasks.insert(handle.id(), label);
     }
-    // Sources.
-    let (tx, mut rx) = mpsc::channel::<Message>(1024);
+    // Sources. A small buffer: what waits here is hidden in SQS for VISIBILITY only.
+    let (tx, mut rx) = mpsc::channel::<Message>(16);
     eprintln!("drflow: daemon: reading {}", queue.describe());
     let position = Rc::new(std::cell::Cell::new(
         inbox
@@ -390,11 +442,16 @@ async fn serve(
     // When the message behind each queued firing arrived (wall ms), for the decision latency.
     let mut arrivals = std::collections::HashMap::new();
     loop {
-        let wait_due = scheduler
-            .next_due_ms()
-            .map(|due| due.saturating_sub(clock.now_ms()))
-            .or_else(|| deadline.map(|d| d.saturating_sub(clock.now_ms())))
-            .unwrap_or(60_000);
+        // Stopping, only a signal or a run's end matters.
+        let wait_due = if stopping {
+            60_000
+        } else {
+            scheduler
+                .next_due_ms()
+                .map(|due| due.saturating_sub(clock.now_ms()))
+                .or_else(|| deadline.map(|d| d.saturating_sub(clock.now_ms())))
+                .unwrap_or(60_000)
+        };
         tokio::select! {
             biased;
             n = signals.recv() => {
@@ -408,19 +465,34 @@ async fn serve(
                 eprintln!("drflow: daemon: stopping: no more events taken; runs in progress checkpoint and stop (signal again to exit at once)");
                 begin_stop(&mut stopping, &mut sources, &status, &stop_tx, Stop::Graceful);
             }
-            Some(done) = runs.join_next(), if !runs.is_empty() => {
-                if let Ok(ended) = done {
-                    scheduler.done(&ended.key);
-                    if !ended.journaled {
-                        inbox.forget_firing(&ended.run_id).map_err(|e| failed("the inbox", e))?;
+            Some(done) = runs.join_next_with_id(), if !runs.is_empty() => {
+                let (id, ended) = match done {
+                    Ok((id, ended)) => (id, ended),
+                    Err(e) => {
+                        // A run's task panicked: its key must not stay taken for ever.
+                        let (key, run_id) = tasks.remove(&e.id()).unwrap_or_default();
+                        eprintln!("drflow: daemon: run {run_id} ended: error (it panicked: {e})");
+                        scheduler.done(&key);
+                        status.metrics.run_ended("error");
+                        continue;
                     }
-                    let name = match &ended.status {
-                        Ok(s) => s.name().to_string(),
-                        Err(e) => { eprintln!("drflow: daemon: run {}: {e}", ended.run_id); "error".to_string() }
-                    };
-                    status.metrics.run_ended(&name);
-                    eprintln!("drflow: daemon: run {} ended: {name}", ended.run_id);
+                };
+                tasks.remove(&id);
+                scheduler.done(&ended.key);
+                let name = match &ended.status {
+                    Ok(s) => s.name().to_string(),
+                    Err(e) => { eprintln!("drflow: daemon: run {}: {}", ended.run_id, e.message); "error".to_string() }
+                };
+                // Done with: an ended run, or one refused because another run holds its lock
+                // (that run does what this firing asks). Kept: an interrupted run (resumed at
+                // the next start) and one that failed to start for another reason (retried).
+                let over = matches!(&ended.status, Ok(s) if *s != RunStatus::Interrupted)
+                    || matches!(&ended.status, Err(e) if e.lock_held && !ended.journaled);
+                if over {
+                    inbox.forget_firing(&ended.run_id).map_err(|e| failed("the inbox", e))?;
                 }
+                status.metrics.run_ended(&name);
+                eprintln!("drflow: daemon: run {} ended: {name}", ended.run_id);
             }
             m = rx.recv(), if !stopping => {
                 let Some(m) = m else {
@@ -445,7 +517,10 @@ async fn serve(
                     status.metrics.decision_latency(seconds);
                 }
                 let cx = shared.clone();
-                runs.spawn_local(async move { cx.run(key, record, false, arrival).await });
+                let label = (key.clone(), record.run_id.clone());
+                let handle =
+                    runs.spawn_local(async move { cx.run(key, record, false, arrival).await });
+                tasks.insert(handle.id(), label);
             }
         }
         // After the run started: the delete is not on its critical path.
@@ -477,8 +552,42 @@ async fn serve(
     queue
         .checkpoint()
         .map_err(|e| failed("saving the simulated cloud", e))?;
+    if let Err(e) = lease.release().await {
+        // It lapses by itself once this process is gone.
+        eprintln!("drflow: daemon: could not give up the daemon's lease: {e}");
+    }
     eprintln!("drflow: daemon: stopped");
     Ok(if failed_sources { EXIT_FAILED } else { EXIT_OK })
+}
+
+/// Takes the lease `daemon/<env_suffix>` in the state dir's journal, kept renewed while the
+/// daemon lives. Errors (exit 2): another live daemon holds it, naming its pid and host.
+async fn hold_daemon_lease(
+    global: &Global,
+    env_suffix: &str,
+) -> Result<drflow_engine::HeldLease, Failure> {
+    let journal = Journal::open_in(&global.state_dir).map_err(|e| failed("the journal", e))?;
+    let store = drflow_engine::FileLeaseStore::open(journal.path())
+        .map_err(|e| failed("the daemon's lease", e))?;
+    let key = format!("daemon/{env_suffix}");
+    let me = format!("daemon-{}", std::process::id());
+    match drflow_engine::HeldLease::acquire(
+        Arc::new(store),
+        &key,
+        &me,
+        &drflow_engine::LeaseOptions::default(),
+    )
+    .await
+    {
+        Ok(lease) => Ok(lease),
+        Err(drflow_engine::LockError::Held { holder }) => Err(Failure::invalid(format!(
+            "error: another daemon (pid {} on {}) already watches {env_suffix} with the state dir {}\n  hint: stop it first, or give this one its own --state-dir; two daemons on one queue would split its events\n",
+            holder.pid,
+            holder.hostname,
+            global.state_dir.display()
+        ))),
+        Err(e) => Err(failed("the daemon's lease", e)),
+    }
 }
 
 fn begin_stop(
@@ -521,7 +630,6 @@ async fn handle(
     match &verdict {
         Verdict::Malformed { reason } => {
             metrics.dropped("malformed");
-            tracing::warn!(source = m.source, reason = %reason, "dropped a malformed message");
             eprintln!(
                 "drflow: daemon: dropped a malformed message from the {}: {reason}",
                 m.source
@@ -569,21 +677,21 @@ async fn handle(
             r.trigger, r.run_id, r.runbook
         );
         let run_id = r.run_id.clone();
-        let dropped = match scheduler.offer(&key, r, now) {
-            Offer::Coalesced(r) => {
+        match scheduler.offer(&key, r, now) {
+            Offer::Replaced(older) => {
                 metrics.coalesced();
                 eprintln!(
-                    "drflow: daemon: a run for {key} is in progress; the firing is folded into it"
+                    "drflow: daemon: run {} of {key}, not started yet, is replaced by run {run_id}",
+                    older.run_id
                 );
-                Some(r)
+                inbox
+                    .forget_firing(&older.run_id)
+                    .map_err(|e| failed("the inbox", e))?;
             }
-            Offer::Replaced(older) => Some(older),
-            Offer::Queued => None,
-        };
-        if let Some(d) = dropped {
-            inbox
-                .forget_firing(&d.run_id)
-                .map_err(|e| failed("the inbox", e))?;
+            Offer::Behind => eprintln!(
+                "drflow: daemon: a run for {key} is in progress; run {run_id} starts when it ends"
+            ),
+            Offer::Queued => {}
         }
         arrivals.insert(run_id, m.wall_ms);
     }
@@ -706,7 +814,7 @@ impl RunContext {
         }
     }
 
-    async fn run_inner(&self, r: &FiringRecord, journaled: bool) -> Result<RunStatus, String> {
+    async fn run_inner(&self, r: &FiringRecord, journaled: bool) -> Result<RunStatus, RunFailure> {
         let mut options = RunOptions::new(r.run_id.clone());
         options.clock = self.clock.clone();
         if journaled {
@@ -723,7 +831,7 @@ impl RunContext {
                 .runner
                 .load(&self.registry, request)
                 .await
-                .map_err(|e| e.message())?
+                .map_err(RunFailure::from)?
             {
                 Loaded::NothingToDo { .. } => return Ok(RunStatus::Succeeded),
                 Loaded::Ready(loaded) => *loaded,
@@ -734,9 +842,12 @@ impl RunContext {
                 .finish(loaded.session, &loaded.runbook, &loaded.params, options)
                 .await;
         }
-        let p = self
-            .prepared(&r.trigger)
-            .ok_or_else(|| format!("no runbook for trigger {}", r.trigger))?;
+        let p = self.prepared(&r.trigger).ok_or_else(|| {
+            RunFailure::from(format!(
+                "its trigger {} is no longer in the configuration",
+                r.trigger
+            ))
+        })?;
         let mut params = p.params.clone();
         params.extend(params_of(r));
         let how = StartOptions {
@@ -747,7 +858,7 @@ impl RunContext {
             .runner
             .start(&p.runbook, &params, &r.run_id, how)
             .await
-            .map_err(|e| e.message())?;
+            .map_err(RunFailure::from)?;
         self.finish(session, &p.runbook, &params, options).await
     }
 
@@ -757,13 +868,13 @@ impl RunContext {
         rb: &Runbook,
         params: &Outputs,
         mut options: RunOptions,
-    ) -> Result<RunStatus, String> {
+    ) -> Result<RunStatus, RunFailure> {
         options.redacted_params = redacted(rb, params);
         let mut sink = drflow_engine::Recorder::default();
         let outcome = session
             .run(rb, params, options, &mut sink, self.stop.clone())
             .await
-            .map_err(|e| e.message())?;
+            .map_err(RunFailure::from)?;
         Ok(outcome.report.status)
     }
 }
@@ -776,27 +887,62 @@ fn params_of(r: &FiringRecord) -> Outputs {
         .unwrap_or_default()
 }
 
-/// The recorded firings whose runs are not over: never started (`false`), or journaled and
-/// not finished (`true`: resume).
-fn unfinished(state_dir: &Path, records: &[FiringRecord]) -> Vec<(FiringRecord, bool)> {
+/// What to do at start with each recorded firing: start it (`false`: never started) or resume
+/// it (`true`), both only if it was decided or last ran within `bound_ms` of `now_ms` (the
+/// triggers' `within` + `cooldown`): a failover stopped days ago is not finished by a restart
+/// without a person deciding so (the second list, with why). Firings whose runs ended are left
+/// out (and forgotten by the caller with the stale ones). Errors: the journal cannot be read;
+/// guessing would start old runs again.
+#[allow(clippy::type_complexity)]
+fn unfinished(
+    state_dir: &Path,
+    records: &[FiringRecord],
+    now_ms: u64,
+    bound_ms: u64,
+) -> Result<(Vec<(FiringRecord, bool)>, Vec<(FiringRecord, String)>), Failure> {
     let path = state_dir.join(JOURNAL_FILE);
-    let journal = path
-        .exists()
-        .then(|| Journal::open_read_only(&path).ok())
-        .flatten();
-    records
-        .iter()
-        .filter_map(|r| {
-            let run = journal.as_ref().and_then(|j| j.run(&r.run_id).ok());
-            match run {
-                None => Some((r.clone(), false)),
-                Some(s) if s.status == "running" || s.status == "interrupted" => {
-                    Some((r.clone(), true))
+    let journal = if path.exists() {
+        Some(Journal::open_read_only(&path).map_err(|e| failed("the journal", e))?)
+    } else {
+        None
+    };
+    let ago = |ms: u64| drflow_engine::format_duration(Duration::from_millis(ms));
+    let mut pending = Vec::new();
+    let mut stale = Vec::new();
+    for r in records {
+        let run = match &journal {
+            None => None,
+            Some(j) => match j.run(&r.run_id) {
+                Ok(run) => Some(run),
+                Err(drflow_engine::JournalError::UnknownRun { .. }) => None,
+                Err(e) => return Err(failed("the journal", e)),
+            },
+        };
+        match run {
+            None => {
+                let age = now_ms.saturating_sub(r.at_ms);
+                if age <= bound_ms {
+                    pending.push((r.clone(), false));
+                } else {
+                    stale.push((
+                        r.clone(),
+                        format!("decided {} ago and never started", ago(age)),
+                    ));
                 }
-                Some(_) => None,
             }
-        })
-        .collect()
+            Some(run) if run.status == "running" || run.status == "interrupted" => {
+                let last = run.last_event_at.unwrap_or(run.started_at);
+                let age = now_ms.saturating_sub((last * 1000.0) as u64);
+                if age <= bound_ms {
+                    pending.push((r.clone(), true));
+                } else {
+                    stale.push((r.clone(), format!("{} {} ago", run.status, ago(age))));
+                }
+            }
+            Some(_) => stale.push((r.clone(), String::new())),
+        }
+    }
+    Ok((pending, stale))
 }
 
 /// The retention pass, hourly: the inbox's events the triggers no longer count always; with

@@ -27,6 +27,11 @@ pub struct PolicyArgs {
     /// The 12-digit AWS account id to put in the ARNs (default: the placeholder `${account}`).
     #[arg(long, value_name = "ID", value_parser = parse_account)]
     account: Option<String>,
+    /// Add what `drflow daemon` itself calls besides the runbook's steps: reading and deleting
+    /// the alarm queue's messages, the reconcile's DescribeAlarms, finding the probe's health
+    /// check (docs/operations.md).
+    #[arg(long)]
+    daemon: bool,
     /// json (the IAM policy document), text (its statements, readable) or markdown (every step
     /// type's permissions: the docs/policy.md page; no runbook).
     #[arg(long, default_value = "json")]
@@ -89,7 +94,7 @@ pub fn cmd_policy(global: &Global, args: &PolicyArgs) -> Result<u8, Failure> {
         .filter(|v| !v.is_empty())
         .map(str::to_string)
         .collect();
-    let policy = Policy::of(&rb, &regions, args.account.as_deref());
+    let policy = Policy::of(&rb, &regions, args.account.as_deref(), args.daemon);
     match args.output {
         PolicyFormat::Json => outln!("{:#}", policy.document()),
         _ => out!("{}", policy.text(&rb)),
@@ -116,12 +121,18 @@ struct Policy {
 }
 
 impl Policy {
-    fn of(rb: &Runbook, regions: &BTreeSet<String>, account: Option<&str>) -> Policy {
+    fn of(rb: &Runbook, regions: &BTreeSet<String>, account: Option<&str>, daemon: bool) -> Policy {
         let mut step_types: BTreeMap<String, usize> = BTreeMap::new();
         for s in &rb.steps {
             *step_types.entry(s.uses.clone()).or_default() += 1;
         }
         let mut actions: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        if daemon {
+            for perm in drflow_steps::policy::DAEMON_ACTIONS {
+                let entry = actions.entry(perm.action.to_string()).or_default();
+                entry.extend(fill(perm, regions, account));
+            }
+        }
         for step_type in step_types.keys() {
             for perm in step_actions(step_type) {
                 let entry = actions

@@ -55,7 +55,7 @@ fn writer_region(state: &Path) -> String {
 }
 
 #[test]
-fn the_daemon_alone_fails_over_a_region_outage_once() {
+fn the_daemon_alone_fails_over_a_region_outage() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path();
     provisioned(state);
@@ -65,14 +65,22 @@ fn the_daemon_alone_fails_over_a_region_outage_once() {
     let out = daemon(state, &["--for", "15m"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    // Both alarms of primary-down came through the queue, then the probe's trigger fired while
-    // the run was in progress and was folded into it: one run.
+    // Both alarms of primary-down came through the queue; the probe's trigger fired while that
+    // run was in progress, so its run waited behind it and found nothing left to do.
     assert!(err.contains("trigger primary-down fired"), "{err}");
+    assert!(err.contains("starts when it ends"), "{err}");
     let failovers = runs_of(state, "failover");
-    assert_eq!(failovers.len(), 1, "{failovers:#?}\n{err}");
-    assert_eq!(failovers[0]["status"], "succeeded", "{err}");
+    assert_eq!(failovers.len(), 2, "{failovers:#?}\n{err}");
+    assert!(
+        failovers.iter().all(|r| r["status"] == "succeeded"),
+        "{err}"
+    );
+    assert!(
+        err.contains("say: failover:") && err.contains("say: nothing to do"),
+        "the first failed over, the second changed nothing: {err}"
+    );
     assert_eq!(writer_region(state), "eu-central-1");
-    let id = failovers[0]["id"].as_str().unwrap();
+    let id = failovers[1]["id"].as_str().unwrap();
     let show = drflow_in(state, &["show", id, "--output", "json"]);
     let shown = stdout(&show);
     assert!(
@@ -82,7 +90,7 @@ fn the_daemon_alone_fails_over_a_region_outage_once() {
     // Restarted afterwards, it does not act on the same events again.
     let out = daemon(state, &["--for", "5m"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(runs_of(state, "failover").len(), 1, "{}", stderr(&out));
+    assert_eq!(runs_of(state, "failover").len(), 2, "{}", stderr(&out));
 }
 
 #[test]
@@ -110,18 +118,16 @@ fn a_daemon_stopped_mid_run_resumes_that_run_when_started_again() {
     let first = runs_of(state, "failover");
     assert_eq!(first.len(), 1, "{err}");
     assert_eq!(first[0]["status"], "interrupted", "{err}");
+    let id = first[0]["id"].as_str().unwrap();
     let out = daemon(state, &["--for", "10m"]);
     let err = stderr(&out);
-    assert!(
-        err.contains(&format!(
-            "resuming run {}",
-            first[0]["id"].as_str().unwrap()
-        )),
-        "{err}"
-    );
+    assert!(err.contains(&format!("resuming run {id}")), "{err}");
+    // The interrupted run is finished under its id, not started again; the probe's firing that
+    // waited behind it when the daemon stopped runs after it and changes nothing.
     let after = runs_of(state, "failover");
-    assert_eq!(after.len(), 1, "no second run: {after:#?}\n{err}");
-    assert_eq!(after[0]["status"], "succeeded", "{err}");
+    assert_eq!(after.len(), 2, "{after:#?}\n{err}");
+    assert!(after.iter().all(|r| r["status"] == "succeeded"), "{err}");
+    assert!(after.iter().any(|r| r["id"] == id), "{after:#?}");
     assert_eq!(writer_region(state), "eu-central-1");
 }
 
@@ -187,6 +193,18 @@ fn sigterm_stops_the_daemon_cleanly_and_it_serves_health_and_metrics_on_loopback
         assert!(body.contains(name), "{name} in\n{body}");
     }
     assert_eq!(get(&addr, "/nothing").0, 404);
+    // A second daemon on the same environment and state dir is refused: it would split the
+    // queue's events.
+    let second = drflow_in(
+        state,
+        &["daemon", "--params-file", EU, "--listen", "127.0.0.1:0"],
+    );
+    assert_eq!(second.status.code(), Some(2), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("another daemon (pid"),
+        "{}",
+        stderr(&second)
+    );
     let pid = child.id().to_string();
     let kill = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(kill.success());
@@ -299,7 +317,7 @@ fn prune_deletes_old_ended_runs_and_keeps_every_failover() {
     assert!(runs_of(state, "provision").is_empty());
     assert_eq!(
         runs_of(state, "failover").len(),
-        1,
+        2,
         "a failover's record stays"
     );
     let out = drflow_in(state, &["runs", "prune", "--older-than", "yesterday"]);

@@ -3,7 +3,8 @@
 //! rule provision made into the SQS queue, taken by the daemon, which runs the failover runbook
 //! against moto: the standby's Auto Scaling group grows, the DNS weights move, one run is
 //! journaled. Among the events: a duplicate, an `OK` older than the `ALARM` arriving after it,
-//! a malformed message and a foreign event, none of which may start or stop anything.
+//! a malformed message and a foreign event, none of which may start or stop anything. Then a
+//! daemon killed (SIGKILL) just after a firing, started again, finishes that run under its id.
 //!
 //! moto never fails a health check, so the runbook decides on the alarms alone
 //! (`signals: [alarms]`, `quorum: 1`), and it lacks `FailoverGlobalCluster`, which this moto
@@ -141,7 +142,7 @@ fn metric(text: &str, line_start: &str) -> u64 {
 }
 
 #[test]
-fn alarm_events_through_eventbridge_and_sqs_make_the_daemon_fail_over_once() {
+fn alarm_events_make_the_daemon_fail_over_once_and_a_killed_daemon_finishes_its_run() {
     let Some(m) = start_moto() else { return };
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path();
@@ -209,8 +210,8 @@ fn alarm_events_through_eventbridge_and_sqs_make_the_daemon_fail_over_once() {
     .unwrap();
     let pid = child.id();
     // A failed test leaves no daemon behind.
-    struct KillOnDrop(u32);
-    impl Drop for KillOnDrop {
+    struct KillPidOnPanic(u32);
+    impl Drop for KillPidOnPanic {
         fn drop(&mut self) {
             if std::thread::panicking() {
                 let _ = Command::new("kill")
@@ -219,7 +220,7 @@ fn alarm_events_through_eventbridge_and_sqs_make_the_daemon_fail_over_once() {
             }
         }
     }
-    let _guard = KillOnDrop(pid);
+    let _guard = KillPidOnPanic(pid);
     // A hung daemon fails the test instead of hanging it.
     let (exited, watchdog) = mpsc::channel::<()>();
     std::thread::spawn(move || {
@@ -439,5 +440,159 @@ fn alarm_events_through_eventbridge_and_sqs_make_the_daemon_fail_over_once() {
         };
         assert_eq!((weight("standby"), weight("primary")), (Some(100), Some(0)));
     });
+    // Killed in the middle of a run (SIGKILL: no checkpoint, no goodbye) and started again, the
+    // daemon finishes that run under its id, and starts no other. Wherever the kill lands
+    // (before the run reached the journal, or during it), there is one run of that firing.
+    let (mut second, lines) = spawn_daemon(&m, state);
+    let mut log2 = Vec::new();
+    wait_line(&lines, "daemon: reading ", &mut log2);
+    rt.block_on(async {
+        let queue = &c.region(STANDBY).await.sqs;
+        let url = queue
+            .get_queue_url()
+            .queue_name(format!("alarm-events-{SUFFIX}"))
+            .send()
+            .await
+            .expect("GetQueueUrl")
+            .queue_url()
+            .unwrap()
+            .to_string();
+        // drflow's probe says the primary is unreachable: the other trigger, out of the first
+        // one's cooldown.
+        let at = drflow_engine::iso8601(drflow_engine::now());
+        let stamp = format!("{}+0000", at.trim_end_matches('Z'));
+        let probe = json!({
+            "version": "0", "id": "probe-1", "source": "drflow.probe",
+            "detail-type": "Endpoint Probe State Change", "region": STANDBY,
+            "resources": ["https://primary.example/health"],
+            "detail": {"endpoint": "https://primary.example/health", "fromRegion": STANDBY,
+                       "state": {"value": "ALARM", "timestamp": stamp}},
+        });
+        queue
+            .send_message()
+            .queue_url(&url)
+            .message_body(probe.to_string())
+            .send()
+            .await
+            .expect("SendMessage");
+    });
+    let fired = wait_line(&lines, "fired: run ", &mut log2);
+    Command::new("kill")
+        .args(["-KILL", &second.id().to_string()])
+        .status()
+        .unwrap();
+    second.wait().unwrap();
+    let run_id = fired
+        .split("fired: run ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("a run id")
+        .to_string();
+    let (mut third, lines) = spawn_daemon(&m, state);
+    let mut log3 = Vec::new();
+    let ended = wait_line(&lines, &format!("run {run_id} ended: "), &mut log3);
+    assert!(ended.ends_with("succeeded"), "{}", log3.join("\n"));
+    Command::new("kill")
+        .args(["-TERM", &third.id().to_string()])
+        .status()
+        .unwrap();
+    wait_line(&lines, "daemon: stopped", &mut log3);
+    assert_eq!(third.wait().unwrap().code(), Some(0));
+    let runs = Command::new(env!("CARGO_BIN_EXE_drflow"))
+        .args(["runs", "--output", "json"])
+        .env("DRFLOW_STATE_DIR", state)
+        .output()
+        .unwrap();
+    let runs: Value = serde_json::from_slice(&runs.stdout).unwrap();
+    let failovers: Vec<&Value> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["runbook"] == "failover")
+        .collect();
+    assert_eq!(failovers.len(), 2, "the first and the killed one: {runs:#}");
+    assert!(
+        failovers
+            .iter()
+            .any(|r| r["id"] == run_id.as_str() && r["status"] == "succeeded"),
+        "{runs:#}\n{}",
+        log3.join("\n")
+    );
     let _ = PRIMARY;
+}
+
+/// `drflow daemon` on moto for the eu environment, deciding on the alarms alone, and its stderr
+/// line by line; killed if the test fails.
+fn spawn_daemon(m: &OwnMoto, state: &std::path::Path) -> (KillOnDrop, mpsc::Receiver<String>) {
+    let mut child = drflow(
+        m,
+        state,
+        &[
+            "daemon",
+            "--params-file",
+            "runbooks/params/eu.yaml",
+            "-p",
+            "signals=[alarms]",
+            "-p",
+            "quorum=1",
+            "-p",
+            "confirm_window=0s",
+            "-p",
+            "detection_timeout=5s",
+            "--listen",
+            "127.0.0.1:0",
+            "--probe-every",
+            "0s",
+        ],
+    )
+    .stdin(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (KillOnDrop(child), rx)
+}
+
+/// The next line containing `what`, every line read kept in `log`; panics after 3 minutes.
+fn wait_line(lines: &mpsc::Receiver<String>, what: &str, log: &mut Vec<String>) -> String {
+    loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(180))
+            .unwrap_or_else(|_| panic!("no line with {what:?}:\n{}", log.join("\n")));
+        log.push(line.clone());
+        if line.contains(what) {
+            return line;
+        }
+    }
+}
+
+/// A daemon child killed when dropped (a failed test leaves none behind).
+struct KillOnDrop(Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -147,3 +147,43 @@ fn bad_policy_input_is_refused_with_exit_2() {
         insta::assert_snapshot!(format!("policy_{name}"), stderr(&out));
     }
 }
+
+#[test]
+fn daemon_adds_what_the_daemon_itself_calls_scoped_to_the_regions() {
+    let base = actions(&policy(&[
+        "policy",
+        "runbooks/failover.yaml",
+        "--params-file",
+        "runbooks/params/eu.yaml",
+    ]));
+    let with = actions(&policy(&[
+        "policy",
+        "runbooks/failover.yaml",
+        "--params-file",
+        "runbooks/params/eu.yaml",
+        "--daemon",
+    ]));
+    let names = |a: &[(String, Vec<String>)]| -> BTreeSet<String> {
+        a.iter().map(|(n, _)| n.clone()).collect()
+    };
+    assert!(!names(&base).contains("sqs:ReceiveMessage"));
+    for action in [
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "cloudwatch:DescribeAlarms",
+    ] {
+        assert!(names(&with).contains(action), "{action}: {with:?}");
+    }
+    let receive = &with
+        .iter()
+        .find(|(n, _)| n == "sqs:ReceiveMessage")
+        .unwrap()
+        .1;
+    assert!(
+        receive
+            .iter()
+            .any(|r| r.starts_with("arn:aws:sqs:eu-central-1:")),
+        "scoped to the queue's region: {receive:?}"
+    );
+    assert!(names(&base).is_subset(&names(&with)));
+}

@@ -196,8 +196,9 @@ impl AlarmQueue {
     }
 }
 
-/// The reconcile: every alarm of the environment `env_suffix` (name ending `-<env_suffix>`) in
-/// `regions`, read with `DescribeAlarms`, as the `CloudWatch Alarm State Change` event that
+/// The reconcile: every alarm provision made for the environment `env_suffix` (named exactly, as
+/// the alarm rule's pattern names them: not every name ending `-<env_suffix>`, since every alarm
+/// of `prod-eu` also ends with `-eu`) in `regions`, read with `DescribeAlarms`, as the `CloudWatch Alarm State Change` event that
 /// put it in its current state would have read: the same `resources`, `alarmName`,
 /// `state.value` and `state.timestamp` (`StateUpdatedTimestamp`), so that the daemon's intake
 /// takes it as a copy when the queue already delivered that change, and as news when the event
@@ -210,13 +211,16 @@ pub async fn reconcile_events(
 ) -> (Vec<Value>, Vec<(String, CloudError)>) {
     let mut events = Vec::new();
     let mut failed = Vec::new();
-    let suffix = format!("-{env_suffix}");
+    let names: Vec<String> = crate::cloud::monitoring::ALARM_TYPES
+        .iter()
+        .map(|ty| format!("{ty}-{env_suffix}"))
+        .collect();
     for region in regions {
         match backend.describe_alarms(region, None).await {
             Ok(alarms) => events.extend(
                 alarms
                     .iter()
-                    .filter(|a| a.name.ends_with(&suffix))
+                    .filter(|a| names.contains(&a.name))
                     .map(reconcile_event),
             ),
             Err(e) => failed.push((region.clone(), e)),
@@ -247,6 +251,38 @@ pub fn reconcile_event(a: &AlarmState) -> Value {
 mod tests {
     use super::*;
     use crate::backend::AlarmStateValue;
+
+    #[tokio::test]
+    async fn the_reconcile_reads_its_own_environments_alarms_only() {
+        use crate::backend::{CreateRequest, Tags};
+        let sim = SimBackend::scratch(crate::sim::World::default());
+        for name in [
+            "health-check-alarm-primary-eu",
+            "health-check-alarm-primary-prod-eu",
+            "cpu-high-eu",
+        ] {
+            sim.create(&CreateRequest {
+                kind: Kind::MetricAlarm,
+                region: "us-east-1".into(),
+                parent: None,
+                name: name.into(),
+                spec: json!({"namespace": "AWS/Route53", "metric_name": "HealthCheckStatus",
+                    "statistic": "Minimum", "period": 60, "evaluation_periods": 1,
+                    "threshold": 1.0, "comparison_operator": "LessThanThreshold"}),
+                tags: Tags::default(),
+                depends_on: vec![],
+            })
+            .await
+            .unwrap();
+        }
+        let (events, failed) = reconcile_events(&sim, &["us-east-1".to_string()], "eu").await;
+        assert!(failed.is_empty());
+        let names: Vec<&str> = events
+            .iter()
+            .filter_map(|e| e["detail"]["alarmName"].as_str())
+            .collect();
+        assert_eq!(names, ["health-check-alarm-primary-eu"]);
+    }
 
     #[test]
     fn a_reconciled_alarm_reads_as_its_state_change_event() {

@@ -72,14 +72,20 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
 pub async fn serve(listener: TcpListener, status: Arc<Status>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            // Out of file descriptors, say: let some close rather than spin.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             continue;
         };
         let status = status.clone();
         tokio::spawn(async move {
-            let _ = answer(stream, &status).await;
+            // A client that connects and says nothing does not keep its descriptor for ever.
+            let _ = tokio::time::timeout(READ_TIMEOUT, answer(stream, &status)).await;
         });
     }
 }
+
+/// How long a client may take to send its request and read the answer.
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The longest request head read, in bytes.
 const MAX_HEAD: usize = 8 * 1024;

@@ -1,7 +1,9 @@
 //! The daemon's keyed scheduler (after kube-rs's controller runtime): work is queued by key (a
 //! runbook's rendered `lock:`), never two runs for one key at once, a key's work starts only
-//! once it has been quiet for the debounce, and work that arrives for a key already running is
-//! folded into that run rather than queued behind it.
+//! once it has been quiet for the debounce, and at most one piece of work waits per key: work
+//! that arrives for a key already running waits behind that run (it may ask for what the run
+//! in progress decided against: a run started by one trigger that held may be followed by a
+//! firing of another with more evidence), and newer work replaces older waiting work.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,13 +13,11 @@ use std::collections::{BTreeMap, BTreeSet};
 pub enum Offer<T> {
     /// Queued: it starts once its key is free and its debounce has passed.
     Queued,
+    /// Queued behind the run in progress for its key: it starts when that run ends.
+    Behind,
     /// It replaced the work queued for the same key (the newer wins; the older is handed back)
     /// and restarted the debounce.
     Replaced(T),
-    /// A run for this key is in progress: this work is folded into it and handed back. A
-    /// failover in progress already does what a second firing asks; the trigger's cooldown
-    /// says when another may start.
-    Coalesced(T),
 }
 
 /// Work queued by key. `T` is the work (a firing to run).
@@ -40,12 +40,10 @@ impl<T> KeyedScheduler<T> {
 
     /// Offers `work` for `key` at `now_ms`.
     pub fn offer(&mut self, key: &str, work: T, now_ms: u64) -> Offer<T> {
-        if self.running.contains(key) {
-            return Offer::Coalesced(work);
-        }
         let due = now_ms.saturating_add(self.debounce_ms);
         match self.pending.insert(key.to_string(), (due, work)) {
             Some((_, old)) => Offer::Replaced(old),
+            None if self.running.contains(key) => Offer::Behind,
             None => Offer::Queued,
         }
     }
@@ -99,19 +97,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn never_two_runs_for_one_key_and_work_for_a_running_key_is_folded_in() {
+    fn never_two_runs_for_one_key_and_work_for_a_running_key_waits_behind_it() {
         let mut s = KeyedScheduler::new(0);
         assert_eq!(s.offer("failover-prod", 1, 0), Offer::Queued);
         assert_eq!(s.offer("failover-prod", 2, 0), Offer::Replaced(1));
         assert_eq!(s.start_due(0), vec![("failover-prod".to_string(), 2)]);
-        assert_eq!(s.offer("failover-prod", 3, 5), Offer::Coalesced(3));
-        assert!(s.start_due(10).is_empty());
+        assert_eq!(s.offer("failover-prod", 3, 5), Offer::Behind);
+        assert_eq!(s.offer("failover-prod", 4, 6), Offer::Replaced(3));
+        assert!(
+            s.start_due(10).is_empty(),
+            "not while its run is in progress"
+        );
         // Another key is independent.
-        assert_eq!(s.offer("failover-dev", 4, 10), Offer::Queued);
-        assert_eq!(s.start_due(10), vec![("failover-dev".to_string(), 4)]);
+        assert_eq!(s.offer("failover-dev", 5, 10), Offer::Queued);
+        assert_eq!(s.start_due(10), vec![("failover-dev".to_string(), 5)]);
         s.done("failover-prod");
-        assert_eq!(s.offer("failover-prod", 5, 20), Offer::Queued);
-        assert_eq!(s.start_due(20), vec![("failover-prod".to_string(), 5)]);
+        assert_eq!(s.start_due(20), vec![("failover-prod".to_string(), 4)]);
     }
 
     #[test]
@@ -130,8 +131,9 @@ mod tests {
     fn a_resumed_run_holds_its_key() {
         let mut s = KeyedScheduler::new(0);
         s.mark_running("k");
-        assert_eq!(s.offer("k", 1, 0), Offer::Coalesced(1));
+        assert_eq!(s.offer("k", 1, 0), Offer::Behind);
+        assert!(s.start_due(0).is_empty());
         s.done("k");
-        assert_eq!(s.offer("k", 1, 0), Offer::Queued);
+        assert_eq!(s.start_due(0), vec![("k".to_string(), 1)]);
     }
 }

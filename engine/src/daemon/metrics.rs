@@ -67,7 +67,7 @@ impl Metrics {
         self.with(|m| m.suppressed += 1);
     }
 
-    /// A firing was folded into a run in progress for its key.
+    /// A firing not started yet was replaced by a newer one for the same key.
     pub fn coalesced(&self) {
         self.with(|m| m.coalesced += 1);
     }
@@ -157,7 +157,7 @@ impl Metrics {
             );
             let _ = writeln!(
                 out,
-                "# HELP drflow_daemon_firings_coalesced_total Firings folded into a run in progress for the same lock key.\n# TYPE drflow_daemon_firings_coalesced_total counter\ndrflow_daemon_firings_coalesced_total {}",
+                "# HELP drflow_daemon_firings_coalesced_total Firings replaced, before their run started, by a newer firing for the same lock key.\n# TYPE drflow_daemon_firings_coalesced_total counter\ndrflow_daemon_firings_coalesced_total {}",
                 m.coalesced
             );
             labelled(
