@@ -9,79 +9,20 @@
 //! Needs moto (`tests/moto_server.py`, installed by `.ci/run`). Like every moto test it runs when
 //! `DRFLOW_MOTO_ENDPOINT` is set, fails in CI without it, and skips loudly elsewhere.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 
 use drflow_steps::aws::{AwsSettings, Clients, StaticKeys};
 
 #[path = "common/moto.rs"]
-#[allow(dead_code)]
 mod moto;
 
 /// The calls the test makes before moto starts checking: a user, its key and two policies.
 const SETUP_CALLS: usize = 4;
 
-/// A moto server of this test's own, killed when dropped.
-struct AuthMoto {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for AuthMoto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `tests/moto_server.py` on a free port of 127.0.0.1 with authentication after
-/// [`SETUP_CALLS`] calls, and returns once it listens (it says so on stderr: no polling).
-fn start_moto() -> Option<AuthMoto> {
-    // Runs where the shared moto does: .ci/run has installed it.
-    moto::moto()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let mut child = Command::new("python3")
-        .args([
-            "tests/moto_server.py",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("INITIAL_NO_AUTH_ACTION_COUNT", SETUP_CALLS.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tests/moto_server.py starts (pip install moto[server])");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let mut seen = Vec::new();
-    loop {
-        match lines.next() {
-            Some(Ok(line)) => {
-                let ready = line.contains("Running on");
-                seen.push(line);
-                if ready {
-                    break;
-                }
-            }
-            _ => panic!(
-                "moto.server stopped before it listened:\n{}",
-                seen.join("\n")
-            ),
-        }
-    }
-    // Keep reading its log so that it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    Some(AuthMoto {
-        child,
-        endpoint: format!("http://127.0.0.1:{port}"),
-    })
+/// moto with authentication after [`SETUP_CALLS`] calls.
+fn start_moto() -> Option<moto::OwnMoto> {
+    moto::own_moto(&[("INITIAL_NO_AUTH_ACTION_COUNT", &SETUP_CALLS.to_string())])
 }
 
 /// An IAM user with an access key and its inline policies, made through moto's IAM.

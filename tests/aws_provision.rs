@@ -16,7 +16,6 @@ use drflow_steps::aws::{Clients, MOTO_DOES_NOT_STORE};
 use drflow_steps::policy::iam_action;
 
 #[path = "common/moto.rs"]
-#[allow(dead_code)]
 mod moto;
 
 /// `drflow ARGS… --target aws --endpoint-url EP` with moto's dummy credentials and no shared

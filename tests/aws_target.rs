@@ -6,7 +6,6 @@ use std::path::Path;
 #[path = "common/cli.rs"]
 mod cli;
 #[path = "common/moto.rs"]
-#[allow(dead_code)]
 mod moto;
 use cli::{drflow, drflow_in, stderr, stdout};
 

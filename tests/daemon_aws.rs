@@ -11,8 +11,9 @@
 //! answers (`DRFLOW_MOTO_EMULATE=failover`, docs/aws.md). Needs moto (`.ci/run`).
 
 #[path = "common/moto.rs"]
-#[allow(dead_code)]
 mod moto;
+
+use moto::OwnMoto;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -30,52 +31,9 @@ const PRIMARY: &str = "eu-south-1";
 const STANDBY: &str = "eu-central-1";
 const METRICS: &str = "us-east-1";
 
-/// A moto of this test's own, answering `FailoverGlobalCluster` (killed on drop).
-struct OwnMoto {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for OwnMoto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// A moto of this test's own, answering `FailoverGlobalCluster`.
 fn start_moto() -> Option<OwnMoto> {
-    moto::moto()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let mut child = Command::new("python3")
-        .args([
-            "tests/moto_server.py",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("DRFLOW_MOTO_EMULATE", "failover")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tests/moto_server.py starts");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    loop {
-        match lines.next() {
-            Some(Ok(line)) if line.contains("Running on") => break,
-            Some(Ok(_)) => {}
-            _ => panic!("moto stopped before it listened"),
-        }
-    }
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    Some(OwnMoto {
-        child,
-        endpoint: format!("http://127.0.0.1:{port}"),
-    })
+    moto::own_moto(&[("DRFLOW_MOTO_EMULATE", "failover")])
 }
 
 fn drflow(m: &OwnMoto, state: &std::path::Path, args: &[&str]) -> Command {
@@ -183,44 +141,8 @@ fn alarm_events_make_the_daemon_fail_over_once_and_a_killed_daemon_finishes_its_
             .await
             .expect("SetAlarmState");
     });
-    let mut child = drflow(
-        &m,
-        state,
-        &[
-            "daemon",
-            "--params-file",
-            "runbooks/params/eu.yaml",
-            "-p",
-            "signals=[alarms]",
-            "-p",
-            "quorum=1",
-            "-p",
-            "confirm_window=0s",
-            "-p",
-            "detection_timeout=5s",
-            "--listen",
-            "127.0.0.1:0",
-            "--probe-every",
-            "0s",
-        ],
-    )
-    .stdin(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let (mut child, lines) = spawn_daemon(&m, state);
     let pid = child.id();
-    // A failed test leaves no daemon behind.
-    struct KillPidOnPanic(u32);
-    impl Drop for KillPidOnPanic {
-        fn drop(&mut self) {
-            if std::thread::panicking() {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &self.0.to_string()])
-                    .status();
-            }
-        }
-    }
-    let _guard = KillPidOnPanic(pid);
     // A hung daemon fails the test instead of hanging it.
     let (exited, watchdog) = mpsc::channel::<()>();
     std::thread::spawn(move || {
@@ -230,34 +152,14 @@ fn alarm_events_make_the_daemon_fail_over_once_and_a_killed_daemon_finishes_its_
                 .status();
         }
     });
-    let (tx, rx) = mpsc::channel::<String>();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
     let mut log = Vec::new();
-    let mut wait_for = |what: &str| -> String {
-        loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(170))
-                .unwrap_or_else(|_| panic!("no line with {what:?}:\n{}", log.join("\n")));
-            log.push(line.clone());
-            if line.contains(what) {
-                return line;
-            }
-        }
-    };
-    let addr = wait_for("/healthz and /metrics on http://")
+    let addr = wait_line(&lines, "/healthz and /metrics on http://", &mut log)
         .split("on http://")
         .nth(1)
         .unwrap()
         .trim()
         .to_string();
-    wait_for("daemon: reading ");
+    wait_line(&lines, "daemon: reading ", &mut log);
     let now = drflow_engine::now() as u64 * 1000;
     rt.block_on(async {
         let queue = &c.region(STANDBY).await.sqs;
@@ -327,9 +229,9 @@ fn alarm_events_make_the_daemon_fail_over_once_and_a_killed_daemon_finishes_its_
         )
         .await;
     });
-    let fired = wait_for("fired: run ");
+    let fired = wait_line(&lines, "fired: run ", &mut log);
     assert!(fired.contains("trigger primary-down fired"), "{fired}");
-    let ended = wait_for("ended: ");
+    let ended = wait_line(&lines, "ended: ", &mut log);
     assert!(
         ended.ends_with("ended: succeeded"),
         "{ended}\n{}",
@@ -382,7 +284,7 @@ fn alarm_events_make_the_daemon_fail_over_once_and_a_killed_daemon_finishes_its_
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
-    wait_for("daemon: stopped");
+    wait_line(&lines, "daemon: stopped", &mut log);
     let status = child.wait().unwrap();
     let _ = exited.send(());
     assert_eq!(status.code(), Some(0), "{}", log.join("\n"));

@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! The moto emulator for the binary's `--target aws` tests (the steps crate has the same helper
 //! for its own tests, `drflow_steps::aws::testing`, which integration tests cannot see).
 //!
@@ -5,8 +6,9 @@
 //! `DRFLOW_MOTO_ENDPOINT`. Without it a test fails in CI (`CI` set) and skips loudly elsewhere.
 //! moto is shared by tests running in parallel: name everything with [`unique`].
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 
 use drflow_steps::aws::{AwsSettings, Clients, StaticKeys};
 
@@ -86,4 +88,68 @@ pub fn testing_keys() -> StaticKeys {
 /// `prefix-` followed by 8 random lowercase hex digits, for names no other test uses.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{:08x}", rand::random::<u32>())
+}
+
+/// A moto server of a test's own (`tests/moto_server.py`), killed when dropped.
+pub struct OwnMoto {
+    child: Child,
+    /// Its endpoint URL.
+    pub endpoint: String,
+}
+
+impl Drop for OwnMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `tests/moto_server.py` on a free port of 127.0.0.1 with the environment `envs`, and
+/// returns once it listens (it says so on stderr: no polling). `None` (skipped loudly) where
+/// the shared moto is not configured either, as [`moto`] says.
+pub fn own_moto(envs: &[(&str, &str)]) -> Option<OwnMoto> {
+    // Runs where the shared moto does: .ci/run has installed it.
+    moto()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut child = Command::new("python3")
+        .args([
+            "tests/moto_server.py",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .envs(envs.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tests/moto_server.py starts (pip install moto[server])");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen = Vec::new();
+    loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                let ready = line.contains("Running on");
+                seen.push(line);
+                if ready {
+                    break;
+                }
+            }
+            _ => panic!(
+                "moto.server stopped before it listened:\n{}",
+                seen.join("\n")
+            ),
+        }
+    }
+    // Keep reading its log so that it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    Some(OwnMoto {
+        child,
+        endpoint: format!("http://127.0.0.1:{port}"),
+    })
 }
