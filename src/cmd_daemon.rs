@@ -285,6 +285,9 @@ async fn serve(
     }
     let runner = crate::cmd_journal::runner(global, Some(backend.clone()), clock.clone());
     let status = Arc::new(Status::default());
+    for t in &plan.config.triggers {
+        status.metrics.declare_trigger(&t.name);
+    }
     let listener = drflow_engine::daemon::http::bind(args.listen)
         .await
         .map_err(|e| Failure {
@@ -294,12 +297,6 @@ async fn serve(
         })?;
     let bound = listener.local_addr().map_err(|e| failed("listen", e))?;
     tokio::task::spawn_local(drflow_engine::daemon::http::serve(listener, status.clone()));
-    eprintln!(
-        "drflow: daemon for {} on target {} (env_suffix {}): /healthz and /metrics on http://{bound}",
-        plan.config.path.display(),
-        global.target.name(),
-        plan.env_suffix
-    );
     // One daemon per environment and state dir: a second one would split the queue's events.
     let lease = hold_daemon_lease(global, &plan.env_suffix).await?;
     // First the queue: an environment not provisioned is refused before anything is written.
@@ -369,9 +366,9 @@ async fn serve(
     }
     if !replayed.is_empty() || !pending.is_empty() {
         eprintln!(
-            "drflow: daemon: {} events replayed from the inbox; {} runs to finish or start",
-            replayed.len(),
-            pending.len()
+            "drflow: daemon: {} replayed from daemon.db; {} to finish or start",
+            crate::count(replayed.len(), "event"),
+            crate::count(pending.len(), "run")
         );
     }
     let mut tasks: std::collections::HashMap<tokio::task::Id, (String, String)> =
@@ -392,6 +389,12 @@ async fn serve(
     }
     // Sources. A small buffer: what waits here is hidden in SQS for VISIBILITY only.
     let (tx, mut rx) = mpsc::channel::<Message>(16);
+    eprintln!(
+        "drflow: daemon for {} on target {} (env_suffix {}): /healthz and /metrics on http://{bound}",
+        shared.plan.config.path.display(),
+        global.target.name(),
+        shared.plan.env_suffix
+    );
     eprintln!("drflow: daemon: reading {}", queue.describe());
     let position = Rc::new(std::cell::Cell::new(
         inbox
@@ -435,6 +438,8 @@ async fn serve(
     let (signal_tx, mut signals) = mpsc::unbounded_channel();
     tokio::spawn(forward_signals(signal_tx));
     let deadline = args.run_for.map(|d| clock.now_ms() + d.as_millis() as u64);
+    let live_sim = global.target == Target::Sim && args.run_for.is_none();
+    let mut next_release = 0;
     let mut next_prune = clock.now_ms();
     let mut stopping = false;
     let mut failed_sources = false;
@@ -512,10 +517,6 @@ async fn serve(
             for (key, record) in scheduler.start_due(now) {
                 status.metrics.run_started();
                 let arrival = arrivals.remove(&record.run_id);
-                if let Some(at) = arrival {
-                    let seconds = crate::runtime::wall_ms().saturating_sub(at) as f64 / 1000.0;
-                    status.metrics.decision_latency(seconds);
-                }
                 let cx = shared.clone();
                 let label = (key.clone(), record.run_id.clone());
                 let handle =
@@ -532,6 +533,13 @@ async fn serve(
             prune(&shared, &mut inbox, args.prune_older_than, now, &intake);
         }
         intake.expire(now);
+        // On the live sim, let other drflow commands (`sim fault`, `sim status`) have the world
+        // between polls: save it and give up its lock at most once a wall-clock second.
+        if live_sim && crate::runtime::wall_ms() >= next_release {
+            next_release = crate::runtime::wall_ms() + 1000;
+            let _ = backend.checkpoint();
+            let _ = queue.checkpoint();
+        }
         if !stopping && deadline.is_some_and(|d| now >= d) {
             eprintln!("drflow: daemon: --for elapsed; stopping");
             begin_stop(
@@ -693,6 +701,8 @@ async fn handle(
             ),
             Offer::Queued => {}
         }
+        let seconds = crate::runtime::wall_ms().saturating_sub(m.wall_ms) as f64 / 1000.0;
+        metrics.decision_latency(seconds);
         arrivals.insert(run_id, m.wall_ms);
     }
     // Journaled: the queue may forget it, once the run it decided has started.

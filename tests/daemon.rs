@@ -193,6 +193,16 @@ fn sigterm_stops_the_daemon_cleanly_and_it_serves_health_and_metrics_on_loopback
         assert!(body.contains(name), "{name} in\n{body}");
     }
     assert_eq!(get(&addr, "/nothing").0, 404);
+    // The live daemon lets go of the simulated world between polls: another command gets in
+    // (bounded by `timeout`, so a regression fails instead of hanging).
+    let status = Command::new("timeout")
+        .args(["60", env!("CARGO_BIN_EXE_drflow"), "sim", "status"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("DRFLOW_STATE_DIR", state)
+        .env_remove("DRFLOW_TARGET")
+        .output()
+        .unwrap();
+    assert_eq!(status.status.code(), Some(0), "{}", stderr(&status));
     // A second daemon on the same environment and state dir is refused: it would split the
     // queue's events.
     let second = drflow_in(
@@ -299,11 +309,16 @@ fn prune_deletes_old_ended_runs_and_keeps_every_failover() {
     let out = daemon(state, &["--for", "15m"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(runs_of(state, "provision").len(), 1);
-    // On the sim, ages are on its virtual clock: the provision ended 25 minutes ago there.
-    let out = drflow_in(
-        state,
-        &["runs", "prune", "--older-than", "10m", "--dry-run"],
-    );
+    // On the sim, ages are on its virtual clock: the provision ended 25 minutes ago there. By
+    // default provision runs are kept too (`drflow outputs` reads the latest).
+    let out = drflow_in(state, &["runs", "prune", "--older-than", "10m"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("deleted 0 runs"), "{}", stderr(&out));
+    assert_eq!(runs_of(state, "provision").len(), 1);
+    let keep_failovers = ["runs", "prune", "--older-than", "10m", "--keep", "failover"];
+    let mut dry = keep_failovers.to_vec();
+    dry.push("--dry-run");
+    let out = drflow_in(state, &dry);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("would delete"), "{}", stdout(&out));
     assert_eq!(
@@ -311,7 +326,7 @@ fn prune_deletes_old_ended_runs_and_keeps_every_failover() {
         1,
         "a dry run deletes nothing"
     );
-    let out = drflow_in(state, &["runs", "prune", "--older-than", "10m"]);
+    let out = drflow_in(state, &keep_failovers);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).contains("deleted 1 run"), "{}", stderr(&out));
     assert!(runs_of(state, "provision").is_empty());

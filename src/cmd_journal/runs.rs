@@ -33,7 +33,8 @@ pub enum RunsAction {
         #[arg(long, value_parser = crate::parse_duration_arg)]
         older_than: Duration,
         /// A runbook name whose runs are kept whatever their age (repeat for more; default:
-        /// failover and failback, so that every failover's record stays).
+        /// failover, failback and provision: every failover's record stays, and `drflow
+        /// outputs` still finds the environment's provision).
         #[arg(long = "keep", value_name = "RUNBOOK")]
         keep: Vec<String>,
         /// Say what would be deleted and delete nothing.
@@ -43,7 +44,7 @@ pub enum RunsAction {
 }
 
 /// The runbooks whose runs `drflow runs prune` keeps unless told otherwise.
-pub const KEPT_BY_DEFAULT: &[&str] = &["failover", "failback"];
+pub const KEPT_BY_DEFAULT: &[&str] = &["failover", "failback", "provision"];
 
 /// `drflow runs prune`.
 fn cmd_prune(

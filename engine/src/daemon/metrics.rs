@@ -28,9 +28,37 @@ struct Inner {
 }
 
 /// The daemon's metrics. Shared between the loop and the HTTP server; every method is cheap.
-#[derive(Debug, Default)]
+/// Every label value the daemon can produce is there from the start at 0, so that a rate or
+/// an `increase()` over the first occurrence works.
+#[derive(Debug)]
 pub struct Metrics {
     inner: Mutex<Inner>,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let zeros = |keys: &[&str]| -> BTreeMap<String, u64> {
+            keys.iter().map(|k| (k.to_string(), 0)).collect()
+        };
+        let sources = ["queue", "reconcile", "probe"];
+        Metrics {
+            inner: Mutex::new(Inner {
+                received: zeros(&sources),
+                dropped: zeros(&["malformed", "foreign"]),
+                deduplicated: zeros(&["duplicate", "stale"]),
+                runs: zeros(&[
+                    "succeeded",
+                    "failed",
+                    "interrupted",
+                    "rolled_back",
+                    "rollback_failed",
+                    "error",
+                ]),
+                source_errors: zeros(&sources),
+                ..Inner::default()
+            }),
+        }
+    }
 }
 
 fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
@@ -55,6 +83,13 @@ impl Metrics {
     /// A message changed nothing: `duplicate` or `stale`.
     pub fn deduplicated(&self, reason: &str) {
         self.with(|m| bump(&mut m.deduplicated, reason));
+    }
+
+    /// Declares `trigger`, so that its firing counter shows 0 before it first fires.
+    pub fn declare_trigger(&self, trigger: &str) {
+        self.with(|m| {
+            m.firings.entry(trigger.to_string()).or_default();
+        });
     }
 
     /// `trigger` fired.
@@ -90,7 +125,8 @@ impl Metrics {
         self.with(|m| bump(&mut m.source_errors, source));
     }
 
-    /// The time from a message's arrival to the decision on it (a run started), in seconds.
+    /// The time from a message's arrival to the firing it completed being journaled and queued,
+    /// in seconds (not the wait behind a run in progress).
     pub fn decision_latency(&self, seconds: f64) {
         self.with(|m| {
             for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
@@ -182,7 +218,7 @@ impl Metrics {
             let name = "drflow_daemon_decision_latency_seconds";
             let _ = writeln!(
                 out,
-                "# HELP {name} From a message's arrival to the start of the run it decided.\n# TYPE {name} histogram"
+                "# HELP {name} From the arrival of a message to the decision it completed (the firing journaled and queued).\n# TYPE {name} histogram"
             );
             for (bound, n) in LATENCY_BUCKETS.iter().zip(m.latency_buckets) {
                 let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {n}");
