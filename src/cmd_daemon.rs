@@ -72,6 +72,23 @@ pub struct DaemonArgs {
     /// as it goes; without it the simulated world lives at the wall clock's pace.
     #[arg(long = "for", value_parser = parse_duration_arg)]
     run_for: Option<Duration>,
+    /// With --journal (two daemons, docs/operations.md): how long the daemon's lease, and each
+    /// run's, lives without a renewal. A daemon whose host dies is replaced by its peer this
+    /// long after its last renewal (renewed every third of it); a daemon that cannot renew for
+    /// this long stops acting.
+    #[arg(long, default_value = "30s", value_parser = parse_lease_ttl)]
+    lease_ttl: Duration,
+}
+
+/// `--lease-ttl`: a duration of at least 3 s (renewals come every third of it).
+fn parse_lease_ttl(s: &str) -> Result<Duration, String> {
+    let d = parse_duration_arg(s)?;
+    if d < Duration::from_secs(3) {
+        return Err(format!(
+            "`{s}` is too short for a lease: give at least 3s (it is renewed every third of it)"
+        ));
+    }
+    Ok(d)
 }
 
 /// How long an SQS long poll waits (SQS's maximum).
@@ -114,6 +131,14 @@ pub fn cmd_daemon(global: &Global, args: DaemonArgs) -> Result<u8, Failure> {
         return Err(Failure::invalid(format!(
             "error: --listen {}: not a loopback address; /healthz and /metrics are served on 127.0.0.1 (or ::1) only\n  hint: put a reverse proxy in front to expose them, e.g. --listen 127.0.0.1:9464\n",
             args.listen
+        )));
+    }
+    if let Some(j) = &global.journal
+        && j.region.is_none()
+    {
+        return Err(Failure::invalid(format!(
+            "error: --journal dynamodb://{}: give the region: the daemons coordinate by conditional writes, which are serialised within one region only\n  hint: --journal dynamodb://{}?region=REGION, the same on every machine (the standby region's)\n",
+            j.table, j.table
         )));
     }
     let plan = prepare(&args)?;
@@ -283,7 +308,14 @@ async fn serve(
         let path = PathBuf::from(&*p.runbook.file);
         p.runbook = crate::load(&path, &registry)?.0;
     }
-    let runner = crate::cmd_journal::runner(global, Some(backend.clone()), clock.clone());
+    let runner = crate::cmd_journal::runner(global, Some(backend.clone()), clock.clone())?;
+    let lease_options = lease_options(args.lease_ttl);
+    let runner = {
+        let mut o = runner.options().clone();
+        o.leases = lease_options.clone();
+        Runner::new(o)
+    };
+    let shared_journal = runner.options().shared.clone();
     let status = Arc::new(Status::default());
     for t in &plan.config.triggers {
         status.metrics.declare_trigger(&t.name);
@@ -297,8 +329,86 @@ async fn serve(
         })?;
     let bound = listener.local_addr().map_err(|e| failed("listen", e))?;
     tokio::task::spawn_local(drflow_engine::daemon::http::serve(listener, status.clone()));
-    // One daemon per environment and state dir: a second one would split the queue's events.
-    let lease = hold_daemon_lease(global, &plan.env_suffix).await?;
+    let (signal_tx, mut signals) = mpsc::unbounded_channel();
+    tokio::spawn(forward_signals(signal_tx));
+    // One daemon acts per environment: a second one would split the queue's events. With a
+    // shared journal the second one waits, in standby, for the first's lease to lapse.
+    let lease = match &shared_journal {
+        None => hold_daemon_lease(global, &plan.env_suffix).await?,
+        Some(shared) => {
+            let key = format!("daemon/{}", plan.env_suffix);
+            let me = format!("daemon-{}", std::process::id());
+            let standby = status.clone();
+            let shown = key.clone();
+            let taking = drflow_engine::HeldLease::acquire_waiting(
+                shared.leases.clone(),
+                &key,
+                &me,
+                &lease_options,
+                None,
+                move |holder| {
+                    let leader = format!("pid {} on {}", holder.pid, holder.hostname);
+                    eprintln!(
+                        "drflow: daemon: standby: {shown} is held by {leader} (lease token {}); taking over if its lease lapses; /healthz and /metrics on http://{bound}",
+                        holder.token
+                    );
+                    standby.set_health(Health::Standby(leader));
+                },
+            );
+            tokio::select! {
+                taken = taking => match taken {
+                    Ok(lease) => lease,
+                    Err(e) => return Err(failed("the daemon's lease", e)),
+                },
+                _ = signals.recv() => {
+                    eprintln!("drflow: daemon: stopped in standby");
+                    return Ok(EXIT_OK);
+                }
+            }
+        }
+    };
+    if shared_journal.is_some() {
+        match lease.took_over() {
+            Some(dead) => eprintln!(
+                "drflow: daemon: leading {} (lease token {}), taken over from pid {} on {}",
+                plan.env_suffix,
+                lease.token(),
+                dead.pid,
+                dead.hostname
+            ),
+            None => eprintln!(
+                "drflow: daemon: leading {} (lease token {})",
+                plan.env_suffix,
+                lease.token()
+            ),
+        }
+        status.set_health(Health::Starting);
+    }
+    let mut lease_lost = lease.lost_signal();
+    // With a shared journal every run's writes also require the daemon's lease: a daemon that
+    // lost it (paused past its expiry while its peer took over) starts no step of any run.
+    let runner = match runner.options().shared.clone() {
+        None => runner,
+        Some(mut shared) => {
+            shared.fences.push(drflow_engine::Fence {
+                key: lease.key().to_owned(),
+                token: lease.token(),
+            });
+            let mut o = runner.options().clone();
+            o.shared = Some(shared);
+            Runner::new(o)
+        }
+    };
+    // With two daemons a lock may be held by the dead one's run, which lapses within
+    // `--lease-ttl`: wait for it that long (twice, for the renewal's offset), not forever.
+    let lock_wait = if shared_journal.is_some() {
+        LockWait {
+            wait: true,
+            timeout: Some(args.lease_ttl * 2),
+        }
+    } else {
+        LOCK_WAIT
+    };
     // First the queue: an environment not provisioned is refused before anything is written.
     let queue = loop {
         let sim = (global.target == Target::Sim)
@@ -344,10 +454,17 @@ async fn serve(
         status: status.clone(),
         stop: stop_rx,
         state_dir: global.state_dir.clone(),
+        lock_wait,
     });
-    // Start: finish what was decided before a stop or a crash.
+    // Start: finish what was decided before a stop or a crash, here or, with a shared journal,
+    // by the daemon this one took over from.
     let records = inbox.firings().map_err(|e| failed("the inbox", e))?;
-    let (pending, stale) = unfinished(&global.state_dir, &records, now, intake.memory_ms())?;
+    let adopted = match &shared_journal {
+        None => Vec::new(),
+        Some(_) => adopt(&shared, &records, &mut intake, now)?,
+    };
+    let (mut pending, stale) = unfinished(&global.state_dir, &records, now, intake.memory_ms())?;
+    pending.extend(adopted.into_iter().map(|r| (r, true)));
     for (r, why) in stale {
         if why.is_empty() {
             // Its run ended: nothing to do, nothing to say.
@@ -435,8 +552,6 @@ async fn serve(
     }
     drop(tx);
     status.set_health(Health::Ok);
-    let (signal_tx, mut signals) = mpsc::unbounded_channel();
-    tokio::spawn(forward_signals(signal_tx));
     let deadline = args.run_for.map(|d| clock.now_ms() + d.as_millis() as u64);
     let live_sim = global.target == Target::Sim && args.run_for.is_none();
     let mut next_release = 0;
@@ -459,6 +574,16 @@ async fn serve(
         };
         tokio::select! {
             biased;
+            _ = lease_lost.changed() => {
+                // Another daemon holds the environment now: acting on would make two.
+                eprintln!(
+                    "drflow: daemon: LOST THE DAEMON LEASE (token {}): another daemon took over; stopping at once, runs in progress are left to it",
+                    lease.token()
+                );
+                let _ = stop_tx.send(Stop::Now);
+                let _ = backend.checkpoint();
+                return Ok(EXIT_FAILED);
+            }
             n = signals.recv() => {
                 if n.unwrap_or(2) >= 2 {
                     eprintln!("drflow: daemon: stopping now; runs in progress are left to resume");
@@ -566,6 +691,72 @@ async fn serve(
     }
     eprintln!("drflow: daemon: stopped");
     Ok(if failed_sources { EXIT_FAILED } else { EXIT_OK })
+}
+
+/// The leases of a daemon with `--lease-ttl`: renewed every third of it, a held one polled
+/// every tenth of it (at least every second).
+fn lease_options(ttl: Duration) -> drflow_engine::LeaseOptions {
+    drflow_engine::LeaseOptions {
+        ttl,
+        renew_every: ttl / 3,
+        poll: (ttl / 10).min(Duration::from_secs(1)),
+        ..drflow_engine::LeaseOptions::default()
+    }
+}
+
+/// With a shared journal, on taking the lease: copies the journal, and returns the runs of the
+/// triggers' runbooks that another daemon left running or interrupted within the triggers'
+/// memory (`within` + `cooldown`) and this one never decided, to resume. Every run of a
+/// trigger's runbook started within that memory also counts as acted on
+/// ([`Intake::acted_on`]): the alarms it answered do not fire again here.
+fn adopt(
+    cx: &RunContext,
+    known: &[FiringRecord],
+    intake: &mut Intake,
+    now_ms: u64,
+) -> Result<Vec<FiringRecord>, Failure> {
+    let journal = cx
+        .runner
+        .open_journal()
+        .map_err(|e| failed("the shared journal", e.message()))?;
+    let runs = journal.list_runs().map_err(|e| failed("the journal", e))?;
+    let mut adopted = Vec::new();
+    for run in runs {
+        let triggers: Vec<&Prepared> = cx
+            .plan
+            .runbooks
+            .iter()
+            .filter(|p| p.runbook.name == run.runbook)
+            .collect();
+        let Some(first) = triggers.first() else {
+            continue;
+        };
+        let started_ms = (run.started_at * 1000.0) as u64;
+        let last_ms = (run.last_event_at.unwrap_or(run.started_at) * 1000.0) as u64;
+        if now_ms.saturating_sub(last_ms) > intake.memory_ms() {
+            continue;
+        }
+        // Whichever trigger started it, every trigger of that runbook would only repeat it.
+        for p in &triggers {
+            intake.acted_on(&p.trigger, started_ms);
+        }
+        let open = run.status == "running" || run.status == "interrupted";
+        if !open || known.iter().any(|r| r.run_id == run.id) {
+            continue;
+        }
+        eprintln!(
+            "drflow: daemon: run {} of {} was left {} by another daemon; finishing it",
+            run.id, run.runbook, run.status
+        );
+        adopted.push(FiringRecord {
+            run_id: run.id.clone(),
+            trigger: first.trigger.clone(),
+            runbook: first.runbook.file.to_string(),
+            params: run.params.clone(),
+            at_ms: started_ms,
+        });
+    }
+    Ok(adopted)
 }
 
 /// Takes the lease `daemon/<env_suffix>` in the state dir's journal, kept renewed while the
@@ -723,6 +914,8 @@ async fn acknowledge(queue: &AlarmQueue, ack: &Ack, status: &Status) {
 /// What a run needs, shared by the daemon's runs.
 struct RunContext {
     runner: Runner,
+    /// How a run takes its `lock:` (and a resumed run its own lease) when another holds it.
+    lock_wait: LockWait,
     backend: Arc<LazyBackend>,
     registry: drflow_engine::Registry,
     plan: Plan,
@@ -828,14 +1021,19 @@ impl RunContext {
         let mut options = RunOptions::new(r.run_id.clone());
         options.clock = self.clock.clone();
         if journaled {
+            // The trigger's runbook here: the daemon that began the run may have had it at
+            // another path (its content must be the same: the resume checks its hash).
+            let file = self
+                .prepared(&r.trigger)
+                .map(|p| PathBuf::from(&*p.runbook.file));
             let request = LoadRequest {
                 run: &r.run_id,
                 purpose: Purpose::Resume,
-                file: None,
+                file: file.as_deref(),
                 force: false,
                 secret_params: &[],
                 params_file: None,
-                lock: LOCK_WAIT,
+                lock: self.lock_wait,
             };
             let loaded = match self
                 .runner
@@ -862,7 +1060,7 @@ impl RunContext {
         params.extend(params_of(r));
         let how = StartOptions {
             no_journal: false,
-            lock: LOCK_WAIT,
+            lock: self.lock_wait,
         };
         let session = self
             .runner
@@ -880,12 +1078,38 @@ impl RunContext {
         mut options: RunOptions,
     ) -> Result<RunStatus, RunFailure> {
         options.redacted_params = redacted(rb, params);
-        let mut sink = drflow_engine::Recorder::default();
+        let mut sink = StepLog {
+            run_id: options.run_id.clone(),
+        };
         let outcome = session
             .run(rb, params, options, &mut sink, self.stop.clone())
             .await
             .map_err(RunFailure::from)?;
         Ok(outcome.report.status)
+    }
+}
+
+/// A daemon's run as its log shows it: a line per step started and ended, once journaled (the
+/// runner records to the journal before this sink), so the log never says more than a peer
+/// taking over would find.
+struct StepLog {
+    run_id: String,
+}
+
+impl drflow_engine::RunSink for StepLog {
+    fn record(&mut self, event: &drflow_engine::RunEvent) -> Result<(), drflow_engine::SinkError> {
+        use drflow_engine::RunEvent as E;
+        let what = match event {
+            E::StepStarted { .. } => "started",
+            E::StepSucceeded { .. } => "succeeded",
+            E::StepFailed { .. } => "failed",
+            E::StepSkipped { .. } => "skipped",
+            _ => return Ok(()),
+        };
+        if let Some(step) = event.step() {
+            eprintln!("drflow: daemon: run {}: step {step} {what}", self.run_id);
+        }
+        Ok(())
     }
 }
 
@@ -972,7 +1196,9 @@ fn prune(cx: &RunContext, inbox: &mut Inbox, keep: Option<Duration>, now: u64, i
     if !path.exists() {
         return;
     }
-    match Journal::open(&path).and_then(|mut j| j.prune(before, &kept, false)) {
+    // With a shared journal, the runner's journal prunes the table too.
+    let journal = cx.runner.open_journal().map_err(|e| e.message());
+    match journal.and_then(|mut j| j.prune(before, &kept, false).map_err(|e| e.to_string())) {
         Ok(gone) if !gone.is_empty() => eprintln!(
             "drflow: daemon: pruned {} runs that ended before {}",
             gone.len(),

@@ -89,6 +89,9 @@ pub struct RollbackArgs {
 /// Opens the journal of the state dir to read it only (`show`, `outputs`): works in a read-only
 /// state dir; a missing journal is an error, not created.
 pub(super) fn open_existing_read_only(global: &Global) -> Result<Journal, Failure> {
+    if let Some(journal) = crate::shared_journal::synced_journal(global)? {
+        return Ok(journal);
+    }
     let path = existing_journal(global)?;
     Journal::open_read_only(&path).map_err(journal_failure)
 }
@@ -126,7 +129,7 @@ fn load_run(
         None => None,
     };
     let (registry, backend) = crate::cloud(global, runtime);
-    let runner = runner(global, Some(backend), runtime.clock());
+    let runner = runner(global, Some(backend), runtime.clock())?;
     let request = LoadRequest {
         run,
         purpose,

@@ -40,6 +40,7 @@ mod progress;
 mod reference;
 mod report;
 mod runtime;
+mod shared_journal;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -99,6 +100,18 @@ struct Global {
     /// (`http://127.0.0.1:5000`). AWS_ENDPOINT_URL does the same.
     #[arg(long, global = true, value_name = "URL", value_parser = parse_endpoint_url)]
     endpoint_url: Option<String>,
+    /// With --target aws: also journal runs (and take their locks) in this DynamoDB table, so
+    /// that a second machine can see and finish them: `dynamodb://TABLE[?region=REGION]`, the
+    /// `drflow-state-<env_suffix>` table provision makes (docs/operations.md). Every machine
+    /// must name the same region.
+    #[arg(
+        long,
+        global = true,
+        env = "DRFLOW_JOURNAL",
+        value_name = "dynamodb://TABLE",
+        value_parser = shared_journal::parse_journal
+    )]
+    journal: Option<shared_journal::DynamoJournal>,
     /// Say more on stderr (repeat for more: -vv, -vvv).
     ///
     /// By default a run shows a line per resource created, changed or deleted, the runbook's
@@ -688,7 +701,7 @@ fn cmd_run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
         return plan::cmd_plan(global, &mut rb, &params, &args.file, args.output);
     }
     let ask = confirm::check_run(&rb, &args.file, args.yes)?;
-    let runner = cmd_journal::runner(global, Some(backend), clock.clone());
+    let runner = cmd_journal::runner(global, Some(backend), clock.clone())?;
     let start = StartOptions {
         no_journal: args.durable.no_journal,
         lock: args.durable.lock.wait(),

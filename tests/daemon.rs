@@ -271,6 +271,34 @@ fn bad_input_is_refused_with_exit_2_and_nothing_started() {
         (vec!["--reconcile-every", "soon"], "soon"),
         // Not provisioned: the queue it would read does not exist.
         (vec!["-p", "env_suffix=nosuch", "--for", "1m"], "provision"),
+        (vec!["--lease-ttl", "1s"], "at least 3s"),
+        // A shared journal: only a DynamoDB table, and only on --target aws.
+        (
+            vec!["--journal", "drflow-state-prod-eu"],
+            "dynamodb://TABLE",
+        ),
+        (
+            vec!["--journal", "dynamodb://ab"],
+            "not a DynamoDB table name",
+        ),
+        (
+            vec!["--journal", "dynamodb://drflow-state-prod-eu?region=mars-1"],
+            "not an AWS region",
+        ),
+        (
+            vec![
+                "--journal",
+                "dynamodb://drflow-state-prod-eu?region=eu-central-1",
+                "--for",
+                "1m",
+            ],
+            "add --target aws",
+        ),
+        // Two daemons must write to one replica: the daemon wants it named.
+        (
+            vec!["--journal", "dynamodb://drflow-state-prod-eu"],
+            "give the region",
+        ),
     ];
     for (extra, says) in cases {
         let mut args = vec!["daemon", "--params-file", EU];
@@ -337,4 +365,37 @@ fn prune_deletes_old_ended_runs_and_keeps_every_failover() {
     );
     let out = drflow_in(state, &["runs", "prune", "--older-than", "yesterday"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+/// `--journal` for the commands that read runs: refused without `--target aws`, and without a
+/// region to find the table in; contacts nothing either way.
+#[test]
+fn a_shared_journal_needs_the_aws_target_and_a_region() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = drflow_in(
+        dir.path(),
+        &["runs", "--journal", "dynamodb://drflow-state-prod-eu"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("add --target aws"),
+        "{}",
+        stderr(&out)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_drflow"))
+        .args([
+            "--target",
+            "aws",
+            "--journal",
+            "dynamodb://drflow-state-prod-eu",
+            "runs",
+        ])
+        .env("DRFLOW_STATE_DIR", dir.path())
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("?region=REGION"), "{}", stderr(&out));
+    assert!(!dir.path().join("journal.db").exists(), "nothing written");
 }

@@ -10,24 +10,25 @@
 //! (`signals: [alarms]`, `quorum: 1`), and it lacks `FailoverGlobalCluster`, which this moto
 //! answers (`DRFLOW_MOTO_EMULATE=failover`, docs/aws.md). Needs moto (`.ci/run`).
 
+#[path = "common/daemon_proc.rs"]
+mod daemon_proc;
 #[path = "common/moto.rs"]
 mod moto;
 
+use daemon_proc::{alarm_event, put_event, spawn_daemon, wait_line};
+
 use moto::OwnMoto;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use aws_sdk_cloudwatch::types::StateValue;
-use aws_sdk_eventbridge::types::PutEventsRequestEntry;
-use drflow_steps::aws::Clients;
 use serde_json::{Value, json};
 
 const SUFFIX: &str = "prod-eu";
-const PRIMARY: &str = "eu-south-1";
 const STANDBY: &str = "eu-central-1";
 const METRICS: &str = "us-east-1";
 
@@ -38,49 +39,6 @@ fn start_moto() -> Option<OwnMoto> {
 
 fn drflow(m: &OwnMoto, state: &std::path::Path, args: &[&str]) -> Command {
     moto::drflow_aws(&m.endpoint, state, &moto::testing_keys(), args)
-}
-
-/// An alarm's state change as CloudWatch puts it on EventBridge, its state since `at_ms`.
-fn alarm_event(region: &str, name: &str, state: &str, at_ms: u64) -> Value {
-    let at = drflow_engine::iso8601(at_ms as f64 / 1000.0);
-    let stamp = format!("{}+0000", at.trim_end_matches('Z'));
-    json!({
-        "alarmName": name,
-        "state": {"value": state, "reason": "test", "timestamp": stamp},
-        "previousState": {"value": if state == "OK" { "ALARM" } else { "OK" }, "timestamp": stamp},
-        "configuration": {"description": "test"},
-        "_region": region,
-    })
-}
-
-async fn put_event(
-    c: &Clients,
-    region: &str,
-    source: &str,
-    detail_type: &str,
-    arn: &str,
-    detail: Value,
-) {
-    let events = &c.region(STANDBY).await.events;
-    let mut detail = detail;
-    if let Some(m) = detail.as_object_mut() {
-        m.remove("_region");
-    }
-    let out = events
-        .put_events()
-        .entries(
-            PutEventsRequestEntry::builder()
-                .source(source)
-                .detail_type(detail_type)
-                .resources(arn)
-                .detail(detail.to_string())
-                .build(),
-        )
-        .send()
-        .await
-        .expect("PutEvents");
-    assert_eq!(out.failed_entry_count(), 0, "{out:?}");
-    let _ = region;
 }
 
 fn get(addr: &str, path: &str) -> String {
@@ -141,7 +99,7 @@ fn alarm_events_make_the_daemon_fail_over_once_and_a_killed_daemon_finishes_its_
             .await
             .expect("SetAlarmState");
     });
-    let (mut child, lines) = spawn_daemon(&m, state);
+    let (mut child, lines) = spawn_daemon(&m, state, &[]);
     let pid = child.id();
     // A hung daemon fails the test instead of hanging it.
     let (exited, watchdog) = mpsc::channel::<()>();
@@ -200,32 +158,29 @@ fn alarm_events_make_the_daemon_fail_over_once_and_a_killed_daemon_finishes_its_
         for _ in 0..2 {
             put_event(
                 &c,
-                STANDBY,
                 "aws.cloudwatch",
                 kind,
                 &arn(&hc),
-                alarm_event(METRICS, &hc, "ALARM", now - 20_000),
+                alarm_event(&hc, "ALARM", now - 20_000),
             )
             .await;
         }
         // An OK from before it arrives late: it must not cancel the ALARM.
         put_event(
             &c,
-            STANDBY,
             "aws.cloudwatch",
             kind,
             &arn(&hc),
-            alarm_event(METRICS, &hc, "OK", now - 60_000),
+            alarm_event(&hc, "OK", now - 60_000),
         )
         .await;
         // The second signal: the quorum of primary-down is complete.
         put_event(
             &c,
-            STANDBY,
             "aws.cloudwatch",
             kind,
             &arn(&outage),
-            alarm_event(METRICS, &outage, "ALARM", now - 10_000),
+            alarm_event(&outage, "ALARM", now - 10_000),
         )
         .await;
     });
@@ -345,7 +300,7 @@ fn alarm_events_make_the_daemon_fail_over_once_and_a_killed_daemon_finishes_its_
     // Killed in the middle of a run (SIGKILL: no checkpoint, no goodbye) and started again, the
     // daemon finishes that run under its id, and starts no other. Wherever the kill lands
     // (before the run reached the journal, or during it), there is one run of that firing.
-    let (mut second, lines) = spawn_daemon(&m, state);
+    let (mut second, lines) = spawn_daemon(&m, state, &[]);
     let mut log2 = Vec::new();
     wait_line(&lines, "daemon: reading ", &mut log2);
     rt.block_on(async {
@@ -390,7 +345,7 @@ fn alarm_events_make_the_daemon_fail_over_once_and_a_killed_daemon_finishes_its_
         .and_then(|r| r.split_whitespace().next())
         .expect("a run id")
         .to_string();
-    let (mut third, lines) = spawn_daemon(&m, state);
+    let (mut third, lines) = spawn_daemon(&m, state, &[]);
     let mut log3 = Vec::new();
     let ended = wait_line(&lines, &format!("run {run_id} ended: "), &mut log3);
     assert!(ended.ends_with("succeeded"), "{}", log3.join("\n"));
@@ -420,81 +375,4 @@ fn alarm_events_make_the_daemon_fail_over_once_and_a_killed_daemon_finishes_its_
         "{runs:#}\n{}",
         log3.join("\n")
     );
-    let _ = PRIMARY;
-}
-
-/// `drflow daemon` on moto for the eu environment, deciding on the alarms alone, and its stderr
-/// line by line; killed if the test fails.
-fn spawn_daemon(m: &OwnMoto, state: &std::path::Path) -> (KillOnDrop, mpsc::Receiver<String>) {
-    let mut child = drflow(
-        m,
-        state,
-        &[
-            "daemon",
-            "--params-file",
-            "runbooks/params/eu.yaml",
-            "-p",
-            "signals=[alarms]",
-            "-p",
-            "quorum=1",
-            "-p",
-            "confirm_window=0s",
-            "-p",
-            "detection_timeout=5s",
-            "--listen",
-            "127.0.0.1:0",
-            "--probe-every",
-            "0s",
-        ],
-    )
-    .stdin(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let (tx, rx) = mpsc::channel::<String>();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    (KillOnDrop(child), rx)
-}
-
-/// The next line containing `what`, every line read kept in `log`; panics after 3 minutes.
-fn wait_line(lines: &mpsc::Receiver<String>, what: &str, log: &mut Vec<String>) -> String {
-    loop {
-        let line = lines
-            .recv_timeout(Duration::from_secs(180))
-            .unwrap_or_else(|_| panic!("no line with {what:?}:\n{}", log.join("\n")));
-        log.push(line.clone());
-        if line.contains(what) {
-            return line;
-        }
-    }
-}
-
-/// A daemon child killed when dropped (a failed test leaves none behind).
-struct KillOnDrop(Child);
-
-impl std::ops::Deref for KillOnDrop {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for KillOnDrop {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -136,13 +136,16 @@ fn resources(state: &Path) -> BTreeMap<(String, String, String), Value> {
     seen
 }
 
-/// `v` with every word of letters and digits that has a digit in it replaced by `#`: the ids,
-/// endpoints and name server numbers the sim draws, which depend on the order parallel steps
-/// happened to create in (a resumed run's differ from a straight run's, as on AWS), while
-/// every output, its shape and every name stay compared.
+/// `v` with every UUID (with the six characters Secrets Manager appends to a secret's ARN, when
+/// they follow one) and every word of letters and digits that has a digit in it replaced by
+/// `#`: the ids, endpoints and name server numbers the sim draws, which depend on the order
+/// parallel steps happened to create in (a resumed run's differ from a straight run's, as on
+/// AWS), while every output, its shape and every name stay compared. A UUID goes whole: one of
+/// its groups may be all letters (`aabd`), which the digit rule alone would keep.
 fn generated_masked(v: &Value) -> Value {
     match v {
         Value::String(s) => {
+            let s = &uuids_masked(s);
             let mut out = String::new();
             let mut word = String::new();
             let flush = |word: &mut String, out: &mut String| {
@@ -172,6 +175,76 @@ fn generated_masked(v: &Value) -> Value {
         ),
         other => other.clone(),
     }
+}
+
+/// `s` with each UUID (8-4-4-4-12 hex digits, not inside a longer word), and a `-XXXXXX`
+/// Secrets Manager suffix right after one, replaced by `#`.
+fn uuids_masked(s: &str) -> String {
+    const SHAPE: [usize; 5] = [8, 4, 4, 4, 12];
+    let b = s.as_bytes();
+    let word = |i: usize| b.get(i).is_some_and(u8::is_ascii_alphanumeric);
+    // The length of a UUID at `i`, if one starts there.
+    let uuid_at = |i: usize| -> Option<usize> {
+        let mut at = i;
+        for (n, len) in SHAPE.iter().enumerate() {
+            if n > 0 {
+                (b.get(at) == Some(&b'-')).then_some(())?;
+                at += 1;
+            }
+            let group = b.get(at..at + len)?;
+            group.iter().all(u8::is_ascii_hexdigit).then_some(())?;
+            at += len;
+        }
+        (!word(at)).then_some(at - i)
+    };
+    let mut out = String::new();
+    let mut i = 0;
+    while i < s.len() {
+        if (i == 0 || !word(i - 1))
+            && let Some(len) = uuid_at(i)
+        {
+            i += len;
+            let suffix = b.get(i..i + 7).is_some_and(|t| {
+                t[0] == b'-'
+                    && t[1..]
+                        .iter()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+            });
+            if suffix && !word(i + 7) {
+                i += 7;
+            }
+            out.push('#');
+            continue;
+        }
+        let c = s[i..].chars().next().expect("a char");
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out
+}
+
+#[test]
+fn uuids_are_masked_whole() {
+    assert_eq!(
+        uuids_masked("27e97c77-1812-45f7-abc4-75753733c5d0"),
+        uuids_masked("dfa7a654-22a6-4ab0-aabd-11eae8f0437b")
+    );
+    assert_eq!(uuids_masked("27e97c77-1812-45f7-abc4-75753733c5d0"), "#");
+    assert_eq!(
+        uuids_masked("secret:rds!cluster-3285ee4f-96e9-4d60-aa12-c53d2130d1f9-FSEABC"),
+        "secret:rds!cluster-#"
+    );
+    assert_eq!(
+        generated_masked(&Value::String(
+            "cert/dfa7a654-22a6-4ab0-aabd-11eae8f0437b".into()
+        )),
+        Value::String("cert/#".into())
+    );
+    // Not a UUID: left to the digit rule.
+    assert_eq!(
+        uuids_masked("alb-prod-eu-2965336560"),
+        "alb-prod-eu-2965336560"
+    );
 }
 
 /// Provisions in-process and kills the run at `pause` (`after:step_succeeded:database`, …).

@@ -56,6 +56,7 @@ mod scheduler;
 mod scope;
 mod secret_flow;
 mod secrets;
+mod shared_log;
 mod state;
 mod step;
 pub mod triggers;
@@ -80,7 +81,8 @@ pub use journal::{
 };
 pub use lock::{
     FileLeaseStore, HeldLease, Holder, HolderIdentity, LeaseFuture, LeaseGrant, LeaseOptions,
-    LeaseStore, LeaseWallClock, LockError, hostname, live_holder, lock_holder,
+    LeaseStore, LeaseWallClock, LockError, holder_is_gone, hostname, live_holder, lock_holder,
+    process_start,
 };
 pub use params::{redacted, resolve as resolve_params, resolve_located as resolve_params_located};
 pub use rollback::{RollbackPlan, RollbackReport, plan_rollback, rollback};
@@ -91,6 +93,7 @@ pub use scheduler::{
 pub use scope::{Scope, iso8601};
 pub use secret_flow::{SecretFlow, is_credential_env};
 pub use secrets::{MIN_SCRUB_LEN, REDACTED, Redacting, Secrets, redact};
+pub use shared_log::{Fence, MemoryLog, SharedEvent, SharedLog, SharedLogError};
 pub use state::{
     Attempt, AttemptOutcome, ResumePoint, RunState, StepPhase, StepState, TransitionError,
     TransitionErrorKind, event_name,

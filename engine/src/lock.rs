@@ -581,8 +581,10 @@ async fn renew_loop(
     }
 }
 
-/// Whether a lease's holder is certainly gone (see the module docs).
-fn holder_is_gone(
+/// Whether a lease's holder is certainly gone (see the module docs): on this host, its process
+/// is gone (`proc_start` is the holder's recorded start time); on another, the lease expired by
+/// `t` (seconds since the Unix epoch). Every [`LeaseStore`] takes a lease over by this rule.
+pub fn holder_is_gone(
     holder: &Holder,
     proc_start: Option<&str>,
     me: &HolderIdentity,
@@ -600,7 +602,8 @@ fn holder_is_gone(
 }
 
 /// The process's start time (field 22 of `/proc/<pid>/stat`), to tell a recycled pid apart.
-fn process_start(pid: u32) -> Option<String> {
+/// A process's start time (`/proc/<pid>/stat` field 22), `None` where there is no `/proc`.
+pub fn process_start(pid: u32) -> Option<String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may contain spaces.
     let after = &stat[stat.rfind(')')? + 1..];

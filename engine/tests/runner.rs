@@ -197,3 +197,131 @@ async fn the_lock_key_reads_the_runners_clock() {
     assert_eq!(keys, ["run/run-1", key.as_str()]);
     session.release().await;
 }
+
+/// Two machines, one shared journal and lease store: the run machine A began and died in is
+/// finished by machine B, which copies its events, takes its leases over once they expired and
+/// runs only what A did not; while A's leases live, B is refused.
+#[tokio::test(start_paused = true)]
+async fn a_run_begun_on_a_machine_that_died_is_finished_by_its_peer() {
+    use drflow_engine::runner::{LoadRequest, Loaded, Purpose, SharedJournal};
+    use drflow_engine::{MemoryLog, SharedLog, VirtualClock};
+
+    let clock = Arc::new(VirtualClock::new(1_000_000));
+    let store = Arc::new(MemoryLog::on_clock(clock.clone()));
+    let machine = |dir: &std::path::Path, hooks: Hooks| {
+        let mut o = RunnerOptions::new(dir);
+        o.shared = Some(SharedJournal {
+            log: store.clone(),
+            leases: store.clone(),
+            fences: Vec::new(),
+        });
+        o.leases = LeaseOptions::on_clock(clock.clone());
+        o.hooks = hooks;
+        drflow_engine::runner::Runner::new(o)
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // A dies just before it starts step b.
+    let runner_a = machine(
+        a.path(),
+        Hooks::crash_at(|p| p.is(false, "step_started", "b")),
+    );
+    let files = tempfile::tempdir().unwrap();
+    let path = files.path().join("r.yaml");
+    let src = "runbook: r\nlock: k\nsteps:\n  - id: a\n    uses: t.ok\n  - id: b\n    needs: [a]\n    uses: t.ok\n";
+    std::fs::write(&path, src).unwrap();
+    let rb = compile(path.to_str().unwrap(), src, &registry()).unwrap();
+    let err = run(&runner_a, &rb).await.unwrap_err();
+    assert!(matches!(err, RunnerError::Crashed { .. }), "{err}");
+    let shared = store.read(Some("run-1")).unwrap();
+    assert!(
+        shared.iter().any(|e| e.body.contains("step_succeeded")),
+        "a's work is in the shared journal: {shared:?}"
+    );
+
+    let request = || LoadRequest {
+        run: "run-1",
+        purpose: Purpose::Resume,
+        file: None,
+        force: false,
+        secret_params: &[],
+        params_file: None,
+        lock: LockWait::default(),
+    };
+    let runner_b = machine(b.path(), Hooks::none());
+    // A's leases have not expired: B may not take the run.
+    let refused = runner_b.load(&registry(), request()).await.err().unwrap();
+    assert_eq!(refused.kind(), RunnerErrorKind::Busy, "{refused}");
+
+    tokio::time::advance(std::time::Duration::from_secs(31)).await;
+    let Loaded::Ready(loaded) = runner_b.load(&registry(), request()).await.unwrap() else {
+        panic!("nothing to do");
+    };
+    let loaded = *loaded;
+    let mut options = RunOptions::new("run-1");
+    options.prior = Some(loaded.prior());
+    let mut sink = Recorder::default();
+    let outcome = loaded
+        .session
+        .run(
+            &loaded.runbook,
+            &loaded.params,
+            options,
+            &mut sink,
+            watch::channel(Stop::No).1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome.report.status, RunStatus::Succeeded);
+    let started: Vec<_> = sink
+        .events()
+        .iter()
+        .filter(|e| event_name(e) == "step_started")
+        .filter_map(|e| e.step().map(str::to_owned))
+        .collect();
+    assert_eq!(started, ["b"], "b ran once, on B; a was not run again");
+    let shared = store.read(Some("run-1")).unwrap();
+    assert!(shared.last().unwrap().body.contains("run_finished"));
+    // A, had it come back with its old grants, could record nothing more.
+    let j = Journal::open_in(a.path()).unwrap();
+    assert_eq!(j.run("run-1").unwrap().status, "running", "a never learnt");
+}
+
+/// A daemon that lost its own lease (its peer took over while it was paused) records nothing of
+/// a new run, so it starts no step: the shared journal checks the daemon's lease too.
+#[tokio::test]
+async fn a_run_of_a_daemon_that_lost_its_lease_starts_no_step() {
+    use drflow_engine::runner::SharedJournal;
+    use drflow_engine::{Fence, LeaseStore, MemoryLog};
+
+    let store = Arc::new(MemoryLog::new());
+    // This daemon was granted token 1; its peer holds token 2 now.
+    let mine = store
+        .acquire(
+            "daemon/prod",
+            "daemon-1",
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    store.set_token("daemon/prod", mine.token + 1);
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = RunnerOptions::new(dir.path());
+    o.shared = Some(SharedJournal {
+        log: store.clone(),
+        leases: store.clone(),
+        fences: vec![Fence {
+            key: "daemon/prod".into(),
+            token: mine.token,
+        }],
+    });
+    let runner = drflow_engine::runner::Runner::new(o);
+    let err = run(&runner, &runbook("lock: k\n")).await.unwrap_err();
+    assert!(
+        err.message().contains("no longer this process's"),
+        "{}",
+        err.message()
+    );
+    assert!(store.is_empty(), "nothing of the run was shared");
+    let j = Journal::open(&dir.path().join(JOURNAL_FILE)).unwrap();
+    assert!(j.list_runs().unwrap().is_empty(), "nor recorded here");
+}

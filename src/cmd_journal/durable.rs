@@ -107,20 +107,22 @@ pub(crate) fn runner_failure(e: RunnerError) -> Failure {
 
 /// The runner of this command line: the journal under the state dir, leases on wall time, runs
 /// on the command's `clock` (see [`crate::runtime`]), the backend saved through `checkpoint`,
-/// notices on stderr.
+/// notices on stderr; with `--journal`, the shared journal and its leases. Errors: `--journal`
+/// without `--target aws` or a region (exit 2), its table out of reach (exit 1).
 pub(crate) fn runner(
     global: &Global,
     checkpoint: Option<Arc<drflow_steps::LazyBackend>>,
     clock: SharedClock,
-) -> Runner {
+) -> Result<Runner, Failure> {
     let mut options = RunnerOptions::new(&global.state_dir);
+    options.shared = crate::shared_journal::open(global)?;
     options.clock = clock;
     options.checkpoint = checkpoint.map(|backend| {
         Arc::new(move || backend.checkpoint().map_err(|e| e.to_string()))
             as drflow_engine::runner::Checkpoint
     });
     options.notices = Some(Arc::new(print_notice));
-    Runner::new(options)
+    Ok(Runner::new(options))
 }
 
 /// What the runner has to say, as drflow always said it.

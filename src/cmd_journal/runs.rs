@@ -54,7 +54,7 @@ fn cmd_prune(
     dry_run: bool,
 ) -> Result<u8, Failure> {
     let path = global.state_dir.join(JOURNAL_FILE);
-    if !path.exists() {
+    if global.journal.is_none() && !path.exists() {
         eprintln!("drflow: no runs recorded in {}", global.state_dir.display());
         return Ok(EXIT_OK);
     }
@@ -69,7 +69,10 @@ fn cmd_prune(
         .virtual_clock_ms()
         .map_or_else(drflow_engine::now, |ms| ms as f64 / 1000.0);
     let before = now - older_than.as_secs_f64();
-    let mut journal = Journal::open(&path).map_err(journal_failure)?;
+    let mut journal = match crate::shared_journal::synced_journal(global)? {
+        Some(j) => j,
+        None => Journal::open(&path).map_err(journal_failure)?,
+    };
     let gone = journal
         .prune(before, &keep, dry_run)
         .map_err(journal_failure)?;
@@ -102,8 +105,9 @@ pub fn cmd_runs(global: &Global, args: RunsArgs) -> Result<u8, Failure> {
     {
         return cmd_prune(global, *older_than, keep, *dry_run);
     }
+    let shared = crate::shared_journal::synced_journal(global)?;
     let path = global.state_dir.join(JOURNAL_FILE);
-    if !path.exists() {
+    if shared.is_none() && !path.exists() {
         if args.output == OutputFormat::Json {
             outln!("[]");
         } else {
@@ -111,7 +115,10 @@ pub fn cmd_runs(global: &Global, args: RunsArgs) -> Result<u8, Failure> {
         }
         return Ok(EXIT_OK);
     }
-    let journal = Journal::open_read_only(&path).map_err(journal_failure)?;
+    let journal = match shared {
+        Some(j) => j,
+        None => Journal::open_read_only(&path).map_err(journal_failure)?,
+    };
     let runs = journal.list_runs().map_err(journal_failure)?;
     let rows: Vec<Value> = runs
         .iter()

@@ -217,8 +217,9 @@ pub fn play(plan: &Plan, scenario: Scenario, dir: &Path) -> Result<DrillReport, 
         verbose: plan.verbose,
         endpoint_url: None,
         profile: None,
+        journal: None,
     };
-    let runner = crate::cmd_journal::runner(&global, Some(backend), clock.clone());
+    let runner = crate::cmd_journal::runner(&global, Some(backend), clock.clone())?;
     let sim = SimBackend::open(dir).with_clock(clock.clone());
     let compile_with = |file: &File| {
         compile(&file.name, &file.text, &registry)

@@ -966,9 +966,18 @@ pub fn step_actions(step_type: &str) -> &'static [Permission] {
 /// What `drflow daemon` itself calls on the aws target, besides the steps of the runbooks it
 /// starts: it finds the alarm queue, long-polls it and deletes what it journaled, and reads
 /// alarm states for its periodic reconcile, and finds the primary's Route 53 health check to
-/// learn what its own probe requests (the probe itself is a plain HTTPS request).
+/// learn what its own probe requests (the probe itself is a plain HTTPS request). With
+/// `--journal dynamodb://…` (two daemons), it reads and writes the leases and the journal's
+/// events in the coordination table (`steps/src/aws/coordination.rs`): a transactional write
+/// is `dynamodb:PutItem` plus `dynamodb:ConditionCheckItem` for its fences.
 pub const DAEMON_ACTIONS: &[Permission] = &[
     p!("cloudwatch:DescribeAlarms", ALARM),
+    p!("dynamodb:BatchWriteItem", TABLE),
+    p!("dynamodb:ConditionCheckItem", TABLE),
+    p!("dynamodb:GetItem", TABLE),
+    p!("dynamodb:PutItem", TABLE),
+    p!("dynamodb:Scan", TABLE),
+    p!("dynamodb:UpdateItem", TABLE),
     p!("route53:GetHealthCheck", HEALTH_CHECK),
     p!("route53:ListHealthChecks", ANY),
     p!("route53:ListTagsForResource", HEALTH_CHECK),
@@ -1114,6 +1123,10 @@ mod tests {
         const NOT_LITERAL: &[(&str, &str)] = &[
             // `update_table(…, "UpdateTable")`: every caller passes that name.
             ("dynamodb.rs", "op"),
+            // `call(…, "GetItem", …)`: its callers pass `GetItem`, `PutItem`, `UpdateItem`,
+            // `Scan`, `BatchWriteItem` (all in `DAEMON_ACTIONS`) and `TransactWriteItems`,
+            // which IAM authorises as `PutItem` plus `ConditionCheckItem` per item.
+            ("coordination.rs", "operation"),
         ];
         let mut seen = 0;
         let mut missing = Vec::new();

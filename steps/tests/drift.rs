@@ -393,7 +393,12 @@ async fn data_bearing_resources_are_never_replaced_to_repair_drift() {
         .unwrap();
     let report = cloud.try_run("provision.yaml", PARAMS).await;
     assert_ne!(report.status, drflow_engine::RunStatus::Succeeded);
-    for (step, key) in [("vpc_standby", "cidr_block"), ("sessions", "key_schema")] {
+    // Both tables' keys were changed: the sessions' and drflow's own coordination table's.
+    for (step, key) in [
+        ("vpc_standby", "cidr_block"),
+        ("sessions", "key_schema"),
+        ("coordination", "key_schema"),
+    ] {
         let err = step_error(&report, step);
         assert!(
             err.contains(key)
@@ -403,7 +408,12 @@ async fn data_bearing_resources_are_never_replaced_to_repair_drift() {
             "{step}: {err}"
         );
     }
-    assert!(step_error(&report, "sessions").contains("destroy the data"));
+    for step in ["sessions", "coordination"] {
+        assert!(
+            step_error(&report, step).contains("destroy the data"),
+            "{step}"
+        );
+    }
     let ids = |rs: &[drflow_steps::backend::Resource]| {
         let mut v: Vec<String> = rs.iter().map(|r| r.id.clone()).collect();
         v.sort();

@@ -328,6 +328,34 @@ fn check_requirements(cloud: &Cloud, seed: &Seed) {
     assert_eq!(at(&table_replica, "replica_of"), &json!(table.arn));
     assert_eq!(at(&table_replica, "sse.sse_type"), "KMS");
 
+    // drflow's own coordination table (the daemons' lease and shared journal): the same kind of
+    // global table, `pk` as its key, TTL on an attribute no lease carries.
+    let state = cloud.one(p, Kind::DynamoTable, &name(seed, "drflow-state"));
+    assert_eq!(at(&state, "key_schema.0.attribute_name"), "pk");
+    assert_eq!(at(&state, "key_schema.0.key_type"), "HASH");
+    assert_eq!(at(&state, "attribute_definitions.0.attribute_type"), "S");
+    assert_eq!(at(&state, "ttl.attribute_name"), "purge_at");
+    assert_eq!(at(&state, "sse.sse_type"), "KMS");
+    assert_eq!(at(&state, "point_in_time_recovery"), &json!(true));
+    assert_eq!(at(&state, "replica_regions"), &json!([s]));
+    let state_replica = cloud.one(s, Kind::DynamoTable, &state.name);
+    assert_eq!(at(&state_replica, "replica_of"), &json!(state.arn));
+    assert_eq!(at(&state_replica, "ttl.attribute_name"), "purge_at");
+    // Those two tables and no other, in each region.
+    for region in [p, s] {
+        let mut tables: Vec<String> = cloud
+            .of(region, Kind::DynamoTable)
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        tables.sort();
+        assert_eq!(
+            tables,
+            [name(seed, "drflow-state"), name(seed, "trading-sessions")],
+            "{region}"
+        );
+    }
+
     // 8. S3 buckets in both regions: versioning, KMS, TLS-only, replication primary -> standby.
     let src = cloud.of(p, Kind::S3Bucket);
     let dst = cloud.of(s, Kind::S3Bucket);
@@ -718,6 +746,8 @@ async fn provision_check_rerun_destroy(seed: &Seed) {
         "standby_sns_topic_arn",
         "health_metrics_sns_topic_arn",
         "alarm_queue_url",
+        "session_table",
+        "coordination_table",
         "failover_readiness",
     ] {
         assert!(
@@ -735,6 +765,7 @@ async fn provision_check_rerun_destroy(seed: &Seed) {
         out["failover_readiness"]
     );
     assert_eq!(out["routing_policy"], json!(seed.routing));
+    assert_eq!(out["coordination_table"], json!(name(seed, "drflow-state")));
     let count = cloud.all().len();
     let clock = cloud.world().clock_ms;
 

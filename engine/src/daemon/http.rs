@@ -21,6 +21,9 @@ pub enum Health {
     Failing(String),
     /// Stopping after a signal.
     Stopping,
+    /// The HA deployment's second daemon: healthy, waiting for the lease another daemon holds
+    /// (who holds it).
+    Standby(String),
 }
 
 /// The server's shared view of the daemon.
@@ -132,6 +135,8 @@ pub fn respond(method: &str, path: &str, status: &Status) -> (u16, &'static str,
                 Health::Starting => (503, "starting", None),
                 Health::Stopping => (503, "stopping", None),
                 Health::Failing(why) => (503, "failing", Some(why)),
+                // Up and ready to take over: a load balancer or systemd must not restart it.
+                Health::Standby(leader) => (200, "standby", Some(leader)),
             };
             let body = serde_json::json!({
                 "status": state,
@@ -165,6 +170,12 @@ mod tests {
         let (code, _, body) = respond("GET", "/healthz", &s);
         assert_eq!(code, 503);
         assert!(body.contains("the queue cannot be read"), "{body}");
+        // A standby daemon is healthy: nothing should restart it.
+        s.set_health(Health::Standby("pid 7 on host-a".into()));
+        let (code, _, body) = respond("GET", "/healthz", &s);
+        assert_eq!(code, 200);
+        assert!(body.contains("\"status\":\"standby\""), "{body}");
+        assert!(body.contains("pid 7 on host-a"), "{body}");
         s.metrics.received("queue");
         let (code, kind, body) = respond("GET", "/metrics", &s);
         assert_eq!((code, kind), (200, "text/plain; version=0.0.4"));

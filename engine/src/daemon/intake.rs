@@ -80,6 +80,12 @@ impl Intake {
         self.memory_ms
     }
 
+    /// A run of `trigger` another daemon started at `started_ms` was taken over: see
+    /// [`crate::triggers::Evaluator::acted_on`].
+    pub fn acted_on(&mut self, trigger: &str, started_ms: u64) -> bool {
+        self.evaluator.acted_on(trigger, started_ms)
+    }
+
     /// Takes one message body received at `received_ms` (ms since the Unix epoch).
     pub fn take(&mut self, body: &str, received_ms: u64) -> Verdict {
         let event: Value = match serde_json::from_str(body) {

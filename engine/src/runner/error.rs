@@ -8,6 +8,7 @@ use crate::event::SinkError;
 use crate::journal::JournalError;
 use crate::lock::{Holder, LockError};
 use crate::scope::iso8601;
+use crate::shared_log::SharedLogError;
 use crate::state::TransitionError;
 
 /// What kind of failure a [`RunnerError`] is: what the binary maps to an exit code.
@@ -284,6 +285,13 @@ impl RunnerError {
             RunnerError::LockHeld { .. }
             | RunnerError::LockTimeout { .. }
             | RunnerError::RunBusy { .. } => RunnerErrorKind::Busy,
+            // Another drflow took the run over (or wrote it first): like a held lock.
+            RunnerError::Journal(JournalError::Shared {
+                source: SharedLogError::Fenced { .. } | SharedLogError::Conflict { .. },
+                ..
+            }) => RunnerErrorKind::Busy,
+            // The store out of reach is no fault of the input.
+            RunnerError::Journal(JournalError::Shared { .. }) => RunnerErrorKind::Failed,
             RunnerError::Recording { .. } => RunnerErrorKind::Failed,
             RunnerError::Crashed { .. } => RunnerErrorKind::Crashed,
             _ => RunnerErrorKind::Invalid,

@@ -133,16 +133,22 @@ pub(super) async fn take_run_lease(
     store: &Arc<dyn LeaseStore>,
     options: &LeaseOptions,
     run_id: &str,
+    wait: LockWait,
 ) -> Result<HeldLease, RunnerError> {
-    HeldLease::acquire(store.clone(), &run_lease_key(run_id), run_id, options)
-        .await
-        .map_err(|e| match e {
-            LockError::Held { holder } => RunnerError::RunBusy {
-                run_id: run_id.to_owned(),
-                holder,
-            },
-            other => RunnerError::Lock(other),
-        })
+    let key = run_lease_key(run_id);
+    let taken = if wait.wait {
+        // A run whose process just died on another host: its lease lapses within `ttl`.
+        HeldLease::acquire_waiting(store.clone(), &key, run_id, options, wait.timeout, |_| {}).await
+    } else {
+        HeldLease::acquire(store.clone(), &key, run_id, options).await
+    };
+    taken.map_err(|e| match e {
+        LockError::Held { holder } | LockError::Timeout { holder, .. } => RunnerError::RunBusy {
+            run_id: run_id.to_owned(),
+            holder,
+        },
+        other => RunnerError::Lock(other),
+    })
 }
 
 /// Takes the runbook's `lock:` lease, if it has one.

@@ -121,7 +121,7 @@ impl Runner {
         let mut journal = self.open_existing_journal()?;
         let run_id = journal.find_run(request.run)?;
         let store = self.lease_store(&journal)?;
-        let lease = take_run_lease(&store, &self.options.leases, &run_id).await?;
+        let lease = take_run_lease(&store, &self.options.leases, &run_id, request.lock).await?;
         let mut leases = vec![lease];
         let loaded = self
             .load_leased(registry, &request, &mut journal, &run_id)
@@ -162,7 +162,10 @@ impl Runner {
             Ok(lease)
         });
         match taken {
-            Ok(lease) => leases.extend(lease),
+            Ok(lease) => {
+                leases.extend(lease);
+                journal.set_fences(self.fences(&leases));
+            }
             Err(e) => {
                 super::leases::release_all(leases).await;
                 return Err(e);
@@ -187,6 +190,9 @@ impl Runner {
         journal: &mut Journal,
         run_id: &str,
     ) -> Result<Option<(RunState, Runbook, Outputs)>, RunnerError> {
+        // Read again now that the run is ours: another process may have recorded more of it
+        // between the first read and the lease.
+        journal.sync(Some(run_id))?;
         let events = journal.events(run_id)?;
         let state = RunState::replay(&events)?;
         if self.options.hooks.at(HookPoint::AfterReplay { run_id }) == HookAction::Crash {

@@ -38,6 +38,7 @@ use crate::lock::{FileLeaseStore, HeldLease, LeaseOptions, LeaseStore};
 use crate::rollback::RollbackReport;
 use crate::scheduler::{RunError, RunOptions, RunReport, Stop};
 use crate::secrets::{Secrets, redact};
+use crate::shared_log::{Fence, SharedLog};
 use crate::state::RunState;
 use crate::step::Outputs;
 
@@ -57,7 +58,12 @@ pub struct RunnerOptions {
     /// Where the journal lives (`<state_dir>/journal.db`).
     pub state_dir: PathBuf,
     /// Where leases live; `None`: the journal's own `leases` table, held as this process.
+    /// Ignored when [`RunnerOptions::shared`] is given (its leases are used).
     pub lease_store: Option<Arc<dyn LeaseStore>>,
+    /// The HA deployment's shared journal and leases (`--journal dynamodb://TABLE`): every
+    /// journal opened is first brought up to date from it and writes through to it, fenced by
+    /// the run's leases, which are taken in its lease store.
+    pub shared: Option<SharedJournal>,
     /// Lease timings and the clock they are judged on (wall time by default).
     pub leases: LeaseOptions,
     /// Test hooks; none by default.
@@ -79,6 +85,7 @@ impl RunnerOptions {
         RunnerOptions {
             state_dir: state_dir.into(),
             lease_store: None,
+            shared: None,
             leases: LeaseOptions::default(),
             hooks: Hooks::none(),
             checkpoint: None,
@@ -93,6 +100,7 @@ impl std::fmt::Debug for RunnerOptions {
         f.debug_struct("RunnerOptions")
             .field("state_dir", &self.state_dir)
             .field("lease_store", &self.lease_store)
+            .field("shared", &self.shared)
             .field("leases", &self.leases)
             .field("hooks", &self.hooks)
             .field("checkpoint", &self.checkpoint.is_some())
@@ -100,6 +108,20 @@ impl std::fmt::Debug for RunnerOptions {
             .field("virtual_clock", &self.clock.is_virtual())
             .finish()
     }
+}
+
+/// A journal shared between machines: the event log and the lease store its writes are fenced
+/// by (the tokens it checks are those this store grants).
+#[derive(Clone, Debug)]
+pub struct SharedJournal {
+    /// The shared event log.
+    pub log: Arc<dyn SharedLog>,
+    /// The lease store whose tokens the log checks.
+    pub leases: Arc<dyn LeaseStore>,
+    /// Leases of the caller every write also requires, besides the run's own: the daemon's
+    /// lease `daemon/<env_suffix>`, so that a daemon that lost it records (and so starts)
+    /// nothing more, even in a run it began before it knew.
+    pub fences: Vec<Fence>,
 }
 
 /// Starts, resumes and rolls back durable runs. Cheap to clone; holds nothing open itself.
@@ -157,22 +179,31 @@ impl Runner {
         // Before the journal is opened: a refused run leaves no state dir behind.
         leases::refuse_secret_lock(rb)?;
         let secrets = Secrets::from_params(params, &rb.secret_params());
-        let needs_journal =
-            !how.no_journal || (rb.lock.is_some() && self.options.lease_store.is_none());
+        let given_store = self.given_lease_store();
+        let needs_journal = !how.no_journal || (rb.lock.is_some() && given_store.is_none());
+        // A new run needs nothing from the shared journal: no copy on its critical path.
         let journal = if needs_journal {
-            Some(Journal::open_in(&self.options.state_dir)?)
+            Some(self.open_journal_with(false)?)
         } else {
             None
         };
-        let store = match (&self.options.lease_store, &journal) {
-            (Some(s), _) => Some(s.clone()),
+        let store = match (given_store, &journal) {
+            (Some(s), _) => Some(s),
             (None, Some(j)) => Some(self.lease_store(j)?),
             (None, None) => None,
         };
         let mut leases = Vec::new();
         if let Some(store) = &store {
             if !how.no_journal {
-                leases.push(leases::take_run_lease(store, &self.options.leases, run_id).await?);
+                leases.push(
+                    leases::take_run_lease(
+                        store,
+                        &self.options.leases,
+                        run_id,
+                        LockWait::default(),
+                    )
+                    .await?,
+                );
             }
             match leases::take_lock_lease(
                 store,
@@ -196,7 +227,10 @@ impl Runner {
         let runbook_path = std::fs::canonicalize(&*rb.file)
             .ok()
             .map(|p| p.display().to_string());
-        let journal = if how.no_journal { None } else { journal };
+        let mut journal = if how.no_journal { None } else { journal };
+        if let Some(j) = journal.as_mut() {
+            j.set_fences(self.fences(&leases));
+        }
         Ok(self.session(journal, leases, secrets, runbook_path))
     }
 
@@ -220,10 +254,18 @@ impl Runner {
         }
     }
 
-    /// The lease store: the one in the options, or the journal's own table.
+    /// The lease store the options give: the shared journal's, else `lease_store`.
+    fn given_lease_store(&self) -> Option<Arc<dyn LeaseStore>> {
+        match &self.options.shared {
+            Some(shared) => Some(shared.leases.clone()),
+            None => self.options.lease_store.clone(),
+        }
+    }
+
+    /// The lease store: the one the options give, or the journal's own table.
     fn lease_store(&self, journal: &Journal) -> Result<Arc<dyn LeaseStore>, RunnerError> {
-        if let Some(s) = &self.options.lease_store {
-            return Ok(s.clone());
+        if let Some(s) = self.given_lease_store() {
+            return Ok(s);
         }
         let store = FileLeaseStore::open(journal.path())
             .map_err(RunnerError::Lock)?
@@ -235,10 +277,29 @@ impl Runner {
     /// error, not created.
     fn open_existing_journal(&self) -> Result<Journal, RunnerError> {
         let path = self.options.state_dir.join(JOURNAL_FILE);
-        if !path.exists() {
+        // A shared journal is the one that must exist; this machine's copy may be new.
+        if !path.exists() && self.options.shared.is_none() {
             return Err(RunnerError::NoJournal { path });
         }
-        Ok(Journal::open(&path)?)
+        self.open_journal()
+    }
+
+    /// The state dir's journal (created if needed), brought up to date from the shared journal
+    /// and writing through to it, when there is one.
+    pub fn open_journal(&self) -> Result<Journal, RunnerError> {
+        self.open_journal_with(true)
+    }
+
+    fn open_journal_with(&self, sync: bool) -> Result<Journal, RunnerError> {
+        let journal = Journal::open_in(&self.options.state_dir)?;
+        let Some(shared) = &self.options.shared else {
+            return Ok(journal);
+        };
+        let mut journal = journal.with_shared(shared.log.clone());
+        if sync {
+            journal.sync(None)?;
+        }
+        Ok(journal)
     }
 }
 
@@ -497,6 +558,24 @@ impl Session {
             .into_iter()
             .for_each(HeldLease::abandon);
         RunnerError::Crashed { point }
+    }
+}
+
+impl Runner {
+    /// The fences of a run's journal writes: each lease it holds, at its grant's token, and
+    /// the shared journal's own ([`SharedJournal::fences`]).
+    fn fences(&self, leases: &[HeldLease]) -> Vec<Fence> {
+        let mut fences: Vec<Fence> = leases
+            .iter()
+            .map(|l| Fence {
+                key: l.key().to_owned(),
+                token: l.token(),
+            })
+            .collect();
+        if let Some(shared) = &self.options.shared {
+            fences.extend(shared.fences.iter().cloned());
+        }
+        fences
     }
 }
 

@@ -123,6 +123,9 @@ struct TriggerState {
     signals: Vec<SignalState>,
     /// The (signal, onset) pairs the last firing counted.
     fired: Option<Vec<(usize, u64)>>,
+    /// Onsets at or before this time were acted on by a run another daemon started
+    /// ([`Evaluator::acted_on`]): they never make a firing new.
+    acted_until: u64,
     cooldown_until: u64,
     /// The pairs last reported as suppressed, so one situation is reported once.
     suppressed: Option<Vec<(usize, u64)>>,
@@ -204,6 +207,7 @@ impl Evaluator {
                     .collect(),
                 spec: t.clone(),
                 fired: None,
+                acted_until: 0,
                 cooldown_until: 0,
                 suppressed: None,
             })
@@ -212,6 +216,20 @@ impl Evaluator {
             triggers,
             seen: HashMap::new(),
         }
+    }
+
+    /// Another daemon started a run of `trigger` at `started_ms` (ms since the Unix epoch), and
+    /// this one took over: the signals' onsets up to then were acted on and never make a firing
+    /// new, and the trigger is in cooldown from then. `false` when there is no such trigger.
+    pub fn acted_on(&mut self, trigger: &str, started_ms: u64) -> bool {
+        let Some(t) = self.triggers.iter_mut().find(|t| t.spec.name == trigger) else {
+            return false;
+        };
+        t.acted_until = t.acted_until.max(started_ms);
+        t.cooldown_until = t
+            .cooldown_until
+            .max(started_ms.saturating_add(t.spec.cooldown_ms));
+        true
     }
 
     /// Forgets the ids of events that arrived before `before_ms`: a copy of one of them arriving
@@ -317,10 +335,9 @@ impl TriggerState {
             return None;
         }
         let onsets: Vec<(usize, u64)> = counted.iter().map(|(i, o, _, _)| (*i, *o)).collect();
-        let new = self
-            .fired
-            .as_ref()
-            .is_none_or(|last| onsets.iter().any(|o| !last.contains(o)));
+        let new = onsets.iter().any(|o| {
+            o.1 > self.acted_until && self.fired.as_ref().is_none_or(|last| !last.contains(o))
+        });
         if !new {
             return None;
         }
@@ -572,6 +589,26 @@ triggers:
         assert_eq!(first.firings.len(), 1);
         let again = e.observe(&ev(HC, "ALARM", T0), T0 + 1000);
         assert!(again.duplicate && again.matched.is_empty() && again.firings.is_empty());
+    }
+
+    #[test]
+    fn onsets_another_daemon_acted_on_never_fire_here_and_a_later_onset_does() {
+        let mut e = Evaluator::new(&config(1));
+        // The peer fired at T0 + 1 min on this onset and died; this daemon took over.
+        assert!(e.acted_on("primary-down", T0 + MIN));
+        assert!(!e.acted_on("no-such-trigger", T0));
+        assert!(
+            e.observe(&ev(HC, "ALARM", T0), T0 + 2 * MIN)
+                .firings
+                .is_empty()
+        );
+        // Still in ALARM after the cooldown: no new onset, no new run.
+        let o = e.observe(&ev(OUT, "ALARM", T0 + MIN / 2), T0 + 20 * MIN);
+        assert!(o.firings.is_empty());
+        // A new onset after the cooldown fires.
+        e.observe(&ev(HC, "OK", T0 + 21 * MIN), T0 + 21 * MIN);
+        let o = e.observe(&ev(HC, "ALARM", T0 + 22 * MIN), T0 + 22 * MIN);
+        assert_eq!(o.firings.len(), 1);
     }
 
     #[test]

@@ -34,6 +34,7 @@ mod acm;
 mod autoscaling;
 mod backend;
 mod cloudwatch;
+mod coordination;
 mod data_common;
 mod dynamodb;
 mod ec2;
@@ -54,6 +55,7 @@ mod sqs;
 pub(crate) mod testing;
 
 pub use clients::{AwsSettings, Clients, RegionClients, StaticKeys};
+pub use coordination::{DynamoDbLeaseStore, DynamoDbLog};
 
 /// Attributes moto (5.2.5) accepts and does not store, by kind and spec path: a find on moto
 /// never returns them, so every run there finds them drifted and sets them again. AWS stores

@@ -173,8 +173,10 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
 
     let ddb = cloud_spec(
         "dynamodb.global_table",
-        "A DynamoDB global table for trading sessions: on-demand, KMS-encrypted, point-in-time \
-         recovery on, streams on, with a replica in the standby region.",
+        "A DynamoDB global table with a string partition key: on-demand, KMS-encrypted, \
+         point-in-time recovery on, streams on, TTL on, with a replica in the standby region. \
+         Provision makes two: the trading sessions and drflow's own coordination state (the \
+         daemon's lease and shared journal).",
     )
     .required(
         "primary_region",
@@ -217,7 +219,7 @@ pub(crate) fn register(reg: &mut Registry, backend: &Arc<LazyBackend>) {
         "ttl_attribute",
         ValueType::String,
         json!("expiresAt"),
-        "Attribute holding the session's expiry.",
+        "Attribute holding an item's expiry time (TTL).",
     )
     .min_len(1)
     .max_len(255)

@@ -65,7 +65,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::event::{RunEvent, RunSink, RunStatus, SinkError, Timestamp};
+use crate::shared_log::{Fence, SharedEvent, SharedLog, SharedLogError};
 use crate::state::{RunState, TransitionError, event_name};
+
+mod shared;
 
 /// The `PRAGMA application_id` of a drflow journal: `DRFL` in ASCII.
 pub const APPLICATION_ID: i32 = 0x4452_464C;
@@ -284,6 +287,17 @@ pub enum JournalError {
         /// The event's name.
         event: &'static str,
     },
+    /// The shared copy of the journal (the HA deployment's DynamoDB table) refused or failed a
+    /// write or a read. A refused write was not committed here either: the run stops.
+    #[error("the shared journal {log} {what}: {source}")]
+    Shared {
+        /// Where it is ([`SharedLog::describe`]).
+        log: String,
+        /// What was being done.
+        what: &'static str,
+        /// What it said.
+        source: SharedLogError,
+    },
     /// The run's journal does not replay, so nothing more can be recorded into it.
     #[error("run {run_id} cannot be continued: {source}")]
     Replay {
@@ -394,6 +408,14 @@ pub struct Journal {
     /// failed half-way (the state may then be ahead of the rows).
     state: Option<RunState>,
     in_tx: bool,
+    /// The shared copy every commit is written through to first, if any ([`shared`]).
+    shared: Option<std::sync::Arc<dyn SharedLog>>,
+    /// The events of the open transaction not yet in the shared copy.
+    unshared: Vec<SharedEvent>,
+    /// The leases the shared copy checks at every write (the recorded run's).
+    fences: Vec<Fence>,
+    /// Copying from the shared copy ([`Journal::sync`]): nothing goes back to it.
+    importing: bool,
 }
 
 impl std::fmt::Debug for Journal {
@@ -456,6 +478,10 @@ impl Journal {
             run: None,
             state: None,
             in_tx: false,
+            shared: None,
+            unshared: Vec::new(),
+            fences: Vec::new(),
+            importing: false,
         };
         journal.migrate()?;
         Ok(journal)
@@ -490,6 +516,10 @@ impl Journal {
             run: None,
             state: None,
             in_tx: false,
+            shared: None,
+            unshared: Vec::new(),
+            fences: Vec::new(),
+            importing: false,
         })
     }
 
@@ -567,15 +597,7 @@ impl Journal {
     /// Replays the run's events: the next ones are checked against its state.
     pub fn attach(&mut self, run_id: &str) -> Result<(), JournalError> {
         self.commit()?;
-        let last: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT MAX(seq) FROM events WHERE run_id = ?1",
-                [run_id],
-                |r| r.get(0),
-            )
-            .map_err(sql(&self.path, "finding the run's last event"))?;
-        let Some(last) = last else {
+        let Some(last) = self.last_seq(run_id)? else {
             return Err(JournalError::UnknownRun {
                 id: run_id.to_owned(),
                 path: self.path.clone(),
@@ -589,6 +611,17 @@ impl Journal {
         self.run = Some((run_id.to_owned(), last + 1));
         self.state = Some(state);
         Ok(())
+    }
+
+    /// The sequence number of the run's last event, `None` for a run without events here.
+    fn last_seq(&self, run_id: &str) -> Result<Option<i64>, JournalError> {
+        self.conn
+            .query_row(
+                "SELECT MAX(seq) FROM events WHERE run_id = ?1",
+                [run_id],
+                |r| r.get(0),
+            )
+            .map_err(sql(&self.path, "finding the run's last event"))
     }
 
     /// Appends one event to the open transaction (opening one if needed), after applying it to
@@ -700,6 +733,9 @@ impl Journal {
                 ])
             })
             .map_err(sql(&path, "writing an event"))?;
+        if self.shared.is_some() && !self.importing {
+            self.unshared.push(SharedEvent { run_id, seq, body });
+        }
         if let Some((_, next)) = self.run.as_mut() {
             *next = seq + 1;
         }
@@ -707,8 +743,12 @@ impl Journal {
     }
 
     /// Commits the open transaction, if any: every event appended so far is durable afterwards.
+    /// With a shared copy ([`Journal::with_shared`]), the events go there first: refused there
+    /// (another process took the run over, or the store is out of reach), they are rolled back
+    /// here too and the run records nothing more.
     pub fn commit(&mut self) -> Result<(), JournalError> {
         if self.in_tx {
+            self.share()?;
             self.conn
                 .execute_batch("COMMIT")
                 .map_err(sql(&self.path, "committing journal events"))?;
@@ -720,6 +760,7 @@ impl Journal {
     /// Drops the journal as a killed process would: events not yet committed are lost (a test
     /// hook's "crash"; see `crate::runner::Hooks`).
     pub fn abandon(mut self) {
+        self.unshared.clear();
         if self.in_tx {
             let _ = self.conn.execute_batch("ROLLBACK");
             self.in_tx = false;
@@ -748,6 +789,18 @@ impl Journal {
             return Ok(doomed);
         }
         self.commit()?;
+        // The shared copy first: a run pruned here but not there would come back at the next
+        // copy, and one pruned there but not here is simply pruned again.
+        if let Some(log) = &self.shared {
+            for r in &doomed {
+                log.delete_run(&r.id)
+                    .map_err(|source| JournalError::Shared {
+                        log: log.describe(),
+                        what: "could not prune a run",
+                        source,
+                    })?;
+            }
+        }
         let path = self.path.clone();
         let tx = self
             .conn
