@@ -142,6 +142,18 @@ pub fn cmd_daemon(global: &Global, args: DaemonArgs) -> Result<u8, Failure> {
         )));
     }
     let plan = prepare(&args)?;
+    // The standby region's replica is the one an outage of the primary leaves up, and both
+    // daemons must name one region: another region would make a second leader.
+    if let Some(region) = global.journal.as_ref().and_then(|j| j.region.as_deref())
+        && region != plan.standby_region
+    {
+        return Err(Failure::invalid(format!(
+            "error: --journal names region {region}, but the environment's standby region is {}: two daemons coordinate only through one replica, the standby region's\n  hint: --journal dynamodb://{}?region={}\n",
+            plan.standby_region,
+            global.journal.as_ref().map_or("", |j| j.table.as_str()),
+            plan.standby_region
+        )));
+    }
     if args.check {
         outln!("{}", describe(&plan, &args, global));
         return Ok(EXIT_OK);
@@ -840,8 +852,14 @@ async fn handle(
         }
         Verdict::Duplicate | Verdict::Stale => metrics.deduplicated(verdict.name()),
         Verdict::Taken { observation } => {
-            if !observation.suppressed.is_empty() {
+            for s in &observation.suppressed {
                 metrics.suppressed();
+                // Said: a real outage soon after a failover (or a failback) must not go quiet.
+                eprintln!(
+                    "drflow: daemon: trigger {} met, but in cooldown until {} (after its last firing, or a run of its runbook another daemon started); not firing",
+                    s.trigger,
+                    iso8601(s.until_ms as f64 / 1000.0)
+                );
             }
             for f in &observation.firings {
                 metrics.fired(&f.trigger);

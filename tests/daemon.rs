@@ -299,6 +299,14 @@ fn bad_input_is_refused_with_exit_2_and_nothing_started() {
             vec!["--journal", "dynamodb://drflow-state-prod-eu"],
             "give the region",
         ),
+        // ... and it must be the standby region's.
+        (
+            vec![
+                "--journal",
+                "dynamodb://drflow-state-prod-eu?region=eu-south-1",
+            ],
+            "standby region is eu-central-1",
+        ),
     ];
     for (extra, says) in cases {
         let mut args = vec!["daemon", "--params-file", EU];

@@ -557,7 +557,7 @@ async fn renew_loop(
                 tracing::error!(
                     lock = grant.key,
                     run = grant.run_id,
-                    "LOST THE RUN LOCK: another process took it over; this run must stop"
+                    "LOST THE LEASE: another process took it over; whatever holds it must stop"
                 );
                 let _ = lost.send(true);
                 return;
@@ -570,7 +570,7 @@ async fn renew_loop(
                         lock = grant.key,
                         run = grant.run_id,
                         error = %e,
-                        "LOST THE RUN LOCK: it could not be renewed before it expired; this run must stop"
+                        "LOST THE LEASE: it could not be renewed before it expired; whatever holds it must stop"
                     );
                     let _ = lost.send(true);
                     return;
